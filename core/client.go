@@ -1,0 +1,548 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/remoting"
+)
+
+// Defaults of ClientConfig, as in the Java client (spec §5).
+const (
+	DefaultRouteRefresh = 30 * time.Second
+	DefaultHeartbeat    = 30 * time.Second
+	DefaultAPITimeout   = 3 * time.Second
+	// DefaultInstanceName is replaced by "PID#nanos" so that each client gets its own
+	// instance unless an instance name is set.
+	DefaultInstanceName = "DEFAULT"
+	innerProducerGroup  = "CLIENT_INNER_PRODUCER"
+)
+
+// ClientConfig configures a client instance: the connections, routes and scheduled work
+// shared by every producer group with the same client id.
+type ClientConfig struct {
+	// NameServers are the NameServer addresses ("host:port"); required.
+	NameServers []string
+	// InstanceName is part of the client id. Producers with the same client id share one
+	// client instance. Default "DEFAULT", which becomes "PID#nanos" (one instance per producer).
+	InstanceName string
+	// UnitName, when set, is appended to the client id.
+	UnitName string
+	// ClientIP is the first part of the client id; default: the host's address.
+	ClientIP string
+	// RouteRefresh is how often every known topic's route is fetched again; default 30s.
+	RouteRefresh time.Duration
+	// Heartbeat is how often masters receive a heartbeat naming the producer groups; default 30s.
+	Heartbeat time.Duration
+	// APITimeout bounds route queries, heartbeats and unregistration; default 3s.
+	APITimeout time.Duration
+	// Remoting configures the transport (dialer, TLS, header encoding, hooks).
+	Remoting remoting.Config
+	// Logger receives the client's logs; default: none.
+	Logger hclog.Logger
+}
+
+func (c *ClientConfig) withDefaults() ClientConfig {
+	out := *c
+	if out.InstanceName == "" {
+		out.InstanceName = DefaultInstanceName
+	}
+	if out.RouteRefresh == 0 {
+		out.RouteRefresh = DefaultRouteRefresh
+	}
+	if out.Heartbeat == 0 {
+		out.Heartbeat = DefaultHeartbeat
+	}
+	if out.APITimeout == 0 {
+		out.APITimeout = DefaultAPITimeout
+	}
+	if out.ClientIP == "" {
+		if ip := localIP(); ip != nil {
+			out.ClientIP = ip.String()
+		} else {
+			out.ClientIP = "127.0.0.1"
+		}
+	}
+	if out.Logger == nil {
+		out.Logger = hclog.NewNullLogger()
+	}
+	if out.Remoting.Logger == nil {
+		out.Remoting.Logger = out.Logger.Named("remoting")
+	}
+	return out
+}
+
+func (c *ClientConfig) validate() error {
+	var errs []error
+	if len(c.NameServers) == 0 {
+		errs = append(errs, fmt.Errorf("%w: NameServers: %w", ErrInvalidConfig, ErrNoNameServer))
+	}
+	for name, d := range map[string]time.Duration{"RouteRefresh": c.RouteRefresh, "Heartbeat": c.Heartbeat, "APITimeout": c.APITimeout} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%w: %s is negative (%v)", ErrInvalidConfig, name, d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// clientID renders IP@instance[@unit] (spec §5).
+func (c *ClientConfig) clientID() string {
+	id := c.ClientIP + "@" + c.InstanceName
+	if c.UnitName != "" {
+		id += "@" + c.UnitName
+	}
+	return id
+}
+
+// Client is one client instance (the Java MQClientInstance): a remoting client, the route
+// table, and the scheduled route refresh and heartbeat. It is shared by every Producer
+// whose config yields the same client id; it starts with the first and stops when the
+// last one closes. Safe for concurrent use.
+type Client struct {
+	id  string
+	cfg ClientConfig
+	rc  *remoting.Client
+	log hclog.Logger
+
+	mu          sync.Mutex
+	groups      map[string]*Producer
+	brokerAddrs map[string]map[int64]string // broker name -> id -> addr
+	routes      map[string]*TopicRoute      // last route per topic (incl. TBW102 fallbacks)
+	closed      bool
+
+	topics   sync.Map // topic -> *topicState
+	routeSeq atomic.Uint64
+
+	heartbeatRunning atomic.Bool
+	stop             chan struct{}
+	wg               sync.WaitGroup
+}
+
+// topicState holds a topic's current publish info and serializes its route fetches.
+type topicState struct {
+	info atomic.Pointer[publishInfo]
+
+	fetchMu sync.Mutex // one route fetch per topic in flight
+}
+
+// publishInfo is an immutable snapshot of a topic's publish queues (Java TopicPublishInfo).
+type publishInfo struct {
+	topic   string
+	version uint64
+	queues  []sdk.Queue
+	route   *TopicRoute
+	ordered bool
+	// fromDefault marks a route borrowed from TBW102 (auto-create pending).
+	fromDefault bool
+	rr          *atomic.Uint32 // in-process round-robin, random start
+}
+
+func (p *publishInfo) ok() bool { return p != nil && len(p.queues) > 0 }
+
+// selectRR is the Java default selection (spec §7.2): the next queue round-robin,
+// avoiding lastBroker when another broker has a queue.
+func (p *publishInfo) selectRR(lastBroker string) int {
+	n := uint32(len(p.queues))
+	if lastBroker != "" {
+		for range n {
+			i := int(p.rr.Add(1) % n)
+			if p.queues[i].Broker != lastBroker {
+				return i
+			}
+		}
+	}
+	return int(p.rr.Add(1) % n)
+}
+
+var registry = struct {
+	sync.Mutex
+	clients map[string]*Client
+}{clients: make(map[string]*Client)}
+
+// acquireClient returns the client instance for cfg's client id, creating it on first use,
+// and registers the producer's group on it.
+func acquireClient(cfg ClientConfig, p *Producer) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.InstanceName == DefaultInstanceName {
+		cfg.InstanceName = strconv.Itoa(os.Getpid()) + "#" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	}
+	id := cfg.clientID()
+	registry.Lock()
+	defer registry.Unlock()
+	c := registry.clients[id]
+	if c == nil {
+		var err error
+		if c, err = newClient(id, cfg); err != nil {
+			return nil, err
+		}
+		registry.clients[id] = c
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, dup := c.groups[p.cfg.Group]; dup {
+		return nil, fmt.Errorf("%w: group %q on client %s", ErrGroupExists, p.cfg.Group, id)
+	}
+	c.groups[p.cfg.Group] = p
+	return c, nil
+}
+
+func newClient(id string, cfg ClientConfig) (*Client, error) {
+	rc, err := remoting.NewClient(cfg.Remoting)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	rc.SetNameServers(cfg.NameServers)
+	c := &Client{
+		id:          id,
+		cfg:         cfg,
+		rc:          rc,
+		log:         cfg.Logger.With("client", id),
+		groups:      make(map[string]*Producer),
+		brokerAddrs: make(map[string]map[int64]string),
+		routes:      make(map[string]*TopicRoute),
+		stop:        make(chan struct{}),
+	}
+	c.wg.Add(2)
+	go c.every(10*time.Millisecond, cfg.RouteRefresh, c.refreshRoutes)
+	go c.every(time.Second, cfg.Heartbeat, func() { c.cleanOfflineBrokers(); c.sendHeartbeats() })
+	return c, nil
+}
+
+// ID returns the client id, e.g. "10.0.0.5@producerd".
+func (c *Client) ID() string { return c.id }
+
+// Remoting returns the transport, for admin requests and status.
+func (c *Client) Remoting() *remoting.Client { return c.rc }
+
+func (c *Client) every(initial, period time.Duration, f func()) {
+	defer c.wg.Done()
+	t := time.NewTimer(initial)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			f()
+			t.Reset(period)
+		}
+	}
+}
+
+// release unregisters a producer group from the brokers and from the instance; the last
+// group stops the instance.
+func (c *Client) release(p *Producer) {
+	c.unregister(p.cfg.Group)
+	registry.Lock()
+	c.mu.Lock()
+	delete(c.groups, p.cfg.Group)
+	last := len(c.groups) == 0
+	if last {
+		c.closed = true
+		delete(registry.clients, c.id)
+	}
+	c.mu.Unlock()
+	registry.Unlock()
+	if last {
+		close(c.stop)
+		c.wg.Wait()
+		c.rc.Close()
+	}
+}
+
+func (c *Client) topic(name string) *topicState {
+	if ts, ok := c.topics.Load(name); ok {
+		return ts.(*topicState)
+	}
+	ts, _ := c.topics.LoadOrStore(name, &topicState{})
+	return ts.(*topicState)
+}
+
+// publishInfo returns a usable publish info for topic, fetching the route on first use and
+// falling back to the default topic's route (TBW102 auto-create, spec §3.5).
+func (c *Client) publishInfo(ctx context.Context, topic, defaultTopic string, defaultQueueNums int) (*publishInfo, error) {
+	ts := c.topic(topic)
+	if pi := ts.info.Load(); pi.ok() {
+		return pi, nil
+	}
+	ts.fetchMu.Lock()
+	defer ts.fetchMu.Unlock()
+	if pi := ts.info.Load(); pi.ok() { // fetched while we waited
+		return pi, nil
+	}
+	pi, err := c.updateRoute(ctx, topic, ts)
+	if pi.ok() {
+		return pi, nil
+	}
+	if defaultTopic == "" {
+		return nil, c.noRoute(topic, err)
+	}
+	route, derr := c.fetchRoute(ctx, defaultTopic)
+	if derr != nil {
+		return nil, c.noRoute(topic, errors.Join(err, derr))
+	}
+	pi = c.install(topic, ts, route.withDefaultQueueNums(defaultQueueNums), true)
+	if !pi.ok() {
+		return nil, c.noRoute(topic, err)
+	}
+	return pi, nil
+}
+
+func (c *Client) noRoute(topic string, cause error) error {
+	if cause != nil {
+		return fmt.Errorf("%w %s: %w", ErrNoRoute, topic, cause)
+	}
+	return fmt.Errorf("%w %s", ErrNoRoute, topic)
+}
+
+// updateRoute fetches topic's route and installs it; on any failure the cached info stays.
+func (c *Client) updateRoute(ctx context.Context, topic string, ts *topicState) (*publishInfo, error) {
+	route, err := c.fetchRoute(ctx, topic)
+	if err != nil {
+		return ts.info.Load(), err
+	}
+	return c.install(topic, ts, route, false), nil
+}
+
+func (c *Client) fetchRoute(ctx context.Context, topic string) (*TopicRoute, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.APITimeout)
+	defer cancel()
+	req := remoting.NewRequest(remoting.GetRouteInfoByTopic, map[string]string{"topic": topic}, nil)
+	resp, addr, err := c.rc.InvokeNameServer(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := remoting.ResponseError(addr, resp); err != nil {
+		return nil, err
+	}
+	if len(resp.Body) == 0 {
+		return nil, fmt.Errorf("core: empty route body for topic %s from %s", topic, addr)
+	}
+	return ParseTopicRoute(resp.Body)
+}
+
+// install records a fetched route and publishes a new publish info when the queue set
+// changed; the route version changes exactly then.
+func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDefault bool) *publishInfo {
+	queues, ordered := route.publishQueues()
+	c.mu.Lock()
+	c.routes[topic] = route
+	for _, bd := range route.BrokerDatas {
+		addrs := make(map[int64]string, len(bd.BrokerAddrs))
+		for id, a := range bd.BrokerAddrs {
+			addrs[id] = a
+		}
+		c.brokerAddrs[bd.BrokerName] = addrs
+	}
+	c.mu.Unlock()
+
+	old := ts.info.Load()
+	if old != nil && old.fromDefault == fromDefault && slices.Equal(old.queues, queues) && old.ordered == ordered {
+		return old
+	}
+	pi := &publishInfo{
+		topic: topic, version: c.routeSeq.Add(1), queues: queues, route: route,
+		ordered: ordered, fromDefault: fromDefault, rr: new(atomic.Uint32),
+	}
+	pi.rr.Store(rand.Uint32())
+	ts.info.Store(pi)
+	c.log.Debug("route changed", "topic", topic, "version", pi.version, "queues", len(queues), "fromDefault", fromDefault)
+	return pi
+}
+
+// masterAddr returns a broker's master address from the broker table.
+func (c *Client) masterAddr(broker string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.brokerAddrs[broker][masterID]
+}
+
+// refreshRoutes fetches every known topic's route again (every RouteRefresh).
+func (c *Client) refreshRoutes() {
+	c.topics.Range(func(k, v any) bool {
+		select {
+		case <-c.stop:
+			return false
+		default:
+		}
+		ts := v.(*topicState)
+		if !ts.fetchMu.TryLock() {
+			return true // a fetch is in flight already
+		}
+		_, err := c.updateRoute(context.Background(), k.(string), ts)
+		ts.fetchMu.Unlock()
+		if err != nil && !isTopicNotExist(err) {
+			c.log.Warn("route refresh failed; keeping the cached route", "topic", k, "error", err)
+		}
+		return true
+	})
+}
+
+func isTopicNotExist(err error) bool {
+	var re *remoting.Error
+	return errors.As(err, &re) && re.Code == remoting.TopicNotExist
+}
+
+// cleanOfflineBrokers drops broker addresses no route mentions any more (spec §8.4).
+func (c *Client) cleanOfflineBrokers() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	live := make(map[string]bool)
+	for _, r := range c.routes {
+		for _, bd := range r.BrokerDatas {
+			for _, a := range bd.BrokerAddrs {
+				live[bd.BrokerName+"/"+a] = true
+			}
+		}
+	}
+	for name, addrs := range c.brokerAddrs {
+		for id, a := range addrs {
+			if !live[name+"/"+a] {
+				delete(addrs, id)
+			}
+		}
+		if len(addrs) == 0 {
+			delete(c.brokerAddrs, name)
+		}
+	}
+}
+
+// heartbeatData is the producer HeartbeatData body (spec §8.3).
+type heartbeatData struct {
+	ClientID        string         `json:"clientID"`
+	ConsumerDataSet []struct{}     `json:"consumerDataSet"`
+	ProducerDataSet []producerData `json:"producerDataSet"`
+}
+
+type producerData struct {
+	GroupName string `json:"groupName"`
+}
+
+// sendHeartbeats tells every master which producer groups this client holds.
+func (c *Client) sendHeartbeats() {
+	if !c.heartbeatRunning.CompareAndSwap(false, true) {
+		return // the previous round is still running
+	}
+	defer c.heartbeatRunning.Store(false)
+	c.mu.Lock()
+	hb := heartbeatData{ClientID: c.id, ConsumerDataSet: []struct{}{},
+		ProducerDataSet: []producerData{{GroupName: innerProducerGroup}}}
+	for g := range c.groups {
+		hb.ProducerDataSet = append(hb.ProducerDataSet, producerData{GroupName: g})
+	}
+	var masters []string
+	for _, addrs := range c.brokerAddrs {
+		if a := addrs[masterID]; a != "" {
+			masters = append(masters, a)
+		}
+	}
+	c.mu.Unlock()
+	if len(masters) == 0 {
+		return
+	}
+	body, _ := json.Marshal(hb)
+	for _, addr := range masters {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.APITimeout)
+		resp, err := c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, body))
+		cancel()
+		if err == nil {
+			err = remoting.ResponseError(addr, resp)
+		}
+		if err != nil {
+			c.log.Warn("heartbeat failed", "broker", addr, "error", err)
+		}
+	}
+}
+
+// unregister sends UNREGISTER_CLIENT for group to every known broker address (spec §8.5).
+func (c *Client) unregister(group string) {
+	c.mu.Lock()
+	var addrs []string
+	for _, m := range c.brokerAddrs {
+		for _, a := range m {
+			addrs = append(addrs, a)
+		}
+	}
+	c.mu.Unlock()
+	ext := map[string]string{"clientID": c.id, "producerGroup": group}
+	for _, addr := range addrs {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.APITimeout)
+		resp, err := c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.UnregisterClient, ext, nil))
+		cancel()
+		if err == nil {
+			err = remoting.ResponseError(addr, resp)
+		}
+		if err != nil {
+			c.log.Warn("unregister failed", "broker", addr, "group", group, "error", err)
+		}
+	}
+}
+
+// RouteInfo describes a topic's cached route, for status pages.
+type RouteInfo struct {
+	Topic       string
+	Version     uint64
+	Queues      []sdk.Queue
+	FromDefault bool
+}
+
+// Routes returns the cached publish routes, sorted by topic.
+func (c *Client) Routes() []RouteInfo {
+	var out []RouteInfo
+	c.topics.Range(func(k, v any) bool {
+		if pi := v.(*topicState).info.Load(); pi != nil {
+			out = append(out, RouteInfo{Topic: pi.topic, Version: pi.version, Queues: pi.queues, FromDefault: pi.fromDefault})
+		}
+		return true
+	})
+	slices.SortFunc(out, func(a, b RouteInfo) int {
+		if a.Topic < b.Topic {
+			return -1
+		}
+		if a.Topic > b.Topic {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Brokers returns the known broker masters, name -> address.
+func (c *Client) Brokers() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]string, len(c.brokerAddrs))
+	for name, addrs := range c.brokerAddrs {
+		if a := addrs[masterID]; a != "" {
+			out[name] = a
+		}
+	}
+	return out
+}
+
+// Groups returns the producer groups registered on this instance.
+func (c *Client) Groups() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.groups))
+	for g := range c.groups {
+		out = append(out, g)
+	}
+	slices.Sort(out)
+	return out
+}

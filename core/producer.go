@@ -1,0 +1,678 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/remoting"
+)
+
+// Defaults of ProducerConfig (spec §5).
+const (
+	DefaultSendTimeout      = 3 * time.Second
+	DefaultRetries          = 2
+	DefaultAsyncRetries     = 2
+	DefaultCreateTopicKey   = "TBW102"
+	DefaultTopicQueueNums   = 4
+	DefaultMaxAsyncInFlight = 10000
+)
+
+// DefaultRetryCodes are the broker response codes after which a sync send tries again:
+// the Java 5.3 set {1, 2, 14, 16, 17, 204, 205}.
+var DefaultRetryCodes = []remoting.ResponseCode{
+	remoting.SystemError, remoting.SystemBusy, remoting.ServiceNotAvailable, remoting.NoPermission,
+	remoting.TopicNotExist, remoting.NoBuyerID, remoting.NotInCurrentUnit,
+}
+
+// ProducerConfig configures one producer group. Zero values take the documented defaults.
+type ProducerConfig struct {
+	// Group is the producer group name; required.
+	Group string
+	// Client configures the client instance; producers with the same client id share one.
+	Client ClientConfig
+	// SendTimeout is the budget of one send across all its attempts; default 3s.
+	SendTimeout time.Duration
+	// Retries is how many more attempts a sync or batch send makes after the first; default 2.
+	// Set NoRetries to make zero explicit.
+	Retries   int
+	NoRetries bool
+	// AsyncRetries is how many more attempts an async send makes after a transport
+	// failure (never after a broker error code); default 2.
+	AsyncRetries int
+	// AttemptTimeout caps every attempt but the last, so that one hung broker cannot eat
+	// the whole budget and leave no time for a retry on another broker. Default
+	// SendTimeout/(1+Retries), i.e. 1s of the 3s budget; the last attempt always gets
+	// whatever remains. A negative value disables the cap (the Java behaviour).
+	AttemptTimeout time.Duration
+	// RetryAnotherBrokerWhenNotStoreOK makes a sync send try again when the broker stored
+	// the message but answered FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT or
+	// SLAVE_NOT_AVAILABLE (this can duplicate the message). Default false: such results are
+	// returned as they are.
+	RetryAnotherBrokerWhenNotStoreOK bool
+	// RetryCodes replaces DefaultRetryCodes when non-nil.
+	RetryCodes []remoting.ResponseCode
+	// MaxMessageSize is the body limit in bytes, checked before compression; default 4 MiB.
+	MaxMessageSize int
+	// CompressThreshold: bodies of at least this many bytes are zlib-compressed; default
+	// 4096. Negative disables compression.
+	CompressThreshold int
+	// CompressLevel is the zlib level, 1..9; default 5.
+	CompressLevel int
+	// CreateTopicKey is the default topic used to auto-create unknown topics; default
+	// "TBW102". Set NoAutoCreate to disable the fallback.
+	CreateTopicKey string
+	NoAutoCreate   bool
+	// DefaultTopicQueueNums is the queue count asked for auto-created topics; default 4.
+	DefaultTopicQueueNums int
+	// MaxAsyncInFlight bounds async sends in flight; SendAsync waits for room until its
+	// context ends. Default 10000.
+	MaxAsyncInFlight int
+	// Strategy selects queues and observes outcomes. Default: in-process round-robin from
+	// a random start, avoiding the last broker on a retry. If it implements sdk.Provider,
+	// each send acquires one generation for its whole retry loop.
+	Strategy sdk.Selector
+	// UseV1Header sends SEND_MESSAGE (10) with long header names instead of
+	// SEND_MESSAGE_V2 (310).
+	UseV1Header bool
+	// Hooks observe sends (for metrics).
+	Hooks ProducerHooks
+}
+
+// ProducerHooks observe a producer; each is optional and must not block.
+type ProducerHooks struct {
+	// OnAttempt is called after every attempt of every send.
+	OnAttempt func(topic string, o sdk.Outcome)
+	// OnDecision is called after every strategy decision; fallback is true when the
+	// strategy failed and in-process round-robin decided.
+	OnDecision func(latency time.Duration, fallback bool, err error)
+}
+
+func (c *ProducerConfig) withDefaults() ProducerConfig {
+	out := *c
+	if out.SendTimeout == 0 {
+		out.SendTimeout = DefaultSendTimeout
+	}
+	if out.Retries == 0 && !out.NoRetries {
+		out.Retries = DefaultRetries
+	}
+	if out.AsyncRetries == 0 && !out.NoRetries {
+		out.AsyncRetries = DefaultAsyncRetries
+	}
+	if out.AttemptTimeout == 0 {
+		out.AttemptTimeout = out.SendTimeout / time.Duration(1+out.Retries)
+	}
+	if out.RetryCodes == nil {
+		out.RetryCodes = DefaultRetryCodes
+	}
+	if out.MaxMessageSize == 0 {
+		out.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if out.CompressThreshold == 0 {
+		out.CompressThreshold = DefaultCompressThreshold
+	}
+	if out.CompressLevel == 0 {
+		out.CompressLevel = DefaultCompressLevel
+	}
+	if out.CreateTopicKey == "" {
+		out.CreateTopicKey = DefaultCreateTopicKey
+	}
+	if out.NoAutoCreate {
+		out.CreateTopicKey = ""
+	}
+	if out.DefaultTopicQueueNums == 0 {
+		out.DefaultTopicQueueNums = DefaultTopicQueueNums
+	}
+	if out.MaxAsyncInFlight == 0 {
+		out.MaxAsyncInFlight = DefaultMaxAsyncInFlight
+	}
+	return out
+}
+
+func (c *ProducerConfig) validate() error {
+	var errs []error
+	if err := ValidateGroup(c.Group); err != nil {
+		errs = append(errs, fmt.Errorf("%w: Group: %w", ErrInvalidConfig, err))
+	}
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+		}
+	}
+	check(c.SendTimeout > 0, "SendTimeout must be positive, got %v", c.SendTimeout)
+	check(c.Retries >= 0 && c.Retries <= 16, "Retries must be in 0..16, got %d", c.Retries)
+	check(c.AsyncRetries >= 0 && c.AsyncRetries <= 16, "AsyncRetries must be in 0..16, got %d", c.AsyncRetries)
+	check(c.MaxMessageSize > 0 && c.MaxMessageSize <= remoting.MaxFrameSize-64<<10,
+		"MaxMessageSize must be in 1..%d, got %d", remoting.MaxFrameSize-64<<10, c.MaxMessageSize)
+	check(c.CompressLevel >= 1 && c.CompressLevel <= 9, "CompressLevel must be in 1..9, got %d", c.CompressLevel)
+	check(c.DefaultTopicQueueNums > 0, "DefaultTopicQueueNums must be positive, got %d", c.DefaultTopicQueueNums)
+	check(c.MaxAsyncInFlight > 0, "MaxAsyncInFlight must be positive, got %d", c.MaxAsyncInFlight)
+	if c.CreateTopicKey != "" {
+		if err := ValidateTopic(c.CreateTopicKey); err != nil {
+			errs = append(errs, fmt.Errorf("%w: CreateTopicKey: %w", ErrInvalidConfig, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SendStatus is the outcome of a send that stored the message.
+type SendStatus int
+
+// Send statuses (Java SendStatus).
+const (
+	SendOK SendStatus = iota
+	FlushDiskTimeout
+	FlushSlaveTimeout
+	SlaveNotAvailable
+)
+
+func (s SendStatus) String() string {
+	switch s {
+	case SendOK:
+		return "SEND_OK"
+	case FlushDiskTimeout:
+		return "FLUSH_DISK_TIMEOUT"
+	case FlushSlaveTimeout:
+		return "FLUSH_SLAVE_TIMEOUT"
+	case SlaveNotAvailable:
+		return "SLAVE_NOT_AVAILABLE"
+	}
+	return "SendStatus(" + strconv.Itoa(int(s)) + ")"
+}
+
+// SendResult describes a stored message.
+type SendResult struct {
+	Status SendStatus
+	// MsgID is the client-generated UNIQ_KEY (comma-separated for a batch).
+	MsgID string
+	// OffsetMsgID is the broker's id: store address and commit log offset (comma-separated
+	// for a batch).
+	OffsetMsgID string
+	Topic       string
+	Queue       sdk.Queue
+	QueueOffset int64
+	// TransactionID, RegionID and TraceOn are copied from the broker's answer.
+	TransactionID string
+	RegionID      string
+	TraceOn       bool
+	// Attempts is how many attempts the send took.
+	Attempts int
+}
+
+// Producer sends messages for one producer group. Safe for concurrent use.
+type Producer struct {
+	cfg        ProducerConfig
+	client     *Client
+	retryCodes map[remoting.ResponseCode]bool
+	asyncSem   chan struct{}
+
+	closed   atomic.Bool
+	inflight sync.WaitGroup
+}
+
+// NewProducer validates cfg, then registers the group on the client instance for its
+// client id (creating and starting the instance if needed). It does no network I/O: routes
+// are fetched on the first send.
+func NewProducer(cfg ProducerConfig) (*Producer, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p := &Producer{cfg: cfg, retryCodes: make(map[remoting.ResponseCode]bool), asyncSem: make(chan struct{}, cfg.MaxAsyncInFlight)}
+	for _, c := range cfg.RetryCodes {
+		p.retryCodes[c] = true
+	}
+	c, err := acquireClient(cfg.Client, p)
+	if err != nil {
+		return nil, err
+	}
+	p.client = c
+	return p, nil
+}
+
+// Group returns the producer group name.
+func (p *Producer) Group() string { return p.cfg.Group }
+
+// Client returns the shared client instance.
+func (p *Producer) Client() *Client { return p.client }
+
+// Close waits for sends in flight to end (bounded by ctx), unregisters the group from
+// every known broker and, when it was the last group, stops the client instance.
+func (p *Producer) Close(ctx context.Context) error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() { p.inflight.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("core: close producer %s: sends still in flight: %w", p.cfg.Group, ctx.Err())
+	}
+	p.client.release(p)
+	return err
+}
+
+func (p *Producer) begin() error {
+	p.inflight.Add(1)
+	if p.closed.Load() {
+		p.inflight.Done()
+		return ErrClosed
+	}
+	return nil
+}
+
+// prepared is a message encoded once for all its attempts: the UNIQ_KEY stays the same on
+// every retry (spec §4.8).
+type prepared struct {
+	topic    string
+	body     []byte
+	props    string
+	uniqKey  string
+	sysFlag  int32
+	flag     int32
+	batch    bool
+	info     *sdk.MessageInfo
+	reqCode  remoting.RequestCode
+	bornTime int64
+}
+
+func (p *Producer) prepare(m *Message) (*prepared, error) {
+	if err := m.Validate(p.cfg.MaxMessageSize); err != nil {
+		return nil, err
+	}
+	uniq := uniqIDs.next()
+	props := m.encodeProperties(make([]byte, 0, 64+len(m.Tags)+len(m.ShardingKey)), uniq)
+	if len(props) > maxPropertiesLength {
+		return nil, invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(props), maxPropertiesLength)
+	}
+	pr := &prepared{topic: m.Topic, body: m.Body, props: string(props), uniqKey: uniq, flag: m.Flag,
+		reqCode: remoting.SendMessageV2, bornTime: time.Now().UnixMilli(),
+		info: &sdk.MessageInfo{Keys: m.Keys, Tags: m.Tags, ShardingKey: m.ShardingKey, Size: len(m.Body)}}
+	if p.cfg.UseV1Header {
+		pr.reqCode = remoting.SendMessage
+	}
+	if p.cfg.CompressThreshold > 0 && len(m.Body) >= p.cfg.CompressThreshold {
+		if z, ok := compress(m.Body, p.cfg.CompressLevel); ok {
+			pr.body = z
+			pr.sysFlag |= sysFlagCompressed | sysFlagCompressionZip
+		}
+	}
+	return pr, nil
+}
+
+func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
+	if len(msgs) == 0 {
+		return nil, invalid("batch.empty", "a batch needs at least one message")
+	}
+	first := msgs[0]
+	if first == nil {
+		return nil, invalid("message.nil", "batch message 0 is nil")
+	}
+	if strings.HasPrefix(first.Topic, "%RETRY%") {
+		return nil, invalid("batch.retry-topic", "a batch cannot be sent to retry topic %q", first.Topic)
+	}
+	var body []byte
+	ids := make([]string, 0, len(msgs))
+	for i, m := range msgs {
+		if err := m.Validate(p.cfg.MaxMessageSize); err != nil {
+			return nil, fmt.Errorf("batch message %d: %w", i, err)
+		}
+		switch {
+		case m.Topic != first.Topic:
+			return nil, invalid("batch.topic", "batch message %d has topic %q, the batch is for %q", i, m.Topic, first.Topic)
+		case m.DelayLevel > 0:
+			return nil, invalid("batch.delay", "batch message %d has a delay level; batches cannot be delayed", i)
+		case m.NoWaitStore != first.NoWaitStore:
+			return nil, invalid("batch.wait", "batch message %d differs in NoWaitStore from the first", i)
+		}
+		uniq := uniqIDs.next()
+		ids = append(ids, uniq)
+		props := m.encodeProperties(nil, uniq)
+		if len(props) > maxPropertiesLength {
+			return nil, invalid("properties.size", "batch message %d: encoded properties are %d bytes", i, len(props))
+		}
+		body = encodeBatchRecord(body, m.Flag, m.Body, props)
+	}
+	if len(body) > p.cfg.MaxMessageSize {
+		return nil, invalid("batch.size", "the encoded batch is %d bytes, the limit is %d", len(body), p.cfg.MaxMessageSize)
+	}
+	wait := "true"
+	if first.NoWaitStore {
+		wait = "false"
+	}
+	return &prepared{topic: first.Topic, body: body, props: string(appendProperty(nil, PropertyWait, wait)),
+		uniqKey: strings.Join(ids, ","), batch: true, reqCode: remoting.SendBatchMessage,
+		bornTime: time.Now().UnixMilli(), info: &sdk.MessageInfo{Size: len(body)}}, nil
+}
+
+// header builds the request ext fields for one attempt (spec §4.1, §4.2).
+func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
+	qid := strconv.Itoa(int(q.ID))
+	batch := strconv.FormatBool(pr.batch)
+	if pr.reqCode == remoting.SendMessage {
+		return map[string]string{
+			"producerGroup": p.cfg.Group, "topic": pr.topic, "defaultTopic": p.defaultTopic(),
+			"defaultTopicQueueNums": strconv.Itoa(p.cfg.DefaultTopicQueueNums), "queueId": qid,
+			"sysFlag": strconv.Itoa(int(pr.sysFlag)), "bornTimestamp": strconv.FormatInt(pr.bornTime, 10),
+			"flag": strconv.Itoa(int(pr.flag)), "properties": pr.props, "reconsumeTimes": "0",
+			"unitMode": "false", "batch": batch, "bname": q.Broker,
+		}
+	}
+	return map[string]string{
+		"a": p.cfg.Group, "b": pr.topic, "c": p.defaultTopic(), "d": strconv.Itoa(p.cfg.DefaultTopicQueueNums),
+		"e": qid, "f": strconv.Itoa(int(pr.sysFlag)), "g": strconv.FormatInt(pr.bornTime, 10),
+		"h": strconv.Itoa(int(pr.flag)), "i": pr.props, "j": "0", "k": "false", "m": batch, "n": q.Broker,
+	}
+}
+
+func (p *Producer) defaultTopic() string {
+	if p.cfg.CreateTopicKey == "" {
+		return DefaultCreateTopicKey
+	}
+	return p.cfg.CreateTopicKey
+}
+
+// strategy returns the selector for one send and its release function.
+func (p *Producer) strategy() (sdk.Selector, func()) {
+	s := p.cfg.Strategy
+	if s == nil {
+		return nil, func() {}
+	}
+	if prov, ok := s.(sdk.Provider); ok {
+		return prov.Acquire()
+	}
+	return s, func() {}
+}
+
+// selectQueue asks the strategy for a queue; any strategy failure falls back to the
+// in-process round-robin for this decision.
+func (p *Producer) selectQueue(ctx context.Context, sel sdk.Selector, pi *publishInfo, pr *prepared, last string, attempt int, remaining time.Duration) sdk.Queue {
+	if sel == nil {
+		return pi.queues[pi.selectRR(last)]
+	}
+	s := &sdk.Selection{Topic: pi.topic, RouteVersion: pi.version, Queues: pi.queues,
+		LastBroker: last, Attempt: attempt, Remaining: remaining}
+	if d, ok := sel.(sdk.Describer); ok && d.Describe().NeedsMessage {
+		s.Message = pr.info
+	}
+	start := time.Now()
+	i, err := sel.Select(ctx, s)
+	fallback := err != nil || i < 0 || i >= len(pi.queues)
+	if fallback && err == nil {
+		err = fmt.Errorf("core: strategy returned queue index %d of %d", i, len(pi.queues))
+	}
+	if h := p.cfg.Hooks.OnDecision; h != nil {
+		h(time.Since(start), fallback, err)
+	}
+	if fallback {
+		p.client.log.Warn("strategy decision failed; using round-robin", "topic", pi.topic, "error", err)
+		return pi.queues[pi.selectRR(last)]
+	}
+	return pi.queues[i]
+}
+
+func (p *Producer) observe(ctx context.Context, sel sdk.Selector, topic string, o sdk.Outcome) {
+	if h := p.cfg.Hooks.OnAttempt; h != nil {
+		h(topic, o)
+	}
+	if obs, ok := sel.(sdk.Observer); ok {
+		obs.Observe(ctx, []sdk.Outcome{o})
+	}
+}
+
+// Send sends m synchronously with the §6.1 retry loop: up to 1+Retries attempts, each on
+// a freshly selected queue avoiding the previous broker, within SendTimeout (and ctx). A
+// broker error is retried only for the codes in RetryCodes; a stored-but-not-OK answer is
+// returned as a result unless RetryAnotherBrokerWhenNotStoreOK.
+func (p *Producer) Send(ctx context.Context, m *Message) (*SendResult, error) {
+	if err := p.begin(); err != nil {
+		return nil, err
+	}
+	defer p.inflight.Done()
+	pr, err := p.prepare(m)
+	if err != nil {
+		return nil, err
+	}
+	return p.sendLoop(ctx, pr, 1+p.cfg.Retries)
+}
+
+// SendBatch sends msgs (same topic, no delay) as one SEND_BATCH_MESSAGE, with the same
+// retry loop as Send. The result's MsgID and OffsetMsgID are comma-separated lists.
+func (p *Producer) SendBatch(ctx context.Context, msgs []*Message) (*SendResult, error) {
+	if err := p.begin(); err != nil {
+		return nil, err
+	}
+	defer p.inflight.Done()
+	pr, err := p.prepareBatch(msgs)
+	if err != nil {
+		return nil, err
+	}
+	return p.sendLoop(ctx, pr, 1+p.cfg.Retries)
+}
+
+func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*SendResult, error) {
+	start := time.Now()
+	deadline := start.Add(p.cfg.SendTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	pi, err := p.client.publishInfo(ctx, pr.topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	if err != nil {
+		return nil, err
+	}
+	sel, release := p.strategy()
+	defer release()
+	var (
+		lastBroker string
+		lastResult *SendResult
+		lastErr    error
+		brokers    []string
+		timedOut   bool
+	)
+	for attempt := range attempts {
+		now := time.Now()
+		remaining := deadline.Sub(now)
+		if remaining <= 0 {
+			timedOut = true
+			break
+		}
+		if ctx.Err() != nil {
+			lastErr = ctx.Err()
+			break
+		}
+		q := p.selectQueue(ctx, sel, pi, pr, lastBroker, attempt, remaining)
+		brokers = append(brokers, q.Broker)
+		attemptDeadline := deadline
+		if p.cfg.AttemptTimeout > 0 && attempt < attempts-1 && remaining > p.cfg.AttemptTimeout {
+			attemptDeadline = now.Add(p.cfg.AttemptTimeout)
+		}
+		res, o, err := p.attempt(ctx, pi, pr, q, attemptDeadline)
+		o.Latency = time.Since(now)
+		p.observe(ctx, sel, pr.topic, o)
+		lastBroker = q.Broker
+		if err == nil {
+			res.Attempts = attempt + 1
+			if res.Status != SendOK && p.cfg.RetryAnotherBrokerWhenNotStoreOK {
+				lastResult = res
+				continue
+			}
+			return res, nil
+		}
+		lastErr = err
+		var re *remoting.Error
+		if errors.As(err, &re) && !p.retryCodes[re.Code] {
+			if lastResult != nil {
+				return lastResult, nil
+			}
+			break
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			break
+		}
+	}
+	if lastResult != nil {
+		return lastResult, nil
+	}
+	if !timedOut && time.Now().After(deadline) && errors.Is(lastErr, remoting.ErrTimeout) {
+		timedOut = true
+	}
+	return nil, &SendError{Topic: pr.topic, Attempts: len(brokers), Brokers: brokers,
+		Elapsed: time.Since(start), Timeout: timedOut, Last: lastErr}
+}
+
+// attempt sends pr once to queue q and waits for the answer until deadline.
+func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q sdk.Queue, deadline time.Time) (*SendResult, sdk.Outcome, error) {
+	o := sdk.Outcome{Topic: pr.topic, Broker: q.Broker, Queue: q.ID}
+	addr, err := p.brokerAddr(ctx, pi, q.Broker)
+	if err != nil {
+		o.Kind = sdk.OutcomeOther
+		return nil, o, err
+	}
+	actx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	req := remoting.NewRequest(pr.reqCode, p.header(pr, q), pr.body)
+	resp, err := p.client.rc.InvokeSync(actx, addr, req)
+	if err != nil {
+		classifyTransport(&o, err)
+		return nil, o, err
+	}
+	res, err := p.result(addr, pr, q, resp)
+	classifyResponse(&o, resp, err)
+	return res, o, err
+}
+
+// brokerAddr resolves a broker's master, refreshing the route once when it is unknown.
+func (p *Producer) brokerAddr(ctx context.Context, pi *publishInfo, broker string) (string, error) {
+	if a := p.client.masterAddr(broker); a != "" {
+		return a, nil
+	}
+	ts := p.client.topic(pi.topic)
+	ts.fetchMu.Lock()
+	_, err := p.client.updateRoute(ctx, pi.topic, ts)
+	ts.fetchMu.Unlock()
+	if a := p.client.masterAddr(broker); a != "" {
+		return a, nil
+	}
+	return "", errors.Join(fmt.Errorf("%w: %s", ErrBrokerNotFound, broker), err)
+}
+
+func classifyTransport(o *sdk.Outcome, err error) {
+	o.Isolation = true
+	switch {
+	case errors.Is(err, remoting.ErrConnect):
+		o.Kind = sdk.OutcomeConnectFailure
+	case errors.Is(err, remoting.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		o.Kind = sdk.OutcomeTimeout
+	default:
+		o.Kind = sdk.OutcomeOther
+	}
+}
+
+func classifyResponse(o *sdk.Outcome, resp *remoting.Command, err error) {
+	o.Code = int(resp.Code)
+	switch {
+	case err != nil:
+		o.Kind, o.Isolation = sdk.OutcomeBrokerError, true
+	case resp.Code != int32(remoting.Success):
+		o.Kind = sdk.OutcomeStoredNotOK
+	default:
+		o.Kind = sdk.OutcomeOK
+	}
+}
+
+// result maps a send response (spec §2.3, §4.3).
+func (p *Producer) result(addr string, pr *prepared, q sdk.Queue, resp *remoting.Command) (*SendResult, error) {
+	var status SendStatus
+	switch remoting.ResponseCode(resp.Code) {
+	case remoting.Success:
+		status = SendOK
+	case remoting.FlushDiskTimeout:
+		status = FlushDiskTimeout
+	case remoting.FlushSlaveTimeout:
+		status = FlushSlaveTimeout
+	case remoting.SlaveNotAvailable:
+		status = SlaveNotAvailable
+	default:
+		return nil, remoting.ResponseError(addr, resp)
+	}
+	ext := resp.ExtFields
+	res := &SendResult{Status: status, MsgID: pr.uniqKey, OffsetMsgID: ext["msgId"], Topic: pr.topic,
+		Queue: q, TransactionID: ext["transactionId"], RegionID: ext["MSG_REGION"], TraceOn: ext["TRACE_ON"] != "false"}
+	if res.RegionID == "" {
+		res.RegionID = "DefaultRegion"
+	}
+	if qid, err := strconv.ParseInt(ext["queueId"], 10, 32); err == nil {
+		res.Queue.ID = int32(qid)
+	}
+	res.QueueOffset, _ = strconv.ParseInt(ext["queueOffset"], 10, 64)
+	return res, nil
+}
+
+// SendOneway sends m once without waiting for an answer (flag bit 1); it never retries.
+// It returns when the request was handed to the connection.
+func (p *Producer) SendOneway(ctx context.Context, m *Message) error {
+	if err := p.begin(); err != nil {
+		return err
+	}
+	defer p.inflight.Done()
+	pr, err := p.prepare(m)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
+	defer cancel()
+	pi, err := p.client.publishInfo(ctx, pr.topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	if err != nil {
+		return err
+	}
+	sel, release := p.strategy()
+	defer release()
+	q := p.selectQueue(ctx, sel, pi, pr, "", 0, p.cfg.SendTimeout)
+	addr, err := p.brokerAddr(ctx, pi, q.Broker)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = p.client.rc.InvokeOneway(ctx, addr, remoting.NewRequest(pr.reqCode, p.header(pr, q), pr.body))
+	if err != nil {
+		o := sdk.Outcome{Topic: pr.topic, Broker: q.Broker, Queue: q.ID, Latency: time.Since(start)}
+		classifyTransport(&o, err)
+		p.observe(ctx, sel, pr.topic, o)
+	}
+	return err
+}
+
+// SendToQueue sends m synchronously to exactly queue q, once, without a strategy decision
+// and without retries (Java send(msg, mq)).
+func (p *Producer) SendToQueue(ctx context.Context, m *Message, q sdk.Queue) (*SendResult, error) {
+	if err := p.begin(); err != nil {
+		return nil, err
+	}
+	defer p.inflight.Done()
+	pr, err := p.prepare(m)
+	if err != nil {
+		return nil, err
+	}
+	pi, err := p.client.publishInfo(ctx, pr.topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(pi.queues, q) {
+		return nil, invalid("queue.unknown", "queue %s/%d is not a publish queue of topic %s", q.Broker, q.ID, pr.topic)
+	}
+	res, _, err := p.attempt(ctx, pi, pr, q, time.Now().Add(p.cfg.SendTimeout))
+	if err != nil {
+		return nil, &SendError{Topic: pr.topic, Attempts: 1, Brokers: []string{q.Broker}, Last: err}
+	}
+	res.Attempts = 1
+	return res, nil
+}

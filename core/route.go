@@ -1,0 +1,208 @@
+package core
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/producerd/producerd/plugins/sdk"
+)
+
+// Permission bits of a queue (spec §3.1).
+const (
+	PermPriority = 8
+	PermRead     = 4
+	PermWrite    = 2
+	PermInherit  = 1
+)
+
+// masterID is the brokerId of a master in BrokerData.brokerAddrs.
+const masterID = 0
+
+// TopicRoute is a topic's route as the NameServer returns it (GET_ROUTEINFO_BY_TOPIC).
+type TopicRoute struct {
+	OrderTopicConf string       `json:"orderTopicConf,omitempty"`
+	QueueDatas     []QueueData  `json:"queueDatas"`
+	BrokerDatas    []BrokerData `json:"brokerDatas"`
+}
+
+// QueueData is one broker's queue configuration for a topic.
+type QueueData struct {
+	BrokerName     string `json:"brokerName"`
+	ReadQueueNums  int    `json:"readQueueNums"`
+	WriteQueueNums int    `json:"writeQueueNums"`
+	Perm           int    `json:"perm"`
+	TopicSysFlag   int    `json:"topicSysFlag"`
+}
+
+// BrokerData is one broker group: its name and the address of each broker id (0 = master).
+type BrokerData struct {
+	Cluster     string           `json:"cluster"`
+	BrokerName  string           `json:"brokerName"`
+	BrokerAddrs map[int64]string `json:"brokerAddrs"`
+}
+
+// UnmarshalJSON accepts the pre-4.9.0 spelling topicSynFlag as well as topicSysFlag.
+func (q *QueueData) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		BrokerName     string `json:"brokerName"`
+		ReadQueueNums  int    `json:"readQueueNums"`
+		WriteQueueNums int    `json:"writeQueueNums"`
+		Perm           int    `json:"perm"`
+		TopicSysFlag   *int   `json:"topicSysFlag"`
+		TopicSynFlag   *int   `json:"topicSynFlag"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*q = QueueData{BrokerName: raw.BrokerName, ReadQueueNums: raw.ReadQueueNums,
+		WriteQueueNums: raw.WriteQueueNums, Perm: raw.Perm}
+	switch {
+	case raw.TopicSysFlag != nil:
+		q.TopicSysFlag = *raw.TopicSysFlag
+	case raw.TopicSynFlag != nil:
+		q.TopicSysFlag = *raw.TopicSynFlag
+	}
+	return nil
+}
+
+// ParseTopicRoute decodes a route body in either form the NameServer writes: standard
+// JSON, or fastjson's default with bare integer object keys ({0:"127.0.0.1:10911"}).
+func ParseTopicRoute(body []byte) (*TopicRoute, error) {
+	var r TopicRoute
+	if err := json.Unmarshal(QuoteBareKeys(body), &r); err != nil {
+		return nil, fmt.Errorf("core: parse topic route: %w", err)
+	}
+	return &r, nil
+}
+
+// QuoteBareKeys rewrites bare integer object keys ({0:"a"} or ,-1:"b") into quoted ones,
+// leaving string contents untouched. Bodies without such keys are returned as is.
+func QuoteBareKeys(body []byte) []byte {
+	var out []byte // allocated on the first bare key only
+	inString, escaped := false, false
+	last := 0
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		if c == '"' {
+			inString = true
+			continue
+		}
+		if c != '{' && c != ',' {
+			continue
+		}
+		// Look for optional space, -?digits, optional space, ':'.
+		j := i + 1
+		for j < len(body) && isSpace(body[j]) {
+			j++
+		}
+		start := j
+		if j < len(body) && body[j] == '-' {
+			j++
+		}
+		digits := j
+		for j < len(body) && body[j] >= '0' && body[j] <= '9' {
+			j++
+		}
+		if j == digits {
+			continue
+		}
+		end := j
+		for j < len(body) && isSpace(body[j]) {
+			j++
+		}
+		if j >= len(body) || body[j] != ':' {
+			continue
+		}
+		if out == nil {
+			out = make([]byte, 0, len(body)+16)
+		}
+		out = append(out, body[last:start]...)
+		out = append(out, '"')
+		out = append(out, body[start:end]...)
+		out = append(out, '"')
+		last = end
+		i = end - 1
+	}
+	if out == nil {
+		return body
+	}
+	return append(out, body[last:]...)
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// masterAddr returns the master address of a broker group, or "".
+func (b *BrokerData) masterAddr() string { return b.BrokerAddrs[masterID] }
+
+// publishQueues builds the ordered publish queue list (spec §3.4): orderTopicConf when
+// present; otherwise queue data sorted by broker name, writable, with a master, queue ids
+// 0..writeQueueNums-1.
+func (r *TopicRoute) publishQueues() (queues []sdk.Queue, ordered bool) {
+	if conf := strings.TrimSpace(r.OrderTopicConf); conf != "" {
+		for _, item := range strings.Split(conf, ";") {
+			name, count, ok := strings.Cut(item, ":")
+			if !ok {
+				continue
+			}
+			n, err := strconv.Atoi(strings.TrimSpace(count))
+			if err != nil {
+				continue
+			}
+			for i := 0; i < n; i++ {
+				queues = append(queues, sdk.Queue{Broker: strings.TrimSpace(name), ID: int32(i)})
+			}
+		}
+		return queues, true
+	}
+	qds := slices.Clone(r.QueueDatas)
+	sort.SliceStable(qds, func(i, j int) bool { return qds[i].BrokerName < qds[j].BrokerName })
+	for _, qd := range qds {
+		if qd.Perm&PermWrite == 0 {
+			continue
+		}
+		bd := r.broker(qd.BrokerName)
+		if bd == nil || bd.masterAddr() == "" {
+			continue
+		}
+		for i := 0; i < qd.WriteQueueNums; i++ {
+			queues = append(queues, sdk.Queue{Broker: qd.BrokerName, ID: int32(i)})
+		}
+	}
+	return queues, false
+}
+
+func (r *TopicRoute) broker(name string) *BrokerData {
+	for i := range r.BrokerDatas {
+		if r.BrokerDatas[i].BrokerName == name {
+			return &r.BrokerDatas[i]
+		}
+	}
+	return nil
+}
+
+// withDefaultQueueNums returns a copy of a TBW102 route clamped to the producer's
+// defaultTopicQueueNums (spec §3.5).
+func (r *TopicRoute) withDefaultQueueNums(n int) *TopicRoute {
+	c := *r
+	c.QueueDatas = slices.Clone(r.QueueDatas)
+	for i := range c.QueueDatas {
+		q := min(n, c.QueueDatas[i].ReadQueueNums)
+		c.QueueDatas[i].ReadQueueNums, c.QueueDatas[i].WriteQueueNums = q, q
+	}
+	return &c
+}
