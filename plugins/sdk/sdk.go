@@ -135,6 +135,13 @@ type Descriptor struct {
 	// its lowest isolating latency). Failed outcomes are always urgent. Zero means only
 	// failures are urgent.
 	UrgentLatency time.Duration
+	// LocalApply declares that Select is fully determined by the strategy's published
+	// broker health (HealthReporter): round-robin from a random start over the queues of
+	// brokers reported Available, avoiding LastBroker on a retry when another available
+	// broker exists, and the least-bad broker when none is available. A host may then
+	// apply the decision in its own process from the published table instead of calling
+	// Select across a process boundary; the decisions stay the strategy's own.
+	LocalApply bool
 }
 
 // Describer is implemented by strategies that declare a Descriptor. A strategy without
@@ -164,6 +171,13 @@ type HealthReporter interface {
 // broker health (hot swap hands the old generation's table to the new one).
 type HealthSeeder interface {
 	Seed(rows []BrokerHealth)
+}
+
+// Configurable is implemented by strategies that take settings from the daemon's
+// config (the [strategy.settings] table, passed as JSON). Configure is called once,
+// before the first Select; an error rejects the strategy.
+type Configurable interface {
+	Configure(settings []byte) error
 }
 
 // Provider hands out the strategy generation that one send uses for its whole retry
