@@ -456,17 +456,32 @@ func (c *Client) sendHeartbeats() {
 		return
 	}
 	body, _ := json.Marshal(hb)
-	for _, addr := range masters {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.APITimeout)
+	c.eachBroker(masters, func(ctx context.Context, addr string) error {
 		resp, err := c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, body))
-		cancel()
 		if err == nil {
 			err = remoting.ResponseError(addr, resp)
 		}
 		if err != nil {
 			c.log.Warn("heartbeat failed", "broker", addr, "error", err)
 		}
+		return err
+	})
+}
+
+// eachBroker runs f for every address at once, each bounded by APITimeout, so one hung
+// broker delays a heartbeat round or a shutdown by one timeout, not one per broker.
+func (c *Client) eachBroker(addrs []string, f func(ctx context.Context, addr string) error) {
+	var wg sync.WaitGroup
+	for _, addr := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.APITimeout)
+			defer cancel()
+			f(ctx, addr)
+		}()
 	}
+	wg.Wait()
 }
 
 // unregister sends UNREGISTER_CLIENT for group to every known broker address (spec §8.5).
@@ -480,17 +495,16 @@ func (c *Client) unregister(group string) {
 	}
 	c.mu.Unlock()
 	ext := map[string]string{"clientID": c.id, "producerGroup": group}
-	for _, addr := range addrs {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.APITimeout)
+	c.eachBroker(addrs, func(ctx context.Context, addr string) error {
 		resp, err := c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.UnregisterClient, ext, nil))
-		cancel()
 		if err == nil {
 			err = remoting.ResponseError(addr, resp)
 		}
 		if err != nil {
 			c.log.Warn("unregister failed", "broker", addr, "group", group, "error", err)
 		}
-	}
+		return err
+	})
 }
 
 // RouteInfo describes a topic's cached route, for status pages.
