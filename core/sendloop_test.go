@@ -353,7 +353,9 @@ type provider struct {
 	acquired, released atomic.Int64
 }
 
-func (p *provider) Select(ctx context.Context, s *sdk.Selection) (int, error) { return p.sel.Select(ctx, s) }
+func (p *provider) Select(ctx context.Context, s *sdk.Selection) (int, error) {
+	return p.sel.Select(ctx, s)
+}
 func (p *provider) Acquire() (sdk.Selector, func()) {
 	p.acquired.Add(1)
 	return p.sel, func() { p.released.Add(1) }
