@@ -1,0 +1,121 @@
+package remoting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// nameServers is the NameServer list and the sticky choice among it (spec §9.2).
+type nameServers struct {
+	mu     sync.Mutex
+	list   []string // shuffled
+	chosen string   // "" when none
+	index  int
+}
+
+func (ns *nameServers) init() { ns.index = rand.IntN(999) }
+
+// SetNameServers replaces the NameServer list. Blank entries and duplicates are dropped. When
+// the set changed (size or membership; order does not count) the new list is shuffled and
+// stored, and the chosen NameServer is forgotten if it is no longer listed.
+func (c *Client) SetNameServers(addrs []string) {
+	clean := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		a = strings.TrimSpace(a)
+		if a != "" && !slices.Contains(clean, a) {
+			clean = append(clean, a)
+		}
+	}
+	ns := &c.ns
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if sameSet(clean, ns.list) {
+		return
+	}
+	rand.Shuffle(len(clean), func(i, j int) { clean[i], clean[j] = clean[j], clean[i] })
+	ns.list = clean
+	if ns.chosen != "" && !slices.Contains(clean, ns.chosen) {
+		ns.chosen = ""
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// NameServers returns a copy of the NameServer list, in its shuffled order.
+func (c *Client) NameServers() []string {
+	c.ns.mu.Lock()
+	defer c.ns.mu.Unlock()
+	return slices.Clone(c.ns.list)
+}
+
+// pick returns the chosen NameServer, choosing the next one in rotation when there is none.
+func (ns *nameServers) pick() (addr string, n int) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	n = len(ns.list)
+	if n == 0 {
+		return "", 0
+	}
+	if ns.chosen == "" {
+		ns.index++
+		if ns.index < 0 {
+			ns.index = 0
+		}
+		ns.chosen = ns.list[ns.index%n]
+	}
+	return ns.chosen, n
+}
+
+// drop forgets addr as the chosen NameServer (if it still is), so the next pick moves on.
+func (ns *nameServers) drop(addr string) {
+	ns.mu.Lock()
+	if ns.chosen == addr {
+		ns.chosen = ""
+	}
+	ns.mu.Unlock()
+}
+
+// InvokeNameServer sends req to the chosen NameServer and waits for the response, like
+// InvokeSync, and returns the address that answered. The choice is sticky while it works. When
+// the connection cannot be opened, the next NameServer in the (shuffled) list is tried, up to
+// one attempt per listed address within ctx. A timeout or broken connection on the chosen
+// NameServer is returned, and the next call moves on to the next one.
+func (c *Client) InvokeNameServer(ctx context.Context, req *Command) (resp *Command, addr string, err error) {
+	for attempt := 0; ; attempt++ {
+		var n int
+		addr, n = c.ns.pick()
+		if n == 0 {
+			return nil, "", ErrNoNameServer
+		}
+		resp, err = c.InvokeSync(ctx, addr, req)
+		switch {
+		case err == nil:
+			return resp, addr, nil
+		case errors.Is(err, ErrConnect):
+			c.ns.drop(addr)
+			if tried := attempt + 1; tried >= n || ctx.Err() != nil {
+				return nil, addr, fmt.Errorf("%w: no name server reachable (%d tried), last: %w", ErrConnect, tried, err)
+			}
+		case errors.Is(err, ErrTimeout), errors.Is(err, ErrConnClosed), errors.Is(err, ErrSend):
+			c.ns.drop(addr)
+			return nil, addr, err
+		default:
+			return nil, addr, err
+		}
+	}
+}
