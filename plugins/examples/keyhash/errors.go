@@ -1,0 +1,7 @@
+package keyhash
+
+import "errors"
+
+// ErrNoQueues is returned by Select when Selection.Queues is empty. The host never
+// makes such a call (see sdk.Selector); the error only keeps a misuse from panicking.
+var ErrNoQueues = errors.New("keyhash: no queues")

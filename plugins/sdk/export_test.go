@@ -1,0 +1,18 @@
+package sdk
+
+import (
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+
+	"github.com/producerd/producerd/plugins/sdk/internal/strategypb"
+)
+
+// RegisterForTest registers impl's strategy service on s, as a plugin process does.
+func RegisterForTest(s *grpc.Server, impl Selector) {
+	strategypb.RegisterStrategyServer(s, newServer(impl, hclog.NewNullLogger()))
+}
+
+// NewRemoteForTest returns a Remote over an established connection.
+func NewRemoteForTest(c *grpc.ClientConn) *Remote {
+	return &Remote{rpc: strategypb.NewStrategyClient(c)}
+}

@@ -1,0 +1,151 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/producerd/producerd/plugins/sdk/internal/strategypb"
+)
+
+// Remote is the host side of a connection to one strategy plugin process. Get one by
+// dispensing PluginName from a go-plugin client configured with Handshake and
+// PluginSet(nil). A Remote is safe for concurrent use.
+//
+// The host calls Describe, then Configure, then Open, once per plugin process.
+type Remote struct {
+	rpc strategypb.StrategyClient
+}
+
+// Info is what a plugin declared in Describe.
+type Info struct {
+	// ProtocolVersion is the negotiated strategy protocol version.
+	ProtocolVersion int
+	Descriptor      Descriptor
+	Features        Features
+	// PID is the plugin's process id as the plugin reports it.
+	PID int
+}
+
+// Describe negotiates the protocol version and returns the plugin's declarations. An
+// incompatible plugin yields an error wrapping ErrUnsupportedVersion.
+func (r *Remote) Describe(ctx context.Context) (Info, error) {
+	resp, err := r.rpc.Describe(ctx, &strategypb.DescribeRequest{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion})
+	if err != nil {
+		return Info{}, fmt.Errorf("sdk: describe: %w", err)
+	}
+	if err := errOf(resp.GetCode(), resp.GetMessage()); err != nil {
+		return Info{}, err
+	}
+	v := int(resp.GetVersion())
+	if v < MinProtocolVersion || v > ProtocolVersion {
+		return Info{}, fmt.Errorf("%w: plugin chose version %d", ErrUnsupportedVersion, v)
+	}
+	return Info{
+		ProtocolVersion: v,
+		Descriptor:      descriptorFromPB(resp.GetDeclared()),
+		Features:        featuresFromPB(resp.GetFeatures()),
+		PID:             int(resp.GetPid()),
+	}, nil
+}
+
+// Configure passes settings (JSON) to the plugin. A rejection yields an error wrapping
+// ErrInvalidSettings with the plugin's message. A plugin that does not implement
+// Configurable accepts only empty settings ("", "{}" or "null").
+func (r *Remote) Configure(ctx context.Context, settings []byte) error {
+	resp, err := r.rpc.Configure(ctx, &strategypb.ConfigureRequest{Settings: settings})
+	if err != nil {
+		return fmt.Errorf("sdk: configure: %w", err)
+	}
+	return errOf(resp.GetCode(), resp.GetMessage())
+}
+
+// Defaults of SessionOptions.
+const (
+	// DefaultDecisionTimeout bounds how long Session.Select waits for the plugin.
+	DefaultDecisionTimeout = 10 * time.Millisecond
+	// DefaultUrgentTimeout bounds how long Session.Observe waits for the plugin to
+	// apply an urgent outcome and publish its health table.
+	DefaultUrgentTimeout = 10 * time.Millisecond
+	// DefaultSyncTimeout bounds Session.Seed.
+	DefaultSyncTimeout = time.Second
+	// DefaultFlushInterval is the longest an ordinary outcome waits before it is sent.
+	DefaultFlushInterval = 2 * time.Millisecond
+	// DefaultFlushOutcomes is the batch size that sends outcomes at once.
+	DefaultFlushOutcomes = 256
+	// DefaultMaxPending bounds the decisions waiting for the plugin.
+	DefaultMaxPending = 8192
+	// DefaultMaxPendingOutcomes bounds the outcomes waiting to be sent; past it new
+	// outcomes are dropped and counted.
+	DefaultMaxPendingOutcomes = 1 << 16
+)
+
+// SessionOptions tune a Session. Zero fields take the defaults above.
+type SessionOptions struct {
+	// DecisionTimeout bounds each Select. Default DefaultDecisionTimeout.
+	DecisionTimeout time.Duration
+	// UrgentTimeout bounds Observe's wait after an urgent outcome (a failed one, or an
+	// OK one slower than the Descriptor's UrgentLatency). Default DefaultUrgentTimeout.
+	UrgentTimeout time.Duration
+	// SyncTimeout bounds Seed. Default DefaultSyncTimeout.
+	SyncTimeout time.Duration
+	// FlushInterval is the longest an ordinary outcome is held back to be batched.
+	// Default DefaultFlushInterval.
+	FlushInterval time.Duration
+	// FlushOutcomes sends the outcome batch as soon as it holds this many. Default
+	// DefaultFlushOutcomes.
+	FlushOutcomes int
+	// MaxPending bounds decisions in flight; past it Select fails fast with
+	// ErrOverloaded. Default DefaultMaxPending.
+	MaxPending int
+	// MaxPendingOutcomes bounds outcomes waiting to be sent. Default
+	// DefaultMaxPendingOutcomes.
+	MaxPendingOutcomes int
+	// OnHealth, when set, is called with every health table the plugin publishes, on
+	// the session's receive goroutine, before any result or ack that follows it in the
+	// stream is delivered. It must not block. The session does not reuse rows, so the
+	// callee may keep it.
+	OnHealth func(rows []BrokerHealth)
+}
+
+func (o SessionOptions) withDefaults() SessionOptions {
+	if o.DecisionTimeout <= 0 {
+		o.DecisionTimeout = DefaultDecisionTimeout
+	}
+	if o.UrgentTimeout <= 0 {
+		o.UrgentTimeout = DefaultUrgentTimeout
+	}
+	if o.SyncTimeout <= 0 {
+		o.SyncTimeout = DefaultSyncTimeout
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.FlushOutcomes <= 0 {
+		o.FlushOutcomes = DefaultFlushOutcomes
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	if o.MaxPendingOutcomes <= 0 {
+		o.MaxPendingOutcomes = DefaultMaxPendingOutcomes
+	}
+	return o
+}
+
+// Open starts the session stream. info is what Describe returned; it decides whether
+// outcomes are sent at all (Features.Observer) and which are urgent
+// (Descriptor.UrgentLatency). The session lives until Close or until the stream breaks
+// (see Session.Done); ctx only bounds the opening.
+func (r *Remote) Open(ctx context.Context, info Info, opts SessionOptions) (*Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	stream, err := r.rpc.Session(sctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("sdk: open session: %w", err)
+	}
+	return newSession(stream, cancel, info, opts.withDefaults()), nil
+}

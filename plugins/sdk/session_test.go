@@ -1,0 +1,425 @@
+package sdk_test
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/producerd/producerd/plugins/roundrobin"
+	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/plugins/sdk/internal/strategypb"
+	"github.com/producerd/producerd/plugins/sdk/sdktest"
+)
+
+// connect serves impl on an in-memory gRPC connection, as a plugin process does, and
+// returns a described, configured session to it.
+func connect(t *testing.T, impl sdk.Selector, opts sdk.SessionOptions) *sdk.Session {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	sdk.RegisterForTest(srv, impl)
+	go func() { _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sdk.NewRemoteForTest(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := r.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Configure(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if opts.DecisionTimeout == 0 {
+		opts.DecisionTimeout = 5 * time.Second // generous: -race on 2 cores
+	}
+	s, err := r.Open(ctx, info, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		_ = conn.Close()
+		srv.Stop()
+	})
+	return s
+}
+
+// keyed hashes the sharding key; it needs messages.
+type keyed struct{}
+
+func (keyed) Describe() sdk.Descriptor { return sdk.Descriptor{Name: "keyed", NeedsMessage: true} }
+
+func (keyed) Select(_ context.Context, s *sdk.Selection) (int, error) {
+	if s.Message == nil || s.Message.ShardingKey == "" {
+		for i, q := range s.Queues {
+			if q.Broker != s.LastBroker {
+				return i, nil
+			}
+		}
+		return 0, nil
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(s.Message.ShardingKey))
+	return int(h.Sum32() % uint32(len(s.Queues))), nil
+}
+
+func TestSessionConformance(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		new  func() sdk.Selector
+	}{
+		{"roundrobin", func() sdk.Selector { return roundrobin.New() }},
+		{"keyed", func() sdk.Selector { return keyed{} }},
+		{"isolating", func() sdk.Selector { return newIsolating() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sdktest.Conformance(t, func(t *testing.T) sdk.Selector { return connect(t, tc.new(), sdk.SessionOptions{}) })
+		})
+	}
+}
+
+func TestSessionPipelinedAnswersMatch(t *testing.T) {
+	s := connect(t, keyed{}, sdk.SessionOptions{})
+	rt := sdktest.NewRoute("pipelined", sdktest.Queues(4, 8))
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Go(func() {
+			for k := range 200 {
+				sel := rt.First()
+				sel.Message = &sdk.MessageInfo{ShardingKey: "key-" + strconv.Itoa(w*1000+k)}
+				want, _ := keyed{}.Select(context.Background(), sel)
+				got, err := s.Select(context.Background(), sel)
+				if err != nil || got != want {
+					errs <- errors.New("worker " + strconv.Itoa(w) + ": got " + strconv.Itoa(got) + " want " + strconv.Itoa(want) + ": " + errString(err))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+
+// TestSessionRouteVersions interleaves more route versions of one topic than a plugin
+// keeps: every selection must still be answered (the host re-sends evicted lists).
+func TestSessionRouteVersions(t *testing.T) {
+	s := connect(t, roundrobin.New(), sdk.SessionOptions{})
+	routes := make([]*sdktest.Route, 3*sdk.RouteVersionsKept)
+	for i := range routes {
+		routes[i] = &sdktest.Route{Topic: "versions", Version: uint64(i + 1), Queues: sdktest.Queues(1+i%3, 2)}
+	}
+	for k := range 500 {
+		rt := routes[(k*7)%len(routes)]
+		if k%5 == 0 {
+			rt = routes[k%2]
+		}
+		sdktest.MustSelect(t, s, rt.First())
+	}
+}
+
+type failing struct{ panics bool }
+
+func (f failing) Select(context.Context, *sdk.Selection) (int, error) {
+	if f.panics {
+		panic("boom")
+	}
+	return 0, errors.New("no luck")
+}
+
+type blocking struct{ release chan struct{} }
+
+func (b blocking) Select(ctx context.Context, _ *sdk.Selection) (int, error) {
+	<-b.release
+	return 0, nil
+}
+
+func TestSessionErrors(t *testing.T) {
+	rt := sdktest.NewRoute("errors", sdktest.Queues(2, 2))
+	t.Run("error", func(t *testing.T) {
+		s := connect(t, failing{}, sdk.SessionOptions{})
+		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, sdk.ErrSelectFailed) {
+			t.Fatalf("err = %v, want ErrSelectFailed", err)
+		}
+	})
+	t.Run("panic", func(t *testing.T) {
+		s := connect(t, failing{panics: true}, sdk.SessionOptions{})
+		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, sdk.ErrSelectPanic) {
+			t.Fatalf("err = %v, want ErrSelectPanic", err)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		b := blocking{release: make(chan struct{})}
+		s := connect(t, b, sdk.SessionOptions{DecisionTimeout: 20 * time.Millisecond})
+		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, sdk.ErrDecisionTimeout) {
+			t.Fatalf("err = %v, want ErrDecisionTimeout", err)
+		}
+		close(b.release)
+		if st := s.Stats(); st.Timeouts != 1 {
+			t.Fatalf("Timeouts = %d, want 1", st.Timeouts)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		s := connect(t, roundrobin.New(), sdk.SessionOptions{})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := s.Select(ctx, rt.First()); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	})
+	t.Run("closed", func(t *testing.T) {
+		s := connect(t, roundrobin.New(), sdk.SessionOptions{})
+		_ = s.Close()
+		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, sdk.ErrSessionClosed) {
+			t.Fatalf("err = %v, want ErrSessionClosed", err)
+		}
+		<-s.Done()
+	})
+}
+
+// isolating isolates a broker for an hour on any failure and publishes it.
+type isolating struct {
+	mu   sync.Mutex
+	bad  map[string]time.Time
+	seen map[string]bool
+}
+
+func newIsolating() *isolating {
+	return &isolating{bad: make(map[string]time.Time), seen: make(map[string]bool)}
+}
+
+func (s *isolating) Describe() sdk.Descriptor {
+	return sdk.Descriptor{Name: "isolating", UrgentLatency: time.Second, LocalApply: true}
+}
+
+func (s *isolating) Select(_ context.Context, sel *sdk.Selection) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, q := range sel.Queues {
+		if _, bad := s.bad[q.Broker]; !bad && q.Broker != sel.LastBroker {
+			return i, nil
+		}
+	}
+	return 0, nil
+}
+
+func (s *isolating) Observe(_ context.Context, os []sdk.Outcome) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range os {
+		if o.Broker == "" {
+			continue
+		}
+		s.seen[o.Broker] = true
+		if o.Kind.Failed() || o.Latency > time.Second {
+			s.bad[o.Broker] = time.Now().Add(time.Hour)
+		} else {
+			delete(s.bad, o.Broker)
+		}
+	}
+}
+
+func (s *isolating) Health() []sdk.BrokerHealth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var rows []sdk.BrokerHealth
+	for b := range s.seen {
+		until, bad := s.bad[b]
+		rows = append(rows, sdk.BrokerHealth{Broker: b, Available: !bad, Until: until})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Broker < rows[j].Broker })
+	return rows
+}
+
+func (s *isolating) Seed(rows []sdk.BrokerHealth) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rows {
+		if r.Broker == "" {
+			continue
+		}
+		s.seen[r.Broker] = true
+		if !r.Available && r.Until.After(time.Now()) {
+			s.bad[r.Broker] = r.Until
+		}
+	}
+}
+
+func availability(rows []sdk.BrokerHealth) map[string]bool {
+	m := make(map[string]bool)
+	for _, r := range rows {
+		m[r.Broker] = r.Available
+	}
+	return m
+}
+
+// TestSessionUrgentOutcome: once Observe of a failure returns, the published health
+// already shows the broker isolated; ordinary outcomes are batched and arrive later.
+func TestSessionUrgentOutcome(t *testing.T) {
+	var mu sync.Mutex
+	var published [][]sdk.BrokerHealth
+	s := connect(t, newIsolating(), sdk.SessionOptions{
+		UrgentTimeout: 10 * time.Second, // the test waits for the ack, not a timing bound
+		OnHealth: func(rows []sdk.BrokerHealth) {
+			mu.Lock()
+			published = append(published, rows)
+			mu.Unlock()
+		},
+	})
+	ctx := context.Background()
+	s.Observe(ctx, []sdk.Outcome{sdktest.OK("broker-a", time.Millisecond)})
+	s.Observe(ctx, []sdk.Outcome{sdktest.Failure("broker-b", sdk.OutcomeTimeout, time.Second)})
+	if avail := availability(s.Health()); avail["broker-b"] {
+		t.Fatalf("after an urgent failure, Health = %v: broker-b still available", s.Health())
+	}
+	s.Observe(ctx, []sdk.Outcome{sdktest.OK("broker-c", 2*time.Second)}) // slower than UrgentLatency
+	if avail := availability(s.Health()); avail["broker-c"] {
+		t.Fatalf("after a slow OK, Health = %v: broker-c still available", s.Health())
+	}
+	s.Observe(ctx, []sdk.Outcome{sdktest.OK("broker-d", time.Millisecond)})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := availability(s.Health())["broker-d"]; ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a batched outcome never reached the plugin")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	n := len(published)
+	mu.Unlock()
+	if n == 0 {
+		t.Fatal("OnHealth was never called")
+	}
+	s.Seed([]sdk.BrokerHealth{{Broker: "broker-e", Available: false, Until: time.Now().Add(time.Hour)}})
+	if avail := availability(s.Health()); avail["broker-e"] {
+		t.Fatalf("after Seed, Health = %v: broker-e available", s.Health())
+	}
+}
+
+type configurable struct {
+	roundrobinSel sdk.Selector
+	got           []byte
+}
+
+func (c *configurable) Select(ctx context.Context, s *sdk.Selection) (int, error) {
+	return c.roundrobinSel.Select(ctx, s)
+}
+
+func (c *configurable) Configure(settings []byte) error {
+	if string(settings) == `{"bad":true}` {
+		return errors.New("bad is not allowed")
+	}
+	c.got = settings
+	return nil
+}
+
+func TestDescribeConfigure(t *testing.T) {
+	s := connect(t, newIsolating(), sdk.SessionOptions{})
+	info := s.Info()
+	if info.ProtocolVersion != sdk.ProtocolVersion || info.Descriptor.Name != "isolating" || !info.Descriptor.LocalApply ||
+		!info.Features.Observer || !info.Features.HealthReporter || !info.Features.HealthSeeder || info.Features.Configurable {
+		t.Fatalf("Info = %+v", info)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+}
+
+func TestConfigure(t *testing.T) {
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	c := &configurable{roundrobinSel: roundrobin.New()}
+	sdk.RegisterForTest(srv, c)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	rr := grpc.NewServer()
+	rrLis := bufconn.Listen(1 << 20)
+	sdk.RegisterForTest(rr, roundrobin.New())
+	go func() { _ = rr.Serve(rrLis) }()
+	defer rr.Stop()
+	dial := func(l *bufconn.Listener) *sdk.Remote {
+		conn, err := grpc.NewClient("passthrough:///bufnet",
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return sdk.NewRemoteForTest(conn)
+	}
+	ctx := context.Background()
+	r := dial(lis)
+	if err := r.Configure(ctx, []byte(`{"bad":true}`)); !errors.Is(err, sdk.ErrInvalidSettings) {
+		t.Fatalf("Configure(bad) = %v, want ErrInvalidSettings", err)
+	}
+	if err := r.Configure(ctx, []byte(`{"x":1}`)); err != nil || string(c.got) != `{"x":1}` {
+		t.Fatalf("Configure = %v, got %q", err, c.got)
+	}
+	plain := dial(rrLis)
+	for _, ok := range []string{"", "{}", " null "} {
+		if err := plain.Configure(ctx, []byte(ok)); err != nil {
+			t.Errorf("Configure(%q) on a strategy without settings = %v", ok, err)
+		}
+	}
+	if err := plain.Configure(ctx, []byte(`{"x":1}`)); !errors.Is(err, sdk.ErrInvalidSettings) {
+		t.Errorf("Configure(settings) on a strategy without settings = %v, want ErrInvalidSettings", err)
+	}
+}
+
+func TestDescribeVersionNegotiation(t *testing.T) {
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	sdk.RegisterForTest(srv, roundrobin.New())
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := strategypb.NewStrategyClient(conn)
+	for _, tc := range []struct {
+		lo, hi uint32
+		ok     bool
+	}{{1, 1, true}, {1, 9, true}, {2, 9, false}, {0, 0, false}} {
+		resp, err := c.Describe(context.Background(), &strategypb.DescribeRequest{MinVersion: tc.lo, MaxVersion: tc.hi})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := resp.GetCode() == strategypb.Code_CODE_OK
+		if got != tc.ok || got && resp.GetVersion() != sdk.ProtocolVersion {
+			t.Errorf("host range [%d, %d]: code %v version %d", tc.lo, tc.hi, resp.GetCode(), resp.GetVersion())
+		}
+	}
+}
