@@ -1,0 +1,464 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/producerd/producerd/api/producerdpb"
+	"github.com/producerd/producerd/internal/config"
+)
+
+// connFlags are the flags of the commands that talk to a running daemon.
+type connFlags struct {
+	addr, admin string
+	token       string
+	file        string
+	tls         bool
+	ca          string
+	insecure    bool
+	timeout     time.Duration
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func (c *connFlags) register(fs *flag.FlagSet, ingress, admin bool) {
+	if ingress {
+		fs.StringVar(&c.addr, "addr", envOr("PRODUCERD_ADDR", config.DefaultIngressGRPC), "daemon ingress gRPC `address` (env PRODUCERD_ADDR)")
+	}
+	if admin {
+		fs.StringVar(&c.admin, "admin", envOr("PRODUCERD_ADMIN", config.DefaultAdminListen), "daemon admin `address` (env PRODUCERD_ADMIN)")
+		fs.StringVar(&c.token, "token", "", "admin bearer `token` (default: env PRODUCERD_ADMIN_TOKEN)")
+	}
+	fs.StringVar(&c.file, "c", "", "take the addresses (and admin token) from this config `file`")
+	fs.BoolVar(&c.tls, "tls", false, "connect with TLS")
+	fs.StringVar(&c.ca, "ca", "", "PEM `file` of the CA that signed the daemon's certificate (implies -tls)")
+	fs.BoolVar(&c.insecure, "insecure-skip-verify", false, "with -tls, do not verify the daemon's certificate")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of the call")
+}
+
+// resolve applies -c and the token environment variable.
+func (c *connFlags) resolve() error {
+	if c.token == "" {
+		c.token = os.Getenv("PRODUCERD_ADMIN_TOKEN")
+	}
+	if c.file == "" {
+		return nil
+	}
+	cfg, err := config.Load(c.file)
+	if err != nil {
+		return err
+	}
+	if cfg.Ingress.GRPC != "" {
+		c.addr = cfg.Ingress.GRPC
+	}
+	if cfg.Admin.Listen != "" {
+		c.admin = cfg.Admin.Listen
+	}
+	if c.token == "" {
+		c.token = cfg.Admin.Token
+	}
+	if cfg.Ingress.TLS.Enabled() || cfg.Admin.TLS.Enabled() {
+		c.tls = true
+	}
+	return nil
+}
+
+func (c *connFlags) dial(addr string) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if c.tls || c.ca != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.insecure} //nolint:gosec // explicit flag
+		if c.ca != "" {
+			pem, err := os.ReadFile(c.ca)
+			if err != nil {
+				return nil, err
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("%s holds no PEM certificate", c.ca)
+			}
+			tc.RootCAs = pool
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+}
+
+// adminCtx returns a context carrying the bearer token.
+func (c *connFlags) adminCtx() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	if c.token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
+	}
+	return ctx, cancel
+}
+
+func (c *connFlags) adminClient() (producerdpb.AdminClient, func(), error) {
+	if err := c.resolve(); err != nil {
+		return nil, nil, err
+	}
+	cc, err := c.dial(c.admin)
+	if err != nil {
+		return nil, nil, err
+	}
+	return producerdpb.NewAdminClient(cc), func() { _ = cc.Close() }, nil
+}
+
+func printProto(w io.Writer, m proto.Message) {
+	b, _ := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(m)
+	fmt.Fprintln(w, string(b))
+}
+
+// rpcError renders a gRPC error with its producerd Error detail.
+func rpcError(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err.Error()
+	}
+	for _, d := range st.Details() {
+		if pe, ok := d.(*producerdpb.Error); ok {
+			if pe.GetCode() != 0 {
+				return fmt.Sprintf("%s (RocketMQ code %d %s): %s", st.Code(), pe.GetCode(), pe.GetReason(), pe.GetMessage())
+			}
+			return fmt.Sprintf("%s (%s): %s", st.Code(), pe.GetReason(), pe.GetMessage())
+		}
+	}
+	return fmt.Sprintf("%s: %s", st.Code(), st.Message())
+}
+
+// kvFlag collects repeated key=value flags.
+type kvFlag map[string]string
+
+func (k kvFlag) String() string {
+	parts := make([]string, 0, len(k))
+	for key, v := range k {
+		parts = append(parts, key+"="+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func (k kvFlag) Set(s string) error {
+	key, v, ok := strings.Cut(s, "=")
+	if !ok || key == "" {
+		return fmt.Errorf("want key=value, got %q", s)
+	}
+	k[key] = v
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func cmdSend(e *env, args []string) int {
+	fs := newFlags(e, "send", "[flags] TOPIC [BODY]", `
+Send one message through a running daemon's gRPC ingress and print the result. The body
+is BODY, the contents of -file, or standard input when neither is given (or BODY is -).`,
+		`  producerd send TopicTest 'hello world'
+  producerd send -tags urgent -keys order-42,customer-7 -p source=cli TopicTest 'hello'
+  producerd send -file payload.bin TopicTest
+  echo '{"id":42}' | producerd send -group orders -json TopicTest
+  producerd send -oneway TopicTest 'fire and forget'`)
+	var cf connFlags
+	cf.register(fs, true, false)
+	group := fs.String("group", "", "producer `group` (optional when the daemon has one)")
+	tags := fs.String("tags", "", "message `tags`")
+	keys := fs.String("keys", "", "comma-separated message `keys`")
+	props := kvFlag{}
+	fs.Var(props, "p", "user property `key=value` (repeatable)")
+	file := fs.String("file", "", "read the body from `file`")
+	delay := fs.Int("delay", 0, "delay `level` 1..18 (0 = none)")
+	shard := fs.String("sharding-key", "", "sharding `key` offered to key-based strategies")
+	oneway := fs.Bool("oneway", false, "send oneway (no result, no retry)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		fs.Usage()
+		return 2
+	}
+	if err := cf.resolve(); err != nil {
+		return fail(e, "%v", err)
+	}
+	var body []byte
+	var err error
+	switch {
+	case *file != "":
+		body, err = os.ReadFile(*file)
+	case len(pos) == 2 && pos[1] != "-":
+		body = []byte(pos[1])
+	default:
+		body, err = io.ReadAll(e.stdin)
+	}
+	if err != nil {
+		return fail(e, "reading the body: %v", err)
+	}
+	m := &producerdpb.Message{ProducerGroup: *group, Topic: pos[0], Body: body, Tags: *tags, Keys: splitList(*keys),
+		DelayLevel: int32(*delay), ShardingKey: *shard}
+	if len(props) > 0 {
+		m.Properties = props
+	}
+	if *oneway {
+		m.Mode = producerdpb.SendMode_SEND_MODE_ONEWAY
+	}
+	cc, err := cf.dial(cf.addr)
+	if err != nil {
+		return fail(e, "%v", err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	defer cancel()
+	resp, err := producerdpb.NewIngressClient(cc).Send(ctx, &producerdpb.SendRequest{Message: m})
+	if err != nil {
+		return fail(e, "send: %s", rpcError(err))
+	}
+	r := resp.GetResult()
+	switch {
+	case *asJSON:
+		printProto(e.stdout, r)
+	case r == nil:
+		fmt.Fprintln(e.stdout, "sent (oneway)")
+	default:
+		fmt.Fprintf(e.stdout, "%s msgId=%s offsetMsgId=%s broker=%s queue=%d queueOffset=%d attempts=%d\n",
+			strings.TrimPrefix(r.GetStatus().String(), "SEND_STATUS_"), r.GetMsgId(), r.GetOffsetMsgId(), r.GetBroker(),
+			r.GetQueueId(), r.GetQueueOffset(), r.GetAttempts())
+	}
+	return 0
+}
+
+func cmdStatus(e *env, args []string) int {
+	fs := newFlags(e, "status", "[flags]", `
+Show a running daemon's status: in-flight messages, client instances with their brokers,
+connections and routes (with versions), and each group's strategy with its generation,
+plugin processes and live fault table.`,
+		`  producerd status
+  producerd status -json | jq '.groups[].strategy.fault_table'
+  producerd status -admin 10.0.0.5:7390 -token "$TOKEN"`)
+	var cf connFlags
+	cf.register(fs, false, true)
+	asJSON := fs.Bool("json", false, "print the full status as JSON")
+	if _, code, ok := parse(fs, args); !ok {
+		return code
+	}
+	ac, closeFn, err := cf.adminClient()
+	if err != nil {
+		return fail(e, "%v", err)
+	}
+	defer closeFn()
+	ctx, cancel := cf.adminCtx()
+	defer cancel()
+	st, err := ac.Status(ctx, &producerdpb.StatusRequest{})
+	if err != nil {
+		return fail(e, "status: %s", rpcError(err))
+	}
+	if *asJSON {
+		printProto(e.stdout, st)
+		return 0
+	}
+	printStatus(e.stdout, st)
+	return 0
+}
+
+func printStatus(w io.Writer, st *producerdpb.StatusResponse) {
+	fmt.Fprintf(w, "producerd %s  pid %d  up %s  config %s (generation %d)\n", st.GetVersion(), st.GetPid(),
+		time.Since(time.UnixMilli(st.GetStartedUnixMs())).Round(time.Second), st.GetConfigFile(), st.GetConfigGeneration())
+	in := st.GetInflight()
+	state := "serving"
+	if st.GetDraining() {
+		state = "DRAINING"
+	}
+	fmt.Fprintf(w, "%s  in flight: %d/%d messages, %d/%d bytes\n", state, in.GetMessages(), in.GetMaxMessages(), in.GetBytes(), in.GetMaxBytes())
+	for _, c := range st.GetClients() {
+		fmt.Fprintf(w, "\nclient %s  groups %v\n", c.GetClientId(), c.GetGroups())
+		for _, b := range c.GetBrokers() {
+			fmt.Fprintf(w, "  broker %-12s %s\n", b.GetName(), b.GetAddr())
+		}
+		for _, cn := range c.GetConnections() {
+			fmt.Fprintf(w, "  conn   %-21s pending %d  in %d B  out %d B  tls %v\n", cn.GetAddr(), cn.GetPending(), cn.GetBytesIn(), cn.GetBytesOut(), cn.GetTls())
+		}
+		for _, r := range c.GetRoutes() {
+			per := map[string]int{}
+			for _, q := range r.GetQueues() {
+				per[q.GetBroker()]++
+			}
+			fmt.Fprintf(w, "  route  %-20s version %d  queues %v", r.GetTopic(), r.GetVersion(), per)
+			if r.GetFromDefault() {
+				fmt.Fprint(w, "  (from TBW102)")
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	for _, g := range st.GetGroups() {
+		s := g.GetStrategy()
+		fmt.Fprintf(w, "\ngroup %s  strategy %s (%s)  generation %d  state %s\n", g.GetGroup(), s.GetName(), s.GetPlugin(), s.GetGeneration(), s.GetState())
+		for _, p := range s.GetPlugins() {
+			fmt.Fprintf(w, "  plugin %s pid %d restarts %d %s\n", p.GetName(), p.GetPid(), p.GetRestarts(), p.GetState())
+		}
+		if s.GetLastError() != "" {
+			fmt.Fprintf(w, "  last error: %s\n", s.GetLastError())
+		}
+		for _, h := range s.GetFaultTable() {
+			avail := "available"
+			if !h.GetAvailable() {
+				avail = "ISOLATED until " + time.UnixMilli(h.GetUntilUnixMs()).Format(time.TimeOnly)
+			}
+			fmt.Fprintf(w, "  health %-12s %s  last latency %s\n", h.GetBroker(), avail, (time.Duration(h.GetLatencyUs()) * time.Microsecond).String())
+		}
+	}
+}
+
+func cmdStrategy(e *env, args []string) int {
+	fs := newFlags(e, "strategy", "list | swap NAME [-group GROUP]", `
+List the configured strategies (and the built-ins) with the groups using each, or swap
+the active strategy of every group (or of -group) to NAME while traffic flows. A swap
+builds and health-checks the new strategy first; on failure the old one stays.`,
+		`  producerd strategy list
+  producerd strategy swap rr
+  producerd strategy swap latency -group orders`)
+	var cf connFlags
+	cf.register(fs, false, true)
+	group := fs.String("group", "", "swap only this producer `group`")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 || (pos[0] == "swap" && len(pos) != 2) || (pos[0] == "list" && len(pos) != 1) || (pos[0] != "list" && pos[0] != "swap") {
+		fs.Usage()
+		return 2
+	}
+	ac, closeFn, err := cf.adminClient()
+	if err != nil {
+		return fail(e, "%v", err)
+	}
+	defer closeFn()
+	ctx, cancel := cf.adminCtx()
+	defer cancel()
+	if pos[0] == "list" {
+		resp, err := ac.ListStrategies(ctx, &producerdpb.ListStrategiesRequest{})
+		if err != nil {
+			return fail(e, "strategy list: %s", rpcError(err))
+		}
+		if *asJSON {
+			printProto(e.stdout, resp)
+			return 0
+		}
+		for _, s := range resp.GetStrategies() {
+			active := ""
+			if len(s.GetActiveIn()) > 0 {
+				active = "  active in " + strings.Join(s.GetActiveIn(), ",")
+			}
+			fmt.Fprintf(e.stdout, "%-14s %-24s %s%s\n", s.GetName(), s.GetPlugin(), s.GetSummary(), active)
+		}
+		return 0
+	}
+	resp, err := ac.SwapStrategy(ctx, &producerdpb.SwapStrategyRequest{Name: pos[1], ProducerGroup: *group})
+	if err != nil {
+		return fail(e, "strategy swap: %s", rpcError(err))
+	}
+	if *asJSON {
+		printProto(e.stdout, resp)
+		return 0
+	}
+	for _, s := range resp.GetSwapped() {
+		fmt.Fprintf(e.stdout, "group %s: %s -> %s (generation %d)\n", s.GetGroup(), s.GetFrom(), s.GetTo(), s.GetGeneration())
+	}
+	return 0
+}
+
+func cmdReload(e *env, args []string) int {
+	fs := newFlags(e, "reload", "[flags]", `
+Make a running daemon re-read its config file, as SIGHUP does. A broken config leaves
+the running one in place and the error is printed. Changed strategies are swapped;
+settings that need a restart are listed.`,
+		`  producerd reload
+  producerd reload -admin 127.0.0.1:7390 -token "$TOKEN"`)
+	var cf connFlags
+	cf.register(fs, false, true)
+	if _, code, ok := parse(fs, args); !ok {
+		return code
+	}
+	ac, closeFn, err := cf.adminClient()
+	if err != nil {
+		return fail(e, "%v", err)
+	}
+	defer closeFn()
+	ctx, cancel := cf.adminCtx()
+	defer cancel()
+	resp, err := ac.Reload(ctx, &producerdpb.ReloadRequest{})
+	if err != nil {
+		return fail(e, "reload: %s", rpcError(err))
+	}
+	fmt.Fprintf(e.stdout, "reloaded (config generation %d)\n", resp.GetConfigGeneration())
+	for _, c := range resp.GetChanges() {
+		fmt.Fprintf(e.stdout, "  changed: %s\n", c)
+	}
+	for _, c := range resp.GetRestartNeeded() {
+		fmt.Fprintf(e.stdout, "  needs a restart: %s\n", c)
+	}
+	return 0
+}
+
+func cmdDrain(e *env, args []string) int {
+	fs := newFlags(e, "drain", "[-resume] [flags]", `
+Make a running daemon stop accepting messages (they get UNAVAILABLE, HTTP 503) and wait
+for those in flight, up to daemon.shutdown_timeout; prints how many remained. The
+daemon keeps running; -resume makes it accept messages again.`,
+		`  producerd drain
+  producerd drain -resume`)
+	var cf connFlags
+	cf.register(fs, false, true)
+	resume := fs.Bool("resume", false, "accept messages again")
+	if _, code, ok := parse(fs, args); !ok {
+		return code
+	}
+	ac, closeFn, err := cf.adminClient()
+	if err != nil {
+		return fail(e, "%v", err)
+	}
+	defer closeFn()
+	ctx, cancel := cf.adminCtx()
+	defer cancel()
+	if *resume {
+		if _, err := ac.Resume(ctx, &producerdpb.ResumeRequest{}); err != nil {
+			return fail(e, "resume: %s", rpcError(err))
+		}
+		fmt.Fprintln(e.stdout, "resumed")
+		return 0
+	}
+	resp, err := ac.Drain(ctx, &producerdpb.DrainRequest{})
+	if err != nil {
+		return fail(e, "drain: %s", rpcError(err))
+	}
+	fmt.Fprintf(e.stdout, "drained; %d message(s) still in flight\n", resp.GetRemaining())
+	return 0
+}

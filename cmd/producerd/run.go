@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/producerd/producerd/internal/builtin"
+	"github.com/producerd/producerd/internal/config"
+	"github.com/producerd/producerd/internal/daemon"
+)
+
+func cmdRun(e *env, args []string) int {
+	fs := newFlags(e, "run", "[-c FILE]", `
+Run the daemon: start the producer groups and their strategy plugins, then serve the
+ingress API (gRPC and HTTP/JSON) and the admin API until SIGTERM or SIGINT.
+
+Signals:
+  SIGHUP           re-read the config; a broken config leaves the running one in place
+  SIGTERM, SIGINT  graceful shutdown: stop accepting, finish in-flight messages within
+                   daemon.shutdown_timeout, unregister from the brokers, stop the
+                   plugins, exit 0; a second signal exits at once (status 1)`,
+		`  producerd run -c producer.toml
+  producerd run -c /etc/producerd/producer.toml -log-level debug`)
+	file := fs.String("c", "producer.toml", "config `file`")
+	level := fs.String("log-level", "", "override daemon.log_level (trace, debug, info, warn, error)")
+	if _, code, ok := parse(fs, args); !ok {
+		return code
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return 1
+	}
+	if *level != "" {
+		cfg.Daemon.LogLevel = *level
+	}
+	log := daemon.NewLogger(cfg.Daemon.LogLevel, cfg.Daemon.LogFormat, e.stderr)
+	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: versionString()})
+	if err != nil {
+		return fail(e, "%v", err)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := d.Start(context.Background()); err != nil {
+		log.Error("start failed", "error", err)
+		return 1
+	}
+	return serveUntilSignal(d, log, sigs)
+}
+
+// serveUntilSignal reloads on SIGHUP and shuts down gracefully on SIGTERM or SIGINT; a
+// second SIGTERM or SIGINT during the shutdown exits at once with status 1.
+func serveUntilSignal(d *daemon.Daemon, log hclog.Logger, sigs <-chan os.Signal) int {
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			log.Info("SIGHUP: reloading the config")
+			go func() { _, _, _ = d.Reload(context.Background()) }()
+			continue
+		}
+		log.Info("signal received: shutting down (send it again to exit at once)", "signal", sig.String())
+		break
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Shutdown(context.Background()) }()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				log.Warn("shutdown finished with errors", "error", err)
+			}
+			return 0
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				continue
+			}
+			log.Error("second signal: exiting without waiting", "signal", sig.String())
+			return 1
+		}
+	}
+}
+
+func cmdValidate(e *env, args []string) int {
+	fs := newFlags(e, "validate", "[-c FILE]", `
+Check a config file the way 'producerd run' would, without starting anything: unknown
+keys, wrong types, bad durations and sizes, missing plugins, bad strategy settings and
+duplicate groups are each reported with FILE:LINE and the key. Exit status 0 when the
+config is valid, 1 otherwise.`,
+		`  producerd validate -c producer.toml
+  producerd validate -c producer.toml && systemctl reload producerd`)
+	file := fs.String("c", "producer.toml", "config `file`")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 1 {
+		*file = pos[0]
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return 1
+	}
+	var strategies []string
+	for _, n := range cfg.StrategyNames() {
+		if !cfg.Strategies[n].Implicit {
+			strategies = append(strategies, n)
+		}
+	}
+	fmt.Fprintf(e.stdout, "%s: ok (%d producer group(s), strategies %v)\n", *file, len(cfg.Producers), strategies)
+	return 0
+}
+
+func cmdPlugin(e *env, args []string) int {
+	fs := newFlags(e, "plugin", "NAME", `
+Serve the built-in strategy NAME as an out-of-process plugin over go-plugin. The daemon
+starts this itself; it is not meant to be run by hand.`, "")
+	pos, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return fail(e, "plugin: want exactly one built-in name")
+	}
+	if err := builtin.Serve(pos[0]); err != nil {
+		return fail(e, "plugin %s: %v", pos[0], err)
+	}
+	return 0
+}

@@ -1,0 +1,165 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden .err files of testdata/config")
+
+// configDir is the repository's table of malformed configs.
+const configDir = "../../testdata/config"
+
+// TestMalformed decodes every testdata/config/*.toml and compares the error text with
+// the .err file next to it (regenerate with go test ./internal/config -update).
+func TestMalformed(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(configDir, "*.toml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no configs in %s: %v", configDir, err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(strings.TrimSuffix(name, ".toml"), func(t *testing.T) {
+			t.Parallel()
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, perr := Parse(name, data, configDir)
+			if perr == nil {
+				t.Fatalf("%s: parsed without error", name)
+			}
+			if !errors.Is(perr, ErrInvalid) {
+				t.Errorf("error does not match ErrInvalid: %v", perr)
+			}
+			got := perr.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".toml") + ".err"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("error text differs from %s\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+				if !strings.HasPrefix(line, name+":") {
+					t.Errorf("line does not start with the file name: %q", line)
+				}
+			}
+		})
+	}
+}
+
+// TestShippedConfig checks that the repository's producer.toml is valid and says what
+// its comments say.
+func TestShippedConfig(t *testing.T) {
+	c, err := Load("../../producer.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Producers) == 0 || c.Producers[0].Strategy == "" {
+		t.Fatalf("producers = %+v", c.Producers)
+	}
+	if c.Ingress.GRPC != DefaultIngressGRPC || c.Admin.Listen != DefaultAdminListen {
+		t.Errorf("listeners: %+v %+v", c.Ingress, c.Admin)
+	}
+	for _, name := range []string{"latency", "roundrobin", "latencyfault"} {
+		if _, ok := c.Strategies[name]; !ok {
+			t.Errorf("strategy %q missing", name)
+		}
+	}
+}
+
+func TestDefaultsAndValues(t *testing.T) {
+	src := `
+[daemon]
+max_inflight_bytes = "1MiB"
+shutdown_timeout = "1m30s"
+
+[client]
+name_servers = ["127.0.0.1:9876"]
+
+[strategy.lf]
+plugin = "builtin:latencyfault"
+settings = { preset = "rocketmq5", max_isolated_share = 1 }
+
+[[producer]]
+retries = 0
+max_message_size = 65536
+compress_threshold = "8KiB"
+`
+	c, err := Parse("t.toml", []byte(src), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Producers[0]
+	if p.Group != DefaultGroup || !p.NoRetries || p.MaxMessageSize != 65536 || p.CompressThreshold != 8<<10 {
+		t.Errorf("producer = %+v", p)
+	}
+	if c.Daemon.MaxInflightBytes != 1<<20 || c.Daemon.ShutdownTimeout != 90*time.Second || c.Daemon.MaxInflightMessages != DefaultMaxInflightMessages {
+		t.Errorf("daemon = %+v", c.Daemon)
+	}
+	if got := string(c.Strategies["lf"].Settings); got != `{"max_isolated_share":1,"preset":"rocketmq5"}` {
+		t.Errorf("settings JSON = %s", got)
+	}
+	if !c.Strategies["roundrobin"].Implicit || c.Strategies["lf"].Implicit {
+		t.Errorf("implicit built-ins wrong: %+v", c.Strategies)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"4MiB", 4 << 20, true}, {"64 KiB", 64 << 10, true}, {"512", 512, true}, {"1GB", 1e9, true},
+		{"10B", 10, true}, {"4 MiBs", 0, false}, {"-1", 0, false}, {"", 0, false}, {"1.5MiB", 0, false},
+	} {
+		got, err := ParseSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d, ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestLocator(t *testing.T) {
+	t.Parallel()
+	src := `a = 1
+[t]
+"quoted.key" = """
+multi
+line"""
+arr = [
+  1,
+  { x = 2 },
+]
+[[p]]
+g = 1
+[[p]]
+g = 2
+[p.sub]
+k = 'v'
+`
+	l := newLocator(src)
+	for path, want := range map[string]int{
+		"a": 1, "t": 2, "t.quoted.key": 3, "t.arr": 6, "t.arr[1]": 8, "t.arr[1].x": 8,
+		"p[0].g": 11, "p[1].g": 13, "p[1].sub.k": 15, "p[1].sub.missing": 14, "nothing": 0,
+	} {
+		if got := l.Line(path); got != want {
+			t.Errorf("Line(%q) = %d, want %d", path, got, want)
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package daemon
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/producerd/producerd/api/producerdpb"
+	"github.com/producerd/producerd/internal/config"
+)
+
+// maxRecvMsgSize bounds one gRPC request: a 4 MiB body plus headroom, or a batch.
+const maxRecvMsgSize = 32 << 20
+
+func loadTLS(t config.TLS) (*tls.Config, error) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// listen opens the listeners and starts serving.
+func (d *Daemon) listen(cfg *config.Config) error {
+	ingTLS, err := loadTLS(cfg.Ingress.TLS)
+	if err != nil {
+		return fmt.Errorf("daemon: ingress TLS: %w", err)
+	}
+	admTLS, err := loadTLS(cfg.Admin.TLS)
+	if err != nil {
+		return fmt.Errorf("daemon: admin TLS: %w", err)
+	}
+	if cfg.Ingress.GRPC != "" {
+		if d.grpcLn, err = net.Listen("tcp", cfg.Ingress.GRPC); err != nil {
+			return fmt.Errorf("daemon: ingress grpc: %w", err)
+		}
+	}
+	if cfg.Ingress.HTTP != "" {
+		if d.httpLn, err = net.Listen("tcp", cfg.Ingress.HTTP); err != nil {
+			return fmt.Errorf("daemon: ingress http: %w", err)
+		}
+	}
+	if cfg.Admin.Listen != "" {
+		if d.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			return fmt.Errorf("daemon: admin: %w", err)
+		}
+	}
+
+	d.health = health.NewServer()
+	d.adminHealth = health.NewServer()
+	d.setServing(true)
+
+	if d.grpcLn != nil {
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxRecvMsgSize)}
+		if ingTLS != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(ingTLS)))
+		}
+		d.grpcSrv = grpc.NewServer(opts...)
+		producerdpb.RegisterIngressServer(d.grpcSrv, &ingress{d: d})
+		healthpb.RegisterHealthServer(d.grpcSrv, d.health)
+		reflection.Register(d.grpcSrv)
+		d.serve("ingress grpc", func() error { return d.grpcSrv.Serve(d.grpcLn) })
+	}
+	if d.httpLn != nil {
+		d.httpSrv = &http.Server{Handler: d.ingressHTTP(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: ingTLS,
+			ErrorLog: d.log.Named("http").StandardLogger(nil)}
+		d.serve("ingress http", func() error { return serveHTTP(d.httpSrv, d.httpLn) })
+	}
+	if d.adminLn != nil {
+		d.adminGRPC = grpc.NewServer(grpc.ChainUnaryInterceptor(d.adminAuth))
+		producerdpb.RegisterAdminServer(d.adminGRPC, &admin{d: d})
+		healthpb.RegisterHealthServer(d.adminGRPC, d.adminHealth)
+		reflection.Register(d.adminGRPC)
+		// One listener for gRPC and HTTP: HTTP/2 requests with a gRPC content type go
+		// to the gRPC server, everything else to the HTTP mux. Without TLS the server
+		// speaks HTTP/2 with prior knowledge (h2c), as gRPC clients do.
+		mux := d.adminMux()
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+				d.adminGRPC.ServeHTTP(w, r)
+				return
+			}
+			mux.ServeHTTP(w, r)
+		})
+		var protos http.Protocols
+		protos.SetHTTP1(true)
+		protos.SetHTTP2(true)
+		protos.SetUnencryptedHTTP2(admTLS == nil)
+		d.adminHTTP = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: admTLS, Protocols: &protos,
+			ErrorLog: d.log.Named("admin").StandardLogger(nil)}
+		d.serve("admin", func() error { return serveHTTP(d.adminHTTP, d.adminLn) })
+	}
+	return nil
+}
+
+func serveHTTP(s *http.Server, ln net.Listener) error {
+	if s.TLSConfig != nil {
+		return s.ServeTLS(ln, "", "")
+	}
+	return s.Serve(ln)
+}
+
+// serve runs a server until it is stopped; an unexpected end is logged.
+func (d *Daemon) serve(name string, f func() error) {
+	d.serveWG.Go(func() {
+		err := f()
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) && !d.shutdown.Load() {
+			d.log.Error("server stopped", "server", name, "error", err)
+		}
+	})
+}
+
+// tokenOK compares a presented Authorization value with the configured token in
+// constant time. No token configured means every call is allowed.
+func (d *Daemon) tokenOK(authorization string) bool {
+	want := d.Config().Admin.Token
+	if want == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(authorization, "Bearer ")
+	if !ok {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// adminAuth checks the bearer token on the Admin service (health and reflection stay
+// open).
+func (d *Daemon) adminAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if strings.HasPrefix(info.FullMethod, "/producerd.v1.Admin/") {
+		md, _ := metadata.FromIncomingContext(ctx)
+		var auth string
+		if v := md.Get("authorization"); len(v) > 0 {
+			auth = v[0]
+		}
+		if !d.tokenOK(auth) {
+			return nil, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
+		}
+	}
+	return handler(ctx, req)
+}

@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/internal/config"
+	"github.com/producerd/producerd/remoting"
+)
+
+func TestLimiter(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(2, 100)
+	if err := l.acquire(1, 60); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.acquire(1, 60); !errors.Is(err, errBusy) {
+		t.Fatalf("over the byte bound: %v", err)
+	}
+	if err := l.acquire(1, 40); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.acquire(1, 0); !errors.Is(err, errBusy) {
+		t.Fatalf("over the message bound: %v", err)
+	}
+	l.release(1, 60)
+	l.release(1, 40)
+	// A message bigger than the byte bound passes alone.
+	if err := l.acquire(1, 500); err != nil {
+		t.Fatalf("a big message alone: %v", err)
+	}
+	l.setDraining(true)
+	if err := l.acquire(1, 1); !errors.Is(err, errDraining) {
+		t.Fatalf("while draining: %v", err)
+	}
+	done := make(chan int64)
+	go func() { done <- l.wait(context.Background()) }()
+	l.release(1, 500)
+	if n := <-done; n != 0 {
+		t.Fatalf("wait returned %d", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.setDraining(false)
+	_ = l.acquire(1, 1)
+	if n := l.wait(ctx); n != 1 {
+		t.Fatalf("wait with an ended context returned %d", n)
+	}
+}
+
+func TestErrorToPB(t *testing.T) {
+	t.Parallel()
+	brokerErr := &remoting.Error{Addr: "a", Code: remoting.TopicNotExist, Remark: "no topic"}
+	for _, tc := range []struct {
+		err    error
+		code   codes.Code
+		reason string
+		rmq    int32
+	}{
+		{errBusy, codes.ResourceExhausted, "RESOURCE_EXHAUSTED", 0},
+		{errDraining, codes.Unavailable, "UNAVAILABLE", 0},
+		{core.ErrClosed, codes.Unavailable, "UNAVAILABLE", 0},
+		{fmt.Errorf("%w x", ErrUnknownGroup), codes.InvalidArgument, "UNKNOWN_GROUP", 0},
+		{&core.ValidationError{Rule: "r", Msg: "m"}, codes.InvalidArgument, "INVALID_MESSAGE", 0},
+		{&core.SendError{Topic: "t", Attempts: 3, Last: brokerErr}, codes.NotFound, "TOPIC_NOT_EXIST", 17},
+		{&core.SendError{Last: &remoting.Error{Code: remoting.SystemBusy}}, codes.Unavailable, "SYSTEM_BUSY", 2},
+		{&core.SendError{Timeout: true, Last: remoting.ErrTimeout}, codes.DeadlineExceeded, "TIMEOUT", 0},
+		{&core.SendError{Last: fmt.Errorf("%w: dial", remoting.ErrConnect)}, codes.Unavailable, "CONNECT_FAILED", 0},
+		{fmt.Errorf("%w x", core.ErrNoRoute), codes.NotFound, "NO_ROUTE", 0},
+		{context.Canceled, codes.Canceled, "CANCELED", 0},
+		{errors.New("boom"), codes.Unknown, "INTERNAL", 0},
+	} {
+		pe := errorToPB(tc.err)
+		if codes.Code(pe.GetGrpcCode()) != tc.code || pe.GetReason() != tc.reason || pe.GetCode() != tc.rmq {
+			t.Errorf("%v: got %v", tc.err, pe)
+		}
+	}
+}
+
+func TestTokenOK(t *testing.T) {
+	t.Parallel()
+	cfg := &config.Config{Admin: config.Admin{Token: "abc"}, Daemon: config.Daemon{MaxInflightMessages: 1, MaxInflightBytes: 1}}
+	d, err := New(Options{Config: cfg, PluginCommand: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for auth, want := range map[string]bool{"Bearer abc": true, "Bearer abd": false, "abc": false, "": false, "Bearer ": false, "Bearer abcd": false} {
+		if got := d.tokenOK(auth); got != want {
+			t.Errorf("tokenOK(%q) = %v", auth, got)
+		}
+	}
+	cfg.Admin.Token = ""
+	if !d.tokenOK("") {
+		t.Error("no token configured: calls must pass")
+	}
+}
