@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,8 +184,10 @@ func (c *Client) timeoutError(cl *call) error {
 // its deadline also bounds the wait for the response. Cancelling ctx after InvokeAsync
 // returned does not cancel the request.
 //
-// cb runs on the connection's callback goroutine, one callback at a time per connection: it
-// must not block for long (it may call InvokeAsync or InvokeSync, but not Close).
+// cb runs on the connection's callback goroutine, one callback at a time per connection, never
+// on the caller's goroutine: it must not block for long, since it delays the connection's other
+// callbacks. It may call InvokeAsync or InvokeSync (blocking it for their duration), but not
+// Close.
 func (c *Client) InvokeAsync(ctx context.Context, addr string, req *Command, cb func(resp *Command, err error)) error {
 	if cb == nil {
 		return errors.New("remoting: InvokeAsync needs a callback")
@@ -520,15 +523,7 @@ func (c *Client) Conns() []ConnInfo {
 		}
 	}
 	c.mu.Unlock()
-	slices.SortFunc(out, func(a, b ConnInfo) int {
-		switch {
-		case a.Addr < b.Addr:
-			return -1
-		case a.Addr > b.Addr:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b ConnInfo) int { return strings.Compare(a.Addr, b.Addr) })
 	return out
 }
 

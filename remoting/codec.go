@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -75,14 +74,35 @@ func appendFramePrefix(dst []byte, c *Command, st SerializeType, w wire) ([]byte
 	return dst, nil
 }
 
-// sortedKeys returns m's keys in byte order, using buf when it is large enough.
-func sortedKeys(m map[string]string, buf []string) []string {
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
+// kv is one ext field.
+type kv struct{ k, v string }
+
+// sortedExt returns m's entries in key byte order, in buf when it is large enough. Ext fields
+// are sorted so that encoding is deterministic (golden files, captures, signatures).
+func sortedExt(m map[string]string, buf []kv) []kv {
+	fields := buf[:0]
+	for k, v := range m {
+		fields = append(fields, kv{k, v})
 	}
-	slices.Sort(keys)
-	return keys
+	// Insertion sort: headers have a handful to a few dozen fields, mostly single letters,
+	// so comparing first bytes inline beats a generic sort.
+	for i := 1; i < len(fields); i++ {
+		x := fields[i]
+		j := i
+		for j > 0 && keyLess(x.k, fields[j-1].k) {
+			fields[j] = fields[j-1]
+			j--
+		}
+		fields[j] = x
+	}
+	return fields
+}
+
+func keyLess(a, b string) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return a < b
 }
 
 // appendJSONHeader writes the header as fastjson does: fields in alphabetical order, nulls
@@ -93,14 +113,14 @@ func appendJSONHeader(dst []byte, c *Command, w wire) []byte {
 	dst = strconv.AppendInt(dst, int64(w.code), 10)
 	if len(c.ExtFields) > 0 {
 		dst = append(dst, `,"extFields":{`...)
-		var buf [24]string
-		for i, k := range sortedKeys(c.ExtFields, buf[:]) {
+		var buf [24]kv
+		for i, f := range sortedExt(c.ExtFields, buf[:]) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, k)
+			dst = appendJSONString(dst, f.k)
 			dst = append(dst, ':')
-			dst = appendJSONString(dst, c.ExtFields[k])
+			dst = appendJSONString(dst, f.v)
 		}
 		dst = append(dst, '}')
 	}
@@ -174,12 +194,12 @@ func appendBinaryHeader(dst []byte, c *Command, w wire) ([]byte, error) {
 	extAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
 	if len(c.ExtFields) > 0 {
-		var buf [24]string
-		for _, k := range sortedKeys(c.ExtFields, buf[:]) {
+		var buf [24]kv
+		for _, f := range sortedExt(c.ExtFields, buf[:]) {
+			k, v := f.k, f.v
 			if len(k) > math.MaxInt16 {
 				return dst, fmt.Errorf("%w: ext key of %d bytes does not fit an int16 length", ErrBadFrame, len(k))
 			}
-			v := c.ExtFields[k]
 			dst = binary.BigEndian.AppendUint16(dst, uint16(len(k)))
 			dst = append(dst, k...)
 			dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))

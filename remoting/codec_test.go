@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -415,7 +416,7 @@ func TestRoundTrip(t *testing.T) {
 		{},
 		sendV2Request(bytes.Repeat([]byte{0, 1, 2, 0xff}, 300)),
 		sendResponse(),
-		{Code: -1, Language: LanguageLanguageMax(), Version: -3, Opaque: -2147483648, Flag: 3, Remark: "r"},
+		{Code: -1, Language: lastLanguage(), Version: -3, Opaque: -2147483648, Flag: 3, Remark: "r"},
 		{Code: 105, ExtFields: map[string]string{"topic": "TBW102", "acceptStandardJsonOnly": "true"}},
 		{Code: 1, Remark: strings.Repeat("x", 70000), ExtFields: map[string]string{strings.Repeat("k", 300): strings.Repeat("v", 70000)}},
 		{Code: 7, Language: 200}, // unknown language travels as an int in JSON
@@ -443,8 +444,8 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// LanguageLanguageMax is the last named language.
-func LanguageLanguageMax() LanguageCode { return LanguageCode(len(languageNames) - 1) }
+// lastLanguage is the last named language.
+func lastLanguage() LanguageCode { return LanguageCode(len(languageNames) - 1) }
 
 func TestAppendFrameErrors(t *testing.T) {
 	t.Parallel()
@@ -573,5 +574,40 @@ func TestReadCommandRejectsBeforeAllocating(t *testing.T) {
 				t.Errorf("%d bytes allocated per rejected frame", perRun)
 			}
 		})
+	}
+}
+
+func TestExtFieldsSorted(t *testing.T) {
+	t.Parallel()
+	ext := map[string]string{}
+	for i := range 40 { // more than the on-stack buffer holds
+		ext[fmt.Sprintf("%c%d", 'a'+rune(i*7%26), i)] = "v"
+	}
+	ext["A"], ext["b"], ext["ba"], ext[""] = "1", "2", "3", "4"
+	for _, st := range []SerializeType{JSON, RocketMQ} {
+		frame, err := AppendFrame(nil, &Command{ExtFields: ext}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		switch st {
+		case JSON:
+			obj := string(frame[bytes.Index(frame, []byte(`"extFields":{`))+len(`"extFields":{`):])
+			for _, member := range strings.Split(obj[:strings.Index(obj, "}")], ",") {
+				keys = append(keys, strings.Trim(strings.SplitN(member, ":", 2)[0], `"`))
+			}
+		case RocketMQ:
+			h := frame[8:]
+			p := 17 + 4
+			for p < len(h) {
+				kl := int(binary.BigEndian.Uint16(h[p:]))
+				keys = append(keys, string(h[p+2:p+2+kl]))
+				p += 2 + kl
+				p += 4 + int(binary.BigEndian.Uint32(h[p:]))
+			}
+		}
+		if len(keys) != len(ext) || !slices.IsSorted(keys) {
+			t.Errorf("%s: ext keys not in byte order: %q", st, keys)
+		}
 	}
 }
