@@ -8,7 +8,10 @@
 //
 // Tests that disturb the cluster (SIGSTOP, SIGKILL, restart) call RequireExclusive: it
 // takes an exclusive file lock that every Require holder shares, so fault tests in one
-// package never run while another package's tests use the cluster.
+// package never run while another package's tests use the cluster. An exclusive waiter
+// is served before new shared holders, so it cannot be starved. A parallel test must call
+// Require after t.Parallel(), so that its shared hold never overlaps a sequential
+// RequireExclusive test of the same package.
 package rmqtest
 
 import (
@@ -138,8 +141,20 @@ func acquire(path string, mode int) error {
 	if err != nil {
 		return err
 	}
-	// Bounded wait: a fault test elsewhere takes well under this.
+	// flock has no fairness: test processes taking shared locks one test after another
+	// could starve an exclusive waiter forever. An exclusive waiter therefore announces
+	// itself with a file, and shared takers wait while any live waiter is announced.
 	deadline := time.Now().Add(10 * time.Minute)
+	if mode == syscall.LOCK_EX {
+		want := fmt.Sprintf("%s.want.%d", path, os.Getpid())
+		if err := os.WriteFile(want, nil, 0o644); err == nil {
+			defer os.Remove(want)
+		}
+	} else {
+		for exclusiveWaiting(path) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	for {
 		err = syscall.Flock(int(f.Fd()), mode|syscall.LOCK_NB)
 		if err == nil {
@@ -153,6 +168,23 @@ func acquire(path string, mode int) error {
 	}
 	lockFile, lockMode, lockRefs = f, mode, 1
 	return nil
+}
+
+// exclusiveWaiting reports whether a live process announced that it waits for the
+// exclusive lock; announcements of dead processes are removed.
+func exclusiveWaiting(path string) bool {
+	wants, _ := filepath.Glob(path + ".want.*")
+	for _, w := range wants {
+		var pid int
+		if _, err := fmt.Sscanf(w[len(path)+len(".want."):], "%d", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		if syscall.Kill(pid, 0) == nil {
+			return true
+		}
+		os.Remove(w)
+	}
+	return false
 }
 
 func release() {
