@@ -1,0 +1,359 @@
+// Package e2e holds end-to-end tests that combine core, the strategy host and its
+// plugin processes against the real Apache RocketMQ cluster (internal/rmqtest).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/host"
+	"github.com/producerd/producerd/internal/rmqtest"
+	"github.com/producerd/producerd/plugins/examples/keyhash"
+	"github.com/producerd/producerd/plugins/sdk"
+)
+
+const pluginArg = "e2e-plugin"
+
+// TestMain doubles as the plugin executable: the host re-executes this test binary with
+// pluginArg NAME to run a built-in out of process.
+func TestMain(m *testing.M) {
+	if len(os.Args) >= 3 && os.Args[1] == pluginArg {
+		if err := host.ServeBuiltin(os.Args[2], builtins()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func builtins() map[string]host.Builtin {
+	b := host.DefaultBuiltins()
+	b["keyhash"] = func([]byte) (sdk.Selector, error) { return keyhash.New(), nil }
+	return b
+}
+
+func spec(name string, inProcess bool) host.Spec {
+	exe, _ := os.Executable()
+	return host.Spec{Name: name, Plugin: name, InProcess: inProcess, Command: []string{exe, pluginArg, name}}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newHost(t testing.TB, first host.Spec, logs *syncBuffer) *host.Host {
+	t.Helper()
+	h, err := host.New(host.Config{Builtins: builtins(),
+		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if err := h.Start(context.Background(), first); err != nil {
+		t.Fatalf("start %s: %v", first.Name, err)
+	}
+	return h
+}
+
+var groupSeq atomic.Int64
+
+func newProducer(t testing.TB, c *rmqtest.Cluster, strategy sdk.Selector) *core.Producer {
+	t.Helper()
+	p, err := core.NewProducer(core.ProducerConfig{
+		Group:    fmt.Sprintf("e2e_%d_%d", os.Getpid(), groupSeq.Add(1)),
+		Client:   core.ClientConfig{NameServers: []string{c.NameServer}},
+		Strategy: strategy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
+
+// ack is one acknowledged send.
+type ack struct {
+	uniq string
+	at   time.Time
+	lat  time.Duration
+}
+
+// load runs workers sync senders until stop is closed or max messages were sent, and
+// returns every acknowledgement and every error.
+type load struct {
+	mu     sync.Mutex
+	acks   []ack
+	errs   []error
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	sent   atomic.Int64
+	topic  string
+	keyed  bool
+	max    int64
+	body   []byte
+	worker int
+}
+
+func startLoad(p *core.Producer, topic string, workers int, max int64, keyed bool) *load {
+	l := &load{stop: make(chan struct{}), topic: topic, keyed: keyed, max: max, body: make([]byte, 1024), worker: workers}
+	for w := range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				if l.sent.Add(1) > l.max {
+					return
+				}
+				m := &core.Message{Topic: topic, Body: l.body}
+				if keyed {
+					m.ShardingKey = fmt.Sprintf("key-%d", (w*7919+i)%64)
+				}
+				t0 := time.Now()
+				res, err := p.Send(context.Background(), m)
+				l.mu.Lock()
+				if err != nil {
+					l.errs = append(l.errs, err)
+				} else {
+					l.acks = append(l.acks, ack{uniq: res.MsgID, at: t0, lat: time.Since(t0)})
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) finish() ([]ack, []error) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.acks, l.errs
+}
+
+type queueKey struct {
+	broker string
+	id     int32
+}
+
+func offsets(t *testing.T, p *core.Producer, c *rmqtest.Cluster, topic string) map[queueKey]int64 {
+	t.Helper()
+	out := make(map[queueKey]int64)
+	for _, b := range c.Brokers {
+		for q := range int32(4) {
+			off, err := core.MaxOffset(context.Background(), p.Client().Remoting(), b.Addr, topic, q)
+			if err != nil {
+				t.Fatalf("max offset %s/%d: %v", b.Name, q, err)
+			}
+			out[queueKey{b.Name, q}] = off
+		}
+	}
+	return out
+}
+
+// readBack pulls every message written to topic since from and checks that every
+// acknowledged UNIQ_KEY is there.
+func readBack(t *testing.T, p *core.Producer, c *rmqtest.Cluster, topic string, from map[queueKey]int64, acks []ack) {
+	t.Helper()
+	want := make(map[string]bool, len(acks))
+	for _, a := range acks {
+		want[a.uniq] = true
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for qk, off := range from {
+		addr := c.Broker(t, qk.broker).Addr
+		for time.Now().Before(deadline) {
+			msgs, next, err := core.PullMessages(context.Background(), p.Client().Remoting(), addr, "e2e_verifier", topic, qk.id, off, 32)
+			if err != nil {
+				t.Fatalf("pull %s/%d at %d: %v", qk.broker, qk.id, off, err)
+			}
+			for _, m := range msgs {
+				delete(want, m.UniqKey())
+			}
+			if len(msgs) == 0 || next == off {
+				break
+			}
+			off = next
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("%d of %d acknowledged messages were not found in %s", len(want), len(acks), topic)
+	}
+}
+
+func p99(lats []time.Duration) time.Duration {
+	if len(lats) == 0 {
+		return 0
+	}
+	slices.Sort(lats)
+	return lats[len(lats)*99/100]
+}
+
+// TestPluginKilledUnderLoad: SIGKILL of the latency-fault plugin during a 20-second load
+// fails and loses no message, the fallback shows in the logs and the host's counters, and
+// the plugin is back.
+func TestPluginKilledUnderLoad(t *testing.T) {
+	c := rmqtest.Require(t)
+	var logs syncBuffer
+	h := newHost(t, spec("latencyfault", false), &logs)
+	p := newProducer(t, c, h.Strategy())
+	from := offsets(t, p, c, "IT_Swap")
+	oldPID := h.Status().PID
+	if oldPID == 0 {
+		t.Fatalf("latencyfault is not running as a plugin: %+v", h.Status())
+	}
+
+	l := startLoad(p, "IT_Swap", 8, 1_000_000, false)
+	time.Sleep(5 * time.Second) // let the load settle before the kill
+	killedAt := time.Now()
+	if err := syscall.Kill(oldPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var back time.Duration
+	for back == 0 && time.Since(killedAt) < 15*time.Second {
+		if st := h.Status(); st.PID != 0 && st.PID != oldPID && st.Mode == host.ModePlugin {
+			back = time.Since(killedAt)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(time.Until(killedAt.Add(15 * time.Second)))
+	acks, errs := l.finish()
+	if len(errs) > 0 {
+		t.Fatalf("%d sends failed after the plugin was killed; first: %v", len(errs), errs[0])
+	}
+	if back == 0 {
+		t.Fatalf("the plugin did not come back; status %+v", h.Status())
+	}
+	st := h.Status()
+	if st.Totals.Crashes == 0 || st.Totals.Restarts == 0 {
+		t.Fatalf("crash and restart not counted: %+v", st.Totals)
+	}
+	if !bytes.Contains([]byte(logs.String()), []byte("latencyfault")) {
+		t.Fatalf("no log line names the plugin:\n%s", logs.String())
+	}
+	readBack(t, p, c, "IT_Swap", from, acks)
+	t.Logf("20 s load, plugin SIGKILLed at 5 s: %d sends acknowledged and read back, 0 failed; plugin back after %v; fallbacks %d of %d decisions",
+		len(acks), back.Round(time.Millisecond), st.Totals.Fallbacks, st.Totals.Decisions)
+}
+
+// TestSwapUnderLoad swaps round-robin -> latency-fault -> keyhash -> round-robin, all out
+// of process, under continuous load: nothing fails, everything acknowledged is stored.
+func TestSwapUnderLoad(t *testing.T) {
+	c := rmqtest.Require(t)
+	var logs syncBuffer
+	h := newHost(t, spec("roundrobin", false), &logs)
+	p := newProducer(t, c, h.Strategy())
+	from := offsets(t, p, c, "IT_Swap")
+
+	l := startLoad(p, "IT_Swap", 8, 1_000_000, true)
+	var swaps []time.Time
+	for _, name := range []string{"latencyfault", "keyhash", "roundrobin"} {
+		time.Sleep(3 * time.Second)
+		swaps = append(swaps, time.Now())
+		if err := h.Swap(context.Background(), spec(name, false)); err != nil {
+			t.Fatalf("swap to %s: %v", name, err)
+		}
+		if st := h.Status(); st.Name != name {
+			t.Fatalf("after swap to %s the active strategy is %s", name, st.Name)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	acks, errs := l.finish()
+	if len(errs) > 0 {
+		t.Fatalf("%d sends failed during the swaps; first: %v", len(errs), errs[0])
+	}
+	readBack(t, p, c, "IT_Swap", from, acks)
+
+	var inWindow, outside []time.Duration
+	for _, a := range acks {
+		near := false
+		for _, s := range swaps {
+			if a.at.After(s.Add(-500*time.Millisecond)) && a.at.Before(s.Add(time.Second)) {
+				near = true
+			}
+		}
+		if near {
+			inWindow = append(inWindow, a.lat)
+		} else {
+			outside = append(outside, a.lat)
+		}
+	}
+	st := h.Status()
+	t.Logf("swaps rr->lf->keyhash->rr under load: %d acknowledged and read back, 0 failed; p99 in swap windows %v (n=%d), elsewhere %v (n=%d); swaps %d, rollbacks %d",
+		len(acks), p99(inWindow), len(inWindow), p99(outside), len(outside), st.Swaps, st.Rollbacks)
+}
+
+// TestNextSelectionAvoidsFailedBroker: after one failed send to broker-b, reported through
+// the out-of-process latency-fault plugin, the very next selection avoids broker-b.
+func TestNextSelectionAvoidsFailedBroker(t *testing.T) {
+	var logs syncBuffer
+	h := newHost(t, spec("latencyfault", false), &logs)
+	strat := h.Strategy()
+	queues := []sdk.Queue{{Broker: "broker-a", ID: 0}, {Broker: "broker-a", ID: 1}, {Broker: "broker-b", ID: 0}, {Broker: "broker-b", ID: 1}}
+	for round := range 20 {
+		obs := strat.(sdk.Observer)
+		obs.Observe(context.Background(), []sdk.Outcome{{Topic: "T", Broker: "broker-b", Queue: 0,
+			Latency: 3 * time.Second, Kind: sdk.OutcomeTimeout, Isolation: true}})
+		for i := range 8 {
+			idx, err := strat.Select(context.Background(), &sdk.Selection{Topic: "T", RouteVersion: uint64(round + 1), Queues: queues})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if queues[idx].Broker == "broker-b" {
+				t.Fatalf("round %d selection %d picked isolated broker-b", round, i)
+			}
+		}
+		// Heal broker-b for the next round (a fast success clears a J4 isolation).
+		obs.Observe(context.Background(), []sdk.Outcome{{Topic: "T", Broker: "broker-b", Latency: time.Millisecond, Kind: sdk.OutcomeOK}})
+		if err := waitHealthy(h, "broker-b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitHealthy(h *host.Host, broker string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		ok := true
+		for _, r := range h.Status().Health {
+			if r.Broker == broker && !r.Available {
+				ok = false
+			}
+		}
+		if ok {
+			return nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return fmt.Errorf("%s still isolated", broker)
+}
