@@ -43,6 +43,13 @@ func (p *Producer) SendAsync(ctx context.Context, m *Message, cb func(*SendResul
 	sel, release := p.strategy()
 	a := &asyncSend{p: p, pr: pr, pi: pi, sel: sel, release: release, cb: cb,
 		start: start, deadline: start.Add(p.cfg.SendTimeout), attempts: 1 + p.cfg.AsyncRetries}
+	if d, ok := sel.(sdk.Describer); ok && d.Describe().NeedsMessage {
+		// A per-message strategy may answer across a process boundary: deciding on the
+		// caller's goroutine would serialize one caller's async sends behind those round
+		// trips, so each send decides on its own goroutine and the decisions pipeline.
+		go a.try()
+		return nil
+	}
 	a.try()
 	return nil
 }
