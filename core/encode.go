@@ -2,8 +2,8 @@ package core
 
 import (
 	"bytes"
+	"compress/zlib"
 	"encoding/binary"
-	"github.com/klauspost/compress/zlib"
 	"io"
 	"sync"
 )
