@@ -6,7 +6,8 @@
 #   make lint            go vet + staticcheck in every module
 #   make generate        go generate ./... in every module (installs protoc + plugins if missing)
 #   make check           gofmt clean and `make generate` leaves tracked files unchanged
-#   make bench           benchmarks only (no tests) against the running RocketMQ cluster
+#   make bench           the side-by-side harness (bench/run.sh) against the real cluster
+#   make bench-go        go test -bench in every module
 #   make cluster-start   start the real RocketMQ test cluster (testinfra/rocketmq/cluster.sh)
 #   make cluster-stop    stop it; also cluster-status, cluster-logs
 #   make dev             go run ./cmd/producerd dev
@@ -51,7 +52,7 @@ define each-module
 	if [ -n "$$failed" ]; then echo "FAILED in:$$failed" >&2; exit 1; fi
 endef
 
-.PHONY: test lint vet staticcheck generate tools check fmt-check bench cluster-start cluster-stop cluster-status cluster-logs dev modules
+.PHONY: test lint vet staticcheck generate tools check fmt-check bench bench-go cluster-start cluster-stop cluster-status cluster-logs dev modules
 
 modules:
 	@printf '%s\n' $(MODULES)
@@ -101,7 +102,12 @@ check: fmt-check
 	fi; \
 	echo "check: ok (gofmt clean, generated code up to date)"
 
+# make bench: the side-by-side harness (producerd vs the Java client and rocketmq-client-go
+# on the real cluster; writes bench/results/RESULTS.md). make bench-go: the go test benchmarks.
 bench:
+	bash bench/run.sh
+
+bench-go:
 	@test -n "$$PRODUCERD_RMQ_STATE" -o -f .rmq/cluster.json || echo "note: no RocketMQ cluster running (make cluster-start); cluster benchmarks will skip" >&2
 	$(call each-module,$(GO) test $(BENCH_FLAGS) ./...)
 

@@ -1,0 +1,23 @@
+//go:build nohost
+
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/producerd/producerd/plugins/sdk"
+)
+
+func hostStrategy(name string) (sdk.Selector, func(), error) {
+	switch name {
+	case "rr-inproc", "rr-plugin", "lf-inproc", "lf-plugin":
+		return nil, nil, errNoHost
+	}
+	return nil, nil, fmt.Errorf("unknown -strategy %q", name)
+}
+
+func servePlugin(string) error { return errNoHost }
+
+// errNoHost is returned for host strategies when built with -tags nohost.
+var errNoHost = errors.New("host strategies unavailable: core-driver was built with -tags nohost (package host did not compile)")

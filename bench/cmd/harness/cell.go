@@ -1,0 +1,425 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/producerd/producerd/bench/internal/load"
+)
+
+// cell is one driver run of one scenario.
+type cell struct {
+	Scenario string
+	Driver   string // core, java, clientgo, daemon
+	Variant  string // e.g. the strategy, shown next to the driver
+	Mode     string
+	Conc     int
+	Size     int
+	Batch    int
+	N        int
+	Duration time.Duration
+	Warmup   int
+	Rate     float64
+	Strategy string
+	Group    string // daemon: producer group
+	Trace    bool
+	Profile  bool
+	// Round is 1, 2, ... when a scenario runs several rounds.
+	Round int
+}
+
+func (c *cell) name() string {
+	n := c.Scenario + "." + c.Driver
+	if c.Variant != "" {
+		n += "." + c.Variant
+	}
+	if c.Round > 1 {
+		n += ".r" + strconv.Itoa(c.Round)
+	}
+	return n
+}
+
+// cellResult is what the harness learnt from one cell.
+type cellResult struct {
+	Cell    cell
+	Command string
+	// Status is "ok", "failed" or "missing"; Note says why.
+	Status string
+	Note   string
+	// Res is the driver's result line. For the daemon, Res.CPU and Res.RSSMiB are
+	// replaced by the daemon's (plus its plugin processes'), and the client's own are
+	// kept in ClientCPU and ClientRSS.
+	Res *load.Result
+	// SelfCPU is the CPU the driver reported for itself (its own process only).
+	SelfCPU float64
+	// ProcCPU is the driver process's CPU in the measured phase read by the harness,
+	// ChildCPU its children's (plugin processes).
+	ProcCPU, ChildCPU float64
+	// TotalCPU is the driver process's CPU over its whole life (start-up, JIT, warm-up
+	// and shutdown included), from wait4.
+	TotalCPU float64
+	// ClientCPU and ClientRSS: the daemon driver's load client (driver 1 only).
+	ClientCPU, ClientRSS float64
+	// PluginCPU is the CPU of plugin processes during the phase (core host plugins,
+	// daemon plugins), included in Res.CPU.
+	PluginCPU float64
+	LoadAvg   string
+	// ServerCPU is the NameServer's and brokers' CPU during the phase; OtherCPU the
+	// machine's busy CPU that neither they nor the measured processes used (other
+	// people's work on the shared machine).
+	ServerCPU, OtherCPU float64
+	// QuietWait is how long the cell waited for a quiet machine, OthersBefore the other
+	// processes' load (cores) in the last second before it started.
+	QuietWait    time.Duration
+	OthersBefore float64
+	Trace        string
+	Profile      string
+	Failover     *failoverResult
+}
+
+// args renders the common driver flags.
+func (c *cell) args(h *harness) []string {
+	a := []string{
+		"-namesrv", h.cl.NameServer, "-topic", h.topic, "-mode", c.Mode,
+		"-n", strconv.Itoa(c.N), "-duration", c.Duration.String(), "-size", strconv.Itoa(c.Size),
+		"-concurrency", strconv.Itoa(c.Conc), "-batch", strconv.Itoa(max(c.Batch, 1)),
+		"-warmup", strconv.Itoa(c.Warmup), "-timeout", "3s", "-label", c.Scenario, "-handshake",
+	}
+	if c.Rate > 0 {
+		a = append(a, "-rate", strconv.FormatFloat(c.Rate, 'f', -1, 64))
+	}
+	if c.Strategy != "" {
+		a = append(a, "-strategy", c.Strategy)
+	}
+	if c.Group != "" {
+		a = append(a, "-group", c.Group)
+	}
+	return a
+}
+
+// command returns the driver's command line, or a reason it cannot run.
+func (h *harness) command(c *cell) ([]string, string) {
+	a := c.args(h)
+	switch c.Driver {
+	case "core", "clientgo":
+		bin := filepath.Join(h.binDir, c.Driver+"-driver")
+		if _, err := os.Stat(bin); err != nil {
+			return nil, c.Driver + "-driver not built: " + err.Error()
+		}
+		return append([]string{bin}, a...), ""
+	case "daemon":
+		if h.daemon == nil {
+			return nil, h.daemonMissing
+		}
+		bin := filepath.Join(h.binDir, "daemon-driver")
+		if _, err := os.Stat(bin); err != nil {
+			return nil, "daemon-driver not built: " + err.Error()
+		}
+		return append([]string{bin, "-addr", h.daemon.addr}, a...), ""
+	case "java":
+		if _, err := os.Stat(h.javaJar); err != nil {
+			return nil, "java driver not built: " + err.Error()
+		}
+		home := filepath.Join(h.rawDir, "java-home")
+		return append([]string{"java", "-Xms256m", "-Xmx512m", "-Duser.home=" + home, "-jar", h.javaJar}, a...), ""
+	}
+	return nil, "unknown driver " + c.Driver
+}
+
+// runCell starts the driver, reads the process's (and, for driver 1, the daemon's)
+// /proc entries at the driver's marks and parses its result line. onStart, when set,
+// runs in its own goroutine once the measured phase started.
+func (h *harness) runCell(c cell, onStart func(pid int)) *cellResult {
+	r := &cellResult{Cell: c, LoadAvg: loadAvg()}
+	argv, missing := h.command(&c)
+	if missing != "" {
+		r.Status, r.Note = "missing", missing
+		logf("%-28s MISSING: %s", c.name(), missing)
+		return r
+	}
+	if c.Trace {
+		r.Trace = filepath.Join(h.rawDir, c.name()+".trace.csv")
+		argv = append(argv, "-trace", r.Trace)
+	}
+	var daemonProfile string
+	switch {
+	case c.Profile && c.Driver == "daemon":
+		if h.profileDaemon && h.daemon != nil && h.daemon.admin != "" {
+			daemonProfile = filepath.Join(h.rawDir, c.name()+".daemon.cpu.pprof")
+			r.Profile = daemonProfile
+		}
+	case c.Profile && c.Driver != "java":
+		r.Profile = filepath.Join(h.rawDir, c.name()+".cpu.pprof")
+		argv = append(argv, "-cpuprofile", r.Profile)
+	}
+	r.Command = shellJoin(argv)
+	if !h.dry {
+		r.QuietWait, r.OthersBefore = h.waitQuiet()
+	}
+	if h.dry {
+		fmt.Println(r.Command)
+		r.Status = "dry"
+		return r
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = h.rawDir
+	stderr, err := os.Create(filepath.Join(h.rawDir, c.name()+".stderr.log"))
+	if err != nil {
+		r.Status, r.Note = "failed", err.Error()
+		return r
+	}
+	defer stderr.Close()
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		r.Status, r.Note = "failed", err.Error()
+		return r
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		r.Status, r.Note = "failed", err.Error()
+		return r
+	}
+	if err := cmd.Start(); err != nil {
+		r.Status, r.Note = "failed", err.Error()
+		return r
+	}
+	pid := cmd.Process.Pid
+	h.track(pid)
+	defer h.untrack(pid)
+
+	// Bound the whole run: warm-up (≤30 s), phase, the drivers' own 15 s grace, start-up
+	// and shutdown.
+	limit := 30*time.Second + c.Duration + 3*time.Second + 15*time.Second + 60*time.Second
+	timer := time.AfterFunc(limit, func() {
+		logf("%s: still running after %v, SIGKILL pid %d", c.name(), limit, pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	})
+	defer timer.Stop()
+
+	var (
+		start    marks
+		end      marks
+		gotEnd   bool
+		line     string
+		profDone chan error
+	)
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		text := sc.Text()
+		switch {
+		case text == "MARK start":
+			start = h.sample(pid, false)
+			if onStart != nil {
+				go onStart(pid)
+			}
+			if daemonProfile != "" {
+				profDone = make(chan error, 1)
+				go func() { profDone <- h.fetchDaemonProfile(daemonProfile, c.Duration) }()
+			}
+		case text == "MARK end":
+			end = h.sample(pid, true)
+			gotEnd = true
+			stdin.Close()
+		case strings.HasPrefix(text, "RESULT "):
+			line = text
+		}
+	}
+	stdin.Close()
+	werr := cmd.Wait()
+	if profDone != nil {
+		select {
+		case err := <-profDone:
+			if err != nil {
+				logf("%s: %v", c.name(), err)
+			}
+		case <-time.After(c.Duration + 30*time.Second):
+		}
+	}
+	if ps := cmd.ProcessState; ps != nil {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			r.TotalCPU = tv(ru.Utime) + tv(ru.Stime)
+		}
+	}
+	if line == "" || !gotEnd {
+		r.Status = "failed"
+		r.Note = fmt.Sprintf("no result (exit: %v); see raw/%s.stderr.log: %s", werr, c.name(), tailFile(stderr.Name(), 3))
+		logf("%-28s FAILED: %s", c.name(), r.Note)
+		return r
+	}
+	res, err := load.ParseResult(line)
+	if err != nil {
+		r.Status, r.Note = "failed", err.Error()
+		return r
+	}
+	r.Res, r.Status = res, "ok"
+	r.SelfCPU = res.CPU
+	r.ProcCPU = end.cpu - start.cpu
+	r.ChildCPU = end.childCPU - start.childCPU
+	r.PluginCPU = r.ChildCPU
+	// The harness's reading (process + its plugin children) is the producer CPU.
+	res.CPU = r.ProcCPU + r.ChildCPU
+	res.RSSMiB = end.rssMiB + end.childRSSMiB
+	if c.Driver == "daemon" && h.daemon != nil {
+		r.ClientCPU, r.ClientRSS = res.CPU, res.RSSMiB
+		r.PluginCPU = end.daemonChildCPU - start.daemonChildCPU
+		res.CPU = end.daemonCPU - start.daemonCPU + r.PluginCPU
+		res.RSSMiB = end.daemonRSSMiB
+	}
+	r.ServerCPU = end.serverCPU - start.serverCPU
+	measured := r.ProcCPU + r.ChildCPU
+	if c.Driver == "daemon" && h.daemon != nil {
+		measured += end.daemonCPU - start.daemonCPU + r.PluginCPU
+	}
+	r.OtherCPU = max(0, end.machineBusy-start.machineBusy-r.ServerCPU-measured)
+	logf("%-28s %8.0f msgs/s  p50 %7.3f ms  p99 %8.3f ms  p99.9 %8.3f ms  err %d  cpu %.2fs (%.1f µs/msg)  rss %.0f MiB  servers %.1fs  others %.1fs",
+		c.name(), res.MsgsPerSec, res.P50, res.P99, res.P999, res.Errors, res.CPU, res.CPUPerMsg(), res.RSSMiB, r.ServerCPU, r.OtherCPU)
+	return r
+}
+
+// marks are the /proc readings at one mark.
+type marks struct {
+	cpu, childCPU          float64
+	rssMiB, childRSSMiB    float64
+	daemonCPU              float64
+	daemonChildCPU         float64
+	daemonRSSMiB           float64
+	machineBusy, serverCPU float64
+}
+
+// sample reads the driver's (and the daemon's) CPU, and at the end mark their peak RSS;
+// at the start mark it resets the daemon's peak RSS so that it is this cell's.
+func (h *harness) sample(pid int, end bool) marks {
+	var m marks
+	m.machineBusy, _ = load.MachineBusy()
+	for _, b := range h.cl.Brokers {
+		c, _ := load.ProcCPU(b.PID)
+		m.serverCPU += c
+	}
+	if h.cl.NameServerPID > 0 {
+		c, _ := load.ProcCPU(h.cl.NameServerPID)
+		m.serverCPU += c
+	}
+	m.cpu, _ = load.ProcCPU(pid)
+	for _, ch := range load.Children(pid) {
+		c, _ := load.ProcCPU(ch)
+		m.childCPU += c
+		if end {
+			r, _ := load.PeakRSS(ch)
+			m.childRSSMiB += float64(r) / (1 << 20)
+		}
+	}
+	if end {
+		r, _ := load.PeakRSS(pid)
+		m.rssMiB = float64(r) / (1 << 20)
+	}
+	if d := h.daemon; d != nil {
+		m.daemonCPU, _ = load.ProcCPU(d.pid)
+		for _, ch := range load.Children(d.pid) {
+			c, _ := load.ProcCPU(ch)
+			m.daemonChildCPU += c
+		}
+		if end {
+			r, _ := load.PeakRSS(d.pid)
+			m.daemonRSSMiB = float64(r) / (1 << 20)
+		} else {
+			_ = load.ResetPeakRSS(d.pid)
+		}
+	}
+	return m
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func shellJoin(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a == "" || strings.ContainsAny(a, " \t\"'$\\*?;&|<>()") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
+}
+
+// Quiet gate: before a cell, wait until other people's processes used less than
+// quietCores of CPU for a second, at most quietMaxWait per cell and quietBudget per run,
+// so that cells start on a quiet machine when there is one.
+const (
+	quietCores   = 0.3
+	quietMaxWait = 15 * time.Second
+	quietBudget  = 4 * time.Minute
+)
+
+// waitQuiet applies the quiet gate; it returns how long it waited and the other load
+// (cores) in the last window.
+func (h *harness) waitQuiet() (time.Duration, float64) {
+	start := time.Now()
+	ours := func() float64 {
+		var t float64
+		for _, b := range h.cl.Brokers {
+			c, _ := load.ProcCPU(b.PID)
+			t += c
+		}
+		if h.cl.NameServerPID > 0 {
+			c, _ := load.ProcCPU(h.cl.NameServerPID)
+			t += c
+		}
+		if d := h.daemon; d != nil && d.pid > 0 {
+			c, _ := load.ProcCPU(d.pid)
+			t += c
+			for _, ch := range load.Children(d.pid) {
+				c, _ := load.ProcCPU(ch)
+				t += c
+			}
+		}
+		return t
+	}
+	others := 0.0
+	for {
+		b0, _ := load.MachineBusy()
+		o0 := ours()
+		time.Sleep(time.Second)
+		b1, _ := load.MachineBusy()
+		others = max(0, (b1-b0)-(ours()-o0))
+		waited := time.Since(start)
+		if others < quietCores || waited >= quietMaxWait || h.quietSpent+waited >= quietBudget {
+			h.quietSpent += waited
+			if others >= quietCores {
+				logf("machine still busy (others %.1f cores) after %v; starting anyway", others, waited.Round(time.Second))
+			}
+			return waited, others
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/plugins/sdk"
+)
+
+// cluster is the state file cluster.sh writes (.rmq/cluster.json).
+type cluster struct {
+	NameServer    string `json:"namesrv"`
+	NameServerPID int    `json:"namesrvPid"`
+	Brokers       []struct {
+		Name string `json:"name"`
+		Addr string `json:"addr"`
+		PID  int    `json:"pid"`
+	} `json:"brokers"`
+	Topics []string `json:"topics"`
+	Dir    string   `json:"dir"`
+}
+
+func loadCluster(path string) (*cluster, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c cluster
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.NameServer == "" || len(c.Brokers) == 0 {
+		return nil, fmt.Errorf("%s: no NameServer or brokers", path)
+	}
+	for _, b := range c.Brokers {
+		if err := syscall.Kill(b.PID, 0); err != nil {
+			return nil, fmt.Errorf("%s: broker %s pid %d is not running", path, b.Name, b.PID)
+		}
+	}
+	return &c, nil
+}
+
+// brokerPID returns the recorded PID of broker name after checking that it is that
+// broker's JVM of this cluster (a java process whose command line names the run dir
+// and the broker's config), so that a stale state file never makes us signal a
+// stranger.
+func (c *cluster) brokerPID(name string) (int, error) {
+	for _, b := range c.Brokers {
+		if b.Name != name {
+			continue
+		}
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", b.PID))
+		if err != nil {
+			return 0, fmt.Errorf("broker %s pid %d: %w", name, b.PID, err)
+		}
+		args := strings.Split(string(raw), "\x00")
+		isJava := len(args) > 0 && filepath.Base(args[0]) == "java"
+		home, conf := false, false
+		for _, a := range args {
+			home = home || a == "-Drocketmq.home.dir="+c.Dir
+			conf = conf || a == filepath.Join(c.Dir, name+".conf")
+		}
+		if !isJava || !home || !conf {
+			return 0, fmt.Errorf("broker %s pid %d is not this cluster's %s JVM (java=%v home=%v conf=%v)", name, b.PID, name, isJava, home, conf)
+		}
+		return b.PID, nil
+	}
+	return 0, fmt.Errorf("no broker %s in the state file", name)
+}
+
+// lockExclusive takes the exclusive flock on the cluster lock file that rmqtest's
+// shared holders respect; it waits at most limit. The lock is held until the process
+// exits (the returned file stays open).
+func lockExclusive(path string, limit time.Duration) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(limit)
+	logged := false
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("exclusive lock %s: %w", path, err)
+		}
+		if !logged {
+			logf("waiting (at most %v) for the exclusive cluster lock %s: other tests are using the cluster", limit, path)
+			logged = true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitBrokerHealthy sends to broker's queue 0 until 20 sends in a row succeed within
+// 100 ms each (a broker just woken by SIGCONT answers SYSTEM_BUSY for a while), bounded
+// by limit.
+func waitBrokerHealthy(namesrv, topic, broker string, limit time.Duration) error {
+	prod, err := core.NewProducer(core.ProducerConfig{Group: fmt.Sprintf("bench_probe_%d", os.Getpid()),
+		Client: core.ClientConfig{NameServers: []string{namesrv}, InstanceName: fmt.Sprintf("bench_probe_%d", time.Now().UnixNano())}})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = prod.Close(ctx)
+	}()
+	deadline := time.Now().Add(limit)
+	good := 0
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		t0 := time.Now()
+		_, err := prod.SendToQueue(ctx, &core.Message{Topic: topic, Body: []byte("probe")}, sdk.Queue{Broker: broker, ID: 0})
+		cancel()
+		if err == nil && time.Since(t0) < 100*time.Millisecond {
+			good++
+			if good >= 20 {
+				return nil
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		good, last = 0, err
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("broker %s not healthy after %v: %v", broker, limit, last)
+}
