@@ -118,11 +118,6 @@ func (sn *snapshot) lookup(broker string) (isoItem, bool) {
 	return isoItem{}, false
 }
 
-func (sn *snapshot) available(broker string, now int64) bool {
-	it, ok := sn.lookup(broker)
-	return !ok || now >= it.until
-}
-
 // route is one topic's derived state for one route version.
 type route struct {
 	version  uint64
