@@ -54,6 +54,7 @@ func commands() []command {
 		{name: "reload", summary: "make a running daemon re-read its config (like SIGHUP)", run: cmdReload},
 		{name: "drain", summary: "make a running daemon stop accepting and finish in-flight messages", run: cmdDrain},
 		{name: "dev", summary: "start a dev broker (NameServer + 2 brokers) and the daemon in one process", run: cmdDev},
+		{name: "simulate", summary: "replay a fault scenario against strategies and compare them", run: cmdSimulate},
 		{name: "version", summary: "print the version", run: cmdVersion},
 		{name: "plugin", summary: "serve a built-in strategy as a plugin (started by the daemon)", run: cmdPlugin, hidden: true},
 	}
