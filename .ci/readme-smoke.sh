@@ -26,6 +26,8 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 ./producerd status >/dev/null || { cat dev.log; exit 1; }
+# The daemon answering must be ours, not a leftover on the same ports.
+kill -0 "$pid" 2>/dev/null || { cat dev.log; echo "producerd dev exited (ports taken?)" >&2; exit 1; }
 
 step() { printf '  $ %s\n' "$*"; }
 # expect PATTERN: the previous command's output (out.txt) must contain PATTERN. Output goes
