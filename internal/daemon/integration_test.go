@@ -1,0 +1,143 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/producerd/producerd/api/producerdpb"
+	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/internal/config"
+	"github.com/producerd/producerd/internal/rmqtest"
+	"github.com/producerd/producerd/remoting"
+)
+
+// TestIntegrationShutdownUnderLoad: a daemon in front of the real Apache RocketMQ is shut
+// down (what SIGTERM does) while clients send; every message acknowledged to a client is
+// in RocketMQ, every other call got an error, and no plugin process is left.
+func TestIntegrationShutdownUnderLoad(t *testing.T) {
+	c := rmqtest.Require(t)
+	const topic = "IT_Daemon"
+	rc, err := remoting.NewClient(remoting.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	type qk struct {
+		addr string
+		id   int32
+	}
+	from := map[qk]int64{}
+	for _, b := range c.Brokers {
+		for q := range int32(4) {
+			off, err := core.MaxOffset(context.Background(), rc, b.Addr, topic, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from[qk{b.Addr, q}] = off
+		}
+	}
+
+	cfgPath := filepath.Join(t.TempDir(), "producer.toml")
+	if err := os.WriteFile(cfgPath, []byte(configText(c.NameServer, "it-shutdown", "latency", 10000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuffer{}
+	d, err := New(Options{Config: cfg, Logger: hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Info}),
+		PluginCommand: []string{os.Args[0], "plugin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	grpcAddr, _, _ := d.Addrs()
+	cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ingress := producerdpb.NewIngressClient(cc)
+	waitFor(t, "plugin processes", func() bool { return len(pluginChildren()) > 0 })
+
+	var (
+		mu      sync.Mutex
+		acked   []string
+		errored int
+		wg      sync.WaitGroup
+	)
+	enough := make(chan struct{})
+	var once sync.Once
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; i < 100_000; i++ {
+				res, err := ingress.Send(context.Background(), &producerdpb.SendRequest{Message: &producerdpb.Message{
+					Topic: topic, Body: fmt.Appendf(nil, "w%d-%d", w, i)}})
+				mu.Lock()
+				if err != nil {
+					errored++
+					mu.Unlock()
+					return // the daemon is going away
+				}
+				acked = append(acked, res.GetResult().GetMsgId())
+				if len(acked) >= 2000 {
+					once.Do(func() { close(enough) })
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	select {
+	case <-enough:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the load never reached 2000 acknowledgements")
+	}
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	wg.Wait()
+	if errored != 16 {
+		t.Errorf("%d of 16 clients saw an error after the shutdown", errored)
+	}
+	if left := pluginChildren(); len(left) > 0 {
+		t.Errorf("plugin processes left after shutdown: %v", left)
+	}
+
+	want := make(map[string]bool, len(acked))
+	for _, id := range acked {
+		want[id] = true
+	}
+	for q, off := range from {
+		for {
+			msgs, next, err := core.PullMessages(context.Background(), rc, q.addr, "it_daemon_verifier", topic, q.id, off, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range msgs {
+				delete(want, m.UniqKey())
+			}
+			if len(msgs) == 0 || next == off {
+				break
+			}
+			off = next
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("%d of %d acknowledged messages are not in RocketMQ", len(want), len(acked))
+	}
+	t.Logf("shutdown under load: %d acknowledged and found in RocketMQ, 16 of 16 clients got an error afterwards, no plugin process left", len(acked))
+}
