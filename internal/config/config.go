@@ -8,7 +8,6 @@
 package config
 
 import (
-	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -20,14 +19,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/builtin"
+	"github.com/producerd/producerd/internal/tomlx"
 )
 
 // ErrInvalid matches every configuration problem (errors.Is).
-var ErrInvalid = errors.New("config: invalid configuration")
+var ErrInvalid = tomlx.ErrInvalid
 
 // Defaults of the configuration; each field's doc names the key and its default.
 const (
@@ -173,60 +171,54 @@ func Load(path string) (*Config, error) {
 // Parse decodes data, read from the file called name; relative plugin and TLS paths are
 // resolved against dir. Every problem is an *Error, joined into one error.
 func Parse(name string, data []byte, dir string) (*Config, error) {
-	var tree map[string]any
-	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&tree); err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, &Error{File: name, Line: pe.Position.Line, Key: pe.LastKey, Problem: "syntax error: " + pe.Message}
-		}
-		return nil, &Error{File: name, Problem: err.Error()}
+	d, root, err := tomlx.Parse(name, data)
+	if err != nil {
+		return nil, err
 	}
-	d := &decoder{file: name, loc: newLocator(string(data))}
 	c := &Config{File: name}
-	root := d.root(tree)
-	c.decodeDaemon(root.sub("daemon"), d)
-	c.decodeIngress(root.sub("ingress"), d, dir)
-	c.decodeAdmin(root.sub("admin"), d, dir)
-	c.decodeClient(root.sub("client"), d, dir)
-	c.decodeStrategies(root.sub("strategy"), d, dir)
+	c.decodeDaemon(root.Sub("daemon"), d)
+	c.decodeIngress(root.Sub("ingress"), d, dir)
+	c.decodeAdmin(root.Sub("admin"), d, dir)
+	c.decodeClient(root.Sub("client"), d, dir)
+	c.decodeStrategies(root.Sub("strategy"), d, dir)
 	c.decodeProducers(root, d)
-	root.done()
-	if err := errJoin(d.errs); err != nil {
+	root.Done()
+	if err := d.Err(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Config) decodeDaemon(t *table, d *decoder) {
+func (c *Config) decodeDaemon(t *tomlx.Table, d *tomlx.Decoder) {
 	c.Daemon = Daemon{LogLevel: "info", LogFormat: "text", ShutdownTimeout: DefaultShutdownTimeout,
 		MaxInflightMessages: DefaultMaxInflightMessages, MaxInflightBytes: DefaultMaxInflightBytes}
 	if t == nil {
 		return
 	}
-	t.oneOf("log_level", &c.Daemon.LogLevel, "trace", "debug", "info", "warn", "error", "off")
-	t.oneOf("log_format", &c.Daemon.LogFormat, "text", "json")
-	t.duration("shutdown_timeout", &c.Daemon.ShutdownTimeout, 0)
-	t.integer("max_inflight_messages", &c.Daemon.MaxInflightMessages, 1, 1<<24)
-	t.size("max_inflight_bytes", &c.Daemon.MaxInflightBytes, 1<<10, 1<<40)
-	t.done()
+	t.OneOf("log_level", &c.Daemon.LogLevel, "trace", "debug", "info", "warn", "error", "off")
+	t.OneOf("log_format", &c.Daemon.LogFormat, "text", "json")
+	t.Duration("shutdown_timeout", &c.Daemon.ShutdownTimeout, 0, tomlx.NoMax)
+	t.Int("max_inflight_messages", &c.Daemon.MaxInflightMessages, 1, 1<<24)
+	t.Size("max_inflight_bytes", &c.Daemon.MaxInflightBytes, 1<<10, 1<<40)
+	t.Done()
 }
 
-func checkAddr(t *table, k, addr string) {
+func checkAddr(t *tomlx.Table, k, addr string) {
 	if addr == "" {
 		return
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		t.d.errorf(t.key(k), "invalid listen address %q: want host:port", addr)
+		t.Errorf(k, "invalid listen address %q: want host:port", addr)
 	}
 }
 
 // tlsFiles reads tls_cert and tls_key and checks that they load.
-func tlsFiles(t *table, dir string) TLS {
+func tlsFiles(t *tomlx.Table, dir string) TLS {
 	var out TLS
-	t.str("tls_cert", &out.Cert)
-	t.str("tls_key", &out.Key)
+	t.Str("tls_cert", &out.Cert)
+	t.Str("tls_key", &out.Key)
 	if (out.Cert == "") != (out.Key == "") {
-		t.d.errorf(t.key("tls_cert"), "tls_cert and tls_key must be set together")
+		t.Errorf("tls_cert", "tls_cert and tls_key must be set together")
 		return TLS{}
 	}
 	if out.Cert == "" {
@@ -234,7 +226,7 @@ func tlsFiles(t *table, dir string) TLS {
 	}
 	out.Cert, out.Key = resolve(dir, out.Cert), resolve(dir, out.Key)
 	if _, err := tls.LoadX509KeyPair(out.Cert, out.Key); err != nil {
-		t.d.errorf(t.key("tls_cert"), "cannot load the TLS key pair: %v", err)
+		t.Errorf("tls_cert", "cannot load the TLS key pair: %v", err)
 	}
 	return out
 }
@@ -246,94 +238,94 @@ func resolve(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-func (c *Config) decodeIngress(t *table, d *decoder, dir string) {
+func (c *Config) decodeIngress(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	c.Ingress = Ingress{GRPC: DefaultIngressGRPC, HTTP: DefaultIngressHTTP}
 	if t == nil {
 		return
 	}
-	t.str("grpc", &c.Ingress.GRPC)
-	t.str("http", &c.Ingress.HTTP)
+	t.Str("grpc", &c.Ingress.GRPC)
+	t.Str("http", &c.Ingress.HTTP)
 	checkAddr(t, "grpc", c.Ingress.GRPC)
 	checkAddr(t, "http", c.Ingress.HTTP)
 	if c.Ingress.GRPC == "" && c.Ingress.HTTP == "" {
-		d.errorf(t.key("grpc"), "grpc and http are both empty: the daemon would accept no messages")
+		t.Errorf("grpc", "grpc and http are both empty: the daemon would accept no messages")
 	}
 	c.Ingress.TLS = tlsFiles(t, dir)
-	t.done()
+	t.Done()
 }
 
-func (c *Config) decodeAdmin(t *table, d *decoder, dir string) {
+func (c *Config) decodeAdmin(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	c.Admin = Admin{Listen: DefaultAdminListen}
 	if t == nil {
 		return
 	}
-	t.str("listen", &c.Admin.Listen)
+	t.Str("listen", &c.Admin.Listen)
 	checkAddr(t, "listen", c.Admin.Listen)
-	t.str("token", &c.Admin.Token)
+	t.Str("token", &c.Admin.Token)
 	var file string
-	if t.str("token_file", &file) {
+	if t.Str("token_file", &file) {
 		if c.Admin.Token != "" {
-			d.errorf(t.key("token_file"), "set token or token_file, not both")
+			t.Errorf("token_file", "set token or token_file, not both")
 		} else if b, err := os.ReadFile(resolve(dir, file)); err != nil {
-			d.errorf(t.key("token_file"), "cannot read the token file %q: %v", file, errors.Unwrap(err))
+			t.Errorf("token_file", "cannot read the token file %q: %v", file, errors.Unwrap(err))
 		} else if c.Admin.Token = strings.TrimSpace(string(b)); c.Admin.Token == "" {
-			d.errorf(t.key("token_file"), "the token file %q is empty", file)
+			t.Errorf("token_file", "the token file %q is empty", file)
 		}
 	}
 	c.Admin.TLS = tlsFiles(t, dir)
-	t.done()
+	t.Done()
 }
 
-func (c *Config) decodeClient(t *table, d *decoder, dir string) {
+func (c *Config) decodeClient(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	c.Client = Client{InstanceName: DefaultInstanceName, Serialize: "json"}
 	if t == nil {
-		d.errs = append(d.errs, &Error{File: d.file, Line: 1, Key: "client.name_servers", Problem: "required: the NameServer addresses, e.g. [\"127.0.0.1:9876\"]"})
+		d.ErrorAt(1, "client.name_servers", "required: the NameServer addresses, e.g. [\"127.0.0.1:9876\"]")
 		return
 	}
-	decoded := t.strings("name_servers", &c.Client.NameServers)
-	if !t.has("name_servers") {
-		d.errorf(t.key("name_servers"), "required: the NameServer addresses, e.g. [\"127.0.0.1:9876\"]")
+	decoded := t.Strings("name_servers", &c.Client.NameServers)
+	if !t.Has("name_servers") {
+		t.Errorf("name_servers", "required: the NameServer addresses, e.g. [\"127.0.0.1:9876\"]")
 	}
 	for i, a := range c.Client.NameServers {
 		if _, _, err := net.SplitHostPort(a); err != nil {
-			d.errorf(fmt.Sprintf("%s[%d]", t.key("name_servers"), i), "invalid NameServer address %q: want host:port", a)
+			d.Errorf(fmt.Sprintf("%s[%d]", t.Key("name_servers"), i), "invalid NameServer address %q: want host:port", a)
 		}
 	}
 	if decoded && len(c.Client.NameServers) == 0 {
-		d.errorf(t.key("name_servers"), "at least one NameServer address is required")
+		t.Errorf("name_servers", "at least one NameServer address is required")
 	}
-	t.str("instance_name", &c.Client.InstanceName)
-	t.str("unit_name", &c.Client.UnitName)
-	t.str("client_ip", &c.Client.ClientIP)
-	t.duration("route_refresh", &c.Client.RouteRefresh, time.Millisecond)
-	t.duration("heartbeat", &c.Client.Heartbeat, time.Millisecond)
-	t.duration("api_timeout", &c.Client.APITimeout, time.Millisecond)
-	t.duration("connect_timeout", &c.Client.ConnectTimeout, time.Millisecond)
-	t.duration("idle_timeout", &c.Client.IdleTimeout, time.Millisecond)
-	t.size("max_frame_size", &c.Client.MaxFrameSize, 1<<10, 1<<31-1)
-	t.oneOf("serialize", &c.Client.Serialize, "json", "rocketmq")
-	t.boolean("tls", &c.Client.TLS)
-	if t.str("tls_ca", &c.Client.TLSCA) {
+	t.Str("instance_name", &c.Client.InstanceName)
+	t.Str("unit_name", &c.Client.UnitName)
+	t.Str("client_ip", &c.Client.ClientIP)
+	t.Duration("route_refresh", &c.Client.RouteRefresh, time.Millisecond, tomlx.NoMax)
+	t.Duration("heartbeat", &c.Client.Heartbeat, time.Millisecond, tomlx.NoMax)
+	t.Duration("api_timeout", &c.Client.APITimeout, time.Millisecond, tomlx.NoMax)
+	t.Duration("connect_timeout", &c.Client.ConnectTimeout, time.Millisecond, tomlx.NoMax)
+	t.Duration("idle_timeout", &c.Client.IdleTimeout, time.Millisecond, tomlx.NoMax)
+	t.Size("max_frame_size", &c.Client.MaxFrameSize, 1<<10, 1<<31-1)
+	t.OneOf("serialize", &c.Client.Serialize, "json", "rocketmq")
+	t.Bool("tls", &c.Client.TLS)
+	if t.Str("tls_ca", &c.Client.TLSCA) {
 		c.Client.TLSCA = resolve(dir, c.Client.TLSCA)
 		if _, err := os.Stat(c.Client.TLSCA); err != nil {
-			d.errorf(t.key("tls_ca"), "cannot read the CA file: %v", errors.Unwrap(err))
+			t.Errorf("tls_ca", "cannot read the CA file: %v", errors.Unwrap(err))
 		}
 	}
-	t.str("tls_server_name", &c.Client.ServerName)
-	t.boolean("tls_insecure_skip_verify", &c.Client.InsecureSkipVerify)
-	t.done()
+	t.Str("tls_server_name", &c.Client.ServerName)
+	t.Bool("tls_insecure_skip_verify", &c.Client.InsecureSkipVerify)
+	t.Done()
 }
 
-func (c *Config) decodeStrategies(t *table, d *decoder, dir string) {
+func (c *Config) decodeStrategies(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	c.Strategies = make(map[string]*Strategy)
 	if t != nil {
-		names := make([]string, 0, len(t.m))
-		for name := range t.m {
+		names := make([]string, 0, len(t.Map()))
+		for name := range t.Map() {
 			names = append(names, name)
 		}
 		slices.Sort(names)
 		for _, name := range names {
-			st := t.sub(name)
+			st := t.Sub(name)
 			if st == nil {
 				continue
 			}
@@ -341,7 +333,7 @@ func (c *Config) decodeStrategies(t *table, d *decoder, dir string) {
 				c.Strategies[name] = s
 			}
 		}
-		t.done()
+		t.Done()
 	}
 	for _, b := range builtin.All() {
 		if _, ok := c.Strategies[b.Name]; !ok {
@@ -350,11 +342,11 @@ func (c *Config) decodeStrategies(t *table, d *decoder, dir string) {
 	}
 }
 
-func decodeStrategy(t *table, d *decoder, name, dir string) *Strategy {
+func decodeStrategy(t *tomlx.Table, d *tomlx.Decoder, name, dir string) *Strategy {
 	s := &Strategy{Name: name, Settings: []byte("{}")}
-	if !t.str("plugin", &s.Plugin) {
-		if !t.has("plugin") {
-			d.errorf(t.key("plugin"), "required: \"builtin:NAME\" (%s) or the path of a plugin binary", builtinNames())
+	if !t.Str("plugin", &s.Plugin) {
+		if !t.Has("plugin") {
+			t.Errorf("plugin", "required: \"builtin:NAME\" (%s) or the path of a plugin binary", builtinNames())
 		}
 	}
 	ok := true
@@ -363,7 +355,7 @@ func decodeStrategy(t *table, d *decoder, name, dir string) *Strategy {
 	case strings.HasPrefix(s.Plugin, BuiltinPrefix):
 		s.Builtin = strings.TrimPrefix(s.Plugin, BuiltinPrefix)
 		if _, found := builtin.Lookup(s.Builtin); !found {
-			d.errorf(t.key("plugin"), "unknown built-in strategy %q (built-ins: %s)", s.Builtin, builtinNames())
+			t.Errorf("plugin", "unknown built-in strategy %q (built-ins: %s)", s.Builtin, builtinNames())
 			ok = false
 		}
 	default:
@@ -374,39 +366,37 @@ func decodeStrategy(t *table, d *decoder, name, dir string) *Strategy {
 		fi, err := os.Stat(s.Path)
 		switch {
 		case err != nil:
-			d.errorf(t.key("plugin"), "plugin %q not found (a path relative to the config file, or \"builtin:NAME\")", s.Plugin)
+			t.Errorf("plugin", "plugin %q not found (a path relative to the config file, or \"builtin:NAME\")", s.Plugin)
 			ok = false
 		case fi.IsDir():
-			d.errorf(t.key("plugin"), "plugin %q is a directory, not an executable", s.Plugin)
+			t.Errorf("plugin", "plugin %q is a directory, not an executable", s.Plugin)
 			ok = false
 		case fi.Mode()&0o111 == 0:
-			d.errorf(t.key("plugin"), "plugin %q is not executable", s.Plugin)
+			t.Errorf("plugin", "plugin %q is not executable", s.Plugin)
 			ok = false
 		}
 	}
-	if st := t.sub("settings"); st != nil {
-		b, err := json.Marshal(st.m)
+	if st := t.Sub("settings"); st != nil {
+		b, err := json.Marshal(st.Map())
 		if err != nil {
-			d.errorf(st.path, "settings cannot be passed to the plugin as JSON: %v", err)
+			d.Errorf(st.Path(), "settings cannot be passed to the plugin as JSON: %v", err)
 		} else {
 			s.Settings = b
 		}
-		for k := range st.m {
-			st.seen[k] = true
-		}
+		st.MarkRead()
 		if s.Builtin != "" && ok {
 			checkBuiltinSettings(st, d, s)
 		}
 	}
-	t.done()
+	t.Done()
 	return s
 }
 
-func checkBuiltinSettings(st *table, d *decoder, s *Strategy) {
+func checkBuiltinSettings(st *tomlx.Table, d *tomlx.Decoder, s *Strategy) {
 	b, _ := builtin.Lookup(s.Builtin)
 	known := true
-	keys := make([]string, 0, len(st.m))
-	for k := range st.m {
+	keys := make([]string, 0, len(st.Map()))
+	for k := range st.Map() {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
@@ -414,9 +404,9 @@ func checkBuiltinSettings(st *table, d *decoder, s *Strategy) {
 		if !slices.Contains(b.Settings, k) {
 			known = false
 			if len(b.Settings) == 0 {
-				d.errorf(st.key(k), "unknown key: built-in %s takes no settings", s.Builtin)
+				st.Errorf(k, "unknown key: built-in %s takes no settings", s.Builtin)
 			} else {
-				d.errorf(st.key(k), "unknown key (built-in %s takes %s)", s.Builtin, strings.Join(b.Settings, ", "))
+				st.Errorf(k, "unknown key (built-in %s takes %s)", s.Builtin, strings.Join(b.Settings, ", "))
 			}
 		}
 	}
@@ -433,13 +423,13 @@ func checkBuiltinSettings(st *table, d *decoder, s *Strategy) {
 		for _, e := range errs {
 			var se *builtin.SettingError
 			if errors.As(e, &se) {
-				path := st.path
+				path := st.Path()
 				if se.Key != "" {
-					path = st.key(se.Key)
+					path = st.Key(se.Key)
 				}
-				d.errorf(path, "%v", se.Err)
+				d.Errorf(path, "%v", se.Err)
 			} else {
-				d.errorf(st.path, "%v", e)
+				d.Errorf(st.Path(), "%v", e)
 			}
 		}
 	}
@@ -453,57 +443,57 @@ func builtinNames() string {
 	return strings.Join(names, ", ")
 }
 
-func (c *Config) decodeProducers(root *table, d *decoder) {
-	ts := root.tables("producer")
-	if !root.has("producer") {
-		d.errs = append(d.errs, &Error{File: d.file, Line: 1, Key: "producer", Problem: "at least one [[producer]] group is required"})
+func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
+	ts := root.Tables("producer")
+	if !root.Has("producer") {
+		d.ErrorAt(1, "producer", "at least one [[producer]] group is required")
 		return
 	}
 	firstLine := make(map[string]int)
 	for _, t := range ts {
 		p := Producer{Group: "", Compress: true, AutoCreateTopic: true}
-		if !t.str("group", &p.Group) && !t.has("group") {
+		if !t.Str("group", &p.Group) && !t.Has("group") {
 			if len(ts) == 1 {
 				p.Group = DefaultGroup
 			} else {
-				d.errorf(t.key("group"), "required when there is more than one [[producer]]")
+				t.Errorf("group", "required when there is more than one [[producer]]")
 			}
 		}
 		if p.Group != "" {
 			if err := core.ValidateGroup(p.Group); err != nil {
-				d.errorf(t.key("group"), "%s", problem(err))
+				t.Errorf("group", "%s", problem(err))
 			} else if line, dup := firstLine[p.Group]; dup {
-				d.errorf(t.key("group"), "duplicate group %q (first defined at line %d)", p.Group, line)
+				t.Errorf("group", "duplicate group %q (first defined at line %d)", p.Group, line)
 			} else {
-				firstLine[p.Group] = d.loc.Line(t.key("group"))
+				firstLine[p.Group] = d.Line(t.Key("group"))
 			}
 		}
-		if !t.str("strategy", &p.Strategy) {
+		if !t.Str("strategy", &p.Strategy) {
 			p.Strategy = c.defaultStrategy()
 		} else {
 			if _, ok := c.Strategies[p.Strategy]; !ok {
-				d.errorf(t.key("strategy"), "no strategy %q: define [strategy.%s] or use a built-in (%s)", p.Strategy, p.Strategy, strings.Join(strategyNames(c), ", "))
+				t.Errorf("strategy", "no strategy %q: define [strategy.%s] or use a built-in (%s)", p.Strategy, p.Strategy, strings.Join(strategyNames(c), ", "))
 			}
 		}
-		t.duration("send_timeout", &p.SendTimeout, time.Millisecond)
-		t.duration("attempt_timeout", &p.AttemptTimeout, 0)
-		t.integer("retries", &p.Retries, 0, 16)
-		p.NoRetries = t.has("retries") && p.Retries == 0
-		t.integer("async_retries", &p.AsyncRetries, 0, 16)
-		t.size("max_message_size", &p.MaxMessageSize, 1, 16<<20-64<<10)
-		t.boolean("compress", &p.Compress)
-		t.size("compress_threshold", &p.CompressThreshold, 0, 1<<30)
-		t.integer("compress_level", &p.CompressLevel, 1, 9)
-		if t.str("create_topic_key", &p.CreateTopicKey) {
+		t.Duration("send_timeout", &p.SendTimeout, time.Millisecond, tomlx.NoMax)
+		t.Duration("attempt_timeout", &p.AttemptTimeout, 0, tomlx.NoMax)
+		t.Int("retries", &p.Retries, 0, 16)
+		p.NoRetries = t.Has("retries") && p.Retries == 0
+		t.Int("async_retries", &p.AsyncRetries, 0, 16)
+		t.Size("max_message_size", &p.MaxMessageSize, 1, 16<<20-64<<10)
+		t.Bool("compress", &p.Compress)
+		t.Size("compress_threshold", &p.CompressThreshold, 0, 1<<30)
+		t.Int("compress_level", &p.CompressLevel, 1, 9)
+		if t.Str("create_topic_key", &p.CreateTopicKey) {
 			if err := core.ValidateTopic(p.CreateTopicKey); err != nil {
-				d.errorf(t.key("create_topic_key"), "%s", problem(err))
+				t.Errorf("create_topic_key", "%s", problem(err))
 			}
 		}
-		t.boolean("auto_create_topic", &p.AutoCreateTopic)
-		t.integer("default_topic_queue_nums", &p.DefaultTopicQueueNums, 1, 1024)
-		t.integer("max_async_inflight", &p.MaxAsyncInflight, 1, 1<<24)
-		t.boolean("retry_another_broker_when_not_store_ok", &p.RetryAnotherBrokerWhenNotStoreOK)
-		t.done()
+		t.Bool("auto_create_topic", &p.AutoCreateTopic)
+		t.Int("default_topic_queue_nums", &p.DefaultTopicQueueNums, 1, 1024)
+		t.Int("max_async_inflight", &p.MaxAsyncInflight, 1, 1<<24)
+		t.Bool("retry_another_broker_when_not_store_ok", &p.RetryAnotherBrokerWhenNotStoreOK)
+		t.Done()
 		c.Producers = append(c.Producers, p)
 	}
 }

@@ -1,7 +1,6 @@
 package simulate
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,12 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/devbroker"
 	"github.com/producerd/producerd/internal/builtin"
 	"github.com/producerd/producerd/internal/config"
+	"github.com/producerd/producerd/internal/tomlx"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -190,76 +188,72 @@ func ParseFile(path string) (*Scenario, error) {
 // ("FILE:LINE: key KEY: problem", errors.Is config.ErrInvalid), all joined into one
 // error.
 func Parse(name string, data []byte, dir string) (*Scenario, error) {
-	var tree map[string]any
-	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&tree); err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, &config.Error{File: name, Line: pe.Position.Line, Key: pe.LastKey, Problem: "syntax error: " + pe.Message}
-		}
-		return nil, &config.Error{File: name, Problem: err.Error()}
+	d, root, err := tomlx.Parse(name, data)
+	if err != nil {
+		return nil, err
 	}
-	d := &decoder{file: name, lines: locate(string(data))}
+	d.ListKnown, d.InlineTables, d.SizeExample = true, true, "1KiB"
 	sc := &Scenario{File: name, Seed: DefaultSeed, Queues: DefaultQueues, Topic: DefaultTopic}
-	root := d.obj("", tree)
-	if !root.str("name", &sc.Name) {
+	if !root.Str("name", &sc.Name) {
 		sc.Name = strings.TrimSuffix(filepath.Base(name), filepath.Ext(name))
 	}
-	root.str("description", &sc.Description)
+	root.Str("description", &sc.Description)
 	var seed int
-	if root.integer("seed", &seed, 0, 1<<62) {
+	if root.Int("seed", &seed, 0, 1<<62) {
 		sc.Seed = uint64(seed)
 		if seed == 0 {
-			d.errorf("seed", "must not be 0 (the dev broker would pick a random seed)")
+			d.Errorf("seed", "must not be 0 (the dev broker would pick a random seed)")
 		}
 	}
-	sc.decodeCluster(root.sub("cluster"), d)
-	sc.decodeLoad(root.sub("load"), d)
-	sc.decodeProducer(root.sub("producer"), d)
-	sc.decodeFaults(root.tables("fault"), d)
-	sc.decodeStrategies(root.tables("strategy"), d, dir)
-	if _, ok := tree["strategy"]; !ok {
-		d.errs = append(d.errs, &config.Error{File: name, Line: 1, Key: "strategy", Problem: "at least one [[strategy]] is required"})
+	sc.decodeCluster(root.Sub("cluster"), d)
+	sc.decodeLoad(root.Sub("load"), d)
+	sc.decodeProducer(root.Sub("producer"), d)
+	sc.decodeFaults(root.Tables("fault"), d)
+	sc.decodeStrategies(root.Tables("strategy"), d, dir)
+	if !root.Has("strategy") {
+		d.ErrorAt(1, "strategy", "at least one [[strategy]] is required")
 	}
-	root.done()
-	if err := d.err(); err != nil {
+	root.Done()
+	if err := d.Err(); err != nil {
 		return nil, err
 	}
 	return sc, nil
 }
 
-func (sc *Scenario) decodeCluster(t *obj, d *decoder) {
+func (sc *Scenario) decodeCluster(t *tomlx.Table, d *tomlx.Decoder) {
 	if t == nil {
-		d.errs = append(d.errs, &config.Error{File: d.file, Line: 1, Key: "cluster", Problem: "a [cluster] table with brokers = [...] is required"})
+		d.ErrorAt(1, "cluster", "a [cluster] table with brokers = [...] is required")
 		return
 	}
-	names, ok := t.strings("brokers")
-	if !ok && t.m["brokers"] == nil {
-		d.errorf(t.key("brokers"), "required: the broker names, e.g. [\"broker-a\", \"broker-b\"]")
+	var names []string
+	ok := t.Strings("brokers", &names)
+	if !ok && !t.Has("brokers") {
+		t.Errorf("brokers", "required: the broker names, e.g. [\"broker-a\", \"broker-b\"]")
 	}
 	if ok && (len(names) < 1 || len(names) > 26) {
-		d.errorf(t.key("brokers"), "%d brokers: want 1..26", len(names))
+		t.Errorf("brokers", "%d brokers: want 1..26", len(names))
 	}
 	for i, b := range names {
 		switch {
 		case !validName(b):
-			d.errorf(fmt.Sprintf("%s[%d]", t.key("brokers"), i), "broker name %q: use 1..127 characters of [%%|a-zA-Z0-9_-]", b)
+			d.Errorf(fmt.Sprintf("%s[%d]", t.Key("brokers"), i), "broker name %q: use 1..127 characters of [%%|a-zA-Z0-9_-]", b)
 		case slices.Contains(sc.Brokers, b):
-			d.errorf(fmt.Sprintf("%s[%d]", t.key("brokers"), i), "broker %q listed twice", b)
+			d.Errorf(fmt.Sprintf("%s[%d]", t.Key("brokers"), i), "broker %q listed twice", b)
 		default:
 			sc.Brokers = append(sc.Brokers, b)
 		}
 	}
-	t.integer("queues", &sc.Queues, 1, 64)
-	if t.str("topic", &sc.Topic) {
+	t.Int("queues", &sc.Queues, 1, 64)
+	if t.Str("topic", &sc.Topic) {
 		if err := core.ValidateTopic(sc.Topic); err != nil {
 			var ve *core.ValidationError
 			if errors.As(err, &ve) {
 				err = errors.New(ve.Msg)
 			}
-			d.errorf(t.key("topic"), "%v", err)
+			t.Errorf("topic", "%v", err)
 		}
 	}
-	t.done()
+	t.Done()
 }
 
 // validName applies the broker-name rule of the dev broker (the topic charset).
@@ -276,52 +270,52 @@ func validName(s string) bool {
 	return true
 }
 
-func (sc *Scenario) decodeLoad(t *obj, d *decoder) {
+func (sc *Scenario) decodeLoad(t *tomlx.Table, d *tomlx.Decoder) {
 	if t == nil {
-		d.errs = append(d.errs, &config.Error{File: d.file, Line: 1, Key: "load", Problem: "a [load] table with rate and duration is required"})
+		d.ErrorAt(1, "load", "a [load] table with rate and duration is required")
 		return
 	}
 	l := &sc.Load
 	l.Concurrency = DefaultConcurrency
-	if !t.integer("rate", &l.Rate, 1, MaxRate) && t.m["rate"] == nil {
-		d.errorf(t.key("rate"), "required: messages per second")
+	if !t.Int("rate", &l.Rate, 1, MaxRate) && !t.Has("rate") {
+		t.Errorf("rate", "required: messages per second")
 	}
-	if !t.duration("duration", &l.Duration, time.Second, MaxDuration) && t.m["duration"] == nil {
-		d.errorf(t.key("duration"), "required: how long the load runs, e.g. \"40s\"")
+	if !t.Duration("duration", &l.Duration, time.Second, MaxDuration) && !t.Has("duration") {
+		t.Errorf("duration", "required: how long the load runs, e.g. \"40s\"")
 	}
 	if l.Rate > 0 && l.Duration > 0 && l.Messages() > MaxMessages {
-		d.errorf(t.key("rate"), "rate × duration = %d messages, more than %d", l.Messages(), MaxMessages)
+		t.Errorf("rate", "rate × duration = %d messages, more than %d", l.Messages(), MaxMessages)
 	}
-	t.integer("concurrency", &l.Concurrency, 1, 4096)
-	if v, ok := t.get("message_size"); ok {
-		key := t.key("message_size")
+	t.Int("concurrency", &l.Concurrency, 1, 4096)
+	if v, ok := t.Get("message_size"); ok {
+		key := t.Key("message_size")
 		if arr, isArr := v.([]any); isArr {
 			if len(arr) == 0 {
-				d.errorf(key, "empty array: give at least one size")
+				d.Errorf(key, "empty array: give at least one size")
 			}
 			for i, e := range arr {
-				if n, ok := d.size(fmt.Sprintf("%s[%d]", key, i), e, 0, MaxMessageSize); ok {
+				if n, ok := d.Size(fmt.Sprintf("%s[%d]", key, i), e, 0, MaxMessageSize); ok {
 					l.Sizes = append(l.Sizes, n)
 				}
 			}
-		} else if n, ok := d.size(key, v, 0, MaxMessageSize); ok {
+		} else if n, ok := d.Size(key, v, 0, MaxMessageSize); ok {
 			l.Sizes = []int64{n}
 		}
 	}
 	if len(l.Sizes) == 0 {
 		l.Sizes = []int64{DefaultMessageSize}
 	}
-	t.done()
+	t.Done()
 }
 
-func (sc *Scenario) decodeProducer(t *obj, d *decoder) {
+func (sc *Scenario) decodeProducer(t *tomlx.Table, d *tomlx.Decoder) {
 	if t == nil {
 		return
 	}
 	p := &sc.Producer
-	t.duration("send_timeout", &p.SendTimeout, time.Millisecond, time.Minute)
-	t.duration("attempt_timeout", &p.AttemptTimeout, time.Millisecond, time.Minute)
-	if t.integer("retries", &p.Retries, 0, 16) {
+	t.Duration("send_timeout", &p.SendTimeout, time.Millisecond, time.Minute)
+	t.Duration("attempt_timeout", &p.AttemptTimeout, time.Millisecond, time.Minute)
+	if t.Int("retries", &p.Retries, 0, 16) {
 		p.NoRetries = p.Retries == 0
 	}
 	send := p.SendTimeout
@@ -329,61 +323,61 @@ func (sc *Scenario) decodeProducer(t *obj, d *decoder) {
 		send = core.DefaultSendTimeout
 	}
 	if p.AttemptTimeout > send {
-		d.errorf(t.key("attempt_timeout"), "%v is above send_timeout %v (set it equal to send_timeout for no per-attempt cap)", p.AttemptTimeout, send)
+		t.Errorf("attempt_timeout", "%v is above send_timeout %v (set it equal to send_timeout for no per-attempt cap)", p.AttemptTimeout, send)
 	}
-	t.done()
+	t.Done()
 }
 
-func (sc *Scenario) decodeFaults(ts []*obj, d *decoder) {
+func (sc *Scenario) decodeFaults(ts []*tomlx.Table, d *tomlx.Decoder) {
 	for _, t := range ts {
-		f := Fault{Line: d.line(t.path)}
-		if t.str("broker", &f.Broker) {
+		f := Fault{Line: d.Line(t.Path())}
+		if t.Str("broker", &f.Broker) {
 			if len(sc.Brokers) > 0 && !slices.Contains(sc.Brokers, f.Broker) {
-				d.errorf(t.key("broker"), "no broker %q in [cluster] brokers (%s)", f.Broker, strings.Join(sc.Brokers, ", "))
+				t.Errorf("broker", "no broker %q in [cluster] brokers (%s)", f.Broker, strings.Join(sc.Brokers, ", "))
 			}
-		} else if t.m["broker"] == nil {
-			d.errorf(t.key("broker"), "required: the broker this window applies to")
+		} else if !t.Has("broker") {
+			t.Errorf("broker", "required: the broker this window applies to")
 		}
-		hasFrom := t.duration("from", &f.From, 0, MaxDuration)
-		hasTo := t.duration("to", &f.To, 0, MaxDuration)
-		if t.m["from"] == nil {
-			d.errorf(t.key("from"), "required: when the fault starts (scenario time, e.g. \"10s\")")
+		hasFrom := t.Duration("from", &f.From, 0, MaxDuration)
+		hasTo := t.Duration("to", &f.To, 0, MaxDuration)
+		if !t.Has("from") {
+			t.Errorf("from", "required: when the fault starts (scenario time, e.g. \"10s\")")
 		}
-		if t.m["to"] == nil {
-			d.errorf(t.key("to"), "required: when the broker is healthy again (scenario time, e.g. \"20s\")")
+		if !t.Has("to") {
+			t.Errorf("to", "required: when the broker is healthy again (scenario time, e.g. \"20s\")")
 		}
 		if hasFrom && hasTo && f.To <= f.From {
-			d.errorf(t.key("to"), "%v is not after from %v", f.To, f.From)
+			t.Errorf("to", "%v is not after from %v", f.To, f.From)
 		}
 		if hasFrom && sc.Load.Duration > 0 && f.From >= sc.Load.Duration {
-			d.errorf(t.key("from"), "%v is not before the end of the load (%v)", f.From, sc.Load.Duration)
+			t.Errorf("from", "%v is not before the end of the load (%v)", f.From, sc.Load.Duration)
 		}
-		t.duration("latency", &f.Latency, 0, time.Minute)
-		t.duration("jitter", &f.Jitter, 0, time.Minute)
-		t.integer("resets", &f.Resets, 0, 1_000_000)
-		t.boolean("hang", &f.Hang)
-		t.boolean("down", &f.Down)
+		t.Duration("latency", &f.Latency, 0, time.Minute)
+		t.Duration("jitter", &f.Jitter, 0, time.Minute)
+		t.Int("resets", &f.Resets, 0, 1_000_000)
+		t.Bool("hang", &f.Hang)
+		t.Bool("down", &f.Down)
 		if f.Hang && f.Down {
-			d.errorf(t.key("hang"), "hang and down exclude each other (a killed broker cannot also be frozen)")
+			t.Errorf("hang", "hang and down exclude each other (a killed broker cannot also be frozen)")
 		}
 		sum := 0.0
-		for _, et := range t.tables("errors") {
+		for _, et := range t.Tables("errors") {
 			var e InjectedError
 			decodeCode(et, d, &e.Code)
-			if !et.fraction("rate", &e.Rate) && et.m["rate"] == nil {
-				d.errorf(et.key("rate"), "required: the share of sends answered with this code, 0..1")
+			if !et.Fraction("rate", &e.Rate) && !et.Has("rate") {
+				et.Errorf("rate", "required: the share of sends answered with this code, 0..1")
 			}
 			sum += e.Rate
-			et.done()
+			et.Done()
 			f.Errors = append(f.Errors, e)
 		}
 		if sum > 1+1e-9 {
-			d.errorf(t.key("errors"), "rates add up to %g, more than 1", sum)
+			t.Errorf("errors", "rates add up to %g, more than 1", sum)
 		}
 		if f.Describe() == "" {
-			d.errorf(t.path, "the window does nothing: set latency, jitter, errors, resets, hang or down")
+			d.Errorf(t.Path(), "the window does nothing: set latency, jitter, errors, resets, hang or down")
 		}
-		t.done()
+		t.Done()
 		sc.Faults = append(sc.Faults, f)
 	}
 	// Each window replaces the broker's whole fault state at From and heals it at To, so
@@ -392,8 +386,7 @@ func (sc *Scenario) decodeFaults(ts []*obj, d *decoder) {
 		for j := range i {
 			b := sc.Faults[j]
 			if a.Broker == b.Broker && a.From < b.To && b.From < a.To {
-				d.errs = append(d.errs, &config.Error{File: d.file, Line: a.Line, Key: fmt.Sprintf("fault[%d]", i),
-					Problem: fmt.Sprintf("overlaps fault[%d] (line %d) on %s: merge them into one window", j, b.Line, a.Broker)})
+				d.ErrorAt(a.Line, fmt.Sprintf("fault[%d]", i), "overlaps fault[%d] (line %d) on %s: merge them into one window", j, b.Line, a.Broker)
 			}
 		}
 	}
@@ -401,17 +394,17 @@ func (sc *Scenario) decodeFaults(ts []*obj, d *decoder) {
 }
 
 // decodeCode reads code: a response code number or its Java name ("SYSTEM_BUSY").
-func decodeCode(t *obj, d *decoder, dst *remoting.ResponseCode) {
-	v, ok := t.get("code")
+func decodeCode(t *tomlx.Table, d *tomlx.Decoder, dst *remoting.ResponseCode) {
+	v, ok := t.Get("code")
 	if !ok {
-		d.errorf(t.key("code"), "required: a response code such as \"SYSTEM_BUSY\" or 2")
+		t.Errorf("code", "required: a response code such as \"SYSTEM_BUSY\" or 2")
 		return
 	}
 	var code remoting.ResponseCode
 	switch x := v.(type) {
 	case int64:
 		if x < 1 || x > 32767 {
-			d.errorf(t.key("code"), "%d is out of range 1..32767", x)
+			t.Errorf("code", "%d is out of range 1..32767", x)
 			return
 		}
 		code = remoting.ResponseCode(x)
@@ -424,39 +417,39 @@ func decodeCode(t *obj, d *decoder, dst *remoting.ResponseCode) {
 			}
 		}
 		if !found {
-			d.errorf(t.key("code"), "unknown response code %q (use a Java name such as \"SYSTEM_BUSY\" or a number)", x)
+			t.Errorf("code", "unknown response code %q (use a Java name such as \"SYSTEM_BUSY\" or a number)", x)
 			return
 		}
 	default:
-		d.errorf(t.key("code"), "expected a response code name or number, got %s", kind(v))
+		t.Errorf("code", "expected a response code name or number, got %s", tomlx.TypeName(v))
 		return
 	}
 	*dst = code
 }
 
-func (sc *Scenario) decodeStrategies(ts []*obj, d *decoder, dir string) {
+func (sc *Scenario) decodeStrategies(ts []*tomlx.Table, d *tomlx.Decoder, dir string) {
 	for _, t := range ts {
 		s := Strategy{Settings: []byte("{}")}
-		if !t.str("name", &s.Name) && t.m["name"] == nil {
-			d.errorf(t.key("name"), "required: the strategy's label in the report")
+		if !t.Str("name", &s.Name) && !t.Has("name") {
+			t.Errorf("name", "required: the strategy's label in the report")
 		}
 		if s.Name != "" && slices.ContainsFunc(sc.Strategies, func(o Strategy) bool { return o.Name == s.Name }) {
-			d.errorf(t.key("name"), "duplicate strategy name %q", s.Name)
+			t.Errorf("name", "duplicate strategy name %q", s.Name)
 		}
 		if strings.ContainsAny(s.Name, ",\n\t") {
-			d.errorf(t.key("name"), "%q must not contain commas, tabs or newlines", s.Name)
+			t.Errorf("name", "%q must not contain commas, tabs or newlines", s.Name)
 		}
-		if !t.str("plugin", &s.Plugin) && t.m["plugin"] == nil {
-			d.errorf(t.key("plugin"), "required: \"builtin:NAME\" (%s) or the path of a plugin binary", builtinNames())
+		if !t.Str("plugin", &s.Plugin) && !t.Has("plugin") {
+			t.Errorf("plugin", "required: \"builtin:NAME\" (%s) or the path of a plugin binary", builtinNames())
 		}
-		t.boolean("in_process", &s.InProcess)
+		t.Bool("in_process", &s.InProcess)
 		ok := true
 		switch {
 		case s.Plugin == "":
 		case strings.HasPrefix(s.Plugin, config.BuiltinPrefix):
 			s.Builtin = strings.TrimPrefix(s.Plugin, config.BuiltinPrefix)
 			if _, found := builtin.Lookup(s.Builtin); !found {
-				d.errorf(t.key("plugin"), "unknown built-in strategy %q (built-ins: %s)", s.Builtin, builtinNames())
+				t.Errorf("plugin", "unknown built-in strategy %q (built-ins: %s)", s.Builtin, builtinNames())
 				ok = false
 			}
 		default:
@@ -470,44 +463,42 @@ func (sc *Scenario) decodeStrategies(ts []*obj, d *decoder, dir string) {
 			fi, err := os.Stat(s.Path)
 			switch {
 			case err != nil:
-				d.errorf(t.key("plugin"), "plugin %q not found (a path relative to the scenario file, or \"builtin:NAME\")", s.Plugin)
+				t.Errorf("plugin", "plugin %q not found (a path relative to the scenario file, or \"builtin:NAME\")", s.Plugin)
 				ok = false
 			case fi.IsDir() || fi.Mode()&0o111 == 0:
-				d.errorf(t.key("plugin"), "plugin %q is not an executable file", s.Plugin)
+				t.Errorf("plugin", "plugin %q is not an executable file", s.Plugin)
 				ok = false
 			}
 			if s.InProcess {
-				d.errorf(t.key("in_process"), "only built-ins can run in-process; %q is a plugin binary", s.Plugin)
+				t.Errorf("in_process", "only built-ins can run in-process; %q is a plugin binary", s.Plugin)
 			}
 		}
-		if st := t.sub("settings"); st != nil {
-			b, err := json.Marshal(st.m)
+		if st := t.Sub("settings"); st != nil {
+			b, err := json.Marshal(st.Map())
 			if err != nil {
-				d.errorf(st.path, "settings cannot be passed to the plugin as JSON: %v", err)
+				d.Errorf(st.Path(), "settings cannot be passed to the plugin as JSON: %v", err)
 			} else {
 				s.Settings = b
 			}
-			for k := range st.m {
-				st.seen[k] = true
-			}
+			st.MarkRead()
 			if s.Builtin != "" && ok {
 				checkSettings(st, d, s)
 			}
 		}
-		t.done()
+		t.Done()
 		sc.Strategies = append(sc.Strategies, s)
 	}
 }
 
 // checkSettings validates a built-in's settings with internal/builtin, keyed by setting.
-func checkSettings(st *obj, d *decoder, s Strategy) {
+func checkSettings(st *tomlx.Table, d *tomlx.Decoder, s Strategy) {
 	b, _ := builtin.Lookup(s.Builtin)
-	for k := range st.m {
+	for k := range st.Map() {
 		if !slices.Contains(b.Settings, k) {
 			if len(b.Settings) == 0 {
-				d.errorf(st.key(k), "unknown key: built-in %s takes no settings", s.Builtin)
+				st.Errorf(k, "unknown key: built-in %s takes no settings", s.Builtin)
 			} else {
-				d.errorf(st.key(k), "unknown key (built-in %s takes %s)", s.Builtin, strings.Join(b.Settings, ", "))
+				st.Errorf(k, "unknown key (built-in %s takes %s)", s.Builtin, strings.Join(b.Settings, ", "))
 			}
 			return
 		}
@@ -523,9 +514,9 @@ func checkSettings(st *obj, d *decoder, s Strategy) {
 	for _, e := range errs {
 		var se *builtin.SettingError
 		if errors.As(e, &se) && se.Key != "" {
-			d.errorf(st.key(se.Key), "%v", se.Err)
+			st.Errorf(se.Key, "%v", se.Err)
 		} else {
-			d.errorf(st.path, "%v", e)
+			d.Errorf(st.Path(), "%v", e)
 		}
 	}
 }

@@ -1,17 +1,18 @@
-package config
+package tomlx
 
 import (
 	"strconv"
 	"strings"
 )
 
-// locator maps key paths ("producer[1].group", "client.name_servers[0]") to the line
-// where they are defined. BurntSushi/toml keeps key positions unexported and per key
+// Locator maps key paths ("producer[1].group", "client.name_servers[0]",
+// "fault[0].errors[1].code") to the line where they are defined. BurntSushi/toml keeps key positions unexported and per key
 // name (so the second [[producer]] table shadows the first), so the positions come from
 // this small scanner instead. It runs only on input the TOML parser already accepted,
 // so it can be lenient: anything it does not understand falls back to the line of the
-// nearest ancestor that it did see.
-type locator struct {
+// nearest ancestor that it did see. It understands [table] and [[array]] headers, dotted
+// and quoted keys, inline tables, arrays (on one line or many) and multi-line strings.
+type Locator struct {
 	lines map[string]int
 	// arrays counts the tables of each array of tables seen so far (resolved path of
 	// the array -> count).
@@ -22,15 +23,16 @@ type locator struct {
 	line int
 }
 
-func newLocator(src string) *locator {
-	l := &locator{lines: make(map[string]int), arrays: make(map[string]int), src: src, line: 1}
+// NewLocator scans src, a TOML document the parser already accepted.
+func NewLocator(src string) *Locator {
+	l := &Locator{lines: make(map[string]int), arrays: make(map[string]int), src: src, line: 1}
 	l.scan()
 	return l
 }
 
 // Line returns the line of path or of its nearest located ancestor; 0 when none is
 // known.
-func (l *locator) Line(path string) int {
+func (l *Locator) Line(path string) int {
 	for path != "" {
 		if n, ok := l.lines[path]; ok {
 			return n
@@ -39,6 +41,10 @@ func (l *locator) Line(path string) int {
 	}
 	return 0
 }
+
+// Lines returns the located paths and their lines, without the fallback to ancestors
+// that Line does. The map belongs to the Locator.
+func (l *Locator) Lines() map[string]int { return l.lines }
 
 // parentPath strips the last segment ("a.b[2]" -> "a.b", "a.b" -> "a").
 func parentPath(p string) string {
@@ -53,6 +59,7 @@ func parentPath(p string) string {
 	return ""
 }
 
+// joinPath appends key to the table path prefix ("a.b" + "c" -> "a.b.c").
 func joinPath(prefix, key string) string {
 	if prefix == "" {
 		return key
@@ -60,22 +67,22 @@ func joinPath(prefix, key string) string {
 	return prefix + "." + key
 }
 
-func (l *locator) record(path string, line int) {
+func (l *Locator) record(path string, line int) {
 	if _, ok := l.lines[path]; !ok {
 		l.lines[path] = line
 	}
 }
 
-func (l *locator) eof() bool { return l.pos >= len(l.src) }
+func (l *Locator) eof() bool { return l.pos >= len(l.src) }
 
-func (l *locator) peek() byte {
+func (l *Locator) peek() byte {
 	if l.eof() {
 		return 0
 	}
 	return l.src[l.pos]
 }
 
-func (l *locator) advance() {
+func (l *Locator) advance() {
 	if l.src[l.pos] == '\n' {
 		l.line++
 	}
@@ -83,7 +90,7 @@ func (l *locator) advance() {
 }
 
 // skipSpace skips blanks, and newlines and comments when nl is set.
-func (l *locator) skipSpace(nl bool) {
+func (l *Locator) skipSpace(nl bool) {
 	for !l.eof() {
 		switch c := l.peek(); {
 		case c == ' ' || c == '\t' || c == '\r':
@@ -99,7 +106,7 @@ func (l *locator) skipSpace(nl bool) {
 }
 
 // skipLine skips to the start of the next line.
-func (l *locator) skipLine() {
+func (l *Locator) skipLine() {
 	for !l.eof() && l.peek() != '\n' {
 		l.advance()
 	}
@@ -108,7 +115,7 @@ func (l *locator) skipLine() {
 	}
 }
 
-func (l *locator) scan() {
+func (l *Locator) scan() {
 	prefix := ""
 	for {
 		l.skipSpace(true)
@@ -138,7 +145,7 @@ func (l *locator) scan() {
 }
 
 // header reads "[a.b]" or "[[a.b]]" and returns the resolved table path.
-func (l *locator) header() string {
+func (l *Locator) header() string {
 	line := l.line
 	l.advance()
 	array := l.peek() == '['
@@ -165,7 +172,7 @@ func (l *locator) header() string {
 }
 
 // key reads a dotted key up to (not including) stop or the end of the line.
-func (l *locator) key(stop byte) []string {
+func (l *Locator) key(stop byte) []string {
 	var segs []string
 	for {
 		l.skipSpace(false)
@@ -194,7 +201,7 @@ func (l *locator) key(stop byte) []string {
 }
 
 // quoted reads a one-line quoted string starting at q and returns its content.
-func (l *locator) quoted(q byte) string {
+func (l *Locator) quoted(q byte) string {
 	start := l.pos
 	l.advance()
 	for !l.eof() && l.peek() != q && l.peek() != '\n' {
@@ -219,7 +226,7 @@ func (l *locator) quoted(q byte) string {
 
 // value skips one value, recording the positions of the keys of inline tables and of
 // array elements under path.
-func (l *locator) value(path string) {
+func (l *Locator) value(path string) {
 	l.skipSpace(false)
 	switch c := l.peek(); {
 	case strings.HasPrefix(l.src[l.pos:], `"""`):
@@ -284,7 +291,7 @@ func (l *locator) value(path string) {
 	}
 }
 
-func (l *locator) multiline(delim string) {
+func (l *Locator) multiline(delim string) {
 	for range 3 {
 		l.advance()
 	}
