@@ -47,6 +47,9 @@ type Config struct {
 	// Builtins are the strategies known by name. Default DefaultBuiltins()
 	// (roundrobin, latencyfault).
 	Builtins map[string]Builtin
+	// WasmCacheDir, when set, keeps compiled WebAssembly strategies on disk so a restart
+	// does not compile them again.
+	WasmCacheDir string
 	// DecisionTimeout is the default of Spec.DecisionTimeout. Default 10 ms.
 	DecisionTimeout time.Duration
 	// UrgentTimeout bounds how long Observe waits for a plugin to apply an urgent
@@ -190,8 +193,9 @@ type Spec struct {
 	// Plugin value.
 	Name string
 	// Plugin is a built-in name ("roundrobin", "latencyfault", or another key of
-	// Config.Builtins) or the path of a plugin executable (anything containing a path
-	// separator).
+	// Config.Builtins), the path of a plugin executable (anything containing a path
+	// separator), or the path of a WebAssembly module ending in ".wasm", which runs
+	// sandboxed in this process through wazero (see host/wasm and docs/wasm-abi.md).
 	Plugin string
 	// InProcess runs a built-in in the daemon's process instead of as a plugin process
 	// (built-ins run out of process by default). Not allowed with a path.
@@ -209,6 +213,9 @@ type Spec struct {
 	// to in-process round-robin. Default Config.DecisionTimeout.
 	DecisionTimeout time.Duration
 }
+
+// wasm reports whether the strategy is a WebAssembly module (a path ending in .wasm).
+func (s Spec) wasm() bool { return isPath(s.Plugin) && strings.HasSuffix(s.Plugin, ".wasm") }
 
 func isPath(p string) bool {
 	return strings.ContainsRune(p, '/') || strings.ContainsRune(p, filepath.Separator) || strings.HasPrefix(p, ".")
@@ -229,7 +236,7 @@ func (h *Host) resolve(s Spec) (Spec, error) {
 			errs = append(errs, fmt.Errorf("%w %q", ErrUnknownBuiltin, s.Plugin))
 		}
 	}
-	if path && s.InProcess {
+	if path && s.InProcess && !s.wasm() {
 		errs = append(errs, fmt.Errorf("InProcess is only for built-ins, not the path %q", s.Plugin))
 	}
 	if s.SHA256 != "" {

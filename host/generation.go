@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/producerd/producerd/host/wasm"
 	"github.com/producerd/producerd/plugins/roundrobin"
 	"github.com/producerd/producerd/plugins/sdk"
 )
@@ -121,7 +122,7 @@ type generation struct {
 	closeOnce sync.Once
 }
 
-func (h *Host) newGeneration(spec Spec) (*generation, error) {
+func (h *Host) newGeneration(ctx context.Context, spec Spec) (*generation, error) {
 	g := &generation{
 		h:    h,
 		spec: spec,
@@ -130,7 +131,17 @@ func (h *Host) newGeneration(spec Spec) (*generation, error) {
 	}
 	g.releaseFn = g.release
 	g.ctx, g.cancel = context.WithCancel(context.Background())
-	if spec.builtin() {
+	switch {
+	case spec.wasm():
+		// A WebAssembly strategy runs sandboxed in this process; its instances are
+		// supervised inside host/wasm (a trapped or stuck instance is replaced).
+		st, err := wasm.Load(ctx, spec.Plugin, wasm.Options{CacheDir: h.cfg.WasmCacheDir, Settings: spec.Settings,
+			SHA256: spec.SHA256, CallTimeout: spec.DecisionTimeout, Logger: g.log, Name: spec.Name})
+		if err != nil {
+			return nil, fmt.Errorf("host: strategy %q: %w", spec.Name, err)
+		}
+		g.inproc, g.fallback, g.mode = st, g.rr, ModeInProcess
+	case spec.builtin():
 		fb, err := h.cfg.Builtins[spec.Plugin](spec.Settings)
 		if err != nil {
 			return nil, fmt.Errorf("host: strategy %q: %w", spec.Name, err)
@@ -143,7 +154,7 @@ func (h *Host) newGeneration(spec Spec) (*generation, error) {
 			g.fallback = fb
 			g.mode = ModeStarting
 		}
-	} else {
+	default:
 		g.fallback = g.rr
 		g.mode = ModeStarting
 	}

@@ -185,7 +185,7 @@ func (h *Host) build(ctx context.Context, spec Spec, degradedOK bool) (*generati
 	if err != nil {
 		return nil, err
 	}
-	g, err := h.newGeneration(spec)
+	g, err := h.newGeneration(ctx, spec)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/host"
 	"github.com/producerd/producerd/internal/rmqtest"
 )
 
@@ -21,62 +22,73 @@ import (
 
 var strategies = []string{"roundrobin", "latencyfault", "keyhash"}
 
-func BenchmarkStrategyAsync(b *testing.B) {
+// benchSpecs are the strategies compared: each in-process, as a plugin process, and
+// latency-fault also as WebAssembly.
+func benchSpecs(b *testing.B) []host.Spec {
+	var out []host.Spec
 	for _, name := range strategies {
 		for _, inProc := range []bool{true, false} {
-			b.Run(fmt.Sprintf("%s/%s", name, mode(inProc)), func(b *testing.B) {
-				c := rmqtest.Require(b)
-				p := benchProducer(b, c, name, inProc)
-				body := make([]byte, 1024)
-				sem := make(chan struct{}, 1024)
-				var wg sync.WaitGroup
-				b.ReportAllocs()
-				b.ResetTimer()
-				start := time.Now()
-				for i := range b.N {
-					sem <- struct{}{}
-					wg.Add(1)
-					m := &core.Message{Topic: "IT_Bench", Body: body, ShardingKey: fmt.Sprint("k", i%256)}
-					if err := p.SendAsync(context.Background(), m, func(_ *core.SendResult, err error) {
-						if err != nil {
-							b.Error(err)
-						}
-						<-sem
-						wg.Done()
-					}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				wg.Wait()
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
-			})
+			s := spec(name, inProc)
+			s.Name = name + "/" + mode(inProc)
+			out = append(out, s)
 		}
+	}
+	return append(out, host.Spec{Name: "latencyfault/wasm",
+		Plugin: buildWasm(b, "github.com/producerd/producerd/plugins/latencyfault/wasm")})
+}
+
+func BenchmarkStrategyAsync(b *testing.B) {
+	for _, sp := range benchSpecs(b) {
+		b.Run(sp.Name, func(b *testing.B) {
+			c := rmqtest.Require(b)
+			p := benchProducer(b, c, sp)
+			body := make([]byte, 1024)
+			sem := make(chan struct{}, 1024)
+			var wg sync.WaitGroup
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for i := range b.N {
+				sem <- struct{}{}
+				wg.Add(1)
+				m := &core.Message{Topic: "IT_Bench", Body: body, ShardingKey: fmt.Sprint("k", i%256)}
+				if err := p.SendAsync(context.Background(), m, func(_ *core.SendResult, err error) {
+					if err != nil {
+						b.Error(err)
+					}
+					<-sem
+					wg.Done()
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		})
 	}
 }
 
 func BenchmarkStrategySync(b *testing.B) {
-	for _, name := range strategies {
-		for _, inProc := range []bool{true, false} {
-			b.Run(fmt.Sprintf("%s/%s", name, mode(inProc)), func(b *testing.B) {
-				c := rmqtest.Require(b)
-				p := benchProducer(b, c, name, inProc)
-				body := make([]byte, 1024)
-				lats := make([]time.Duration, 0, b.N)
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := range b.N {
-					t0 := time.Now()
-					if _, err := p.Send(context.Background(), &core.Message{Topic: "IT_Bench", Body: body, ShardingKey: fmt.Sprint("k", i%256)}); err != nil {
-						b.Fatal(err)
-					}
-					lats = append(lats, time.Since(t0))
+	for _, sp := range benchSpecs(b) {
+		b.Run(sp.Name, func(b *testing.B) {
+			c := rmqtest.Require(b)
+			p := benchProducer(b, c, sp)
+			body := make([]byte, 1024)
+			lats := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				t0 := time.Now()
+				if _, err := p.Send(context.Background(), &core.Message{Topic: "IT_Bench", Body: body, ShardingKey: fmt.Sprint("k", i%256)}); err != nil {
+					b.Fatal(err)
 				}
-				b.StopTimer()
-				slices.Sort(lats)
-				b.ReportMetric(float64(lats[len(lats)/2].Microseconds()), "p50-µs")
-				b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds()), "p99-µs")
-			})
-		}
+				lats = append(lats, time.Since(t0))
+			}
+			b.StopTimer()
+			slices.Sort(lats)
+			b.ReportMetric(float64(lats[len(lats)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds()), "p99-µs")
+		})
 	}
 }
 
@@ -87,10 +99,10 @@ func mode(inProc bool) string {
 	return "plugin"
 }
 
-func benchProducer(b *testing.B, c *rmqtest.Cluster, name string, inProc bool) *core.Producer {
+func benchProducer(b *testing.B, c *rmqtest.Cluster, sp host.Spec) *core.Producer {
 	b.Helper()
 	var logs syncBuffer
-	h := newHost(b, spec(name, inProc), &logs)
+	h := newHost(b, sp, &logs)
 	p := newProducer(b, c, h.Strategy())
 	for range 20 { // warm routes, connections and the plugin session
 		if _, err := p.Send(context.Background(), &core.Message{Topic: "IT_Bench", Body: []byte("warm"), ShardingKey: "k"}); err != nil {

@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -356,4 +358,51 @@ func waitHealthy(h *host.Host, broker string) error {
 		time.Sleep(2 * time.Millisecond)
 	}
 	return fmt.Errorf("%s still isolated", broker)
+}
+
+var wasmModules sync.Map // package -> path
+
+// buildWasm builds a strategy's WebAssembly module once per test binary.
+func buildWasm(t testing.TB, pkg string) string {
+	t.Helper()
+	if p, ok := wasmModules.Load(pkg); ok {
+		return p.(string)
+	}
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("producerd-e2e-%d-%s.wasm", os.Getpid(), filepath.Base(filepath.Dir(pkg))))
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	}
+	wasmModules.Store(pkg, out)
+	return out
+}
+
+// TestSwapProcessToWasmUnderLoad swaps the latency-fault plugin process for the same
+// strategy built as WebAssembly while sends flow: nothing fails, nothing is lost.
+func TestSwapProcessToWasmUnderLoad(t *testing.T) {
+	c := rmqtest.Require(t)
+	mod := buildWasm(t, "github.com/producerd/producerd/plugins/latencyfault/wasm")
+	t.Cleanup(func() { os.Remove(mod) })
+	var logs syncBuffer
+	h := newHost(t, spec("latencyfault", false), &logs)
+	p := newProducer(t, c, h.Strategy())
+	from := offsets(t, p, c, "IT_Swap")
+	l := startLoad(p, "IT_Swap", 8, 1_000_000, false)
+	time.Sleep(2 * time.Second)
+	if err := h.Swap(context.Background(), host.Spec{Name: "lf-wasm", Plugin: mod}); err != nil {
+		t.Fatalf("swap to wasm: %v", err)
+	}
+	time.Sleep(3 * time.Second)
+	acks, errs := l.finish()
+	if len(errs) > 0 {
+		t.Fatalf("%d sends failed across the swap to wasm; first: %v", len(errs), errs[0])
+	}
+	st := h.Status()
+	if st.Name != "lf-wasm" || st.Totals.Fallbacks > st.Totals.Decisions/100 {
+		t.Fatalf("after the swap: %+v", st)
+	}
+	readBack(t, p, c, "IT_Swap", from, acks)
+	t.Logf("process -> wasm swap under load: %d acknowledged and read back, 0 failed, %d fallbacks of %d decisions",
+		len(acks), st.Totals.Fallbacks, st.Totals.Decisions)
 }

@@ -1,3 +1,5 @@
+//go:build !wasip1
+
 package sdk
 
 // This file is the gRPC shim: it only translates between the contract's Go types and

@@ -1,0 +1,16 @@
+// Command wasm is the key-hash example strategy (package keyhash, Java hashing) as a
+// WebAssembly module for host/wasm. Build it with
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o keyhash.wasm ./plugins/examples/keyhash/wasm
+//
+// It takes no settings.
+package main
+
+import (
+	"github.com/producerd/producerd/plugins/examples/keyhash"
+	"github.com/producerd/producerd/plugins/sdk/wasmguest"
+)
+
+func init() { wasmguest.Register(keyhash.New()) }
+
+func main() {}

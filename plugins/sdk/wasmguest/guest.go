@@ -1,0 +1,364 @@
+// Package wasmguest builds a producerd strategy, the same sdk.Selector that runs
+// in-process or as a plugin process, as a WebAssembly module that the daemon runs
+// in-process and sandboxed (package host/wasm).
+//
+// A module is a Go main package built for WASI preview 1 as a reactor:
+//
+//	package main
+//
+//	import (
+//		"github.com/producerd/producerd/plugins/examples/keyhash"
+//		"github.com/producerd/producerd/plugins/sdk/wasmguest"
+//	)
+//
+//	func init() { wasmguest.Register(keyhash.New()) }
+//
+//	func main() {}
+//
+// built with
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o keyhash.wasm .
+//
+// (Go 1.24 or later: -buildmode=c-shared makes a reactor, whose exports can be called
+// after its _initialize; a plain build makes a command that runs main and exits.)
+//
+// The package exports the functions of the producerd WebAssembly ABI (see
+// docs/wasm-abi.md and package wasmabi) and translates them to the sdk interfaces:
+// Select always, and Observe, Health, Seed, Configure and Describe when the registered
+// value implements them (sdk.FeaturesOf decides, so a wrapper can declare them).
+//
+// # What differs from running in-process
+//
+//   - Time: a module has no clock of its own (the host grants only WASI's fake clocks).
+//     Calls carry the host's time; Now returns it. A strategy that reads the time
+//     (latency-fault's Options.Now) must use Now and be registered with UsesClock, so
+//     that every decision carries the time.
+//   - Randomness: WASI random_get is granted and backed by the host's crypto/rand, so
+//     math/rand/v2 and random start positions work as usual.
+//   - No files, network, environment, arguments or sleeping: a strategy that needs an
+//     active probe cannot run as a module.
+//   - One module instance runs one call at a time, but the host runs several instances
+//     of the module, each with its own copy of the strategy's state; every instance
+//     receives every outcome and every Seed, in the same order (see host/wasm).
+//   - The Selection, its Queues and its MessageInfo are reused between calls, as the sdk
+//     contract allows. Topic, broker names and LastBroker are stable strings a strategy
+//     may keep; the MessageInfo strings (ShardingKey, Tags, Keys) point into the call's
+//     input buffer and are valid only during Select: copy one (strings.Clone) to keep
+//     it. This keeps a decision free of allocation, so the module's garbage collector,
+//     which runs inside the call that triggers it, stays out of the decision path.
+//   - A panic in the strategy is recovered and reported to the host as an error of that
+//     call; the instance stays. A fatal Go runtime error (out of memory, a deadlock) or
+//     a call that outlives the host's deadline kills the instance; the host replaces it.
+//
+// # TinyGo
+//
+// The exports use //go:wasmexport, which TinyGo also implements (-target=wasip1
+// -buildmode=c-shared). TinyGo builds were not tried: TinyGo is not installable on this
+// project's machines, and plugins/sdk currently links its gRPC transport (reflection
+// heavy, 20 MB of WebAssembly with Go) into every build of a strategy.
+package wasmguest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+	"unsafe"
+
+	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/plugins/sdk/wasmguest/wasmabi"
+)
+
+// std is the module's strategy. A WebAssembly instance runs one call at a time, so the
+// guest needs no locking.
+var std guest
+
+// Register makes sel the strategy this module serves. Call it once, from an init
+// function of the main package; it panics when sel is nil or Register was already
+// called.
+func Register(sel sdk.Selector, opts ...Option) {
+	if sel == nil {
+		panic("wasmguest: Register(nil)")
+	}
+	if std.sel != nil {
+		panic("wasmguest: Register called twice")
+	}
+	std.register(sel)
+	for _, o := range opts {
+		o(&std)
+	}
+}
+
+// Option configures Register.
+type Option func(*guest)
+
+// UsesClock declares that the strategy reads the time (through Now): the host then
+// passes its clock with every decision. Without it the host saves that clock read, and
+// Now advances only with Observe, Health and Seed calls.
+func UsesClock() Option {
+	return func(g *guest) { g.flags |= wasmabi.FlagClock }
+}
+
+// Now returns the host's clock as of the call being served: a wall-clock reading that
+// never goes backwards while the host runs. Before the first call it returns the Unix
+// epoch. Pass it where a strategy takes a clock (for example latencyfault.Options.Now),
+// and register the strategy with UsesClock.
+func Now() time.Time { return time.Unix(0, std.now) }
+
+// Limits of the guest's caches.
+const (
+	// maxNames bounds the interned broker and topic names of outcomes.
+	maxNames = 4096
+	// allocGranule rounds input buffer sizes up.
+	allocGranule = 4096
+)
+
+type guest struct {
+	sel sdk.Selector
+	obs sdk.Observer
+	hr  sdk.HealthReporter
+	hs  sdk.HealthSeeder
+	cf  sdk.Configurable
+
+	flags uint32 // FlagObserver ... FlagConfigurable, FlagClock
+
+	in      []byte // the buffer producerd_alloc hands out
+	out     []byte // the output of describe and health
+	lastErr []byte
+	now     int64
+
+	routes []*route // by route slot (see wasmabi.AppendSelect)
+	names  map[string]string
+
+	parsed    wasmabi.Select
+	selection sdk.Selection
+	msg       sdk.MessageInfo
+	outcomes  []sdk.Outcome
+}
+
+// route is one topic's queue list at one route version.
+type route struct {
+	topic   string
+	version uint64
+	queues  []sdk.Queue
+	brokers []string // distinct, in order
+}
+
+func (g *guest) register(sel sdk.Selector) {
+	f := sdk.FeaturesOf(sel)
+	g.sel = sel
+	if f.Observer {
+		g.obs, _ = sel.(sdk.Observer)
+	}
+	if f.HealthReporter {
+		g.hr, _ = sel.(sdk.HealthReporter)
+	}
+	if f.HealthSeeder {
+		g.hs, _ = sel.(sdk.HealthSeeder)
+	}
+	if f.Configurable {
+		g.cf, _ = sel.(sdk.Configurable)
+	}
+	g.flags = wasmabi.Flags(sdk.Descriptor{}, g.obs != nil, g.hr != nil, g.hs != nil, g.cf != nil)
+	g.names = make(map[string]string)
+}
+
+// fail records msg for producerd_last_error and returns code.
+func (g *guest) fail(code int32, format string, args ...any) int32 {
+	g.lastErr = fmt.Appendf(g.lastErr[:0], format, args...)
+	return code
+}
+
+// recovered turns a panic of the strategy into CodePanic.
+func (g *guest) recovered(code *int32, call string) {
+	if p := recover(); p != nil {
+		*code = g.fail(wasmabi.CodePanic, "%s panicked: %v", call, p)
+	}
+}
+
+// alloc returns the input buffer with room for size bytes.
+func (g *guest) alloc(size uint32) []byte {
+	if uint64(cap(g.in)) < uint64(size) || cap(g.in) == 0 {
+		n := (uint64(size) + allocGranule) / allocGranule * allocGranule
+		g.in = make([]byte, n)
+	}
+	return g.in[:size]
+}
+
+// input returns the first n bytes of the input buffer, checking that the host passed
+// the buffer producerd_alloc returned.
+func (g *guest) input(ptr uintptr, n uint32) ([]byte, bool) {
+	if cap(g.in) == 0 || uint64(n) > uint64(cap(g.in)) || ptr != bufAddr(g.in) {
+		return nil, false
+	}
+	return g.in[:n], true
+}
+
+func (g *guest) describe() []byte {
+	if g.sel == nil {
+		return nil
+	}
+	g.out = wasmabi.AppendDescribe(g.out[:0], sdk.DescriptorOf(g.sel), g.flags)
+	return g.out
+}
+
+func (g *guest) configure(in []byte) (code int32) {
+	if g.cf == nil {
+		return g.fail(wasmabi.CodeUnsupported, "the strategy takes no settings")
+	}
+	defer g.recovered(&code, "Configure")
+	if err := g.cf.Configure(in); err != nil {
+		return g.fail(wasmabi.CodeInvalidSettings, "%v", err)
+	}
+	return 0
+}
+
+func (g *guest) selectQueue(in []byte) (code int32) {
+	if g.sel == nil {
+		return g.fail(wasmabi.CodeUnsupported, "no strategy registered (call wasmguest.Register from init)")
+	}
+	p := &g.parsed
+	if err := wasmabi.ParseSelect(in, p); err != nil {
+		return g.fail(wasmabi.CodeBadInput, "select: %v", err)
+	}
+	if p.Now != 0 {
+		g.now = p.Now
+	}
+	var r *route
+	if int(p.Slot) < len(g.routes) {
+		r = g.routes[p.Slot]
+	}
+	switch {
+	case p.HasQueues():
+		r = g.newRoute(p)
+	case r == nil || r.version != p.RouteVersion:
+		return g.fail(wasmabi.CodeRouteUnknown, "no queue list in route slot %d at version %d", p.Slot, p.RouteVersion)
+	}
+	s := &g.selection
+	*s = sdk.Selection{
+		Topic:        r.topic,
+		RouteVersion: r.version,
+		Queues:       r.queues,
+		LastBroker:   r.intern(p.LastBroker, g),
+		Attempt:      int(p.Attempt),
+		Remaining:    p.Remaining,
+	}
+	if p.Message(&g.msg, alias) {
+		s.Message = &g.msg
+	}
+	defer g.recovered(&code, "Select")
+	i, err := g.sel.Select(context.Background(), s)
+	switch {
+	case err != nil:
+		return g.fail(wasmabi.CodeFailed, "%v", err)
+	case i < 0:
+		return g.fail(wasmabi.CodeFailed, "Select returned index %d without an error", i)
+	case i > math.MaxInt32:
+		return math.MaxInt32 // out of range: the host reports it
+	}
+	return int32(i)
+}
+
+func (g *guest) newRoute(p *wasmabi.Select) *route {
+	r := &route{topic: string(p.Topic), version: p.RouteVersion, queues: p.Queues(nil)}
+	for i, q := range r.queues {
+		if i == 0 || q.Broker != r.queues[i-1].Broker {
+			r.brokers = append(r.brokers, q.Broker)
+		}
+	}
+	for int(p.Slot) >= len(g.routes) {
+		g.routes = append(g.routes, nil)
+	}
+	g.routes[p.Slot] = r
+	return r
+}
+
+// intern returns b as a string, sharing the route's broker name when it is one.
+func (r *route) intern(b []byte, g *guest) string {
+	if len(b) == 0 {
+		return ""
+	}
+	for _, name := range r.brokers {
+		if name == string(b) {
+			return name
+		}
+	}
+	return g.name(b)
+}
+
+// name interns an outcome's topic or broker name.
+func (g *guest) name(b []byte) string {
+	if s, ok := g.names[string(b)]; ok {
+		return s
+	}
+	if len(g.names) >= maxNames {
+		clear(g.names)
+	}
+	s := string(b)
+	g.names[s] = s
+	return s
+}
+
+func (g *guest) observe(in []byte) (code int32) {
+	if g.obs == nil {
+		return g.fail(wasmabi.CodeUnsupported, "the strategy does not observe outcomes")
+	}
+	now, outcomes, err := wasmabi.DecodeObserve(in, g.outcomes, g.name)
+	if err != nil {
+		return g.fail(wasmabi.CodeBadInput, "observe: %v", err)
+	}
+	g.now, g.outcomes = now, outcomes
+	defer clear(g.outcomes) // keep no names alive through the reused array
+	defer g.recovered(&code, "Observe")
+	g.obs.Observe(context.Background(), outcomes)
+	return 0
+}
+
+func (g *guest) health(in []byte) (out []byte, code int32) {
+	if g.hr == nil {
+		return nil, g.fail(wasmabi.CodeUnsupported, "the strategy reports no health")
+	}
+	now, err := wasmabi.DecodeNow(in)
+	if err != nil {
+		return nil, g.fail(wasmabi.CodeBadInput, "health: %v", err)
+	}
+	g.now = now
+	defer g.recovered(&code, "Health")
+	g.out = wasmabi.AppendHealth(g.out[:0], g.hr.Health())
+	return g.out, 0
+}
+
+func (g *guest) seed(in []byte) (code int32) {
+	if g.hs == nil {
+		return g.fail(wasmabi.CodeUnsupported, "the strategy takes no seed")
+	}
+	now, rows, err := wasmabi.DecodeSeed(in)
+	if err != nil {
+		return g.fail(wasmabi.CodeBadInput, "seed: %v", err)
+	}
+	g.now = now
+	defer g.recovered(&code, "Seed")
+	g.hs.Seed(rows)
+	return 0
+}
+
+// alias returns b as a string without copying: message strings point into the input
+// buffer and are valid only during the call (see the package documentation). Copying
+// them would allocate on every decision, and a Go module collects garbage inside the
+// call that triggers it, which costs milliseconds.
+func alias(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// bufAddr returns the address of b's first element: in a WebAssembly module, its
+// offset in linear memory. Go's collector does not move heap objects, so it stays valid
+// while b is referenced.
+func bufAddr(b []byte) uintptr {
+	if cap(b) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+}
