@@ -3,12 +3,9 @@ package host
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
-	"time"
 
 	"github.com/producerd/producerd/plugins/latencyfault"
 	"github.com/producerd/producerd/plugins/roundrobin"
@@ -32,64 +29,14 @@ func RoundRobin(settings []byte) (sdk.Selector, error) {
 	return roundrobin.New(), nil
 }
 
-// LatencyFaultSettings are the settings of the "latencyfault" built-in, as JSON (the
-// daemon converts its TOML table). Unknown keys are an error. Durations are strings
-// ("550ms"). Zero fields keep the preset's values; see latencyfault.Options.
-type LatencyFaultSettings struct {
-	// Preset is "rocketmq4" (default) or "rocketmq5".
-	Preset           string   `json:"preset"`
-	LatencyMax       []string `json:"latency_max"`
-	NotAvailable     []string `json:"not_available"`
-	IsolationLatency string   `json:"isolation_latency"`
-	NeverShorten     *bool    `json:"never_shorten"`
-	MaxIsolatedShare float64  `json:"max_isolated_share"`
-}
+// LatencyFaultSettings are the settings of the "latencyfault" built-in.
+type LatencyFaultSettings = latencyfault.Settings
 
-// LatencyFault is the "latencyfault" Builtin.
+// LatencyFault is the "latencyfault" Builtin; see latencyfault.ParseSettings.
 func LatencyFault(settings []byte) (sdk.Selector, error) {
-	var s LatencyFaultSettings
-	if !emptySettings(settings) {
-		d := json.NewDecoder(bytes.NewReader(settings))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&s); err != nil {
-			return nil, fmt.Errorf("%w: latencyfault: %w", sdk.ErrInvalidSettings, err)
-		}
-	}
-	opts, err := latencyfault.Preset(s.Preset)
+	opts, err := latencyfault.ParseSettings(settings)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", sdk.ErrInvalidSettings, err)
-	}
-	var errs []error
-	durations := func(key string, in []string) []time.Duration {
-		out := make([]time.Duration, len(in))
-		for i, v := range in {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s[%d]: %w", key, i, err))
-			}
-			out[i] = d
-		}
-		return out
-	}
-	if s.LatencyMax != nil {
-		opts.LatencyMax = durations("latency_max", s.LatencyMax)
-	}
-	if s.NotAvailable != nil {
-		opts.NotAvailable = durations("not_available", s.NotAvailable)
-	}
-	if s.IsolationLatency != "" {
-		d, err := time.ParseDuration(s.IsolationLatency)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("isolation_latency: %w", err))
-		}
-		opts.IsolationLatency = d
-	}
-	if s.NeverShorten != nil {
-		opts.NeverShorten = *s.NeverShorten
-	}
-	opts.MaxIsolatedShare = s.MaxIsolatedShare
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: latencyfault: %w", sdk.ErrInvalidSettings, errors.Join(errs...))
+		return nil, err
 	}
 	st, err := latencyfault.New(opts)
 	if err != nil {
