@@ -53,4 +53,7 @@ step "curl /metrics"
 curl -sf http://127.0.0.1:7390/metrics >out.txt; expect '^producerd_send_attempts_total'
 step "producerd validate -c producer.toml"
 ./producerd validate -c "$REPO/producer.toml" >out.txt 2>&1
+step "producerd simulate -scenario examples/scenarios/slow-broker.toml (first 3 s)"
+./producerd simulate -scenario "$REPO/examples/scenarios/slow-broker.toml" -duration 3s -svg slow.svg >out.txt 2>&1; expect latency-fault
+grep -q '<svg' slow.svg
 echo "README commands: ok"
