@@ -255,6 +255,18 @@ is BODY, the contents of -file, or standard input when neither is given (or BODY
 	return 0
 }
 
+// withAdmin connects to the daemon's admin API and runs call with the call deadline.
+func (cf *connFlags) withAdmin(e *env, call func(ctx context.Context, ac producerdpb.AdminClient) int) int {
+	ac, closeFn, err := cf.adminClient()
+	if err != nil {
+		return fail(e, "%v", err)
+	}
+	defer closeFn()
+	ctx, cancel := cf.adminCtx()
+	defer cancel()
+	return call(ctx, ac)
+}
+
 func cmdStatus(e *env, args []string) int {
 	fs := newFlags(e, "status", "[flags]", `
 Show a running daemon's status: in-flight messages, client instances with their brokers,
@@ -269,23 +281,18 @@ plugin processes and live fault table.`,
 	if _, code, ok := parse(fs, args); !ok {
 		return code
 	}
-	ac, closeFn, err := cf.adminClient()
-	if err != nil {
-		return fail(e, "%v", err)
-	}
-	defer closeFn()
-	ctx, cancel := cf.adminCtx()
-	defer cancel()
-	st, err := ac.Status(ctx, &producerdpb.StatusRequest{})
-	if err != nil {
-		return fail(e, "status: %s", rpcError(err))
-	}
-	if *asJSON {
-		printProto(e.stdout, st)
+	return cf.withAdmin(e, func(ctx context.Context, ac producerdpb.AdminClient) int {
+		st, err := ac.Status(ctx, &producerdpb.StatusRequest{})
+		if err != nil {
+			return fail(e, "status: %s", rpcError(err))
+		}
+		if *asJSON {
+			printProto(e.stdout, st)
+			return 0
+		}
+		printStatus(e.stdout, st)
 		return 0
-	}
-	printStatus(e.stdout, st)
-	return 0
+	})
 }
 
 func printStatus(w io.Writer, st *producerdpb.StatusResponse) {
@@ -356,43 +363,38 @@ builds and health-checks the new strategy first; on failure the old one stays.`,
 		fs.Usage()
 		return 2
 	}
-	ac, closeFn, err := cf.adminClient()
-	if err != nil {
-		return fail(e, "%v", err)
-	}
-	defer closeFn()
-	ctx, cancel := cf.adminCtx()
-	defer cancel()
-	if pos[0] == "list" {
-		resp, err := ac.ListStrategies(ctx, &producerdpb.ListStrategiesRequest{})
+	return cf.withAdmin(e, func(ctx context.Context, ac producerdpb.AdminClient) int {
+		if pos[0] == "list" {
+			resp, err := ac.ListStrategies(ctx, &producerdpb.ListStrategiesRequest{})
+			if err != nil {
+				return fail(e, "strategy list: %s", rpcError(err))
+			}
+			if *asJSON {
+				printProto(e.stdout, resp)
+				return 0
+			}
+			for _, s := range resp.GetStrategies() {
+				active := ""
+				if len(s.GetActiveIn()) > 0 {
+					active = "  active in " + strings.Join(s.GetActiveIn(), ",")
+				}
+				fmt.Fprintf(e.stdout, "%-14s %-24s %s%s\n", s.GetName(), s.GetPlugin(), s.GetSummary(), active)
+			}
+			return 0
+		}
+		resp, err := ac.SwapStrategy(ctx, &producerdpb.SwapStrategyRequest{Name: pos[1], ProducerGroup: *group})
 		if err != nil {
-			return fail(e, "strategy list: %s", rpcError(err))
+			return fail(e, "strategy swap: %s", rpcError(err))
 		}
 		if *asJSON {
 			printProto(e.stdout, resp)
 			return 0
 		}
-		for _, s := range resp.GetStrategies() {
-			active := ""
-			if len(s.GetActiveIn()) > 0 {
-				active = "  active in " + strings.Join(s.GetActiveIn(), ",")
-			}
-			fmt.Fprintf(e.stdout, "%-14s %-24s %s%s\n", s.GetName(), s.GetPlugin(), s.GetSummary(), active)
+		for _, s := range resp.GetSwapped() {
+			fmt.Fprintf(e.stdout, "group %s: %s -> %s (generation %d)\n", s.GetGroup(), s.GetFrom(), s.GetTo(), s.GetGeneration())
 		}
 		return 0
-	}
-	resp, err := ac.SwapStrategy(ctx, &producerdpb.SwapStrategyRequest{Name: pos[1], ProducerGroup: *group})
-	if err != nil {
-		return fail(e, "strategy swap: %s", rpcError(err))
-	}
-	if *asJSON {
-		printProto(e.stdout, resp)
-		return 0
-	}
-	for _, s := range resp.GetSwapped() {
-		fmt.Fprintf(e.stdout, "group %s: %s -> %s (generation %d)\n", s.GetGroup(), s.GetFrom(), s.GetTo(), s.GetGeneration())
-	}
-	return 0
+	})
 }
 
 func cmdReload(e *env, args []string) int {
@@ -407,25 +409,20 @@ settings that need a restart are listed.`,
 	if _, code, ok := parse(fs, args); !ok {
 		return code
 	}
-	ac, closeFn, err := cf.adminClient()
-	if err != nil {
-		return fail(e, "%v", err)
-	}
-	defer closeFn()
-	ctx, cancel := cf.adminCtx()
-	defer cancel()
-	resp, err := ac.Reload(ctx, &producerdpb.ReloadRequest{})
-	if err != nil {
-		return fail(e, "reload: %s", rpcError(err))
-	}
-	fmt.Fprintf(e.stdout, "reloaded (config generation %d)\n", resp.GetConfigGeneration())
-	for _, c := range resp.GetChanges() {
-		fmt.Fprintf(e.stdout, "  changed: %s\n", c)
-	}
-	for _, c := range resp.GetRestartNeeded() {
-		fmt.Fprintf(e.stdout, "  needs a restart: %s\n", c)
-	}
-	return 0
+	return cf.withAdmin(e, func(ctx context.Context, ac producerdpb.AdminClient) int {
+		resp, err := ac.Reload(ctx, &producerdpb.ReloadRequest{})
+		if err != nil {
+			return fail(e, "reload: %s", rpcError(err))
+		}
+		fmt.Fprintf(e.stdout, "reloaded (config generation %d)\n", resp.GetConfigGeneration())
+		for _, c := range resp.GetChanges() {
+			fmt.Fprintf(e.stdout, "  changed: %s\n", c)
+		}
+		for _, c := range resp.GetRestartNeeded() {
+			fmt.Fprintf(e.stdout, "  needs a restart: %s\n", c)
+		}
+		return 0
+	})
 }
 
 func cmdDrain(e *env, args []string) int {
@@ -441,24 +438,19 @@ daemon keeps running; -resume makes it accept messages again.`,
 	if _, code, ok := parse(fs, args); !ok {
 		return code
 	}
-	ac, closeFn, err := cf.adminClient()
-	if err != nil {
-		return fail(e, "%v", err)
-	}
-	defer closeFn()
-	ctx, cancel := cf.adminCtx()
-	defer cancel()
-	if *resume {
-		if _, err := ac.Resume(ctx, &producerdpb.ResumeRequest{}); err != nil {
-			return fail(e, "resume: %s", rpcError(err))
+	return cf.withAdmin(e, func(ctx context.Context, ac producerdpb.AdminClient) int {
+		if *resume {
+			if _, err := ac.Resume(ctx, &producerdpb.ResumeRequest{}); err != nil {
+				return fail(e, "resume: %s", rpcError(err))
+			}
+			fmt.Fprintln(e.stdout, "resumed")
+			return 0
 		}
-		fmt.Fprintln(e.stdout, "resumed")
+		resp, err := ac.Drain(ctx, &producerdpb.DrainRequest{})
+		if err != nil {
+			return fail(e, "drain: %s", rpcError(err))
+		}
+		fmt.Fprintf(e.stdout, "drained; %d message(s) still in flight\n", resp.GetRemaining())
 		return 0
-	}
-	resp, err := ac.Drain(ctx, &producerdpb.DrainRequest{})
-	if err != nil {
-		return fail(e, "drain: %s", rpcError(err))
-	}
-	fmt.Fprintf(e.stdout, "drained; %d message(s) still in flight\n", resp.GetRemaining())
-	return 0
+	})
 }
