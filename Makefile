@@ -57,8 +57,11 @@ endef
 modules:
 	@printf '%s\n' $(MODULES)
 
+# WebAssembly strategies are compiled by wazero, which runs ~25x slower under -race: their
+# tests skip under -race and run here once more without it.
 test:
 	$(call each-module,$(GO) test $(TEST_FLAGS) ./...)
+	$(GO) test -count=1 ./host/wasm/... && $(GO) test -count=1 -run Wasm ./internal/e2e/
 
 lint:
 	$(call each-module,$(GO) vet ./... && $(GO) run $(STATICCHECK) ./...)

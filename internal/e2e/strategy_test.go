@@ -381,6 +381,10 @@ func buildWasm(t testing.TB, pkg string) string {
 // TestSwapProcessToWasmUnderLoad swaps the latency-fault plugin process for the same
 // strategy built as WebAssembly while sends flow: nothing fails, nothing is lost.
 func TestSwapProcessToWasmUnderLoad(t *testing.T) {
+	if raceEnabled {
+		// wazero's compiler under -race takes minutes for a 3 MB module on 2 cores.
+		t.Skip("compiles a wasm module; run without -race (make test does)")
+	}
 	c := rmqtest.Require(t)
 	mod := buildWasm(t, "github.com/producerd/producerd/plugins/latencyfault/wasm")
 	t.Cleanup(func() { os.Remove(mod) })
