@@ -53,6 +53,13 @@ var _ Strategy = (*strategy)(nil)
 // buffer a guest must hold).
 const observeChunk = 1024
 
+// Ordinary outcomes wait for a broadcast until observeBatch of them are pending or
+// observeFlush has passed since the last one.
+const (
+	observeBatch = 64
+	observeFlush = 2 * time.Millisecond
+)
+
 type strategy struct {
 	opts      Options
 	path      string
@@ -70,8 +77,10 @@ type strategy struct {
 	slots []*slot
 	// obsMu orders Observe and Seed broadcasts, and the seeding of a replacement, so
 	// that every instance applies the same outcomes in the same order.
-	obsMu  sync.Mutex
-	obsBuf []byte
+	obsMu     sync.Mutex
+	obsBuf    []byte
+	pending   []sdk.Outcome // ordinary outcomes not yet broadcast
+	lastFlush int64         // s.nanos() of the last broadcast
 
 	watchMu  sync.Mutex
 	watched  map[*instance]struct{}
@@ -203,22 +212,48 @@ func (s *strategy) Select(ctx context.Context, sel *sdk.Selection) (int, error) 
 
 // Observe implements sdk.Observer. Every live instance receives the outcomes, in the
 // same order for all (broadcasts are serialised), so that each instance's copy of the
-// strategy's state stays the same; Observe returns when all have applied them, so the
-// next Select sees them. It waits for each instance's running call (bounded by
-// CallTimeout). It does nothing when the module does not observe.
+// strategy's state stays the same. Ordinary outcomes (OK, not slower than the
+// strategy's UrgentLatency) are batched: they reach the instances with the next urgent
+// outcome, once observeBatch of them wait, or once observeFlush has passed, because a
+// broadcast costs one guest call per instance. An urgent outcome (a failure, or a slow
+// OK) is applied at once, after those waiting, and Observe returns when every instance
+// has applied it, so the next Select sees it. It does nothing when the module does not
+// observe.
 func (s *strategy) Observe(_ context.Context, outcomes []sdk.Outcome) {
 	if !s.features.Observer || len(outcomes) == 0 || s.closed.Load() {
 		return
 	}
+	urgent := false
+	ul := s.desc.Descriptor.UrgentLatency
+	for i := range outcomes {
+		if o := &outcomes[i]; o.Kind.Failed() || (ul > 0 && o.Latency > ul) {
+			urgent = true
+			break
+		}
+	}
 	s.obsMu.Lock()
 	defer s.obsMu.Unlock()
-	now := s.wall(s.nanos())
-	for len(outcomes) > 0 {
-		chunk := outcomes[:min(len(outcomes), observeChunk)]
-		outcomes = outcomes[len(chunk):]
+	s.pending = append(s.pending, outcomes...)
+	if !urgent && len(s.pending) < observeBatch && s.nanos()-s.lastFlush < int64(observeFlush) {
+		return
+	}
+	s.flushLocked()
+}
+
+// flushLocked broadcasts the pending outcomes. s.obsMu is held.
+func (s *strategy) flushLocked() {
+	s.lastFlush = s.nanos()
+	if len(s.pending) == 0 {
+		return
+	}
+	now := s.wall(s.lastFlush)
+	for pend := s.pending; len(pend) > 0; {
+		chunk := pend[:min(len(pend), observeChunk)]
+		pend = pend[len(chunk):]
 		s.obsBuf = wasmabi.AppendObserve(s.obsBuf[:0], now, chunk)
 		s.broadcast(func(in *instance) { s.inputCall(in, in.fnObserve, s.obsBuf, "observe") })
 	}
+	s.pending = s.pending[:0]
 }
 
 // Seed implements sdk.HealthSeeder: every live instance starts from rows (a
@@ -230,6 +265,7 @@ func (s *strategy) Seed(rows []sdk.BrokerHealth) {
 	}
 	s.obsMu.Lock()
 	defer s.obsMu.Unlock()
+	s.flushLocked()
 	s.obsBuf = wasmabi.AppendSeed(s.obsBuf[:0], s.wall(s.nanos()), rows)
 	s.broadcast(func(in *instance) { s.inputCall(in, in.fnSeed, s.obsBuf, "seed") })
 }
@@ -267,6 +303,11 @@ func (s *strategy) inputCall(in *instance, fn api.Function, data []byte, what st
 func (s *strategy) Health() []sdk.BrokerHealth {
 	if !s.features.HealthReporter {
 		return nil
+	}
+	if s.features.Observer {
+		s.obsMu.Lock()
+		s.flushLocked() // the table must reflect every outcome observed so far
+		s.obsMu.Unlock()
 	}
 	sl, in, err := s.acquire()
 	if err != nil {
