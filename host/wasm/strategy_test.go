@@ -220,3 +220,24 @@ func TestSelectDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestOrdinaryOutcomesBatched: an OK outcome waits for a batch, but Health sees it, and a
+// failure after it is applied in order (the J4 rule: the later outcome wins).
+func TestOrdinaryOutcomesBatched(t *testing.T) {
+	s := loadHeavy(t, pkgLatencyFault, func(o *wasm.Options) {
+		o.Instances = 2
+		o.Settings = []byte(`{"preset":"rocketmq4","max_isolated_share":1}`)
+	})
+	ctx := context.Background()
+	rt := sdktest.NewRoute("orders", sdktest.Queues(4, 4))
+	s.Observe(ctx, []sdk.Outcome{sdktest.OK("broker-b", time.Millisecond)})
+	if r := row(t, s, "broker-b"); !r.Available {
+		t.Fatalf("broker-b after a fast OK: %+v", r)
+	}
+	s.Observe(ctx, []sdk.Outcome{sdktest.OK("broker-c", time.Millisecond)}) // pending
+	s.Observe(ctx, []sdk.Outcome{sdktest.Failure("broker-c", sdk.OutcomeTimeout, time.Second)})
+	avoids(t, s, rt, "broker-c", 200)
+	if r := row(t, s, "broker-c"); r.Available {
+		t.Fatalf("broker-c after OK then failure: %+v, want isolated", r)
+	}
+}
