@@ -111,12 +111,13 @@ type asyncSend struct {
 }
 
 // try starts the next attempt. It runs on the caller's goroutine first and on a fresh
-// goroutine for retries, never on a connection's reader.
+// goroutine for retries, never on a connection's reader; a failure it sees is handled on
+// a new goroutine, so the callback never runs inside SendAsync.
 func (a *asyncSend) try() {
 	now := time.Now()
 	remaining := a.deadline.Sub(now)
 	if remaining <= 0 {
-		a.finish(nil, &SendError{Topic: a.pr.topic, Attempts: len(a.brokers), Brokers: a.brokers,
+		go a.finish(nil, &SendError{Topic: a.pr.topic, Attempts: len(a.brokers), Brokers: a.brokers,
 			Elapsed: now.Sub(a.start), Timeout: true})
 		return
 	}
@@ -124,9 +125,12 @@ func (a *asyncSend) try() {
 	a.q = a.p.selectQueue(ctx, a.sel, a.pi, a.pr, a.lastBroker, a.attempt, remaining)
 	a.brokers = append(a.brokers, a.q.Broker)
 	a.tAttempt = now
-	addr, err := a.p.brokerAddr(ctx, a.pi, a.q.Broker)
+	bctx, bcancel := context.WithDeadline(ctx, a.deadline)
+	addr, err := a.p.brokerAddr(bctx, a.pi, a.q.Broker)
+	bcancel()
 	if err != nil {
-		a.failed(sdk.Outcome{Kind: sdk.OutcomeOther}, err, true)
+		// Never on the caller's goroutine: cb must not run inside SendAsync.
+		go a.failed(sdk.Outcome{Kind: sdk.OutcomeOther}, err, true)
 		return
 	}
 	a.addr = addr
@@ -141,7 +145,7 @@ func (a *asyncSend) try() {
 		a.cancel()
 		o := sdk.Outcome{}
 		classifyTransport(&o, err)
-		a.failed(o, err, true)
+		go a.failed(o, err, true)
 	}
 }
 

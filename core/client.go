@@ -125,9 +125,11 @@ type Client struct {
 	topics   sync.Map // topic -> *topicState
 	routeSeq atomic.Uint64
 
-	heartbeatRunning atomic.Bool
-	stop             chan struct{}
-	wg               sync.WaitGroup
+	// hbMu serializes heartbeat rounds with unregistration, so that a round that saw a
+	// group cannot reach a broker after that group's UNREGISTER_CLIENT.
+	hbMu sync.Mutex
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // topicState holds a topic's current publish info and serializes its route fetches.
@@ -247,7 +249,7 @@ func (c *Client) every(initial, period time.Duration, f func()) {
 // release unregisters a producer group from the brokers and from the instance; the last
 // group stops the instance.
 func (c *Client) release(p *Producer) {
-	c.unregister(p.cfg.Group)
+	// Forget the group first (spec §8.5), so no later heartbeat names it again.
 	registry.Lock()
 	c.mu.Lock()
 	delete(c.groups, p.cfg.Group)
@@ -258,6 +260,7 @@ func (c *Client) release(p *Producer) {
 	}
 	c.mu.Unlock()
 	registry.Unlock()
+	c.unregister(p.cfg.Group)
 	if last {
 		close(c.stop)
 		c.wg.Wait()
@@ -435,10 +438,10 @@ type producerData struct {
 
 // sendHeartbeats tells every master which producer groups this client holds.
 func (c *Client) sendHeartbeats() {
-	if !c.heartbeatRunning.CompareAndSwap(false, true) {
-		return // the previous round is still running
+	if !c.hbMu.TryLock() {
+		return // the previous round (or an unregistration) is still running
 	}
-	defer c.heartbeatRunning.Store(false)
+	defer c.hbMu.Unlock()
 	c.mu.Lock()
 	hb := heartbeatData{ClientID: c.id, ConsumerDataSet: []struct{}{},
 		ProducerDataSet: []producerData{{GroupName: innerProducerGroup}}}
@@ -486,6 +489,8 @@ func (c *Client) eachBroker(addrs []string, f func(ctx context.Context, addr str
 
 // unregister sends UNREGISTER_CLIENT for group to every known broker address (spec §8.5).
 func (c *Client) unregister(group string) {
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
 	c.mu.Lock()
 	var addrs []string
 	for _, m := range c.brokerAddrs {

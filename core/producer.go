@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/producerd/producerd/plugins/sdk"
@@ -213,7 +212,10 @@ type Producer struct {
 	retryCodes map[remoting.ResponseCode]bool
 	asyncSem   chan struct{}
 
-	closed   atomic.Bool
+	// closeMu orders begin's inflight.Add with Close's inflight.Wait (a WaitGroup may not
+	// be added to from zero while it is waited on).
+	closeMu  sync.RWMutex
+	closed   bool
 	inflight sync.WaitGroup
 }
 
@@ -246,7 +248,11 @@ func (p *Producer) Client() *Client { return p.client }
 // Close waits for sends in flight to end (bounded by ctx), unregisters the group from
 // every known broker and, when it was the last group, stops the client instance.
 func (p *Producer) Close(ctx context.Context) error {
-	if !p.closed.CompareAndSwap(false, true) {
+	p.closeMu.Lock()
+	already := p.closed
+	p.closed = true
+	p.closeMu.Unlock()
+	if already {
 		return nil
 	}
 	done := make(chan struct{})
@@ -262,11 +268,12 @@ func (p *Producer) Close(ctx context.Context) error {
 }
 
 func (p *Producer) begin() error {
-	p.inflight.Add(1)
-	if p.closed.Load() {
-		p.inflight.Done()
+	p.closeMu.RLock()
+	defer p.closeMu.RUnlock()
+	if p.closed {
 		return ErrClosed
 	}
+	p.inflight.Add(1)
 	return nil
 }
 
@@ -465,6 +472,9 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	// The first route lookup counts against the budget too.
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	pi, err := p.client.publishInfo(ctx, pr.topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
 	if err != nil {
 		return nil, err
@@ -509,7 +519,7 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		}
 		lastErr = err
 		var re *remoting.Error
-		if errors.As(err, &re) && !p.retryCodes[re.Code] {
+		if !errors.Is(err, ErrBrokerNotFound) && errors.As(err, &re) && !p.retryCodes[re.Code] {
 			if lastResult != nil {
 				return lastResult, nil
 			}
@@ -532,13 +542,13 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 // attempt sends pr once to queue q and waits for the answer until deadline.
 func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q sdk.Queue, deadline time.Time) (*SendResult, sdk.Outcome, error) {
 	o := sdk.Outcome{Topic: pr.topic, Broker: q.Broker, Queue: q.ID}
-	addr, err := p.brokerAddr(ctx, pi, q.Broker)
+	actx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	addr, err := p.brokerAddr(actx, pi, q.Broker)
 	if err != nil {
 		o.Kind = sdk.OutcomeOther
 		return nil, o, err
 	}
-	actx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
 	req := remoting.NewRequest(pr.reqCode, p.header(pr, q), pr.body)
 	resp, err := p.client.rc.InvokeSync(actx, addr, req)
 	if err != nil {
