@@ -1,13 +1,15 @@
 package config
 
 import (
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/producerd/producerd/internal/tomlx"
+	"github.com/producerd/producerd/internal/tomlx/tomlxtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden .err files of testdata/config")
@@ -31,32 +33,7 @@ func TestMalformed(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, perr := Parse(name, data, configDir)
-			if perr == nil {
-				t.Fatalf("%s: parsed without error", name)
-			}
-			if !errors.Is(perr, ErrInvalid) {
-				t.Errorf("error does not match ErrInvalid: %v", perr)
-			}
-			got := perr.Error() + "\n"
-			golden := strings.TrimSuffix(f, ".toml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("error text differs from %s\n--- got\n%s--- want\n%s", golden, got, want)
-			}
-			for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
-				if !strings.HasPrefix(line, name+":") {
-					t.Errorf("line does not start with the file name: %q", line)
-				}
-			}
+			tomlxtest.Golden(t, name, perr, strings.TrimSuffix(f, ".toml")+".err", *update)
 		})
 	}
 }
@@ -153,7 +130,7 @@ g = 2
 [p.sub]
 k = 'v'
 `
-	l := newLocator(src)
+	l := tomlx.NewLocator(src)
 	for path, want := range map[string]int{
 		"a": 1, "t": 2, "t.quoted.key": 3, "t.arr": 6, "t.arr[1]": 8, "t.arr[1].x": 8,
 		"p[0].g": 11, "p[1].g": 13, "p[1].sub.k": 15, "p[1].sub.missing": 14, "nothing": 0,

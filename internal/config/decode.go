@@ -10,6 +10,3 @@ type Error = tomlx.Error
 // ParseSize parses a byte size: digits with an optional unit B, KB, MB, GB (powers of
 // 1000) or KiB, MiB, GiB (powers of 1024), e.g. "4MiB", "512", "64 KiB".
 func ParseSize(s string) (int64, error) { return tomlx.ParseSize(s) }
-
-// newLocator maps key paths of src to lines (see tomlx.Locator).
-func newLocator(src string) *tomlx.Locator { return tomlx.NewLocator(src) }

@@ -1,7 +1,6 @@
 package simulate
 
 import (
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -10,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/producerd/producerd/internal/config"
+	"github.com/producerd/producerd/internal/tomlx"
+	"github.com/producerd/producerd/internal/tomlx/tomlxtest"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -191,39 +191,14 @@ func TestMalformed(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, perr := Parse(name, data, dir)
-			if perr == nil {
-				t.Fatalf("%s: decoded without error", name)
-			}
-			if !errors.Is(perr, config.ErrInvalid) {
-				t.Errorf("error does not match config.ErrInvalid: %v", perr)
-			}
-			got := perr.Error() + "\n"
-			golden := strings.TrimSuffix(f, ".toml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("error text differs from %s\n--- got\n%s--- want\n%s", golden, got, want)
-			}
-			for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
-				if !strings.HasPrefix(line, name+":") {
-					t.Errorf("line does not start with the file name: %q", line)
-				}
-			}
+			tomlxtest.Golden(t, name, perr, strings.TrimSuffix(f, ".toml")+".err", *update)
 		})
 	}
 }
 
 func TestLocate(t *testing.T) {
 	t.Parallel()
-	lines := locate(goodScenario)
+	lines := tomlx.NewLocator(goodScenario).Lines()
 	for path, want := range map[string]int{
 		"seed":                        4,
 		"cluster":                     6,
@@ -245,7 +220,7 @@ func TestLocate(t *testing.T) {
 		}
 	}
 	// A multi-line string hides what looks like keys and headers.
-	lines = locate("description = \"\"\"\n[load]\nrate = 1\n\"\"\"\n[cluster]\nqueues = 2\n")
+	lines = tomlx.NewLocator("description = \"\"\"\n[load]\nrate = 1\n\"\"\"\n[cluster]\nqueues = 2\n").Lines()
 	if lines["load"] != 0 || lines["cluster.queues"] != 6 {
 		t.Errorf("multi-line string: %v", lines)
 	}
