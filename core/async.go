@@ -34,7 +34,7 @@ func (p *Producer) SendAsync(ctx context.Context, m *Message, cb func(*SendResul
 		return errors.Join(ErrTooManyRequests, ctx.Err())
 	}
 	start := time.Now()
-	pi, err := p.client.publishInfo(ctx, pr.topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	pi, err := p.route(ctx, pr.topic)
 	if err != nil {
 		<-p.asyncSem
 		p.inflight.Done()

@@ -210,7 +210,9 @@ type Producer struct {
 	cfg        ProducerConfig
 	client     *Client
 	retryCodes map[remoting.ResponseCode]bool
-	asyncSem   chan struct{}
+	// Header values that are the same for every send, rendered once.
+	defaultTopic, defaultQueueNums string
+	asyncSem                       chan struct{}
 
 	// closeMu orders begin's inflight.Add with Close's inflight.Wait (a WaitGroup may not
 	// be added to from zero while it is waited on).
@@ -227,7 +229,11 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p := &Producer{cfg: cfg, retryCodes: make(map[remoting.ResponseCode]bool), asyncSem: make(chan struct{}, cfg.MaxAsyncInFlight)}
+	p := &Producer{cfg: cfg, retryCodes: make(map[remoting.ResponseCode]bool), asyncSem: make(chan struct{}, cfg.MaxAsyncInFlight),
+		defaultTopic: cfg.CreateTopicKey, defaultQueueNums: strconv.Itoa(cfg.DefaultTopicQueueNums)}
+	if p.defaultTopic == "" { // auto-create off: brokers still expect the field
+		p.defaultTopic = DefaultCreateTopicKey
+	}
 	for _, c := range cfg.RetryCodes {
 		p.retryCodes[c] = true
 	}
@@ -367,25 +373,23 @@ func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
 	batch := strconv.FormatBool(pr.batch)
 	if pr.reqCode == remoting.SendMessage {
 		return map[string]string{
-			"producerGroup": p.cfg.Group, "topic": pr.topic, "defaultTopic": p.defaultTopic(),
-			"defaultTopicQueueNums": strconv.Itoa(p.cfg.DefaultTopicQueueNums), "queueId": qid,
+			"producerGroup": p.cfg.Group, "topic": pr.topic, "defaultTopic": p.defaultTopic,
+			"defaultTopicQueueNums": p.defaultQueueNums, "queueId": qid,
 			"sysFlag": strconv.Itoa(int(pr.sysFlag)), "bornTimestamp": strconv.FormatInt(pr.bornTime, 10),
 			"flag": strconv.Itoa(int(pr.flag)), "properties": pr.props, "reconsumeTimes": "0",
 			"unitMode": "false", "batch": batch, "bname": q.Broker,
 		}
 	}
 	return map[string]string{
-		"a": p.cfg.Group, "b": pr.topic, "c": p.defaultTopic(), "d": strconv.Itoa(p.cfg.DefaultTopicQueueNums),
+		"a": p.cfg.Group, "b": pr.topic, "c": p.defaultTopic, "d": p.defaultQueueNums,
 		"e": qid, "f": strconv.Itoa(int(pr.sysFlag)), "g": strconv.FormatInt(pr.bornTime, 10),
 		"h": strconv.Itoa(int(pr.flag)), "i": pr.props, "j": "0", "k": "false", "m": batch, "n": q.Broker,
 	}
 }
 
-func (p *Producer) defaultTopic() string {
-	if p.cfg.CreateTopicKey == "" {
-		return DefaultCreateTopicKey
-	}
-	return p.cfg.CreateTopicKey
+// route returns the topic's publish info, auto-creating through the default topic.
+func (p *Producer) route(ctx context.Context, topic string) (*publishInfo, error) {
+	return p.client.publishInfo(ctx, topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
 }
 
 // strategy returns the selector for one send and its release function.
@@ -421,7 +425,9 @@ func (p *Producer) selectQueue(ctx context.Context, sel sdk.Selector, pi *publis
 		h(time.Since(start), fallback, err)
 	}
 	if fallback {
-		p.client.log.Warn("strategy decision failed; using round-robin", "topic", pi.topic, "error", err)
+		// Counted through OnDecision; a broken strategy fails every decision, so a
+		// warning each time would flood the log (the host logs plugin failures itself).
+		p.client.log.Debug("strategy decision failed; using round-robin", "topic", pi.topic, "error", err)
 		return pi.queues[pi.selectRR(last)]
 	}
 	return pi.queues[i]
@@ -475,7 +481,7 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 	// The first route lookup counts against the budget too.
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	pi, err := p.client.publishInfo(ctx, pr.topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	pi, err := p.route(ctx, pr.topic)
 	if err != nil {
 		return nil, err
 	}
@@ -640,7 +646,7 @@ func (p *Producer) SendOneway(ctx context.Context, m *Message) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
 	defer cancel()
-	pi, err := p.client.publishInfo(ctx, pr.topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	pi, err := p.route(ctx, pr.topic)
 	if err != nil {
 		return err
 	}
@@ -672,7 +678,7 @@ func (p *Producer) SendToQueue(ctx context.Context, m *Message, q sdk.Queue) (*S
 	if err != nil {
 		return nil, err
 	}
-	pi, err := p.client.publishInfo(ctx, pr.topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	pi, err := p.route(ctx, pr.topic)
 	if err != nil {
 		return nil, err
 	}
