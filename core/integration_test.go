@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/rmqtest"
+	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/plugins/sdk"
 )
 
@@ -146,60 +148,18 @@ func TestIntegrationSendModes(t *testing.T) {
 	})
 	t.Run("oneway", func(t *testing.T) {
 		m := testMessage("IT_Send", 512)
-		before := queueOffsets(t, p, c, m.Topic)
+		before := readback.Mark(t, p.Client().Remoting(), c, m.Topic, 4)
 		if err := p.SendOneway(ctx, m); err != nil {
 			t.Fatal(err)
 		}
-		got := findByKey(t, p, c, m.Topic, before, m.Keys[0])
+		got := readback.Find(t, p.Client().Remoting(), m.Topic, before, func(msg *core.MessageExt) bool {
+			return slices.Contains(msg.Keys(), m.Keys[0])
+		})
 		compareStored(t, m, got, "")
 		if got.UniqKey() == "" {
 			t.Error("oneway message stored without UNIQ_KEY")
 		}
 	})
-}
-
-type queueKey struct {
-	broker string
-	id     int32
-}
-
-func queueOffsets(t *testing.T, p *core.Producer, c *rmqtest.Cluster, topic string) map[queueKey]int64 {
-	t.Helper()
-	out := make(map[queueKey]int64)
-	for _, b := range c.Brokers {
-		for q := range int32(8) {
-			off, err := core.MaxOffset(context.Background(), p.Client().Remoting(), b.Addr, topic, q)
-			if err != nil {
-				break // no such queue on this broker
-			}
-			out[queueKey{b.Name, q}] = off
-		}
-	}
-	return out
-}
-
-func findByKey(t *testing.T, p *core.Producer, c *rmqtest.Cluster, topic string, from map[queueKey]int64, key string) *core.MessageExt {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		for qk, off := range from {
-			msgs, _, err := core.PullMessages(context.Background(), p.Client().Remoting(), c.Broker(t, qk.broker).Addr,
-				"it_verifier", topic, qk.id, off, 32)
-			if err != nil {
-				continue
-			}
-			for _, m := range msgs {
-				for _, k := range m.Keys() {
-					if k == key {
-						return m
-					}
-				}
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no message with key %s found in %s", key, topic)
-	return nil
 }
 
 func TestIntegrationAutoCreateTopic(t *testing.T) {

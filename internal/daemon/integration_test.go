@@ -14,9 +14,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/producerd/producerd/api/producerdpb"
-	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
+	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -31,20 +31,7 @@ func TestIntegrationShutdownUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	type qk struct {
-		addr string
-		id   int32
-	}
-	from := map[qk]int64{}
-	for _, b := range c.Brokers {
-		for q := range int32(4) {
-			off, err := core.MaxOffset(context.Background(), rc, b.Addr, topic, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			from[qk{b.Addr, q}] = off
-		}
-	}
+	from := readback.Mark(t, rc, c, topic, 4)
 
 	cfgPath := filepath.Join(t.TempDir(), "producer.toml")
 	if err := os.WriteFile(cfgPath, []byte(configText(c.NameServer, "it-shutdown", "latency", 10000)), 0o600); err != nil {
@@ -117,27 +104,8 @@ func TestIntegrationShutdownUnderLoad(t *testing.T) {
 		t.Errorf("plugin processes left after shutdown: %v", left)
 	}
 
-	want := make(map[string]bool, len(acked))
-	for _, id := range acked {
-		want[id] = true
-	}
-	for q, off := range from {
-		for {
-			msgs, next, err := core.PullMessages(context.Background(), rc, q.addr, "it_daemon_verifier", topic, q.id, off, 32)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, m := range msgs {
-				delete(want, m.UniqKey())
-			}
-			if len(msgs) == 0 || next == off {
-				break
-			}
-			off = next
-		}
-	}
-	if len(want) > 0 {
-		t.Fatalf("%d of %d acknowledged messages are not in RocketMQ", len(want), len(acked))
+	if n := readback.Missing(t, rc, topic, from, acked); n > 0 {
+		t.Fatalf("%d of %d acknowledged messages are not in RocketMQ", n, len(acked))
 	}
 	t.Logf("shutdown under load: %d acknowledged and found in RocketMQ, 16 of 16 clients got an error afterwards, no plugin process left", len(acked))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/host"
 	"github.com/producerd/producerd/internal/rmqtest"
+	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/plugins/examples/keyhash"
 	"github.com/producerd/producerd/plugins/sdk"
 )
@@ -162,53 +163,15 @@ func (l *load) finish() ([]ack, []error) {
 	return l.acks, l.errs
 }
 
-type queueKey struct {
-	broker string
-	id     int32
-}
-
-func offsets(t *testing.T, p *core.Producer, c *rmqtest.Cluster, topic string) map[queueKey]int64 {
+// readBack fails the test unless every acknowledged message is stored in topic.
+func readBack(t *testing.T, p *core.Producer, topic string, from readback.Marks, acks []ack) {
 	t.Helper()
-	out := make(map[queueKey]int64)
-	for _, b := range c.Brokers {
-		for q := range int32(4) {
-			off, err := core.MaxOffset(context.Background(), p.Client().Remoting(), b.Addr, topic, q)
-			if err != nil {
-				t.Fatalf("max offset %s/%d: %v", b.Name, q, err)
-			}
-			out[queueKey{b.Name, q}] = off
-		}
+	ids := make([]string, len(acks))
+	for i, a := range acks {
+		ids[i] = a.uniq
 	}
-	return out
-}
-
-// readBack pulls every message written to topic since from and checks that every
-// acknowledged UNIQ_KEY is there.
-func readBack(t *testing.T, p *core.Producer, c *rmqtest.Cluster, topic string, from map[queueKey]int64, acks []ack) {
-	t.Helper()
-	want := make(map[string]bool, len(acks))
-	for _, a := range acks {
-		want[a.uniq] = true
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for qk, off := range from {
-		addr := c.Broker(t, qk.broker).Addr
-		for time.Now().Before(deadline) {
-			msgs, next, err := core.PullMessages(context.Background(), p.Client().Remoting(), addr, "e2e_verifier", topic, qk.id, off, 32)
-			if err != nil {
-				t.Fatalf("pull %s/%d at %d: %v", qk.broker, qk.id, off, err)
-			}
-			for _, m := range msgs {
-				delete(want, m.UniqKey())
-			}
-			if len(msgs) == 0 || next == off {
-				break
-			}
-			off = next
-		}
-	}
-	if len(want) > 0 {
-		t.Fatalf("%d of %d acknowledged messages were not found in %s", len(want), len(acks), topic)
+	if n := readback.Missing(t, p.Client().Remoting(), topic, from, ids); n > 0 {
+		t.Fatalf("%d of %d acknowledged messages were not found in %s", n, len(acks), topic)
 	}
 }
 
@@ -228,7 +191,7 @@ func TestPluginKilledUnderLoad(t *testing.T) {
 	var logs syncBuffer
 	h := newHost(t, spec("latencyfault", false), &logs)
 	p := newProducer(t, c, h.Strategy())
-	from := offsets(t, p, c, "IT_Swap")
+	from := readback.Mark(t, p.Client().Remoting(), c, "IT_Swap", 4)
 	oldPID := h.Status().PID
 	if oldPID == 0 {
 		t.Fatalf("latencyfault is not running as a plugin: %+v", h.Status())
@@ -263,7 +226,7 @@ func TestPluginKilledUnderLoad(t *testing.T) {
 	if !bytes.Contains([]byte(logs.String()), []byte("latencyfault")) {
 		t.Fatalf("no log line names the plugin:\n%s", logs.String())
 	}
-	readBack(t, p, c, "IT_Swap", from, acks)
+	readBack(t, p, "IT_Swap", from, acks)
 	t.Logf("20 s load, plugin SIGKILLed at 5 s: %d sends acknowledged and read back, 0 failed; plugin back after %v; fallbacks %d of %d decisions",
 		len(acks), back.Round(time.Millisecond), st.Totals.Fallbacks, st.Totals.Decisions)
 }
@@ -275,7 +238,7 @@ func TestSwapUnderLoad(t *testing.T) {
 	var logs syncBuffer
 	h := newHost(t, spec("roundrobin", false), &logs)
 	p := newProducer(t, c, h.Strategy())
-	from := offsets(t, p, c, "IT_Swap")
+	from := readback.Mark(t, p.Client().Remoting(), c, "IT_Swap", 4)
 
 	l := startLoad(p, "IT_Swap", 8, 1_000_000, true)
 	var swaps []time.Time
@@ -294,7 +257,7 @@ func TestSwapUnderLoad(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatalf("%d sends failed during the swaps; first: %v", len(errs), errs[0])
 	}
-	readBack(t, p, c, "IT_Swap", from, acks)
+	readBack(t, p, "IT_Swap", from, acks)
 
 	var inWindow, outside []time.Duration
 	for _, a := range acks {
@@ -391,7 +354,7 @@ func TestSwapProcessToWasmUnderLoad(t *testing.T) {
 	var logs syncBuffer
 	h := newHost(t, spec("latencyfault", false), &logs)
 	p := newProducer(t, c, h.Strategy())
-	from := offsets(t, p, c, "IT_Swap")
+	from := readback.Mark(t, p.Client().Remoting(), c, "IT_Swap", 4)
 	l := startLoad(p, "IT_Swap", 8, 1_000_000, false)
 	time.Sleep(2 * time.Second)
 	if err := h.Swap(context.Background(), host.Spec{Name: "lf-wasm", Plugin: mod}); err != nil {
@@ -406,7 +369,7 @@ func TestSwapProcessToWasmUnderLoad(t *testing.T) {
 	if st.Name != "lf-wasm" || st.Totals.Fallbacks > st.Totals.Decisions/100 {
 		t.Fatalf("after the swap: %+v", st)
 	}
-	readBack(t, p, c, "IT_Swap", from, acks)
+	readBack(t, p, "IT_Swap", from, acks)
 	t.Logf("process -> wasm swap under load: %d acknowledged and read back, 0 failed, %d fallbacks of %d decisions",
 		len(acks), st.Totals.Fallbacks, st.Totals.Decisions)
 }
