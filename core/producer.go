@@ -302,13 +302,13 @@ func (p *Producer) prepare(m *Message) (*prepared, error) {
 	if err := m.Validate(p.cfg.MaxMessageSize); err != nil {
 		return nil, err
 	}
-	uniq := uniqIDs.next()
+	uniq := m.uniqKey()
 	props := m.encodeProperties(make([]byte, 0, 64+len(m.Tags)+len(m.ShardingKey)), uniq)
 	if len(props) > maxPropertiesLength {
 		return nil, invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(props), maxPropertiesLength)
 	}
 	pr := &prepared{topic: m.Topic, body: m.Body, props: string(props), uniqKey: uniq, flag: m.Flag,
-		reqCode: remoting.SendMessageV2, bornTime: time.Now().UnixMilli(),
+		reqCode: remoting.SendMessageV2, bornTime: m.bornTime(),
 		info: &sdk.MessageInfo{Keys: m.Keys, Tags: m.Tags, ShardingKey: m.ShardingKey, Size: len(m.Body)}}
 	if p.cfg.UseV1Header {
 		pr.reqCode = remoting.SendMessage
@@ -347,7 +347,7 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 		case m.NoWaitStore != first.NoWaitStore:
 			return nil, invalid("batch.wait", "batch message %d differs in NoWaitStore from the first", i)
 		}
-		uniq := uniqIDs.next()
+		uniq := m.uniqKey()
 		ids = append(ids, uniq)
 		props := m.encodeProperties(nil, uniq)
 		if len(props) > maxPropertiesLength {
@@ -364,7 +364,7 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 	}
 	return &prepared{topic: first.Topic, body: body, props: string(appendProperty(nil, PropertyWait, wait)),
 		uniqKey: strings.Join(ids, ","), batch: true, reqCode: remoting.SendBatchMessage,
-		bornTime: time.Now().UnixMilli(), info: &sdk.MessageInfo{Size: len(body)}}, nil
+		bornTime: first.bornTime(), info: &sdk.MessageInfo{Size: len(body)}}, nil
 }
 
 // header builds the request ext fields for one attempt (spec §4.1, §4.2).
