@@ -205,7 +205,11 @@ func TestMalformedRequestsGetDocumentedCodes(t *testing.T) {
 	}{
 		{"no messages", func() []*pb.Message { return nil }, pb.Code_MESSAGE_CORRUPTED},
 		{"illegal topic", func() []*pb.Message { m := msg("a"); m.Topic.Name = "bad topic"; return []*pb.Message{m} }, pb.Code_ILLEGAL_TOPIC},
-		{"mixed topics", func() []*pb.Message { m := msg("b"); m.Topic = &pb.Resource{Name: "Other"}; return []*pb.Message{msg("a"), m} }, pb.Code_MESSAGE_CORRUPTED},
+		{"mixed topics", func() []*pb.Message {
+			m := msg("b")
+			m.Topic = &pb.Resource{Name: "Other"}
+			return []*pb.Message{msg("a"), m}
+		}, pb.Code_MESSAGE_CORRUPTED},
 		{"blank message id", func() []*pb.Message { return []*pb.Message{msg(" ")} }, pb.Code_ILLEGAL_MESSAGE_ID},
 		{"empty body", func() []*pb.Message { m := msg("a"); m.Body = nil; return []*pb.Message{m} }, pb.Code_MESSAGE_BODY_EMPTY},
 		{"body too large", func() []*pb.Message {
@@ -218,8 +222,17 @@ func TestMalformedRequestsGetDocumentedCodes(t *testing.T) {
 			m.UserProperties = map[string]string{"UNIQ_KEY": "x"}
 			return []*pb.Message{m}
 		}, pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY},
-		{"tag with bar", func() []*pb.Message { m := msg("a"); tag := "a|b"; m.SystemProperties.Tag = &tag; return []*pb.Message{m} }, pb.Code_ILLEGAL_MESSAGE_TAG},
-		{"key with space", func() []*pb.Message { m := msg("a"); m.SystemProperties.Keys = []string{"a b"}; return []*pb.Message{m} }, pb.Code_ILLEGAL_MESSAGE_KEY},
+		{"tag with bar", func() []*pb.Message {
+			m := msg("a")
+			tag := "a|b"
+			m.SystemProperties.Tag = &tag
+			return []*pb.Message{m}
+		}, pb.Code_ILLEGAL_MESSAGE_TAG},
+		{"key with space", func() []*pb.Message {
+			m := msg("a")
+			m.SystemProperties.Keys = []string{"a b"}
+			return []*pb.Message{m}
+		}, pb.Code_ILLEGAL_MESSAGE_KEY},
 		{"delivery a day ahead", func() []*pb.Message {
 			m := msg("a")
 			m.SystemProperties.DeliveryTimestamp, m.SystemProperties.MessageType = tooLate, pb.MessageType_DELAY
