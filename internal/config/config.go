@@ -87,6 +87,11 @@ type Ingress struct {
 	// HTTP is the HTTP/JSON listen address (http, default 127.0.0.1:7381); "" disables it.
 	HTTP string
 	TLS  TLS
+	// RocketMQGRPC is the apache.rocketmq.v2 listen address for the official RocketMQ 5
+	// SDKs (rocketmq_grpc_listen, default "" = off; e.g. 127.0.0.1:8081, the Proxy's port).
+	// RocketMQGRPCGroup is the producer group it sends through (rocketmq_grpc_group,
+	// default "" = the only group).
+	RocketMQGRPC, RocketMQGRPCGroup string
 }
 
 // Admin is the [admin] table: status, strategy swap, reload, drain and /metrics, over
@@ -245,6 +250,9 @@ func (c *Config) decodeIngress(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	}
 	t.Str("grpc", &c.Ingress.GRPC)
 	t.Str("http", &c.Ingress.HTTP)
+	t.Str("rocketmq_grpc_listen", &c.Ingress.RocketMQGRPC)
+	t.Str("rocketmq_grpc_group", &c.Ingress.RocketMQGRPCGroup)
+	checkAddr(t, "rocketmq_grpc_listen", c.Ingress.RocketMQGRPC)
 	checkAddr(t, "grpc", c.Ingress.GRPC)
 	checkAddr(t, "http", c.Ingress.HTTP)
 	if c.Ingress.GRPC == "" && c.Ingress.HTTP == "" {
