@@ -9,10 +9,9 @@ import (
 
 // System property names a gateway may pass in Message.SystemProperties (spec §4.5).
 const (
-	PropertyTimerDeliverMS = "TIMER_DELIVER_MS"
-	PropertyBornHost       = "__BORNHOST"
-	PropertyBornTimestamp  = "BORN_TIMESTAMP"
-	PropertyTraceContext   = "TRACE_CONTEXT"
+	PropertyBornHost      = "__BORNHOST"
+	PropertyBornTimestamp = "BORN_TIMESTAMP"
+	PropertyTraceContext  = "TRACE_CONTEXT"
 )
 
 // ownProperties are the names encodeProperties writes itself from Message fields; a

@@ -20,6 +20,9 @@ import (
 	"github.com/producerd/producerd/remoting"
 )
 
+// propTimerDeliverMS is RocketMQ 5's timer property: deliver at this epoch millisecond.
+const propTimerDeliverMS = "TIMER_DELIVER_MS"
+
 // Limits of the Proxy 5.3.3 defaults (spec §7.3), kept so that a message producerd
 // accepts is one the Proxy accepts too.
 const (
@@ -55,7 +58,7 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 	}
 	if len(out) > 1 {
 		for _, cm := range out {
-			if cm.SystemProperties[core.PropertyTimerDeliverMS] != "" {
+			if cm.SystemProperties[propTimerDeliverMS] != "" {
 				return nil, newStatus(pb.Code_ILLEGAL_DELIVERY_TIME, "a batch cannot carry a delivery timestamp; send delayed messages one by one")
 			}
 			if cm.ShardingKey != out[0].ShardingKey {
@@ -117,7 +120,7 @@ func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time) (*c
 		if !sp.GetDeliveryTimestamp().IsValid() || at.Sub(now) > maxDeliveryAhead {
 			return nil, newStatus(pb.Code_ILLEGAL_DELIVERY_TIME, "delivery timestamp %s is invalid or more than %v ahead", at.Format(time.RFC3339Nano), maxDeliveryAhead)
 		}
-		sys[core.PropertyTimerDeliverMS] = millis(at)
+		sys[propTimerDeliverMS] = millis(at)
 	}
 	if st := checkType(sp); st != nil {
 		return nil, st

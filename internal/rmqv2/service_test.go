@@ -127,8 +127,8 @@ func TestSendMessageMapsSystemProperties(t *testing.T) {
 	}
 	want := map[string]string{
 		core.PropertyTags: "TagA", core.PropertyKeys: "k1 k2", "color": "blue",
-		core.PropertyTimerDeliverMS: strconv.FormatInt(deliver.UnixMilli(), 10),
-		core.PropertyBornHost:       "app-host", core.PropertyBornTimestamp: strconv.FormatInt(born.UnixMilli(), 10),
+		propTimerDeliverMS:    strconv.FormatInt(deliver.UnixMilli(), 10),
+		core.PropertyBornHost: "app-host", core.PropertyBornTimestamp: strconv.FormatInt(born.UnixMilli(), 10),
 	}
 	for k, v := range want {
 		if got.Properties[k] != v {
