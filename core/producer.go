@@ -308,7 +308,7 @@ func (p *Producer) prepare(m *Message) (*prepared, error) {
 		return nil, invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(props), maxPropertiesLength)
 	}
 	pr := &prepared{topic: m.Topic, body: m.Body, props: string(props), uniqKey: uniq, flag: m.Flag,
-		reqCode: remoting.SendMessageV2, bornTime: m.bornTime(),
+		reqCode: remoting.SendMessageV2, bornTime: time.Now().UnixMilli(),
 		info: &sdk.MessageInfo{Keys: m.Keys, Tags: m.Tags, ShardingKey: m.ShardingKey, Size: len(m.Body)}}
 	if p.cfg.UseV1Header {
 		pr.reqCode = remoting.SendMessage
@@ -364,7 +364,7 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 	}
 	return &prepared{topic: first.Topic, body: body, props: string(appendProperty(nil, PropertyWait, wait)),
 		uniqKey: strings.Join(ids, ","), batch: true, reqCode: remoting.SendBatchMessage,
-		bornTime: first.bornTime(), info: &sdk.MessageInfo{Size: len(body)}}, nil
+		bornTime: time.Now().UnixMilli(), info: &sdk.MessageInfo{Size: len(body)}}, nil
 }
 
 // header builds the request ext fields for one attempt (spec §4.1, §4.2).

@@ -2,9 +2,7 @@ package core
 
 import (
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // System property names a gateway may pass in Message.SystemProperties (spec §4.5).
@@ -61,15 +59,4 @@ func (m *Message) uniqKey() string {
 		return m.UniqKey
 	}
 	return uniqIDs.next()
-}
-
-// bornTime is the header's bornTimestamp: BORN_TIMESTAMP when a gateway passed its
-// client's, else now.
-func (m *Message) bornTime() int64 {
-	if v, ok := m.SystemProperties[PropertyBornTimestamp]; ok {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
-			return ms
-		}
-	}
-	return time.Now().UnixMilli()
 }

@@ -16,9 +16,6 @@ func TestSystemPropertiesAndUniqKey(t *testing.T) {
 	if props[PropertyUniqKey] != "01ABC" || props["TIMER_DELIVER_MS"] != "1700000000000" || props[PropertyTags] != "a" {
 		t.Fatalf("properties %v", props)
 	}
-	if got := m.bornTime(); got != 1600000000000 {
-		t.Fatalf("bornTime %d", got)
-	}
 	if (&Message{}).uniqKey() == "" {
 		t.Fatal("no fresh UNIQ_KEY without UniqKey")
 	}
