@@ -84,14 +84,14 @@ func (t TLS) Enabled() bool { return t.Cert != "" }
 type Ingress struct {
 	// GRPC is the gRPC listen address (grpc, default 127.0.0.1:7380).
 	GRPC string
-	// HTTP is the HTTP/JSON listen address (http, default 127.0.0.1:7381); "" disables it.
-	HTTP string
-	TLS  TLS
 	// RocketMQGRPC is the apache.rocketmq.v2 listen address for the official RocketMQ 5
 	// SDKs (rocketmq_grpc_listen, default "" = off; e.g. 127.0.0.1:8081, the Proxy's port).
 	// RocketMQGRPCGroup is the producer group it sends through (rocketmq_grpc_group,
 	// default "" = the only group).
 	RocketMQGRPC, RocketMQGRPCGroup string
+	// HTTP is the HTTP/JSON listen address (http, default 127.0.0.1:7381); "" disables it.
+	HTTP string
+	TLS  TLS
 }
 
 // Admin is the [admin] table: status, strategy swap, reload, drain and /metrics, over
