@@ -122,6 +122,9 @@ instance_name = "it-rmqv2"
 [strategy.latency]
 plugin = "builtin:latencyfault"
 
+[strategy.rr]
+plugin = "builtin:roundrobin"
+
 [[producer]]
 group = "it_rmqv2"
 strategy = "latency"
@@ -144,26 +147,74 @@ strategy = "latency"
 	defer func() { _ = d.Shutdown(context.Background()) }()
 
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	const n = 5
+	const n = 20
 	cmd := exec.CommandContext(ctx, java[0], append(java[1:], d.RocketMQGRPCAddr(), itTopic, run, strconv.Itoa(n))...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("Java driver: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.Bytes())
+		t.Fatal(err)
 	}
-	var acks []sent
-	sc := bufio.NewScanner(bytes.NewReader(out))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// From the first acknowledgement on, the group's strategy is swapped back and forth
+	// until the driver ends: the SDK's traffic goes through the daemon's hot swap.
+	var (
+		acks    []sent
+		lines   []string
+		swaps   int
+		swapErr error
+	)
+	swapping := make(chan struct{}) // closed at the first acknowledgement
+	stop := make(chan struct{})     // closed when the driver ended
+	swapDone := make(chan struct{})
+	go func() {
+		defer close(swapDone)
+		select {
+		case <-swapping:
+		case <-stop:
+			return
+		}
+		for i := 0; ; i++ {
+			if _, err := d.Swap(ctx, []string{"rr", "latency"}[i%2], "it_rmqv2"); err != nil {
+				swapErr = err
+				return
+			}
+			swaps++
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	sc := bufio.NewScanner(stdout)
+	started := false
 	for sc.Scan() {
+		lines = append(lines, sc.Text())
 		line, ok := strings.CutPrefix(sc.Text(), "SENT ")
 		if !ok {
 			continue
+		}
+		if !started {
+			started = true
+			close(swapping)
 		}
 		var s sent
 		if err := json.Unmarshal([]byte(line), &s); err != nil {
 			t.Fatalf("driver line %q: %v", line, err)
 		}
 		acks = append(acks, s)
+	}
+	werr := cmd.Wait()
+	close(stop)
+	<-swapDone
+	if werr != nil {
+		t.Fatalf("Java driver: %v\nstdout:\n%s\nstderr:\n%s", werr, strings.Join(lines, "\n"), stderr.Bytes())
+	}
+	if swapErr != nil || swaps == 0 {
+		t.Fatalf("swaps during the SDK's sends: %d, error %v", swaps, swapErr)
 	}
 	kinds := map[string]int{}
 	for _, s := range acks {
@@ -222,7 +273,7 @@ strategy = "latency"
 			fifoQueues[fmt.Sprintf("%s/%d", m.StoreHost, m.QueueID)] = true
 		}
 	}
-	t.Logf("Java SDK 5.0.8 through producerd: %v acknowledged and read back with fields compared; FIFO group on %d queue(s)", kinds, len(fifoQueues))
+	t.Logf("Java SDK 5.0.8 through producerd: %v acknowledged and read back with fields compared, %d strategy swaps meanwhile; FIFO group on %d queue(s)", kinds, swaps, len(fifoQueues))
 }
 
 // readAll reads back the acknowledged messages by UNIQ_KEY (the SDK's message id),
