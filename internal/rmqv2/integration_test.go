@@ -59,6 +59,37 @@ type sent struct {
 // prefix that runs its driver. Without Maven or Java the test skips, or fails with CI=true.
 func javaDriver(t *testing.T) []string {
 	t.Helper()
+	return []string{"java", "-cp", javaClasspath(t), "io.producerd.rmqv2.Driver"}
+}
+
+// javaDir is testinfra/rmqv2-java.
+func javaDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testinfra", "rmqv2-java")
+}
+
+// mavenClasspath runs Maven in dir (goals, then build-classpath into cp.txt) and returns
+// the classpath.
+func mavenClasspath(t *testing.T, dir string, goals ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	args := append([]string{"-B", "-q"}, goals...)
+	cmd := exec.CommandContext(ctx, "mvn", append(args, "dependency:build-classpath", "-Dmdep.outputFile=cp.txt")...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mvn in %s: %v\n%s", dir, err, out)
+	}
+	cp, err := os.ReadFile(filepath.Join(dir, "cp.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(cp))
+}
+
+// javaClasspath builds the driver and returns its classpath.
+func javaClasspath(t *testing.T) string {
+	t.Helper()
 	for _, tool := range []string{"mvn", "java"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if os.Getenv("CI") == "true" {
@@ -67,21 +98,8 @@ func javaDriver(t *testing.T) []string {
 			t.Skipf("%s not found: the official Java SDK test needs Maven and a JDK", tool)
 		}
 	}
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "testinfra", "rmqv2-java")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "mvn", "-B", "-q", "compile", "dependency:build-classpath", "-Dmdep.outputFile=target/cp.txt")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the Java driver (mvn in %s): %v\n%s", dir, err, out)
-	}
-	cp, err := os.ReadFile(filepath.Join(dir, "target", "cp.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []string{"java", "-cp", filepath.Join(dir, "target", "classes") + string(os.PathListSeparator) + strings.TrimSpace(string(cp)),
-		"io.producerd.rmqv2.Driver"}
+	dir := javaDir()
+	return filepath.Join(dir, "target", "classes") + string(os.PathListSeparator) + mavenClasspath(t, dir, "compile")
 }
 
 // TestIntegrationJavaSDK: the official Java SDK (rocketmq-client-java 5.0.8), endpoint set
