@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ type benchResult struct {
 type target struct {
 	name, endpoint string
 	pid            int
+	stop           func()
 }
 
 // TestCompareWithProxy runs the official Java SDK's load against producerd's
@@ -63,9 +65,7 @@ func TestCompareWithProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pd := startProducerd(t, ctx, c.NameServer)
 	px := startProxy(t, ctx, c.NameServer)
-	targets := []*target{pd, px}
 
 	type row struct {
 		scenario, target string
@@ -75,55 +75,69 @@ func TestCompareWithProxy(t *testing.T) {
 	}
 	var rows []row
 	run := func(scenario, mode string, conc, secs int, tg *target, during func()) benchResult {
-		before := cpuTicks(tg.pid)
 		cmd := exec.CommandContext(ctx, "java", "-Xms256m", "-Xmx512m", "-cp", cp, "io.producerd.rmqv2.Bench",
 			tg.endpoint, itTopic, mode, strconv.Itoa(conc), strconv.Itoa(secs), "1024", "3")
-		var out, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if during != nil {
-			during()
-		}
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("%s against %s: %v\n%s", scenario, tg.name, err, stderr.Bytes())
-		}
-		var r benchResult
-		for sc := bufio.NewScanner(&out); sc.Scan(); {
-			if line, ok := strings.CutPrefix(sc.Text(), "RESULT "); ok {
-				if err := json.Unmarshal([]byte(line), &r); err != nil {
-					t.Fatal(err)
+		duringDone := make(chan struct{})
+		go func() {
+			defer close(duringDone)
+			if during != nil {
+				during()
+			}
+		}()
+		var (
+			r          benchResult
+			start, end int64
+		)
+		for sc := bufio.NewScanner(stdout); sc.Scan(); {
+			switch line := sc.Text(); {
+			case line == "MARK start":
+				start = cpuTicks(tg.pid)
+			case line == "MARK end":
+				end = cpuTicks(tg.pid)
+			case strings.HasPrefix(line, "RESULT "):
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "RESULT ")), &r); err != nil {
+					t.Error(err)
 				}
 			}
 		}
-		// CPU over the whole run, warm-up included, divided by the measured messages:
-		// the same bias for both targets.
-		ticks := cpuTicks(tg.pid) - before
+		werr := cmd.Wait()
+		<-duringDone
+		if werr != nil {
+			t.Fatalf("%s against %s: %v\n%s", scenario, tg.name, werr, stderr.Bytes())
+		}
 		rows = append(rows, row{scenario: scenario, target: tg.name, r: r,
-			cpuPerMsg: float64(ticks) * 1e4 / float64(max(1, r.OK))})
+			cpuPerMsg: float64(end-start) * 1e4 / float64(max(1, r.OK))})
 		return r
 	}
-	for _, sc := range []struct {
-		name, mode string
-		conc       int
-	}{{"sync-1", "sync", 1}, {"sync-64", "sync", 64}, {"async-1024", "async", 1024}} {
-		for _, tg := range targets {
-			run(sc.name, sc.mode, sc.conc, 10, tg, nil)
-		}
-	}
-	for _, tg := range targets {
+	brokerB := c.Broker(t, "broker-b")
+	t.Cleanup(func() { _ = syscall.Kill(brokerB.PID, syscall.SIGCONT) })
+	failover := func(tg *target) {
 		var stopAt, contAt time.Time
+		var sigErr error
 		r := run("sync-16, broker-b SIGSTOP 10 s", "sync", 16, 20, tg, func() {
-			time.Sleep(3*time.Second + 3*time.Second) // JVM start and warm-up, then 3 s of steady load
+			time.Sleep(6 * time.Second) // JVM start and warm-up, then 3 s of steady load
 			stopAt = time.Now()
-			c.Signal(t, "broker-b", syscall.SIGSTOP)
-			defer c.Signal(t, "broker-b", syscall.SIGCONT)
+			sigErr = syscall.Kill(brokerB.PID, syscall.SIGSTOP)
 			time.Sleep(10 * time.Second)
+			if err := syscall.Kill(brokerB.PID, syscall.SIGCONT); sigErr == nil {
+				sigErr = err
+			}
 			contAt = time.Now()
 		})
-		// Time to avoid broker-b: the start of the last send that began while broker-b was
-		// stopped and was slow (> 500 ms) or failed, after the stop.
+		if sigErr != nil {
+			t.Fatalf("SIGSTOP/SIGCONT broker-b (pid %d): %v", brokerB.PID, sigErr)
+		}
+		// Time to avoid broker-b: from the stop to the start of the last send that began
+		// while broker-b was stopped and was slow (> 500 ms) or failed.
 		var last time.Duration
 		for _, s := range r.Slow {
 			at := time.UnixMilli(s[0])
@@ -134,6 +148,28 @@ func TestCompareWithProxy(t *testing.T) {
 		rows[len(rows)-1].avoid = fmt.Sprintf("%.1f s", last.Seconds())
 	}
 
+	// producerd as the bench harness runs it: round-robin for throughput, latency-fault
+	// (preset rocketmq5) for the failover; the Proxy at its defaults (round-robin).
+	pd := startProducerd(t, ctx, c.NameServer, "rr")
+	targets := []*target{pd, px}
+	for _, sc := range []struct {
+		name, mode string
+		conc       int
+	}{{"sync-1", "sync", 1}, {"sync-64", "sync", 64}, {"async-1024", "async", 1024}} {
+		for _, tg := range targets {
+			run(sc.name, sc.mode, sc.conc, 10, tg, nil)
+		}
+	}
+	rss := map[string]int64{pd.name + " (round-robin)": peakRSS(pd.pid)}
+	pd.stop()
+	pdl := startProducerd(t, ctx, c.NameServer, "latency")
+	pdl.name += " (latency-fault)"
+	for _, tg := range []*target{pdl, px} {
+		failover(tg)
+	}
+	rss[pdl.name] = peakRSS(pdl.pid)
+	rss[px.name] = peakRSS(px.pid)
+
 	var tb strings.Builder
 	tb.WriteString("| scenario | server | msgs/s | p50 ms | p99 ms | max ms | failed | server CPU µs/msg | time to avoid broker-b |\n")
 	tb.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---|\n")
@@ -141,14 +177,14 @@ func TestCompareWithProxy(t *testing.T) {
 		fmt.Fprintf(&tb, "| %s | %s | %.0f | %.2f | %.2f | %.0f | %d | %.1f | %s |\n", r.scenario, r.target,
 			float64(r.r.OK)/r.r.Secs, r.r.P50, r.r.P99, r.r.Max, r.r.Failed, r.cpuPerMsg, r.avoid)
 	}
-	for _, tg := range targets {
-		fmt.Fprintf(&tb, "\npeak RSS %s: %d MiB", tg.name, peakRSS(tg.pid)>>10)
+	for name, kib := range rss {
+		fmt.Fprintf(&tb, "\npeak RSS %s: %d MiB", name, kib>>10)
 	}
 	t.Logf("producerd vs Apache RocketMQ Proxy 5.3.3, Java SDK 5.0.8, 1 KiB bodies:\n%s", tb.String())
 }
 
 // startProducerd builds and runs `producerd run` with the v2 endpoint on a free port.
-func startProducerd(t *testing.T, ctx context.Context, ns string) *target {
+func startProducerd(t *testing.T, ctx context.Context, ns, strategy string) *target {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "producerd")
@@ -175,13 +211,20 @@ listen = ""
 name_servers = [%q]
 instance_name = "compare-rmqv2"
 
+[strategy.rr]
+plugin = "builtin:roundrobin"
+
 [strategy.latency]
 plugin = "builtin:latencyfault"
 
+[strategy.latency.settings]
+preset = "rocketmq5"
+max_isolated_share = 0.5
+
 [[producer]]
 group = "compare_rmqv2"
-strategy = "latency"
-`, addr, ns)
+strategy = %q
+`, addr, ns, strategy)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +261,7 @@ func startProcess(t *testing.T, name, addr string, cmd *exec.Cmd) *target {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
@@ -227,6 +270,7 @@ func startProcess(t *testing.T, name, addr string, cmd *exec.Cmd) *target {
 			<-done
 		}
 	})
+	t.Cleanup(stop)
 	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			conn.Close()
@@ -241,7 +285,7 @@ func startProcess(t *testing.T, name, addr string, cmd *exec.Cmd) *target {
 			t.Fatalf("%s does not listen on %s", name, addr)
 		}
 	}
-	return &target{name: name, endpoint: addr, pid: cmd.Process.Pid}
+	return &target{name: name, endpoint: addr, pid: cmd.Process.Pid, stop: stop}
 }
 
 func freeAddr(t *testing.T) string {

@@ -15,7 +15,8 @@ import org.apache.rocketmq.client.apis.producer.Producer;
  * Load from the official Java SDK against an apache.rocketmq.v2 endpoint (producerd or the
  * Apache RocketMQ Proxy), for the side-by-side comparison. Sync mode runs CONC sender
  * threads; async mode keeps CONC sends in flight. Sends during the warm-up are not counted.
- * Prints one line {@code RESULT <json>}: counts, rate, latency percentiles, and the start
+ * Prints {@code MARK start} and {@code MARK end} around the measured phase, then one line
+ * {@code RESULT <json>}: counts, rate, latency percentiles, and the start
  * time and latency of every send slower than 500 ms or failed (for the failover scenario).
  *
  * <p>Usage: {@code Bench ENDPOINT TOPIC sync|async CONC SECONDS [BODY_BYTES] [WARMUP_SECONDS]}.
@@ -47,6 +48,21 @@ public final class Bench {
       long measureFrom = start + TimeUnit.SECONDS.toNanos(warm);
       long end = measureFrom + TimeUnit.SECONDS.toNanos(secs);
       Bench b = new Bench();
+      // MARK lines let the caller read the server's CPU over exactly the measured phase.
+      Thread marks = new Thread(() -> {
+        try {
+          TimeUnit.NANOSECONDS.sleep(measureFrom - System.nanoTime());
+          System.out.println("MARK start");
+          System.out.flush();
+          TimeUnit.NANOSECONDS.sleep(end - System.nanoTime());
+          System.out.println("MARK end");
+          System.out.flush();
+        } catch (InterruptedException ignored) {
+          Thread.currentThread().interrupt();
+        }
+      });
+      marks.setDaemon(true);
+      marks.start();
       if (async) {
         Semaphore inflight = new Semaphore(conc);
         while (System.nanoTime() < end) {
