@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -429,5 +430,50 @@ func TestStatusOf(t *testing.T) {
 		if got := statusOf(tt.err).GetCode(); got != tt.want {
 			t.Errorf("statusOf(%v) = %v, want %v", tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestBrokerOutcomesMapToSDKCodes injects broker answers on every broker: a message stored
+// but not flushed is acknowledged (the Proxy's 50401 would make the SDK store it again), a
+// busy broker is TOO_MANY_REQUESTS, which the SDKs retry after their backoff.
+func TestBrokerOutcomesMapToSDKCodes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		code      remoting.ResponseCode
+		wantTop   pb.Code
+		wantEntry bool
+	}{
+		{remoting.FlushDiskTimeout, pb.Code_OK, true},
+		{remoting.SlaveNotAvailable, pb.Code_OK, true},
+		{remoting.SystemBusy, pb.Code_TOO_MANY_REQUESTS, false},
+		{remoting.NoPermission, pb.Code_FORBIDDEN, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code.String(), func(t *testing.T) {
+			t.Parallel()
+			f := start(t)
+			for _, b := range f.cluster.Brokers() {
+				if err := b.SetFault(devbroker.Fault{Errors: []devbroker.InjectedError{{Code: tt.code, Rate: 1}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			id := "outcome-" + tt.code.String()
+			resp, err := f.client.SendMessage(call(t), &pb.SendMessageRequest{Messages: []*pb.Message{msg(id)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetStatus().GetCode() != tt.wantTop {
+				t.Fatalf("status %v, want %v", resp.GetStatus(), tt.wantTop)
+			}
+			if !tt.wantEntry {
+				return
+			}
+			e := resp.GetEntries()
+			if len(e) != 1 || e[0].GetStatus().GetCode() != pb.Code_OK || e[0].GetMessageId() != id ||
+				!strings.Contains(e[0].GetStatus().GetMessage(), tt.code.String()) {
+				t.Fatalf("entries %v: want OK naming %s", e, tt.code)
+			}
+			f.stored(t, id)
+		})
 	}
 }
