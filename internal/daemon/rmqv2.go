@@ -62,6 +62,10 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 	healthpb.RegisterHealthServer(srv, d.health)
 	d.rmq = &rmqv2Ingress{ln: ln, srv: srv, svc: svc}
 	d.log.Info("rocketmq grpc ingress", "addr", ln.Addr().String(), "group", cfg.Ingress.RocketMQGRPCGroup)
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && tlsCfg == nil {
+		d.log.Warn("rocketmq grpc ingress listens beyond loopback without TLS; anyone who reaches it can publish",
+			"addr", ln.Addr().String())
+	}
 	d.serve("ingress rocketmq grpc", func() error { return srv.Serve(ln) })
 	return nil
 }
