@@ -4,8 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,12 +131,18 @@ func TestIntegrationJavaSDK(t *testing.T) {
 	}
 	from := readback.Mark(t, rc, c, itTopic, 4)
 
-	cfgPath := filepath.Join(t.TempDir(), "producer.toml")
+	// The ingress speaks TLS and the SDK keeps its default (TLS on): nothing but the
+	// endpoint is set for producerd.
+	dir := t.TempDir()
+	selfSigned(t, dir)
+	cfgPath := filepath.Join(dir, "producer.toml")
 	text := fmt.Sprintf(`
 [ingress]
 grpc = "127.0.0.1:0"
 http = ""
 rocketmq_grpc_listen = "127.0.0.1:0"
+tls_cert = "server.crt"
+tls_key = "server.key"
 
 [admin]
 listen = "127.0.0.1:0"
@@ -166,7 +180,7 @@ strategy = "latency"
 
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	const n = 20
-	cmd := exec.CommandContext(ctx, java[0], append(java[1:], d.RocketMQGRPCAddr(), itTopic, run, strconv.Itoa(n))...)
+	cmd := exec.CommandContext(ctx, java[0], append(java[1:], d.RocketMQGRPCAddr(), itTopic, run, strconv.Itoa(n), "tls")...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -292,6 +306,35 @@ strategy = "latency"
 		}
 	}
 	t.Logf("Java SDK 5.0.8 through producerd: %v acknowledged and read back with fields compared, %d strategy swaps meanwhile; FIFO group on %d queue(s)", kinds, swaps, len(fifoQueues))
+}
+
+// selfSigned writes server.crt and server.key for 127.0.0.1 into dir.
+func selfSigned(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "producerd rmqv2 test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "server.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "server.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // readAll reads back the acknowledged messages by UNIQ_KEY (the SDK's message id),

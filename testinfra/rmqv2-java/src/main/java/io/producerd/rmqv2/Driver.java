@@ -22,7 +22,8 @@ import org.apache.rocketmq.client.apis.producer.SendReceipt;
  * {@code SENT <json>} with what was sent and the receipt, for the Go test to read back and
  * compare.
  *
- * <p>Usage: {@code Driver ENDPOINT TOPIC RUN_ID [COUNT]}. Exit status 0 when every send was
+ * <p>Usage: {@code Driver ENDPOINT TOPIC RUN_ID [COUNT [tls|plain]]}: {@code tls} keeps the SDK's
+ * default (TLS, any server certificate accepted). Exit status 0 when every send was
  * acknowledged.
  */
 public final class Driver {
@@ -30,16 +31,17 @@ public final class Driver {
 
   public static void main(String[] args) throws Exception {
     if (args.length < 3) {
-      System.err.println("usage: Driver ENDPOINT TOPIC RUN_ID [COUNT]");
+      System.err.println("usage: Driver ENDPOINT TOPIC RUN_ID [COUNT [tls|plain]]");
       System.exit(2);
     }
     String endpoint = args[0];
     String topic = args[1];
     String run = args[2];
     int n = args.length > 3 ? Integer.parseInt(args[3]) : 5;
+    boolean tls = args.length > 4 && args[4].equals("tls");
     ClientConfiguration cfg = ClientConfiguration.newBuilder()
         .setEndpoints(endpoint)
-        .enableSsl(false)
+        .enableSsl(tls)
         .setRequestTimeout(Duration.ofSeconds(5))
         .build();
     try (Producer producer = PROVIDER.newProducerBuilder()
