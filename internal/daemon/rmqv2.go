@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	pb "github.com/producerd/producerd/api/rmqv2"
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqv2"
@@ -45,7 +46,8 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 		}
 	}
 	svc, err := rmqv2.New(rmqv2.Options{Sender: &rmqv2Sender{d: d, group: cfg.Ingress.RocketMQGRPCGroup},
-		MaxBodySize: maxBody, Logger: d.log.Named("rmqv2")})
+		MaxBodySize: maxBody, Logger: d.log.Named("rmqv2"),
+		OnInvalid: func(pb.Code) { d.met.rejected.WithLabelValues(apiRMQv2, "invalid").Inc() }})
 	if err != nil {
 		return err
 	}

@@ -84,6 +84,10 @@ func TestRocketMQGRPCIngress(t *testing.T) {
 	if _, ok := stored(c, testTopic)["01DAEMONTEST0000000000000000000001"]; !ok {
 		t.Fatal("the message is not stored under the client's message id")
 	}
+	resp, err = client.SendMessage(cctx, &pb.SendMessageRequest{})
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_MESSAGE_CORRUPTED {
+		t.Fatalf("empty SendMessage: %v %v", resp, err)
+	}
 	_, _, admin := d.Addrs()
 	hr, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
@@ -91,8 +95,11 @@ func TestRocketMQGRPCIngress(t *testing.T) {
 	}
 	body, _ := io.ReadAll(hr.Body)
 	hr.Body.Close()
-	if !strings.Contains(string(body), `api="rocketmq_grpc"`) {
-		t.Error(`/metrics has no request counted under api="rocketmq_grpc"`)
+	for _, want := range []string{`producerd_request_duration_seconds_count{api="rocketmq_grpc",outcome="ok"} 1`,
+		`producerd_rejected_total{api="rocketmq_grpc",reason="invalid"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 
 	stopped = true

@@ -51,6 +51,9 @@ type Options struct {
 	MaxBodySize int
 	// Logger receives debug logs of sessions; default a null logger.
 	Logger hclog.Logger
+	// OnInvalid, if set, is called for every SendMessage refused before sending (a
+	// malformed request), with the code answered; it must not block.
+	OnInvalid func(code pb.Code)
 }
 
 // Service implements the producer methods of apache.rocketmq.v2.MessagingService. It is
@@ -287,6 +290,9 @@ func (s *Service) SendMessage(ctx context.Context, req *pb.SendMessageRequest) (
 	}
 	msgs, st := s.convert(ctx, req.GetMessages(), time.Now())
 	if st != nil {
+		if s.opts.OnInvalid != nil {
+			s.opts.OnInvalid(st.GetCode())
+		}
 		return &pb.SendMessageResponse{Status: st}, nil
 	}
 	var (
