@@ -72,6 +72,11 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 // message converts one v2 message (spec §7.4).
 func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time) (*core.Message, *pb.Status) {
 	sp := m.GetSystemProperties()
+	if sp == nil {
+		// Fields are read directly below for presence; a message without system
+		// properties then fails the message id check.
+		sp = &pb.SystemProperties{}
+	}
 	body, st := s.body(m.GetBody(), sp)
 	if st != nil {
 		return nil, st

@@ -209,6 +209,7 @@ func TestMalformedRequestsGetDocumentedCodes(t *testing.T) {
 			return []*pb.Message{msg("a"), m}
 		}, pb.Code_MESSAGE_CORRUPTED},
 		{"blank message id", func() []*pb.Message { return []*pb.Message{msg(" ")} }, pb.Code_ILLEGAL_MESSAGE_ID},
+		{"no system properties", func() []*pb.Message { m := msg("a"); m.SystemProperties = nil; return []*pb.Message{m} }, pb.Code_ILLEGAL_MESSAGE_ID},
 		{"empty body", func() []*pb.Message { m := msg("a"); m.Body = nil; return []*pb.Message{m} }, pb.Code_MESSAGE_BODY_EMPTY},
 		{"body too large", func() []*pb.Message {
 			m := msg("a")
