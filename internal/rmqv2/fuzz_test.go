@@ -15,7 +15,9 @@ import (
 // nopSender refuses every send; the fuzz target only converts.
 type nopSender struct{}
 
-func (nopSender) Send(context.Context, *core.Message) (*core.SendResult, error) { return nil, core.ErrClosed }
+func (nopSender) Send(context.Context, *core.Message) (*core.SendResult, error) {
+	return nil, core.ErrClosed
+}
 func (nopSender) SendBatch(context.Context, []*core.Message) (*core.SendResult, error) {
 	return nil, core.ErrClosed
 }
