@@ -91,7 +91,20 @@ func (s *Service) ServerOptions() []grpc.ServerOption {
 		// the 64 KiB default windows stall the client between window updates.
 		grpc.InitialWindowSize(1 << 20),
 		grpc.InitialConnWindowSize(16 << 20),
+		grpc.ChainUnaryInterceptor(s.recoverUnary),
 	}
+}
+
+// recoverUnary turns a panic in a handler into gRPC INTERNAL for that call: one
+// malformed request must not stop the daemon every application sends through.
+func (s *Service) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.opts.Logger.Error("rmqv2 handler panic", "method", info.FullMethod, "panic", r)
+			resp, err = nil, status.Errorf(codes.Internal, "producerd: internal error in %s", info.FullMethod)
+		}
+	}()
+	return handler(ctx, req)
 }
 
 // Register registers the service on gs.

@@ -478,3 +478,16 @@ func TestBrokerOutcomesMapToSDKCodes(t *testing.T) {
 		})
 	}
 }
+
+func TestRecoverUnary(t *testing.T) {
+	t.Parallel()
+	svc, err := New(Options{Sender: nopSender{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.recoverUnary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/x/Y"},
+		func(context.Context, any) (any, error) { panic("boom") })
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("a panicking handler answered %v, want INTERNAL", err)
+	}
+}
