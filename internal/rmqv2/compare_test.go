@@ -198,7 +198,8 @@ func selected(name string) bool {
 	return v == "1" || strings.Contains(","+v+",", ","+name+",")
 }
 
-// startProducerd builds and runs `producerd run` with the v2 endpoint on a free port.
+// startProducerd builds and runs `producerd run` with the v2 endpoint on a free port; its
+// admin API (for /debug/pprof) listens on $PRODUCERD_RMQV2_ADMIN if set.
 func startProducerd(t *testing.T, ctx context.Context, ns, strategy string) *target {
 	t.Helper()
 	dir := t.TempDir()
@@ -220,7 +221,7 @@ http = ""
 rocketmq_grpc_listen = %q
 
 [admin]
-listen = ""
+listen = %q
 
 [client]
 name_servers = [%q]
@@ -239,7 +240,7 @@ max_isolated_share = 0.5
 [[producer]]
 group = "compare_rmqv2"
 strategy = %q
-`, addr, ns, strategy)
+`, addr, os.Getenv("PRODUCERD_RMQV2_ADMIN"), ns, strategy)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
