@@ -46,7 +46,8 @@ type target struct {
 // sync with 16 senders while broker-b is SIGSTOPped for 10 s. It prints a markdown table
 // (msgs/s, p50/p99, CPU per message and peak RSS of each server process, failed sends,
 // time to avoid broker-b). It takes about 4 minutes and the cluster exclusively, so it runs
-// only with PRODUCERD_RMQV2_COMPARE=1.
+// only with PRODUCERD_RMQV2_COMPARE=1; PRODUCERD_RMQV2_RESULTS=FILE also writes the table
+// there.
 func TestCompareWithProxy(t *testing.T) {
 	if os.Getenv("PRODUCERD_RMQV2_COMPARE") == "" {
 		t.Skip("set PRODUCERD_RMQV2_COMPARE=1 (or a comma list of sync-1,sync-64,async-1024,failover) to compare producerd with the Apache RocketMQ Proxy (about 4 minutes)")
@@ -189,6 +190,14 @@ func TestCompareWithProxy(t *testing.T) {
 		fmt.Fprintf(&tb, "\npeak RSS %s: %d MiB", name, kib>>10)
 	}
 	t.Logf("producerd vs Apache RocketMQ Proxy 5.3.3, Java SDK 5.0.8, 1 KiB bodies:\n%s", tb.String())
+	if path := os.Getenv("PRODUCERD_RMQV2_RESULTS"); path != "" {
+		load, _ := os.ReadFile("/proc/loadavg")
+		head := fmt.Sprintf("Run %s UTC by `TestCompareWithProxy` (internal/rmqv2), load average at the end %s\n\n",
+			time.Now().UTC().Format("2006-01-02 15:04"), strings.Join(strings.Fields(string(load))[:3], " "))
+		if err := os.WriteFile(path, []byte(head+tb.String()+"\n"), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 // selected reports whether PRODUCERD_RMQV2_COMPARE (1 = everything, else a comma list of
