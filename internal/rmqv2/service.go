@@ -146,7 +146,9 @@ func clientID(ctx context.Context) string {
 	return ""
 }
 
-var errNoClientID = newStatus(pb.Code_CLIENT_ID_REQUIRED, "the x-mq-client-id header is required")
+func errNoClientID() *pb.Status {
+	return newStatus(pb.Code_CLIENT_ID_REQUIRED, "the x-mq-client-id header is required")
+}
 
 // QueryRoute answers with one writable queue on one broker whose endpoints are the
 // address the client called: every send comes back to producerd, and producerd's
@@ -155,7 +157,7 @@ var errNoClientID = newStatus(pb.Code_CLIENT_ID_REQUIRED, "the x-mq-client-id he
 // producerd also creates topics when the producer group allows it.
 func (s *Service) QueryRoute(ctx context.Context, req *pb.QueryRouteRequest) (*pb.QueryRouteResponse, error) {
 	if clientID(ctx) == "" {
-		return &pb.QueryRouteResponse{Status: errNoClientID}, nil
+		return &pb.QueryRouteResponse{Status: errNoClientID()}, nil
 	}
 	topic := req.GetTopic().GetName()
 	if err := core.ValidateTopic(topic); err != nil {
@@ -201,7 +203,7 @@ func localEndpoints(ctx context.Context) *pb.Endpoints {
 // then); a consumer's is answered UNRECOGNIZED_CLIENT_TYPE.
 func (s *Service) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
 	if clientID(ctx) == "" {
-		return &pb.HeartbeatResponse{Status: errNoClientID}, nil
+		return &pb.HeartbeatResponse{Status: errNoClientID()}, nil
 	}
 	switch req.GetClientType() {
 	case pb.ClientType_PRODUCER, pb.ClientType_CLIENT_TYPE_UNSPECIFIED: // 5.0.0-5.0.3 send an empty request
@@ -214,7 +216,7 @@ func (s *Service) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.
 // NotifyClientTermination acknowledges a client's shutdown.
 func (s *Service) NotifyClientTermination(ctx context.Context, _ *pb.NotifyClientTerminationRequest) (*pb.NotifyClientTerminationResponse, error) {
 	if clientID(ctx) == "" {
-		return &pb.NotifyClientTerminationResponse{Status: errNoClientID}, nil
+		return &pb.NotifyClientTerminationResponse{Status: errNoClientID()}, nil
 	}
 	return &pb.NotifyClientTerminationResponse{Status: okStatus()}, nil
 }
@@ -228,7 +230,7 @@ func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 	ctx := stream.Context()
 	id := clientID(ctx)
 	if id == "" {
-		return stream.Send(&pb.TelemetryCommand{Status: errNoClientID})
+		return stream.Send(&pb.TelemetryCommand{Status: errNoClientID()})
 	}
 	in := make(chan *pb.TelemetryCommand)
 	errc := make(chan error, 1)
@@ -299,7 +301,7 @@ func (s *Service) settings(in *pb.Settings) (*pb.Settings, error) {
 // with Send, several as one RocketMQ batch) and answers one entry per message.
 func (s *Service) SendMessage(ctx context.Context, req *pb.SendMessageRequest) (*pb.SendMessageResponse, error) {
 	if clientID(ctx) == "" {
-		return &pb.SendMessageResponse{Status: errNoClientID}, nil
+		return &pb.SendMessageResponse{Status: errNoClientID()}, nil
 	}
 	msgs, st := s.convert(ctx, req.GetMessages(), time.Now())
 	if st != nil {
