@@ -9,7 +9,7 @@ import (
 // only ingress, and its address is checked.
 func TestRocketMQGRPCIngress(t *testing.T) {
 	t.Parallel()
-	base := "[client]\nname_servers = [\"127.0.0.1:9876\"]\n"
+	base := "[client]\nname_servers = [\"127.0.0.1:9876\"]\n[[producer]]\ngroup = \"g\"\n"
 	c, err := Parse("t.toml", []byte(base), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
