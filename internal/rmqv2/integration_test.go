@@ -305,6 +305,15 @@ strategy = "latency"
 			fifoQueues[fmt.Sprintf("%s/%d", m.StoreHost, m.QueueID)] = true
 		}
 	}
+	// The SDK's SimpleConsumer is refused: producerd ends its settings stream with
+	// INVALID_ARGUMENT (consumer RPCs answer UNIMPLEMENTED), so the consumer fails to start
+	// instead of waiting for messages that never come.
+	cons := exec.CommandContext(ctx, java[0], append(java[1:], d.RocketMQGRPCAddr(), itTopic, "consumer", "1", "tls")...)
+	cout, err := cons.Output()
+	if err != nil || !bytes.Contains(cout, []byte("CONSUMER REFUSED")) {
+		t.Errorf("the SDK's SimpleConsumer against producerd: %v\n%s", err, cout)
+	}
+
 	t.Logf("Java SDK 5.0.8 through producerd: %v acknowledged and read back with fields compared, %d strategy swaps meanwhile; FIFO group on %d queue(s)", kinds, swaps, len(fifoQueues))
 }
 

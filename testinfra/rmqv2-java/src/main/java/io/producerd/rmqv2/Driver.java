@@ -5,11 +5,14 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.apache.rocketmq.client.apis.ClientConfiguration;
 import org.apache.rocketmq.client.apis.ClientServiceProvider;
+import org.apache.rocketmq.client.apis.consumer.FilterExpression;
+import org.apache.rocketmq.client.apis.consumer.SimpleConsumer;
 import org.apache.rocketmq.client.apis.message.Message;
 import org.apache.rocketmq.client.apis.message.MessageBuilder;
 import org.apache.rocketmq.client.apis.producer.Producer;
@@ -23,7 +26,8 @@ import org.apache.rocketmq.client.apis.producer.SendReceipt;
  * compare.
  *
  * <p>Usage: {@code Driver ENDPOINT TOPIC RUN_ID [COUNT [tls|plain]]}: {@code tls} keeps the SDK's
- * default (TLS, any server certificate accepted). Exit status 0 when every send was
+ * default (TLS, any server certificate accepted). RUN_ID {@code consumer} tries a
+ * SimpleConsumer instead. Exit status 0 when every send was
  * acknowledged.
  */
 public final class Driver {
@@ -37,6 +41,10 @@ public final class Driver {
     String endpoint = args[0];
     String topic = args[1];
     String run = args[2];
+    if (run.equals("consumer")) {
+      consumer(endpoint, topic, args.length > 4 && args[4].equals("tls"));
+      return;
+    }
     int n = args.length > 3 ? Integer.parseInt(args[3]) : 5;
     boolean tls = args.length > 4 && args[4].equals("tls");
     ClientConfiguration cfg = ClientConfiguration.newBuilder()
@@ -73,6 +81,29 @@ public final class Driver {
       }
       sendBatch(producer, topic, run, n);
     }
+  }
+
+  /**
+   * Tries a SimpleConsumer against the endpoint: producerd serves no consumers, so building
+   * or receiving must fail. Prints {@code CONSUMER REFUSED <exception>} and exits 0 when it
+   * does, exits 1 when a receive succeeds.
+   */
+  private static void consumer(String endpoint, String topic, boolean tls) {
+    ClientConfiguration cfg = ClientConfiguration.newBuilder()
+        .setEndpoints(endpoint).enableSsl(tls).setRequestTimeout(Duration.ofSeconds(3)).build();
+    try (SimpleConsumer c = PROVIDER.newSimpleConsumerBuilder()
+        .setClientConfiguration(cfg)
+        .setConsumerGroup("producerd_it_consumer")
+        .setAwaitDuration(Duration.ofSeconds(1))
+        .setSubscriptionExpressions(Map.of(topic, FilterExpression.SUB_ALL))
+        .build()) {
+      c.receive(1, Duration.ofSeconds(10));
+    } catch (Exception e) {
+      System.out.println("CONSUMER REFUSED " + e.toString().replace('\n', ' '));
+      return;
+    }
+    System.out.println("CONSUMER RECEIVED");
+    System.exit(1);
   }
 
   private static Message message(String topic, String run, String kind, int i, String group, long deliverAt) {
