@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	pb "github.com/producerd/producerd/api/rmqv2"
+	"github.com/producerd/producerd/devbroker"
 	"github.com/producerd/producerd/internal/config"
 )
 
@@ -109,4 +110,82 @@ func TestRocketMQGRPCIngress(t *testing.T) {
 	if _, err := stream.Recv(); err == nil {
 		t.Error("the telemetry stream outlived the shutdown")
 	}
+}
+
+// TestRocketMQGRPCIngressBusy: over the daemon's in-flight bound a v2 send is answered
+// TOO_MANY_REQUESTS, which the SDKs retry after their backoff, and counted as rejected.
+func TestRocketMQGRPCIngressBusy(t *testing.T) {
+	c := startCluster(t)
+	text := strings.Replace(configText(c.NameServerAddr(), "rmqv2busy", "rr", 1), `http = "127.0.0.1:0"`,
+		`http = ""`+"\nrocketmq_grpc_listen = \"127.0.0.1:0\"", 1)
+	path := filepath.Join(t.TempDir(), "producer.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{Config: cfg, Logger: hclog.NewNullLogger(), PluginCommand: []string{os.Args[0], "plugin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	cc, err := grpc.NewClient(d.RocketMQGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := pb.NewMessagingServiceClient(cc)
+	cctx := metadata.AppendToOutgoingContext(ctx, "x-mq-client-id", "busy-test@1")
+	send := func(id string) (*pb.SendMessageResponse, error) {
+		return client.SendMessage(cctx, &pb.SendMessageRequest{Messages: []*pb.Message{{
+			Topic: &pb.Resource{Name: testTopic}, Body: []byte("x"), SystemProperties: &pb.SystemProperties{MessageId: id}}}})
+	}
+	// Warm the route, then hold the only slot with a send to hung brokers.
+	if resp, err := send("warm"); err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("warm-up send: %v %v", resp, err)
+	}
+	for _, b := range c.Brokers() {
+		if err := b.SetFault(devbroker.Fault{Hang: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := make(chan struct{})
+	go func() { defer close(held); _, _ = send("held") }()
+	waitFor(t, "the held send to take the only slot", func() bool { n, _ := d.limit.load(); return n == 1 })
+	resp, err := send("refused")
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_TOO_MANY_REQUESTS {
+		t.Errorf("send over the bound: %v %v, want TOO_MANY_REQUESTS", resp, err)
+	}
+	for _, b := range c.Brokers() {
+		_ = b.SetFault(devbroker.Fault{})
+	}
+	<-held
+	if got := testutilCount(t, d, `producerd_rejected_total{api="rocketmq_grpc",reason="resource_exhausted"}`); got != "1" {
+		t.Errorf("rejected resource_exhausted = %q, want 1", got)
+	}
+}
+
+// testutilCount returns the value of one metric series from the admin /metrics page.
+func testutilCount(t *testing.T, d *Daemon, series string) string {
+	t.Helper()
+	_, _, admin := d.Addrs()
+	hr, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hr.Body.Close()
+	body, _ := io.ReadAll(hr.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
