@@ -258,6 +258,7 @@ strategy = "latency"
 
 	got := readAll(t, rc, from, acks)
 	fifoQueues := map[string]bool{}
+	fifoLast := map[string]int64{} // acks are in send order
 	for _, s := range acks {
 		m := got[s.ID]
 		if m == nil {
@@ -302,9 +303,20 @@ strategy = "latency"
 			t.Errorf("%s %d: born host %q, born time %d", s.Kind, s.Index, m.Properties[core.PropertyBornHost], m.BornTime)
 		}
 		if s.Kind == "fifo" {
-			fifoQueues[fmt.Sprintf("%s/%d", m.StoreHost, m.QueueID)] = true
+			q := fmt.Sprintf("%s/%d", m.StoreHost, m.QueueID)
+			fifoQueues[q] = true
+			if prev, ok := fifoLast[q]; ok && m.QueueOffset <= prev {
+				t.Errorf("fifo %d stored at offset %d of %s, before an earlier message of its group (%d)", s.Index, m.QueueOffset, q, prev)
+			}
+			fifoLast[q] = m.QueueOffset
 		}
 	}
+	// A message group is a sharding key: once core keeps a key on one queue whatever the
+	// strategy (keyed sends, issue 14), the group's messages must sit in one queue.
+	if coreKeepsKeys(t, c.NameServer) && len(fifoQueues) != 1 {
+		t.Errorf("core keeps a sharding key on one queue, but the FIFO group landed on %d queues", len(fifoQueues))
+	}
+
 	// The SDK's SimpleConsumer is refused: producerd ends its settings stream with
 	// INVALID_ARGUMENT (consumer RPCs answer UNIMPLEMENTED), so the consumer fails to start
 	// instead of waiting for messages that never come.
@@ -315,6 +327,26 @@ strategy = "latency"
 	}
 
 	t.Logf("Java SDK 5.0.8 through producerd: %v acknowledged and read back with fields compared, %d strategy swaps meanwhile; FIFO group on %d queue(s)", kinds, swaps, len(fifoQueues))
+}
+
+// coreKeepsKeys reports whether core sends messages with one sharding key to one queue
+// under a round-robin strategy: 8 keyed sends through a bare core producer.
+func coreKeepsKeys(t *testing.T, ns string) bool {
+	t.Helper()
+	p, err := core.NewProducer(core.ProducerConfig{Group: "it_rmqv2_probe", Client: core.ClientConfig{NameServers: []string{ns}, InstanceName: "it-rmqv2-probe"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	queues := map[string]bool{}
+	for range 8 {
+		res, err := p.Send(context.Background(), &core.Message{Topic: itTopic, Body: []byte("probe"), ShardingKey: "probe-key"})
+		if err != nil {
+			t.Fatalf("probe send: %v", err)
+		}
+		queues[fmt.Sprint(res.Queue)] = true
+	}
+	return len(queues) == 1
 }
 
 // selfSigned writes server.crt and server.key for 127.0.0.1 into dir.
