@@ -255,8 +255,8 @@ func (c *Config) decodeIngress(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	checkAddr(t, "rocketmq_grpc_listen", c.Ingress.RocketMQGRPC)
 	checkAddr(t, "grpc", c.Ingress.GRPC)
 	checkAddr(t, "http", c.Ingress.HTTP)
-	if c.Ingress.GRPC == "" && c.Ingress.HTTP == "" && c.Ingress.RocketMQGRPC == "" {
-		t.Errorf("grpc", "grpc, http and rocketmq_grpc_listen are all empty: the daemon would accept no messages")
+	if c.Ingress.GRPC == "" && c.Ingress.HTTP == "" {
+		t.Errorf("grpc", "grpc and http are both empty: the daemon would accept no messages")
 	}
 	c.Ingress.TLS = tlsFiles(t, dir)
 	t.Done()
