@@ -436,18 +436,27 @@ type producerData struct {
 	GroupName string `json:"groupName"`
 }
 
-// sendHeartbeats tells every master which producer groups this client holds.
-func (c *Client) sendHeartbeats() {
-	if !c.hbMu.TryLock() {
-		return // the previous round (or an unregistration) is still running
-	}
-	defer c.hbMu.Unlock()
+// heartbeatBody renders the heartbeat naming every producer group of this client.
+func (c *Client) heartbeatBody() []byte {
 	c.mu.Lock()
 	hb := heartbeatData{ClientID: c.id, ConsumerDataSet: []struct{}{},
 		ProducerDataSet: []producerData{{GroupName: innerProducerGroup}}}
 	for g := range c.groups {
 		hb.ProducerDataSet = append(hb.ProducerDataSet, producerData{GroupName: g})
 	}
+	c.mu.Unlock()
+	body, _ := json.Marshal(hb)
+	return body
+}
+
+// sendHeartbeats tells every master which producer groups this client holds.
+func (c *Client) sendHeartbeats() {
+	if !c.hbMu.TryLock() {
+		return // the previous round (or an unregistration) is still running
+	}
+	defer c.hbMu.Unlock()
+	body := c.heartbeatBody()
+	c.mu.Lock()
 	var masters []string
 	for _, addrs := range c.brokerAddrs {
 		if a := addrs[masterID]; a != "" {
@@ -458,7 +467,6 @@ func (c *Client) sendHeartbeats() {
 	if len(masters) == 0 {
 		return
 	}
-	body, _ := json.Marshal(hb)
 	c.eachBroker(masters, func(ctx context.Context, addr string) error {
 		resp, err := c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, body))
 		if err == nil {

@@ -286,16 +286,15 @@ func (p *Producer) begin() error {
 // prepared is a message encoded once for all its attempts: the UNIQ_KEY stays the same on
 // every retry (spec §4.8).
 type prepared struct {
-	topic    string
-	body     []byte
-	props    string
-	uniqKey  string
-	sysFlag  int32
-	flag     int32
-	batch    bool
-	info     *sdk.MessageInfo
-	reqCode  remoting.RequestCode
-	bornTime int64
+	topic   string
+	body    []byte
+	props   string
+	uniqKey string
+	sysFlag int32
+	flag    int32
+	batch   bool
+	info    *sdk.MessageInfo
+	reqCode remoting.RequestCode
 }
 
 func (p *Producer) prepare(m *Message) (*prepared, error) {
@@ -308,8 +307,8 @@ func (p *Producer) prepare(m *Message) (*prepared, error) {
 		return nil, invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(props), maxPropertiesLength)
 	}
 	pr := &prepared{topic: m.Topic, body: m.Body, props: string(props), uniqKey: uniq, flag: m.Flag,
-		reqCode: remoting.SendMessageV2, bornTime: time.Now().UnixMilli(),
-		info: &sdk.MessageInfo{Keys: m.Keys, Tags: m.Tags, ShardingKey: m.ShardingKey, Size: len(m.Body)}}
+		reqCode: remoting.SendMessageV2,
+		info:    &sdk.MessageInfo{Keys: m.Keys, Tags: m.Tags, ShardingKey: m.ShardingKey, Size: len(m.Body)}}
 	if p.cfg.UseV1Header {
 		pr.reqCode = remoting.SendMessage
 	}
@@ -364,10 +363,11 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 	}
 	return &prepared{topic: first.Topic, body: body, props: string(appendProperty(nil, PropertyWait, wait)),
 		uniqKey: strings.Join(ids, ","), batch: true, reqCode: remoting.SendBatchMessage,
-		bornTime: time.Now().UnixMilli(), info: &sdk.MessageInfo{Size: len(body)}}, nil
+		info: &sdk.MessageInfo{Size: len(body)}}, nil
 }
 
-// header builds the request ext fields for one attempt (spec §4.1, §4.2).
+// header builds the request ext fields for one attempt (spec §4.1, §4.2). bornTimestamp is
+// the time of this attempt, as Java sets it in sendKernelImpl.
 func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
 	qid := strconv.Itoa(int(q.ID))
 	batch := strconv.FormatBool(pr.batch)
@@ -375,14 +375,14 @@ func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
 		return map[string]string{
 			"producerGroup": p.cfg.Group, "topic": pr.topic, "defaultTopic": p.defaultTopic,
 			"defaultTopicQueueNums": p.defaultQueueNums, "queueId": qid,
-			"sysFlag": strconv.Itoa(int(pr.sysFlag)), "bornTimestamp": strconv.FormatInt(pr.bornTime, 10),
+			"sysFlag": strconv.Itoa(int(pr.sysFlag)), "bornTimestamp": strconv.FormatInt(time.Now().UnixMilli(), 10),
 			"flag": strconv.Itoa(int(pr.flag)), "properties": pr.props, "reconsumeTimes": "0",
 			"unitMode": "false", "batch": batch, "bname": q.Broker,
 		}
 	}
 	return map[string]string{
 		"a": p.cfg.Group, "b": pr.topic, "c": p.defaultTopic, "d": p.defaultQueueNums,
-		"e": qid, "f": strconv.Itoa(int(pr.sysFlag)), "g": strconv.FormatInt(pr.bornTime, 10),
+		"e": qid, "f": strconv.Itoa(int(pr.sysFlag)), "g": strconv.FormatInt(time.Now().UnixMilli(), 10),
 		"h": strconv.Itoa(int(pr.flag)), "i": pr.props, "j": "0", "k": "false", "m": batch, "n": q.Broker,
 	}
 }
@@ -479,6 +479,7 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		deadline = d
 	}
 	// The first route lookup counts against the budget too.
+	caller := ctx
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	pi, err := p.route(ctx, pr.topic)
@@ -507,14 +508,21 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		}
 		q := p.selectQueue(ctx, sel, pi, pr, lastBroker, attempt, remaining)
 		brokers = append(brokers, q.Broker)
-		attemptDeadline := deadline
+		var watchCap time.Duration
 		if p.cfg.AttemptTimeout > 0 && attempt < attempts-1 && remaining > p.cfg.AttemptTimeout {
-			attemptDeadline = now.Add(p.cfg.AttemptTimeout)
+			watchCap = p.cfg.AttemptTimeout
 		}
-		res, o, err := p.attempt(ctx, pi, pr, q, attemptDeadline)
+		res, o, err := p.attempt(ctx, pi, pr, q, deadline, watchCap)
 		o.Latency = time.Since(now)
-		p.observe(ctx, sel, pr.topic, o)
 		lastBroker = q.Broker
+		if err != nil && callerGone(caller) {
+			// The caller hung up or its own deadline passed: that says nothing about
+			// the broker, so the strategy does not see it (Java does not count an
+			// interrupted send).
+			lastErr = err
+			break
+		}
+		p.observe(ctx, sel, pr.topic, o)
 		if err == nil {
 			res.Attempts = attempt + 1
 			if res.Status != SendOK && p.cfg.RetryAnotherBrokerWhenNotStoreOK {
@@ -531,9 +539,6 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 			}
 			break
 		}
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			break
-		}
 	}
 	if lastResult != nil {
 		return lastResult, nil
@@ -545,10 +550,18 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		Elapsed: time.Since(start), Timeout: timedOut, Last: lastErr}
 }
 
-// attempt sends pr once to queue q and waits for the answer until deadline.
-func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q sdk.Queue, deadline time.Time) (*SendResult, sdk.Outcome, error) {
+// callerGone reports whether the caller's own context ended (cancelled, or its deadline
+// passed before the send's budget).
+func callerGone(caller context.Context) bool { return caller.Err() != nil }
+
+// attempt sends pr once to queue q and waits for the answer until deadline. When watchCap
+// is positive, the broker must show a sign of life every watchCap or the attempt is
+// abandoned with ErrBrokerSilent (liveness.go).
+func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q sdk.Queue, deadline time.Time, watchCap time.Duration) (*SendResult, sdk.Outcome, error) {
 	o := sdk.Outcome{Topic: pr.topic, Broker: q.Broker, Queue: q.ID}
-	actx, cancel := context.WithDeadline(ctx, deadline)
+	cctx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	actx, cancel := context.WithDeadline(cctx, deadline)
 	defer cancel()
 	addr, err := p.brokerAddr(actx, pi, q.Broker)
 	if err != nil {
@@ -556,7 +569,14 @@ func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q
 		return nil, o, err
 	}
 	req := remoting.NewRequest(pr.reqCode, p.header(pr, q), pr.body)
+	var w *watchdog
+	if watchCap > 0 {
+		w = p.watch(actx, addr, q.Broker, time.Now(), watchCap, giveUp)
+	}
 	resp, err := p.client.rc.InvokeSync(actx, addr, req)
+	if dead := w.stop(); err != nil && dead != nil {
+		err = dead
+	}
 	if err != nil {
 		classifyTransport(&o, err)
 		return nil, o, err
@@ -685,7 +705,7 @@ func (p *Producer) SendToQueue(ctx context.Context, m *Message, q sdk.Queue) (*S
 	if !slices.Contains(pi.queues, q) {
 		return nil, invalid("queue.unknown", "queue %s/%d is not a publish queue of topic %s", q.Broker, q.ID, pr.topic)
 	}
-	res, _, err := p.attempt(ctx, pi, pr, q, time.Now().Add(p.cfg.SendTimeout))
+	res, _, err := p.attempt(ctx, pi, pr, q, time.Now().Add(p.cfg.SendTimeout), 0)
 	if err != nil {
 		return nil, &SendError{Topic: pr.topic, Attempts: 1, Brokers: []string{q.Broker}, Last: err}
 	}

@@ -551,3 +551,20 @@ func (c *Client) Close() error {
 	c.wg.Wait()
 	return nil
 }
+
+// ReadSince reports whether the open connection to addr read any bytes at or after t: evidence
+// that the peer is alive even when a particular request is still unanswered. It is false when
+// there is no open connection.
+func (c *Client) ReadSince(addr string, t time.Time) bool {
+	c.mu.Lock()
+	var cn *conn
+	if s := c.slots[addr]; s != nil {
+		cn = s.conn
+	}
+	c.mu.Unlock()
+	if cn == nil || cn.closed.Load() {
+		return false
+	}
+	last := cn.lastRead.Load()
+	return last >= 0 && last >= int64(t.Sub(cn.openedAt))
+}
