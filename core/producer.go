@@ -40,16 +40,22 @@ type ProducerConfig struct {
 	// SendTimeout is the budget of one send across all its attempts; default 3s.
 	SendTimeout time.Duration
 	// Retries is how many more attempts a sync or batch send makes after the first; default 2.
-	// Set NoRetries to make zero explicit.
+	// Set NoRetries to make zero explicit (it does not touch AsyncRetries).
 	Retries   int
 	NoRetries bool
 	// AsyncRetries is how many more attempts an async send makes after a transport
-	// failure (never after a broker error code); default 2.
-	AsyncRetries int
-	// AttemptTimeout caps every attempt but the last, so that one hung broker cannot eat
-	// the whole budget and leave no time for a retry on another broker. Default
-	// SendTimeout/(1+Retries), i.e. 1s of the 3s budget; the last attempt always gets
-	// whatever remains. A negative value disables the cap (the Java behaviour).
+	// failure (never after a broker error code); default 2. Set NoAsyncRetries to make
+	// zero explicit.
+	AsyncRetries   int
+	NoAsyncRetries bool
+	// AttemptTimeout is the liveness check of every attempt but the last: each
+	// AttemptTimeout, the broker must have shown a sign of life (an answer, bytes read
+	// from its connection, or an answer to a heartbeat probe sent shortly before), or the
+	// attempt is abandoned with ErrBrokerSilent and the send retried on another broker.
+	// A broker that is only slow keeps its attempt until the budget ends, so it is not
+	// sent a duplicate. Default SendTimeout/(1+Retries), i.e. 1s of the 3s budget. A
+	// negative value disables the check (the Java behaviour: one hung broker can eat the
+	// whole budget).
 	AttemptTimeout time.Duration
 	// RetryAnotherBrokerWhenNotStoreOK makes a sync send try again when the broker stored
 	// the message but answered FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT or
@@ -102,7 +108,7 @@ func (c *ProducerConfig) withDefaults() ProducerConfig {
 	if out.Retries == 0 && !out.NoRetries {
 		out.Retries = DefaultRetries
 	}
-	if out.AsyncRetries == 0 && !out.NoRetries {
+	if out.AsyncRetries == 0 && !out.NoAsyncRetries {
 		out.AsyncRetries = DefaultAsyncRetries
 	}
 	if out.AttemptTimeout == 0 {
