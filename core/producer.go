@@ -614,6 +614,8 @@ func classifyTransport(o *sdk.Outcome, err error) {
 		o.Kind = sdk.OutcomeConnectFailure
 	case errors.Is(err, remoting.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		o.Kind = sdk.OutcomeTimeout
+	case errors.Is(err, remoting.ErrBadFrame):
+		o.Kind = sdk.OutcomeBrokerError // the broker answered, but not in the protocol
 	default:
 		o.Kind = sdk.OutcomeOther
 	}
@@ -646,16 +648,38 @@ func (p *Producer) result(addr string, pr *prepared, q sdk.Queue, resp *remoting
 	default:
 		return nil, remoting.ResponseError(addr, resp)
 	}
+	// Every field Java's SendMessageResponseHeader requires (@CFNotNull) must be there and
+	// parse: a malformed answer is an error, never a SEND_OK with made-up values.
 	ext := resp.ExtFields
-	res := &SendResult{Status: status, MsgID: pr.uniqKey, OffsetMsgID: ext["msgId"], Topic: pr.topic,
-		Queue: q, TransactionID: ext["transactionId"], RegionID: ext["MSG_REGION"], TraceOn: ext["TRACE_ON"] != "false"}
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w from broker %s (%s) to %s: field %s: %s", ErrBadResponse, q.Broker, addr,
+			pr.reqCode, field, fmt.Sprintf(format, args...))
+	}
+	msgID, ok := ext["msgId"]
+	if !ok || msgID == "" {
+		return nil, bad("msgId", "missing")
+	}
+	qid, err := strconv.ParseInt(ext["queueId"], 10, 32)
+	switch {
+	case ext["queueId"] == "":
+		return nil, bad("queueId", "missing")
+	case err != nil || qid < 0:
+		return nil, bad("queueId", "%q is not a queue id", ext["queueId"])
+	}
+	offset, err := strconv.ParseInt(ext["queueOffset"], 10, 64)
+	switch {
+	case ext["queueOffset"] == "":
+		return nil, bad("queueOffset", "missing")
+	case err != nil || offset < 0:
+		return nil, bad("queueOffset", "%q is not an offset", ext["queueOffset"])
+	}
+	res := &SendResult{Status: status, MsgID: pr.uniqKey, OffsetMsgID: msgID, Topic: pr.topic,
+		Queue: q, QueueOffset: offset, TransactionID: ext["transactionId"], RegionID: ext["MSG_REGION"],
+		TraceOn: ext["TRACE_ON"] != "false"}
+	res.Queue.ID = int32(qid)
 	if res.RegionID == "" {
 		res.RegionID = "DefaultRegion"
 	}
-	if qid, err := strconv.ParseInt(ext["queueId"], 10, 32); err == nil {
-		res.Queue.ID = int32(qid)
-	}
-	res.QueueOffset, _ = strconv.ParseInt(ext["queueOffset"], 10, 64)
 	return res, nil
 }
 
