@@ -221,12 +221,25 @@ func acquireClient(cfg ClientConfig, p *Producer) (*Client, error) {
 }
 
 func newClient(id string, cfg ClientConfig) (*Client, error) {
-	rc, err := remoting.NewClient(cfg.Remoting)
+	var c *Client
+	// A new connection to a broker gets a heartbeat at once, as Java 5 sends one when a
+	// channel opens, so the broker learns the producer groups now, not at the next round.
+	rcfg := cfg.Remoting
+	userOnConn := rcfg.Hooks.OnConn
+	rcfg.Hooks.OnConn = func(e remoting.ConnEvent) {
+		if userOnConn != nil {
+			userOnConn(e)
+		}
+		if e.Open {
+			c.heartbeatOnConnect(e.Addr)
+		}
+	}
+	rc, err := remoting.NewClient(rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	rc.SetNameServers(cfg.NameServers)
-	c := &Client{
+	c = &Client{
 		id:          id,
 		cfg:         cfg,
 		rc:          rc,
@@ -516,6 +529,43 @@ func (c *Client) heartbeatBody() []byte {
 	c.mu.Unlock()
 	body, _ := json.Marshal(hb)
 	return body
+}
+
+// heartbeatOnConnect sends one heartbeat to addr, off the dialling goroutine, when addr is
+// a known broker (not a NameServer).
+func (c *Client) heartbeatOnConnect(addr string) {
+	c.mu.Lock()
+	known := false
+	for _, addrs := range c.brokerAddrs {
+		for _, a := range addrs {
+			known = known || a == addr
+		}
+	}
+	if !known || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.APITimeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-c.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		resp, err := c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, c.heartbeatBody()))
+		if err == nil {
+			err = remoting.ResponseError(addr, resp)
+		}
+		if err != nil {
+			c.log.Debug("heartbeat on connect failed", "broker", addr, "error", err)
+		}
+	}()
 }
 
 // sendHeartbeats tells every master which producer groups this client holds.

@@ -367,6 +367,10 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 	if first.NoWaitStore {
 		wait = "false"
 	}
+	// The batch wrapper carries no UNIQ_KEY, although Java 5.x clients before apache/rocketmq
+	// #9417 set one: a 5.3.3 broker appends the wrapper's properties to every inner message
+	// of a normal topic, so every message would be read back with the wrapper's UNIQ_KEY
+	// instead of its own (measured, docs/send-path.md; Java issue #9416).
 	return &prepared{topic: first.Topic, body: body, props: string(appendProperty(nil, PropertyWait, wait)),
 		uniqKey: strings.Join(ids, ","), batch: true, reqCode: remoting.SendBatchMessage,
 		info: &sdk.MessageInfo{Size: len(body)}}, nil

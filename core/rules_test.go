@@ -284,3 +284,16 @@ func TestMalformedSendAnswers(t *testing.T) {
 		}
 	}
 }
+
+// Finding 7: a blank user-property name or value is refused before any I/O, as Java's
+// putUserProperty does (the broker would drop the pair and acknowledge the message).
+func TestBlankPropertyRefused(t *testing.T) {
+	t.Parallel()
+	for _, props := range []map[string]string{{"e": "", "f": "v"}, {"e": "  "}, {" ": "v"}} {
+		err := (&core.Message{Topic: "T", Body: []byte("x"), Properties: props}).Validate(0)
+		var ve *core.ValidationError
+		if !errors.As(err, &ve) || ve.Rule != "property.blank" {
+			t.Errorf("properties %q: %v; want property.blank", props, err)
+		}
+	}
+}
