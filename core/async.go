@@ -188,7 +188,8 @@ func (at *asyncAttempt) onResponse(resp *remoting.Command, err error) {
 	if err != nil {
 		o := sdk.Outcome{}
 		classifyTransport(&o, err)
-		go a.failed(at, o, err, true)
+		// A garbled answer still means the broker got the request: no retry.
+		go a.failed(at, o, err, !errors.Is(err, remoting.ErrBadFrame))
 		return
 	}
 	res, rerr := a.p.result(at.addr, a.pr, at.q, resp)

@@ -542,6 +542,11 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 			return res, nil
 		}
 		lastErr = err
+		if errors.Is(err, ErrBadResponse) || errors.Is(err, remoting.ErrBadFrame) {
+			// The broker got the request and answered, if garbled: the message may be
+			// stored, and a retry could store it again (only the RetryCodes are safe).
+			break
+		}
 		var re *remoting.Error
 		if !errors.Is(err, ErrBrokerNotFound) && errors.As(err, &re) && !p.retryCodes[re.Code] {
 			if lastResult != nil {

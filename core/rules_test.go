@@ -276,6 +276,13 @@ func TestMalformedSendAnswers(t *testing.T) {
 				if errors.Is(err, remoting.ErrTimeout) || time.Since(start) > 5*time.Second {
 					t.Fatalf("a malformed answer ended as a timeout: %v", err)
 				}
+				var se *core.SendError
+				if !async && (!errors.As(err, &se) || se.Attempts != 1) {
+					t.Fatalf("%v; want no retry after an answer (the message may be stored)", err)
+				}
+				if n := storedAnywhere(dev); n != 1 {
+					t.Fatalf("%d copies stored, want 1", n)
+				}
 				_, outs := rec.snapshot()
 				if len(outs) == 0 || outs[0].Kind != sdk.OutcomeBrokerError || !outs[0].Isolation {
 					t.Fatalf("outcomes %+v; want a broker error with isolation", outs)
