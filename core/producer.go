@@ -703,6 +703,7 @@ func (p *Producer) SendOneway(ctx context.Context, m *Message) error {
 	if err != nil {
 		return err
 	}
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
 	defer cancel()
 	pi, err := p.route(ctx, pr.topic)
@@ -718,7 +719,7 @@ func (p *Producer) SendOneway(ctx context.Context, m *Message) error {
 	}
 	start := time.Now()
 	err = p.client.rc.InvokeOneway(ctx, addr, remoting.NewRequest(pr.reqCode, p.header(pr, q), pr.body))
-	if err != nil {
+	if err != nil && !callerGone(caller) {
 		o := sdk.Outcome{Topic: pr.topic, Broker: q.Broker, Queue: q.ID, Latency: time.Since(start)}
 		classifyTransport(&o, err)
 		p.observe(ctx, sel, pr.topic, o)
