@@ -525,10 +525,10 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		res, o, err := p.attempt(ctx, pi, pr, q, deadline, watchCap)
 		o.Latency = time.Since(now)
 		lastBroker = q.Broker
-		if err != nil && callerGone(caller) {
-			// The caller hung up or its own deadline passed: that says nothing about
-			// the broker, so the strategy does not see it (Java does not count an
-			// interrupted send).
+		if err != nil && p.callerEnded(caller, o.Latency) && !errors.Is(err, ErrBrokerSilent) {
+			// The caller hung up, or its own deadline passed before the broker could be
+			// judged: that says nothing about the broker, so the strategy does not see
+			// it (Java does not count an interrupted send).
 			lastErr = err
 			break
 		}
@@ -565,9 +565,19 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		Elapsed: time.Since(start), Timeout: timedOut, Last: lastErr}
 }
 
-// callerGone reports whether the caller's own context ended (cancelled, or its deadline
-// passed before the send's budget).
-func callerGone(caller context.Context) bool { return caller.Err() != nil }
+// callerEnded reports whether an attempt that lasted latency failed because the caller's
+// own context ended rather than because of the broker: the caller cancelled, or its
+// deadline passed sooner than AttemptTimeout into the attempt (too soon to judge the
+// broker; with the check off, any deadline is a timeout, as in Java).
+func (p *Producer) callerEnded(caller context.Context, latency time.Duration) bool {
+	switch err := caller.Err(); {
+	case err == nil:
+		return false
+	case errors.Is(err, context.Canceled):
+		return true
+	}
+	return latency < p.cfg.AttemptTimeout
+}
 
 // attempt sends pr once to queue q and waits for the answer until deadline. When watchCap
 // is positive, the broker must show a sign of life every watchCap or the attempt is
@@ -719,7 +729,7 @@ func (p *Producer) SendOneway(ctx context.Context, m *Message) error {
 	}
 	start := time.Now()
 	err = p.client.rc.InvokeOneway(ctx, addr, remoting.NewRequest(pr.reqCode, p.header(pr, q), pr.body))
-	if err != nil && !callerGone(caller) {
+	if err != nil && !p.callerEnded(caller, time.Since(start)) {
 		o := sdk.Outcome{Topic: pr.topic, Broker: q.Broker, Queue: q.ID, Latency: time.Since(start)}
 		classifyTransport(&o, err)
 		p.observe(ctx, sel, pr.topic, o)

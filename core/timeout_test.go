@@ -126,8 +126,8 @@ func TestHungBrokerFailsOverWithinCap(t *testing.T) {
 	}
 }
 
-// Finding 2: a caller that cancels its send says nothing about the broker: the strategy
-// sees no outcome and the hooks count none.
+// Finding 2: a caller that cancels its send, or whose short deadline passes, says nothing
+// about the broker: the strategy sees no outcome and the hooks count none.
 func TestCancelledSendLeavesHealthUnchanged(t *testing.T) {
 	t.Parallel()
 	dev := startDev(t, devbroker.Config{})
@@ -163,5 +163,16 @@ func TestCancelledSendLeavesHealthUnchanged(t *testing.T) {
 	}
 	if len(attempts) != 0 {
 		t.Fatalf("OnAttempt counted %+v for a cancelled send", <-attempts)
+	}
+
+	// A caller deadline (200ms) shorter than the attempt check (1s) is the caller's
+	// impatience, not evidence against the broker.
+	dctx, dcancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer dcancel()
+	if _, err := p.Send(dctx, &core.Message{Topic: "T", Body: []byte("x")}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("send past the caller's deadline: %v", err)
+	}
+	if _, outs := rec.snapshot(); len(outs) != 0 || len(attempts) != 0 {
+		t.Fatalf("the strategy saw %+v for a send the caller gave up on", outs)
 	}
 }
