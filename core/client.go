@@ -137,6 +137,7 @@ type Client struct {
 	brokerAddrs map[string]map[int64]string // broker name -> id -> addr
 	routes      map[string]*TopicRoute      // last route per topic (incl. TBW102 fallbacks)
 	routeNS     map[string]string           // NameServer of each last route
+	probes      map[string]*probeCall       // latest liveness probe per broker address
 	closed      bool
 
 	topics   sync.Map // topic -> *topicState
@@ -248,6 +249,7 @@ func newClient(id string, cfg ClientConfig) (*Client, error) {
 		brokerAddrs: make(map[string]map[int64]string),
 		routes:      make(map[string]*TopicRoute),
 		routeNS:     make(map[string]string),
+		probes:      make(map[string]*probeCall),
 		stop:        make(chan struct{}),
 	}
 	c.wg.Add(2)

@@ -98,9 +98,7 @@ func (p *Producer) alive(ctx context.Context, addr string, since, deadline time.
 	if rc.ReadSince(addr, since) {
 		return true, nil
 	}
-	pctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	_, err := rc.InvokeSync(pctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, p.client.heartbeatBody()))
+	err := p.client.probe(ctx, addr, since, deadline)
 	if err == nil || rc.ReadSince(addr, since) {
 		return true, nil
 	}
@@ -108,4 +106,61 @@ func (p *Producer) alive(ctx context.Context, addr string, since, deadline time.
 		return true, err // the attempt ended: no verdict
 	}
 	return false, err
+}
+
+// probeCall is one liveness probe of an address, shared by every attempt that needs one
+// meanwhile: a hung broker with many sends waiting gets one probe per window, not one
+// per send.
+type probeCall struct {
+	sent time.Time
+	done chan struct{}
+	err  error
+}
+
+// probe sends a HEART_BEAT to addr, or joins one sent at or after since, and waits for its
+// answer until deadline. nil means the broker answered (whatever the code).
+func (c *Client) probe(ctx context.Context, addr string, since, deadline time.Time) error {
+	c.mu.Lock()
+	pc := c.probes[addr]
+	if pc == nil || pc.sent.Before(since) {
+		if c.closed {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		pc = &probeCall{sent: time.Now(), done: make(chan struct{})}
+		c.probes[addr] = pc
+		c.wg.Add(1)
+		go c.runProbe(addr, pc, deadline)
+	}
+	c.mu.Unlock()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-pc.done:
+		return pc.err
+	case <-ctx.Done():
+		return fmt.Errorf("core: liveness probe of %s: %w", addr, context.Canceled)
+	case <-t.C:
+		return fmt.Errorf("%w: %s: no answer to the heartbeat probe by %v", remoting.ErrTimeout, addr, deadline.Format("15:04:05.000"))
+	}
+}
+
+func (c *Client) runProbe(addr string, pc *probeCall, deadline time.Time) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_, pc.err = c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, c.heartbeatBody()))
+	close(pc.done)
+	c.mu.Lock()
+	if c.probes[addr] == pc && pc.err != nil {
+		delete(c.probes, addr) // a failed probe proves nothing to later windows
+	}
+	c.mu.Unlock()
 }

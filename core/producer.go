@@ -570,7 +570,11 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 // deadline passed sooner than AttemptTimeout into the attempt (too soon to judge the
 // broker; with the check off, any deadline is a timeout, as in Java).
 func (p *Producer) callerEnded(caller context.Context, latency time.Duration) bool {
-	switch err := caller.Err(); {
+	err := caller.Err()
+	if d, ok := caller.Deadline(); ok && err == nil && !time.Now().Before(d) {
+		err = context.DeadlineExceeded // its timer may fire just after the attempt's
+	}
+	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, context.Canceled):

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/devbroker"
 	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/remoting"
 )
 
 // storedCopies counts, over every broker of dev, the messages of topic stored with each
@@ -174,5 +177,48 @@ func TestCancelledSendLeavesHealthUnchanged(t *testing.T) {
 	}
 	if _, outs := rec.snapshot(); len(outs) != 0 || len(attempts) != 0 {
 		t.Fatalf("the strategy saw %+v for a send the caller gave up on", outs)
+	}
+}
+
+// Many sends waiting on one hung broker share its liveness probe: one heartbeat per check
+// window, not one per send.
+func TestHungBrokerProbesShared(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devbroker.Config{})
+	aAddr := dev.Broker("broker-a").Addr()
+	var heartbeats atomic.Int64
+	rec := &recorder{index: func(s *sdk.Selection) (int, error) {
+		for i, q := range s.Queues {
+			if (s.Attempt == 0) == (q.Broker == "broker-a") {
+				return i, nil
+			}
+		}
+		return 0, nil
+	}}
+	p := devProducer(t, dev, func(c *core.ProducerConfig) {
+		c.Strategy = rec
+		c.Client.Remoting.Hooks.OnRequest = func(e remoting.RequestEvent) {
+			if e.Code == remoting.HeartBeat && e.Addr == aAddr {
+				heartbeats.Add(1)
+			}
+		}
+	})
+	setFault(t, dev.Broker("broker-a"), devbroker.Fault{Hang: true})
+	t.Cleanup(func() { dev.Broker("broker-a").SetFault(devbroker.Fault{}) })
+	const sends = 20
+	var wg sync.WaitGroup
+	for range sends {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res, err := p.Send(context.Background(), &core.Message{Topic: "T", Body: []byte("x")}); err != nil || res.Queue.Broker != "broker-b" {
+				t.Errorf("send with broker-a hung: %+v %v", res, err)
+			}
+		}()
+	}
+	wg.Wait()
+	// The heartbeat on connect and one probe; before the probes were shared, one per send.
+	if n := heartbeats.Load(); n > 3 {
+		t.Fatalf("%d heartbeats to the hung broker for %d waiting sends", n, sends)
 	}
 }
