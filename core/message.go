@@ -153,6 +153,11 @@ func (m *Message) Validate(maxSize int) error {
 		if strings.TrimSpace(k) == "" {
 			return invalid("property.blank", "a user property name is blank")
 		}
+		// Java's putUserProperty refuses a blank value too; the broker would drop the
+		// pair silently, so the message would be acknowledged without it.
+		if strings.TrimSpace(v) == "" {
+			return invalid("property.blank", "user property %q has a blank value", k)
+		}
 		if reservedProperties[k] {
 			return invalid("property.reserved", "%q is a reserved system property name", k)
 		}

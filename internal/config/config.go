@@ -157,6 +157,15 @@ type Producer struct {
 	DefaultTopicQueueNums            int
 	MaxAsyncInflight                 int
 	RetryAnotherBrokerWhenNotStoreOK bool
+
+	// AttemptTimeout is -1 for attempt_timeout = "off" (no liveness check). NoRetries and
+	// NoAsyncRetries record an explicit 0 of retries and async_retries: 0 means 0, an
+	// absent key means core's default.
+	NoAsyncRetries bool
+	// MaxQueuesPerBroker and MaxBrokersPerRoute are the route sanity bounds
+	// max_queues_per_broker and max_brokers_per_route; 0 means core's defaults (1024, 4096).
+	MaxQueuesPerBroker int
+	MaxBrokersPerRoute int
 }
 
 // Load reads and parses the file at path.
@@ -476,10 +485,18 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 			}
 		}
 		t.Duration("send_timeout", &p.SendTimeout, time.Millisecond, tomlx.NoMax)
-		t.Duration("attempt_timeout", &p.AttemptTimeout, 0, tomlx.NoMax)
+		if v, ok := t.Get("attempt_timeout"); ok && v == "off" {
+			p.AttemptTimeout = -1 // no per-attempt liveness check (core: negative disables)
+		} else {
+			t.Duration("attempt_timeout", &p.AttemptTimeout, time.Millisecond, tomlx.NoMax)
+		}
+		// Zero means zero: "retries = 0" is one attempt and leaves async_retries alone.
 		t.Int("retries", &p.Retries, 0, 16)
 		p.NoRetries = t.Has("retries") && p.Retries == 0
 		t.Int("async_retries", &p.AsyncRetries, 0, 16)
+		p.NoAsyncRetries = t.Has("async_retries") && p.AsyncRetries == 0
+		t.Int("max_queues_per_broker", &p.MaxQueuesPerBroker, 1, 1<<16)
+		t.Int("max_brokers_per_route", &p.MaxBrokersPerRoute, 1, 1<<20)
 		t.Size("max_message_size", &p.MaxMessageSize, 1, 16<<20-64<<10)
 		t.Bool("compress", &p.Compress)
 		t.Size("compress_threshold", &p.CompressThreshold, 0, 1<<30)

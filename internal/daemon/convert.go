@@ -63,6 +63,18 @@ func errorToPB(err error) *producerdpb.Error {
 		code, e.Reason = codes.InvalidArgument, "UNKNOWN_GROUP"
 	case errors.Is(err, core.ErrInvalidMessage):
 		code, e.Reason = codes.InvalidArgument, "INVALID_MESSAGE"
+	// Route problems first: each keeps its cause (a NameServer's TOPIC_NOT_EXIST, a
+	// connect error), and only an unknown topic is permanent.
+	case errors.Is(err, core.ErrTopicNotExist):
+		code, e.Reason, e.Code = codes.NotFound, "TOPIC_NOT_EXIST", int32(remoting.TopicNotExist)
+	case errors.Is(err, core.ErrNameServerUnreachable):
+		code, e.Reason = codes.Unavailable, "NAMESERVER_UNREACHABLE"
+	case errors.Is(err, core.ErrNoWritableQueue):
+		code, e.Reason = codes.Unavailable, "NO_WRITABLE_QUEUE"
+	case errors.Is(err, core.ErrBadRoute):
+		code, e.Reason = codes.Unavailable, "BAD_ROUTE"
+	case errors.Is(err, core.ErrBadResponse), errors.Is(err, remoting.ErrBadFrame):
+		code, e.Reason = codes.Unavailable, "BAD_RESPONSE"
 	case errors.As(err, &re):
 		e.Code, e.Reason = int32(re.Code), re.Code.String()
 		switch re.Code {

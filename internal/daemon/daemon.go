@@ -284,11 +284,13 @@ func (d *Daemon) producerConfig(cfg *config.Config, p config.Producer) (core.Pro
 		Client: core.ClientConfig{
 			NameServers: c.NameServers, InstanceName: c.InstanceName, UnitName: c.UnitName, ClientIP: c.ClientIP,
 			RouteRefresh: c.RouteRefresh, Heartbeat: c.Heartbeat, APITimeout: c.APITimeout,
+			MaxQueuesPerBroker: p.MaxQueuesPerBroker, MaxBrokersPerRoute: p.MaxBrokersPerRoute,
 			Remoting: rc, Logger: d.log.Named("core"),
 		},
 		SendTimeout:                      p.SendTimeout,
 		Retries:                          p.Retries,
 		NoRetries:                        p.NoRetries,
+		NoAsyncRetries:                   p.NoAsyncRetries,
 		AsyncRetries:                     p.AsyncRetries,
 		AttemptTimeout:                   p.AttemptTimeout,
 		RetryAnotherBrokerWhenNotStoreOK: p.RetryAnotherBrokerWhenNotStoreOK,
