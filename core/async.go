@@ -192,7 +192,8 @@ func (a *asyncSend) failed(o sdk.Outcome, err error, retryable bool) {
 	a.report(o)
 	a.lastBroker = a.q.Broker
 	a.attempt++
-	if retryable && a.attempt < a.attempts && time.Now().Before(a.deadline) {
+	retryKeyed, err := a.p.keyedRetry(a.pr, a.q, err)
+	if retryable && retryKeyed && a.attempt < a.attempts && time.Now().Before(a.deadline) {
 		a.try()
 		return
 	}

@@ -83,6 +83,10 @@ type ProducerConfig struct {
 	UseV1Header bool
 	// Hooks observe sends (for metrics).
 	Hooks ProducerHooks
+	// Ordering and KeyHash place messages with a ShardingKey (core/order.go): the key's
+	// queue, whatever the Strategy; defaults OrderingStrict and KeyHashJava.
+	Ordering Ordering
+	KeyHash  KeyHash
 }
 
 // ProducerHooks observe a producer; each is optional and must not block.
@@ -92,6 +96,9 @@ type ProducerHooks struct {
 	// OnDecision is called after every strategy decision; fallback is true when the
 	// strategy failed and in-process round-robin decided.
 	OnDecision func(latency time.Duration, fallback bool, err error)
+	// OnKeyedQueueCountChange is called when a topic's queue count differs from what the
+	// previous keyed send saw (keys move to other queues).
+	OnKeyedQueueCountChange func(topic string, old, new int)
 }
 
 func (c *ProducerConfig) withDefaults() ProducerConfig {
@@ -152,6 +159,8 @@ func (c *ProducerConfig) validate() error {
 		"MaxMessageSize must be in 1..%d, got %d", remoting.MaxFrameSize-64<<10, c.MaxMessageSize)
 	check(c.CompressLevel >= 1 && c.CompressLevel <= 9, "CompressLevel must be in 1..9, got %d", c.CompressLevel)
 	check(c.DefaultTopicQueueNums > 0, "DefaultTopicQueueNums must be positive, got %d", c.DefaultTopicQueueNums)
+	check(c.Ordering == OrderingStrict || c.Ordering == OrderingRelaxed, "Ordering %d is unknown", c.Ordering)
+	check(c.KeyHash == KeyHashJava || c.KeyHash == KeyHashFNV, "KeyHash %d is unknown", c.KeyHash)
 	check(c.MaxAsyncInFlight > 0, "MaxAsyncInFlight must be positive, got %d", c.MaxAsyncInFlight)
 	if c.CreateTopicKey != "" {
 		if err := ValidateTopic(c.CreateTopicKey); err != nil {
@@ -213,6 +222,7 @@ type Producer struct {
 	// Header values that are the same for every send, rendered once.
 	defaultTopic, defaultQueueNums string
 	asyncSem                       chan struct{}
+	order                          orderState
 
 	// closeMu orders begin's inflight.Add with Close's inflight.Wait (a WaitGroup may not
 	// be added to from zero while it is waited on).
@@ -407,6 +417,9 @@ func (p *Producer) strategy() (sdk.Selector, func()) {
 // selectQueue asks the strategy for a queue; any strategy failure falls back to the
 // in-process round-robin for this decision.
 func (p *Producer) selectQueue(ctx context.Context, sel sdk.Selector, pi *publishInfo, pr *prepared, last string, attempt int, remaining time.Duration) sdk.Queue {
+	if q, ok := p.keyedQueue(pi, pr, attempt); ok {
+		return q // the key decides, never the strategy
+	}
 	if sel == nil {
 		return pi.queues[pi.selectRR(last)]
 	}
@@ -523,7 +536,10 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 			}
 			return res, nil
 		}
-		lastErr = err
+		retry, kerr := p.keyedRetry(pr, q, err)
+		if lastErr = kerr; !retry {
+			break
+		}
 		var re *remoting.Error
 		if !errors.Is(err, ErrBrokerNotFound) && errors.As(err, &re) && !p.retryCodes[re.Code] {
 			if lastResult != nil {
