@@ -157,6 +157,12 @@ type Producer struct {
 	DefaultTopicQueueNums            int
 	MaxAsyncInflight                 int
 	RetryAnotherBrokerWhenNotStoreOK bool
+	// Ordering of keyed messages: strict (default: never moved off the key's queue) or
+	// relaxed (retries may fail over) (ordering).
+	Ordering string
+	// Hash maps sharding keys to queues: java (default, SelectMessageQueueByHash) or fnv
+	// (rocketmq-client-go's hash selector) (hash).
+	Hash string
 }
 
 // Load reads and parses the file at path.
@@ -451,7 +457,7 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 	}
 	firstLine := make(map[string]int)
 	for _, t := range ts {
-		p := Producer{Group: "", Compress: true, AutoCreateTopic: true}
+		p := Producer{Group: "", Compress: true, AutoCreateTopic: true, Ordering: "strict", Hash: "java"}
 		if !t.Str("group", &p.Group) && !t.Has("group") {
 			if len(ts) == 1 {
 				p.Group = DefaultGroup
@@ -493,6 +499,8 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 		t.Int("default_topic_queue_nums", &p.DefaultTopicQueueNums, 1, 1024)
 		t.Int("max_async_inflight", &p.MaxAsyncInflight, 1, 1<<24)
 		t.Bool("retry_another_broker_when_not_store_ok", &p.RetryAnotherBrokerWhenNotStoreOK)
+		t.OneOf("ordering", &p.Ordering, "strict", "relaxed")
+		t.OneOf("hash", &p.Hash, "java", "fnv")
 		t.Done()
 		c.Producers = append(c.Producers, p)
 	}

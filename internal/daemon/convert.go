@@ -77,6 +77,8 @@ func errorToPB(err error) *producerdpb.Error {
 		}
 	case errors.Is(err, core.ErrNoRoute):
 		code, e.Reason = codes.NotFound, "NO_ROUTE"
+	case errors.Is(err, core.ErrOrderedQueueFailed):
+		code, e.Reason = codes.Unavailable, "ORDERED_QUEUE_FAILED"
 	case errors.Is(err, core.ErrTimeout), errors.Is(err, remoting.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		code, e.Reason = codes.DeadlineExceeded, "TIMEOUT"
 	case errors.Is(err, remoting.ErrConnect):

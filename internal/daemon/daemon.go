@@ -304,6 +304,7 @@ func (d *Daemon) producerConfig(cfg *config.Config, p config.Producer) (core.Pro
 	if !p.Compress {
 		pc.CompressThreshold = -1
 	}
+	d.orderConfig(&pc, p)
 	return pc, nil
 }
 
