@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -45,6 +46,11 @@ type Message struct {
 	ShardingKey string
 	// DelayLevel 1..18 delays delivery by the broker's level table; 0 = none.
 	DelayLevel int
+	// DeliverAt and Delay are RocketMQ 5.x timer delivery (core/timer.go): at an absolute
+	// time (a past one delivers at once), or after a delay from when the broker stores
+	// the message. At most one of DelayLevel, DeliverAt and Delay may be set.
+	DeliverAt time.Time
+	Delay     time.Duration
 	// Flag is the user integer carried in the header; default 0.
 	Flag int32
 	// Properties are user properties; reserved names are refused.
@@ -138,8 +144,8 @@ func (m *Message) Validate(maxSize int) error {
 	case len(m.Body) > maxSize:
 		return invalid("body.size", "the message body is %d bytes, the limit is %d", len(m.Body), maxSize)
 	}
-	if m.DelayLevel < 0 {
-		return invalid("delay.level", "delay level %d is negative", m.DelayLevel)
+	if err := m.validateDelay(); err != nil {
+		return err
 	}
 	for _, k := range m.Keys {
 		if k == "" || strings.ContainsAny(k, " \x01\x02") {
@@ -187,6 +193,7 @@ func (m *Message) encodeProperties(dst []byte, uniqKey string) []byte {
 	if m.ShardingKey != "" {
 		dst = appendProperty(dst, PropertyShardingKey, m.ShardingKey)
 	}
+	dst = m.appendTimer(dst)
 	if m.NoWaitStore {
 		dst = appendProperty(dst, PropertyWait, "false")
 	} else {

@@ -352,8 +352,8 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 		switch {
 		case m.Topic != first.Topic:
 			return nil, invalid("batch.topic", "batch message %d has topic %q, the batch is for %q", i, m.Topic, first.Topic)
-		case m.DelayLevel > 0:
-			return nil, invalid("batch.delay", "batch message %d has a delay level; batches cannot be delayed", i)
+		case m.DelayLevel > 0 || m.isTimer():
+			return nil, invalid("batch.delay", "batch message %d has a delay; batches cannot be delayed", i)
 		case m.NoWaitStore != first.NoWaitStore:
 			return nil, invalid("batch.wait", "batch message %d differs in NoWaitStore from the first", i)
 		}
