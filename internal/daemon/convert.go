@@ -15,7 +15,7 @@ import (
 
 // toCore converts an API message; the body is not copied.
 func toCore(m *producerdpb.Message) *core.Message {
-	return &core.Message{
+	cm := &core.Message{
 		Topic:       m.GetTopic(),
 		Body:        m.GetBody(),
 		Tags:        m.GetTags(),
@@ -24,6 +24,8 @@ func toCore(m *producerdpb.Message) *core.Message {
 		DelayLevel:  int(m.GetDelayLevel()),
 		Properties:  m.GetProperties(),
 	}
+	timerToCore(cm, m)
+	return cm
 }
 
 func statusToPB(s core.SendStatus) producerdpb.SendStatus {
