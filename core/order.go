@@ -110,7 +110,7 @@ func (p *Producer) keyedQueue(pi *publishInfo, pr *prepared, attempt int) (sdk.Q
 	if p.cfg.KeyHash == KeyHashFNV {
 		queues = p.order.clientGoQueues(pi)
 	}
-	p.order.noteCount(p, pi.topic, len(queues))
+	p.order.noteCount(p, pr.topic, len(queues))
 	if p.cfg.KeyHash == KeyHashFNV {
 		return queues[FNVHashIndex(pr.info.ShardingKey, len(queues))], true
 	}

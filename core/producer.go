@@ -87,6 +87,9 @@ type ProducerConfig struct {
 	// queue, whatever the Strategy; defaults OrderingStrict and KeyHashJava.
 	Ordering Ordering
 	KeyHash  KeyHash
+	// Namespace, when set, is Java's ClientConfig.namespace (core/namespace.go): topics
+	// become "ns%topic" and the group "ns%group" on the wire; results show the bare names.
+	Namespace string
 }
 
 // ProducerHooks observe a producer; each is optional and must not block.
@@ -146,6 +149,8 @@ func (c *ProducerConfig) validate() error {
 	var errs []error
 	if err := ValidateGroup(c.Group); err != nil {
 		errs = append(errs, fmt.Errorf("%w: Group: %w", ErrInvalidConfig, err))
+	} else if err := ValidateNamespace(c.Namespace, c.Group); err != nil {
+		errs = append(errs, fmt.Errorf("%w: Namespace: %w", ErrInvalidConfig, err))
 	}
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
@@ -239,6 +244,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg.Group = WithNamespace(cfg.Namespace, cfg.Group) // the wire name; Group() strips it
 	p := &Producer{cfg: cfg, retryCodes: make(map[remoting.ResponseCode]bool), asyncSem: make(chan struct{}, cfg.MaxAsyncInFlight),
 		defaultTopic: cfg.CreateTopicKey, defaultQueueNums: strconv.Itoa(cfg.DefaultTopicQueueNums)}
 	if p.defaultTopic == "" { // auto-create off: brokers still expect the field
@@ -256,7 +262,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 }
 
 // Group returns the producer group name.
-func (p *Producer) Group() string { return p.cfg.Group }
+func (p *Producer) Group() string { return WithoutNamespace(p.cfg.Namespace, p.cfg.Group) }
 
 // Client returns the shared client instance.
 func (p *Producer) Client() *Client { return p.client }
@@ -313,7 +319,7 @@ func (p *Producer) prepare(m *Message) (*prepared, error) {
 		return nil, err
 	}
 	uniq := uniqIDs.next()
-	props := m.encodeProperties(make([]byte, 0, 64+len(m.Tags)+len(m.ShardingKey)), uniq)
+	props := p.appendInstanceID(m.encodeProperties(make([]byte, 0, 64+len(m.Tags)+len(m.ShardingKey)), uniq))
 	if len(props) > maxPropertiesLength {
 		return nil, invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(props), maxPropertiesLength)
 	}
@@ -372,7 +378,7 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 	if first.NoWaitStore {
 		wait = "false"
 	}
-	return &prepared{topic: first.Topic, body: body, props: string(appendProperty(nil, PropertyWait, wait)),
+	return &prepared{topic: first.Topic, body: body, props: string(p.appendInstanceID(appendProperty(nil, PropertyWait, wait))),
 		uniqKey: strings.Join(ids, ","), batch: true, reqCode: remoting.SendBatchMessage,
 		bornTime: time.Now().UnixMilli(), info: &sdk.MessageInfo{Size: len(body)}}, nil
 }
@@ -381,9 +387,10 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
 	qid := strconv.Itoa(int(q.ID))
 	batch := strconv.FormatBool(pr.batch)
+	topic := WithNamespace(p.cfg.Namespace, pr.topic)
 	if pr.reqCode == remoting.SendMessage {
 		return map[string]string{
-			"producerGroup": p.cfg.Group, "topic": pr.topic, "defaultTopic": p.defaultTopic,
+			"producerGroup": p.cfg.Group, "topic": topic, "defaultTopic": p.defaultTopic,
 			"defaultTopicQueueNums": p.defaultQueueNums, "queueId": qid,
 			"sysFlag": strconv.Itoa(int(pr.sysFlag)), "bornTimestamp": strconv.FormatInt(pr.bornTime, 10),
 			"flag": strconv.Itoa(int(pr.flag)), "properties": pr.props, "reconsumeTimes": "0",
@@ -391,7 +398,7 @@ func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
 		}
 	}
 	return map[string]string{
-		"a": p.cfg.Group, "b": pr.topic, "c": p.defaultTopic, "d": p.defaultQueueNums,
+		"a": p.cfg.Group, "b": topic, "c": p.defaultTopic, "d": p.defaultQueueNums,
 		"e": qid, "f": strconv.Itoa(int(pr.sysFlag)), "g": strconv.FormatInt(pr.bornTime, 10),
 		"h": strconv.Itoa(int(pr.flag)), "i": pr.props, "j": "0", "k": "false", "m": batch, "n": q.Broker,
 	}
@@ -399,7 +406,7 @@ func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
 
 // route returns the topic's publish info, auto-creating through the default topic.
 func (p *Producer) route(ctx context.Context, topic string) (*publishInfo, error) {
-	return p.client.publishInfo(ctx, topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	return p.client.publishInfo(ctx, WithNamespace(p.cfg.Namespace, topic), p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
 }
 
 // strategy returns the selector for one send and its release function.
@@ -423,7 +430,7 @@ func (p *Producer) selectQueue(ctx context.Context, sel sdk.Selector, pi *publis
 	if sel == nil {
 		return pi.queues[pi.selectRR(last)]
 	}
-	s := &sdk.Selection{Topic: pi.topic, RouteVersion: pi.version, Queues: pi.queues,
+	s := &sdk.Selection{Topic: pr.topic, RouteVersion: pi.version, Queues: pi.queues,
 		LastBroker: last, Attempt: attempt, Remaining: remaining}
 	if d, ok := sel.(sdk.Describer); ok && d.Describe().NeedsMessage {
 		s.Message = pr.info

@@ -163,6 +163,9 @@ type Producer struct {
 	// Hash maps sharding keys to queues: java (default, SelectMessageQueueByHash) or fnv
 	// (rocketmq-client-go's hash selector) (hash).
 	Hash string
+	// Namespace is Java's ClientConfig.namespace for this group: topics ns%topic, group
+	// ns%group, property INSTANCE_ID (namespace; default none).
+	Namespace string
 }
 
 // Load reads and parses the file at path.
@@ -501,6 +504,11 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 		t.Bool("retry_another_broker_when_not_store_ok", &p.RetryAnotherBrokerWhenNotStoreOK)
 		t.OneOf("ordering", &p.Ordering, "strict", "relaxed")
 		t.OneOf("hash", &p.Hash, "java", "fnv")
+		if t.Str("namespace", &p.Namespace) {
+			if err := core.ValidateNamespace(p.Namespace, p.Group); err != nil {
+				t.Errorf("namespace", "%s", problem(err))
+			}
+		}
 		t.Done()
 		c.Producers = append(c.Producers, p)
 	}

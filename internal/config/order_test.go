@@ -27,3 +27,18 @@ func TestOrderingAndHash(t *testing.T) {
 		t.Errorf("bad ordering: %v", err)
 	}
 }
+
+func TestNamespace(t *testing.T) {
+	t.Parallel()
+	base := "[client]\nname_servers = [\"127.0.0.1:9876\"]\n[[producer]]\n"
+	c, err := Parse("t.toml", []byte(base+"namespace = \"ns1\"\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Producers[0].Namespace != "ns1" {
+		t.Errorf("namespace %q", c.Producers[0].Namespace)
+	}
+	if _, err := Parse("t.toml", []byte(base+"namespace = \"a%b\"\n"), t.TempDir()); err == nil || !strings.Contains(err.Error(), "namespace") {
+		t.Errorf("bad namespace: %v", err)
+	}
+}

@@ -15,8 +15,8 @@ func (m *metrics) initOrder() prometheus.Collector {
 	return m.keyedMoves
 }
 
-// orderConfig maps a group's ordering and hash settings to core and counts queue count
-// changes under keyed sends.
+// orderConfig maps a group's ordering, hash and namespace settings to core and counts
+// queue count changes under keyed sends.
 func (d *Daemon) orderConfig(pc *core.ProducerConfig, p config.Producer) {
 	if p.Ordering == "relaxed" {
 		pc.Ordering = core.OrderingRelaxed
@@ -24,6 +24,7 @@ func (d *Daemon) orderConfig(pc *core.ProducerConfig, p config.Producer) {
 	if p.Hash == "fnv" {
 		pc.KeyHash = core.KeyHashFNV
 	}
+	pc.Namespace = p.Namespace
 	group := p.Group
 	pc.Hooks.OnKeyedQueueCountChange = func(topic string, _, _ int) {
 		d.met.keyedMoves.WithLabelValues(group, topic).Inc()

@@ -49,7 +49,7 @@ func TestIntegrationKeyedOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	queues := createOrderTopic(t, rc, c)
+	queues := createTopic(t, rc, c, orderTopic)
 	from := readback.Mark(t, rc, c, orderTopic, 4)
 
 	cfgPath := filepath.Join(t.TempDir(), "producer.toml")
@@ -235,15 +235,15 @@ func TestIntegrationKeyedOrder(t *testing.T) {
 	}
 }
 
-// createOrderTopic creates orderTopic with 4 queues on every broker and waits until the
-// NameServer routes all of them; it returns the Java publish queue list.
-func createOrderTopic(t *testing.T, rc *remoting.Client, c *rmqtest.Cluster) []sdk.Queue {
+// createTopic creates topic with 4 queues on every broker and waits until the NameServer
+// routes all of them; it returns the Java publish queue list.
+func createTopic(t *testing.T, rc *remoting.Client, c *rmqtest.Cluster, topic string) []sdk.Queue {
 	t.Helper()
 	var want []sdk.Queue
 	names := make([]string, 0, len(c.Brokers))
 	for _, b := range c.Brokers {
-		if err := core.CreateTopic(context.Background(), rc, b.Addr, core.TopicConfig{Topic: orderTopic}); err != nil {
-			t.Fatalf("create %s on %s: %v", orderTopic, b.Name, err)
+		if err := core.CreateTopic(context.Background(), rc, b.Addr, core.TopicConfig{Topic: topic}); err != nil {
+			t.Fatalf("create %s on %s: %v", topic, b.Name, err)
 		}
 		names = append(names, b.Name)
 	}
@@ -253,9 +253,9 @@ func createOrderTopic(t *testing.T, rc *remoting.Client, c *rmqtest.Cluster) []s
 			want = append(want, sdk.Queue{Broker: n, ID: int32(i)})
 		}
 	}
-	waitFor(t, "the route of "+orderTopic, func() bool {
+	waitFor(t, "the route of "+topic, func() bool {
 		resp, err := rc.InvokeSync(context.Background(), c.NameServer,
-			remoting.NewRequest(remoting.GetRouteInfoByTopic, map[string]string{"topic": orderTopic}, nil))
+			remoting.NewRequest(remoting.GetRouteInfoByTopic, map[string]string{"topic": topic}, nil))
 		if err != nil || resp.Code != int32(remoting.Success) {
 			return false
 		}
