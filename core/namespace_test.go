@@ -39,7 +39,9 @@ func TestNamespaceWrap(t *testing.T) {
 func TestNamespaceSend(t *testing.T) {
 	t.Parallel()
 	dev := startDev(t, devbroker.Config{Topics: map[string]int{"ns1%T": 4}})
-	p := devProducer(t, dev, func(c *core.ProducerConfig) { c.Namespace, c.Group, c.Client.Heartbeat = "ns1", "g_ns", 20*time.Millisecond })
+	p := devProducer(t, dev, func(c *core.ProducerConfig) {
+		c.Namespace, c.Group, c.Client.Heartbeat = "ns1", "g_ns", 20*time.Millisecond
+	})
 	if p.Group() != "g_ns" {
 		t.Errorf("Group() = %q", p.Group())
 	}
