@@ -240,6 +240,7 @@ type Producer struct {
 // client id (creating and starting the instance if needed). It does no network I/O: routes
 // are fetched on the first send.
 func NewProducer(cfg ProducerConfig) (*Producer, error) {
+	explicitRetryCodes := cfg.RetryCodes != nil
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -253,6 +254,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	for _, c := range cfg.RetryCodes {
 		p.retryCodes[c] = true
 	}
+	p.dropACLDenialRetry(explicitRetryCodes)
 	c, err := acquireClient(cfg.Client, p)
 	if err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/builtin"
 	"github.com/producerd/producerd/internal/tomlx"
+	"github.com/producerd/producerd/remoting"
 )
 
 // ErrInvalid matches every configuration problem (errors.Is).
@@ -120,6 +121,10 @@ type Client struct {
 	ServerName string
 	// InsecureSkipVerify turns certificate verification off (tls_insecure_skip_verify).
 	InsecureSkipVerify bool
+	// ACL signs every request (access_key with exactly one of secret_key, secret_key_file
+	// and secret_key_env; optional security_token or security_token_env). Nil: unsigned.
+	// Its String and log forms never show the secret (acl.go).
+	ACL *remoting.Credentials
 }
 
 // Strategy is one [strategy.NAME] table.
@@ -322,6 +327,7 @@ func (c *Config) decodeClient(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	}
 	t.Str("tls_server_name", &c.Client.ServerName)
 	t.Bool("tls_insecure_skip_verify", &c.Client.InsecureSkipVerify)
+	c.Client.ACL = decodeACL(t, dir)
 	t.Done()
 }
 
