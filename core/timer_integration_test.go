@@ -2,12 +2,14 @@ package core_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
+	"github.com/producerd/producerd/remoting"
 )
 
 // TestIntegrationTimerMessages against RocketMQ 5.3.3 (timerWheelEnable defaults to true
@@ -56,4 +58,34 @@ func TestIntegrationTimerMessages(t *testing.T) {
 	case arrived[past] > arrived[delayed]:
 		t.Errorf("the past DeliverAt message arrived after the delayed one (%v)", arrived[past])
 	}
+}
+
+// TestIntegrationTimerDisabledBroker: a 5.3.3 broker with timerWheelEnable=false (the
+// ACL profile's broker) refuses a timer message with its own error; it is not silently
+// delivered at once.
+func TestIntegrationTimerDisabledBroker(t *testing.T) {
+	c := rmqtest.RequireACL(t)
+	p := newProducer(t, &rmqtest.Cluster{NameServer: c.NameServer}, func(pc *core.ProducerConfig) {
+		pc.Client.Remoting.Credentials = &remoting.Credentials{AccessKey: rmqtest.ACLAccessKey, SecretKey: rmqtest.ACLSecretKey}
+	})
+	// The first plain send auto-creates the topic.
+	waitSend(t, p, &core.Message{Topic: "IT_Acl", Body: []byte("plain")})
+	_, err := p.Send(context.Background(), &core.Message{Topic: "IT_Acl", Body: []byte("timer"), DeliverAt: time.Now().Add(5 * time.Second)})
+	var re *remoting.Error
+	if !errors.As(err, &re) || re.Code != remoting.SystemError {
+		t.Fatalf("timer message to a broker without timers: %v, want the broker's SYSTEM_ERROR", err)
+	}
+	t.Logf("broker without timers: %v", err)
+}
+
+// waitSend sends m, retrying for up to 20 s while the topic is being auto-created.
+func waitSend(t *testing.T, p *core.Producer, m *core.Message) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if _, err = p.Send(context.Background(), m); err == nil {
+			return
+		}
+	}
+	t.Fatalf("send: %v", err)
 }

@@ -23,9 +23,11 @@
 #   RMQ_PROFILE=acl   the ACL profile instead: one NameServer and one broker, broker-acl, in
 #                     cluster AclCluster, with 5.x authentication (ACL 2.0) on: user
 #                     RMQ_ACL_ACCESS_KEY (default producerd) with secret RMQ_ACL_SECRET_KEY
-#                     (default producerd-acl-secret); topics are auto-created. Own defaults:
+#                     (default producerd-acl-secret); timerWheelEnable=false (a broker
+#                     without timer messages); topics are auto-created. Own defaults:
 #                     run name producerd-rmq-acl, state <repo>/.rmq/cluster-acl.json,
 #                     RMQ_NAMESRV_PORT 9886, RMQ_BROKER_ACL_PORT 10951.
+#   RMQ_BROKER_EXTRA_CONF  lines appended to every broker's config (e.g. timerWheelEnable=false)
 #   RMQ_BOOT_TIMEOUT  seconds to wait for the servers (default 90)
 #   RMQ_FETCH_TIMEOUT seconds for the Maven step (default 1200)
 #   RMQ_MAVEN_REPO    a Maven local repository to use instead of ~/.m2/repository
@@ -434,6 +436,7 @@ enablePropertyFilter=true
 EOF
     if [[ "$PROFILE" == acl ]]; then
       # 5.x authentication (ACL 2.0); ACL 1.0 (plain_acl.yml, aclEnable) is gone in 5.3.3.
+      # The timer wheel is off here so that a broker without timer support is tested too.
       cat >>"$RUN/$b.conf" <<EOF
 authenticationEnabled=true
 authenticationProvider=org.apache.rocketmq.auth.authentication.provider.DefaultAuthenticationProvider
@@ -441,8 +444,10 @@ authenticationMetadataProvider=org.apache.rocketmq.auth.authentication.provider.
 initAuthenticationUser={"username":"$ACL_AK","password":"$ACL_SK"}
 innerClientAuthenticationCredentials={"accessKey":"$ACL_AK","secretKey":"$ACL_SK"}
 authConfigPath=$RUN/$b/auth
+timerWheelEnable=false
 EOF
     fi
+    if [[ -n "${RMQ_BROKER_EXTRA_CONF:-}" ]]; then printf '%s\n' "$RMQ_BROKER_EXTRA_CONF" >>"$RUN/$b.conf"; fi
   done
   cat >"$RUN/cluster.env" <<EOF
 NS_PORT=$NS_PORT
