@@ -44,7 +44,8 @@ type Message struct {
 	// ShardingKey is carried as property __SHARDINGKEY and offered to strategies that
 	// select by key.
 	ShardingKey string
-	// DelayLevel 1..18 delays delivery by the broker's level table; 0 = none.
+	// DelayLevel 1..18 (ProducerConfig.MaxDelayLevel) delays delivery by the broker's
+	// level table; 0 = none.
 	DelayLevel int
 	// DeliverAt and Delay are RocketMQ 5.x timer delivery (core/timer.go): at an absolute
 	// time (a past one delivers at once), or after a delay from when the broker stores
@@ -125,8 +126,11 @@ func validNameByte(c byte) bool {
 }
 
 // Validate checks a message before any network I/O (spec §4.10). maxSize <= 0 means
-// DefaultMaxMessageSize. Every error is a *ValidationError naming the rule.
-func (m *Message) Validate(maxSize int) error {
+// DefaultMaxMessageSize; delay levels are checked against the default table (1..18).
+// Every error is a *ValidationError naming the rule.
+func (m *Message) Validate(maxSize int) error { return m.validate(maxSize, MaxDelayLevel) }
+
+func (m *Message) validate(maxSize, maxDelayLevel int) error {
 	if m == nil {
 		return invalid("message.nil", "message is nil")
 	}
@@ -144,7 +148,7 @@ func (m *Message) Validate(maxSize int) error {
 	case len(m.Body) > maxSize:
 		return invalid("body.size", "the message body is %d bytes, the limit is %d", len(m.Body), maxSize)
 	}
-	if err := m.validateDelay(); err != nil {
+	if err := m.validateDelay(maxDelayLevel); err != nil {
 		return err
 	}
 	for _, k := range m.Keys {

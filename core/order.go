@@ -191,3 +191,16 @@ func notStored(err error) bool {
 	var re *remoting.Error
 	return errors.As(err, &re) && re.Code == remoting.SystemBusy
 }
+
+// batchShardingKey is the sharding key of a batch: the key all its messages share (the
+// batch then goes to that key's queue), or "" when none has one. A batch mixing keys is
+// refused: one queue cannot keep the order of several keys that hash elsewhere.
+func batchShardingKey(msgs []*Message) (string, error) {
+	key := msgs[0].ShardingKey
+	for i, m := range msgs {
+		if m.ShardingKey != key {
+			return "", invalid("batch.sharding-key", "batch message %d has sharding key %q, message 0 has %q; a batch goes to one key's queue", i, m.ShardingKey, key)
+		}
+	}
+	return key, nil
+}

@@ -236,3 +236,46 @@ func TestKeyedQueueCountChange(t *testing.T) {
 		t.Errorf("after the change order-42 went to %v", res.Queue)
 	}
 }
+
+// TestMaxDelayLevel: levels above 18 are refused unless the producer is told the
+// brokers' table is longer.
+func TestMaxDelayLevel(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devbroker.Config{})
+	def := devProducer(t, dev, nil)
+	long := devProducer(t, dev, func(c *core.ProducerConfig) { c.Group += "_long"; c.MaxDelayLevel = 24 })
+	m := &core.Message{Topic: "T", Body: []byte("x"), DelayLevel: 20}
+	var ve *core.ValidationError
+	if _, err := def.Send(context.Background(), m); !errors.As(err, &ve) || ve.Rule != "delay.level" {
+		t.Errorf("default producer, level 20: %v", err)
+	}
+	if _, err := long.Send(context.Background(), m); err != nil {
+		t.Errorf("MaxDelayLevel 24, level 20: %v", err)
+	}
+}
+
+// TestKeyedBatch: a batch whose messages share a key goes to that key's queue; a batch
+// mixing keys is refused.
+func TestKeyedBatch(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devbroker.Config{})
+	p := devProducer(t, dev, nil)
+	qs := devQueues(4)
+	for i := range 10 {
+		key := fmt.Sprintf("batch-key-%d", i)
+		res, err := p.SendBatch(context.Background(), []*core.Message{
+			{Topic: "T", Body: []byte("1"), ShardingKey: key}, {Topic: "T", Body: []byte("2"), ShardingKey: key}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := qs[core.JavaHashIndex(key, len(qs))]; res.Queue != want {
+			t.Errorf("%s: batch on %v, want %v", key, res.Queue, want)
+		}
+	}
+	_, err := p.SendBatch(context.Background(), []*core.Message{
+		{Topic: "T", Body: []byte("1"), ShardingKey: "a"}, {Topic: "T", Body: []byte("2"), ShardingKey: "b"}})
+	var ve *core.ValidationError
+	if !errors.As(err, &ve) || ve.Rule != "batch.sharding-key" {
+		t.Errorf("mixed keys: %v", err)
+	}
+}

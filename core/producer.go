@@ -87,6 +87,9 @@ type ProducerConfig struct {
 	// queue, whatever the Strategy; defaults OrderingStrict and KeyHashJava.
 	Ordering Ordering
 	KeyHash  KeyHash
+	// MaxDelayLevel is the highest DelayLevel accepted: the length of the brokers'
+	// messageDelayLevel table; default MaxDelayLevel (18).
+	MaxDelayLevel int
 	// Namespace, when set, is Java's ClientConfig.namespace (core/namespace.go): topics
 	// become "ns%topic" and the group "ns%group" on the wire; results show the bare names.
 	Namespace string
@@ -139,6 +142,9 @@ func (c *ProducerConfig) withDefaults() ProducerConfig {
 	if out.DefaultTopicQueueNums == 0 {
 		out.DefaultTopicQueueNums = DefaultTopicQueueNums
 	}
+	if out.MaxDelayLevel == 0 {
+		out.MaxDelayLevel = MaxDelayLevel
+	}
 	if out.MaxAsyncInFlight == 0 {
 		out.MaxAsyncInFlight = DefaultMaxAsyncInFlight
 	}
@@ -164,6 +170,7 @@ func (c *ProducerConfig) validate() error {
 		"MaxMessageSize must be in 1..%d, got %d", remoting.MaxFrameSize-64<<10, c.MaxMessageSize)
 	check(c.CompressLevel >= 1 && c.CompressLevel <= 9, "CompressLevel must be in 1..9, got %d", c.CompressLevel)
 	check(c.DefaultTopicQueueNums > 0, "DefaultTopicQueueNums must be positive, got %d", c.DefaultTopicQueueNums)
+	check(c.MaxDelayLevel > 0 && c.MaxDelayLevel <= 1000, "MaxDelayLevel must be in 1..1000, got %d", c.MaxDelayLevel)
 	check(c.Ordering == OrderingStrict || c.Ordering == OrderingRelaxed, "Ordering %d is unknown", c.Ordering)
 	check(c.KeyHash == KeyHashJava || c.KeyHash == KeyHashFNV, "KeyHash %d is unknown", c.KeyHash)
 	check(c.MaxAsyncInFlight > 0, "MaxAsyncInFlight must be positive, got %d", c.MaxAsyncInFlight)
@@ -317,7 +324,7 @@ type prepared struct {
 }
 
 func (p *Producer) prepare(m *Message) (*prepared, error) {
-	if err := m.Validate(p.cfg.MaxMessageSize); err != nil {
+	if err := m.validate(p.cfg.MaxMessageSize, p.cfg.MaxDelayLevel); err != nil {
 		return nil, err
 	}
 	uniq := uniqIDs.next()
@@ -380,9 +387,13 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 	if first.NoWaitStore {
 		wait = "false"
 	}
+	key, err := batchShardingKey(msgs)
+	if err != nil {
+		return nil, err
+	}
 	return &prepared{topic: first.Topic, body: body, props: string(p.appendInstanceID(appendProperty(nil, PropertyWait, wait))),
 		uniqKey: strings.Join(ids, ","), batch: true, reqCode: remoting.SendBatchMessage,
-		bornTime: time.Now().UnixMilli(), info: &sdk.MessageInfo{Size: len(body)}}, nil
+		bornTime: time.Now().UnixMilli(), info: &sdk.MessageInfo{Size: len(body), ShardingKey: key}}, nil
 }
 
 // header builds the request ext fields for one attempt (spec §4.1, §4.2).

@@ -15,18 +15,19 @@ const (
 )
 
 // MaxDelayLevel is the highest delay level of the broker's default table
-// (1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h).
+// (1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h); the default of
+// ProducerConfig.MaxDelayLevel.
 const MaxDelayLevel = 18
 
 // isTimer reports whether m asks for timer delivery.
 func (m *Message) isTimer() bool { return !m.DeliverAt.IsZero() || m.Delay != 0 }
 
 // validateDelay checks the delay level and the timer fields: at most one way to delay a
-// message, a level within 1..MaxDelayLevel, a positive Delay in whole milliseconds.
-func (m *Message) validateDelay() error {
+// message, a level within 1..maxLevel, a positive Delay in whole milliseconds.
+func (m *Message) validateDelay(maxLevel int) error {
 	switch {
-	case m.DelayLevel < 0 || m.DelayLevel > MaxDelayLevel:
-		return invalid("delay.level", "delay level %d is outside 1..%d (0 = none)", m.DelayLevel, MaxDelayLevel)
+	case m.DelayLevel < 0 || m.DelayLevel > maxLevel:
+		return invalid("delay.level", "delay level %d is outside 1..%d (0 = none)", m.DelayLevel, maxLevel)
 	case m.Delay < 0:
 		return invalid("delay.negative", "delay %v is negative", m.Delay)
 	case m.Delay > 0 && m.Delay < time.Millisecond:

@@ -168,6 +168,8 @@ type Producer struct {
 	// Hash maps sharding keys to queues: java (default, SelectMessageQueueByHash) or fnv
 	// (rocketmq-client-go's hash selector) (hash).
 	Hash string
+	// MaxDelayLevel is the brokers' delay level count (max_delay_level, default 18).
+	MaxDelayLevel int
 	// Namespace is Java's ClientConfig.namespace for this group: topics ns%topic, group
 	// ns%group, property INSTANCE_ID (namespace; default none).
 	Namespace string
@@ -510,6 +512,7 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 		t.Bool("retry_another_broker_when_not_store_ok", &p.RetryAnotherBrokerWhenNotStoreOK)
 		t.OneOf("ordering", &p.Ordering, "strict", "relaxed")
 		t.OneOf("hash", &p.Hash, "java", "fnv")
+		t.Int("max_delay_level", &p.MaxDelayLevel, 1, 1000)
 		if t.Str("namespace", &p.Namespace) {
 			if err := core.ValidateNamespace(p.Namespace, p.Group); err != nil {
 				t.Errorf("namespace", "%s", problem(err))

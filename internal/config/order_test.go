@@ -42,3 +42,15 @@ func TestNamespace(t *testing.T) {
 		t.Errorf("bad namespace: %v", err)
 	}
 }
+
+func TestMaxDelayLevelKey(t *testing.T) {
+	t.Parallel()
+	base := "[client]\nname_servers = [\"127.0.0.1:9876\"]\n[[producer]]\n"
+	c, err := Parse("t.toml", []byte(base+"max_delay_level = 24\n"), t.TempDir())
+	if err != nil || c.Producers[0].MaxDelayLevel != 24 {
+		t.Fatalf("max_delay_level: %v %+v", err, c)
+	}
+	if _, err := Parse("t.toml", []byte(base+"max_delay_level = 0\n"), t.TempDir()); err == nil {
+		t.Error("max_delay_level = 0 accepted")
+	}
+}

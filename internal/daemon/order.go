@@ -24,7 +24,7 @@ func (d *Daemon) orderConfig(pc *core.ProducerConfig, p config.Producer) {
 	if p.Hash == "fnv" {
 		pc.KeyHash = core.KeyHashFNV
 	}
-	pc.Namespace = p.Namespace
+	pc.Namespace, pc.MaxDelayLevel = p.Namespace, p.MaxDelayLevel
 	group := p.Group
 	pc.Hooks.OnKeyedQueueCountChange = func(topic string, _, _ int) {
 		d.met.keyedMoves.WithLabelValues(group, topic).Inc()
