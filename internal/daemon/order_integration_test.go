@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -50,6 +51,7 @@ func TestIntegrationKeyedOrder(t *testing.T) {
 	}
 	defer rc.Close()
 	queues := createTopic(t, rc, c, orderTopic)
+	javaQueues := javaHashQueues(t, c.NameServer, orderTopic, keys)
 	from := readback.Mark(t, rc, c, orderTopic, 4)
 
 	cfgPath := filepath.Join(t.TempDir(), "producer.toml")
@@ -185,6 +187,9 @@ func TestIntegrationKeyedOrder(t *testing.T) {
 	for k := range keys {
 		key := fmt.Sprintf("order-%d", k)
 		want := queues[core.JavaHashIndex(key, len(queues))]
+		if j, ok := javaQueues[key]; javaQueues != nil && (!ok || j != want) {
+			t.Errorf("%s: the Java client picks %v, producerd %v", key, j, want)
+		}
 		if len(where[key]) != 1 || !where[key][want] {
 			t.Errorf("%s: stored on %v, want only %v", key, where[key], want)
 		}
@@ -228,8 +233,8 @@ func TestIntegrationKeyedOrder(t *testing.T) {
 	if failed == 0 {
 		t.Errorf("no keyed send failed while broker-b was stopped")
 	}
-	t.Logf("%d keyed messages over %d keys by %d senders: %d acknowledged, %d failed (%d of them stored on their own queue anyway, %d of those after a later acknowledged message of their key), %d stored; all on the Java hash queue of their key, acknowledged ones in send order; failure reasons %v; first error: %s",
-		perKey*keys, keys, senders, ackedCount, failed, lateFailed, outOfPlace, storedCount, reasons, firstErr)
+	t.Logf("%d keyed messages over %d keys by %d senders: %d acknowledged, %d failed (%d of them stored on their own queue anyway, %d of those after a later acknowledged message of their key), %d stored; all on the Java hash queue of their key (Java reference: %v), acknowledged ones in send order; failure reasons %v; first error: %s",
+		perKey*keys, keys, senders, ackedCount, failed, lateFailed, outOfPlace, storedCount, javaQueues != nil, reasons, firstErr)
 	if t.Failed() {
 		t.Logf("daemon log:\n%s", log.String())
 	}
@@ -272,6 +277,52 @@ func createTopic(t *testing.T, rc *remoting.Client, c *rmqtest.Cluster, topic st
 		return n == len(c.Brokers)
 	})
 	return want
+}
+
+// javaHashQueues asks the Java client (testinfra/rocketmq/HashQueues.java, run with the
+// test cluster's classpath) which queue SelectMessageQueueByHash picks for order-0 ..
+// order-(keys-1) over the topic's route. It returns nil, after logging why, when java or
+// the classpath file is missing (outside CI).
+func javaHashQueues(t *testing.T, ns, topic string, keys int) map[string]sdk.Queue {
+	t.Helper()
+	dir := filepath.Join("..", "..", "testinfra", "rocketmq")
+	cp, err := os.ReadFile(filepath.Join(dir, "cp.txt"))
+	java, lerr := exec.LookPath("java")
+	if err != nil || lerr != nil {
+		msg := fmt.Sprintf("no Java reference for the expected queues (java: %v, classpath: %v)", lerr, err)
+		if os.Getenv("CI") == "true" {
+			t.Error(msg)
+		} else {
+			t.Log(msg)
+		}
+		return nil
+	}
+	args := []string{"-Duser.home=" + t.TempDir(), "-cp", strings.TrimSpace(string(cp)), filepath.Join(dir, "HashQueues.java"), ns, topic}
+	for k := range keys {
+		args = append(args, fmt.Sprintf("order-%d", k))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, java, args...).Output()
+	if err != nil {
+		t.Fatalf("HashQueues.java: %v", err)
+	}
+	picks := make(map[string]sdk.Queue)
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			continue // logback's start-up chatter
+		}
+		id, err := strconv.Atoi(f[2])
+		if err != nil {
+			continue
+		}
+		picks[f[0]] = sdk.Queue{Broker: f[1], ID: int32(id)}
+	}
+	if len(picks) != keys {
+		t.Fatalf("HashQueues.java answered %d of %d keys:\n%s", len(picks), keys, out)
+	}
+	return picks
 }
 
 func envInt(name string, def int) int {
