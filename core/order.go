@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"sort"
 	"sync"
 	"unicode/utf16"
 
@@ -43,8 +44,9 @@ const (
 	KeyHashJava KeyHash = iota
 	// KeyHashFNV is rocketmq-client-go's hash selector: FNV-1a (32 bit) of the key's
 	// bytes modulo n, over the queue list as that client builds it: the route's queue
-	// data in the NameServer's order, reversed (its sort comparator `i-j >= 0` reverses
-	// any list of up to 12 brokers), writable queue data with a master only.
+	// data in the NameServer's order, passed through its sort.Slice with the comparator
+	// `i-j >= 0` (which reverses lists of up to 12 brokers), writable queue data with a
+	// master only.
 	KeyHashFNV
 )
 
@@ -150,7 +152,9 @@ func (o *orderState) clientGoQueues(pi *publishInfo) []sdk.Queue {
 	}
 	var queues []sdk.Queue
 	qds := slices.Clone(pi.route.QueueDatas)
-	slices.Reverse(qds)
+	// client-go's own call, comparator included: it compares indices, not names, so the
+	// result is what Go's sort makes of it (a reversal up to 12 entries).
+	sort.Slice(qds, func(i, j int) bool { return i-j >= 0 })
 	for _, qd := range qds {
 		if qd.Perm&PermWrite == 0 {
 			continue
