@@ -41,8 +41,9 @@ type Message struct {
 	Tags string
 	// Keys are indexed by the broker; joined with one space on the wire (property KEYS).
 	Keys []string
-	// ShardingKey is carried as property __SHARDINGKEY and offered to strategies that
-	// select by key.
+	// ShardingKey, when set, picks the queue by a hash of the key (ProducerConfig.KeyHash)
+	// and keeps per-key order (ProducerConfig.Ordering); the strategy does not move it.
+	// Carried as property __SHARDINGKEY.
 	ShardingKey string
 	// DelayLevel 1..18 (ProducerConfig.MaxDelayLevel) delays delivery by the broker's
 	// level table; 0 = none.
