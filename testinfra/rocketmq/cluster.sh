@@ -604,7 +604,12 @@ cmd_status() {
       printf '%-9s pid %-8s not running\n' "$n" "${pid:--}"
     fi
   done
-  ss -Hltn | awk -v p="^($NS_PORT|$((A_PORT - 2))|$A_PORT|$((A_PORT + 1))|$((B_PORT - 2))|$B_PORT|$((B_PORT + 1)))\$" \
+  local ports="$NS_PORT" bp
+  for n in "${BROKERS[@]}"; do
+    bp="$(broker_port "$n")"
+    ports+="|$((bp - 2))|$bp|$((bp + 1))"
+  done
+  ss -Hltn | awk -v p="^($ports)\$" \
     '{ n = split($4, a, ":"); if (a[n] ~ p) print "listening " $4 }'
   if is_ours "$(pid_of ns)"; then mqadmin clusterList; else return 1; fi
 }
