@@ -225,7 +225,8 @@ func (a *asyncSend) failed(at *asyncAttempt, o sdk.Outcome, err error, retryable
 	at.report(o)
 	a.lastBroker = at.q.Broker
 	a.attempt++
-	if retryable && a.attempt < a.attempts && time.Now().Before(a.deadline) {
+	retryKeyed, err := a.p.keyedRetry(a.pr, at.q, err)
+	if retryable && retryKeyed && a.attempt < a.attempts && time.Now().Before(a.deadline) {
 		a.try()
 		return
 	}

@@ -89,6 +89,16 @@ type ProducerConfig struct {
 	UseV1Header bool
 	// Hooks observe sends (for metrics).
 	Hooks ProducerHooks
+	// Ordering and KeyHash place messages with a ShardingKey (core/order.go): the key's
+	// queue, whatever the Strategy; defaults OrderingStrict and KeyHashJava.
+	Ordering Ordering
+	KeyHash  KeyHash
+	// MaxDelayLevel is the highest DelayLevel accepted: the length of the brokers'
+	// messageDelayLevel table; default MaxDelayLevel (18).
+	MaxDelayLevel int
+	// Namespace, when set, is Java's ClientConfig.namespace (core/namespace.go): topics
+	// become "ns%topic" and the group "ns%group" on the wire; results show the bare names.
+	Namespace string
 }
 
 // ProducerHooks observe a producer; each is optional and must not block.
@@ -98,6 +108,9 @@ type ProducerHooks struct {
 	// OnDecision is called after every strategy decision; fallback is true when the
 	// strategy failed and in-process round-robin decided.
 	OnDecision func(latency time.Duration, fallback bool, err error)
+	// OnKeyedQueueCountChange is called when a topic's queue count differs from what the
+	// previous keyed send saw (keys move to other queues).
+	OnKeyedQueueCountChange func(topic string, old, new int)
 }
 
 func (c *ProducerConfig) withDefaults() ProducerConfig {
@@ -135,6 +148,9 @@ func (c *ProducerConfig) withDefaults() ProducerConfig {
 	if out.DefaultTopicQueueNums == 0 {
 		out.DefaultTopicQueueNums = DefaultTopicQueueNums
 	}
+	if out.MaxDelayLevel == 0 {
+		out.MaxDelayLevel = MaxDelayLevel
+	}
 	if out.MaxAsyncInFlight == 0 {
 		out.MaxAsyncInFlight = DefaultMaxAsyncInFlight
 	}
@@ -145,6 +161,8 @@ func (c *ProducerConfig) validate() error {
 	var errs []error
 	if err := ValidateGroup(c.Group); err != nil {
 		errs = append(errs, fmt.Errorf("%w: Group: %w", ErrInvalidConfig, err))
+	} else if err := ValidateNamespace(c.Namespace, c.Group); err != nil {
+		errs = append(errs, fmt.Errorf("%w: Namespace: %w", ErrInvalidConfig, err))
 	}
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
@@ -158,6 +176,9 @@ func (c *ProducerConfig) validate() error {
 		"MaxMessageSize must be in 1..%d, got %d", remoting.MaxFrameSize-64<<10, c.MaxMessageSize)
 	check(c.CompressLevel >= 1 && c.CompressLevel <= 9, "CompressLevel must be in 1..9, got %d", c.CompressLevel)
 	check(c.DefaultTopicQueueNums > 0, "DefaultTopicQueueNums must be positive, got %d", c.DefaultTopicQueueNums)
+	check(c.MaxDelayLevel > 0 && c.MaxDelayLevel <= 1000, "MaxDelayLevel must be in 1..1000, got %d", c.MaxDelayLevel)
+	check(c.Ordering == OrderingStrict || c.Ordering == OrderingRelaxed, "Ordering %d is unknown", c.Ordering)
+	check(c.KeyHash == KeyHashJava || c.KeyHash == KeyHashFNV, "KeyHash %d is unknown", c.KeyHash)
 	check(c.MaxAsyncInFlight > 0, "MaxAsyncInFlight must be positive, got %d", c.MaxAsyncInFlight)
 	if c.CreateTopicKey != "" {
 		if err := ValidateTopic(c.CreateTopicKey); err != nil {
@@ -219,6 +240,7 @@ type Producer struct {
 	// Header values that are the same for every send, rendered once.
 	defaultTopic, defaultQueueNums string
 	asyncSem                       chan struct{}
+	order                          orderState
 
 	// closeMu orders begin's inflight.Add with Close's inflight.Wait (a WaitGroup may not
 	// be added to from zero while it is waited on).
@@ -231,10 +253,12 @@ type Producer struct {
 // client id (creating and starting the instance if needed). It does no network I/O: routes
 // are fetched on the first send.
 func NewProducer(cfg ProducerConfig) (*Producer, error) {
+	explicitRetryCodes := cfg.RetryCodes != nil
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg.Group = WithNamespace(cfg.Namespace, cfg.Group) // the wire name; Group() strips it
 	p := &Producer{cfg: cfg, retryCodes: make(map[remoting.ResponseCode]bool), asyncSem: make(chan struct{}, cfg.MaxAsyncInFlight),
 		defaultTopic: cfg.CreateTopicKey, defaultQueueNums: strconv.Itoa(cfg.DefaultTopicQueueNums)}
 	if p.defaultTopic == "" { // auto-create off: brokers still expect the field
@@ -243,6 +267,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	for _, c := range cfg.RetryCodes {
 		p.retryCodes[c] = true
 	}
+	p.dropACLDenialRetry(explicitRetryCodes)
 	c, err := acquireClient(cfg.Client, p)
 	if err != nil {
 		return nil, err
@@ -252,7 +277,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 }
 
 // Group returns the producer group name.
-func (p *Producer) Group() string { return p.cfg.Group }
+func (p *Producer) Group() string { return WithoutNamespace(p.cfg.Namespace, p.cfg.Group) }
 
 // Client returns the shared client instance.
 func (p *Producer) Client() *Client { return p.client }
@@ -304,11 +329,11 @@ type prepared struct {
 }
 
 func (p *Producer) prepare(m *Message) (*prepared, error) {
-	if err := m.Validate(p.cfg.MaxMessageSize); err != nil {
+	if err := m.validate(p.cfg.MaxMessageSize, p.cfg.MaxDelayLevel); err != nil {
 		return nil, err
 	}
 	uniq := uniqIDs.next()
-	props := m.encodeProperties(make([]byte, 0, 64+len(m.Tags)+len(m.ShardingKey)), uniq)
+	props := p.appendInstanceID(m.encodeProperties(make([]byte, 0, 64+len(m.Tags)+len(m.ShardingKey)), uniq))
 	if len(props) > maxPropertiesLength {
 		return nil, invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(props), maxPropertiesLength)
 	}
@@ -347,8 +372,8 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 		switch {
 		case m.Topic != first.Topic:
 			return nil, invalid("batch.topic", "batch message %d has topic %q, the batch is for %q", i, m.Topic, first.Topic)
-		case m.DelayLevel > 0:
-			return nil, invalid("batch.delay", "batch message %d has a delay level; batches cannot be delayed", i)
+		case m.DelayLevel > 0 || m.isTimer():
+			return nil, invalid("batch.delay", "batch message %d has a delay; batches cannot be delayed", i)
 		case m.NoWaitStore != first.NoWaitStore:
 			return nil, invalid("batch.wait", "batch message %d differs in NoWaitStore from the first", i)
 		}
@@ -371,9 +396,13 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 	// #9417 set one: a 5.3.3 broker appends the wrapper's properties to every inner message
 	// of a normal topic, so every message would be read back with the wrapper's UNIQ_KEY
 	// instead of its own (measured, docs/send-path.md; Java issue #9416).
-	return &prepared{topic: first.Topic, body: body, props: string(appendProperty(nil, PropertyWait, wait)),
+	key, err := batchShardingKey(msgs)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{topic: first.Topic, body: body, props: string(p.appendInstanceID(appendProperty(nil, PropertyWait, wait))),
 		uniqKey: strings.Join(ids, ","), batch: true, reqCode: remoting.SendBatchMessage,
-		info: &sdk.MessageInfo{Size: len(body)}}, nil
+		info: &sdk.MessageInfo{Size: len(body), ShardingKey: key}}, nil
 }
 
 // header builds the request ext fields for one attempt (spec §4.1, §4.2). bornTimestamp is
@@ -381,9 +410,10 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
 	qid := strconv.Itoa(int(q.ID))
 	batch := strconv.FormatBool(pr.batch)
+	topic := WithNamespace(p.cfg.Namespace, pr.topic)
 	if pr.reqCode == remoting.SendMessage {
 		return map[string]string{
-			"producerGroup": p.cfg.Group, "topic": pr.topic, "defaultTopic": p.defaultTopic,
+			"producerGroup": p.cfg.Group, "topic": topic, "defaultTopic": p.defaultTopic,
 			"defaultTopicQueueNums": p.defaultQueueNums, "queueId": qid,
 			"sysFlag": strconv.Itoa(int(pr.sysFlag)), "bornTimestamp": strconv.FormatInt(time.Now().UnixMilli(), 10),
 			"flag": strconv.Itoa(int(pr.flag)), "properties": pr.props, "reconsumeTimes": "0",
@@ -391,7 +421,7 @@ func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
 		}
 	}
 	return map[string]string{
-		"a": p.cfg.Group, "b": pr.topic, "c": p.defaultTopic, "d": p.defaultQueueNums,
+		"a": p.cfg.Group, "b": topic, "c": p.defaultTopic, "d": p.defaultQueueNums,
 		"e": qid, "f": strconv.Itoa(int(pr.sysFlag)), "g": strconv.FormatInt(time.Now().UnixMilli(), 10),
 		"h": strconv.Itoa(int(pr.flag)), "i": pr.props, "j": "0", "k": "false", "m": batch, "n": q.Broker,
 	}
@@ -399,7 +429,7 @@ func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
 
 // route returns the topic's publish info, auto-creating through the default topic.
 func (p *Producer) route(ctx context.Context, topic string) (*publishInfo, error) {
-	return p.client.publishInfo(ctx, topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	return p.client.publishInfo(ctx, WithNamespace(p.cfg.Namespace, topic), p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
 }
 
 // strategy returns the selector for one send and its release function.
@@ -417,10 +447,13 @@ func (p *Producer) strategy() (sdk.Selector, func()) {
 // selectQueue asks the strategy for a queue; any strategy failure falls back to the
 // in-process round-robin for this decision.
 func (p *Producer) selectQueue(ctx context.Context, sel sdk.Selector, pi *publishInfo, pr *prepared, last string, attempt int, remaining time.Duration) sdk.Queue {
+	if q, ok := p.keyedQueue(pi, pr, attempt); ok {
+		return q // the key decides, never the strategy
+	}
 	if sel == nil {
 		return pi.queues[pi.selectRR(last)]
 	}
-	s := &sdk.Selection{Topic: pi.topic, RouteVersion: pi.version, Queues: pi.queues,
+	s := &sdk.Selection{Topic: pr.topic, RouteVersion: pi.version, Queues: pi.queues,
 		LastBroker: last, Attempt: attempt, Remaining: remaining}
 	if d, ok := sel.(sdk.Describer); ok && d.Describe().NeedsMessage {
 		s.Message = pr.info
@@ -541,10 +574,14 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 			}
 			return res, nil
 		}
-		lastErr = err
 		if errors.Is(err, ErrBadResponse) || errors.Is(err, remoting.ErrBadFrame) {
 			// The broker got the request and answered, if garbled: the message may be
 			// stored, and a retry could store it again (only the RetryCodes are safe).
+			lastErr = err
+			break
+		}
+		retry, kerr := p.keyedRetry(pr, q, err)
+		if lastErr = kerr; !retry {
 			break
 		}
 		var re *remoting.Error

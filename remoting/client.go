@@ -307,6 +307,9 @@ func (c *Client) submit(ctx context.Context, cl *call, req *Command) (*conn, err
 	if req == nil {
 		return nil, fmt.Errorf("%w: nil request", ErrBadFrame)
 	}
+	if c.cfg.Credentials != nil {
+		req = c.cfg.Credentials.sign(req)
+	}
 	w := wire{code: req.Code, version: req.Version, flag: req.Flag &^ (FlagResponse | FlagOneway), lang: c.cfg.Language}
 	if w.version == 0 {
 		w.version = c.cfg.Version

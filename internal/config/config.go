@@ -22,6 +22,7 @@ import (
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/builtin"
 	"github.com/producerd/producerd/internal/tomlx"
+	"github.com/producerd/producerd/remoting"
 )
 
 // ErrInvalid matches every configuration problem (errors.Is).
@@ -120,6 +121,10 @@ type Client struct {
 	ServerName string
 	// InsecureSkipVerify turns certificate verification off (tls_insecure_skip_verify).
 	InsecureSkipVerify bool
+	// ACL signs every request (access_key with exactly one of secret_key, secret_key_file
+	// and secret_key_env; optional security_token or security_token_env). Nil: unsigned.
+	// Its String and log forms never show the secret (acl.go).
+	ACL *remoting.Credentials
 }
 
 // Strategy is one [strategy.NAME] table.
@@ -166,6 +171,17 @@ type Producer struct {
 	// max_queues_per_broker and max_brokers_per_route; 0 means core's defaults (1024, 4096).
 	MaxQueuesPerBroker int
 	MaxBrokersPerRoute int
+	// Ordering of keyed messages: strict (default: never moved off the key's queue) or
+	// relaxed (retries may fail over) (ordering).
+	Ordering string
+	// Hash maps sharding keys to queues: java (default, SelectMessageQueueByHash) or fnv
+	// (rocketmq-client-go's hash selector) (hash).
+	Hash string
+	// MaxDelayLevel is the brokers' delay level count (max_delay_level, default 18).
+	MaxDelayLevel int
+	// Namespace is Java's ClientConfig.namespace for this group: topics ns%topic, group
+	// ns%group, property INSTANCE_ID (namespace; default none).
+	Namespace string
 }
 
 // Load reads and parses the file at path.
@@ -322,6 +338,7 @@ func (c *Config) decodeClient(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	}
 	t.Str("tls_server_name", &c.Client.ServerName)
 	t.Bool("tls_insecure_skip_verify", &c.Client.InsecureSkipVerify)
+	c.Client.ACL = decodeACL(t, dir)
 	t.Done()
 }
 
@@ -460,7 +477,7 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 	}
 	firstLine := make(map[string]int)
 	for _, t := range ts {
-		p := Producer{Group: "", Compress: true, AutoCreateTopic: true}
+		p := Producer{Group: "", Compress: true, AutoCreateTopic: true, Ordering: "strict", Hash: "java"}
 		if !t.Str("group", &p.Group) && !t.Has("group") {
 			if len(ts) == 1 {
 				p.Group = DefaultGroup
@@ -510,6 +527,14 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 		t.Int("default_topic_queue_nums", &p.DefaultTopicQueueNums, 1, 1024)
 		t.Int("max_async_inflight", &p.MaxAsyncInflight, 1, 1<<24)
 		t.Bool("retry_another_broker_when_not_store_ok", &p.RetryAnotherBrokerWhenNotStoreOK)
+		t.OneOf("ordering", &p.Ordering, "strict", "relaxed")
+		t.OneOf("hash", &p.Hash, "java", "fnv")
+		t.Int("max_delay_level", &p.MaxDelayLevel, 1, 1000)
+		if t.Str("namespace", &p.Namespace) {
+			if err := core.ValidateNamespace(p.Namespace, p.Group); err != nil {
+				t.Errorf("namespace", "%s", problem(err))
+			}
+		}
 		t.Done()
 		c.Producers = append(c.Producers, p)
 	}

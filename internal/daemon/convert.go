@@ -15,7 +15,7 @@ import (
 
 // toCore converts an API message; the body is not copied.
 func toCore(m *producerdpb.Message) *core.Message {
-	return &core.Message{
+	cm := &core.Message{
 		Topic:       m.GetTopic(),
 		Body:        m.GetBody(),
 		Tags:        m.GetTags(),
@@ -24,6 +24,8 @@ func toCore(m *producerdpb.Message) *core.Message {
 		DelayLevel:  int(m.GetDelayLevel()),
 		Properties:  m.GetProperties(),
 	}
+	timerToCore(cm, m)
+	return cm
 }
 
 func statusToPB(s core.SendStatus) producerdpb.SendStatus {
@@ -89,6 +91,8 @@ func errorToPB(err error) *producerdpb.Error {
 		}
 	case errors.Is(err, core.ErrNoRoute):
 		code, e.Reason = codes.NotFound, "NO_ROUTE"
+	case errors.Is(err, core.ErrOrderedQueueFailed):
+		code, e.Reason = codes.Unavailable, "ORDERED_QUEUE_FAILED"
 	case errors.Is(err, core.ErrTimeout), errors.Is(err, remoting.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		code, e.Reason = codes.DeadlineExceeded, "TIMEOUT"
 	case errors.Is(err, remoting.ErrConnect):

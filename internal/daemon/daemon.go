@@ -259,7 +259,7 @@ func (d *Daemon) producerConfig(cfg *config.Config, p config.Producer) (core.Pro
 	c := cfg.Client
 	rc := remoting.Config{
 		ConnectTimeout: c.ConnectTimeout, IdleTimeout: c.IdleTimeout, MaxFrameSize: int(c.MaxFrameSize),
-		Hooks: d.met.remotingHooks(), Logger: d.log.Named("remoting"),
+		Hooks: d.met.remotingHooks(), Logger: d.log.Named("remoting"), Credentials: c.ACL,
 	}
 	if c.Serialize == "rocketmq" {
 		rc.Serialize = remoting.RocketMQ
@@ -306,6 +306,7 @@ func (d *Daemon) producerConfig(cfg *config.Config, p config.Producer) (core.Pro
 	if !p.Compress {
 		pc.CompressThreshold = -1
 	}
+	d.orderConfig(&pc, p)
 	return pc, nil
 }
 
