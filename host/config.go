@@ -219,9 +219,19 @@ type Spec struct {
 	// ServeBuiltin with the name. Default [os.Executable(), "plugin", Plugin]. Ignored
 	// for paths.
 	Command []string
-	// SHA256 optionally pins the plugin executable (hex). A mismatch refuses the start
-	// (ErrChecksumMismatch), and the strategy decides in-process.
+	// SHA256 optionally pins the plugin executable or WebAssembly module (hex). It is
+	// checked at every start and restart of the plugin process: a mismatch refuses it
+	// (ErrChecksumMismatch) and the strategy decides in-process until the next Swap.
 	SHA256 string
+	// AllowInsecurePath runs a plugin executable given by path even when someone other
+	// than its owner could replace it (see ErrUntrustedPlugin); off by default, so a
+	// plugin that is writable by others, or sits in a directory others can write, is
+	// refused at every start and restart.
+	AllowInsecurePath bool
+	// Env names the variables of the daemon's environment that the plugin process
+	// gets. Nothing else is passed but go-plugin's handshake variables, the SDK's log
+	// level (sdk.EnvLogLevel) and TMPDIR: not the daemon's secrets.
+	Env []string
 	// Settings are passed to Configure (JSON); for built-ins also to the Builtin.
 	Settings []byte
 	// DecisionTimeout bounds each decision made by the plugin; a late answer falls back
@@ -258,6 +268,9 @@ func (h *Host) resolve(s Spec) (Spec, error) {
 		if b, err := hex.DecodeString(s.SHA256); err != nil || len(b) != 32 {
 			errs = append(errs, fmt.Errorf("SHA256 %q is not 64 hex digits", s.SHA256))
 		}
+	}
+	if err := checkEnvNames(s.Env); err != nil {
+		errs = append(errs, err)
 	}
 	if s.DecisionTimeout < 0 {
 		errs = append(errs, fmt.Errorf("DecisionTimeout = %v, must not be negative", s.DecisionTimeout))

@@ -68,7 +68,8 @@ const (
 	// fallback until the next Swap.
 	ModeCrashLoop Mode = "crash-loop"
 	// ModeFailed: the plugin cannot start for a reason a restart does not fix (a
-	// SHA-256 mismatch); decisions use the fallback until the next Swap.
+	// SHA-256 mismatch, an untrusted path); decisions use the fallback until the next
+	// Swap.
 	ModeFailed Mode = "failed"
 	// ModeBreakerOpen: the strategy (plugin or WebAssembly) is up but its decisions
 	// kept failing, so its circuit is open: decisions use the fallback, and one per

@@ -47,6 +47,7 @@ func (c *conn) kill(hard bool) {
 const healthCheckTopic = "__producerd_health_check__"
 
 // launch starts the plugin process and brings it to the point where it decides:
+// the trust check of its path (checkTrust), a minimal environment (pluginEnv),
 // handshake (with AutoMTLS and the optional SHA-256 pin), Describe, Configure, the
 // session, and a health check (a sync round trip; plus a probe decision for strategies
 // not applied locally).
@@ -54,12 +55,19 @@ func (g *generation) launch(ctx context.Context) (_ *conn, err error) {
 	ctx, cancel := context.WithTimeout(ctx, g.h.cfg.StartTimeout)
 	defer cancel()
 	path, args := g.spec.executable()
+	if !g.spec.builtin() && !g.spec.AllowInsecurePath {
+		if err := checkTrust(path); err != nil {
+			return nil, err
+		}
+	}
 	cmd := exec.Command(path, args...)
+	cmd.Env = pluginEnv(g.spec.Env)
 	setProcAttr(cmd)
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          sdk.PluginSet(nil),
 		Cmd:              cmd,
+		SkipHostEnv:      true, // cmd.Env is the whole environment (with go-plugin's)
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     g.h.cfg.StartTimeout,
@@ -193,7 +201,7 @@ func (g *generation) supervise(first *conn, firstErr error) {
 			hook(g.spec.Name, err)
 		}
 		switch {
-		case errors.Is(err, ErrChecksumMismatch), errors.Is(err, sdk.ErrInvalidSettings), errors.Is(err, sdk.ErrUnsupportedVersion):
+		case errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrUntrustedPlugin), errors.Is(err, sdk.ErrInvalidSettings), errors.Is(err, sdk.ErrUnsupportedVersion):
 			g.log.Error("strategy plugin cannot be used; deciding in-process until the next swap", "error", err)
 			g.setMode(ModeFailed, err)
 			return
