@@ -145,7 +145,7 @@ func (s *strategy) acquire() (*slot, *instance, error) {
 		return nil, nil, ErrClosed
 	}
 	if last := s.lastFailure.Load(); last != nil {
-		return nil, nil, fmt.Errorf("%w; the last one failed with: %w", ErrNoInstance, *last)
+		return nil, nil, fmt.Errorf("%w; the last one failed with: %v", ErrNoInstance, *last) // not %w: the decision did not time out
 	}
 	return nil, nil, ErrNoInstance
 }
