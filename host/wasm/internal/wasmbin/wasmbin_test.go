@@ -189,6 +189,7 @@ func TestInstrumentErrors(t *testing.T) {
 // FuzzInstrument: any input either fails cleanly or yields a binary that parses.
 func FuzzInstrument(f *testing.F) {
 	f.Add(testModule())
+	f.Add(treeModule())
 	f.Add([]byte{0, 'a', 's', 'm', 1, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, bin []byte) {
 		out, err := wasmbin.Instrument(bin, "interrupt")
