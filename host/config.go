@@ -223,10 +223,11 @@ type Spec struct {
 	// checked at every start and restart of the plugin process: a mismatch refuses it
 	// (ErrChecksumMismatch) and the strategy decides in-process until the next Swap.
 	SHA256 string
-	// AllowInsecurePath runs a plugin executable given by path even when someone other
-	// than its owner could replace it (see ErrUntrustedPlugin); off by default, so a
-	// plugin that is writable by others, or sits in a directory others can write, is
-	// refused at every start and restart.
+	// AllowInsecurePath runs a plugin executable or WebAssembly module given by path
+	// even when someone other than its owner could replace it (see
+	// ErrUntrustedPlugin); off by default, so a plugin that is writable by others, or
+	// sits in a directory others can write, is refused at every start and restart (a
+	// module: at Start and Swap).
 	AllowInsecurePath bool
 	// Env names the variables of the daemon's environment that the plugin process
 	// gets. Nothing else is passed but go-plugin's handshake variables, the SDK's log

@@ -146,7 +146,14 @@ func (h *Host) newGeneration(ctx context.Context, spec Spec) (*generation, error
 	switch {
 	case spec.wasm():
 		// A WebAssembly strategy runs sandboxed in this process; its instances are
-		// supervised inside host/wasm (a trapped or stuck instance is replaced).
+		// supervised inside host/wasm (a trapped or stuck instance is replaced). The
+		// sandbox bounds what a replaced module could do, not which queues it picks:
+		// its file gets the same trust check as a plugin binary.
+		if !spec.AllowInsecurePath {
+			if err := checkTrust(spec.Plugin); err != nil {
+				return nil, fmt.Errorf("host: strategy %q: %w", spec.Name, err)
+			}
+		}
 		st, err := wasm.Load(ctx, spec.Plugin, wasm.Options{CacheDir: h.cfg.WasmCacheDir, Settings: spec.Settings,
 			SHA256: spec.SHA256, CallTimeout: spec.DecisionTimeout, Logger: g.log, Name: spec.Name})
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/producerd/producerd/internal/wasmtest"
 	"github.com/producerd/producerd/plugins/sdk"
 )
 
@@ -229,5 +230,26 @@ func chown(t *testing.T, p string, uid int) {
 	}
 	if err := os.Chown(p, uid, -1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUntrustedWasmRefused: a WebAssembly module in a directory others can write is
+// refused at Start (nothing changes), unless AllowInsecurePath.
+func TestUntrustedWasmRefused(t *testing.T) {
+	dir := t.TempDir()
+	path, err := wasmtest.Write(dir, wasmtest.OK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, dir, 0o777)
+	h, _ := newHost(t, nil)
+	if err := h.Start(context.Background(), Spec{Plugin: path}); !errors.Is(err, ErrUntrustedPlugin) {
+		t.Fatalf("Start = %v, want ErrUntrustedPlugin", err)
+	}
+	if st := h.Status(); st.Generation != 0 {
+		t.Fatalf("a refused module was installed: %+v", st)
+	}
+	if err := h.Start(context.Background(), Spec{Plugin: path, AllowInsecurePath: true}); err != nil {
+		t.Fatalf("Start with AllowInsecurePath = %v", err)
 	}
 }
