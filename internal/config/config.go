@@ -55,6 +55,8 @@ type Config struct {
 	Strategies map[string]*Strategy
 	// Producers are the [[producer]] groups, in file order; at least one.
 	Producers []Producer
+
+	warnings []string // see Warnings
 }
 
 // Daemon is the [daemon] table.
@@ -119,7 +121,9 @@ type Client struct {
 	TLS        bool
 	TLSCA      string
 	ServerName string
-	// InsecureSkipVerify turns certificate verification off (tls_insecure_skip_verify).
+	// InsecureSkipVerify turns certificate verification off (tls_insecure_skip_verify,
+	// default false): anyone on the network path can then read and alter messages.
+	// The daemon logs a warning at every start (Config.Warnings).
 	InsecureSkipVerify bool
 	// ACL signs every request (access_key with exactly one of secret_key, secret_key_file
 	// and secret_key_env; optional security_token or security_token_env). Nil: unsigned.
@@ -140,6 +144,17 @@ type Strategy struct {
 	Settings []byte
 	// Implicit marks the entries added for built-ins without a table.
 	Implicit bool
+	// SHA256 pins the plugin binary or WebAssembly module (sha256, 64 hex digits):
+	// checked at every start and restart of the plugin; a mismatch refuses it and the
+	// strategy decides in-process. External plugins only.
+	SHA256 string
+	// AllowInsecurePath runs a plugin binary that someone other than its owner could
+	// replace (allow_insecure_path, default false: such a binary is refused). External
+	// plugins only; the daemon warns at every start.
+	AllowInsecurePath bool
+	// Env names the daemon's environment variables the plugin process receives (env,
+	// default none): plugins get no other part of the daemon's environment.
+	Env []string
 }
 
 // Producer is one [[producer]] table; zero durations and sizes mean core's defaults.
@@ -339,6 +354,7 @@ func (c *Config) decodeClient(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	t.Str("tls_server_name", &c.Client.ServerName)
 	t.Bool("tls_insecure_skip_verify", &c.Client.InsecureSkipVerify)
 	c.Client.ACL = decodeACL(t, dir)
+	c.checkClientTLS(t, d)
 	t.Done()
 }
 
@@ -357,6 +373,9 @@ func (c *Config) decodeStrategies(t *tomlx.Table, d *tomlx.Decoder, dir string) 
 			}
 			if s := decodeStrategy(st, d, name, dir); s != nil {
 				c.Strategies[name] = s
+				if s.AllowInsecurePath && s.Path != "" {
+					c.warnAt(d, st.Key("allow_insecure_path"), "plugin %s runs even if someone other than its owner could replace it", s.Path)
+				}
 			}
 		}
 		t.Done()
@@ -402,6 +421,7 @@ func decodeStrategy(t *tomlx.Table, d *tomlx.Decoder, name, dir string) *Strateg
 			ok = false
 		}
 	}
+	decodeStrategyTrust(t, s)
 	if st := t.Sub("settings"); st != nil {
 		b, err := json.Marshal(st.Map())
 		if err != nil {

@@ -188,6 +188,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	defer d.opMu.Unlock()
 	d.started = time.Now()
 	cfg := d.Config()
+	for _, w := range cfg.Warnings() {
+		d.log.Warn("insecure setting in the configuration", "warning", w)
+	}
 	defer func() {
 		if err != nil {
 			d.closeListeners()
