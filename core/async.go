@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/producerd/producerd/plugins/sdk"
@@ -102,12 +103,18 @@ type asyncSend struct {
 	attempt         int
 	lastBroker      string
 	brokers         []string
+}
 
-	// per attempt
-	q        sdk.Queue
-	addr     string
-	tAttempt time.Time
-	cancel   context.CancelFunc
+// asyncAttempt is one attempt of an async send. Exactly one of its answer, its timeout or
+// the watchdog's verdict settles it (settled); whatever comes later is ignored.
+type asyncAttempt struct {
+	a       *asyncSend
+	q       sdk.Queue
+	addr    string
+	t       time.Time
+	cancel  context.CancelFunc
+	w       *watchdog
+	settled atomic.Bool
 }
 
 // try starts the next attempt. It runs on the caller's goroutine first and on a fresh
@@ -122,58 +129,84 @@ func (a *asyncSend) try() {
 		return
 	}
 	ctx := context.Background()
-	a.q = a.p.selectQueue(ctx, a.sel, a.pi, a.pr, a.lastBroker, a.attempt, remaining)
-	a.brokers = append(a.brokers, a.q.Broker)
-	a.tAttempt = now
+	at := &asyncAttempt{a: a, t: now}
+	at.q = a.p.selectQueue(ctx, a.sel, a.pi, a.pr, a.lastBroker, a.attempt, remaining)
+	a.brokers = append(a.brokers, at.q.Broker)
 	bctx, bcancel := context.WithDeadline(ctx, a.deadline)
-	addr, err := a.p.brokerAddr(bctx, a.pi, a.q.Broker)
+	addr, err := a.p.brokerAddr(bctx, a.pi, at.q.Broker)
 	bcancel()
 	if err != nil {
 		// Never on the caller's goroutine: cb must not run inside SendAsync.
-		go a.failed(sdk.Outcome{Kind: sdk.OutcomeOther}, err, true)
+		at.settled.Store(true)
+		go a.failed(at, sdk.Outcome{Kind: sdk.OutcomeOther}, err, true)
 		return
 	}
-	a.addr = addr
-	attemptDeadline := a.deadline
-	if t := a.p.cfg.AttemptTimeout; t > 0 && a.attempt < a.attempts-1 && remaining > t {
-		attemptDeadline = now.Add(t)
-	}
+	at.addr = addr
+	// The request may wait for its answer until the budget ends; while another attempt
+	// remains, the watchdog abandons it early only if the broker shows no sign of life.
 	var actx context.Context
-	actx, a.cancel = context.WithDeadline(ctx, attemptDeadline)
-	req := remoting.NewRequest(a.pr.reqCode, a.p.header(a.pr, a.q), a.pr.body)
-	if err := a.p.client.rc.InvokeAsync(actx, addr, req, a.onResponse); err != nil {
-		a.cancel()
-		o := sdk.Outcome{}
-		classifyTransport(&o, err)
-		go a.failed(o, err, true)
+	actx, at.cancel = context.WithDeadline(ctx, a.deadline)
+	if t := a.p.cfg.AttemptTimeout; t > 0 && a.attempt < a.attempts-1 && remaining > t {
+		at.w = a.p.watch(actx, addr, at.q.Broker, now, t, at.abandon)
 	}
+	req := remoting.NewRequest(a.pr.reqCode, a.p.header(a.pr, at.q), a.pr.body)
+	if err := a.p.client.rc.InvokeAsync(actx, addr, req, at.onResponse); err != nil {
+		at.cancel()
+		if at.settled.CompareAndSwap(false, true) {
+			o := sdk.Outcome{}
+			classifyTransport(&o, err)
+			go a.failed(at, o, err, true)
+		}
+	}
+}
+
+// abandon is the watchdog's verdict: the broker showed no sign of life.
+func (at *asyncAttempt) abandon(err error) {
+	if !at.settled.CompareAndSwap(false, true) {
+		return
+	}
+	at.cancel()
+	o := sdk.Outcome{}
+	classifyTransport(&o, err)
+	go at.a.failed(at, o, err, true)
 }
 
 // onResponse runs on the connection's goroutine: it must not block, so anything that
 // may (a retry, an urgent outcome report) moves to a new goroutine.
-func (a *asyncSend) onResponse(resp *remoting.Command, err error) {
-	a.cancel()
+func (at *asyncAttempt) onResponse(resp *remoting.Command, err error) {
+	if !at.settled.CompareAndSwap(false, true) {
+		return // abandoned by the watchdog; a retry is under way
+	}
+	at.cancel()
+	if at.w != nil {
+		at.w.cancel() // not stop: never wait on the connection's goroutine
+		if dead := at.w.verdict(); err != nil && dead != nil {
+			err = dead
+		}
+	}
+	a := at.a
 	if err != nil {
 		o := sdk.Outcome{}
 		classifyTransport(&o, err)
-		go a.failed(o, err, true)
+		// A garbled answer still means the broker got the request: no retry.
+		go a.failed(at, o, err, !errors.Is(err, remoting.ErrBadFrame))
 		return
 	}
-	res, rerr := a.p.result(a.addr, a.pr, a.q, resp)
+	res, rerr := a.p.result(at.addr, a.pr, at.q, resp)
 	o := sdk.Outcome{}
 	classifyResponse(&o, resp, rerr)
 	if rerr != nil {
-		go a.failed(o, rerr, false) // broker codes are not retried in async mode
+		go a.failed(at, o, rerr, false) // broker codes are not retried in async mode
 		return
 	}
 	res.Attempts = a.attempt + 1
-	if time.Since(a.tAttempt) > slowOutcome {
+	if time.Since(at.t) > slowOutcome {
 		// A slow success may change a latency strategy's decisions, and reporting it
 		// can wait for the strategy: keep it off the connection's goroutine.
-		go func() { a.report(o); a.finish(res, nil) }()
+		go func() { at.report(o); a.finish(res, nil) }()
 		return
 	}
-	a.report(o)
+	at.report(o)
 	a.finish(res, nil)
 }
 
@@ -181,18 +214,19 @@ func (a *asyncSend) onResponse(resp *remoting.Command, err error) {
 // connection goroutine.
 const slowOutcome = 50 * time.Millisecond
 
-func (a *asyncSend) report(o sdk.Outcome) {
-	o.Topic, o.Broker, o.Queue = a.pr.topic, a.q.Broker, a.q.ID
-	o.Latency = time.Since(a.tAttempt)
-	a.p.observe(context.Background(), a.sel, a.pr.topic, o)
+func (at *asyncAttempt) report(o sdk.Outcome) {
+	o.Topic, o.Broker, o.Queue = at.a.pr.topic, at.q.Broker, at.q.ID
+	o.Latency = time.Since(at.t)
+	at.a.p.observe(context.Background(), at.a.sel, at.a.pr.topic, o)
 }
 
 // failed reports a failed attempt and retries when allowed.
-func (a *asyncSend) failed(o sdk.Outcome, err error, retryable bool) {
-	a.report(o)
-	a.lastBroker = a.q.Broker
+func (a *asyncSend) failed(at *asyncAttempt, o sdk.Outcome, err error, retryable bool) {
+	at.report(o)
+	a.lastBroker = at.q.Broker
 	a.attempt++
-	if retryable && a.attempt < a.attempts && time.Now().Before(a.deadline) {
+	retryKeyed, err := a.p.keyedRetry(a.pr, at.q, err)
+	if retryable && retryKeyed && a.attempt < a.attempts && time.Now().Before(a.deadline) {
 		a.try()
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,11 @@ type ClientConfig struct {
 	Heartbeat time.Duration
 	// APITimeout bounds route queries, heartbeats and unregistration; default 3s.
 	APITimeout time.Duration
+	// MaxQueuesPerBroker and MaxBrokersPerRoute bound the route data a NameServer may
+	// send (queues per broker, brokers per route): a route beyond them is refused with
+	// ErrBadRoute before anything is allocated for it. Defaults 1024 and 4096.
+	MaxQueuesPerBroker int
+	MaxBrokersPerRoute int
 	// Remoting configures the transport (dialer, TLS, header encoding, hooks).
 	Remoting remoting.Config
 	// Logger receives the client's logs; default: none.
@@ -67,6 +73,12 @@ func (c *ClientConfig) withDefaults() ClientConfig {
 	}
 	if out.APITimeout == 0 {
 		out.APITimeout = DefaultAPITimeout
+	}
+	if out.MaxQueuesPerBroker == 0 {
+		out.MaxQueuesPerBroker = DefaultMaxQueuesPerBroker
+	}
+	if out.MaxBrokersPerRoute == 0 {
+		out.MaxBrokersPerRoute = DefaultMaxBrokersPerRoute
 	}
 	if out.ClientIP == "" {
 		if ip := localIP(); ip != nil {
@@ -94,6 +106,10 @@ func (c *ClientConfig) validate() error {
 			errs = append(errs, fmt.Errorf("%w: %s is negative (%v)", ErrInvalidConfig, name, d))
 		}
 	}
+	if c.MaxQueuesPerBroker < 0 || c.MaxBrokersPerRoute < 0 {
+		errs = append(errs, fmt.Errorf("%w: MaxQueuesPerBroker (%d) and MaxBrokersPerRoute (%d) must not be negative",
+			ErrInvalidConfig, c.MaxQueuesPerBroker, c.MaxBrokersPerRoute))
+	}
 	return errors.Join(errs...)
 }
 
@@ -120,6 +136,8 @@ type Client struct {
 	groups      map[string]*Producer
 	brokerAddrs map[string]map[int64]string // broker name -> id -> addr
 	routes      map[string]*TopicRoute      // last route per topic (incl. TBW102 fallbacks)
+	routeNS     map[string]string           // NameServer of each last route
+	probes      map[string]*probeCall       // latest liveness probe per broker address
 	closed      bool
 
 	topics   sync.Map // topic -> *topicState
@@ -204,12 +222,25 @@ func acquireClient(cfg ClientConfig, p *Producer) (*Client, error) {
 }
 
 func newClient(id string, cfg ClientConfig) (*Client, error) {
-	rc, err := remoting.NewClient(cfg.Remoting)
+	var c *Client
+	// A new connection to a broker gets a heartbeat at once, as Java 5 sends one when a
+	// channel opens, so the broker learns the producer groups now, not at the next round.
+	rcfg := cfg.Remoting
+	userOnConn := rcfg.Hooks.OnConn
+	rcfg.Hooks.OnConn = func(e remoting.ConnEvent) {
+		if userOnConn != nil {
+			userOnConn(e)
+		}
+		if e.Open {
+			c.heartbeatOnConnect(e.Addr)
+		}
+	}
+	rc, err := remoting.NewClient(rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	rc.SetNameServers(cfg.NameServers)
-	c := &Client{
+	c = &Client{
 		id:          id,
 		cfg:         cfg,
 		rc:          rc,
@@ -217,6 +248,8 @@ func newClient(id string, cfg ClientConfig) (*Client, error) {
 		groups:      make(map[string]*Producer),
 		brokerAddrs: make(map[string]map[int64]string),
 		routes:      make(map[string]*TopicRoute),
+		routeNS:     make(map[string]string),
+		probes:      make(map[string]*probeCall),
 		stop:        make(chan struct{}),
 	}
 	c.wg.Add(2)
@@ -276,8 +309,10 @@ func (c *Client) topic(name string) *topicState {
 	return ts.(*topicState)
 }
 
-// publishInfo returns a usable publish info for topic, fetching the route on first use and
-// falling back to the default topic's route (TBW102 auto-create, spec §3.5).
+// publishInfo returns a usable publish info for topic, fetching the route on first use. Only
+// when the NameServer answers TOPIC_NOT_EXIST does it fall back to the default topic's route
+// (TBW102 auto-create, spec §3.5), as Java does; a route without a writable queue is an
+// error, never a reason to auto-create the topic elsewhere.
 func (c *Client) publishInfo(ctx context.Context, topic, defaultTopic string, defaultQueueNums int) (*publishInfo, error) {
 	ts := c.topic(topic)
 	if pi := ts.info.Load(); pi.ok() {
@@ -289,62 +324,111 @@ func (c *Client) publishInfo(ctx context.Context, topic, defaultTopic string, de
 		return pi, nil
 	}
 	pi, err := c.updateRoute(ctx, topic, ts)
-	if pi.ok() {
+	switch {
+	case pi.ok():
 		return pi, nil
+	case err == nil:
+		return nil, &RouteError{Topic: topic, Kind: ErrNoWritableQueue, NameServer: c.lastRouteNS(topic), Detail: c.route(topic).unwritable()}
+	case !isTopicNotExist(err):
+		return nil, err
+	case defaultTopic == "":
+		return nil, &RouteError{Topic: topic, Kind: ErrTopicNotExist, NameServer: nsOf(err), Detail: "auto-create is off", Cause: err}
 	}
-	if defaultTopic == "" {
-		return nil, c.noRoute(topic, err)
-	}
-	route, derr := c.fetchRoute(ctx, defaultTopic)
+	route, ns, derr := c.fetchRoute(ctx, defaultTopic)
 	if derr != nil {
-		return nil, c.noRoute(topic, errors.Join(err, derr))
+		if isTopicNotExist(derr) {
+			return nil, &RouteError{Topic: topic, Kind: ErrTopicNotExist, NameServer: ns,
+				Detail: "and the default topic " + defaultTopic + " for auto-create does not exist either", Cause: errors.Join(err, derr)}
+		}
+		return nil, derr
 	}
-	pi = c.install(topic, ts, route.withDefaultQueueNums(defaultQueueNums), true)
+	pi = c.install(topic, ts, route.withDefaultQueueNums(defaultQueueNums), true, ns)
 	if !pi.ok() {
-		return nil, c.noRoute(topic, err)
+		return nil, &RouteError{Topic: topic, Kind: ErrNoWritableQueue, NameServer: ns,
+			Detail: "the default topic " + defaultTopic + " has no writable queue: " + route.unwritable(), Cause: err}
 	}
 	return pi, nil
 }
 
-func (c *Client) noRoute(topic string, cause error) error {
-	if cause != nil {
-		return fmt.Errorf("%w %s: %w", ErrNoRoute, topic, cause)
+// nsOf is the NameServer of a route error, or "".
+func nsOf(err error) string {
+	var re *RouteError
+	if errors.As(err, &re) {
+		return re.NameServer
 	}
-	return fmt.Errorf("%w %s", ErrNoRoute, topic)
+	var rme *remoting.Error
+	if errors.As(err, &rme) {
+		return rme.Addr
+	}
+	return ""
+}
+
+// route returns the last route installed for topic.
+func (c *Client) route(topic string) *TopicRoute {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.routes[topic]; r != nil {
+		return r
+	}
+	return &TopicRoute{}
+}
+
+// lastRouteNS returns the NameServer that sent topic's last route.
+func (c *Client) lastRouteNS(topic string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.routeNS[topic]
 }
 
 // updateRoute fetches topic's route and installs it; on any failure the cached info stays.
 func (c *Client) updateRoute(ctx context.Context, topic string, ts *topicState) (*publishInfo, error) {
-	route, err := c.fetchRoute(ctx, topic)
+	route, ns, err := c.fetchRoute(ctx, topic)
 	if err != nil {
 		return ts.info.Load(), err
 	}
-	return c.install(topic, ts, route, false), nil
+	return c.install(topic, ts, route, false, ns), nil
 }
 
-func (c *Client) fetchRoute(ctx context.Context, topic string) (*TopicRoute, error) {
+// fetchRoute asks a NameServer for topic's route and checks it against the sanity bounds.
+// Errors are *RouteError, except a NameServer's answer other than TOPIC_NOT_EXIST, which is
+// returned as the *remoting.Error it is.
+func (c *Client) fetchRoute(ctx context.Context, topic string) (*TopicRoute, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.APITimeout)
 	defer cancel()
 	req := remoting.NewRequest(remoting.GetRouteInfoByTopic, map[string]string{"topic": topic}, nil)
 	resp, addr, err := c.rc.InvokeNameServer(ctx, req)
 	if err != nil {
-		return nil, err
+		if addr == "" {
+			addr = strings.Join(c.rc.NameServers(), ";")
+		}
+		if errors.Is(err, context.Canceled) {
+			return nil, addr, err
+		}
+		return nil, addr, &RouteError{Topic: topic, Kind: ErrNameServerUnreachable, NameServer: addr, Cause: err}
 	}
 	if err := remoting.ResponseError(addr, resp); err != nil {
-		return nil, err
+		return nil, addr, err
 	}
 	if len(resp.Body) == 0 {
-		return nil, fmt.Errorf("core: empty route body for topic %s from %s", topic, addr)
+		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Detail: "empty route body"}
 	}
-	return ParseTopicRoute(resp.Body)
+	route, err := ParseTopicRoute(resp.Body)
+	if err != nil {
+		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Cause: err}
+	}
+	if why := route.check(c.cfg.MaxQueuesPerBroker, c.cfg.MaxBrokersPerRoute); why != "" {
+		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Detail: why}
+	}
+	return route, addr, nil
 }
 
 // install records a fetched route and publishes a new publish info when the queue set
 // changed; the route version changes exactly then.
-func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDefault bool) *publishInfo {
+func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDefault bool, ns string) *publishInfo {
 	queues, ordered := route.publishQueues()
 	c.mu.Lock()
 	c.routes[topic] = route
+	c.routeNS[topic] = ns
 	for _, bd := range route.BrokerDatas {
 		addrs := make(map[int64]string, len(bd.BrokerAddrs))
 		for id, a := range bd.BrokerAddrs {
@@ -436,18 +520,64 @@ type producerData struct {
 	GroupName string `json:"groupName"`
 }
 
-// sendHeartbeats tells every master which producer groups this client holds.
-func (c *Client) sendHeartbeats() {
-	if !c.hbMu.TryLock() {
-		return // the previous round (or an unregistration) is still running
-	}
-	defer c.hbMu.Unlock()
+// heartbeatBody renders the heartbeat naming every producer group of this client.
+func (c *Client) heartbeatBody() []byte {
 	c.mu.Lock()
 	hb := heartbeatData{ClientID: c.id, ConsumerDataSet: []struct{}{},
 		ProducerDataSet: []producerData{{GroupName: innerProducerGroup}}}
 	for g := range c.groups {
 		hb.ProducerDataSet = append(hb.ProducerDataSet, producerData{GroupName: g})
 	}
+	c.mu.Unlock()
+	body, _ := json.Marshal(hb)
+	return body
+}
+
+// heartbeatOnConnect sends one heartbeat to addr, off the dialling goroutine, when addr is
+// a known broker (not a NameServer).
+func (c *Client) heartbeatOnConnect(addr string) {
+	c.mu.Lock()
+	known := false
+	for _, addrs := range c.brokerAddrs {
+		for _, a := range addrs {
+			known = known || a == addr
+		}
+	}
+	if !known || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.APITimeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-c.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		resp, err := c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, c.heartbeatBody()))
+		if err == nil {
+			err = remoting.ResponseError(addr, resp)
+		}
+		if err != nil {
+			c.log.Debug("heartbeat on connect failed", "broker", addr, "error", err)
+		}
+	}()
+}
+
+// sendHeartbeats tells every master which producer groups this client holds.
+func (c *Client) sendHeartbeats() {
+	if !c.hbMu.TryLock() {
+		return // the previous round (or an unregistration) is still running
+	}
+	defer c.hbMu.Unlock()
+	body := c.heartbeatBody()
+	c.mu.Lock()
 	var masters []string
 	for _, addrs := range c.brokerAddrs {
 		if a := addrs[masterID]; a != "" {
@@ -458,7 +588,6 @@ func (c *Client) sendHeartbeats() {
 	if len(masters) == 0 {
 		return
 	}
-	body, _ := json.Marshal(hb)
 	c.eachBroker(masters, func(ctx context.Context, addr string) error {
 		resp, err := c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, body))
 		if err == nil {

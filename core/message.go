@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -40,11 +41,18 @@ type Message struct {
 	Tags string
 	// Keys are indexed by the broker; joined with one space on the wire (property KEYS).
 	Keys []string
-	// ShardingKey is carried as property __SHARDINGKEY and offered to strategies that
-	// select by key.
+	// ShardingKey, when set, picks the queue by a hash of the key (ProducerConfig.KeyHash)
+	// and keeps per-key order (ProducerConfig.Ordering); the strategy does not move it.
+	// Carried as property __SHARDINGKEY.
 	ShardingKey string
-	// DelayLevel 1..18 delays delivery by the broker's level table; 0 = none.
+	// DelayLevel 1..18 (ProducerConfig.MaxDelayLevel) delays delivery by the broker's
+	// level table; 0 = none.
 	DelayLevel int
+	// DeliverAt and Delay are RocketMQ 5.x timer delivery (core/timer.go): at an absolute
+	// time (a past one delivers at once), or after a delay from when the broker stores
+	// the message. At most one of DelayLevel, DeliverAt and Delay may be set.
+	DeliverAt time.Time
+	Delay     time.Duration
 	// Flag is the user integer carried in the header; default 0.
 	Flag int32
 	// Properties are user properties; reserved names are refused.
@@ -126,8 +134,11 @@ func validNameByte(c byte) bool {
 }
 
 // Validate checks a message before any network I/O (spec §4.10). maxSize <= 0 means
-// DefaultMaxMessageSize. Every error is a *ValidationError naming the rule.
-func (m *Message) Validate(maxSize int) error {
+// DefaultMaxMessageSize; delay levels are checked against the default table (1..18).
+// Every error is a *ValidationError naming the rule.
+func (m *Message) Validate(maxSize int) error { return m.validate(maxSize, MaxDelayLevel) }
+
+func (m *Message) validate(maxSize, maxDelayLevel int) error {
 	if m == nil {
 		return invalid("message.nil", "message is nil")
 	}
@@ -145,8 +156,8 @@ func (m *Message) Validate(maxSize int) error {
 	case len(m.Body) > maxSize:
 		return invalid("body.size", "the message body is %d bytes, the limit is %d", len(m.Body), maxSize)
 	}
-	if m.DelayLevel < 0 {
-		return invalid("delay.level", "delay level %d is negative", m.DelayLevel)
+	if err := m.validateDelay(maxDelayLevel); err != nil {
+		return err
 	}
 	for _, k := range m.Keys {
 		if k == "" || strings.ContainsAny(k, " \x01\x02") {
@@ -162,6 +173,11 @@ func (m *Message) Validate(maxSize int) error {
 	for k, v := range m.Properties {
 		if strings.TrimSpace(k) == "" {
 			return invalid("property.blank", "a user property name is blank")
+		}
+		// Java's putUserProperty refuses a blank value too; the broker would drop the
+		// pair silently, so the message would be acknowledged without it.
+		if strings.TrimSpace(v) == "" {
+			return invalid("property.blank", "user property %q has a blank value", k)
 		}
 		if reservedProperties[k] {
 			return invalid("property.reserved", "%q is a reserved system property name", k)
@@ -197,6 +213,7 @@ func (m *Message) encodeProperties(dst []byte, uniqKey string) []byte {
 	if m.ShardingKey != "" {
 		dst = appendProperty(dst, PropertyShardingKey, m.ShardingKey)
 	}
+	dst = m.appendTimer(dst)
 	if m.NoWaitStore {
 		dst = appendProperty(dst, PropertyWait, "false")
 	} else {

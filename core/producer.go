@@ -40,16 +40,22 @@ type ProducerConfig struct {
 	// SendTimeout is the budget of one send across all its attempts; default 3s.
 	SendTimeout time.Duration
 	// Retries is how many more attempts a sync or batch send makes after the first; default 2.
-	// Set NoRetries to make zero explicit.
+	// Set NoRetries to make zero explicit (it does not touch AsyncRetries).
 	Retries   int
 	NoRetries bool
 	// AsyncRetries is how many more attempts an async send makes after a transport
-	// failure (never after a broker error code); default 2.
-	AsyncRetries int
-	// AttemptTimeout caps every attempt but the last, so that one hung broker cannot eat
-	// the whole budget and leave no time for a retry on another broker. Default
-	// SendTimeout/(1+Retries), i.e. 1s of the 3s budget; the last attempt always gets
-	// whatever remains. A negative value disables the cap (the Java behaviour).
+	// failure (never after a broker error code); default 2. Set NoAsyncRetries to make
+	// zero explicit.
+	AsyncRetries   int
+	NoAsyncRetries bool
+	// AttemptTimeout is the liveness check of every attempt but the last: each
+	// AttemptTimeout, the broker must have shown a sign of life (an answer, bytes read
+	// from its connection, or an answer to a heartbeat probe sent shortly before), or the
+	// attempt is abandoned with ErrBrokerSilent and the send retried on another broker.
+	// A broker that is only slow keeps its attempt until the budget ends, so it is not
+	// sent a duplicate. Default SendTimeout/(1+Retries), i.e. 1s of the 3s budget. A
+	// negative value disables the check (the Java behaviour: one hung broker can eat the
+	// whole budget).
 	AttemptTimeout time.Duration
 	// RetryAnotherBrokerWhenNotStoreOK makes a sync send try again when the broker stored
 	// the message but answered FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT or
@@ -83,6 +89,16 @@ type ProducerConfig struct {
 	UseV1Header bool
 	// Hooks observe sends (for metrics).
 	Hooks ProducerHooks
+	// Ordering and KeyHash place messages with a ShardingKey (core/order.go): the key's
+	// queue, whatever the Strategy; defaults OrderingStrict and KeyHashJava.
+	Ordering Ordering
+	KeyHash  KeyHash
+	// MaxDelayLevel is the highest DelayLevel accepted: the length of the brokers'
+	// messageDelayLevel table; default MaxDelayLevel (18).
+	MaxDelayLevel int
+	// Namespace, when set, is Java's ClientConfig.namespace (core/namespace.go): topics
+	// become "ns%topic" and the group "ns%group" on the wire; results show the bare names.
+	Namespace string
 }
 
 // ProducerHooks observe a producer; each is optional and must not block.
@@ -92,6 +108,9 @@ type ProducerHooks struct {
 	// OnDecision is called after every strategy decision; fallback is true when the
 	// strategy failed and in-process round-robin decided.
 	OnDecision func(latency time.Duration, fallback bool, err error)
+	// OnKeyedQueueCountChange is called when a topic's queue count differs from what the
+	// previous keyed send saw (keys move to other queues).
+	OnKeyedQueueCountChange func(topic string, old, new int)
 }
 
 func (c *ProducerConfig) withDefaults() ProducerConfig {
@@ -102,7 +121,7 @@ func (c *ProducerConfig) withDefaults() ProducerConfig {
 	if out.Retries == 0 && !out.NoRetries {
 		out.Retries = DefaultRetries
 	}
-	if out.AsyncRetries == 0 && !out.NoRetries {
+	if out.AsyncRetries == 0 && !out.NoAsyncRetries {
 		out.AsyncRetries = DefaultAsyncRetries
 	}
 	if out.AttemptTimeout == 0 {
@@ -129,6 +148,9 @@ func (c *ProducerConfig) withDefaults() ProducerConfig {
 	if out.DefaultTopicQueueNums == 0 {
 		out.DefaultTopicQueueNums = DefaultTopicQueueNums
 	}
+	if out.MaxDelayLevel == 0 {
+		out.MaxDelayLevel = MaxDelayLevel
+	}
 	if out.MaxAsyncInFlight == 0 {
 		out.MaxAsyncInFlight = DefaultMaxAsyncInFlight
 	}
@@ -139,6 +161,8 @@ func (c *ProducerConfig) validate() error {
 	var errs []error
 	if err := ValidateGroup(c.Group); err != nil {
 		errs = append(errs, fmt.Errorf("%w: Group: %w", ErrInvalidConfig, err))
+	} else if err := ValidateNamespace(c.Namespace, c.Group); err != nil {
+		errs = append(errs, fmt.Errorf("%w: Namespace: %w", ErrInvalidConfig, err))
 	}
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
@@ -152,6 +176,9 @@ func (c *ProducerConfig) validate() error {
 		"MaxMessageSize must be in 1..%d, got %d", remoting.MaxFrameSize-64<<10, c.MaxMessageSize)
 	check(c.CompressLevel >= 1 && c.CompressLevel <= 9, "CompressLevel must be in 1..9, got %d", c.CompressLevel)
 	check(c.DefaultTopicQueueNums > 0, "DefaultTopicQueueNums must be positive, got %d", c.DefaultTopicQueueNums)
+	check(c.MaxDelayLevel > 0 && c.MaxDelayLevel <= 1000, "MaxDelayLevel must be in 1..1000, got %d", c.MaxDelayLevel)
+	check(c.Ordering == OrderingStrict || c.Ordering == OrderingRelaxed, "Ordering %d is unknown", c.Ordering)
+	check(c.KeyHash == KeyHashJava || c.KeyHash == KeyHashFNV, "KeyHash %d is unknown", c.KeyHash)
 	check(c.MaxAsyncInFlight > 0, "MaxAsyncInFlight must be positive, got %d", c.MaxAsyncInFlight)
 	if c.CreateTopicKey != "" {
 		if err := ValidateTopic(c.CreateTopicKey); err != nil {
@@ -213,6 +240,7 @@ type Producer struct {
 	// Header values that are the same for every send, rendered once.
 	defaultTopic, defaultQueueNums string
 	asyncSem                       chan struct{}
+	order                          orderState
 
 	// closeMu orders begin's inflight.Add with Close's inflight.Wait (a WaitGroup may not
 	// be added to from zero while it is waited on).
@@ -225,10 +253,12 @@ type Producer struct {
 // client id (creating and starting the instance if needed). It does no network I/O: routes
 // are fetched on the first send.
 func NewProducer(cfg ProducerConfig) (*Producer, error) {
+	explicitRetryCodes := cfg.RetryCodes != nil
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg.Group = WithNamespace(cfg.Namespace, cfg.Group) // the wire name; Group() strips it
 	p := &Producer{cfg: cfg, retryCodes: make(map[remoting.ResponseCode]bool), asyncSem: make(chan struct{}, cfg.MaxAsyncInFlight),
 		defaultTopic: cfg.CreateTopicKey, defaultQueueNums: strconv.Itoa(cfg.DefaultTopicQueueNums)}
 	if p.defaultTopic == "" { // auto-create off: brokers still expect the field
@@ -237,6 +267,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	for _, c := range cfg.RetryCodes {
 		p.retryCodes[c] = true
 	}
+	p.dropACLDenialRetry(explicitRetryCodes)
 	c, err := acquireClient(cfg.Client, p)
 	if err != nil {
 		return nil, err
@@ -246,7 +277,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 }
 
 // Group returns the producer group name.
-func (p *Producer) Group() string { return p.cfg.Group }
+func (p *Producer) Group() string { return WithoutNamespace(p.cfg.Namespace, p.cfg.Group) }
 
 // Client returns the shared client instance.
 func (p *Producer) Client() *Client { return p.client }
@@ -286,30 +317,29 @@ func (p *Producer) begin() error {
 // prepared is a message encoded once for all its attempts: the UNIQ_KEY stays the same on
 // every retry (spec §4.8).
 type prepared struct {
-	topic    string
-	body     []byte
-	props    string
-	uniqKey  string
-	sysFlag  int32
-	flag     int32
-	batch    bool
-	info     *sdk.MessageInfo
-	reqCode  remoting.RequestCode
-	bornTime int64
+	topic   string
+	body    []byte
+	props   string
+	uniqKey string
+	sysFlag int32
+	flag    int32
+	batch   bool
+	info    *sdk.MessageInfo
+	reqCode remoting.RequestCode
 }
 
 func (p *Producer) prepare(m *Message) (*prepared, error) {
-	if err := m.Validate(p.cfg.MaxMessageSize); err != nil {
+	if err := m.validate(p.cfg.MaxMessageSize, p.cfg.MaxDelayLevel); err != nil {
 		return nil, err
 	}
 	uniq := m.uniqKey()
-	props := m.encodeProperties(make([]byte, 0, 64+len(m.Tags)+len(m.ShardingKey)), uniq)
+	props := p.appendInstanceID(m.encodeProperties(make([]byte, 0, 64+len(m.Tags)+len(m.ShardingKey)), uniq))
 	if len(props) > maxPropertiesLength {
 		return nil, invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(props), maxPropertiesLength)
 	}
 	pr := &prepared{topic: m.Topic, body: m.Body, props: string(props), uniqKey: uniq, flag: m.Flag,
-		reqCode: remoting.SendMessageV2, bornTime: time.Now().UnixMilli(),
-		info: &sdk.MessageInfo{Keys: m.Keys, Tags: m.Tags, ShardingKey: m.ShardingKey, Size: len(m.Body)}}
+		reqCode: remoting.SendMessageV2,
+		info:    &sdk.MessageInfo{Keys: m.Keys, Tags: m.Tags, ShardingKey: m.ShardingKey, Size: len(m.Body)}}
 	if p.cfg.UseV1Header {
 		pr.reqCode = remoting.SendMessage
 	}
@@ -342,8 +372,8 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 		switch {
 		case m.Topic != first.Topic:
 			return nil, invalid("batch.topic", "batch message %d has topic %q, the batch is for %q", i, m.Topic, first.Topic)
-		case m.DelayLevel > 0:
-			return nil, invalid("batch.delay", "batch message %d has a delay level; batches cannot be delayed", i)
+		case m.DelayLevel > 0 || m.isTimer():
+			return nil, invalid("batch.delay", "batch message %d has a delay; batches cannot be delayed", i)
 		case m.NoWaitStore != first.NoWaitStore:
 			return nil, invalid("batch.wait", "batch message %d differs in NoWaitStore from the first", i)
 		}
@@ -362,34 +392,44 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 	if first.NoWaitStore {
 		wait = "false"
 	}
-	return &prepared{topic: first.Topic, body: body, props: string(appendProperty(nil, PropertyWait, wait)),
+	// The batch wrapper carries no UNIQ_KEY, although Java 5.x clients before apache/rocketmq
+	// #9417 set one: a 5.3.3 broker appends the wrapper's properties to every inner message
+	// of a normal topic, so every message would be read back with the wrapper's UNIQ_KEY
+	// instead of its own (measured, docs/send-path.md; Java issue #9416).
+	key, err := batchShardingKey(msgs)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{topic: first.Topic, body: body, props: string(p.appendInstanceID(appendProperty(nil, PropertyWait, wait))),
 		uniqKey: strings.Join(ids, ","), batch: true, reqCode: remoting.SendBatchMessage,
-		bornTime: time.Now().UnixMilli(), info: &sdk.MessageInfo{Size: len(body)}}, nil
+		info: &sdk.MessageInfo{Size: len(body), ShardingKey: key}}, nil
 }
 
-// header builds the request ext fields for one attempt (spec §4.1, §4.2).
+// header builds the request ext fields for one attempt (spec §4.1, §4.2). bornTimestamp is
+// the time of this attempt, as Java sets it in sendKernelImpl.
 func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
 	qid := strconv.Itoa(int(q.ID))
 	batch := strconv.FormatBool(pr.batch)
+	topic := WithNamespace(p.cfg.Namespace, pr.topic)
 	if pr.reqCode == remoting.SendMessage {
 		return map[string]string{
-			"producerGroup": p.cfg.Group, "topic": pr.topic, "defaultTopic": p.defaultTopic,
+			"producerGroup": p.cfg.Group, "topic": topic, "defaultTopic": p.defaultTopic,
 			"defaultTopicQueueNums": p.defaultQueueNums, "queueId": qid,
-			"sysFlag": strconv.Itoa(int(pr.sysFlag)), "bornTimestamp": strconv.FormatInt(pr.bornTime, 10),
+			"sysFlag": strconv.Itoa(int(pr.sysFlag)), "bornTimestamp": strconv.FormatInt(time.Now().UnixMilli(), 10),
 			"flag": strconv.Itoa(int(pr.flag)), "properties": pr.props, "reconsumeTimes": "0",
 			"unitMode": "false", "batch": batch, "bname": q.Broker,
 		}
 	}
 	return map[string]string{
-		"a": p.cfg.Group, "b": pr.topic, "c": p.defaultTopic, "d": p.defaultQueueNums,
-		"e": qid, "f": strconv.Itoa(int(pr.sysFlag)), "g": strconv.FormatInt(pr.bornTime, 10),
+		"a": p.cfg.Group, "b": topic, "c": p.defaultTopic, "d": p.defaultQueueNums,
+		"e": qid, "f": strconv.Itoa(int(pr.sysFlag)), "g": strconv.FormatInt(time.Now().UnixMilli(), 10),
 		"h": strconv.Itoa(int(pr.flag)), "i": pr.props, "j": "0", "k": "false", "m": batch, "n": q.Broker,
 	}
 }
 
 // route returns the topic's publish info, auto-creating through the default topic.
 func (p *Producer) route(ctx context.Context, topic string) (*publishInfo, error) {
-	return p.client.publishInfo(ctx, topic, p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	return p.client.publishInfo(ctx, WithNamespace(p.cfg.Namespace, topic), p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
 }
 
 // strategy returns the selector for one send and its release function.
@@ -407,10 +447,13 @@ func (p *Producer) strategy() (sdk.Selector, func()) {
 // selectQueue asks the strategy for a queue; any strategy failure falls back to the
 // in-process round-robin for this decision.
 func (p *Producer) selectQueue(ctx context.Context, sel sdk.Selector, pi *publishInfo, pr *prepared, last string, attempt int, remaining time.Duration) sdk.Queue {
+	if q, ok := p.keyedQueue(pi, pr, attempt); ok {
+		return q // the key decides, never the strategy
+	}
 	if sel == nil {
 		return pi.queues[pi.selectRR(last)]
 	}
-	s := &sdk.Selection{Topic: pi.topic, RouteVersion: pi.version, Queues: pi.queues,
+	s := &sdk.Selection{Topic: pr.topic, RouteVersion: pi.version, Queues: pi.queues,
 		LastBroker: last, Attempt: attempt, Remaining: remaining}
 	if d, ok := sel.(sdk.Describer); ok && d.Describe().NeedsMessage {
 		s.Message = pr.info
@@ -479,6 +522,7 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		deadline = d
 	}
 	// The first route lookup counts against the budget too.
+	caller := ctx
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	pi, err := p.route(ctx, pr.topic)
@@ -507,14 +551,21 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		}
 		q := p.selectQueue(ctx, sel, pi, pr, lastBroker, attempt, remaining)
 		brokers = append(brokers, q.Broker)
-		attemptDeadline := deadline
+		var watchCap time.Duration
 		if p.cfg.AttemptTimeout > 0 && attempt < attempts-1 && remaining > p.cfg.AttemptTimeout {
-			attemptDeadline = now.Add(p.cfg.AttemptTimeout)
+			watchCap = p.cfg.AttemptTimeout
 		}
-		res, o, err := p.attempt(ctx, pi, pr, q, attemptDeadline)
+		res, o, err := p.attempt(ctx, pi, pr, q, deadline, watchCap)
 		o.Latency = time.Since(now)
-		p.observe(ctx, sel, pr.topic, o)
 		lastBroker = q.Broker
+		if err != nil && p.callerEnded(caller, o.Latency) && !errors.Is(err, ErrBrokerSilent) {
+			// The caller hung up, or its own deadline passed before the broker could be
+			// judged: that says nothing about the broker, so the strategy does not see
+			// it (Java does not count an interrupted send).
+			lastErr = err
+			break
+		}
+		p.observe(ctx, sel, pr.topic, o)
 		if err == nil {
 			res.Attempts = attempt + 1
 			if res.Status != SendOK && p.cfg.RetryAnotherBrokerWhenNotStoreOK {
@@ -523,15 +574,21 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 			}
 			return res, nil
 		}
-		lastErr = err
+		if errors.Is(err, ErrBadResponse) || errors.Is(err, remoting.ErrBadFrame) {
+			// The broker got the request and answered, if garbled: the message may be
+			// stored, and a retry could store it again (only the RetryCodes are safe).
+			lastErr = err
+			break
+		}
+		retry, kerr := p.keyedRetry(pr, q, err)
+		if lastErr = kerr; !retry {
+			break
+		}
 		var re *remoting.Error
 		if !errors.Is(err, ErrBrokerNotFound) && errors.As(err, &re) && !p.retryCodes[re.Code] {
 			if lastResult != nil {
 				return lastResult, nil
 			}
-			break
-		}
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			break
 		}
 	}
@@ -545,10 +602,32 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		Elapsed: time.Since(start), Timeout: timedOut, Last: lastErr}
 }
 
-// attempt sends pr once to queue q and waits for the answer until deadline.
-func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q sdk.Queue, deadline time.Time) (*SendResult, sdk.Outcome, error) {
+// callerEnded reports whether an attempt that lasted latency failed because the caller's
+// own context ended rather than because of the broker: the caller cancelled, or its
+// deadline passed sooner than AttemptTimeout into the attempt (too soon to judge the
+// broker; with the check off, any deadline is a timeout, as in Java).
+func (p *Producer) callerEnded(caller context.Context, latency time.Duration) bool {
+	err := caller.Err()
+	if d, ok := caller.Deadline(); ok && err == nil && !time.Now().Before(d) {
+		err = context.DeadlineExceeded // its timer may fire just after the attempt's
+	}
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, context.Canceled):
+		return true
+	}
+	return latency < p.cfg.AttemptTimeout
+}
+
+// attempt sends pr once to queue q and waits for the answer until deadline. When watchCap
+// is positive, the broker must show a sign of life every watchCap or the attempt is
+// abandoned with ErrBrokerSilent (liveness.go).
+func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q sdk.Queue, deadline time.Time, watchCap time.Duration) (*SendResult, sdk.Outcome, error) {
 	o := sdk.Outcome{Topic: pr.topic, Broker: q.Broker, Queue: q.ID}
-	actx, cancel := context.WithDeadline(ctx, deadline)
+	cctx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	actx, cancel := context.WithDeadline(cctx, deadline)
 	defer cancel()
 	addr, err := p.brokerAddr(actx, pi, q.Broker)
 	if err != nil {
@@ -556,7 +635,14 @@ func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q
 		return nil, o, err
 	}
 	req := remoting.NewRequest(pr.reqCode, p.header(pr, q), pr.body)
+	var w *watchdog
+	if watchCap > 0 {
+		w = p.watch(actx, addr, q.Broker, time.Now(), watchCap, giveUp)
+	}
 	resp, err := p.client.rc.InvokeSync(actx, addr, req)
+	if dead := w.stop(); err != nil && dead != nil {
+		err = dead
+	}
 	if err != nil {
 		classifyTransport(&o, err)
 		return nil, o, err
@@ -588,6 +674,8 @@ func classifyTransport(o *sdk.Outcome, err error) {
 		o.Kind = sdk.OutcomeConnectFailure
 	case errors.Is(err, remoting.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		o.Kind = sdk.OutcomeTimeout
+	case errors.Is(err, remoting.ErrBadFrame):
+		o.Kind = sdk.OutcomeBrokerError // the broker answered, but not in the protocol
 	default:
 		o.Kind = sdk.OutcomeOther
 	}
@@ -620,16 +708,38 @@ func (p *Producer) result(addr string, pr *prepared, q sdk.Queue, resp *remoting
 	default:
 		return nil, remoting.ResponseError(addr, resp)
 	}
+	// Every field Java's SendMessageResponseHeader requires (@CFNotNull) must be there and
+	// parse: a malformed answer is an error, never a SEND_OK with made-up values.
 	ext := resp.ExtFields
-	res := &SendResult{Status: status, MsgID: pr.uniqKey, OffsetMsgID: ext["msgId"], Topic: pr.topic,
-		Queue: q, TransactionID: ext["transactionId"], RegionID: ext["MSG_REGION"], TraceOn: ext["TRACE_ON"] != "false"}
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w from broker %s (%s) to %s: field %s: %s", ErrBadResponse, q.Broker, addr,
+			pr.reqCode, field, fmt.Sprintf(format, args...))
+	}
+	msgID, ok := ext["msgId"]
+	if !ok || msgID == "" {
+		return nil, bad("msgId", "missing")
+	}
+	qid, err := strconv.ParseInt(ext["queueId"], 10, 32)
+	switch {
+	case ext["queueId"] == "":
+		return nil, bad("queueId", "missing")
+	case err != nil || qid < 0:
+		return nil, bad("queueId", "%q is not a queue id", ext["queueId"])
+	}
+	offset, err := strconv.ParseInt(ext["queueOffset"], 10, 64)
+	switch {
+	case ext["queueOffset"] == "":
+		return nil, bad("queueOffset", "missing")
+	case err != nil || offset < 0:
+		return nil, bad("queueOffset", "%q is not an offset", ext["queueOffset"])
+	}
+	res := &SendResult{Status: status, MsgID: pr.uniqKey, OffsetMsgID: msgID, Topic: pr.topic,
+		Queue: q, QueueOffset: offset, TransactionID: ext["transactionId"], RegionID: ext["MSG_REGION"],
+		TraceOn: ext["TRACE_ON"] != "false"}
+	res.Queue.ID = int32(qid)
 	if res.RegionID == "" {
 		res.RegionID = "DefaultRegion"
 	}
-	if qid, err := strconv.ParseInt(ext["queueId"], 10, 32); err == nil {
-		res.Queue.ID = int32(qid)
-	}
-	res.QueueOffset, _ = strconv.ParseInt(ext["queueOffset"], 10, 64)
 	return res, nil
 }
 
@@ -644,6 +754,7 @@ func (p *Producer) SendOneway(ctx context.Context, m *Message) error {
 	if err != nil {
 		return err
 	}
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
 	defer cancel()
 	pi, err := p.route(ctx, pr.topic)
@@ -659,7 +770,7 @@ func (p *Producer) SendOneway(ctx context.Context, m *Message) error {
 	}
 	start := time.Now()
 	err = p.client.rc.InvokeOneway(ctx, addr, remoting.NewRequest(pr.reqCode, p.header(pr, q), pr.body))
-	if err != nil {
+	if err != nil && !p.callerEnded(caller, time.Since(start)) {
 		o := sdk.Outcome{Topic: pr.topic, Broker: q.Broker, Queue: q.ID, Latency: time.Since(start)}
 		classifyTransport(&o, err)
 		p.observe(ctx, sel, pr.topic, o)
@@ -685,7 +796,7 @@ func (p *Producer) SendToQueue(ctx context.Context, m *Message, q sdk.Queue) (*S
 	if !slices.Contains(pi.queues, q) {
 		return nil, invalid("queue.unknown", "queue %s/%d is not a publish queue of topic %s", q.Broker, q.ID, pr.topic)
 	}
-	res, _, err := p.attempt(ctx, pi, pr, q, time.Now().Add(p.cfg.SendTimeout))
+	res, _, err := p.attempt(ctx, pi, pr, q, time.Now().Add(p.cfg.SendTimeout), 0)
 	if err != nil {
 		return nil, &SendError{Topic: pr.topic, Attempts: 1, Brokers: []string{q.Broker}, Last: err}
 	}

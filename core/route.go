@@ -206,3 +206,83 @@ func (r *TopicRoute) withDefaultQueueNums(n int) *TopicRoute {
 	}
 	return &c
 }
+
+// Default route sanity bounds (ClientConfig.MaxQueuesPerBroker, MaxBrokersPerRoute).
+const (
+	DefaultMaxQueuesPerBroker = 1024
+	DefaultMaxBrokersPerRoute = 4096
+)
+
+// check applies the sanity bounds to a parsed route before anything is allocated for its
+// queues: at most maxBrokers broker and queue entries (and orderTopicConf items), each
+// with 0..maxQueues queues. It returns what is wrong, or "".
+func (r *TopicRoute) check(maxQueues, maxBrokers int) string {
+	if n := len(r.BrokerDatas); n > maxBrokers {
+		return fmt.Sprintf("%d brokers, the limit is %d", n, maxBrokers)
+	}
+	if n := len(r.QueueDatas); n > maxBrokers {
+		return fmt.Sprintf("%d queue entries, the limit is %d", n, maxBrokers)
+	}
+	for _, qd := range r.QueueDatas {
+		for _, n := range []int{qd.WriteQueueNums, qd.ReadQueueNums} {
+			if n < 0 || n > maxQueues {
+				return fmt.Sprintf("broker %s has %d queues, the limit is %d", qd.BrokerName, n, maxQueues)
+			}
+		}
+	}
+	if conf := strings.TrimSpace(r.OrderTopicConf); conf != "" {
+		items := strings.Split(conf, ";")
+		if len(items) > maxBrokers {
+			return fmt.Sprintf("orderTopicConf has %d brokers, the limit is %d", len(items), maxBrokers)
+		}
+		for _, item := range items {
+			name, count, ok := strings.Cut(item, ":")
+			if !ok {
+				return fmt.Sprintf("orderTopicConf item %q is not broker:count", item)
+			}
+			n, err := strconv.Atoi(strings.TrimSpace(count))
+			if err != nil || n < 0 || n > maxQueues {
+				return fmt.Sprintf("orderTopicConf gives broker %s %q queues, the limit is %d", strings.TrimSpace(name), count, maxQueues)
+			}
+		}
+	}
+	return ""
+}
+
+// unwritable explains why a route yields no publish queue, broker by broker, e.g.
+// "broker-a perm=R; no master for broker-b".
+func (r *TopicRoute) unwritable() string {
+	if len(r.QueueDatas) == 0 && strings.TrimSpace(r.OrderTopicConf) == "" {
+		return "the route lists no queues"
+	}
+	var why []string
+	for _, qd := range r.QueueDatas {
+		switch bd := r.broker(qd.BrokerName); {
+		case qd.Perm&PermWrite == 0:
+			why = append(why, fmt.Sprintf("%s perm=%s", qd.BrokerName, permString(qd.Perm)))
+		case bd == nil || bd.masterAddr() == "":
+			why = append(why, "no master for "+qd.BrokerName)
+		case qd.WriteQueueNums == 0:
+			why = append(why, qd.BrokerName+" has 0 write queues")
+		}
+	}
+	if len(why) == 0 {
+		return "no publish queue in orderTopicConf " + strconv.Quote(r.OrderTopicConf)
+	}
+	return strings.Join(why, "; ")
+}
+
+// permString renders the read and write bits of perm: "RW", "R", "W" or "-".
+func permString(perm int) string {
+	s := ""
+	if perm&PermRead != 0 {
+		s += "R"
+	}
+	if perm&PermWrite != 0 {
+		s += "W"
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -2,6 +2,7 @@ package devbroker
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -235,12 +236,33 @@ func (b *Broker) putTopic(tc topicConfig) {
 	b.topics[tc.name] = tc
 }
 
+// slaveOnly reports whether routes list the broker as a slave without a master.
+func (b *Broker) slaveOnly() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.fault.Route == RouteSlaveOnly
+}
+
+// SetTopicPerm sets the permission bits of an existing topic on this broker (4 read,
+// 2 write, 1 inherit), as mqadmin updateTopicPerm does; routes and sends follow at once.
+func (b *Broker) SetTopicPerm(topic string, perm int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tc, ok := b.topics[topic]
+	if !ok {
+		return fmt.Errorf("devbroker: %s has no topic %q", b.name, topic)
+	}
+	tc.perm = perm
+	b.topics[topic] = tc
+	return nil
+}
+
 // routed reports whether the NameServer lists the broker.
 func (b *Broker) routed() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.fault.Route {
-	case RouteListed:
+	case RouteListed, RouteSlaveOnly:
 		return true
 	case RouteHidden:
 		return false
@@ -331,6 +353,9 @@ func (b *Broker) serve(cn *conn, req *remoting.Command) bool {
 		if resp.Code != int32(remoting.Success) {
 			b.stats.sendErrors.Add(1)
 		}
+	}
+	if send {
+		f.Malform.apply(resp)
 	}
 	if req.IsOneway() {
 		return true

@@ -235,6 +235,9 @@ type Cluster struct {
 
 	tlMu   sync.Mutex
 	tlNext int
+
+	overrideMu sync.Mutex
+	overrides  map[string][]byte // topic -> raw route body (SetRoute)
 }
 
 // Start validates cfg, listens for the NameServer and every broker on Host (port 0 unless
@@ -278,6 +281,28 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c.log.Info("started", "namesrv", c.ns.ep.address(), "brokers", len(c.list))
 	return c, nil
+}
+
+// SetRoute makes the NameServer answer body, verbatim, to route queries for topic (nil
+// removes the override): absurd or broken route data for tests.
+func (c *Cluster) SetRoute(topic string, body []byte) {
+	c.overrideMu.Lock()
+	defer c.overrideMu.Unlock()
+	if c.overrides == nil {
+		c.overrides = make(map[string][]byte)
+	}
+	if body == nil {
+		delete(c.overrides, topic)
+		return
+	}
+	c.overrides[topic] = slices.Clone(body)
+}
+
+func (c *Cluster) routeOverride(topic string) ([]byte, bool) {
+	c.overrideMu.Lock()
+	defer c.overrideMu.Unlock()
+	b, ok := c.overrides[topic]
+	return b, ok
 }
 
 // NameServerAddr returns the NameServer's "host:port".

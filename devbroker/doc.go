@@ -46,7 +46,11 @@
 // Every broker carries a Fault (see its fields): added latency, injected error codes,
 // connection resets, hangs (like SIGSTOP: connections stay open, nothing is read or
 // answered) and down (like SIGKILL: listener and connections closed, connects refused, the
-// broker leaves the routes). Set it at once with Broker.SetFault, or schedule changes with
+// broker leaves the routes), malformed send answers (Fault.Malform: no msgId, no queueId, a
+// non-numeric queueOffset, no response flag) and slave-only routes (RouteSlaveOnly). Route
+// data can also be made wrong on purpose: Broker.SetTopicPerm makes a topic read-only on
+// one broker, Cluster.SetRoute makes the NameServer answer any body for a topic (absurd
+// sizes, broken JSON). Set a fault at once with Broker.SetFault, or schedule changes with
 // Config.Timeline relative to Start, applied by a goroutine the Cluster owns on Config.Clock,
 // or step by step with Cluster.AdvanceTimeline when Config.ManualTimeline is set, so tests
 // need no sleeps.

@@ -42,6 +42,43 @@ type Fault struct {
 	Down bool
 	// Route overrides whether the NameServer routes this broker (default: not when Down).
 	Route RouteMode
+	// Malform corrupts every successful answer to a send (the message is stored first), as
+	// a buggy or hostile broker might.
+	Malform Malform
+}
+
+// Malform is a way to corrupt a send's answer.
+type Malform int
+
+const (
+	// MalformNone answers correctly.
+	MalformNone Malform = iota
+	// MalformNoMsgID leaves msgId out of the answer's header.
+	MalformNoMsgID
+	// MalformNoQueueID leaves queueId out of the answer's header.
+	MalformNoQueueID
+	// MalformBadQueueOffset sends a non-numeric queueOffset.
+	MalformBadQueueOffset
+	// MalformRequestFlag sends the answer without the response flag, as if it were a
+	// request from the broker.
+	MalformRequestFlag
+)
+
+// malform applies m to a successful send answer.
+func (m Malform) apply(resp *remoting.Command) {
+	if resp.Code != int32(remoting.Success) {
+		return
+	}
+	switch m {
+	case MalformNoMsgID:
+		delete(resp.ExtFields, "msgId")
+	case MalformNoQueueID:
+		delete(resp.ExtFields, "queueId")
+	case MalformBadQueueOffset:
+		resp.ExtFields["queueOffset"] = "twelve"
+	case MalformRequestFlag:
+		resp.Flag &^= remoting.FlagResponse
+	}
 }
 
 // RouteMode says whether the NameServer lists a broker in routes.
@@ -58,6 +95,9 @@ const (
 	// RouteHidden removes the broker from routes even when it serves requests (an expired
 	// registration).
 	RouteHidden
+	// RouteSlaveOnly lists the broker with its address as a slave (brokerId 1) and no
+	// master, as after its master died in a master-slave group.
+	RouteSlaveOnly
 )
 
 // InjectedError is one error code answered with a probability.
@@ -159,7 +199,10 @@ func (f *Fault) validate() error {
 	if f.Resets < 0 {
 		errs = append(errs, fmt.Errorf("field Resets: %d must not be negative", f.Resets))
 	}
-	if f.Route < RouteAuto || f.Route > RouteHidden {
+	if f.Malform < MalformNone || f.Malform > MalformRequestFlag {
+		errs = append(errs, fmt.Errorf("unknown Malform %d", f.Malform))
+	}
+	if f.Route < RouteAuto || f.Route > RouteSlaveOnly {
 		errs = append(errs, fmt.Errorf("unknown RouteMode %d", f.Route))
 	}
 	if err := errors.Join(errs...); err != nil {

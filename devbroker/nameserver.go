@@ -74,6 +74,12 @@ func notSupported(req *remoting.Command) *remoting.Command {
 
 func (ns *nameServer) routeInfo(req *remoting.Command) *remoting.Command {
 	topic := req.ExtFields["topic"]
+	if body, ok := ns.c.routeOverride(topic); ok {
+		ns.standard.Add(1)
+		resp := remoting.NewResponse(req, remoting.Success, "")
+		resp.Body = body
+		return resp
+	}
 	standard := req.Version >= versionStandardRouteJSON || req.ExtFields["acceptStandardJsonOnly"] == "true"
 	body := ns.routeJSON(topic, standard)
 	switch {
@@ -178,13 +184,18 @@ type jsonWriter struct {
 func (w *jsonWriter) raw(s string) { w.b = append(w.b, s...) }
 func (w *jsonWriter) int(n int)    { w.b = strconv.AppendInt(w.b, int64(n), 10) }
 
-// brokerData writes a 5.x BrokerData of a master-only broker group.
+// brokerData writes a 5.x BrokerData of a master-only broker group (a slave-only one
+// with RouteSlaveOnly).
 func (w *jsonWriter) brokerData(b *Broker) {
 	w.raw(`{"brokerAddrs":{`)
+	id := "0"
+	if b.slaveOnly() {
+		id = "1"
+	}
 	if w.standard {
-		w.raw(`"0":`)
+		w.raw(`"` + id + `":`)
 	} else {
-		w.raw(`0:`)
+		w.raw(id + `:`)
 	}
 	w.str(b.Addr())
 	w.raw(`},"brokerName":`)

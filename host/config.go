@@ -35,6 +35,7 @@ const (
 	DefaultRollbackFailureRatio = 0.5
 	DefaultBreakerThreshold     = 5
 	DefaultBreakerProbe         = 100 * time.Millisecond
+	DefaultBreakerMaxProbe      = 10 * time.Second
 	DefaultStallRestart         = 5 * time.Second
 )
 
@@ -80,11 +81,17 @@ type Config struct {
 	// RollbackMinDecisions decisions is rolled back. Defaults 20 and 0.5.
 	RollbackMinDecisions int
 	RollbackFailureRatio float64
-	// BreakerThreshold consecutive failed plugin decisions, spanning at least
-	// BreakerProbe, open the circuit: decisions then fall back at once, and one decision
-	// per BreakerProbe tries the plugin again. Defaults 5 and 100 ms.
+	// BreakerThreshold consecutive failed decisions (timeouts, errors, traps,
+	// out-of-range answers) of a plugin process or a WebAssembly strategy, spanning at
+	// least BreakerProbe, open its circuit: decisions then fall back at once, the
+	// opening is logged, counted (Status.BreakerOpens, Hooks.OnBreaker) and shown in
+	// Status (ModeBreakerOpen, LastError says why). One decision per probe interval
+	// tries the strategy again (half-open): a success closes the circuit, a failure
+	// doubles the interval, from BreakerProbe up to BreakerMaxProbe. Defaults 5, 100 ms
+	// and 10 s.
 	BreakerThreshold int
 	BreakerProbe     time.Duration
+	BreakerMaxProbe  time.Duration
 	// StallRestart: a plugin whose circuit stayed open this long is killed and
 	// restarted (counted as a crash). Default 5 s.
 	StallRestart time.Duration
@@ -108,6 +115,9 @@ type Hooks struct {
 	OnSwap func(from, to string, gen uint64)
 	// OnRollback: strategy from was rolled back to strategy to.
 	OnRollback func(from, to string, reason error)
+	// OnBreaker: the circuit of strategy opened (err is the failure that opened it) or
+	// closed again (err nil).
+	OnBreaker func(strategy string, open bool, err error)
 }
 
 func (c Config) withDefaults() Config {
@@ -131,6 +141,7 @@ func (c Config) withDefaults() Config {
 	def(&c.DrainTimeout, DefaultDrainTimeout)
 	def(&c.Probation, DefaultProbation)
 	def(&c.BreakerProbe, DefaultBreakerProbe)
+	def(&c.BreakerMaxProbe, max(DefaultBreakerMaxProbe, c.BreakerProbe))
 	def(&c.StallRestart, DefaultStallRestart)
 	if c.CrashLoopLimit == 0 {
 		c.CrashLoopLimit = DefaultCrashLoopLimit
@@ -152,7 +163,8 @@ func (c Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"DecisionTimeout": c.DecisionTimeout, "UrgentTimeout": c.UrgentTimeout, "StartTimeout": c.StartTimeout,
 		"RestartBackoff": c.RestartBackoff, "MaxRestartBackoff": c.MaxRestartBackoff, "CrashLoopWindow": c.CrashLoopWindow,
-		"DrainTimeout": c.DrainTimeout, "BreakerProbe": c.BreakerProbe, "StallRestart": c.StallRestart,
+		"DrainTimeout": c.DrainTimeout, "BreakerProbe": c.BreakerProbe, "BreakerMaxProbe": c.BreakerMaxProbe,
+		"StallRestart": c.StallRestart,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s = %v, must not be negative", name, d))
@@ -160,6 +172,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxRestartBackoff < c.RestartBackoff {
 		errs = append(errs, fmt.Errorf("MaxRestartBackoff %v is below RestartBackoff %v", c.MaxRestartBackoff, c.RestartBackoff))
+	}
+	if c.BreakerMaxProbe < c.BreakerProbe {
+		errs = append(errs, fmt.Errorf("BreakerMaxProbe %v is below BreakerProbe %v", c.BreakerMaxProbe, c.BreakerProbe))
 	}
 	if c.CrashLoopLimit < 0 {
 		errs = append(errs, fmt.Errorf("CrashLoopLimit = %d, must not be negative", c.CrashLoopLimit))
@@ -204,9 +219,20 @@ type Spec struct {
 	// ServeBuiltin with the name. Default [os.Executable(), "plugin", Plugin]. Ignored
 	// for paths.
 	Command []string
-	// SHA256 optionally pins the plugin executable (hex). A mismatch refuses the start
-	// (ErrChecksumMismatch), and the strategy decides in-process.
+	// SHA256 optionally pins the plugin executable or WebAssembly module (hex). It is
+	// checked at every start and restart of the plugin process: a mismatch refuses it
+	// (ErrChecksumMismatch) and the strategy decides in-process until the next Swap.
 	SHA256 string
+	// AllowInsecurePath runs a plugin executable or WebAssembly module given by path
+	// even when someone other than its owner could replace it (see
+	// ErrUntrustedPlugin); off by default, so a plugin that is writable by others, or
+	// sits in a directory others can write, is refused at every start and restart (a
+	// module: at Start and Swap).
+	AllowInsecurePath bool
+	// Env names the variables of the daemon's environment that the plugin process
+	// gets. Nothing else is passed but go-plugin's handshake variables, the SDK's log
+	// level (sdk.EnvLogLevel) and TMPDIR: not the daemon's secrets.
+	Env []string
 	// Settings are passed to Configure (JSON); for built-ins also to the Builtin.
 	Settings []byte
 	// DecisionTimeout bounds each decision made by the plugin; a late answer falls back
@@ -243,6 +269,9 @@ func (h *Host) resolve(s Spec) (Spec, error) {
 		if b, err := hex.DecodeString(s.SHA256); err != nil || len(b) != 32 {
 			errs = append(errs, fmt.Errorf("SHA256 %q is not 64 hex digits", s.SHA256))
 		}
+	}
+	if err := checkEnvNames(s.Env); err != nil {
+		errs = append(errs, err)
 	}
 	if s.DecisionTimeout < 0 {
 		errs = append(errs, fmt.Errorf("DecisionTimeout = %v, must not be negative", s.DecisionTimeout))

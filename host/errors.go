@@ -12,6 +12,11 @@ var (
 	// ErrChecksumMismatch: the plugin executable does not match Spec.SHA256; the host
 	// refuses to start it and never retries.
 	ErrChecksumMismatch = errors.New("host: plugin executable does not match its SHA-256 pin")
+	// ErrUntrustedPlugin: someone other than its owner could have replaced the plugin
+	// executable (it, or a directory above it, is writable by a group or others, or
+	// belongs to another user) and Spec.AllowInsecurePath is off; the host refuses to
+	// start it and never retries.
+	ErrUntrustedPlugin = errors.New("host: plugin executable could be replaced by another user")
 	// ErrPluginDown: Start installed the strategy but its plugin process is not running;
 	// decisions use the in-process fallback while the host keeps restarting it.
 	ErrPluginDown = errors.New("host: strategy plugin is not running; deciding in-process")

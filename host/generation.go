@@ -68,8 +68,14 @@ const (
 	// fallback until the next Swap.
 	ModeCrashLoop Mode = "crash-loop"
 	// ModeFailed: the plugin cannot start for a reason a restart does not fix (a
-	// SHA-256 mismatch); decisions use the fallback until the next Swap.
+	// SHA-256 mismatch, an untrusted path); decisions use the fallback until the next
+	// Swap.
 	ModeFailed Mode = "failed"
+	// ModeBreakerOpen: the strategy (plugin or WebAssembly) is up but its decisions
+	// kept failing, so its circuit is open: decisions use the fallback, and one per
+	// probe interval tries the strategy again (see Config.BreakerThreshold).
+	// Status.LastError says why.
+	ModeBreakerOpen Mode = "breaker-open"
 	// ModeClosed: the generation was retired or the Host closed; decisions use the
 	// fallback.
 	ModeClosed Mode = "closed"
@@ -84,7 +90,10 @@ type generation struct {
 	spec Spec
 	log  hclog.Logger
 
-	inproc sdk.Selector // InProcess built-ins only
+	inproc sdk.Selector // InProcess built-ins and WebAssembly strategies
+	// brk is the circuit breaker of a WebAssembly strategy (a plugin process has its
+	// own, in its conn); nil for built-ins, which cannot stall.
+	brk *breaker
 
 	// fallback decides while the plugin is down: the built-in itself in-process, or
 	// round-robin for plugins given by path. rr takes decisions the plugin failed.
@@ -102,6 +111,9 @@ type generation struct {
 	logNext   [numReasons]atomic.Int64
 	crashes   atomic.Uint64
 	restarts  atomic.Uint64
+	// breakerOpens counts the openings of the circuit (of the WebAssembly strategy or
+	// of any of the plugin's processes).
+	breakerOpens atomic.Uint64
 
 	refs      atomic.Int64
 	retiring  atomic.Bool
@@ -134,13 +146,21 @@ func (h *Host) newGeneration(ctx context.Context, spec Spec) (*generation, error
 	switch {
 	case spec.wasm():
 		// A WebAssembly strategy runs sandboxed in this process; its instances are
-		// supervised inside host/wasm (a trapped or stuck instance is replaced).
+		// supervised inside host/wasm (a trapped or stuck instance is replaced). The
+		// sandbox bounds what a replaced module could do, not which queues it picks:
+		// its file gets the same trust check as a plugin binary.
+		if !spec.AllowInsecurePath {
+			if err := checkTrust(spec.Plugin); err != nil {
+				return nil, fmt.Errorf("host: strategy %q: %w", spec.Name, err)
+			}
+		}
 		st, err := wasm.Load(ctx, spec.Plugin, wasm.Options{CacheDir: h.cfg.WasmCacheDir, Settings: spec.Settings,
 			SHA256: spec.SHA256, CallTimeout: spec.DecisionTimeout, Logger: g.log, Name: spec.Name})
 		if err != nil {
 			return nil, fmt.Errorf("host: strategy %q: %w", spec.Name, err)
 		}
 		g.inproc, g.fallback, g.mode = st, g.rr, ModeInProcess
+		g.brk = &breaker{}
 	case spec.builtin():
 		fb, err := h.cfg.Builtins[spec.Plugin](spec.Settings)
 		if err != nil {
@@ -186,33 +206,75 @@ func (g *generation) Select(ctx context.Context, sel *sdk.Selection) (int, error
 	if n == 0 {
 		return -1, sdk.ErrNoQueues
 	}
-	if g.inproc != nil {
+	if g.inproc != nil && g.brk == nil {
 		i, err := safeSelect(ctx, g.inproc, sel)
 		if err == nil && i >= 0 && i < n {
 			return i, nil
 		}
 		return g.fallbackSelect(ctx, sel, reasonOf(err), err, i)
 	}
+	brk := g.brk
 	c := g.conn.Load()
-	if c == nil {
-		return g.fallbackSelect(ctx, sel, FallbackDown, nil, 0)
+	if g.inproc == nil {
+		if c == nil {
+			return g.fallbackSelect(ctx, sel, FallbackDown, nil, 0)
+		}
+		if c.local != nil {
+			return c.local.Select(sel), nil
+		}
+		brk = &c.brk
 	}
-	if c.local != nil {
-		return c.local.Select(sel), nil
-	}
-	if !c.allow(g.h.cfg.BreakerProbe) {
+	if !brk.allow() {
 		return g.fallbackSelect(ctx, sel, FallbackBreaker, nil, 0)
 	}
-	i, err := c.sess.Select(ctx, sel)
+	var i int
+	var err error
+	if g.inproc != nil {
+		i, err = safeSelect(ctx, g.inproc, sel)
+	} else {
+		i, err = c.sess.Select(ctx, sel)
+	}
 	if err == nil && i >= 0 && i < n {
-		c.succeeded()
+		if brk.succeeded() {
+			g.log.Info("strategy circuit closed: a probe decision succeeded")
+			g.breakerEvent(false, nil)
+		}
 		return i, nil
 	}
 	reason := reasonOf(err)
 	if reason != FallbackCanceled && reason != FallbackOverloaded {
-		c.failed(g.h.cfg.BreakerThreshold, g.h.cfg.BreakerProbe)
+		cfg := &g.h.cfg
+		if reason == FallbackOutOfRange {
+			err = fmt.Errorf("index %d outside [0, %d)", i, n)
+		}
+		if brk.failed(reason, err, cfg.BreakerThreshold, cfg.BreakerProbe, cfg.BreakerMaxProbe) {
+			g.log.Error("strategy circuit open: its decisions keep failing; deciding in-process, probing it back",
+				"failures", cfg.BreakerThreshold, "probe", cfg.BreakerProbe, "error", err)
+			g.breakerEvent(true, err)
+		}
 	}
 	return g.fallbackSelect(ctx, sel, reason, err, i)
+}
+
+// breakerEvent calls Hooks.OnBreaker.
+func (g *generation) breakerEvent(open bool, err error) {
+	if open {
+		g.breakerOpens.Add(1)
+	}
+	if hook := g.h.cfg.Hooks.OnBreaker; hook != nil {
+		hook(g.spec.Name, open, err)
+	}
+}
+
+// breaker returns the circuit breaker that decides now (nil when none does).
+func (g *generation) breaker() *breaker {
+	if g.brk != nil {
+		return g.brk
+	}
+	if c := g.conn.Load(); c != nil && c.local == nil {
+		return &c.brk
+	}
+	return nil
 }
 
 func reasonOf(err error) FallbackReason {

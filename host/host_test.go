@@ -132,7 +132,7 @@ func TestMisbehavingPlugins(t *testing.T) {
 			spec:     func(t *testing.T) Spec { return Spec{Plugin: scriptPlugin(t, "outofrange")} },
 			reason:   "out-of-range",
 			log:      "index=10",
-			wantMode: ModePlugin,
+			wantMode: ModeBreakerOpen,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,6 +140,7 @@ func TestMisbehavingPlugins(t *testing.T) {
 				c.CrashLoopLimit = 3
 				c.StallRestart = 200 * time.Millisecond
 				c.BreakerProbe = 20 * time.Millisecond
+				c.BreakerMaxProbe = 20 * time.Millisecond // probes keep the fallback counts coming
 			})
 			err := h.Start(context.Background(), tc.spec(t))
 			if tc.startErr == nil && err != nil || tc.startErr != nil && !errors.Is(err, tc.startErr) {

@@ -68,6 +68,12 @@ func servePluginMode(mode string) {
 		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: sdk.PluginSet(misbehaving{}), GRPCServer: plugin.DefaultGRPCServer})
 	case "helper":
 		runOrphanHelper()
+	case "envdump":
+		dumpEnv()
+		if err := ServeBuiltin("roundrobin", testBuiltins()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
 	default:
 		if err := ServeBuiltin(mode, testBuiltins()); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os/exec"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -25,47 +24,9 @@ type conn struct {
 	pid    int
 	local  *localApply // set when the strategy declares LocalApply
 
-	consecutive atomic.Int32 // failed decisions in a row
-	streakStart atomic.Int64 // first failure of the current streak (unix ns); 0 after a success
-	openUntil   atomic.Int64 // circuit open until (unix ns); 0 when closed
-	openSince   atomic.Int64 // circuit open since (unix ns); 0 when closed
+	brk breaker // of this process's decisions
 
 	killOnce sync.Once
-}
-
-// allow reports whether a decision may go to the plugin: always while the circuit is
-// closed, and for one decision per probe interval while it is open.
-func (c *conn) allow(probe time.Duration) bool {
-	until := c.openUntil.Load()
-	if until == 0 {
-		return true
-	}
-	now := time.Now().UnixNano()
-	return now >= until && c.openUntil.CompareAndSwap(until, now+int64(probe))
-}
-
-func (c *conn) succeeded() {
-	if c.consecutive.Load() != 0 {
-		c.consecutive.Store(0)
-		c.streakStart.Store(0)
-	}
-	if c.openUntil.Load() != 0 {
-		c.openUntil.Store(0)
-		c.openSince.Store(0)
-	}
-}
-
-// failed records a failed decision. The circuit opens after threshold failures in a
-// row that span at least one probe interval: a single stall that times out every
-// decision in flight at once (a GC pause, a cold plugin) does not open it, a plugin
-// that keeps failing does.
-func (c *conn) failed(threshold int, probe time.Duration) {
-	now := time.Now().UnixNano()
-	c.streakStart.CompareAndSwap(0, now)
-	if int(c.consecutive.Add(1)) >= threshold && c.openUntil.Load() == 0 && now-c.streakStart.Load() >= int64(probe) {
-		c.openSince.CompareAndSwap(0, now)
-		c.openUntil.CompareAndSwap(0, now+int64(probe))
-	}
 }
 
 // kill ends the session and the process: hard (SIGKILL first) for a plugin that
@@ -86,6 +47,7 @@ func (c *conn) kill(hard bool) {
 const healthCheckTopic = "__producerd_health_check__"
 
 // launch starts the plugin process and brings it to the point where it decides:
+// the trust check of its path (checkTrust), a minimal environment (pluginEnv),
 // handshake (with AutoMTLS and the optional SHA-256 pin), Describe, Configure, the
 // session, and a health check (a sync round trip; plus a probe decision for strategies
 // not applied locally).
@@ -93,12 +55,19 @@ func (g *generation) launch(ctx context.Context) (_ *conn, err error) {
 	ctx, cancel := context.WithTimeout(ctx, g.h.cfg.StartTimeout)
 	defer cancel()
 	path, args := g.spec.executable()
+	if !g.spec.builtin() && !g.spec.AllowInsecurePath {
+		if err := checkTrust(path); err != nil {
+			return nil, err
+		}
+	}
 	cmd := exec.Command(path, args...)
+	cmd.Env = pluginEnv(g.spec.Env)
 	setProcAttr(cmd)
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          sdk.PluginSet(nil),
 		Cmd:              cmd,
+		SkipHostEnv:      true, // cmd.Env is the whole environment (with go-plugin's)
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     g.h.cfg.StartTimeout,
@@ -232,7 +201,7 @@ func (g *generation) supervise(first *conn, firstErr error) {
 			hook(g.spec.Name, err)
 		}
 		switch {
-		case errors.Is(err, ErrChecksumMismatch), errors.Is(err, sdk.ErrInvalidSettings), errors.Is(err, sdk.ErrUnsupportedVersion):
+		case errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrUntrustedPlugin), errors.Is(err, sdk.ErrInvalidSettings), errors.Is(err, sdk.ErrUnsupportedVersion):
 			g.log.Error("strategy plugin cannot be used; deciding in-process until the next swap", "error", err)
 			g.setMode(ModeFailed, err)
 			return
@@ -341,7 +310,7 @@ func (g *generation) watch(c *conn) error {
 			if c.client.Exited() {
 				return fmt.Errorf("%w (pid %d)", ErrPluginExited, c.pid)
 			}
-			if since := c.openSince.Load(); since != 0 && time.Since(time.Unix(0, since)) >= g.h.cfg.StallRestart {
+			if since := c.brk.openSince.Load(); since != 0 && time.Since(time.Unix(0, since)) >= g.h.cfg.StallRestart {
 				return fmt.Errorf("%w (pid %d): decisions failing for %v", ErrUnresponsive, c.pid, g.h.cfg.StallRestart)
 			}
 			if !probing && time.Since(lastLive) >= livenessEvery {

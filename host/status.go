@@ -17,8 +17,11 @@ type Status struct {
 	PID int
 	// Descriptor is what the strategy declared.
 	Descriptor sdk.Descriptor
-	// LastError is the last plugin failure of this generation ("" if none).
+	// LastError is the last plugin failure of this generation ("" if none); while
+	// the circuit is open (ModeBreakerOpen), why it opened.
 	LastError string
+	// BreakerOpens counts the times this generation's circuit opened.
+	BreakerOpens uint64
 	// Restarts counts plugin restarts; Crashes counts failures (exits, broken sessions,
 	// failed starts, unresponsive kills).
 	Restarts, Crashes uint64
@@ -93,6 +96,12 @@ func (g *generation) status() Status {
 		st.LastError = g.lastErr.Error()
 	}
 	g.stateMu.Unlock()
+	st.BreakerOpens = g.breakerOpens.Load()
+	if b := g.breaker(); b != nil && (st.Mode == ModePlugin || st.Mode == ModeInProcess) {
+		if why := b.describe(); why != "" {
+			st.Mode, st.LastError = ModeBreakerOpen, why
+		}
+	}
 	return st
 }
 

@@ -307,6 +307,9 @@ func (c *Client) submit(ctx context.Context, cl *call, req *Command) (*conn, err
 	if req == nil {
 		return nil, fmt.Errorf("%w: nil request", ErrBadFrame)
 	}
+	if c.cfg.Credentials != nil {
+		req = c.cfg.Credentials.sign(req)
+	}
 	w := wire{code: req.Code, version: req.Version, flag: req.Flag &^ (FlagResponse | FlagOneway), lang: c.cfg.Language}
 	if w.version == 0 {
 		w.version = c.cfg.Version
@@ -550,4 +553,56 @@ func (c *Client) Close() error {
 	}
 	c.wg.Wait()
 	return nil
+}
+
+// ReadSince reports whether the open connection to addr read any bytes at or after t: evidence
+// that the peer is alive even when a particular request is still unanswered. It is false when
+// there is no open connection.
+func (c *Client) ReadSince(addr string, t time.Time) bool {
+	c.mu.Lock()
+	var cn *conn
+	if s := c.slots[addr]; s != nil {
+		cn = s.conn
+	}
+	c.mu.Unlock()
+	if cn == nil || cn.closed.Load() {
+		return false
+	}
+	last := cn.lastRead.Load()
+	return last >= 0 && last >= int64(t.Sub(cn.openedAt))
+}
+
+// serverRequestCodes are the requests a broker sends to a client (Java ClientRemotingProcessor).
+var serverRequestCodes = map[RequestCode]bool{
+	39: true, 40: true, 220: true, 221: true, 307: true, 309: true, 326: true,
+}
+
+// misflaggedResponse handles a frame without FlagResponse that answers one of our pending
+// requests (same opaque, not a code a broker sends as a request): the request fails at once
+// with a clear ErrBadFrame instead of waiting for a response that was already read. It
+// reports whether it took the frame.
+func (cn *conn) misflaggedResponse(cmd *Command) bool {
+	if cmd.IsOneway() || serverRequestCodes[RequestCode(cmd.Code)] {
+		return false
+	}
+	cn.mu.Lock()
+	cl := cn.pending[cmd.Opaque]
+	if cl == nil {
+		cn.mu.Unlock()
+		return false
+	}
+	delete(cn.pending, cmd.Opaque)
+	err := fmt.Errorf("%w: %s: the answer to %s (opaque %d, code %d) is not flagged as a response (flag %#x)",
+		ErrBadFrame, cn.addr, cl.code, cmd.Opaque, cmd.Code, cmd.Flag)
+	if cl.kind == kindAsync {
+		cl.timer.Stop()
+		cn.cbq = append(cn.cbq, completion{cl: cl, err: err})
+		cn.mu.Unlock()
+		cn.wake(cn.cbsig)
+		return true
+	}
+	cn.mu.Unlock()
+	cl.err = err
+	cl.done <- struct{}{}
+	return true
 }

@@ -72,6 +72,9 @@ type Config struct {
 	// at least 100ms (the peer looks hung), which fails the connection's other requests at
 	// once and makes the next request re-dial. False: never close on timeout.
 	CloseOnTimeout *bool
+	// Credentials, when set, sign every request (NameServer ones included) for RocketMQ's
+	// ACL (acl.go). Nil: requests are not signed.
+	Credentials *Credentials
 	// Hooks observe requests and connections; nil hooks are skipped.
 	Hooks Hooks
 	// Logger receives connection-level logs (debug: open/close; warn: protocol violations).

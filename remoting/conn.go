@@ -313,7 +313,7 @@ func (cn *conn) readLoop() {
 		}
 		if cmd.IsResponse() {
 			cn.deliver(cmd, n)
-		} else {
+		} else if !cn.misflaggedResponse(cmd) {
 			cn.serve(cmd)
 		}
 	}

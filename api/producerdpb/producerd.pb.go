@@ -21,6 +21,8 @@ package producerdpb
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -151,8 +153,13 @@ type Message struct {
 	// delay_level 1..18 delays delivery by the broker's level table; 0 = none.
 	DelayLevel int32 `protobuf:"varint,7,opt,name=delay_level,json=delayLevel,proto3" json:"delay_level,omitempty"`
 	// sharding_key is offered to strategies that select by key (property __SHARDINGKEY).
-	ShardingKey   string   `protobuf:"bytes,8,opt,name=sharding_key,json=shardingKey,proto3" json:"sharding_key,omitempty"`
-	Mode          SendMode `protobuf:"varint,9,opt,name=mode,proto3,enum=producerd.v1.SendMode" json:"mode,omitempty"`
+	ShardingKey string   `protobuf:"bytes,8,opt,name=sharding_key,json=shardingKey,proto3" json:"sharding_key,omitempty"`
+	Mode        SendMode `protobuf:"varint,9,opt,name=mode,proto3,enum=producerd.v1.SendMode" json:"mode,omitempty"`
+	// deliver_at (RocketMQ 5.x timer messages) delivers the message at this time; a time
+	// in the past delivers at once. At most one of delay_level, deliver_at and delay.
+	DeliverAt *timestamppb.Timestamp `protobuf:"bytes,50,opt,name=deliver_at,json=deliverAt,proto3" json:"deliver_at,omitempty"`
+	// delay delivers the message this long after the broker stores it (whole milliseconds).
+	Delay         *durationpb.Duration `protobuf:"bytes,51,opt,name=delay,proto3" json:"delay,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -248,6 +255,20 @@ func (x *Message) GetMode() SendMode {
 		return x.Mode
 	}
 	return SendMode_SEND_MODE_SYNC
+}
+
+func (x *Message) GetDeliverAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeliverAt
+	}
+	return nil
+}
+
+func (x *Message) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
 }
 
 // SendResult describes a stored message.
@@ -2302,7 +2323,7 @@ var File_producerd_proto protoreflect.FileDescriptor
 
 const file_producerd_proto_rawDesc = "" +
 	"\n" +
-	"\x0fproducerd.proto\x12\fproducerd.v1\"\xf8\x02\n" +
+	"\x0fproducerd.proto\x12\fproducerd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x03\n" +
 	"\aMessage\x12%\n" +
 	"\x0eproducer_group\x18\x01 \x01(\tR\rproducerGroup\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x12\n" +
@@ -2315,7 +2336,10 @@ const file_producerd_proto_rawDesc = "" +
 	"\vdelay_level\x18\a \x01(\x05R\n" +
 	"delayLevel\x12!\n" +
 	"\fsharding_key\x18\b \x01(\tR\vshardingKey\x12*\n" +
-	"\x04mode\x18\t \x01(\x0e2\x16.producerd.v1.SendModeR\x04mode\x1a=\n" +
+	"\x04mode\x18\t \x01(\x0e2\x16.producerd.v1.SendModeR\x04mode\x129\n" +
+	"\n" +
+	"deliver_at\x182 \x01(\v2\x1a.google.protobuf.TimestampR\tdeliverAt\x12/\n" +
+	"\x05delay\x183 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x02\n" +
@@ -2538,55 +2562,59 @@ var file_producerd_proto_goTypes = []any{
 	(*CreateTopicRequest)(nil),     // 35: producerd.v1.CreateTopicRequest
 	(*CreateTopicResponse)(nil),    // 36: producerd.v1.CreateTopicResponse
 	nil,                            // 37: producerd.v1.Message.PropertiesEntry
+	(*timestamppb.Timestamp)(nil),  // 38: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 39: google.protobuf.Duration
 }
 var file_producerd_proto_depIdxs = []int32{
 	37, // 0: producerd.v1.Message.properties:type_name -> producerd.v1.Message.PropertiesEntry
 	0,  // 1: producerd.v1.Message.mode:type_name -> producerd.v1.SendMode
-	1,  // 2: producerd.v1.SendResult.status:type_name -> producerd.v1.SendStatus
-	2,  // 3: producerd.v1.SendRequest.message:type_name -> producerd.v1.Message
-	3,  // 4: producerd.v1.SendResponse.result:type_name -> producerd.v1.SendResult
-	2,  // 5: producerd.v1.StreamRequest.message:type_name -> producerd.v1.Message
-	3,  // 6: producerd.v1.StreamAck.result:type_name -> producerd.v1.SendResult
-	4,  // 7: producerd.v1.StreamAck.error:type_name -> producerd.v1.Error
-	2,  // 8: producerd.v1.SendBatchRequest.messages:type_name -> producerd.v1.Message
-	3,  // 9: producerd.v1.SendBatchResponse.results:type_name -> producerd.v1.SendResult
-	13, // 10: producerd.v1.StatusResponse.inflight:type_name -> producerd.v1.Inflight
-	14, // 11: producerd.v1.StatusResponse.clients:type_name -> producerd.v1.ClientStatus
-	19, // 12: producerd.v1.StatusResponse.groups:type_name -> producerd.v1.GroupStatus
-	15, // 13: producerd.v1.ClientStatus.brokers:type_name -> producerd.v1.Broker
-	16, // 14: producerd.v1.ClientStatus.connections:type_name -> producerd.v1.Connection
-	17, // 15: producerd.v1.ClientStatus.routes:type_name -> producerd.v1.Route
-	18, // 16: producerd.v1.Route.queues:type_name -> producerd.v1.Queue
-	20, // 17: producerd.v1.GroupStatus.strategy:type_name -> producerd.v1.StrategyStatus
-	21, // 18: producerd.v1.StrategyStatus.fault_table:type_name -> producerd.v1.BrokerHealth
-	22, // 19: producerd.v1.StrategyStatus.plugins:type_name -> producerd.v1.PluginProcess
-	25, // 20: producerd.v1.ListStrategiesResponse.strategies:type_name -> producerd.v1.StrategyInfo
-	28, // 21: producerd.v1.SwapStrategyResponse.swapped:type_name -> producerd.v1.GroupSwap
-	5,  // 22: producerd.v1.Ingress.Send:input_type -> producerd.v1.SendRequest
-	7,  // 23: producerd.v1.Ingress.SendStream:input_type -> producerd.v1.StreamRequest
-	9,  // 24: producerd.v1.Ingress.SendBatch:input_type -> producerd.v1.SendBatchRequest
-	11, // 25: producerd.v1.Admin.Status:input_type -> producerd.v1.StatusRequest
-	23, // 26: producerd.v1.Admin.ListStrategies:input_type -> producerd.v1.ListStrategiesRequest
-	26, // 27: producerd.v1.Admin.SwapStrategy:input_type -> producerd.v1.SwapStrategyRequest
-	29, // 28: producerd.v1.Admin.Reload:input_type -> producerd.v1.ReloadRequest
-	31, // 29: producerd.v1.Admin.Drain:input_type -> producerd.v1.DrainRequest
-	33, // 30: producerd.v1.Admin.Resume:input_type -> producerd.v1.ResumeRequest
-	35, // 31: producerd.v1.Admin.CreateTopic:input_type -> producerd.v1.CreateTopicRequest
-	6,  // 32: producerd.v1.Ingress.Send:output_type -> producerd.v1.SendResponse
-	8,  // 33: producerd.v1.Ingress.SendStream:output_type -> producerd.v1.StreamAck
-	10, // 34: producerd.v1.Ingress.SendBatch:output_type -> producerd.v1.SendBatchResponse
-	12, // 35: producerd.v1.Admin.Status:output_type -> producerd.v1.StatusResponse
-	24, // 36: producerd.v1.Admin.ListStrategies:output_type -> producerd.v1.ListStrategiesResponse
-	27, // 37: producerd.v1.Admin.SwapStrategy:output_type -> producerd.v1.SwapStrategyResponse
-	30, // 38: producerd.v1.Admin.Reload:output_type -> producerd.v1.ReloadResponse
-	32, // 39: producerd.v1.Admin.Drain:output_type -> producerd.v1.DrainResponse
-	34, // 40: producerd.v1.Admin.Resume:output_type -> producerd.v1.ResumeResponse
-	36, // 41: producerd.v1.Admin.CreateTopic:output_type -> producerd.v1.CreateTopicResponse
-	32, // [32:42] is the sub-list for method output_type
-	22, // [22:32] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	38, // 2: producerd.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
+	39, // 3: producerd.v1.Message.delay:type_name -> google.protobuf.Duration
+	1,  // 4: producerd.v1.SendResult.status:type_name -> producerd.v1.SendStatus
+	2,  // 5: producerd.v1.SendRequest.message:type_name -> producerd.v1.Message
+	3,  // 6: producerd.v1.SendResponse.result:type_name -> producerd.v1.SendResult
+	2,  // 7: producerd.v1.StreamRequest.message:type_name -> producerd.v1.Message
+	3,  // 8: producerd.v1.StreamAck.result:type_name -> producerd.v1.SendResult
+	4,  // 9: producerd.v1.StreamAck.error:type_name -> producerd.v1.Error
+	2,  // 10: producerd.v1.SendBatchRequest.messages:type_name -> producerd.v1.Message
+	3,  // 11: producerd.v1.SendBatchResponse.results:type_name -> producerd.v1.SendResult
+	13, // 12: producerd.v1.StatusResponse.inflight:type_name -> producerd.v1.Inflight
+	14, // 13: producerd.v1.StatusResponse.clients:type_name -> producerd.v1.ClientStatus
+	19, // 14: producerd.v1.StatusResponse.groups:type_name -> producerd.v1.GroupStatus
+	15, // 15: producerd.v1.ClientStatus.brokers:type_name -> producerd.v1.Broker
+	16, // 16: producerd.v1.ClientStatus.connections:type_name -> producerd.v1.Connection
+	17, // 17: producerd.v1.ClientStatus.routes:type_name -> producerd.v1.Route
+	18, // 18: producerd.v1.Route.queues:type_name -> producerd.v1.Queue
+	20, // 19: producerd.v1.GroupStatus.strategy:type_name -> producerd.v1.StrategyStatus
+	21, // 20: producerd.v1.StrategyStatus.fault_table:type_name -> producerd.v1.BrokerHealth
+	22, // 21: producerd.v1.StrategyStatus.plugins:type_name -> producerd.v1.PluginProcess
+	25, // 22: producerd.v1.ListStrategiesResponse.strategies:type_name -> producerd.v1.StrategyInfo
+	28, // 23: producerd.v1.SwapStrategyResponse.swapped:type_name -> producerd.v1.GroupSwap
+	5,  // 24: producerd.v1.Ingress.Send:input_type -> producerd.v1.SendRequest
+	7,  // 25: producerd.v1.Ingress.SendStream:input_type -> producerd.v1.StreamRequest
+	9,  // 26: producerd.v1.Ingress.SendBatch:input_type -> producerd.v1.SendBatchRequest
+	11, // 27: producerd.v1.Admin.Status:input_type -> producerd.v1.StatusRequest
+	23, // 28: producerd.v1.Admin.ListStrategies:input_type -> producerd.v1.ListStrategiesRequest
+	26, // 29: producerd.v1.Admin.SwapStrategy:input_type -> producerd.v1.SwapStrategyRequest
+	29, // 30: producerd.v1.Admin.Reload:input_type -> producerd.v1.ReloadRequest
+	31, // 31: producerd.v1.Admin.Drain:input_type -> producerd.v1.DrainRequest
+	33, // 32: producerd.v1.Admin.Resume:input_type -> producerd.v1.ResumeRequest
+	35, // 33: producerd.v1.Admin.CreateTopic:input_type -> producerd.v1.CreateTopicRequest
+	6,  // 34: producerd.v1.Ingress.Send:output_type -> producerd.v1.SendResponse
+	8,  // 35: producerd.v1.Ingress.SendStream:output_type -> producerd.v1.StreamAck
+	10, // 36: producerd.v1.Ingress.SendBatch:output_type -> producerd.v1.SendBatchResponse
+	12, // 37: producerd.v1.Admin.Status:output_type -> producerd.v1.StatusResponse
+	24, // 38: producerd.v1.Admin.ListStrategies:output_type -> producerd.v1.ListStrategiesResponse
+	27, // 39: producerd.v1.Admin.SwapStrategy:output_type -> producerd.v1.SwapStrategyResponse
+	30, // 40: producerd.v1.Admin.Reload:output_type -> producerd.v1.ReloadResponse
+	32, // 41: producerd.v1.Admin.Drain:output_type -> producerd.v1.DrainResponse
+	34, // 42: producerd.v1.Admin.Resume:output_type -> producerd.v1.ResumeResponse
+	36, // 43: producerd.v1.Admin.CreateTopic:output_type -> producerd.v1.CreateTopicResponse
+	34, // [34:44] is the sub-list for method output_type
+	24, // [24:34] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_producerd_proto_init() }

@@ -195,7 +195,9 @@ is BODY, the contents of -file, or standard input when neither is given (or BODY
 	fs.Var(props, "p", "user property `key=value` (repeatable)")
 	file := fs.String("file", "", "read the body from `file`")
 	delay := fs.Int("delay", 0, "delay `level` 1..18 (0 = none)")
-	shard := fs.String("sharding-key", "", "sharding `key` offered to key-based strategies")
+	shard := fs.String("sharding-key", "", "sharding `key`: picks the queue (Java's hash), keeping per-key order")
+	deliverAt := fs.String("deliver-at", "", "timer delivery at `time` (RFC 3339; RocketMQ 5.x)")
+	after := fs.Duration("after", 0, "timer delivery after `duration`, e.g. 5s (RocketMQ 5.x)")
 	oneway := fs.Bool("oneway", false, "send oneway (no result, no retry)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, code, ok := parse(fs, args)
@@ -226,6 +228,9 @@ is BODY, the contents of -file, or standard input when neither is given (or BODY
 		DelayLevel: int32(*delay), ShardingKey: *shard}
 	if len(props) > 0 {
 		m.Properties = props
+	}
+	if err := setTimer(m, *deliverAt, *after); err != nil {
+		return fail(e, "%v", err)
 	}
 	if *oneway {
 		m.Mode = producerdpb.SendMode_SEND_MODE_ONEWAY

@@ -157,6 +157,9 @@ func TestDevAndCLI(t *testing.T) {
 	if out := cli("", "send", "-addr", grpcAddr, "-tags", "t", "-keys", "a,b", "-p", "k=v", "TopicTest", "hello"); !strings.HasPrefix(out, "SEND_OK msgId=") {
 		t.Fatalf("send: %s", out)
 	}
+	if out := cli("", "send", "-addr", grpcAddr, "-after", "2s", "-sharding-key", "order-1", "TopicTest", "later"); !strings.HasPrefix(out, "SEND_OK msgId=") {
+		t.Fatalf("send -after: %s", out)
+	}
 	if out := cli("from stdin", "send", "-addr", grpcAddr, "-json", "orders"); !strings.Contains(out, `"msg_id"`) {
 		t.Fatalf("send from stdin: %s", out)
 	}

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -94,6 +95,7 @@ type strategy struct {
 	shut     bool
 
 	timeouts, traps, replaced, replaceFailures, guestErrors atomic.Uint64
+	lastFailure                                             atomic.Pointer[error] // of the last instance that died
 	logNext                                                 [numLogKinds]atomic.Int64
 	logSuppressed                                           [numLogKinds]atomic.Uint64
 }
@@ -141,6 +143,9 @@ func (s *strategy) acquire() (*slot, *instance, error) {
 	}
 	if s.closed.Load() {
 		return nil, nil, ErrClosed
+	}
+	if last := s.lastFailure.Load(); last != nil {
+		return nil, nil, fmt.Errorf("%w; the last one failed with: %v", ErrNoInstance, *last) // not %w: the decision did not time out
 	}
 	return nil, nil, ErrNoInstance
 }

@@ -65,6 +65,8 @@ func (s *strategy) fail(sl *slot, in *instance, call string) {
 	}
 	sl.inst.Store(nil)
 	s.discard(in)
+	dead := in.dead
+	s.lastFailure.Store(&dead)
 	kind := logTrap
 	if errors.Is(in.dead, ErrTimeout) {
 		s.timeouts.Add(1)

@@ -22,6 +22,7 @@ import (
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/builtin"
 	"github.com/producerd/producerd/internal/tomlx"
+	"github.com/producerd/producerd/remoting"
 )
 
 // ErrInvalid matches every configuration problem (errors.Is).
@@ -54,6 +55,8 @@ type Config struct {
 	Strategies map[string]*Strategy
 	// Producers are the [[producer]] groups, in file order; at least one.
 	Producers []Producer
+
+	warnings []string // see Warnings
 }
 
 // Daemon is the [daemon] table.
@@ -123,8 +126,14 @@ type Client struct {
 	TLS        bool
 	TLSCA      string
 	ServerName string
-	// InsecureSkipVerify turns certificate verification off (tls_insecure_skip_verify).
+	// InsecureSkipVerify turns certificate verification off (tls_insecure_skip_verify,
+	// default false): anyone on the network path can then read and alter messages.
+	// The daemon logs a warning at every start (Config.Warnings).
 	InsecureSkipVerify bool
+	// ACL signs every request (access_key with exactly one of secret_key, secret_key_file
+	// and secret_key_env; optional security_token or security_token_env). Nil: unsigned.
+	// Its String and log forms never show the secret (acl.go).
+	ACL *remoting.Credentials
 }
 
 // Strategy is one [strategy.NAME] table.
@@ -140,6 +149,17 @@ type Strategy struct {
 	Settings []byte
 	// Implicit marks the entries added for built-ins without a table.
 	Implicit bool
+	// SHA256 pins the plugin binary or WebAssembly module (sha256, 64 hex digits):
+	// checked at every start and restart of the plugin; a mismatch refuses it and the
+	// strategy decides in-process. External plugins only.
+	SHA256 string
+	// AllowInsecurePath runs a plugin binary that someone other than its owner could
+	// replace (allow_insecure_path, default false: such a binary is refused). External
+	// plugins only; the daemon warns at every start.
+	AllowInsecurePath bool
+	// Env names the daemon's environment variables the plugin process receives (env,
+	// default none): plugins get no other part of the daemon's environment.
+	Env []string
 }
 
 // Producer is one [[producer]] table; zero durations and sizes mean core's defaults.
@@ -162,6 +182,26 @@ type Producer struct {
 	DefaultTopicQueueNums            int
 	MaxAsyncInflight                 int
 	RetryAnotherBrokerWhenNotStoreOK bool
+
+	// AttemptTimeout is -1 for attempt_timeout = "off" (no liveness check). NoRetries and
+	// NoAsyncRetries record an explicit 0 of retries and async_retries: 0 means 0, an
+	// absent key means core's default.
+	NoAsyncRetries bool
+	// MaxQueuesPerBroker and MaxBrokersPerRoute are the route sanity bounds
+	// max_queues_per_broker and max_brokers_per_route; 0 means core's defaults (1024, 4096).
+	MaxQueuesPerBroker int
+	MaxBrokersPerRoute int
+	// Ordering of keyed messages: strict (default: never moved off the key's queue) or
+	// relaxed (retries may fail over) (ordering).
+	Ordering string
+	// Hash maps sharding keys to queues: java (default, SelectMessageQueueByHash) or fnv
+	// (rocketmq-client-go's hash selector) (hash).
+	Hash string
+	// MaxDelayLevel is the brokers' delay level count (max_delay_level, default 18).
+	MaxDelayLevel int
+	// Namespace is Java's ClientConfig.namespace for this group: topics ns%topic, group
+	// ns%group, property INSTANCE_ID (namespace; default none).
+	Namespace string
 }
 
 // Load reads and parses the file at path.
@@ -321,6 +361,8 @@ func (c *Config) decodeClient(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	}
 	t.Str("tls_server_name", &c.Client.ServerName)
 	t.Bool("tls_insecure_skip_verify", &c.Client.InsecureSkipVerify)
+	c.Client.ACL = decodeACL(t, dir)
+	c.checkClientTLS(t, d)
 	t.Done()
 }
 
@@ -339,6 +381,9 @@ func (c *Config) decodeStrategies(t *tomlx.Table, d *tomlx.Decoder, dir string) 
 			}
 			if s := decodeStrategy(st, d, name, dir); s != nil {
 				c.Strategies[name] = s
+				if s.AllowInsecurePath && s.Path != "" {
+					c.warnAt(d, st.Key("allow_insecure_path"), "plugin %s runs even if someone other than its owner could replace it", s.Path)
+				}
 			}
 		}
 		t.Done()
@@ -384,6 +429,7 @@ func decodeStrategy(t *tomlx.Table, d *tomlx.Decoder, name, dir string) *Strateg
 			ok = false
 		}
 	}
+	decodeStrategyTrust(t, s)
 	if st := t.Sub("settings"); st != nil {
 		b, err := json.Marshal(st.Map())
 		if err != nil {
@@ -459,7 +505,7 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 	}
 	firstLine := make(map[string]int)
 	for _, t := range ts {
-		p := Producer{Group: "", Compress: true, AutoCreateTopic: true}
+		p := Producer{Group: "", Compress: true, AutoCreateTopic: true, Ordering: "strict", Hash: "java"}
 		if !t.Str("group", &p.Group) && !t.Has("group") {
 			if len(ts) == 1 {
 				p.Group = DefaultGroup
@@ -484,10 +530,18 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 			}
 		}
 		t.Duration("send_timeout", &p.SendTimeout, time.Millisecond, tomlx.NoMax)
-		t.Duration("attempt_timeout", &p.AttemptTimeout, 0, tomlx.NoMax)
+		if v, ok := t.Get("attempt_timeout"); ok && v == "off" {
+			p.AttemptTimeout = -1 // no per-attempt liveness check (core: negative disables)
+		} else {
+			t.Duration("attempt_timeout", &p.AttemptTimeout, time.Millisecond, tomlx.NoMax)
+		}
+		// Zero means zero: "retries = 0" is one attempt and leaves async_retries alone.
 		t.Int("retries", &p.Retries, 0, 16)
 		p.NoRetries = t.Has("retries") && p.Retries == 0
 		t.Int("async_retries", &p.AsyncRetries, 0, 16)
+		p.NoAsyncRetries = t.Has("async_retries") && p.AsyncRetries == 0
+		t.Int("max_queues_per_broker", &p.MaxQueuesPerBroker, 1, 1<<16)
+		t.Int("max_brokers_per_route", &p.MaxBrokersPerRoute, 1, 1<<20)
 		t.Size("max_message_size", &p.MaxMessageSize, 1, 16<<20-64<<10)
 		t.Bool("compress", &p.Compress)
 		t.Size("compress_threshold", &p.CompressThreshold, 0, 1<<30)
@@ -501,6 +555,14 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 		t.Int("default_topic_queue_nums", &p.DefaultTopicQueueNums, 1, 1024)
 		t.Int("max_async_inflight", &p.MaxAsyncInflight, 1, 1<<24)
 		t.Bool("retry_another_broker_when_not_store_ok", &p.RetryAnotherBrokerWhenNotStoreOK)
+		t.OneOf("ordering", &p.Ordering, "strict", "relaxed")
+		t.OneOf("hash", &p.Hash, "java", "fnv")
+		t.Int("max_delay_level", &p.MaxDelayLevel, 1, 1000)
+		if t.Str("namespace", &p.Namespace) {
+			if err := core.ValidateNamespace(p.Namespace, p.Group); err != nil {
+				t.Errorf("namespace", "%s", problem(err))
+			}
+		}
 		t.Done()
 		c.Producers = append(c.Producers, p)
 	}

@@ -43,7 +43,8 @@ func (d *Daemon) Status() *producerdpb.StatusResponse {
 			continue
 		}
 		seen[c.ID()] = true
-		cs := &producerdpb.ClientStatus{ClientId: c.ID(), Groups: c.Groups()}
+		strip := d.namespaceStripper(c)
+		cs := &producerdpb.ClientStatus{ClientId: c.ID(), Groups: stripAll(strip, c.Groups())}
 		brokers := c.Brokers()
 		names := make([]string, 0, len(brokers))
 		for n := range brokers {
@@ -58,7 +59,7 @@ func (d *Daemon) Status() *producerdpb.StatusResponse {
 				Pending: int64(ci.Pending), BytesIn: ci.BytesIn, BytesOut: ci.BytesOut, Tls: ci.TLS})
 		}
 		for _, r := range c.Routes() {
-			pr := &producerdpb.Route{Topic: r.Topic, Version: r.Version, FromDefault: r.FromDefault}
+			pr := &producerdpb.Route{Topic: strip(r.Topic), Version: r.Version, FromDefault: r.FromDefault}
 			for _, q := range r.Queues {
 				pr.Queues = append(pr.Queues, &producerdpb.Queue{Broker: q.Broker, Id: q.ID})
 			}

@@ -15,7 +15,7 @@ import (
 
 // toCore converts an API message; the body is not copied.
 func toCore(m *producerdpb.Message) *core.Message {
-	return &core.Message{
+	cm := &core.Message{
 		Topic:       m.GetTopic(),
 		Body:        m.GetBody(),
 		Tags:        m.GetTags(),
@@ -24,6 +24,8 @@ func toCore(m *producerdpb.Message) *core.Message {
 		DelayLevel:  int(m.GetDelayLevel()),
 		Properties:  m.GetProperties(),
 	}
+	timerToCore(cm, m)
+	return cm
 }
 
 func statusToPB(s core.SendStatus) producerdpb.SendStatus {
@@ -63,6 +65,18 @@ func errorToPB(err error) *producerdpb.Error {
 		code, e.Reason = codes.InvalidArgument, "UNKNOWN_GROUP"
 	case errors.Is(err, core.ErrInvalidMessage):
 		code, e.Reason = codes.InvalidArgument, "INVALID_MESSAGE"
+	// Route problems first: each keeps its cause (a NameServer's TOPIC_NOT_EXIST, a
+	// connect error), and only an unknown topic is permanent.
+	case errors.Is(err, core.ErrTopicNotExist):
+		code, e.Reason, e.Code = codes.NotFound, "TOPIC_NOT_EXIST", int32(remoting.TopicNotExist)
+	case errors.Is(err, core.ErrNameServerUnreachable):
+		code, e.Reason = codes.Unavailable, "NAMESERVER_UNREACHABLE"
+	case errors.Is(err, core.ErrNoWritableQueue):
+		code, e.Reason = codes.Unavailable, "NO_WRITABLE_QUEUE"
+	case errors.Is(err, core.ErrBadRoute):
+		code, e.Reason = codes.Unavailable, "BAD_ROUTE"
+	case errors.Is(err, core.ErrBadResponse), errors.Is(err, remoting.ErrBadFrame):
+		code, e.Reason = codes.Unavailable, "BAD_RESPONSE"
 	case errors.As(err, &re):
 		e.Code, e.Reason = int32(re.Code), re.Code.String()
 		switch re.Code {
@@ -77,6 +91,8 @@ func errorToPB(err error) *producerdpb.Error {
 		}
 	case errors.Is(err, core.ErrNoRoute):
 		code, e.Reason = codes.NotFound, "NO_ROUTE"
+	case errors.Is(err, core.ErrOrderedQueueFailed):
+		code, e.Reason = codes.Unavailable, "ORDERED_QUEUE_FAILED"
 	case errors.Is(err, core.ErrTimeout), errors.Is(err, remoting.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		code, e.Reason = codes.DeadlineExceeded, "TIMEOUT"
 	case errors.Is(err, remoting.ErrConnect):

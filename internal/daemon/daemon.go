@@ -189,6 +189,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	defer d.opMu.Unlock()
 	d.started = time.Now()
 	cfg := d.Config()
+	for _, w := range cfg.Warnings() {
+		d.log.Warn("insecure setting in the configuration", "warning", w)
+	}
 	defer func() {
 		if err != nil {
 			d.closeListeners()
@@ -260,7 +263,7 @@ func (d *Daemon) producerConfig(cfg *config.Config, p config.Producer) (core.Pro
 	c := cfg.Client
 	rc := remoting.Config{
 		ConnectTimeout: c.ConnectTimeout, IdleTimeout: c.IdleTimeout, MaxFrameSize: int(c.MaxFrameSize),
-		Hooks: d.met.remotingHooks(), Logger: d.log.Named("remoting"),
+		Hooks: d.met.remotingHooks(), Logger: d.log.Named("remoting"), Credentials: c.ACL,
 	}
 	if c.Serialize == "rocketmq" {
 		rc.Serialize = remoting.RocketMQ
@@ -285,11 +288,13 @@ func (d *Daemon) producerConfig(cfg *config.Config, p config.Producer) (core.Pro
 		Client: core.ClientConfig{
 			NameServers: c.NameServers, InstanceName: c.InstanceName, UnitName: c.UnitName, ClientIP: c.ClientIP,
 			RouteRefresh: c.RouteRefresh, Heartbeat: c.Heartbeat, APITimeout: c.APITimeout,
+			MaxQueuesPerBroker: p.MaxQueuesPerBroker, MaxBrokersPerRoute: p.MaxBrokersPerRoute,
 			Remoting: rc, Logger: d.log.Named("core"),
 		},
 		SendTimeout:                      p.SendTimeout,
 		Retries:                          p.Retries,
 		NoRetries:                        p.NoRetries,
+		NoAsyncRetries:                   p.NoAsyncRetries,
 		AsyncRetries:                     p.AsyncRetries,
 		AttemptTimeout:                   p.AttemptTimeout,
 		RetryAnotherBrokerWhenNotStoreOK: p.RetryAnotherBrokerWhenNotStoreOK,
@@ -305,6 +310,7 @@ func (d *Daemon) producerConfig(cfg *config.Config, p config.Producer) (core.Pro
 	if !p.Compress {
 		pc.CompressThreshold = -1
 	}
+	d.orderConfig(&pc, p)
 	return pc, nil
 }
 

@@ -31,6 +31,9 @@ type HTTPMessage struct {
 	ShardingKey   string            `json:"sharding_key,omitempty"`
 	// Mode is "sync" (default) or "oneway".
 	Mode string `json:"mode,omitempty"`
+	// DeliverAt (RFC 3339) and Delay (a duration, "5s") are timer delivery (RocketMQ 5.x).
+	DeliverAt string `json:"deliver_at,omitempty"`
+	Delay     string `json:"delay,omitempty"`
 }
 
 // HTTPRequest is the body of POST /v1/messages: one message, or a batch when Messages
@@ -86,6 +89,9 @@ func httpResult(r *producerdpb.SendResult) HTTPResult {
 func (m *HTTPMessage) toPB() (*producerdpb.Message, error) {
 	pm := &producerdpb.Message{ProducerGroup: m.ProducerGroup, Topic: m.Topic, Tags: m.Tags, Keys: m.Keys,
 		Properties: m.Properties, DelayLevel: m.DelayLevel, ShardingKey: m.ShardingKey}
+	if err := m.timerToPB(pm); err != nil {
+		return nil, err
+	}
 	switch {
 	case m.Body != nil && m.BodyBase64 != nil:
 		return nil, fmt.Errorf("%w: set body or body_base64, not both", core.ErrInvalidMessage)

@@ -34,6 +34,7 @@ type metrics struct {
 	reloads         *prometheus.CounterVec // result
 	fallbacks       *prometheus.CounterVec // group, strategy, reason
 	pluginEvents    *prometheus.CounterVec // group, strategy, event
+	keyedMoves      *prometheus.CounterVec // group, topic (order.go)
 }
 
 // latencyBuckets cover 100us..10s.
@@ -83,6 +84,7 @@ func newMetrics(d *Daemon) *metrics {
 		m.fallbacks, m.pluginEvents} {
 		f(c)
 	}
+	f(m.initOrder())
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "producerd_inflight_messages", Help: "Messages accepted and not yet answered."},
 		func() float64 { n, _ := d.limit.load(); return float64(n) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "producerd_inflight_bytes", Help: "Body bytes of the messages in flight."},

@@ -43,7 +43,7 @@ type pluginProcess struct {
 
 // spec turns a configured strategy into a host spec.
 func (d *Daemon) spec(s *config.Strategy) host.Spec {
-	sp := host.Spec{Name: s.Name, Settings: s.Settings}
+	sp := host.Spec{Name: s.Name, Settings: s.Settings, SHA256: s.SHA256, AllowInsecurePath: s.AllowInsecurePath, Env: s.Env}
 	if s.Builtin != "" {
 		sp.Plugin = s.Builtin
 		sp.Command = append(slices.Clone(d.opts.PluginCommand), s.Builtin)

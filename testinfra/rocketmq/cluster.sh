@@ -20,6 +20,14 @@
 #   RMQ_NAMESRV_PORT  default 9876
 #   RMQ_BROKER_A_PORT default 10911 (also uses port-2 and port+1)
 #   RMQ_BROKER_B_PORT default 10921 (also uses port-2 and port+1)
+#   RMQ_PROFILE=acl   the ACL profile instead: one NameServer and one broker, broker-acl, in
+#                     cluster AclCluster, with 5.x authentication (ACL 2.0) on: user
+#                     RMQ_ACL_ACCESS_KEY (default producerd) with secret RMQ_ACL_SECRET_KEY
+#                     (default producerd-acl-secret); timerWheelEnable=false (a broker
+#                     without timer messages); topics are auto-created. Own defaults:
+#                     run name producerd-rmq-acl, state <repo>/.rmq/cluster-acl.json,
+#                     RMQ_NAMESRV_PORT 9886, RMQ_BROKER_ACL_PORT 10951.
+#   RMQ_BROKER_EXTRA_CONF  lines appended to every broker's config (e.g. timerWheelEnable=false)
 #   RMQ_BOOT_TIMEOUT  seconds to wait for the servers (default 90)
 #   RMQ_FETCH_TIMEOUT seconds for the Maven step (default 1200)
 #   RMQ_MAVEN_REPO    a Maven local repository to use instead of ~/.m2/repository
@@ -39,13 +47,27 @@ CPFILE="$HERE/cp.txt"
 JAVA="${JAVA:-java}"
 MVN="${MVN:-mvn}"
 
+PROFILE="${RMQ_PROFILE:-default}"
 CLUSTER_NAME=ItCluster
 NS_PORT="${RMQ_NAMESRV_PORT:-9876}"
 A_PORT="${RMQ_BROKER_A_PORT:-10911}"
 B_PORT="${RMQ_BROKER_B_PORT:-10921}"
+ACL_PORT="${RMQ_BROKER_ACL_PORT:-10951}"
 BOOT_TIMEOUT="${RMQ_BOOT_TIMEOUT:-90}"
 STATE="${RMQ_STATE:-$REPO/.rmq/cluster.json}"
 BROKERS=(broker-a broker-b)
+if [[ "$PROFILE" == acl ]]; then
+  CLUSTER_NAME=AclCluster
+  NS_PORT="${RMQ_NAMESRV_PORT:-9886}"
+  STATE="${RMQ_STATE:-$REPO/.rmq/cluster-acl.json}"
+  RMQ_RUN_NAME="${RMQ_RUN_NAME:-producerd-rmq-acl}"
+  BROKERS=(broker-acl)
+  ACL_AK="${RMQ_ACL_ACCESS_KEY:-producerd}"
+  ACL_SK="${RMQ_ACL_SECRET_KEY:-producerd-acl-secret}"
+elif [[ "$PROFILE" != default ]]; then
+  echo "cluster.sh: unknown RMQ_PROFILE $PROFILE (default or acl)" >&2
+  exit 2
+fi
 MARKER=.producerd-rmq-run-dir
 
 # Test topics: NAME:QUEUES (read = write queues, per broker; created on every master of the cluster).
@@ -58,6 +80,9 @@ TOPICS=(
   IT_Bench:8
   IT_Daemon:4
 )
+# The ACL broker refuses unsigned admin requests (mqadmin has no credentials here): its
+# topics are auto-created by the first signed send.
+if [[ "$PROFILE" == acl ]]; then TOPICS=(); fi
 
 log() { printf '[cluster %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -193,6 +218,7 @@ broker_port() {
   case "$1" in
   broker-a) echo "$A_PORT" ;;
   broker-b) echo "$B_PORT" ;;
+  broker-acl) echo "$ACL_PORT" ;;
   *) die "unknown broker $1 (known: ${BROKERS[*]})" ;;
   esac
 }
@@ -289,6 +315,13 @@ wait_registered() {
     for b in "$@"; do
       grep -Eq "^$CLUSTER_NAME +$b +0 +127\.0\.0\.1:$(broker_port "$b") " <<<"$out" || ok=0
     done
+    if [[ "$PROFILE" == acl ]]; then
+      # clusterList asks the brokers for runtime stats, which the ACL broker refuses to an
+      # unsigned client; the NameServer's route of TBW102 names every registered broker.
+      out="$(mqadmin topicRoute -t TBW102 || true)"
+      ok=1
+      for b in "$@"; do grep -q "\"brokerName\" *: *\"$b\"" <<<"$out" || ok=0; done
+    fi
     if ((ok)); then
       log "registered with the NameServer: $* (clusterList after $(since "$t0") s)"
       return 0
@@ -401,11 +434,26 @@ autoCreateSubscriptionGroup=true
 defaultTopicQueueNums=4
 enablePropertyFilter=true
 EOF
+    if [[ "$PROFILE" == acl ]]; then
+      # 5.x authentication (ACL 2.0); ACL 1.0 (plain_acl.yml, aclEnable) is gone in 5.3.3.
+      # The timer wheel is off here so that a broker without timer support is tested too.
+      cat >>"$RUN/$b.conf" <<EOF
+authenticationEnabled=true
+authenticationProvider=org.apache.rocketmq.auth.authentication.provider.DefaultAuthenticationProvider
+authenticationMetadataProvider=org.apache.rocketmq.auth.authentication.provider.LocalAuthenticationMetadataProvider
+initAuthenticationUser={"username":"$ACL_AK","password":"$ACL_SK"}
+innerClientAuthenticationCredentials={"accessKey":"$ACL_AK","secretKey":"$ACL_SK"}
+authConfigPath=$RUN/$b/auth
+timerWheelEnable=false
+EOF
+    fi
+    if [[ -n "${RMQ_BROKER_EXTRA_CONF:-}" ]]; then printf '%s\n' "$RMQ_BROKER_EXTRA_CONF" >>"$RUN/$b.conf"; fi
   done
   cat >"$RUN/cluster.env" <<EOF
 NS_PORT=$NS_PORT
 A_PORT=$A_PORT
 B_PORT=$B_PORT
+ACL_PORT=$ACL_PORT
 EOF
 }
 
@@ -429,7 +477,12 @@ cmd_start() {
   done
   # Fresh ports from the environment (not a stale cluster.env).
   NS_PORT="${RMQ_NAMESRV_PORT:-9876}" A_PORT="${RMQ_BROKER_A_PORT:-10911}" B_PORT="${RMQ_BROKER_B_PORT:-10921}"
-  ports=("$NS_PORT" $((A_PORT - 2)) "$A_PORT" $((A_PORT + 1)) $((B_PORT - 2)) "$B_PORT" $((B_PORT + 1)))
+  if [[ "$PROFILE" == acl ]]; then NS_PORT="${RMQ_NAMESRV_PORT:-9886}"; fi
+  ports=("$NS_PORT")
+  for b in "${BROKERS[@]}"; do
+    p="$(broker_port "$b")"
+    ports+=($((p - 2)) "$p" $((p + 1)))
+  done
   for p in "${ports[@]}"; do
     port_in_use "$p" && die "port $p is already in use (ss -ltnp 'sport = :$p'); stop whatever holds it or set RMQ_*_PORT"
   done
@@ -455,7 +508,7 @@ cmd_start() {
     log "WARNING: the filesystem of $RUN is ${pct}% full; RocketMQ reclaims at 75%, deletes at 85%, refuses writes at 90%"
   fi
   write_configs
-  log "run dir $RUN; namesrv 127.0.0.1:$NS_PORT, broker-a 127.0.0.1:$A_PORT, broker-b 127.0.0.1:$B_PORT"
+  log "run dir $RUN; profile $PROFILE; namesrv 127.0.0.1:$NS_PORT, brokers ${BROKERS[*]}"
 
   t1="$(now)"
   launch_namesrv
@@ -467,7 +520,9 @@ cmd_start() {
   create_topics
   write_state
   log "state file $STATE"
-  log "cluster started in $(since "$t0") s (pids: namesrv $(pid_of ns), broker-a $(pid_of broker-a), broker-b $(pid_of broker-b))"
+  local pids="namesrv $(pid_of ns)"
+  for b in "${BROKERS[@]}"; do pids+=", $b $(pid_of "$b")"; done
+  log "cluster started in $(since "$t0") s (pids: $pids)"
 }
 
 cmd_stop() {
@@ -549,7 +604,12 @@ cmd_status() {
       printf '%-9s pid %-8s not running\n' "$n" "${pid:--}"
     fi
   done
-  ss -Hltn | awk -v p="^($NS_PORT|$((A_PORT - 2))|$A_PORT|$((A_PORT + 1))|$((B_PORT - 2))|$B_PORT|$((B_PORT + 1)))\$" \
+  local ports="$NS_PORT" bp
+  for n in "${BROKERS[@]}"; do
+    bp="$(broker_port "$n")"
+    ports+="|$((bp - 2))|$bp|$((bp + 1))"
+  done
+  ss -Hltn | awk -v p="^($ports)\$" \
     '{ n = split($4, a, ":"); if (a[n] ~ p) print "listening " $4 }'
   if is_ours "$(pid_of ns)"; then mqadmin clusterList; else return 1; fi
 }

@@ -28,10 +28,19 @@
 // nothing by 0), which gives the runtime its preemption point. The hot path costs a
 // decrement and a branch per iteration.
 //
-// A Go function body is one loop (the resume-point dispatch), entered on every call:
-// checking back-edges rather than loop headers keeps the check off function entry and
-// still counts every jump back. Code without back-edges cannot run for long: recursion
-// ends in a stack overflow trap.
+// Loops are not the only way to run for ever: a call tree without a single loop (a
+// function that calls itself twice, 60 levels deep, makes 2^60 calls and never
+// overflows the stack) never takes a back-edge. So the same check also runs at the
+// entry of every function that contains a call instruction (call, call_indirect,
+// return_call, return_call_indirect). That is enough: a body without back-edges runs
+// each of its instructions at most once per entry, so an execution that never ends
+// either takes back-edges or enters calling functions without end. Leaf functions
+// (no calls, the small hot helpers) stay unchecked. A call-depth bound would not do:
+// the call tree above is only 60 deep.
+//
+// A Go function body is one loop (the resume-point dispatch), entered on every call;
+// Go functions all call (at least the stack-growth check), so a Go guest pays one
+// decrement and branch per call as well as per loop iteration.
 //
 // The rewrite keeps every index (the globals are appended after the existing ones; no
 // function is added), so branch depths, calls, element segments and the name section
@@ -47,6 +56,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -327,8 +337,8 @@ func (m *Module) parseImports(r *rd) {
 }
 
 // Instrument returns a copy of bin with the interrupt global (see the package
-// documentation) exported as exportName, a check before every branch to a loop, and
-// no DWARF sections. bin must parse and must not already export exportName.
+// documentation) exported as exportName, a check before every branch to a loop and at
+// the entry of every function that calls, and no DWARF sections. bin must parse and must not already export exportName.
 func Instrument(bin []byte, exportName string) ([]byte, error) {
 	m, err := Parse(bin)
 	if err != nil {
@@ -406,11 +416,12 @@ func Instrument(bin []byte, exportName string) ([]byte, error) {
 	return out, nil
 }
 
-// CheckInterval is how many loop iterations run between two exits to Go (and checks
-// of the interrupt flag).
+// CheckInterval is how many check-ins (loop iterations and entries of calling
+// functions) run between two exits to Go (and checks of the interrupt flag).
 const CheckInterval = 1024
 
-// loopCheck returns the code inserted before every back-edge.
+// loopCheck returns the code inserted before every back-edge and at the entry of
+// every calling function.
 func loopCheck(interrupt, countdown uint32) []byte {
 	g := func(b []byte, op byte, idx uint32) []byte {
 		return binary.AppendUvarint(append(b, op), uint64(idx))
@@ -500,8 +511,8 @@ func instrumentCode(payload, check []byte) ([]byte, error) {
 }
 
 // instrumentBody copies a function body, inserting check before every branch that
-// targets a loop (a back-edge): a loop iterates only through one. Function entry (a
-// Go function body is one big loop) then costs nothing.
+// targets a loop (a back-edge: a loop iterates only through one) and, when the body
+// contains a call, at its entry (see the package documentation).
 func instrumentBody(out, src, check []byte) ([]byte, error) {
 	r := &rd{b: src}
 	for groups := r.u32(); groups > 0 && r.err == nil; groups-- {
@@ -512,6 +523,8 @@ func instrumentBody(out, src, check []byte) ([]byte, error) {
 		return nil, fmt.Errorf("locals: %w", r.err)
 	}
 	out = append(out, src[:r.i]...)
+	entry := len(out) // where the entry check goes if the body calls
+	calls := false
 	// blocks is the control stack: true for a loop. The function body is a block.
 	blocks := []bool{false}
 	isLoop := func(depth uint32) bool {
@@ -542,6 +555,8 @@ func instrumentBody(out, src, check []byte) ([]byte, error) {
 			}
 			backEdge = isLoop(r.u32()) || backEdge
 			r.i = save
+		case 0x10, 0x11, 0x12, 0x13: // call call_indirect return_call return_call_indirect
+			calls = true
 		}
 		if err := skipImmediates(r, op); err != nil {
 			return nil, fmt.Errorf("instruction 0x%02x at offset %d: %w", op, start, err)
@@ -553,6 +568,9 @@ func instrumentBody(out, src, check []byte) ([]byte, error) {
 	}
 	if len(blocks) != 0 {
 		return nil, errors.New("body does not end its blocks")
+	}
+	if calls {
+		out = slices.Insert(out, entry, check...)
 	}
 	return out, nil
 }

@@ -189,6 +189,7 @@ func TestInstrumentErrors(t *testing.T) {
 // FuzzInstrument: any input either fails cleanly or yields a binary that parses.
 func FuzzInstrument(f *testing.F) {
 	f.Add(testModule())
+	f.Add(treeModule())
 	f.Add([]byte{0, 'a', 's', 'm', 1, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, bin []byte) {
 		out, err := wasmbin.Instrument(bin, "interrupt")
@@ -199,4 +200,79 @@ func FuzzInstrument(f *testing.F) {
 			t.Fatalf("instrumented binary does not parse: %v", err)
 		}
 	})
+}
+
+// treeModule has no loop at all: (func (export "tree") (param i32) ...) calls itself
+// twice with n-1 until n is 0, after storing 1 at address 0; tree(60) makes 2^60 calls
+// at a stack depth of 60.
+func treeModule() []byte {
+	return cat(
+		[]byte{0, 'a', 's', 'm', 1, 0, 0, 0},
+		section(1, vec(cat([]byte{0x60}, vec([]byte{0x7F}), vec()))),
+		section(3, vec([]byte{0})),
+		section(5, vec([]byte{0x00, 0x01})),
+		section(7, vec(cat(name("tree"), []byte{0, 0}))),
+		section(10, vec(body(
+			0x41, 0x00, 0x41, 0x01, 0x36, 0x02, 0x00, // i32.store 0 <- 1
+			0x20, 0x00, 0x45, 0x04, 0x40, 0x0F, 0x0B, // if n == 0 { return }
+			0x20, 0x00, 0x41, 0x01, 0x6B, 0x10, 0x00, // tree(n-1)
+			0x20, 0x00, 0x41, 0x01, 0x6B, 0x10, 0x00, // tree(n-1)
+			0x0B,
+		))),
+	)
+}
+
+// TestInterruptCallTree: a call tree without a loop is interrupted too (the check at
+// the entry of calling functions), and lets a garbage collection through meanwhile.
+func TestInterruptCallTree(t *testing.T) {
+	bin, err := wasmbin.Instrument(treeModule(), "interrupt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, interrupt := instantiate(t, bin)
+	tree := mod.ExportedFunction("tree")
+	if _, err := tree.Call(context.Background(), 3); err != nil {
+		t.Fatalf("tree(3) = %v", err)
+	}
+	mod.Memory().WriteByte(0, 0)
+	done := make(chan error, 1)
+	go func() {
+		_, err := tree.Call(context.Background(), 60)
+		done <- err
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if b, _ := mod.Memory().ReadByte(0); b == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tree did not start")
+		}
+		runtime.Gosched()
+	}
+	runtime.GC()
+	interrupt.Set(1)
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("interrupted tree returned %v, want an unreachable trap", err)
+	}
+}
+
+// TestLeafFunctionsUnchecked: a function without calls or loops is copied unchanged
+// (TestInterruptCallTree shows that a calling function is checked).
+func TestLeafFunctionsUnchecked(t *testing.T) {
+	leaf := []byte{0x41, 0x00, 0x41, 0x01, 0x36, 0x02, 0x00, 0x0B} // store, no call
+	bin := cat(
+		[]byte{0, 'a', 's', 'm', 1, 0, 0, 0},
+		section(1, vec(cat([]byte{0x60}, vec(), vec()))),
+		section(3, vec([]byte{0})),
+		section(5, vec([]byte{0x00, 0x01})),
+		section(7, vec(cat(name("leaf"), []byte{0, 0}))),
+		section(10, vec(body(leaf...))),
+	)
+	out, err := wasmbin.Instrument(bin, "interrupt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, body(leaf...)) {
+		t.Fatal("the leaf function's body was changed")
+	}
 }

@@ -1,0 +1,166 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/producerd/producerd/remoting"
+)
+
+// The attempt cap is a liveness check, not a deadline (DESIGN.md "Timeout policy"). An
+// attempt that has another attempt after it waits for its answer until the send's budget
+// ends, as in Java, but every AttemptTimeout the broker must show a sign of life: any bytes
+// read from its connection since the last check, or an answer to a HEART_BEAT probe sent on
+// the same connection. The broker serves heartbeats on another executor than sends, so a
+// broker that is slow to store answers the probe at once, while a stopped, hung or
+// partitioned one does not. Only when the probe goes unanswered is the attempt abandoned
+// and the send retried on another broker.
+
+// probeWindow is how long before each check the probe is sent, and so how long it may take
+// to answer: a quarter of the cap, at least 50ms and at most 500ms.
+func probeWindow(cap time.Duration) time.Duration {
+	return min(max(cap/4, 50*time.Millisecond), 500*time.Millisecond, cap)
+}
+
+// ErrBrokerSilent means an attempt was abandoned because its broker showed no sign of life
+// within the attempt cap (no answer, nothing read from the connection, the heartbeat probe
+// unanswered). It matches remoting.ErrTimeout.
+var ErrBrokerSilent = fmt.Errorf("%w: core: broker showed no sign of life", remoting.ErrTimeout)
+
+// watchdog checks one attempt's broker for life every cap until stopped.
+type watchdog struct {
+	dead   atomic.Pointer[error] // why the broker was judged dead, once it was
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// watch starts checking addr's life for an attempt whose request was sent at sent; when a
+// check fails it records the reason and calls giveUp (once). ctx ends the watch early.
+func (p *Producer) watch(ctx context.Context, addr, broker string, sent time.Time, cap time.Duration, giveUp func(error)) *watchdog {
+	wctx, cancel := context.WithCancel(ctx)
+	w := &watchdog{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		window := probeWindow(cap)
+		since, check := sent, sent.Add(cap)
+		for {
+			t := time.NewTimer(time.Until(check.Add(-window)))
+			select {
+			case <-wctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			alive, err := p.alive(wctx, addr, since, check)
+			if !alive {
+				// Recorded even if the attempt ended meanwhile: the probe's timeout may
+				// have closed the silent connection, failing the attempt first.
+				dead := fmt.Errorf("%w: %s (%s): no answer, nothing read for %v and a heartbeat probe unanswered: %w",
+					ErrBrokerSilent, broker, addr, time.Since(since).Round(time.Millisecond), err)
+				w.dead.Store(&dead)
+				giveUp(dead)
+				return
+			}
+			since, check = check.Add(-window), check.Add(cap)
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and waits for it; it returns why the broker was judged dead, or nil.
+func (w *watchdog) stop() error {
+	if w == nil {
+		return nil
+	}
+	w.cancel()
+	<-w.done
+	return w.verdict()
+}
+
+// verdict returns why the broker was judged dead, or nil; safe at any time.
+func (w *watchdog) verdict() error {
+	if w == nil {
+		return nil
+	}
+	if e := w.dead.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// alive looks for a sign of life from addr since the given time: bytes read, else an answer
+// (any code) to a HEART_BEAT probe that must come by deadline.
+func (p *Producer) alive(ctx context.Context, addr string, since, deadline time.Time) (bool, error) {
+	rc := p.client.rc
+	if rc.ReadSince(addr, since) {
+		return true, nil
+	}
+	err := p.client.probe(ctx, addr, since, deadline)
+	if err == nil || rc.ReadSince(addr, since) {
+		return true, nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return true, err // the attempt ended: no verdict
+	}
+	return false, err
+}
+
+// probeCall is one liveness probe of an address, shared by every attempt that needs one
+// meanwhile: a hung broker with many sends waiting gets one probe per window, not one
+// per send.
+type probeCall struct {
+	sent time.Time
+	done chan struct{}
+	err  error
+}
+
+// probe sends a HEART_BEAT to addr, or joins one sent at or after since, and waits for its
+// answer until deadline. nil means the broker answered (whatever the code).
+func (c *Client) probe(ctx context.Context, addr string, since, deadline time.Time) error {
+	c.mu.Lock()
+	pc := c.probes[addr]
+	if pc == nil || pc.sent.Before(since) {
+		if c.closed {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		pc = &probeCall{sent: time.Now(), done: make(chan struct{})}
+		c.probes[addr] = pc
+		c.wg.Add(1)
+		go c.runProbe(addr, pc, deadline)
+	}
+	c.mu.Unlock()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-pc.done:
+		return pc.err
+	case <-ctx.Done():
+		return fmt.Errorf("core: liveness probe of %s: %w", addr, context.Canceled)
+	case <-t.C:
+		return fmt.Errorf("%w: %s: no answer to the heartbeat probe by %v", remoting.ErrTimeout, addr, deadline.Format("15:04:05.000"))
+	}
+}
+
+func (c *Client) runProbe(addr string, pc *probeCall, deadline time.Time) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_, pc.err = c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, c.heartbeatBody()))
+	close(pc.done)
+	c.mu.Lock()
+	if c.probes[addr] == pc && pc.err != nil {
+		delete(c.probes, addr) // a failed probe proves nothing to later windows
+	}
+	c.mu.Unlock()
+}

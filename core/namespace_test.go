@@ -1,0 +1,80 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/devbroker"
+)
+
+func TestNamespaceWrap(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ ns, name, wrapped string }{
+		{"ns1", "Topic", "ns1%Topic"},
+		{"ns1", "ns1%Topic", "ns1%Topic"},
+		{"ns1", "%RETRY%grp", "%RETRY%ns1%grp"},
+		{"ns1", "%DLQ%grp", "%DLQ%ns1%grp"},
+		{"ns1", "TBW102", "TBW102"},
+		{"ns1", "rmq_sys_x", "rmq_sys_x"},
+		{"ns1", "SCHEDULE_TOPIC_XXXX", "SCHEDULE_TOPIC_XXXX"},
+		{"", "Topic", "Topic"},
+		{"ns1", "ns2%Topic", "ns1%ns2%Topic"},
+	} {
+		if got := core.WithNamespace(tc.ns, tc.name); got != tc.wrapped {
+			t.Errorf("WithNamespace(%q, %q) = %q, want %q", tc.ns, tc.name, got, tc.wrapped)
+		}
+		if tc.wrapped != tc.name || tc.ns == "" {
+			if got := core.WithoutNamespace(tc.ns, tc.wrapped); got != tc.name && !(tc.name == "ns1%Topic") {
+				t.Errorf("WithoutNamespace(%q, %q) = %q, want %q", tc.ns, tc.wrapped, got, tc.name)
+			}
+		}
+	}
+}
+
+// TestNamespaceSend: with Namespace "ns1" the message lands in ns1%T from group ns1%g
+// with INSTANCE_ID=ns1, and the caller sees T and g.
+func TestNamespaceSend(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devbroker.Config{Topics: map[string]int{"ns1%T": 4}})
+	p := devProducer(t, dev, func(c *core.ProducerConfig) {
+		c.Namespace, c.Group, c.Client.Heartbeat = "ns1", "g_ns", 20*time.Millisecond
+	})
+	if p.Group() != "g_ns" {
+		t.Errorf("Group() = %q", p.Group())
+	}
+	res, err := p.Send(context.Background(), &core.Message{Topic: "T", Body: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Topic != "T" {
+		t.Errorf("result topic %q, want T", res.Topic)
+	}
+	if _, err := p.SendBatch(context.Background(), []*core.Message{{Topic: "T", Body: []byte("b1")}, {Topic: "T", Body: []byte("b2")}}); err != nil {
+		t.Fatal(err)
+	}
+	var stored []devbroker.Message
+	for _, b := range dev.Brokers() {
+		stored = append(stored, b.Messages("ns1%T")...)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := dev.Broker("broker-a").Producers()["ns1%g_ns"]; ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeat for group ns1%%g_ns: %v", dev.Broker("broker-a").Producers())
+		}
+	}
+	if len(stored) != 3 {
+		t.Fatalf("%d messages in ns1%%T, want 3", len(stored))
+	}
+	if stored[0].Properties[core.PropertyInstanceID] != "ns1" {
+		t.Errorf("properties %v, want INSTANCE_ID=ns1", stored[0].Properties)
+	}
+	if _, err := core.NewProducer(core.ProducerConfig{Group: "g", Namespace: "bad%ns",
+		Client: core.ClientConfig{NameServers: []string{dev.NameServerAddr()}}}); !errors.Is(err, core.ErrInvalidConfig) {
+		t.Errorf("namespace with %%: %v", err)
+	}
+}
