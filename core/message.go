@@ -63,9 +63,9 @@ type Message struct {
 	// UniqKey, when set, is the message's UNIQ_KEY instead of a fresh one: a gateway keeps
 	// the id its client gave (the RocketMQ v2 ingress). No space, comma or 0x00-0x02.
 	UniqKey string
-	// SystemProperties are reserved properties a trusted gateway sets, e.g.
-	// TIMER_DELIVER_MS, __BORNHOST, BORN_TIMESTAMP, TRACE_CONTEXT; names that Message
-	// fields set (TAGS, KEYS, WAIT, DELAY, UNIQ_KEY, __SHARDINGKEY) are refused.
+	// SystemProperties are reserved properties a trusted gateway sets, e.g. __BORNHOST,
+	// BORN_TIMESTAMP, TRACE_CONTEXT; names that Message fields set (TAGS, KEYS, WAIT,
+	// DELAY, UNIQ_KEY, __SHARDINGKEY, the TIMER_* ones) are refused.
 	SystemProperties map[string]string
 }
 

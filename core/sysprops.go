@@ -17,6 +17,7 @@ const (
 var ownProperties = map[string]bool{
 	PropertyTags: true, PropertyKeys: true, PropertyWait: true, PropertyDelay: true,
 	PropertyUniqKey: true, PropertyShardingKey: true,
+	PropertyTimerDeliverMS: true, PropertyTimerDelayMS: true, PropertyTimerDelaySec: true,
 }
 
 // validateSystem checks UniqKey and SystemProperties.

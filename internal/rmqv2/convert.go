@@ -20,9 +20,6 @@ import (
 	"github.com/producerd/producerd/remoting"
 )
 
-// propTimerDeliverMS is RocketMQ 5's timer property: deliver at this epoch millisecond.
-const propTimerDeliverMS = "TIMER_DELIVER_MS"
-
 // Limits of the Proxy 5.3.3 defaults (spec §7.3), kept so that a message producerd
 // accepts is one the Proxy accepts too.
 const (
@@ -58,7 +55,7 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 	}
 	if len(out) > 1 {
 		for _, cm := range out {
-			if cm.SystemProperties[propTimerDeliverMS] != "" {
+			if !cm.DeliverAt.IsZero() {
 				return nil, newStatus(pb.Code_ILLEGAL_DELIVERY_TIME, "a batch cannot carry a delivery timestamp; send delayed messages one by one")
 			}
 			if cm.ShardingKey != out[0].ShardingKey {
@@ -120,12 +117,12 @@ func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time) (*c
 		return nil, newStatus(pb.Code_ILLEGAL_MESSAGE_GROUP, "message group %q is blank, %d bytes or longer, or contains a control character", group, maxGroupBytes)
 	}
 	sys := map[string]string{}
+	var deliverAt time.Time
 	if sp.DeliveryTimestamp != nil {
-		at := sp.GetDeliveryTimestamp().AsTime()
-		if !sp.GetDeliveryTimestamp().IsValid() || at.Sub(now) > maxDeliveryAhead {
-			return nil, newStatus(pb.Code_ILLEGAL_DELIVERY_TIME, "delivery timestamp %s is invalid or more than %v ahead", at.Format(time.RFC3339Nano), maxDeliveryAhead)
+		deliverAt = sp.GetDeliveryTimestamp().AsTime()
+		if !sp.GetDeliveryTimestamp().IsValid() || deliverAt.Sub(now) > maxDeliveryAhead {
+			return nil, newStatus(pb.Code_ILLEGAL_DELIVERY_TIME, "delivery timestamp %s is invalid or more than %v ahead", deliverAt.Format(time.RFC3339Nano), maxDeliveryAhead)
 		}
-		sys[propTimerDeliverMS] = millis(at)
 	}
 	if st := checkType(sp); st != nil {
 		return nil, st
@@ -149,7 +146,7 @@ func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time) (*c
 	}
 	cm := &core.Message{
 		Topic: m.GetTopic().GetName(), Body: body, Tags: sp.GetTag(), Keys: sp.GetKeys(),
-		ShardingKey: group, UniqKey: id, SystemProperties: sys,
+		ShardingKey: group, UniqKey: id, SystemProperties: sys, DeliverAt: deliverAt,
 	}
 	if len(m.GetUserProperties()) > 0 {
 		cm.Properties = m.GetUserProperties()
@@ -255,8 +252,10 @@ func statusOf(err error) *pb.Status {
 		return newStatus(pb.Code_INTERNAL_SERVER_ERROR, "%v", err)
 	case errors.As(err, &ve):
 		return newStatus(validationCode(ve.Rule), "%v", err)
-	case errors.Is(err, core.ErrNoRoute):
+	case errors.Is(err, core.ErrNoRoute), errors.Is(err, core.ErrTopicNotExist):
 		return newStatus(pb.Code_TOPIC_NOT_FOUND, "%v", err)
+	case errors.Is(err, core.ErrNoWritableQueue):
+		return newStatus(pb.Code_FORBIDDEN, "%v", err)
 	case errors.As(err, &re):
 		switch re.Code {
 		case remoting.TopicNotExist:

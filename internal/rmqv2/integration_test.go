@@ -288,7 +288,7 @@ strategy = "latency"
 			checks = append(checks, struct {
 				field     string
 				got, want any
-			}{"delivery time", m.Properties["TIMER_DELIVER_MS"], strconv.FormatInt(s.Deliver, 10)})
+			}{"delivery time", m.Properties[core.PropertyTimerDeliverMS], strconv.FormatInt(s.Deliver, 10)})
 			// The broker's timer wheel has a 1 s precision.
 			if m.StoreTime < s.Deliver-1000 {
 				t.Errorf("delay %d: stored at %d, before its delivery time %d", s.Index, m.StoreTime, s.Deliver)

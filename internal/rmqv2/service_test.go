@@ -128,8 +128,8 @@ func TestSendMessageMapsSystemProperties(t *testing.T) {
 	}
 	want := map[string]string{
 		core.PropertyTags: "TagA", core.PropertyKeys: "k1 k2", "color": "blue",
-		propTimerDeliverMS:    strconv.FormatInt(deliver.UnixMilli(), 10),
-		core.PropertyBornHost: "app-host", core.PropertyBornTimestamp: strconv.FormatInt(born.UnixMilli(), 10),
+		core.PropertyTimerDeliverMS: strconv.FormatInt(deliver.UnixMilli(), 10),
+		core.PropertyBornHost:       "app-host", core.PropertyBornTimestamp: strconv.FormatInt(born.UnixMilli(), 10),
 	}
 	for k, v := range want {
 		if got.Properties[k] != v {
@@ -418,6 +418,8 @@ func TestStatusOf(t *testing.T) {
 	}{
 		{fmt.Errorf("x: %w", ErrTooManyRequests), pb.Code_TOO_MANY_REQUESTS},
 		{core.ErrTooManyRequests, pb.Code_TOO_MANY_REQUESTS},
+		{fmt.Errorf("x: %w", core.ErrTopicNotExist), pb.Code_TOPIC_NOT_FOUND},
+		{fmt.Errorf("x: %w", core.ErrNoWritableQueue), pb.Code_FORBIDDEN},
 		{fmt.Errorf("x: %w", ErrUnavailable), pb.Code_INTERNAL_SERVER_ERROR},
 		{&core.SendError{Last: &remoting.Error{Code: remoting.SystemBusy}}, pb.Code_TOO_MANY_REQUESTS},
 		{&core.SendError{Last: &remoting.Error{Code: remoting.TopicNotExist}}, pb.Code_TOPIC_NOT_FOUND},
