@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -12,13 +10,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/internal/config"
@@ -126,34 +121,4 @@ func (d *Daemon) serve(name string, f func() error) {
 			d.log.Error("server stopped", "server", name, "error", err)
 		}
 	})
-}
-
-// tokenOK compares a presented Authorization value with the configured token in
-// constant time. No token configured means every call is allowed.
-func (d *Daemon) tokenOK(authorization string) bool {
-	want := d.Config().Admin.Token
-	if want == "" {
-		return true
-	}
-	got, ok := strings.CutPrefix(authorization, "Bearer ")
-	if !ok {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
-}
-
-// adminAuth checks the bearer token on the Admin service (health and reflection stay
-// open).
-func (d *Daemon) adminAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if strings.HasPrefix(info.FullMethod, "/producerd.v1.Admin/") {
-		md, _ := metadata.FromIncomingContext(ctx)
-		var auth string
-		if v := md.Get("authorization"); len(v) > 0 {
-			auth = v[0]
-		}
-		if !d.tokenOK(auth) {
-			return nil, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
-		}
-	}
-	return handler(ctx, req)
 }
