@@ -5,8 +5,9 @@
 // graceful shutdown.
 //
 // Every message accepted by an API holds a slot of a daemon-wide limiter until it is
-// answered; over the bound the API answers RESOURCE_EXHAUSTED (HTTP 429) at once. A
-// message is never logged, nor is the admin token.
+// answered; over the bound the unary APIs answer RESOURCE_EXHAUSTED (HTTP 429) at once,
+// and SendStream stops reading until room appears (a streamed message holds its slot
+// until its ack is written). A message is never logged, nor is the admin token.
 package daemon
 
 import (

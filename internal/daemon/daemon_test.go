@@ -551,10 +551,8 @@ func TestBackpressure(t *testing.T) {
 	if err := st.Send(&producerdpb.StreamRequest{Id: "x", Message: &producerdpb.Message{Topic: testTopic, Body: []byte("over")}}); err != nil {
 		t.Fatal(err)
 	}
-	ack, err := st.Recv()
-	if err != nil || ack.GetId() != "x" || ack.GetError().GetGrpcCode() != int32(codes.ResourceExhausted) {
-		t.Fatalf("stream over the bound: %v, %v", ack, err)
-	}
+	// A stream waits for room instead of refusing: its message is answered once the
+	// held send ends.
 	_ = st.CloseSend()
 	for _, b := range c.Brokers() {
 		if err := b.SetFault(devbroker.Fault{}); err != nil {
@@ -562,6 +560,13 @@ func TestBackpressure(t *testing.T) {
 		}
 	}
 	<-done // the held send ends, one way or the other
+	ack, err := st.Recv()
+	if err != nil || ack.GetId() != "x" || ack.GetResult() == nil {
+		t.Fatalf("stream over the bound: %v, %v (want a result once room appeared)", ack, err)
+	}
+	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("stream end: %v", err)
+	}
 	waitFor(t, "nothing in flight", func() bool { n, _ := h.d.limit.load(); return n == 0 })
 	if _, err := h.ingress.Send(ctx, &producerdpb.SendRequest{Message: &producerdpb.Message{Topic: testTopic, Body: []byte("after")}}); err != nil {
 		t.Fatalf("send after the bound cleared: %v", err)
@@ -713,6 +718,9 @@ func TestShutdownUnderLoad(t *testing.T) {
 					return
 				}
 				mu.Lock()
+				if r.ok[ack.GetId()] != "" || r.errored[ack.GetId()] {
+					t.Errorf("stream %d: a second ack for %s", s, ack.GetId())
+				}
 				if res := ack.GetResult(); res != nil {
 					r.ok[ack.GetId()] = res.GetMsgId()
 				} else {
@@ -745,9 +753,17 @@ func TestShutdownUnderLoad(t *testing.T) {
 			}
 		}
 		total += len(r.ok)
+		byBody := map[string]bool{}
+		for _, m := range store {
+			byBody[string(m.Body)] = true
+		}
 		for id := range r.sent {
 			if r.ok[id] == "" && !r.errored[id] {
 				unacked++
+				// The stream's rule: a message without an ack was never sent.
+				if byBody[id] {
+					t.Errorf("stream %d: %s got no ack but is stored", s, id)
+				}
 			}
 		}
 		// Messages without an ack got the stream's terminal error.

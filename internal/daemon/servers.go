@@ -64,7 +64,7 @@ func (d *Daemon) listen(cfg *config.Config) error {
 	d.setServing(true)
 
 	if d.grpcLn != nil {
-		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxRecvMsgSize)}
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxRecvMsgSize), grpc.ForceServerCodec(ingressCodec{})}
 		if ingTLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(ingTLS)))
 		}

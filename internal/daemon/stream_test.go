@@ -1,0 +1,130 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/producerd/producerd/api/producerdpb"
+)
+
+// TestStreamFlowControl: a stream client that keeps more messages in flight than the
+// daemon's bound gets every message stored and acknowledged, none refused: the stream
+// waits for room instead of answering RESOURCE_EXHAUSTED (finding 1).
+func TestStreamFlowControl(t *testing.T) {
+	c := startCluster(t)
+	h := start(t, c, "rr", 4)
+	ctx := callCtx(t)
+	st, err := h.ingress.SendStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	sendErr := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := st.Send(&producerdpb.StreamRequest{Id: fmt.Sprint(i), Message: &producerdpb.Message{Topic: testTopic, Body: []byte(fmt.Sprint("m", i))}}); err != nil {
+				sendErr <- err
+				return
+			}
+			if m, _ := h.d.limit.load(); m > 4 {
+				sendErr <- fmt.Errorf("%d messages in flight, bound 4", m)
+				return
+			}
+		}
+		sendErr <- st.CloseSend()
+	}()
+	acks := map[string]int{}
+	for {
+		ack, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+		acks[ack.GetId()]++
+		if ack.GetResult() == nil {
+			t.Fatalf("ack %s: %v, want a result", ack.GetId(), ack.GetError())
+		}
+	}
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if acks[fmt.Sprint(i)] != 1 {
+			t.Fatalf("message %d got %d acks", i, acks[fmt.Sprint(i)])
+		}
+	}
+	waitFor(t, "the slots released", func() bool { m, b := h.d.limit.load(); return m == 0 && b == 0 })
+}
+
+// rawCodec sends []byte frames as they are (to send garbage) and proto messages as
+// protobuf.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) {
+	if b, ok := v.([]byte); ok {
+		return b, nil
+	}
+	return proto.Marshal(v.(proto.Message))
+}
+
+func (rawCodec) Unmarshal(data []byte, v any) error { return proto.Unmarshal(data, v.(proto.Message)) }
+
+func (rawCodec) Name() string { return "proto" }
+
+// TestStreamMalformedFrame: five good messages then a frame that does not decode: the
+// five are acknowledged before the stream ends with an error, and every acknowledged
+// result is stored (finding 3).
+func TestStreamMalformedFrame(t *testing.T) {
+	c := startCluster(t)
+	h := start(t, c, "rr", 1000)
+	ctx := callCtx(t)
+	cc := h.dial(h.grpcAddr)
+	cs, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},
+		"/producerd.v1.Ingress/SendStream", grpc.ForceCodec(rawCodec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := cs.SendMsg(&producerdpb.StreamRequest{Id: fmt.Sprint(i), Message: &producerdpb.Message{Topic: testTopic, Body: []byte(fmt.Sprint("good", i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Field 2 (message), length-delimited, claiming 100 bytes that are not there.
+	if err := cs.SendMsg([]byte{0x12, 100, 1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	var results []*producerdpb.SendResult
+	var end error
+	for {
+		ack := &producerdpb.StreamAck{}
+		if err := cs.RecvMsg(ack); err != nil {
+			end = err
+			break
+		}
+		if ack.GetResult() == nil {
+			t.Fatalf("ack %s: %v", ack.GetId(), ack.GetError())
+		}
+		results = append(results, ack.GetResult())
+	}
+	if len(results) != 5 {
+		t.Fatalf("%d acks before the stream ended (%v), want 5", len(results), end)
+	}
+	if errors.Is(end, io.EOF) || status.Code(end) == codes.OK {
+		t.Fatalf("the stream ended without an error: %v", end)
+	}
+	store := stored(c, testTopic)
+	for _, r := range results {
+		if _, ok := store[r.GetMsgId()]; !ok {
+			t.Fatalf("acknowledged %s not stored", r.GetMsgId())
+		}
+	}
+}
