@@ -636,9 +636,15 @@ func readTokenFile(t *tomlx.Table, path, asWritten string) string {
 
 // decodeLimits reads the [limits] table; absent keys get their defaults.
 func (c *Config) decodeLimits(t *tomlx.Table) {
-	var largest int64 = core.DefaultMaxMessageSize
+	var largest int64
 	for _, p := range c.Producers {
+		if p.MaxMessageSize == 0 {
+			p.MaxMessageSize = core.DefaultMaxMessageSize
+		}
 		largest = max(largest, p.MaxMessageSize)
+	}
+	if largest == 0 {
+		largest = core.DefaultMaxMessageSize
 	}
 	c.Limits = Limits{MaxRequestSize: 2*largest + 64<<10, ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		ReadTimeout: DefaultReadTimeout, IdleTimeout: DefaultIdleTimeout, MaxConnections: DefaultMaxConnections,

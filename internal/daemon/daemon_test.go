@@ -129,10 +129,19 @@ func startCluster(t *testing.T) *devbroker.Cluster {
 // start runs a daemon with the config text written to a file (for reloads).
 func start(t *testing.T, c *devbroker.Cluster, strategy string, maxInflight int) *harness {
 	t.Helper()
+	return startText(t, c, configText(c.NameServerAddr(), instanceName(t), strategy, maxInflight))
+}
+
+func instanceName(t *testing.T) string {
+	return strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+}
+
+// startText runs a daemon with the config text.
+func startText(t *testing.T, c *devbroker.Cluster, text string) *harness {
+	t.Helper()
 	h := &harness{t: t, cluster: c, log: &syncBuffer{}}
 	h.cfgPath = filepath.Join(t.TempDir(), "producer.toml")
-	instance := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
-	h.write(configText(c.NameServerAddr(), instance, strategy, maxInflight))
+	h.write(text)
 	cfg, err := config.Load(h.cfgPath)
 	if err != nil {
 		t.Fatal(err)

@@ -52,8 +52,9 @@ func (d *Daemon) finished(api string, g *group, topic string, start time.Time, a
 	}
 }
 
-// send sends one message for the unary gRPC and HTTP APIs.
-func (d *Daemon) send(ctx context.Context, api string, m *producerdpb.Message) (*producerdpb.SendResult, error) {
+// send sends one message for the unary gRPC and HTTP APIs. prepaid is what the caller
+// already charged to the in-flight bytes for it (the HTTP body it came in).
+func (d *Daemon) send(ctx context.Context, api string, m *producerdpb.Message, prepaid int64) (*producerdpb.SendResult, error) {
 	if m == nil {
 		return nil, d.reject(api, fmt.Errorf("%w: no message", core.ErrInvalidMessage))
 	}
@@ -64,7 +65,7 @@ func (d *Daemon) send(ctx context.Context, api string, m *producerdpb.Message) (
 	if err := validatePB(m); err != nil {
 		return nil, d.reject(api, err)
 	}
-	size := int64(proto.Size(m))
+	size := max(0, int64(proto.Size(m))-prepaid)
 	if err := d.limit.acquire(1, size); err != nil {
 		return nil, d.reject(api, err)
 	}
@@ -88,8 +89,8 @@ func (d *Daemon) send(ctx context.Context, api string, m *producerdpb.Message) (
 	return resultToPB(res), nil
 }
 
-// sendBatch sends messages of one topic as one RocketMQ batch.
-func (d *Daemon) sendBatch(ctx context.Context, api, groupName, topic string, msgs []*producerdpb.Message) ([]*producerdpb.SendResult, error) {
+// sendBatch sends messages of one topic as one RocketMQ batch; prepaid as for send.
+func (d *Daemon) sendBatch(ctx context.Context, api, groupName, topic string, msgs []*producerdpb.Message, prepaid int64) ([]*producerdpb.SendResult, error) {
 	if len(msgs) == 0 {
 		return nil, d.reject(api, fmt.Errorf("%w: a batch needs at least one message", core.ErrInvalidMessage))
 	}
@@ -129,6 +130,7 @@ func (d *Daemon) sendBatch(ctx context.Context, api, groupName, topic string, ms
 		// Retrying could never succeed: a permanent error, not RESOURCE_EXHAUSTED.
 		return nil, d.reject(api, fmt.Errorf("%w: a batch of %d messages is larger than max_inflight_messages (%d)", core.ErrInvalidMessage, len(msgs), maxMsgs))
 	}
+	size = max(0, size-prepaid)
 	if err := d.limit.acquire(len(msgs), size); err != nil {
 		return nil, d.reject(api, err)
 	}
@@ -173,7 +175,7 @@ type ingress struct {
 }
 
 func (s *ingress) Send(ctx context.Context, req *producerdpb.SendRequest) (*producerdpb.SendResponse, error) {
-	res, err := s.d.send(ctx, apiGRPC, req.GetMessage())
+	res, err := s.d.send(ctx, apiGRPC, req.GetMessage(), 0)
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -181,7 +183,7 @@ func (s *ingress) Send(ctx context.Context, req *producerdpb.SendRequest) (*prod
 }
 
 func (s *ingress) SendBatch(ctx context.Context, req *producerdpb.SendBatchRequest) (*producerdpb.SendBatchResponse, error) {
-	res, err := s.d.sendBatch(ctx, apiBatch, req.GetProducerGroup(), req.GetTopic(), req.GetMessages())
+	res, err := s.d.sendBatch(ctx, apiBatch, req.GetProducerGroup(), req.GetTopic(), req.GetMessages(), 0)
 	if err != nil {
 		return nil, grpcError(err)
 	}

@@ -54,6 +54,9 @@ func (d *Daemon) apply(ctx context.Context, next *config.Config) (changes, resta
 	if cur.Admin.Token != next.Admin.Token {
 		changes = append(changes, "admin token changed")
 	}
+	if !reflect.DeepEqual(cur.Limits, next.Limits) {
+		restartNeeded = append(restartNeeded, "[limits]")
+	}
 	if !reflect.DeepEqual(cur.Client, next.Client) {
 		restartNeeded = append(restartNeeded, "[client]")
 	}

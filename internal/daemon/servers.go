@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -19,8 +18,17 @@ import (
 	"github.com/producerd/producerd/internal/config"
 )
 
-// maxRecvMsgSize bounds one gRPC request: a 4 MiB body plus headroom, or a batch.
-const maxRecvMsgSize = 32 << 20
+// gRPC flow-control windows of the ingress server. Fixed windows (which turn off
+// gRPC's bandwidth estimation, which grows them up to 16 MiB) bound what a client can
+// push into a stream the daemon does not read: SendStream stops reading at the
+// in-flight bound, and then at most streamWindow bytes wait per stream.
+const (
+	streamWindow = 256 << 10
+	// maxHeaderBytes bounds an HTTP request's headers (net/http's default is 1 MiB).
+	maxHeaderBytes    = 64 << 10
+	connWindow        = 1 << 20
+	maxStreamsPerConn = 256
+)
 
 func loadTLS(t config.TLS) (*tls.Config, error) {
 	if !t.Enabled() {
@@ -63,8 +71,15 @@ func (d *Daemon) listen(cfg *config.Config) error {
 	d.adminHealth = health.NewServer()
 	d.setServing(true)
 
+	lim := cfg.Limits
+	for _, ln := range []*net.Listener{&d.grpcLn, &d.httpLn, &d.adminLn} {
+		if *ln != nil {
+			*ln = newLimitListener(*ln, lim.MaxConnections)
+		}
+	}
 	if d.grpcLn != nil {
-		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxRecvMsgSize), grpc.ForceServerCodec(ingressCodec{})}
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(lim.MaxRequestSize)), grpc.ForceServerCodec(ingressCodec{}),
+			grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow), grpc.MaxConcurrentStreams(maxStreamsPerConn)}
 		if ingTLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(ingTLS)))
 		}
@@ -75,7 +90,8 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		d.serve("ingress grpc", func() error { return d.grpcSrv.Serve(d.grpcLn) })
 	}
 	if d.httpLn != nil {
-		d.httpSrv = &http.Server{Handler: d.ingressHTTP(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: ingTLS,
+		d.httpSrv = &http.Server{Handler: d.ingressHTTP(), ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout,
+			IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: maxHeaderBytes, TLSConfig: ingTLS,
 			ErrorLog: d.log.Named("http").StandardLogger(nil)}
 		d.serve("ingress http", func() error { return serveHTTP(d.httpSrv, d.httpLn) })
 	}
@@ -99,7 +115,8 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		protos.SetHTTP1(true)
 		protos.SetHTTP2(true)
 		protos.SetUnencryptedHTTP2(admTLS == nil)
-		d.adminHTTP = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: admTLS, Protocols: &protos,
+		d.adminHTTP = &http.Server{Handler: h, ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout, IdleTimeout: lim.IdleTimeout,
+			MaxHeaderBytes: maxHeaderBytes, TLSConfig: admTLS, Protocols: &protos,
 			ErrorLog: d.log.Named("admin").StandardLogger(nil)}
 		d.serve("admin", func() error { return serveHTTP(d.adminHTTP, d.adminLn) })
 	}
