@@ -818,8 +818,13 @@ type StatusResponse struct {
 	Inflight         *Inflight       `protobuf:"bytes,7,opt,name=inflight,proto3" json:"inflight,omitempty"`
 	Clients          []*ClientStatus `protobuf:"bytes,8,rep,name=clients,proto3" json:"clients,omitempty"`
 	Groups           []*GroupStatus  `protobuf:"bytes,9,rep,name=groups,proto3" json:"groups,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// ready: a NameServer answered and a probed topic (readiness.topics, else TBW102) or
+	// a topic in use has a writable route; until then /readyz is 503 and grpc.health
+	// NOT_SERVING. not_ready_reason says what is missing.
+	Ready          bool   `protobuf:"varint,10,opt,name=ready,proto3" json:"ready,omitempty"`
+	NotReadyReason string `protobuf:"bytes,11,opt,name=not_ready_reason,json=notReadyReason,proto3" json:"not_ready_reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -913,6 +918,20 @@ func (x *StatusResponse) GetGroups() []*GroupStatus {
 		return x.Groups
 	}
 	return nil
+}
+
+func (x *StatusResponse) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *StatusResponse) GetNotReadyReason() string {
+	if x != nil {
+		return x.NotReadyReason
+	}
+	return ""
 }
 
 type Inflight struct {
@@ -2352,7 +2371,7 @@ const file_producerd_proto_rawDesc = "" +
 	"\bmessages\x18\x03 \x03(\v2\x15.producerd.v1.MessageR\bmessages\"G\n" +
 	"\x11SendBatchResponse\x122\n" +
 	"\aresults\x18\x01 \x03(\v2\x18.producerd.v1.SendResultR\aresults\"\x0f\n" +
-	"\rStatusRequest\"\xeb\x02\n" +
+	"\rStatusRequest\"\xab\x03\n" +
 	"\x0eStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x03R\x03pid\x12&\n" +
@@ -2363,7 +2382,10 @@ const file_producerd_proto_rawDesc = "" +
 	"\bdraining\x18\x06 \x01(\bR\bdraining\x122\n" +
 	"\binflight\x18\a \x01(\v2\x16.producerd.v1.InflightR\binflight\x124\n" +
 	"\aclients\x18\b \x03(\v2\x1a.producerd.v1.ClientStatusR\aclients\x121\n" +
-	"\x06groups\x18\t \x03(\v2\x19.producerd.v1.GroupStatusR\x06groups\"|\n" +
+	"\x06groups\x18\t \x03(\v2\x19.producerd.v1.GroupStatusR\x06groups\x12\x14\n" +
+	"\x05ready\x18\n" +
+	" \x01(\bR\x05ready\x12(\n" +
+	"\x10not_ready_reason\x18\v \x01(\tR\x0enotReadyReason\"|\n" +
 	"\bInflight\x12\x1a\n" +
 	"\bmessages\x18\x01 \x01(\x03R\bmessages\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x03R\x05bytes\x12!\n" +

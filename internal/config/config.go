@@ -55,8 +55,9 @@ type Config struct {
 	Daemon  Daemon
 	Ingress Ingress
 	Admin   Admin
-	Limits  Limits
-	Client  Client
+	Limits    Limits
+	Readiness Readiness
+	Client    Client
 	// Strategies are the configured strategies by name, plus one entry per built-in
 	// under its own name unless a [strategy.NAME] table already uses that name.
 	Strategies map[string]*Strategy
@@ -120,6 +121,14 @@ type Admin struct {
 	Insecure bool
 	// Pprof serves /debug/pprof (behind the token) when true (pprof, default false).
 	Pprof bool
+}
+
+// Readiness is the [readiness] table: when /readyz and grpc.health say SERVING.
+type Readiness struct {
+	// Topics are probed for a writable route (topics, default: none, and then each
+	// group's create_topic_key, TBW102). The daemon is ready once a NameServer answered
+	// and one of them (or a route the daemon already uses) has a writable queue.
+	Topics []string
 }
 
 // Limits is the [limits] table: what one client may cost the daemon before its request
@@ -230,6 +239,7 @@ func Parse(name string, data []byte, dir string) (*Config, error) {
 	c.decodeStrategies(root.Sub("strategy"), d, dir)
 	c.decodeProducers(root, d)
 	c.decodeLimits(root.Sub("limits"))
+	c.decodeReadiness(root.Sub("readiness"), d)
 	c.checkListeners(d)
 	root.Done()
 	if err := d.Err(); err != nil {
@@ -739,4 +749,35 @@ func redactSecret(err error, data []byte) error {
 		return &tomlx.Error{File: te.File, Line: te.Line, Key: te.Key, Problem: "syntax error in a secret's value (the value is not shown)"}
 	}
 	return err
+}
+
+// DefaultTokenPath is where the daemon writes the admin token it generates when none is
+// configured, for the admin listener bound at addr (host:port), and where the CLI looks
+// for it: $XDG_RUNTIME_DIR/producerd/admin-HOST_PORT.token, else the same under the
+// user's cache directory (~/.cache).
+func DefaultTokenPath(addr string) string {
+	dir := os.Getenv("XDG_RUNTIME_DIR")
+	if dir == "" {
+		if d, err := os.UserCacheDir(); err == nil {
+			dir = d
+		} else {
+			dir = os.TempDir()
+		}
+	}
+	name := strings.NewReplacer(":", "_", "[", "", "]", "", "/", "_").Replace(addr)
+	return filepath.Join(dir, "producerd", "admin-"+name+".token")
+}
+
+func (c *Config) decodeReadiness(t *tomlx.Table, d *tomlx.Decoder) {
+	c.Readiness = Readiness{}
+	if t == nil {
+		return
+	}
+	t.Strings("topics", &c.Readiness.Topics)
+	for i, topic := range c.Readiness.Topics {
+		if err := core.ValidateTopic(topic); err != nil {
+			d.Errorf(fmt.Sprintf("%s[%d]", t.Key("topics"), i), "%s", problem(err))
+		}
+	}
+	t.Done()
 }

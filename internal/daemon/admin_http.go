@@ -20,13 +20,17 @@ func (d *Daemon) adminMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.met.handler())
 	mux.HandleFunc("GET /healthz", d.healthz)
-	mux.Handle("/debug/pprof/", d.requireToken(http.HandlerFunc(pprof.Index)))
-	mux.Handle("/debug/pprof/profile", d.requireToken(http.HandlerFunc(pprof.Profile)))
-	mux.Handle("/debug/pprof/trace", d.requireToken(http.HandlerFunc(pprof.Trace)))
+	mux.HandleFunc("GET /readyz", d.readyz)
+	if d.Config().Admin.Pprof {
+		mux.Handle("/debug/pprof/", d.requireToken(http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/profile", d.requireToken(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/trace", d.requireToken(http.HandlerFunc(pprof.Trace)))
+	}
 	a := &admin{d: d}
 	route := func(pattern string, newReq func() proto.Message, call func(context.Context, proto.Message) (proto.Message, error)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			if !d.tokenOK(r.Header.Get("Authorization")) {
+				d.authFailed("http", r.RemoteAddr, r.URL.Path)
 				writeJSON(w, http.StatusUnauthorized, HTTPResponse{Error: &HTTPError{Reason: "UNAUTHENTICATED", Message: ErrUnauthenticated.Error()}})
 				return
 			}

@@ -82,6 +82,14 @@ type Daemon struct {
 	hardStop chan struct{}
 	shutdown atomic.Bool
 	serveWG  sync.WaitGroup
+
+	// genToken is the admin token generated at start when none is configured, written
+	// to genTokenPath; set before the servers start, read-only after.
+	genToken, genTokenPath string
+	authLog                authLimiter
+
+	readiness readiness
+	serving   atomic.Bool // not draining
 }
 
 // group is one producer group and its strategy host.
@@ -208,6 +216,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err := d.listen(cfg); err != nil {
 		return err
 	}
+	d.warnExposure(cfg)
+	d.startReadiness(ctx)
 	d.log.Info("producerd started", "groups", len(groups), "ingress_grpc", addrOf(d.grpcLn),
 		"ingress_http", addrOf(d.httpLn), "admin", addrOf(d.adminLn))
 	return nil
@@ -355,8 +365,14 @@ func (d *Daemon) Resume() error {
 }
 
 func (d *Daemon) setServing(on bool) {
+	d.serving.Store(on)
+	d.updateHealth()
+}
+
+// updateHealth publishes SERVING when the daemon is ready and not draining.
+func (d *Daemon) updateHealth() {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if on {
+	if d.serving.Load() && d.readiness.ready.Load() {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	for _, h := range []*health.Server{d.health, d.adminHealth} {
@@ -387,10 +403,12 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		close(d.hardStop)
 	}
 	close(d.stopping)
+	d.stopReadiness()
 	// Streams now answer what they still hold and end.
 	d.stopServers(deadline)
 	err := d.closeGroups(deadline, d.groupList())
 	d.serveWG.Wait()
+	d.removeToken()
 	if remaining > 0 {
 		d.log.Warn("shutdown deadline passed with messages in flight", "remaining", remaining)
 	}

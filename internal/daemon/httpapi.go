@@ -129,6 +129,7 @@ func (d *Daemon) ingressHTTP() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", d.postMessages)
 	mux.HandleFunc("GET /healthz", d.healthz)
+	mux.HandleFunc("GET /readyz", d.readyz)
 	return mux
 }
 

@@ -34,6 +34,7 @@ type metrics struct {
 	reloads         *prometheus.CounterVec // result
 	fallbacks       *prometheus.CounterVec // group, strategy, reason
 	pluginEvents    *prometheus.CounterVec // group, strategy, event
+	authFailures    *prometheus.CounterVec // api
 }
 
 // latencyBuckets cover 100us..10s.
@@ -78,7 +79,9 @@ func newMetrics(d *Daemon) *metrics {
 	m.pluginEvents = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_plugin_events_total",
 		Help: "Strategy plugin process events by group, strategy and event (crash, restart, crash_loop, rollback)."},
 		[]string{"group", "strategy", "event"})
-	for _, c := range []prometheus.Collector{m.sends, m.attemptLatency, m.requestLatency, m.retries, m.decisions,
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_admin_auth_failures_total",
+		Help: "Admin calls refused for a missing or wrong token, by API (grpc, http)."}, []string{"api"})
+	for _, c := range []prometheus.Collector{m.authFailures, m.sends, m.attemptLatency, m.requestLatency, m.retries, m.decisions,
 		m.decisionLatency, m.rejected, m.routeQueries, m.connEvents, m.connsOpen, m.remoting, m.swaps, m.reloads,
 		m.fallbacks, m.pluginEvents} {
 		f(c)

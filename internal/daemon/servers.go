@@ -67,6 +67,12 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		}
 	}
 
+	if d.adminLn != nil && cfg.Admin.Token == "" {
+		if err := d.generateToken(tokenPath(cfg, d.adminLn.Addr().String())); err != nil {
+			return err
+		}
+	}
+
 	d.health = health.NewServer()
 	d.adminHealth = health.NewServer()
 	d.setServing(true)
@@ -103,7 +109,7 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		// One listener for gRPC and HTTP: HTTP/2 requests with a gRPC content type go
 		// to the gRPC server, everything else to the HTTP mux. Without TLS the server
 		// speaks HTTP/2 with prior knowledge (h2c), as gRPC clients do.
-		mux := d.adminMux()
+		mux := d.browserGuard(config.IsLoopback(d.adminLn.Addr().String()), d.adminMux())
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 				d.adminGRPC.ServeHTTP(w, r)

@@ -18,6 +18,7 @@ func (d *Daemon) Status() *producerdpb.StatusResponse {
 		ConfigFile: cfg.File, ConfigGeneration: d.cfgGen.Load(), Draining: d.limit.isDraining(),
 		Inflight: &producerdpb.Inflight{Messages: msgs, Bytes: bytes, MaxMessages: maxMsgs, MaxBytes: maxBytes},
 	}
+	out.Ready, out.NotReadyReason = d.readiness.state()
 	seen := map[string]bool{}
 	for _, g := range d.groupList() {
 		c := g.prod.Client()
