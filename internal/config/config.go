@@ -51,10 +51,10 @@ const (
 // Config is a decoded, validated producer.toml.
 type Config struct {
 	// File is the path the config was read from.
-	File    string
-	Daemon  Daemon
-	Ingress Ingress
-	Admin   Admin
+	File      string
+	Daemon    Daemon
+	Ingress   Ingress
+	Admin     Admin
 	Limits    Limits
 	Readiness Readiness
 	Client    Client
