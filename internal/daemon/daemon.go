@@ -98,6 +98,8 @@ type group struct {
 	cfg  config.Producer
 	prod *core.Producer
 	host strategyHost
+	// topics bounds the topics the group sends to (limits.max_topics).
+	topics *topicTracker
 
 	mu       sync.Mutex
 	strategy string           // name of the active strategy
@@ -262,7 +264,8 @@ func (d *Daemon) startGroup(ctx context.Context, cfg *config.Config, p config.Pr
 		return nil, fmt.Errorf("daemon: group %s: %w", p.Group, err)
 	}
 	d.log.Info("producer group started", "group", p.Group, "client", prod.Client().ID(), "strategy", p.Strategy)
-	return &group{name: p.Group, cfg: p, prod: prod, host: h, strategy: p.Strategy, spec: spec}, nil
+	topics := newTopicTracker(cfg.Limits.MaxTopics, cfg.Limits.TopicIdle, func(topic string) { d.met.forgetTopic(p.Group, topic) })
+	return &group{name: p.Group, cfg: p, prod: prod, host: h, strategy: p.Strategy, spec: spec, topics: topics}, nil
 }
 
 // producerConfig maps a [[producer]] table and the [client] table to core's config.

@@ -65,6 +65,9 @@ func (d *Daemon) send(ctx context.Context, api string, m *producerdpb.Message, p
 	if err := validatePB(m); err != nil {
 		return nil, d.reject(api, err)
 	}
+	if err := d.admitTopic(g, m.GetTopic()); err != nil {
+		return nil, d.reject(api, err)
+	}
 	size := max(0, int64(proto.Size(m))-prepaid)
 	if err := d.limit.acquire(1, size); err != nil {
 		return nil, d.reject(api, err)
@@ -124,6 +127,9 @@ func (d *Daemon) sendBatch(ctx context.Context, api, groupName, topic string, ms
 	}
 	g, err := d.lookup(groupName)
 	if err != nil {
+		return nil, d.reject(api, err)
+	}
+	if err := d.admitTopic(g, topic); err != nil {
 		return nil, d.reject(api, err)
 	}
 	if maxMsgs, _ := d.limit.bounds(); int64(len(msgs)) > maxMsgs {

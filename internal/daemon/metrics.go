@@ -100,6 +100,13 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// forgetTopic drops the series of a topic the group no longer tracks.
+func (m *metrics) forgetTopic(group, topic string) {
+	l := prometheus.Labels{"group": group, "topic": topic}
+	m.sends.DeletePartialMatch(l)
+	m.retries.DeletePartialMatch(l)
+}
+
 // producerHooks returns the core hooks of one group.
 func (m *metrics) producerHooks(group string) core.ProducerHooks {
 	dl := m.decisionLatency.WithLabelValues(group)

@@ -321,6 +321,10 @@ func (ss *streamSession) start(req *producerdpb.StreamRequest) error {
 		ss.refuse(id, d.reject(apiStream, err))
 		return nil
 	}
+	if err := d.admitTopic(g, m.GetTopic()); err != nil {
+		ss.refuse(id, d.reject(apiStream, err))
+		return nil
+	}
 	size := int64(proto.Size(m))
 	if err := d.limit.acquireWait(ss.ctx, 1, size); err != nil {
 		if ss.ctx.Err() != nil {
