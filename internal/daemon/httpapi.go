@@ -226,27 +226,45 @@ func (d *Daemon) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 			return nil, release, err
 		}
 		charged = r.ContentLength
-		body = make([]byte, 0, r.ContentLength)
+		body = make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(rd, body); err != nil {
+			return nil, release, readError(err)
+		}
+		return body, release, nil
 	}
-	buf := bytes.NewBuffer(body)
+	// Unknown length: chunks charged as they come, joined once at the end (no buffer
+	// doubling: at most the body twice, briefly).
+	var chunks [][]byte
+	var n int64
 	for {
-		if r.ContentLength < 0 && int64(buf.Len())+bodyChunk > charged {
-			if err := d.limit.reserve(bodyChunk); err != nil {
-				return nil, release, err
-			}
-			charged += bodyChunk
+		if err := d.limit.reserve(bodyChunk); err != nil {
+			return nil, release, err
 		}
-		if _, err := io.CopyN(buf, rd, bodyChunk); err != nil {
-			if errors.Is(err, io.EOF) {
-				return buf.Bytes(), release, nil
-			}
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, release, errTooLarge
-			}
-			return nil, release, fmt.Errorf("%w: reading the request: %v", core.ErrInvalidMessage, err)
+		charged += bodyChunk
+		chunk := make([]byte, bodyChunk)
+		m, err := io.ReadFull(rd, chunk)
+		chunks = append(chunks, chunk[:m])
+		n += int64(m)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return nil, release, readError(err)
 		}
 	}
+	body = make([]byte, 0, n)
+	for _, c := range chunks {
+		body = append(body, c...)
+	}
+	return body, release, nil
+}
+
+func readError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errTooLarge
+	}
+	return fmt.Errorf("%w: reading the request: %v", core.ErrInvalidMessage, err)
 }
 
 // decodeHTTPRequest decodes a POST /v1/messages body strictly: valid UTF-8, exactly one
