@@ -321,6 +321,13 @@ func TestAttackFloodingNameServer(t *testing.T) {
 		}
 	})
 	a := startAttackDaemon(t, ln.Addr().String())
+	// A send makes the daemon ask the NameServer for a route (it also probes at start).
+	go func() {
+		cl := &http.Client{Timeout: 5 * time.Second}
+		if resp, err := cl.Post("http://"+a.http+"/v1/messages", "application/json", strings.NewReader(`{"topic":"TopicTest","body":"x"}`)); err == nil {
+			resp.Body.Close()
+		}
+	}()
 	waitStalled(&written, 4*limit)
 	t.Logf("%d MiB of requests written before the daemon stopped taking them", written.Load()>>20)
 	a.check("a NameServer flooding requests without reading")
