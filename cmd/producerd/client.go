@@ -310,7 +310,7 @@ connections and routes (with versions), and each group's strategy with its gener
 plugin processes and live fault table.`,
 		`  producerd status
   producerd status -json | jq '.groups[].strategy.fault_table'
-  producerd status -admin 10.0.0.5:7390 -token "$TOKEN"`)
+  producerd status -admin 10.0.0.5:7390 -token-file /etc/producerd/admin.token`)
 	var cf connFlags
 	cf.register(fs, false, true)
 	asJSON := fs.Bool("json", false, "print the full status as JSON")
@@ -336,8 +336,11 @@ func printStatus(w io.Writer, st *producerdpb.StatusResponse) {
 		time.Since(time.UnixMilli(st.GetStartedUnixMs())).Round(time.Second), st.GetConfigFile(), st.GetConfigGeneration())
 	in := st.GetInflight()
 	state := "serving"
-	if st.GetDraining() {
+	switch {
+	case st.GetDraining():
 		state = "DRAINING"
+	case !st.GetReady():
+		state = "NOT READY (" + st.GetNotReadyReason() + ")"
 	}
 	fmt.Fprintf(w, "%s  in flight: %d/%d messages, %d/%d bytes\n", state, in.GetMessages(), in.GetMaxMessages(), in.GetBytes(), in.GetMaxBytes())
 	for _, c := range st.GetClients() {
@@ -439,7 +442,7 @@ Make a running daemon re-read its config file, as SIGHUP does. A broken config l
 the running one in place and the error is printed. Changed strategies are swapped;
 settings that need a restart are listed.`,
 		`  producerd reload
-  producerd reload -admin 127.0.0.1:7390 -token "$TOKEN"`)
+  producerd reload -admin 127.0.0.1:7390 -token-file /etc/producerd/admin.token`)
 	var cf connFlags
 	cf.register(fs, false, true)
 	if _, code, ok := parse(fs, args); !ok {
