@@ -462,3 +462,26 @@ func (d *Daemon) closeListeners() {
 		}
 	}
 }
+
+// Check runs the checks Start would meet before binding its ports, without starting
+// anything: the listeners' TLS key pairs load and each group's client settings (its
+// CA file holds a certificate) map to a valid core configuration. `producerd validate`
+// runs it after config.Load.
+func Check(cfg *config.Config) error {
+	var errs []error
+	if _, err := loadTLS(cfg.Ingress.TLS); err != nil {
+		errs = append(errs, fmt.Errorf("daemon: ingress TLS: %w", err))
+	}
+	if _, err := loadTLS(cfg.Admin.TLS); err != nil {
+		errs = append(errs, fmt.Errorf("daemon: admin TLS: %w", err))
+	}
+	d := &Daemon{log: hclog.NewNullLogger()}
+	d.met = newMetrics(d)
+	for _, p := range cfg.Producers {
+		if _, err := d.producerConfig(cfg, p); err != nil {
+			errs = append(errs, err)
+			break // the client settings are shared: one report is enough
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -97,5 +99,28 @@ func TestTokenOK(t *testing.T) {
 	cfg.Admin.Token = ""
 	if d.tokenOK("") || d.tokenOK("Bearer ") {
 		t.Error("no token at all: calls must fail (the daemon generates one when it listens)")
+	}
+}
+
+// TestCheck: validate's dry run reports what Start would refuse before binding: a CA
+// file without a certificate (finding 9).
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := dir + "/ca.pem"
+	if err := os.WriteFile(ca, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf("[client]\nname_servers = [\"127.0.0.1:9876\"]\ntls = true\ntls_ca = %q\n[[producer]]\n", ca)
+	cfg, err := config.Parse("p.toml", []byte(src), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(cfg); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Fatalf("Check = %v", err)
+	}
+	cfg.Client.TLS = false
+	if err := Check(cfg); err != nil {
+		t.Fatalf("Check without TLS = %v", err)
 	}
 }
