@@ -49,6 +49,13 @@ type attackDaemon struct {
 // startAttackDaemon runs `producerd run` against the NameServer ns.
 func startAttackDaemon(t *testing.T, ns string) *attackDaemon {
 	t.Helper()
+	return startAttackDaemonLimited(t, ns, 0)
+}
+
+// startAttackDaemonLimited runs the daemon with a descriptor limit (ulimit -n) when
+// nofile > 0.
+func startAttackDaemonLimited(t *testing.T, ns string, nofile int) *attackDaemon {
+	t.Helper()
 	bin := os.Getenv("PRODUCERD_ATTACK_BIN")
 	a := &attackDaemon{t: t, assert: bin == "", grpc: freeAddr(t), http: freeAddr(t), admin: freeAddr(t), stderr: &lockedBuffer{}}
 	if bin == "" {
@@ -75,6 +82,9 @@ strategy = "roundrobin"
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "-c", cfg)
+	if nofile > 0 {
+		cmd = exec.Command("bash", "-c", fmt.Sprintf("ulimit -n %d && exec \"$0\" run -c \"$1\"", nofile), bin, cfg)
+	}
 	cmd.Stderr = a.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -331,4 +341,43 @@ func TestAttackFloodingNameServer(t *testing.T) {
 	waitStalled(&written, 4*limit)
 	t.Logf("%d MiB of requests written before the daemon stopped taking them", written.Load()>>20)
 	a.check("a NameServer flooding requests without reading")
+}
+
+// TestAttackSlowConnections: with a 256-descriptor limit, 300 clients that open an HTTP
+// connection and send half a request header must not stop other clients' sends
+// (finding 5).
+func TestAttackSlowConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	c := attackCluster(t)
+	a := startAttackDaemonLimited(t, c.NameServerAddr(), 256)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 300 {
+		conn, err := net.Dial("tcp", a.http)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+		_, _ = conn.Write([]byte("POST /v1/messages HTTP/1.1\r\nHost: x\r\n"))
+	}
+	cc, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ic := producerdpb.NewIngressClient(cc)
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := ic.Send(ctx, &producerdpb.SendRequest{Message: &producerdpb.Message{Topic: "TopicTest", Body: []byte(fmt.Sprint("m", i))}})
+		cancel()
+		if err != nil {
+			t.Fatalf("send %d with 300 stalled HTTP connections: %v", i, err)
+		}
+	}
 }

@@ -88,7 +88,7 @@ func newMetrics(d *Daemon) *metrics {
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "producerd_inflight_messages", Help: "Messages accepted and not yet answered."},
 		func() float64 { n, _ := d.limit.load(); return float64(n) }))
-	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "producerd_inflight_bytes", Help: "Body bytes of the messages in flight."},
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "producerd_inflight_bytes", Help: "Bytes of the messages in flight, and of HTTP bodies being read."},
 		func() float64 { _, b := d.limit.load(); return float64(b) }))
 	f(&strategyCollector{d: d})
 	f(collectors.NewGoCollector())

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -78,13 +79,15 @@ func (d *Daemon) listen(cfg *config.Config) error {
 	d.setServing(true)
 
 	lim := cfg.Limits
+	perListener := d.connectionCap(lim.MaxConnections)
 	for _, ln := range []*net.Listener{&d.grpcLn, &d.httpLn, &d.adminLn} {
 		if *ln != nil {
-			*ln = newLimitListener(*ln, lim.MaxConnections)
+			*ln = newLimitListener(*ln, perListener)
 		}
 	}
 	if d.grpcLn != nil {
 		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(lim.MaxRequestSize)), grpc.ForceServerCodec(ingressCodec{}),
+			grpc.ConnectionTimeout(lim.ReadHeaderTimeout),
 			grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow), grpc.MaxConcurrentStreams(maxStreamsPerConn)}
 		if ingTLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(ingTLS)))
@@ -144,4 +147,20 @@ func (d *Daemon) serve(name string, f func() error) {
 			d.log.Error("server stopped", "server", name, "error", err)
 		}
 	})
+}
+
+// connectionCap is limits.max_connections, lowered when three listeners at that cap
+// would use up the process's descriptor limit (then the brokers and plugins could not
+// get one): each listener gets a quarter of the descriptors above a reserve of 64.
+func (d *Daemon) connectionCap(configured int) int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 || rl.Cur > 1<<30 {
+		return configured
+	}
+	fit := max(16, (int(rl.Cur)-64)/4)
+	if configured <= fit {
+		return configured
+	}
+	d.log.Warn("limits.max_connections lowered to fit the descriptor limit (ulimit -n)", "configured", configured, "used", fit, "nofile", rl.Cur)
+	return fit
 }
