@@ -155,6 +155,9 @@ func TestGeneratedToken(t *testing.T) {
 	if log := h.log.String(); strings.Contains(log, tok) || !strings.Contains(log, tokFile) {
 		t.Error("the log must name the token file and never the token")
 	}
+	if root, warned := os.Geteuid() == 0, strings.Contains(h.log.String(), "runs as root"); root != warned {
+		t.Errorf("running as root: %v, warned: %v", root, warned)
+	}
 	base := "http://" + h.adminAddr + "/v1/admin/status"
 	if code, _ := adminDo(t, "GET", base, "", nil); code != http.StatusUnauthorized {
 		t.Errorf("no token: %d", code)

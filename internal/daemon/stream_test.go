@@ -128,3 +128,39 @@ func TestStreamMalformedFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestGRPCValidation: what the wire accepts but RocketMQ cannot honour is refused on
+// every gRPC path: an unknown send mode, delay level 19, a batch larger than
+// max_inflight_messages (a permanent error, not RESOURCE_EXHAUSTED) (finding 9).
+func TestGRPCValidation(t *testing.T) {
+	c := startCluster(t)
+	h := start(t, c, "rr", 2)
+	ctx := callCtx(t)
+	for _, m := range []*producerdpb.Message{
+		{Topic: testTopic, Body: []byte("x"), Mode: producerdpb.SendMode(7)},
+		{Topic: testTopic, Body: []byte("x"), DelayLevel: 19},
+		{Topic: testTopic, Body: []byte("x"), DelayLevel: 100},
+	} {
+		if _, err := h.ingress.Send(ctx, &producerdpb.SendRequest{Message: m}); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("Send(%v) = %v, want INVALID_ARGUMENT", m, err)
+		}
+	}
+	msgs := []*producerdpb.Message{{Body: []byte("a")}, {Body: []byte("b")}, {Body: []byte("c")}}
+	if _, err := h.ingress.SendBatch(ctx, &producerdpb.SendBatchRequest{Topic: testTopic, Messages: msgs}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a batch of 3 with max_inflight_messages 2: %v, want INVALID_ARGUMENT", err)
+	}
+	st, err := h.ingress.SendStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&producerdpb.StreamRequest{Id: "m7", Message: &producerdpb.Message{Topic: testTopic, Body: []byte("x"), Mode: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := st.Recv()
+	if err != nil || ack.GetError().GetGrpcCode() != int32(codes.InvalidArgument) {
+		t.Fatalf("stream with mode 7: %v %v", ack, err)
+	}
+	if n := len(stored(c, testTopic)); n != 0 {
+		t.Fatalf("%d refused messages stored", n)
+	}
+}
