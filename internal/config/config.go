@@ -154,6 +154,11 @@ type Limits struct {
 	// default 10m).
 	MaxTopics int
 	TopicIdle time.Duration
+	// MaxStreamInflight bounds the messages one SendStream holds in flight (acks not
+	// yet written included), so that one client that never reads cannot hold the whole
+	// daemon bound (max_stream_inflight; default 0 = a quarter of
+	// daemon.max_inflight_messages).
+	MaxStreamInflight int
 }
 
 // Client is the [client] table: the RocketMQ client instance.
@@ -671,6 +676,7 @@ func (c *Config) decodeLimits(t *tomlx.Table) {
 	t.Int("max_connections", &c.Limits.MaxConnections, 1, 1<<20)
 	t.Int("max_topics", &c.Limits.MaxTopics, 1, 1<<20)
 	t.Duration("topic_idle", &c.Limits.TopicIdle, time.Second, tomlx.NoMax)
+	t.Int("max_stream_inflight", &c.Limits.MaxStreamInflight, 1, 1<<24)
 	t.Done()
 }
 

@@ -105,8 +105,10 @@ type streamSession struct {
 	closed    bool        // no more acks are queued, no more sends start
 	queue     []queuedAck // acks waiting for the writer
 	unwritten int         // refusals queued or being written
+	held      int         // messages of this stream holding an in-flight slot
+	maxHeld   int         // limits.max_stream_inflight
 	wake      chan struct{}
-	room      chan struct{} // cap 1: the writer wrote refusals
+	room      chan struct{} // cap 1: the writer wrote refusals or a slot was released
 	seq       uint64
 	pend      map[uint64]*pendingSend
 	waiting   int           // pend entries not answered yet
@@ -118,6 +120,7 @@ func newStreamSession(d *Daemon, stream producerdpb.Ingress_SendStreamServer) *s
 		d: d, stream: stream, ctx: stream.Context(),
 		wake: make(chan struct{}, 1), room: make(chan struct{}, 1),
 		pend: make(map[uint64]*pendingSend), idle: make(chan struct{}),
+		maxHeld: d.streamInflight(),
 	}
 	close(ss.idle)
 	return ss
@@ -134,7 +137,7 @@ func (ss *streamSession) idleChan() <-chan struct{} {
 func (ss *streamSession) push(qa queuedAck) {
 	if ss.closed {
 		if qa.slot {
-			ss.d.limit.release(1, qa.size)
+			ss.releaseLocked(qa.size)
 		}
 		return
 	}
@@ -164,6 +167,7 @@ func (ss *streamSession) begin(id string, size int64) (uint64, bool) {
 		return 0, false
 	}
 	ss.seq++
+	ss.held++
 	if ss.waiting == 0 {
 		ss.idle = make(chan struct{})
 	}
@@ -183,7 +187,7 @@ func (ss *streamSession) done(seq uint64, ack *producerdpb.StreamAck) {
 	}
 	delete(ss.pend, seq)
 	if p.answered {
-		ss.d.limit.release(1, p.size)
+		ss.releaseLocked(p.size)
 		return
 	}
 	ss.push(queuedAck{ack: ack, size: p.size, slot: true})
@@ -228,25 +232,18 @@ func (ss *streamSession) writer() error {
 		batch, closed := ss.queue, ss.closed
 		ss.queue = nil
 		ss.mu.Unlock()
-		refusals := 0
 		for _, qa := range batch {
 			if err == nil {
 				err = ss.stream.Send(qa.ack)
 			}
-			if qa.slot {
-				ss.d.limit.release(1, qa.size)
-			} else {
-				refusals++
-			}
-		}
-		if refusals > 0 {
 			ss.mu.Lock()
-			ss.unwritten -= refusals
-			ss.mu.Unlock()
-			select {
-			case ss.room <- struct{}{}:
-			default:
+			if qa.slot {
+				ss.releaseLocked(qa.size)
+			} else {
+				ss.unwritten--
+				ss.signalRoom()
 			}
+			ss.mu.Unlock()
 		}
 		if closed && len(batch) == 0 {
 			return err
@@ -266,11 +263,27 @@ func errorAck(id string, err error) *producerdpb.StreamAck {
 	return &producerdpb.StreamAck{Id: id, Outcome: &producerdpb.StreamAck_Error{Error: errorToPB(err)}}
 }
 
-// waitRoom blocks while too many refusals wait for the client.
+// releaseLocked gives a message's slot back; ss.mu is held.
+func (ss *streamSession) releaseLocked(size int64) {
+	ss.d.limit.release(1, size)
+	ss.held--
+	ss.signalRoom()
+}
+
+// signalRoom wakes a waiting reader; ss.mu is held.
+func (ss *streamSession) signalRoom() {
+	select {
+	case ss.room <- struct{}{}:
+	default:
+	}
+}
+
+// waitRoom blocks while too many refusals wait for the client, or the stream holds
+// its share of the in-flight bound (limits.max_stream_inflight).
 func (ss *streamSession) waitRoom() error {
 	for {
 		ss.mu.Lock()
-		full := ss.unwritten >= maxUnwrittenAcks && !ss.closed
+		full := (ss.unwritten >= maxUnwrittenAcks || ss.held >= ss.maxHeld) && !ss.closed
 		ss.mu.Unlock()
 		if !full {
 			return nil
@@ -335,7 +348,7 @@ func (ss *streamSession) start(req *producerdpb.StreamRequest) error {
 	}
 	seq, ok := ss.begin(id, size)
 	if !ok {
-		d.limit.release(1, size)
+		d.limit.release(1, size) // never counted in held
 		return nil
 	}
 	start := time.Now()
@@ -410,3 +423,14 @@ func (ingressCodec) Unmarshal(data []byte, v any) error {
 }
 
 func (ingressCodec) Name() string { return "proto" }
+
+// streamInflight is how many messages one stream may hold in flight
+// (limits.max_stream_inflight; default a quarter of max_inflight_messages), so that a
+// client that never reads its acks cannot take the whole bound from the others.
+func (d *Daemon) streamInflight() int {
+	cfg := d.Config()
+	if n := cfg.Limits.MaxStreamInflight; n > 0 {
+		return n
+	}
+	return max(1, cfg.Daemon.MaxInflightMessages/4)
+}

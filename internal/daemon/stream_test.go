@@ -164,3 +164,33 @@ func TestGRPCValidation(t *testing.T) {
 		t.Fatalf("%d refused messages stored", n)
 	}
 }
+
+// TestStreamNeverReadingDoesNotStarve: a stream client that never reads its acks holds
+// at most its share of the in-flight bound (a quarter by default), so other clients
+// keep sending (finding 1).
+func TestStreamNeverReadingDoesNotStarve(t *testing.T) {
+	c := startCluster(t)
+	h := start(t, c, "rr", 8)
+	ctx := callCtx(t)
+	st, err := h.ingress.SendStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 4096)
+	go func() {
+		for i := 0; ; i++ {
+			if st.Send(&producerdpb.StreamRequest{Id: fmt.Sprint(i), Message: &producerdpb.Message{Topic: testTopic, Body: body}}) != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, "the stream to hold its share", func() bool { m, _ := h.d.limit.load(); return m >= 2 })
+	for i := range 20 {
+		if _, err := h.ingress.Send(ctx, &producerdpb.SendRequest{Message: &producerdpb.Message{Topic: testTopic, Body: []byte(fmt.Sprint("u", i))}}); err != nil {
+			t.Fatalf("unary send %d next to a never-reading stream: %v", i, err)
+		}
+		if m, _ := h.d.limit.load(); m > 3 {
+			t.Fatalf("%d messages in flight: the stream holds more than its share of 2", m)
+		}
+	}
+}
