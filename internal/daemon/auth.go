@@ -41,7 +41,10 @@ func (d *Daemon) adminToken() string {
 	if t := d.Config().Admin.Token; t != "" {
 		return t
 	}
-	return d.genToken
+	if t := d.genToken.Load(); t != nil {
+		return *t
+	}
+	return ""
 }
 
 // tokenOK compares a presented Authorization value with the admin token in constant
@@ -192,17 +195,19 @@ func (d *Daemon) generateToken(path string) error {
 		_ = os.Remove(f.Name())
 		return fmt.Errorf("daemon: admin token: %w", err)
 	}
-	d.genToken, d.genTokenPath = tok, path
+	d.genToken.Store(&tok)
+	d.genTokenPath = path
 	d.log.Info("no admin token configured: generated one; the CLI on this machine reads it", "file", path)
 	return nil
 }
 
 // removeToken deletes the generated token file if it still holds this daemon's token.
 func (d *Daemon) removeToken() {
-	if d.genTokenPath == "" {
+	t := d.genToken.Load()
+	if t == nil {
 		return
 	}
-	if b, err := os.ReadFile(d.genTokenPath); err == nil && strings.TrimSpace(string(b)) == d.genToken {
+	if b, err := os.ReadFile(d.genTokenPath); err == nil && strings.TrimSpace(string(b)) == *t {
 		_ = os.Remove(d.genTokenPath)
 	}
 }

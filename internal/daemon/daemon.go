@@ -83,9 +83,10 @@ type Daemon struct {
 	shutdown atomic.Bool
 	serveWG  sync.WaitGroup
 
-	// genToken is the admin token generated at start when none is configured, written
-	// to genTokenPath; set before the servers start, read-only after.
-	genToken, genTokenPath string
+	// genToken is the admin token generated when none is configured (at start, or by a
+	// reload that removes the configured one), written to genTokenPath (under opMu).
+	genToken     atomic.Pointer[string]
+	genTokenPath string
 	authLog                authLimiter
 
 	readiness readiness

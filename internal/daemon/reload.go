@@ -53,6 +53,13 @@ func (d *Daemon) apply(ctx context.Context, next *config.Config) (changes, resta
 	}
 	if cur.Admin.Token != next.Admin.Token {
 		changes = append(changes, "admin token changed")
+		if next.Admin.Token == "" && d.genToken.Load() == nil && d.adminLn != nil {
+			// Without a token no admin call would pass any more, this reload's fix
+			// included: generate one as at start.
+			if err := d.generateToken(tokenPath(next, d.adminLn.Addr().String())); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	if !reflect.DeepEqual(cur.Limits, next.Limits) {
 		restartNeeded = append(restartNeeded, "[limits]")

@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/remoting"
@@ -122,5 +124,24 @@ func TestCheck(t *testing.T) {
 	cfg.Client.TLS = false
 	if err := Check(cfg); err != nil {
 		t.Fatalf("Check without TLS = %v", err)
+	}
+}
+
+// TestWarnExposure: a non-loopback listener allowed by insecure = true is warned about
+// at every start (finding 7); loopback ones are not.
+func TestWarnExposure(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	cfg := &config.Config{Daemon: config.Daemon{MaxInflightMessages: 1, MaxInflightBytes: 1},
+		Ingress: config.Ingress{GRPC: "0.0.0.0:7380", HTTP: "127.0.0.1:7381", Insecure: true},
+		Admin:   config.Admin{Listen: "[::]:7390", Insecure: true}}
+	d, err := New(Options{Config: cfg, PluginCommand: []string{"x"}, Logger: hclog.New(&hclog.LoggerOptions{Output: &buf})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.warnExposure(cfg)
+	log := buf.String()
+	if strings.Count(log, "INSECURE") != 2 || !strings.Contains(log, "0.0.0.0:7380") || !strings.Contains(log, "[::]:7390") || strings.Contains(log, "7381") {
+		t.Fatalf("warnings:\n%s", log)
 	}
 }
