@@ -811,6 +811,24 @@ func TestDrainResume(t *testing.T) {
 	if hr.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("health while drained: %v", hr)
 	}
+	// A stream gets one UNAVAILABLE ack per message while drained, and stays open.
+	st, err := h.ingress.SendStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := st.Send(&producerdpb.StreamRequest{Id: fmt.Sprint(i), Message: &producerdpb.Message{Topic: testTopic, Body: []byte("x")}}); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := st.Recv()
+		if err != nil || ack.GetId() != fmt.Sprint(i) || ack.GetError().GetGrpcCode() != int32(codes.Unavailable) {
+			t.Fatalf("stream while drained: %v %v", ack, err)
+		}
+	}
+	_ = st.CloseSend()
+	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("stream end while drained: %v", err)
+	}
 	if _, err := h.admin.Resume(actx, &producerdpb.ResumeRequest{}); err != nil {
 		t.Fatal(err)
 	}
