@@ -114,7 +114,8 @@ type Admin struct {
 	TokenFile string
 	// GeneratedTokenFile is where the daemon writes the token it generates when none is
 	// configured (generated_token_file; default: DefaultTokenPath of the bound address).
-	// The file is created readable by the user only; the CLI reads it.
+	// The file is created readable by the user only, in a directory only the user may
+	// write (a world-writable one such as /tmp is refused); the CLI reads it.
 	GeneratedTokenFile string
 	// Insecure allows a non-loopback listener without both TLS and a token (insecure,
 	// default false); the daemon then warns at every start.

@@ -177,12 +177,8 @@ func (d *Daemon) generateToken(path string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("daemon: admin token directory: %w", err)
 	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("daemon: admin token directory: %w", err)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 || ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("daemon: admin token directory %s must be a directory owned by this user and writable by nobody else", dir)
+	if err := checkTokenDir(dir); err != nil {
+		return err
 	}
 	tok := rand.Text()
 	f, err := os.CreateTemp(dir, ".admin-token-*")
@@ -234,4 +230,17 @@ func (d *Daemon) warnExposure(cfg *config.Config) {
 	if os.Geteuid() == 0 {
 		d.log.Warn("producerd runs as root: run it as an unprivileged user (it needs no privilege)")
 	}
+}
+
+// checkTokenDir refuses a directory for the generated token that others could write
+// (they could swap the file) or that another user owns.
+func checkTokenDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("daemon: admin token directory: %w", err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 || ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("daemon: admin token directory %s must be a directory owned by this user and writable by nobody else", dir)
+	}
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -87,7 +88,7 @@ type Daemon struct {
 	// reload that removes the configured one), written to genTokenPath (under opMu).
 	genToken     atomic.Pointer[string]
 	genTokenPath string
-	authLog                authLimiter
+	authLog      authLimiter
 
 	readiness readiness
 	serving   atomic.Bool // not draining
@@ -475,6 +476,13 @@ func Check(cfg *config.Config) error {
 	}
 	if _, err := loadTLS(cfg.Admin.TLS); err != nil {
 		errs = append(errs, fmt.Errorf("daemon: admin TLS: %w", err))
+	}
+	if f := cfg.Admin.GeneratedTokenFile; cfg.Admin.Listen != "" && cfg.Admin.Token == "" && f != "" {
+		if _, err := os.Stat(filepath.Dir(f)); err == nil {
+			if err := checkTokenDir(filepath.Dir(f)); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	d := &Daemon{log: hclog.NewNullLogger()}
 	d.met = newMetrics(d)
