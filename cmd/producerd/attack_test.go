@@ -20,6 +20,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/devbroker"
@@ -283,6 +284,42 @@ func TestAttackHugePosts(t *testing.T) {
 		t.Logf("chunked=%v: answers %v; peak RSS so far %d MiB", chunked, got, a.rss("VmHWM")>>20)
 	}
 	a.check(fmt.Sprintf("%d parallel 31 MiB posts, with and without Content-Length", parallel))
+}
+
+// TestAttackHugeGRPC: 8 parallel 31 MiB gRPC sends, refused at the frame's length
+// prefix (limits.max_request_size) before the daemon buffers them.
+func TestAttackHugeGRPC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	c := attackCluster(t)
+	a := startAttackDaemon(t, c.NameServerAddr())
+	const size = 31 << 20
+	cc, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ic := producerdpb.NewIngressClient(cc)
+	big := make([]byte, size)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err := ic.Send(ctx, &producerdpb.SendRequest{Message: &producerdpb.Message{Topic: "TopicTest", Body: big}})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	var got []string
+	for err := range errs {
+		got = append(got, status.Code(err).String())
+	}
+	t.Logf("gRPC: answers %v", got)
+	a.check("8 parallel 31 MiB gRPC sends")
 }
 
 // TestAttackFloodingNameServer: the NameServer the daemon connects to floods it with
