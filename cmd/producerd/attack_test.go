@@ -60,7 +60,7 @@ func startAttackDaemonLimited(t *testing.T, ns string, nofile int) *attackDaemon
 	bin := os.Getenv("PRODUCERD_ATTACK_BIN")
 	a := &attackDaemon{t: t, assert: bin == "", grpc: freeAddr(t), http: freeAddr(t), admin: freeAddr(t), stderr: &lockedBuffer{}}
 	if bin == "" {
-		bin = attackBinary(t)
+		bin = buildBinary(t)
 	}
 	cfg := filepath.Join(t.TempDir(), "producer.toml")
 	text := fmt.Sprintf(`[daemon]
@@ -114,27 +114,6 @@ strategy = "roundrobin"
 	}
 	a.baseline = a.rss("VmRSS")
 	return a
-}
-
-var (
-	attackBinOnce sync.Once
-	attackBinPath string
-)
-
-func attackBinary(t *testing.T) string {
-	attackBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "producerd-attack")
-		if err != nil {
-			t.Fatal(err)
-		}
-		attackBinPath = filepath.Join(dir, "producerd")
-		cmd := exec.Command("go", "build", "-o", attackBinPath, ".")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("go build: %v", err)
-		}
-	})
-	return attackBinPath
 }
 
 // rss reads a /proc/PID/status field in bytes (VmRSS now, VmHWM the peak).
