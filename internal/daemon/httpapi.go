@@ -136,6 +136,7 @@ func (d *Daemon) ingressHTTP() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", d.postMessages)
 	mux.HandleFunc("GET /healthz", d.healthz)
+	d.txHTTPRoutes(mux)
 	return mux
 }
 
