@@ -85,7 +85,7 @@ func newTxRouter(d *Daemon) *txRouter {
 		checkers: map[string][]*checkerConn{}, rr: map[string]int{}, lastSweep: time.Now()}
 	r.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_transaction_checks_total",
 		Help: "Broker check-backs by group and result: commit, rollback, unknown (answered by a checker), remembered " +
-			"(answered from an earlier end), no_checker, deadline, invalid_answer (answered UNKNOWN), rerouted (a checker stream ended first)."},
+			"(answered from an earlier end), no_checker, deadline, canceled (answered UNKNOWN), rerouted (a checker stream ended or was full; tried on another)."},
 		[]string{"group", "result"})
 	r.txs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_transactions_total",
 		Help: "Transactions by group and action: begin, begin_error, commit, rollback, end_unknown (an end for an unknown handle)."},

@@ -200,7 +200,7 @@ func TestIntegrationDaemonTxCrashCheckBack(t *testing.T) {
 	if got[id] != 1 {
 		t.Fatalf("delivered %d times, want 1", got[id])
 	}
-	if n := counterValue(h.d.tx.checks.WithLabelValues(group, "commit")); n != 1 {
+	if n := counterValue(h.d, "producerd_transaction_checks_total", map[string]string{"group": group, "result": "commit"}); n != 1 {
 		t.Errorf("commit checks %v, want 1", n)
 	}
 }
@@ -221,9 +221,11 @@ func TestIntegrationDaemonTxNoChecker(t *testing.T) {
 		t.Fatalf("begin: %v", err)
 	}
 	id := b.GetTransactionId()
-	noChecker := h.d.tx.checks.WithLabelValues(group, "no_checker")
+	noChecker := func() float64 {
+		return counterValue(h.d, "producerd_transaction_checks_total", map[string]string{"group": group, "result": "no_checker"})
+	}
 	deadline := time.Now().Add(wait)
-	for counterValue(noChecker) < 1 {
+	for noChecker() < 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no check-back answered UNKNOWN within %v", wait)
 		}
@@ -259,7 +261,7 @@ func TestIntegrationDaemonTxNoChecker(t *testing.T) {
 		t.Fatal("not delivered after the checker committed")
 	}
 	got := deliveredCount(t, rc, marks, id)
-	t.Logf("read back: %d; no_checker answers %v", got[id], counterValue(noChecker))
+	t.Logf("read back: %d; no_checker answers %v", got[id], noChecker())
 	if got[id] != 1 {
 		t.Fatalf("delivered %d times, want 1", got[id])
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -18,13 +16,27 @@ import (
 	"github.com/producerd/producerd/core"
 )
 
-// counterValue reads one counter.
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
+// counterValue reads one counter of the daemon's registry by name and label values.
+func counterValue(d *Daemon, name string, labels map[string]string) float64 {
+	mfs, err := d.met.reg.Gather()
+	if err != nil {
 		return -1
 	}
-	return m.GetCounter().GetValue()
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // txReason returns the gRPC code and the Error detail's reason of err.
@@ -122,7 +134,7 @@ func TestTransactionHandles(t *testing.T) {
 		!strings.Contains(out["error"].(map[string]any)["reason"].(string), "UNKNOWN_TRANSACTION") {
 		t.Fatalf("HTTP commit after rollback: %d %v, want 404 UNKNOWN_TRANSACTION", code, out)
 	}
-	if got := counterValue(h.d.tx.txs.WithLabelValues("g1", "end_unknown")); got != 3 {
+	if got := counterValue(h.d, "producerd_transactions_total", map[string]string{"group": "g1", "action": "end_unknown"}); got != 3 {
 		t.Errorf("end_unknown = %v, want 3", got)
 	}
 }
@@ -193,7 +205,9 @@ func TestTransactionCheckRouting(t *testing.T) {
 	c := startCluster(t)
 	h := start(t, c, "rr", 1000)
 	r := h.d.tx
-	count := func(result string) float64 { return counterValue(r.checks.WithLabelValues("g1", result)) }
+	count := func(result string) float64 {
+		return counterValue(h.d, "producerd_transaction_checks_total", map[string]string{"group": "g1", "result": result})
+	}
 	check := func(id string) *core.TransactionCheck {
 		return &core.TransactionCheck{ID: id, MsgID: id, Topic: testTopic, Group: "g1", Keys: []string{"k-" + id},
 			Body: []byte("secret body"), CheckTimes: 1, Born: time.Now()}
