@@ -65,8 +65,9 @@ type txRouter struct {
 	rr        map[string]int
 	lastSweep time.Time
 
-	checks *prometheus.CounterVec // group, result
-	txs    *prometheus.CounterVec // group, action
+	checks   *prometheus.CounterVec // group, result
+	txs      *prometheus.CounterVec // group, action
+	checkerN *prometheus.GaugeVec   // group
 }
 
 type txEntry struct {
@@ -90,7 +91,15 @@ func newTxRouter(d *Daemon) *txRouter {
 	r.txs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_transactions_total",
 		Help: "Transactions by group and action: begin, begin_error, commit, rollback, end_unknown (an end for an unknown handle)."},
 		[]string{"group", "action"})
-	d.met.reg.MustRegister(r.checks, r.txs)
+	r.checkerN = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "producerd_transaction_checkers",
+		Help: "Connected TransactionChecks streams by group."}, []string{"group"})
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "producerd_transactions_open",
+		Help: "Transactions begun through the daemon and not ended yet (handles kept)."}, func() float64 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return float64(len(r.pending))
+	})
+	d.met.reg.MustRegister(r.checks, r.txs, r.checkerN, open)
 	return r
 }
 
@@ -273,6 +282,7 @@ func (r *txRouter) add(cc *checkerConn) {
 	r.mu.Lock()
 	r.checkers[cc.group] = append(r.checkers[cc.group], cc)
 	r.mu.Unlock()
+	r.checkerN.WithLabelValues(cc.group).Inc()
 }
 
 func (r *txRouter) remove(cc *checkerConn) {
@@ -290,6 +300,7 @@ func (r *txRouter) remove(cc *checkerConn) {
 		r.checkers[cc.group] = list
 	}
 	r.mu.Unlock()
+	r.checkerN.WithLabelValues(cc.group).Dec()
 }
 
 // checkerConn is one registered checker stream.

@@ -266,3 +266,45 @@ func TestIntegrationDaemonTxNoChecker(t *testing.T) {
 		t.Fatalf("delivered %d times, want 1", got[id])
 	}
 }
+
+// TestIntegrationDaemonTxLostEnd: the application commits, but the END_TRANSACTION never
+// reaches the broker (simulated: the daemon records the decision without sending it). The
+// broker's check-back is answered from the daemon's memory of the commit, without asking
+// any checker: delivered once.
+func TestIntegrationDaemonTxLostEnd(t *testing.T) {
+	t.Parallel()
+	c := rmqtest.Require(t)
+	h, group := realTxDaemon(t, c)
+	rc := readbackClient(t)
+	wait := brokerCheckWait(t, rc, c)
+	marks := readback.Mark(t, rc, c, txITTopic, 4)
+	b, err := h.ingress.BeginTransaction(callCtx(t), &producerdpb.BeginTransactionRequest{Message: &producerdpb.Message{
+		Topic: txITTopic, Body: []byte("lost end")}})
+	if err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	id := b.GetTransactionId()
+	r := h.d.tx
+	r.mu.Lock()
+	delete(r.pending, id) // what end does before its oneway write, which is "lost" here
+	r.ended[id] = txDecision{state: core.TransactionCommit, at: time.Now()}
+	r.mu.Unlock()
+	remembered := func() float64 {
+		return counterValue(h.d, "producerd_transaction_checks_total", map[string]string{"group": group, "result": "remembered"})
+	}
+	deadline := time.Now().Add(wait)
+	for remembered() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no check-back answered from memory within %v", wait)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := readback.Missing(t, rc, txITTopic, marks, []string{id}); n != 0 {
+		t.Fatal("the commit whose END_TRANSACTION was lost is not delivered after the check-back")
+	}
+	got := deliveredCount(t, rc, marks, id)
+	t.Logf("read back: %d (check-back answered from memory)", got[id])
+	if got[id] != 1 {
+		t.Fatalf("delivered %d times, want 1", got[id])
+	}
+}

@@ -16,7 +16,7 @@ import (
 	"github.com/producerd/producerd/core"
 )
 
-// counterValue reads one counter of the daemon's registry by name and label values.
+// counterValue reads one counter or gauge of the daemon's registry by name and label values.
 func counterValue(d *Daemon, name string, labels map[string]string) float64 {
 	mfs, err := d.met.reg.Gather()
 	if err != nil {
@@ -33,7 +33,7 @@ func counterValue(d *Daemon, name string, labels map[string]string) float64 {
 					continue next
 				}
 			}
-			return m.GetCounter().GetValue()
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return 0
@@ -241,6 +241,9 @@ func TestTransactionCheckRouting(t *testing.T) {
 
 	a := registerChecker(t, h, &producerdpb.TransactionCheckerRegistration{})
 	b := registerChecker(t, h, &producerdpb.TransactionCheckerRegistration{IncludeBody: true})
+	if n := counterValue(h.d, "producerd_transaction_checkers", map[string]string{"group": "g1"}); n != 2 {
+		t.Errorf("producerd_transaction_checkers = %v, want 2", n)
+	}
 	got := map[*checker]int{}
 	for i := range 4 {
 		res := route("rr" + string(rune('0'+i)))
