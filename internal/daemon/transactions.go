@@ -198,8 +198,11 @@ func (r *txRouter) end(ctx context.Context, groupName, id string, res producerdp
 	}
 	r.txs.WithLabelValues(g.name, stateLabel(state)).Inc()
 	// The decision is remembered even if the oneway write fails: the check-back then gets
-	// it from memory.
-	return g.prod.EndTransaction(ctx, e.tx, state)
+	// it from memory, so the caller must not end the transaction again.
+	if err := g.prod.EndTransaction(ctx, e.tx, state); err != nil {
+		return fmt.Errorf("%w (the %s decision is kept: the broker's check-back of this transaction will apply it)", err, stateLabel(state))
+	}
+	return nil
 }
 
 func stateLabel(s core.TransactionState) string {
