@@ -230,7 +230,8 @@ func (r *txRouter) route(ctx context.Context, group string, c *core.TransactionC
 		if cc == nil {
 			r.checks.WithLabelValues(group, "no_checker").Inc()
 			r.d.log.Warn("transaction check answered UNKNOWN: no checker connected for the group; the broker asks again later",
-				"group", group, "transaction", c.ID, "broker", c.Broker, "check_times", c.CheckTimes)
+				"group", group, "transaction", c.ID, "broker", c.Broker, "check_times", c.CheckTimes,
+				"checkers_tried", len(tried)) // tried ones ended or had a full queue
 			return core.TransactionUnknown
 		}
 		state, why := cc.ask(ctx, c)
