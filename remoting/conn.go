@@ -392,6 +392,10 @@ func (cn *conn) deliver(resp *Command, n int) {
 func (cn *conn) serve(req *Command) {
 	log := cn.c.cfg.Logger
 	if req.IsOneway() {
+		if h := cn.c.cfg.OnServerRequest; h != nil {
+			h(cn.addr, req)
+			return
+		}
 		log.Debug("remoting: ignored oneway server request", "addr", cn.addr, "code", req.RequestCode())
 		return
 	}

@@ -138,6 +138,58 @@ func (SendStatus) EnumDescriptor() ([]byte, []int) {
 	return file_producerd_proto_rawDescGZIP(), []int{1}
 }
 
+// TransactionResolution ends a transaction.
+type TransactionResolution int32
+
+const (
+	// TRANSACTION_RESOLUTION_UNKNOWN (a check answer only): not decided yet; the broker asks
+	// again later.
+	TransactionResolution_TRANSACTION_RESOLUTION_UNKNOWN  TransactionResolution = 0
+	TransactionResolution_TRANSACTION_RESOLUTION_COMMIT   TransactionResolution = 1
+	TransactionResolution_TRANSACTION_RESOLUTION_ROLLBACK TransactionResolution = 2
+)
+
+// Enum value maps for TransactionResolution.
+var (
+	TransactionResolution_name = map[int32]string{
+		0: "TRANSACTION_RESOLUTION_UNKNOWN",
+		1: "TRANSACTION_RESOLUTION_COMMIT",
+		2: "TRANSACTION_RESOLUTION_ROLLBACK",
+	}
+	TransactionResolution_value = map[string]int32{
+		"TRANSACTION_RESOLUTION_UNKNOWN":  0,
+		"TRANSACTION_RESOLUTION_COMMIT":   1,
+		"TRANSACTION_RESOLUTION_ROLLBACK": 2,
+	}
+)
+
+func (x TransactionResolution) Enum() *TransactionResolution {
+	p := new(TransactionResolution)
+	*p = x
+	return p
+}
+
+func (x TransactionResolution) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TransactionResolution) Descriptor() protoreflect.EnumDescriptor {
+	return file_producerd_proto_enumTypes[2].Descriptor()
+}
+
+func (TransactionResolution) Type() protoreflect.EnumType {
+	return &file_producerd_proto_enumTypes[2]
+}
+
+func (x TransactionResolution) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TransactionResolution.Descriptor instead.
+func (TransactionResolution) EnumDescriptor() ([]byte, []int) {
+	return file_producerd_proto_rawDescGZIP(), []int{2}
+}
+
 // Message is one message to send.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2338,6 +2390,677 @@ func (x *CreateTopicResponse) GetBrokers() []string {
 	return nil
 }
 
+type BeginTransactionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// message is the half message; mode must be SYNC and it may not be delayed.
+	Message       *Message `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginTransactionRequest) Reset() {
+	*x = BeginTransactionRequest{}
+	mi := &file_producerd_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginTransactionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginTransactionRequest) ProtoMessage() {}
+
+func (x *BeginTransactionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_producerd_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginTransactionRequest.ProtoReflect.Descriptor instead.
+func (*BeginTransactionRequest) Descriptor() ([]byte, []int) {
+	return file_producerd_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *BeginTransactionRequest) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+type BeginTransactionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// transaction_id is the handle for EndTransaction; it is also the message id (UNIQ_KEY)
+	// and what check-backs name.
+	TransactionId string `protobuf:"bytes,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// result describes the stored half message (its topic is the real topic).
+	Result        *SendResult `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginTransactionResponse) Reset() {
+	*x = BeginTransactionResponse{}
+	mi := &file_producerd_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginTransactionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginTransactionResponse) ProtoMessage() {}
+
+func (x *BeginTransactionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_producerd_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginTransactionResponse.ProtoReflect.Descriptor instead.
+func (*BeginTransactionResponse) Descriptor() ([]byte, []int) {
+	return file_producerd_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *BeginTransactionResponse) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *BeginTransactionResponse) GetResult() *SendResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+type EndTransactionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// producer_group may be empty when the daemon has exactly one group.
+	ProducerGroup string `protobuf:"bytes,1,opt,name=producer_group,json=producerGroup,proto3" json:"producer_group,omitempty"`
+	TransactionId string `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// resolution must be COMMIT or ROLLBACK.
+	Resolution    TransactionResolution `protobuf:"varint,3,opt,name=resolution,proto3,enum=producerd.v1.TransactionResolution" json:"resolution,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndTransactionRequest) Reset() {
+	*x = EndTransactionRequest{}
+	mi := &file_producerd_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndTransactionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndTransactionRequest) ProtoMessage() {}
+
+func (x *EndTransactionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_producerd_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndTransactionRequest.ProtoReflect.Descriptor instead.
+func (*EndTransactionRequest) Descriptor() ([]byte, []int) {
+	return file_producerd_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *EndTransactionRequest) GetProducerGroup() string {
+	if x != nil {
+		return x.ProducerGroup
+	}
+	return ""
+}
+
+func (x *EndTransactionRequest) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *EndTransactionRequest) GetResolution() TransactionResolution {
+	if x != nil {
+		return x.Resolution
+	}
+	return TransactionResolution_TRANSACTION_RESOLUTION_UNKNOWN
+}
+
+type EndTransactionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndTransactionResponse) Reset() {
+	*x = EndTransactionResponse{}
+	mi := &file_producerd_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndTransactionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndTransactionResponse) ProtoMessage() {}
+
+func (x *EndTransactionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_producerd_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndTransactionResponse.ProtoReflect.Descriptor instead.
+func (*EndTransactionResponse) Descriptor() ([]byte, []int) {
+	return file_producerd_proto_rawDescGZIP(), []int{38}
+}
+
+type TransactionChecksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*TransactionChecksRequest_Register
+	//	*TransactionChecksRequest_Answer
+	Request       isTransactionChecksRequest_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransactionChecksRequest) Reset() {
+	*x = TransactionChecksRequest{}
+	mi := &file_producerd_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransactionChecksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransactionChecksRequest) ProtoMessage() {}
+
+func (x *TransactionChecksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_producerd_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransactionChecksRequest.ProtoReflect.Descriptor instead.
+func (*TransactionChecksRequest) Descriptor() ([]byte, []int) {
+	return file_producerd_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *TransactionChecksRequest) GetRequest() isTransactionChecksRequest_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *TransactionChecksRequest) GetRegister() *TransactionCheckerRegistration {
+	if x != nil {
+		if x, ok := x.Request.(*TransactionChecksRequest_Register); ok {
+			return x.Register
+		}
+	}
+	return nil
+}
+
+func (x *TransactionChecksRequest) GetAnswer() *TransactionCheckAnswer {
+	if x != nil {
+		if x, ok := x.Request.(*TransactionChecksRequest_Answer); ok {
+			return x.Answer
+		}
+	}
+	return nil
+}
+
+type isTransactionChecksRequest_Request interface {
+	isTransactionChecksRequest_Request()
+}
+
+type TransactionChecksRequest_Register struct {
+	// register must be the stream's first request, and only that one.
+	Register *TransactionCheckerRegistration `protobuf:"bytes,1,opt,name=register,proto3,oneof"`
+}
+
+type TransactionChecksRequest_Answer struct {
+	Answer *TransactionCheckAnswer `protobuf:"bytes,2,opt,name=answer,proto3,oneof"`
+}
+
+func (*TransactionChecksRequest_Register) isTransactionChecksRequest_Request() {}
+
+func (*TransactionChecksRequest_Answer) isTransactionChecksRequest_Request() {}
+
+type TransactionCheckerRegistration struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// producer_group may be empty when the daemon has exactly one group.
+	ProducerGroup string `protobuf:"bytes,1,opt,name=producer_group,json=producerGroup,proto3" json:"producer_group,omitempty"`
+	// include_body sends each check's message body too; default: no body.
+	IncludeBody bool `protobuf:"varint,2,opt,name=include_body,json=includeBody,proto3" json:"include_body,omitempty"`
+	// deadline is how long the application may take to answer a check; default 5s, at most
+	// 25s (the daemon's own bound on a check is 30s).
+	Deadline      *durationpb.Duration `protobuf:"bytes,3,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransactionCheckerRegistration) Reset() {
+	*x = TransactionCheckerRegistration{}
+	mi := &file_producerd_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransactionCheckerRegistration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransactionCheckerRegistration) ProtoMessage() {}
+
+func (x *TransactionCheckerRegistration) ProtoReflect() protoreflect.Message {
+	mi := &file_producerd_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransactionCheckerRegistration.ProtoReflect.Descriptor instead.
+func (*TransactionCheckerRegistration) Descriptor() ([]byte, []int) {
+	return file_producerd_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *TransactionCheckerRegistration) GetProducerGroup() string {
+	if x != nil {
+		return x.ProducerGroup
+	}
+	return ""
+}
+
+func (x *TransactionCheckerRegistration) GetIncludeBody() bool {
+	if x != nil {
+		return x.IncludeBody
+	}
+	return false
+}
+
+func (x *TransactionCheckerRegistration) GetDeadline() *durationpb.Duration {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+type TransactionCheckAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CheckId       uint64                 `protobuf:"varint,1,opt,name=check_id,json=checkId,proto3" json:"check_id,omitempty"`
+	TransactionId string                 `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	Resolution    TransactionResolution  `protobuf:"varint,3,opt,name=resolution,proto3,enum=producerd.v1.TransactionResolution" json:"resolution,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransactionCheckAnswer) Reset() {
+	*x = TransactionCheckAnswer{}
+	mi := &file_producerd_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransactionCheckAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransactionCheckAnswer) ProtoMessage() {}
+
+func (x *TransactionCheckAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_producerd_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransactionCheckAnswer.ProtoReflect.Descriptor instead.
+func (*TransactionCheckAnswer) Descriptor() ([]byte, []int) {
+	return file_producerd_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *TransactionCheckAnswer) GetCheckId() uint64 {
+	if x != nil {
+		return x.CheckId
+	}
+	return 0
+}
+
+func (x *TransactionCheckAnswer) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *TransactionCheckAnswer) GetResolution() TransactionResolution {
+	if x != nil {
+		return x.Resolution
+	}
+	return TransactionResolution_TRANSACTION_RESOLUTION_UNKNOWN
+}
+
+type TransactionChecksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Response:
+	//
+	//	*TransactionChecksResponse_Registered
+	//	*TransactionChecksResponse_Check
+	Response      isTransactionChecksResponse_Response `protobuf_oneof:"response"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransactionChecksResponse) Reset() {
+	*x = TransactionChecksResponse{}
+	mi := &file_producerd_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransactionChecksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransactionChecksResponse) ProtoMessage() {}
+
+func (x *TransactionChecksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_producerd_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransactionChecksResponse.ProtoReflect.Descriptor instead.
+func (*TransactionChecksResponse) Descriptor() ([]byte, []int) {
+	return file_producerd_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *TransactionChecksResponse) GetResponse() isTransactionChecksResponse_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *TransactionChecksResponse) GetRegistered() *TransactionCheckerRegistered {
+	if x != nil {
+		if x, ok := x.Response.(*TransactionChecksResponse_Registered); ok {
+			return x.Registered
+		}
+	}
+	return nil
+}
+
+func (x *TransactionChecksResponse) GetCheck() *TransactionCheck {
+	if x != nil {
+		if x, ok := x.Response.(*TransactionChecksResponse_Check); ok {
+			return x.Check
+		}
+	}
+	return nil
+}
+
+type isTransactionChecksResponse_Response interface {
+	isTransactionChecksResponse_Response()
+}
+
+type TransactionChecksResponse_Registered struct {
+	// registered confirms the registration (the first response).
+	Registered *TransactionCheckerRegistered `protobuf:"bytes,1,opt,name=registered,proto3,oneof"`
+}
+
+type TransactionChecksResponse_Check struct {
+	Check *TransactionCheck `protobuf:"bytes,2,opt,name=check,proto3,oneof"`
+}
+
+func (*TransactionChecksResponse_Registered) isTransactionChecksResponse_Response() {}
+
+func (*TransactionChecksResponse_Check) isTransactionChecksResponse_Response() {}
+
+type TransactionCheckerRegistered struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProducerGroup string                 `protobuf:"bytes,1,opt,name=producer_group,json=producerGroup,proto3" json:"producer_group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransactionCheckerRegistered) Reset() {
+	*x = TransactionCheckerRegistered{}
+	mi := &file_producerd_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransactionCheckerRegistered) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransactionCheckerRegistered) ProtoMessage() {}
+
+func (x *TransactionCheckerRegistered) ProtoReflect() protoreflect.Message {
+	mi := &file_producerd_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransactionCheckerRegistered.ProtoReflect.Descriptor instead.
+func (*TransactionCheckerRegistered) Descriptor() ([]byte, []int) {
+	return file_producerd_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *TransactionCheckerRegistered) GetProducerGroup() string {
+	if x != nil {
+		return x.ProducerGroup
+	}
+	return ""
+}
+
+// TransactionCheck asks whether a transaction was committed.
+type TransactionCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// check_id identifies this check on this stream; answer with it.
+	CheckId       uint64 `protobuf:"varint,1,opt,name=check_id,json=checkId,proto3" json:"check_id,omitempty"`
+	ProducerGroup string `protobuf:"bytes,2,opt,name=producer_group,json=producerGroup,proto3" json:"producer_group,omitempty"`
+	TransactionId string `protobuf:"bytes,3,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// message_id is the UNIQ_KEY (equal to transaction_id for a 5.x broker).
+	MessageId  string            `protobuf:"bytes,4,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Topic      string            `protobuf:"bytes,5,opt,name=topic,proto3" json:"topic,omitempty"`
+	Keys       []string          `protobuf:"bytes,6,rep,name=keys,proto3" json:"keys,omitempty"`
+	Tags       string            `protobuf:"bytes,7,opt,name=tags,proto3" json:"tags,omitempty"`
+	Properties map[string]string `protobuf:"bytes,8,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// body is set only when the registration asked for it.
+	Body []byte `protobuf:"bytes,9,opt,name=body,proto3" json:"body,omitempty"`
+	// check_times counts the broker's checks of this message, this one included (the
+	// broker gives up after 15 by default).
+	CheckTimes int32 `protobuf:"varint,10,opt,name=check_times,json=checkTimes,proto3" json:"check_times,omitempty"`
+	// broker is the broker holding the half message.
+	Broker        string                 `protobuf:"bytes,11,opt,name=broker,proto3" json:"broker,omitempty"`
+	BornTime      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=born_time,json=bornTime,proto3" json:"born_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransactionCheck) Reset() {
+	*x = TransactionCheck{}
+	mi := &file_producerd_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransactionCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransactionCheck) ProtoMessage() {}
+
+func (x *TransactionCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_producerd_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransactionCheck.ProtoReflect.Descriptor instead.
+func (*TransactionCheck) Descriptor() ([]byte, []int) {
+	return file_producerd_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *TransactionCheck) GetCheckId() uint64 {
+	if x != nil {
+		return x.CheckId
+	}
+	return 0
+}
+
+func (x *TransactionCheck) GetProducerGroup() string {
+	if x != nil {
+		return x.ProducerGroup
+	}
+	return ""
+}
+
+func (x *TransactionCheck) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *TransactionCheck) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *TransactionCheck) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TransactionCheck) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *TransactionCheck) GetTags() string {
+	if x != nil {
+		return x.Tags
+	}
+	return ""
+}
+
+func (x *TransactionCheck) GetProperties() map[string]string {
+	if x != nil {
+		return x.Properties
+	}
+	return nil
+}
+
+func (x *TransactionCheck) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *TransactionCheck) GetCheckTimes() int32 {
+	if x != nil {
+		return x.CheckTimes
+	}
+	return 0
+}
+
+func (x *TransactionCheck) GetBroker() string {
+	if x != nil {
+		return x.Broker
+	}
+	return ""
+}
+
+func (x *TransactionCheck) GetBornTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.BornTime
+	}
+	return nil
+}
+
 var File_producerd_proto protoreflect.FileDescriptor
 
 const file_producerd_proto_rawDesc = "" +
@@ -2507,7 +3230,63 @@ const file_producerd_proto_rawDesc = "" +
 	"\abrokers\x18\x04 \x03(\tR\abrokers\x12\x14\n" +
 	"\x05order\x18\x05 \x01(\bR\x05order\"/\n" +
 	"\x13CreateTopicResponse\x12\x18\n" +
-	"\abrokers\x18\x01 \x03(\tR\abrokers*4\n" +
+	"\abrokers\x18\x01 \x03(\tR\abrokers\"J\n" +
+	"\x17BeginTransactionRequest\x12/\n" +
+	"\amessage\x18\x01 \x01(\v2\x15.producerd.v1.MessageR\amessage\"s\n" +
+	"\x18BeginTransactionResponse\x12%\n" +
+	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x120\n" +
+	"\x06result\x18\x02 \x01(\v2\x18.producerd.v1.SendResultR\x06result\"\xaa\x01\n" +
+	"\x15EndTransactionRequest\x12%\n" +
+	"\x0eproducer_group\x18\x01 \x01(\tR\rproducerGroup\x12%\n" +
+	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\x12C\n" +
+	"\n" +
+	"resolution\x18\x03 \x01(\x0e2#.producerd.v1.TransactionResolutionR\n" +
+	"resolution\"\x18\n" +
+	"\x16EndTransactionResponse\"\xb1\x01\n" +
+	"\x18TransactionChecksRequest\x12J\n" +
+	"\bregister\x18\x01 \x01(\v2,.producerd.v1.TransactionCheckerRegistrationH\x00R\bregister\x12>\n" +
+	"\x06answer\x18\x02 \x01(\v2$.producerd.v1.TransactionCheckAnswerH\x00R\x06answerB\t\n" +
+	"\arequest\"\xa1\x01\n" +
+	"\x1eTransactionCheckerRegistration\x12%\n" +
+	"\x0eproducer_group\x18\x01 \x01(\tR\rproducerGroup\x12!\n" +
+	"\finclude_body\x18\x02 \x01(\bR\vincludeBody\x125\n" +
+	"\bdeadline\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bdeadline\"\x9f\x01\n" +
+	"\x16TransactionCheckAnswer\x12\x19\n" +
+	"\bcheck_id\x18\x01 \x01(\x04R\acheckId\x12%\n" +
+	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\x12C\n" +
+	"\n" +
+	"resolution\x18\x03 \x01(\x0e2#.producerd.v1.TransactionResolutionR\n" +
+	"resolution\"\xad\x01\n" +
+	"\x19TransactionChecksResponse\x12L\n" +
+	"\n" +
+	"registered\x18\x01 \x01(\v2*.producerd.v1.TransactionCheckerRegisteredH\x00R\n" +
+	"registered\x126\n" +
+	"\x05check\x18\x02 \x01(\v2\x1e.producerd.v1.TransactionCheckH\x00R\x05checkB\n" +
+	"\n" +
+	"\bresponse\"E\n" +
+	"\x1cTransactionCheckerRegistered\x12%\n" +
+	"\x0eproducer_group\x18\x01 \x01(\tR\rproducerGroup\"\xed\x03\n" +
+	"\x10TransactionCheck\x12\x19\n" +
+	"\bcheck_id\x18\x01 \x01(\x04R\acheckId\x12%\n" +
+	"\x0eproducer_group\x18\x02 \x01(\tR\rproducerGroup\x12%\n" +
+	"\x0etransaction_id\x18\x03 \x01(\tR\rtransactionId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x04 \x01(\tR\tmessageId\x12\x14\n" +
+	"\x05topic\x18\x05 \x01(\tR\x05topic\x12\x12\n" +
+	"\x04keys\x18\x06 \x03(\tR\x04keys\x12\x12\n" +
+	"\x04tags\x18\a \x01(\tR\x04tags\x12N\n" +
+	"\n" +
+	"properties\x18\b \x03(\v2..producerd.v1.TransactionCheck.PropertiesEntryR\n" +
+	"properties\x12\x12\n" +
+	"\x04body\x18\t \x01(\fR\x04body\x12\x1f\n" +
+	"\vcheck_times\x18\n" +
+	" \x01(\x05R\n" +
+	"checkTimes\x12\x16\n" +
+	"\x06broker\x18\v \x01(\tR\x06broker\x127\n" +
+	"\tborn_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\bbornTime\x1a=\n" +
+	"\x0fPropertiesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*4\n" +
 	"\bSendMode\x12\x12\n" +
 	"\x0eSEND_MODE_SYNC\x10\x00\x12\x14\n" +
 	"\x10SEND_MODE_ONEWAY\x10\x01*\x93\x01\n" +
@@ -2516,12 +3295,19 @@ const file_producerd_proto_rawDesc = "" +
 	"\x13SEND_STATUS_SEND_OK\x10\x00\x12\"\n" +
 	"\x1eSEND_STATUS_FLUSH_DISK_TIMEOUT\x10\x01\x12#\n" +
 	"\x1fSEND_STATUS_FLUSH_SLAVE_TIMEOUT\x10\x02\x12#\n" +
-	"\x1fSEND_STATUS_SLAVE_NOT_AVAILABLE\x10\x032\xde\x01\n" +
+	"\x1fSEND_STATUS_SLAVE_NOT_AVAILABLE\x10\x03*\x83\x01\n" +
+	"\x15TransactionResolution\x12\"\n" +
+	"\x1eTRANSACTION_RESOLUTION_UNKNOWN\x10\x00\x12!\n" +
+	"\x1dTRANSACTION_RESOLUTION_COMMIT\x10\x01\x12#\n" +
+	"\x1fTRANSACTION_RESOLUTION_ROLLBACK\x10\x022\x88\x04\n" +
 	"\aIngress\x12=\n" +
 	"\x04Send\x12\x19.producerd.v1.SendRequest\x1a\x1a.producerd.v1.SendResponse\x12F\n" +
 	"\n" +
 	"SendStream\x12\x1b.producerd.v1.StreamRequest\x1a\x17.producerd.v1.StreamAck(\x010\x01\x12L\n" +
-	"\tSendBatch\x12\x1e.producerd.v1.SendBatchRequest\x1a\x1f.producerd.v1.SendBatchResponse2\xa0\x04\n" +
+	"\tSendBatch\x12\x1e.producerd.v1.SendBatchRequest\x1a\x1f.producerd.v1.SendBatchResponse\x12a\n" +
+	"\x10BeginTransaction\x12%.producerd.v1.BeginTransactionRequest\x1a&.producerd.v1.BeginTransactionResponse\x12[\n" +
+	"\x0eEndTransaction\x12#.producerd.v1.EndTransactionRequest\x1a$.producerd.v1.EndTransactionResponse\x12h\n" +
+	"\x11TransactionChecks\x12&.producerd.v1.TransactionChecksRequest\x1a'.producerd.v1.TransactionChecksResponse(\x010\x012\xa0\x04\n" +
 	"\x05Admin\x12C\n" +
 	"\x06Status\x12\x1b.producerd.v1.StatusRequest\x1a\x1c.producerd.v1.StatusResponse\x12[\n" +
 	"\x0eListStrategies\x12#.producerd.v1.ListStrategiesRequest\x1a$.producerd.v1.ListStrategiesResponse\x12U\n" +
@@ -2543,100 +3329,129 @@ func file_producerd_proto_rawDescGZIP() []byte {
 	return file_producerd_proto_rawDescData
 }
 
-var file_producerd_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_producerd_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_producerd_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_producerd_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_producerd_proto_goTypes = []any{
-	(SendMode)(0),                  // 0: producerd.v1.SendMode
-	(SendStatus)(0),                // 1: producerd.v1.SendStatus
-	(*Message)(nil),                // 2: producerd.v1.Message
-	(*SendResult)(nil),             // 3: producerd.v1.SendResult
-	(*Error)(nil),                  // 4: producerd.v1.Error
-	(*SendRequest)(nil),            // 5: producerd.v1.SendRequest
-	(*SendResponse)(nil),           // 6: producerd.v1.SendResponse
-	(*StreamRequest)(nil),          // 7: producerd.v1.StreamRequest
-	(*StreamAck)(nil),              // 8: producerd.v1.StreamAck
-	(*SendBatchRequest)(nil),       // 9: producerd.v1.SendBatchRequest
-	(*SendBatchResponse)(nil),      // 10: producerd.v1.SendBatchResponse
-	(*StatusRequest)(nil),          // 11: producerd.v1.StatusRequest
-	(*StatusResponse)(nil),         // 12: producerd.v1.StatusResponse
-	(*Inflight)(nil),               // 13: producerd.v1.Inflight
-	(*ClientStatus)(nil),           // 14: producerd.v1.ClientStatus
-	(*Broker)(nil),                 // 15: producerd.v1.Broker
-	(*Connection)(nil),             // 16: producerd.v1.Connection
-	(*Route)(nil),                  // 17: producerd.v1.Route
-	(*Queue)(nil),                  // 18: producerd.v1.Queue
-	(*GroupStatus)(nil),            // 19: producerd.v1.GroupStatus
-	(*StrategyStatus)(nil),         // 20: producerd.v1.StrategyStatus
-	(*BrokerHealth)(nil),           // 21: producerd.v1.BrokerHealth
-	(*PluginProcess)(nil),          // 22: producerd.v1.PluginProcess
-	(*ListStrategiesRequest)(nil),  // 23: producerd.v1.ListStrategiesRequest
-	(*ListStrategiesResponse)(nil), // 24: producerd.v1.ListStrategiesResponse
-	(*StrategyInfo)(nil),           // 25: producerd.v1.StrategyInfo
-	(*SwapStrategyRequest)(nil),    // 26: producerd.v1.SwapStrategyRequest
-	(*SwapStrategyResponse)(nil),   // 27: producerd.v1.SwapStrategyResponse
-	(*GroupSwap)(nil),              // 28: producerd.v1.GroupSwap
-	(*ReloadRequest)(nil),          // 29: producerd.v1.ReloadRequest
-	(*ReloadResponse)(nil),         // 30: producerd.v1.ReloadResponse
-	(*DrainRequest)(nil),           // 31: producerd.v1.DrainRequest
-	(*DrainResponse)(nil),          // 32: producerd.v1.DrainResponse
-	(*ResumeRequest)(nil),          // 33: producerd.v1.ResumeRequest
-	(*ResumeResponse)(nil),         // 34: producerd.v1.ResumeResponse
-	(*CreateTopicRequest)(nil),     // 35: producerd.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),    // 36: producerd.v1.CreateTopicResponse
-	nil,                            // 37: producerd.v1.Message.PropertiesEntry
-	(*timestamppb.Timestamp)(nil),  // 38: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 39: google.protobuf.Duration
+	(SendMode)(0),                          // 0: producerd.v1.SendMode
+	(SendStatus)(0),                        // 1: producerd.v1.SendStatus
+	(TransactionResolution)(0),             // 2: producerd.v1.TransactionResolution
+	(*Message)(nil),                        // 3: producerd.v1.Message
+	(*SendResult)(nil),                     // 4: producerd.v1.SendResult
+	(*Error)(nil),                          // 5: producerd.v1.Error
+	(*SendRequest)(nil),                    // 6: producerd.v1.SendRequest
+	(*SendResponse)(nil),                   // 7: producerd.v1.SendResponse
+	(*StreamRequest)(nil),                  // 8: producerd.v1.StreamRequest
+	(*StreamAck)(nil),                      // 9: producerd.v1.StreamAck
+	(*SendBatchRequest)(nil),               // 10: producerd.v1.SendBatchRequest
+	(*SendBatchResponse)(nil),              // 11: producerd.v1.SendBatchResponse
+	(*StatusRequest)(nil),                  // 12: producerd.v1.StatusRequest
+	(*StatusResponse)(nil),                 // 13: producerd.v1.StatusResponse
+	(*Inflight)(nil),                       // 14: producerd.v1.Inflight
+	(*ClientStatus)(nil),                   // 15: producerd.v1.ClientStatus
+	(*Broker)(nil),                         // 16: producerd.v1.Broker
+	(*Connection)(nil),                     // 17: producerd.v1.Connection
+	(*Route)(nil),                          // 18: producerd.v1.Route
+	(*Queue)(nil),                          // 19: producerd.v1.Queue
+	(*GroupStatus)(nil),                    // 20: producerd.v1.GroupStatus
+	(*StrategyStatus)(nil),                 // 21: producerd.v1.StrategyStatus
+	(*BrokerHealth)(nil),                   // 22: producerd.v1.BrokerHealth
+	(*PluginProcess)(nil),                  // 23: producerd.v1.PluginProcess
+	(*ListStrategiesRequest)(nil),          // 24: producerd.v1.ListStrategiesRequest
+	(*ListStrategiesResponse)(nil),         // 25: producerd.v1.ListStrategiesResponse
+	(*StrategyInfo)(nil),                   // 26: producerd.v1.StrategyInfo
+	(*SwapStrategyRequest)(nil),            // 27: producerd.v1.SwapStrategyRequest
+	(*SwapStrategyResponse)(nil),           // 28: producerd.v1.SwapStrategyResponse
+	(*GroupSwap)(nil),                      // 29: producerd.v1.GroupSwap
+	(*ReloadRequest)(nil),                  // 30: producerd.v1.ReloadRequest
+	(*ReloadResponse)(nil),                 // 31: producerd.v1.ReloadResponse
+	(*DrainRequest)(nil),                   // 32: producerd.v1.DrainRequest
+	(*DrainResponse)(nil),                  // 33: producerd.v1.DrainResponse
+	(*ResumeRequest)(nil),                  // 34: producerd.v1.ResumeRequest
+	(*ResumeResponse)(nil),                 // 35: producerd.v1.ResumeResponse
+	(*CreateTopicRequest)(nil),             // 36: producerd.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),            // 37: producerd.v1.CreateTopicResponse
+	(*BeginTransactionRequest)(nil),        // 38: producerd.v1.BeginTransactionRequest
+	(*BeginTransactionResponse)(nil),       // 39: producerd.v1.BeginTransactionResponse
+	(*EndTransactionRequest)(nil),          // 40: producerd.v1.EndTransactionRequest
+	(*EndTransactionResponse)(nil),         // 41: producerd.v1.EndTransactionResponse
+	(*TransactionChecksRequest)(nil),       // 42: producerd.v1.TransactionChecksRequest
+	(*TransactionCheckerRegistration)(nil), // 43: producerd.v1.TransactionCheckerRegistration
+	(*TransactionCheckAnswer)(nil),         // 44: producerd.v1.TransactionCheckAnswer
+	(*TransactionChecksResponse)(nil),      // 45: producerd.v1.TransactionChecksResponse
+	(*TransactionCheckerRegistered)(nil),   // 46: producerd.v1.TransactionCheckerRegistered
+	(*TransactionCheck)(nil),               // 47: producerd.v1.TransactionCheck
+	nil,                                    // 48: producerd.v1.Message.PropertiesEntry
+	nil,                                    // 49: producerd.v1.TransactionCheck.PropertiesEntry
+	(*timestamppb.Timestamp)(nil),          // 50: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 51: google.protobuf.Duration
 }
 var file_producerd_proto_depIdxs = []int32{
-	37, // 0: producerd.v1.Message.properties:type_name -> producerd.v1.Message.PropertiesEntry
+	48, // 0: producerd.v1.Message.properties:type_name -> producerd.v1.Message.PropertiesEntry
 	0,  // 1: producerd.v1.Message.mode:type_name -> producerd.v1.SendMode
-	38, // 2: producerd.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
-	39, // 3: producerd.v1.Message.delay:type_name -> google.protobuf.Duration
+	50, // 2: producerd.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
+	51, // 3: producerd.v1.Message.delay:type_name -> google.protobuf.Duration
 	1,  // 4: producerd.v1.SendResult.status:type_name -> producerd.v1.SendStatus
-	2,  // 5: producerd.v1.SendRequest.message:type_name -> producerd.v1.Message
-	3,  // 6: producerd.v1.SendResponse.result:type_name -> producerd.v1.SendResult
-	2,  // 7: producerd.v1.StreamRequest.message:type_name -> producerd.v1.Message
-	3,  // 8: producerd.v1.StreamAck.result:type_name -> producerd.v1.SendResult
-	4,  // 9: producerd.v1.StreamAck.error:type_name -> producerd.v1.Error
-	2,  // 10: producerd.v1.SendBatchRequest.messages:type_name -> producerd.v1.Message
-	3,  // 11: producerd.v1.SendBatchResponse.results:type_name -> producerd.v1.SendResult
-	13, // 12: producerd.v1.StatusResponse.inflight:type_name -> producerd.v1.Inflight
-	14, // 13: producerd.v1.StatusResponse.clients:type_name -> producerd.v1.ClientStatus
-	19, // 14: producerd.v1.StatusResponse.groups:type_name -> producerd.v1.GroupStatus
-	15, // 15: producerd.v1.ClientStatus.brokers:type_name -> producerd.v1.Broker
-	16, // 16: producerd.v1.ClientStatus.connections:type_name -> producerd.v1.Connection
-	17, // 17: producerd.v1.ClientStatus.routes:type_name -> producerd.v1.Route
-	18, // 18: producerd.v1.Route.queues:type_name -> producerd.v1.Queue
-	20, // 19: producerd.v1.GroupStatus.strategy:type_name -> producerd.v1.StrategyStatus
-	21, // 20: producerd.v1.StrategyStatus.fault_table:type_name -> producerd.v1.BrokerHealth
-	22, // 21: producerd.v1.StrategyStatus.plugins:type_name -> producerd.v1.PluginProcess
-	25, // 22: producerd.v1.ListStrategiesResponse.strategies:type_name -> producerd.v1.StrategyInfo
-	28, // 23: producerd.v1.SwapStrategyResponse.swapped:type_name -> producerd.v1.GroupSwap
-	5,  // 24: producerd.v1.Ingress.Send:input_type -> producerd.v1.SendRequest
-	7,  // 25: producerd.v1.Ingress.SendStream:input_type -> producerd.v1.StreamRequest
-	9,  // 26: producerd.v1.Ingress.SendBatch:input_type -> producerd.v1.SendBatchRequest
-	11, // 27: producerd.v1.Admin.Status:input_type -> producerd.v1.StatusRequest
-	23, // 28: producerd.v1.Admin.ListStrategies:input_type -> producerd.v1.ListStrategiesRequest
-	26, // 29: producerd.v1.Admin.SwapStrategy:input_type -> producerd.v1.SwapStrategyRequest
-	29, // 30: producerd.v1.Admin.Reload:input_type -> producerd.v1.ReloadRequest
-	31, // 31: producerd.v1.Admin.Drain:input_type -> producerd.v1.DrainRequest
-	33, // 32: producerd.v1.Admin.Resume:input_type -> producerd.v1.ResumeRequest
-	35, // 33: producerd.v1.Admin.CreateTopic:input_type -> producerd.v1.CreateTopicRequest
-	6,  // 34: producerd.v1.Ingress.Send:output_type -> producerd.v1.SendResponse
-	8,  // 35: producerd.v1.Ingress.SendStream:output_type -> producerd.v1.StreamAck
-	10, // 36: producerd.v1.Ingress.SendBatch:output_type -> producerd.v1.SendBatchResponse
-	12, // 37: producerd.v1.Admin.Status:output_type -> producerd.v1.StatusResponse
-	24, // 38: producerd.v1.Admin.ListStrategies:output_type -> producerd.v1.ListStrategiesResponse
-	27, // 39: producerd.v1.Admin.SwapStrategy:output_type -> producerd.v1.SwapStrategyResponse
-	30, // 40: producerd.v1.Admin.Reload:output_type -> producerd.v1.ReloadResponse
-	32, // 41: producerd.v1.Admin.Drain:output_type -> producerd.v1.DrainResponse
-	34, // 42: producerd.v1.Admin.Resume:output_type -> producerd.v1.ResumeResponse
-	36, // 43: producerd.v1.Admin.CreateTopic:output_type -> producerd.v1.CreateTopicResponse
-	34, // [34:44] is the sub-list for method output_type
-	24, // [24:34] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	3,  // 5: producerd.v1.SendRequest.message:type_name -> producerd.v1.Message
+	4,  // 6: producerd.v1.SendResponse.result:type_name -> producerd.v1.SendResult
+	3,  // 7: producerd.v1.StreamRequest.message:type_name -> producerd.v1.Message
+	4,  // 8: producerd.v1.StreamAck.result:type_name -> producerd.v1.SendResult
+	5,  // 9: producerd.v1.StreamAck.error:type_name -> producerd.v1.Error
+	3,  // 10: producerd.v1.SendBatchRequest.messages:type_name -> producerd.v1.Message
+	4,  // 11: producerd.v1.SendBatchResponse.results:type_name -> producerd.v1.SendResult
+	14, // 12: producerd.v1.StatusResponse.inflight:type_name -> producerd.v1.Inflight
+	15, // 13: producerd.v1.StatusResponse.clients:type_name -> producerd.v1.ClientStatus
+	20, // 14: producerd.v1.StatusResponse.groups:type_name -> producerd.v1.GroupStatus
+	16, // 15: producerd.v1.ClientStatus.brokers:type_name -> producerd.v1.Broker
+	17, // 16: producerd.v1.ClientStatus.connections:type_name -> producerd.v1.Connection
+	18, // 17: producerd.v1.ClientStatus.routes:type_name -> producerd.v1.Route
+	19, // 18: producerd.v1.Route.queues:type_name -> producerd.v1.Queue
+	21, // 19: producerd.v1.GroupStatus.strategy:type_name -> producerd.v1.StrategyStatus
+	22, // 20: producerd.v1.StrategyStatus.fault_table:type_name -> producerd.v1.BrokerHealth
+	23, // 21: producerd.v1.StrategyStatus.plugins:type_name -> producerd.v1.PluginProcess
+	26, // 22: producerd.v1.ListStrategiesResponse.strategies:type_name -> producerd.v1.StrategyInfo
+	29, // 23: producerd.v1.SwapStrategyResponse.swapped:type_name -> producerd.v1.GroupSwap
+	3,  // 24: producerd.v1.BeginTransactionRequest.message:type_name -> producerd.v1.Message
+	4,  // 25: producerd.v1.BeginTransactionResponse.result:type_name -> producerd.v1.SendResult
+	2,  // 26: producerd.v1.EndTransactionRequest.resolution:type_name -> producerd.v1.TransactionResolution
+	43, // 27: producerd.v1.TransactionChecksRequest.register:type_name -> producerd.v1.TransactionCheckerRegistration
+	44, // 28: producerd.v1.TransactionChecksRequest.answer:type_name -> producerd.v1.TransactionCheckAnswer
+	51, // 29: producerd.v1.TransactionCheckerRegistration.deadline:type_name -> google.protobuf.Duration
+	2,  // 30: producerd.v1.TransactionCheckAnswer.resolution:type_name -> producerd.v1.TransactionResolution
+	46, // 31: producerd.v1.TransactionChecksResponse.registered:type_name -> producerd.v1.TransactionCheckerRegistered
+	47, // 32: producerd.v1.TransactionChecksResponse.check:type_name -> producerd.v1.TransactionCheck
+	49, // 33: producerd.v1.TransactionCheck.properties:type_name -> producerd.v1.TransactionCheck.PropertiesEntry
+	50, // 34: producerd.v1.TransactionCheck.born_time:type_name -> google.protobuf.Timestamp
+	6,  // 35: producerd.v1.Ingress.Send:input_type -> producerd.v1.SendRequest
+	8,  // 36: producerd.v1.Ingress.SendStream:input_type -> producerd.v1.StreamRequest
+	10, // 37: producerd.v1.Ingress.SendBatch:input_type -> producerd.v1.SendBatchRequest
+	38, // 38: producerd.v1.Ingress.BeginTransaction:input_type -> producerd.v1.BeginTransactionRequest
+	40, // 39: producerd.v1.Ingress.EndTransaction:input_type -> producerd.v1.EndTransactionRequest
+	42, // 40: producerd.v1.Ingress.TransactionChecks:input_type -> producerd.v1.TransactionChecksRequest
+	12, // 41: producerd.v1.Admin.Status:input_type -> producerd.v1.StatusRequest
+	24, // 42: producerd.v1.Admin.ListStrategies:input_type -> producerd.v1.ListStrategiesRequest
+	27, // 43: producerd.v1.Admin.SwapStrategy:input_type -> producerd.v1.SwapStrategyRequest
+	30, // 44: producerd.v1.Admin.Reload:input_type -> producerd.v1.ReloadRequest
+	32, // 45: producerd.v1.Admin.Drain:input_type -> producerd.v1.DrainRequest
+	34, // 46: producerd.v1.Admin.Resume:input_type -> producerd.v1.ResumeRequest
+	36, // 47: producerd.v1.Admin.CreateTopic:input_type -> producerd.v1.CreateTopicRequest
+	7,  // 48: producerd.v1.Ingress.Send:output_type -> producerd.v1.SendResponse
+	9,  // 49: producerd.v1.Ingress.SendStream:output_type -> producerd.v1.StreamAck
+	11, // 50: producerd.v1.Ingress.SendBatch:output_type -> producerd.v1.SendBatchResponse
+	39, // 51: producerd.v1.Ingress.BeginTransaction:output_type -> producerd.v1.BeginTransactionResponse
+	41, // 52: producerd.v1.Ingress.EndTransaction:output_type -> producerd.v1.EndTransactionResponse
+	45, // 53: producerd.v1.Ingress.TransactionChecks:output_type -> producerd.v1.TransactionChecksResponse
+	13, // 54: producerd.v1.Admin.Status:output_type -> producerd.v1.StatusResponse
+	25, // 55: producerd.v1.Admin.ListStrategies:output_type -> producerd.v1.ListStrategiesResponse
+	28, // 56: producerd.v1.Admin.SwapStrategy:output_type -> producerd.v1.SwapStrategyResponse
+	31, // 57: producerd.v1.Admin.Reload:output_type -> producerd.v1.ReloadResponse
+	33, // 58: producerd.v1.Admin.Drain:output_type -> producerd.v1.DrainResponse
+	35, // 59: producerd.v1.Admin.Resume:output_type -> producerd.v1.ResumeResponse
+	37, // 60: producerd.v1.Admin.CreateTopic:output_type -> producerd.v1.CreateTopicResponse
+	48, // [48:61] is the sub-list for method output_type
+	35, // [35:48] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_producerd_proto_init() }
@@ -2648,13 +3463,21 @@ func file_producerd_proto_init() {
 		(*StreamAck_Result)(nil),
 		(*StreamAck_Error)(nil),
 	}
+	file_producerd_proto_msgTypes[39].OneofWrappers = []any{
+		(*TransactionChecksRequest_Register)(nil),
+		(*TransactionChecksRequest_Answer)(nil),
+	}
+	file_producerd_proto_msgTypes[42].OneofWrappers = []any{
+		(*TransactionChecksResponse_Registered)(nil),
+		(*TransactionChecksResponse_Check)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_producerd_proto_rawDesc), len(file_producerd_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   36,
+			NumEnums:      3,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

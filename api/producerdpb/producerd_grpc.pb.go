@@ -31,9 +31,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Ingress_Send_FullMethodName       = "/producerd.v1.Ingress/Send"
-	Ingress_SendStream_FullMethodName = "/producerd.v1.Ingress/SendStream"
-	Ingress_SendBatch_FullMethodName  = "/producerd.v1.Ingress/SendBatch"
+	Ingress_Send_FullMethodName              = "/producerd.v1.Ingress/Send"
+	Ingress_SendStream_FullMethodName        = "/producerd.v1.Ingress/SendStream"
+	Ingress_SendBatch_FullMethodName         = "/producerd.v1.Ingress/SendBatch"
+	Ingress_BeginTransaction_FullMethodName  = "/producerd.v1.Ingress/BeginTransaction"
+	Ingress_EndTransaction_FullMethodName    = "/producerd.v1.Ingress/EndTransaction"
+	Ingress_TransactionChecks_FullMethodName = "/producerd.v1.Ingress/TransactionChecks"
 )
 
 // IngressClient is the client API for Ingress service.
@@ -69,6 +72,24 @@ type IngressClient interface {
 	// SendBatch sends messages of one topic as one RocketMQ batch: all are stored, on the
 	// same queue, or none is.
 	SendBatch(ctx context.Context, in *SendBatchRequest, opts ...grpc.CallOption) (*SendBatchResponse, error)
+	// BeginTransaction sends a half message (a RocketMQ transactional message, invisible to
+	// consumers) and returns its transaction handle; end it with EndTransaction. A half
+	// message is never retried on another broker once it may have been stored.
+	BeginTransaction(ctx context.Context, in *BeginTransactionRequest, opts ...grpc.CallOption) (*BeginTransactionResponse, error)
+	// EndTransaction commits (delivers) or rolls back (discards) a begun transaction. The
+	// daemon forgets the handle at once: a second end, or an end for a transaction this
+	// daemon did not begin (or already resolved through a check-back), is NOT_FOUND
+	// (reason UNKNOWN_TRANSACTION). The broker is told oneway, as Java does; if that is lost,
+	// the broker's check-back asks again and the daemon answers from its memory of the end.
+	EndTransaction(ctx context.Context, in *EndTransactionRequest, opts ...grpc.CallOption) (*EndTransactionResponse, error)
+	// TransactionChecks is a checker's stream: the first request registers the application
+	// instance as a checker for one producer group; the daemon then sends the brokers'
+	// check-backs for that group (each to one of the group's checkers, round-robin) and the
+	// application answers each by check_id. An answer not given within the deadline counts
+	// as UNKNOWN (the broker asks again later); when the stream ends, its unanswered checks
+	// go to another checker of the group. With no checker, the daemon answers UNKNOWN and
+	// counts it (producerd_transaction_checks_total{result="no_checker"}).
+	TransactionChecks(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TransactionChecksRequest, TransactionChecksResponse], error)
 }
 
 type ingressClient struct {
@@ -112,6 +133,39 @@ func (c *ingressClient) SendBatch(ctx context.Context, in *SendBatchRequest, opt
 	return out, nil
 }
 
+func (c *ingressClient) BeginTransaction(ctx context.Context, in *BeginTransactionRequest, opts ...grpc.CallOption) (*BeginTransactionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BeginTransactionResponse)
+	err := c.cc.Invoke(ctx, Ingress_BeginTransaction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingressClient) EndTransaction(ctx context.Context, in *EndTransactionRequest, opts ...grpc.CallOption) (*EndTransactionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EndTransactionResponse)
+	err := c.cc.Invoke(ctx, Ingress_EndTransaction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingressClient) TransactionChecks(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TransactionChecksRequest, TransactionChecksResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Ingress_ServiceDesc.Streams[1], Ingress_TransactionChecks_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TransactionChecksRequest, TransactionChecksResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingress_TransactionChecksClient = grpc.BidiStreamingClient[TransactionChecksRequest, TransactionChecksResponse]
+
 // IngressServer is the server API for Ingress service.
 // All implementations must embed UnimplementedIngressServer
 // for forward compatibility.
@@ -145,6 +199,24 @@ type IngressServer interface {
 	// SendBatch sends messages of one topic as one RocketMQ batch: all are stored, on the
 	// same queue, or none is.
 	SendBatch(context.Context, *SendBatchRequest) (*SendBatchResponse, error)
+	// BeginTransaction sends a half message (a RocketMQ transactional message, invisible to
+	// consumers) and returns its transaction handle; end it with EndTransaction. A half
+	// message is never retried on another broker once it may have been stored.
+	BeginTransaction(context.Context, *BeginTransactionRequest) (*BeginTransactionResponse, error)
+	// EndTransaction commits (delivers) or rolls back (discards) a begun transaction. The
+	// daemon forgets the handle at once: a second end, or an end for a transaction this
+	// daemon did not begin (or already resolved through a check-back), is NOT_FOUND
+	// (reason UNKNOWN_TRANSACTION). The broker is told oneway, as Java does; if that is lost,
+	// the broker's check-back asks again and the daemon answers from its memory of the end.
+	EndTransaction(context.Context, *EndTransactionRequest) (*EndTransactionResponse, error)
+	// TransactionChecks is a checker's stream: the first request registers the application
+	// instance as a checker for one producer group; the daemon then sends the brokers'
+	// check-backs for that group (each to one of the group's checkers, round-robin) and the
+	// application answers each by check_id. An answer not given within the deadline counts
+	// as UNKNOWN (the broker asks again later); when the stream ends, its unanswered checks
+	// go to another checker of the group. With no checker, the daemon answers UNKNOWN and
+	// counts it (producerd_transaction_checks_total{result="no_checker"}).
+	TransactionChecks(grpc.BidiStreamingServer[TransactionChecksRequest, TransactionChecksResponse]) error
 	mustEmbedUnimplementedIngressServer()
 }
 
@@ -163,6 +235,15 @@ func (UnimplementedIngressServer) SendStream(grpc.BidiStreamingServer[StreamRequ
 }
 func (UnimplementedIngressServer) SendBatch(context.Context, *SendBatchRequest) (*SendBatchResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SendBatch not implemented")
+}
+func (UnimplementedIngressServer) BeginTransaction(context.Context, *BeginTransactionRequest) (*BeginTransactionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method BeginTransaction not implemented")
+}
+func (UnimplementedIngressServer) EndTransaction(context.Context, *EndTransactionRequest) (*EndTransactionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EndTransaction not implemented")
+}
+func (UnimplementedIngressServer) TransactionChecks(grpc.BidiStreamingServer[TransactionChecksRequest, TransactionChecksResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method TransactionChecks not implemented")
 }
 func (UnimplementedIngressServer) mustEmbedUnimplementedIngressServer() {}
 func (UnimplementedIngressServer) testEmbeddedByValue()                 {}
@@ -228,6 +309,49 @@ func _Ingress_SendBatch_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingress_BeginTransaction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BeginTransactionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngressServer).BeginTransaction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingress_BeginTransaction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngressServer).BeginTransaction(ctx, req.(*BeginTransactionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ingress_EndTransaction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndTransactionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngressServer).EndTransaction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingress_EndTransaction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngressServer).EndTransaction(ctx, req.(*EndTransactionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ingress_TransactionChecks_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(IngressServer).TransactionChecks(&grpc.GenericServerStream[TransactionChecksRequest, TransactionChecksResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingress_TransactionChecksServer = grpc.BidiStreamingServer[TransactionChecksRequest, TransactionChecksResponse]
+
 // Ingress_ServiceDesc is the grpc.ServiceDesc for Ingress service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -243,11 +367,25 @@ var Ingress_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SendBatch",
 			Handler:    _Ingress_SendBatch_Handler,
 		},
+		{
+			MethodName: "BeginTransaction",
+			Handler:    _Ingress_BeginTransaction_Handler,
+		},
+		{
+			MethodName: "EndTransaction",
+			Handler:    _Ingress_EndTransaction_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "SendStream",
 			Handler:       _Ingress_SendStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "TransactionChecks",
+			Handler:       _Ingress_TransactionChecks_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

@@ -60,6 +60,7 @@ type Daemon struct {
 	log     hclog.Logger
 	met     *metrics
 	limit   *limiter
+	tx      *txRouter // transactions.go
 	started time.Time
 
 	cfg    atomic.Pointer[config.Config]
@@ -145,6 +146,7 @@ func New(opts Options) (*Daemon, error) {
 	d := &Daemon{opts: opts, log: opts.Logger, stopping: make(chan struct{}), hardStop: make(chan struct{})}
 	d.limit = newLimiter(opts.Config.Daemon.MaxInflightMessages, opts.Config.Daemon.MaxInflightBytes)
 	d.met = newMetrics(d)
+	d.tx = newTxRouter(d)
 	d.cfg.Store(opts.Config)
 	empty := map[string]*group{}
 	d.groups.Store(&empty)
@@ -268,6 +270,7 @@ func (d *Daemon) startGroup(ctx context.Context, cfg *config.Config, p config.Pr
 		_ = h.Close()
 		return nil, fmt.Errorf("daemon: group %s: %w", p.Group, err)
 	}
+	prod.SetTransactionChecker(d.tx.checker(p.Group))
 	d.log.Info("producer group started", "group", p.Group, "client", prod.Client().ID(), "strategy", p.Strategy)
 	topics := newTopicTracker(cfg.Limits.MaxTopics, cfg.Limits.TopicIdle, func(topic string) { d.met.forgetTopic(p.Group, topic) })
 	return &group{name: p.Group, cfg: p, prod: prod, host: h, strategy: p.Strategy, spec: spec, topics: topics}, nil

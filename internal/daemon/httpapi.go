@@ -136,6 +136,7 @@ func (d *Daemon) ingressHTTP() http.Handler {
 	mux.HandleFunc("POST /v1/messages", d.postMessages)
 	mux.HandleFunc("GET /healthz", d.healthz)
 	mux.HandleFunc("GET /readyz", d.readyz)
+	d.txHTTPRoutes(mux)
 	return mux
 }
 
@@ -273,20 +274,29 @@ func readError(err error) error {
 	return fmt.Errorf("%w: reading the request: %v", core.ErrInvalidMessage, err)
 }
 
-// decodeHTTPRequest decodes a POST /v1/messages body strictly: valid UTF-8, exactly one
-// JSON object, nothing after it but white space, no unknown field.
+// decodeHTTPRequest decodes a POST /v1/messages body strictly (decodeStrict).
 func decodeHTTPRequest(body []byte) (*HTTPRequest, error) {
-	if !utf8.Valid(body) {
-		return nil, fmt.Errorf("%w: the request is not valid UTF-8", core.ErrInvalidMessage)
-	}
 	var req HTTPRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, fmt.Errorf("%w: invalid JSON: %v", core.ErrInvalidMessage, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: invalid JSON: data after the request object (send one message per request, or a batch in messages[])", core.ErrInvalidMessage)
+	if err := decodeStrict(body, &req, "send one message per request, or a batch in messages[]"); err != nil {
+		return nil, err
 	}
 	return &req, nil
+}
+
+// decodeStrict decodes an HTTP request body into v: valid UTF-8, exactly one JSON object,
+// nothing after it but white space, no unknown field. hint says what to do instead of
+// sending several values.
+func decodeStrict(body []byte, v any, hint string) error {
+	if !utf8.Valid(body) {
+		return fmt.Errorf("%w: the request is not valid UTF-8", core.ErrInvalidMessage)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: invalid JSON: %v", core.ErrInvalidMessage, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: invalid JSON: data after the request object (%s)", core.ErrInvalidMessage, hint)
+	}
+	return nil
 }
