@@ -138,6 +138,7 @@ type Client struct {
 	routes      map[string]*TopicRoute      // last route per topic (incl. TBW102 fallbacks)
 	routeNS     map[string]string           // NameServer of each last route
 	probes      map[string]*probeCall       // latest liveness probe per broker address
+	checks      int                         // transaction check-backs being answered
 	closed      bool
 
 	topics   sync.Map // topic -> *topicState
@@ -235,6 +236,7 @@ func newClient(id string, cfg ClientConfig) (*Client, error) {
 			c.heartbeatOnConnect(e.Addr)
 		}
 	}
+	rcfg.OnServerRequest = func(addr string, req *remoting.Command) { c.onServerRequest(addr, req) }
 	rc, err := remoting.NewClient(rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)

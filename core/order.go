@@ -180,6 +180,9 @@ func (o *orderState) clientGoQueues(pi *publishInfo) []sdk.Queue {
 // again. Strict ordering allows another attempt (on the same queue) only when the failed
 // one cannot have been stored, and final wraps err with ErrOrderedQueueFailed. Unkeyed and relaxed sends are left to the caller's rules.
 func (p *Producer) keyedRetry(pr *prepared, q sdk.Queue, err error) (retry bool, final error) {
+	if pr.half { // a stored half message must not be stored again elsewhere (transaction.go)
+		return notStored(err), err
+	}
 	if pr.info == nil || pr.info.ShardingKey == "" || p.cfg.Ordering == OrderingRelaxed {
 		return true, err
 	}

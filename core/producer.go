@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/producerd/producerd/plugins/sdk"
@@ -241,6 +242,7 @@ type Producer struct {
 	defaultTopic, defaultQueueNums string
 	asyncSem                       chan struct{}
 	order                          orderState
+	checker                        atomic.Pointer[checkerBox] // transaction.go
 
 	// closeMu orders begin's inflight.Add with Close's inflight.Wait (a WaitGroup may not
 	// be added to from zero while it is waited on).
@@ -324,6 +326,7 @@ type prepared struct {
 	sysFlag int32
 	flag    int32
 	batch   bool
+	half    bool // a transaction's half message (transaction.go)
 	info    *sdk.MessageInfo
 	reqCode remoting.RequestCode
 }
@@ -568,7 +571,7 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		p.observe(ctx, sel, pr.topic, o)
 		if err == nil {
 			res.Attempts = attempt + 1
-			if res.Status != SendOK && p.cfg.RetryAnotherBrokerWhenNotStoreOK {
+			if res.Status != SendOK && p.cfg.RetryAnotherBrokerWhenNotStoreOK && !pr.half {
 				lastResult = res
 				continue
 			}

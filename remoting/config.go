@@ -77,6 +77,11 @@ type Config struct {
 	Credentials *Credentials
 	// Hooks observe requests and connections; nil hooks are skipped.
 	Hooks Hooks
+	// OnServerRequest, when set, receives every oneway request a server sends on a
+	// connection (a broker's CHECK_TRANSACTION_STATE, code 39) with the connection's
+	// address; nil: such requests are logged and dropped. It runs on the connection's
+	// reader goroutine, so it must not block.
+	OnServerRequest func(addr string, req *Command)
 	// Logger receives connection-level logs (debug: open/close; warn: protocol violations).
 	// Nil means no logs.
 	Logger hclog.Logger

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,8 @@ var (
 	errCloseConn    = errors.New("closed by CloseConn")
 	errPeerClosed   = fmt.Errorf("closed by peer: %w", io.EOF)
 	errIdle         = errors.New("idle timeout")
+	// errRequestFlood: the peer kept sending requests while it did not read the replies.
+	errRequestFlood = errors.New("the peer sends requests without reading the replies")
 )
 
 // conn is one connection and its three goroutines:
@@ -180,9 +183,33 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, hdr, body []byte) error {
 	return nil
 }
 
-// enqueueRaw queues a frame that nobody waits for (a reply to a server request).
+// enqueueRaw queues a frame that nobody waits for (a reply to a server request) under
+// the same bound as requests. It runs on the reader: while the queue is full the reader
+// stops reading, so a peer that sends requests and does not read the replies is held
+// back by TCP; if the queue stays full for DefaultTimeout (at least a second), the
+// connection closes with errRequestFlood.
 func (cn *conn) enqueueRaw(frame []byte) {
 	cn.mu.Lock()
+	if !cn.closing && len(cn.wbuf) > 0 && len(cn.wbuf)+len(frame) > maxQueuedBytes {
+		timer := time.NewTimer(max(cn.c.cfg.DefaultTimeout, time.Second))
+		defer timer.Stop()
+		for !cn.closing && len(cn.wbuf) > 0 && len(cn.wbuf)+len(frame) > maxQueuedBytes {
+			if cn.space == nil {
+				cn.space = make(chan struct{})
+			}
+			space := cn.space
+			cn.mu.Unlock()
+			select {
+			case <-space:
+			case <-cn.done:
+			case <-timer.C:
+				cn.c.cfg.Logger.Warn("remoting: closing connection", "addr", cn.addr, "reason", errRequestFlood)
+				cn.shutdown(errRequestFlood)
+				return
+			}
+			cn.mu.Lock()
+		}
+	}
 	if cn.closing {
 		cn.mu.Unlock()
 		return
@@ -365,6 +392,10 @@ func (cn *conn) deliver(resp *Command, n int) {
 func (cn *conn) serve(req *Command) {
 	log := cn.c.cfg.Logger
 	if req.IsOneway() {
+		if h := cn.c.cfg.OnServerRequest; h != nil {
+			h(cn.addr, req)
+			return
+		}
 		log.Debug("remoting: ignored oneway server request", "addr", cn.addr, "code", req.RequestCode())
 		return
 	}
@@ -455,6 +486,9 @@ func (cn *conn) writeLoop() {
 			batch = nil
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				cn.c.cfg.Logger.Warn("remoting: closing connection: the peer stopped reading", "addr", cn.addr, "error", err)
+			}
 			cn.shutdown(fmt.Errorf("write: %w", err))
 			return
 		}

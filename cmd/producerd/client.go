@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sort"
 	"strings"
@@ -28,6 +29,7 @@ import (
 type connFlags struct {
 	addr, admin string
 	token       string
+	tokenFile   string
 	file        string
 	tls         bool
 	ca          string
@@ -48,7 +50,8 @@ func (c *connFlags) register(fs *flag.FlagSet, ingress, admin bool) {
 	}
 	if admin {
 		fs.StringVar(&c.admin, "admin", envOr("PRODUCERD_ADMIN", config.DefaultAdminListen), "daemon admin `address` (env PRODUCERD_ADMIN)")
-		fs.StringVar(&c.token, "token", "", "admin bearer `token` (default: env PRODUCERD_ADMIN_TOKEN)")
+		fs.StringVar(&c.token, "token", "", "admin bearer `token`; visible to other users in ps: prefer -token-file or env PRODUCERD_ADMIN_TOKEN")
+		fs.StringVar(&c.tokenFile, "token-file", envOr("PRODUCERD_ADMIN_TOKEN_FILE", ""), "read the admin token from this `file` (env PRODUCERD_ADMIN_TOKEN_FILE; default: the config's token, else the token the daemon generated for -admin)")
 	}
 	fs.StringVar(&c.file, "c", "", "take the addresses (and admin token) from this config `file`")
 	fs.BoolVar(&c.tls, "tls", false, "connect with TLS")
@@ -57,31 +60,64 @@ func (c *connFlags) register(fs *flag.FlagSet, ingress, admin bool) {
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of the call")
 }
 
-// resolve applies -c and the token environment variable.
+// resolve applies -c and finds the admin token: -token, -token-file, env
+// PRODUCERD_ADMIN_TOKEN, the config's token (-c), else the token file the daemon
+// generated for the admin address (config.DefaultTokenPath, or the config's
+// generated_token_file).
 func (c *connFlags) resolve() error {
+	if c.token == "" && c.tokenFile != "" {
+		b, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return fmt.Errorf("-token-file: %w", err)
+		}
+		c.token = strings.TrimSpace(string(b))
+	}
 	if c.token == "" {
 		c.token = os.Getenv("PRODUCERD_ADMIN_TOKEN")
 	}
-	if c.file == "" {
-		return nil
+	generated := ""
+	if c.file != "" {
+		cfg, err := config.Load(c.file)
+		if err != nil {
+			return err
+		}
+		if cfg.Ingress.GRPC != "" {
+			c.addr = cfg.Ingress.GRPC
+		}
+		if cfg.Admin.Listen != "" {
+			c.admin = cfg.Admin.Listen
+		}
+		if c.token == "" {
+			c.token = cfg.Admin.Token
+		}
+		generated = cfg.Admin.GeneratedTokenFile
+		if cfg.Ingress.TLS.Enabled() || cfg.Admin.TLS.Enabled() {
+			c.tls = true
+		}
 	}
-	cfg, err := config.Load(c.file)
-	if err != nil {
-		return err
-	}
-	if cfg.Ingress.GRPC != "" {
-		c.addr = cfg.Ingress.GRPC
-	}
-	if cfg.Admin.Listen != "" {
-		c.admin = cfg.Admin.Listen
-	}
-	if c.token == "" {
-		c.token = cfg.Admin.Token
-	}
-	if cfg.Ingress.TLS.Enabled() || cfg.Admin.TLS.Enabled() {
-		c.tls = true
+	if c.token == "" && c.admin != "" {
+		c.token = generatedToken(generated, c.admin)
 	}
 	return nil
+}
+
+// generatedToken reads the token a daemon on this machine generated for its admin
+// listener at addr ("" when there is none): from file when the config names it, else
+// from config.DefaultTokenPath of addr ("localhost" tried as 127.0.0.1 and ::1 too).
+func generatedToken(file, addr string) string {
+	paths := []string{file}
+	if file == "" {
+		paths = []string{config.DefaultTokenPath(addr)}
+		if host, port, err := net.SplitHostPort(addr); err == nil && strings.EqualFold(host, "localhost") {
+			paths = append(paths, config.DefaultTokenPath(net.JoinHostPort("127.0.0.1", port)), config.DefaultTokenPath(net.JoinHostPort("::1", port)))
+		}
+	}
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return ""
 }
 
 func (c *connFlags) dial(addr string) (*grpc.ClientConn, error) {
@@ -279,7 +315,7 @@ connections and routes (with versions), and each group's strategy with its gener
 plugin processes and live fault table.`,
 		`  producerd status
   producerd status -json | jq '.groups[].strategy.fault_table'
-  producerd status -admin 10.0.0.5:7390 -token "$TOKEN"`)
+  producerd status -admin 10.0.0.5:7390 -token-file /etc/producerd/admin.token`)
 	var cf connFlags
 	cf.register(fs, false, true)
 	asJSON := fs.Bool("json", false, "print the full status as JSON")
@@ -305,8 +341,11 @@ func printStatus(w io.Writer, st *producerdpb.StatusResponse) {
 		time.Since(time.UnixMilli(st.GetStartedUnixMs())).Round(time.Second), st.GetConfigFile(), st.GetConfigGeneration())
 	in := st.GetInflight()
 	state := "serving"
-	if st.GetDraining() {
+	switch {
+	case st.GetDraining():
 		state = "DRAINING"
+	case !st.GetReady():
+		state = "NOT READY (" + st.GetNotReadyReason() + ")"
 	}
 	fmt.Fprintf(w, "%s  in flight: %d/%d messages, %d/%d bytes\n", state, in.GetMessages(), in.GetMaxMessages(), in.GetBytes(), in.GetMaxBytes())
 	for _, c := range st.GetClients() {
@@ -408,7 +447,7 @@ Make a running daemon re-read its config file, as SIGHUP does. A broken config l
 the running one in place and the error is printed. Changed strategies are swapped;
 settings that need a restart are listed.`,
 		`  producerd reload
-  producerd reload -admin 127.0.0.1:7390 -token "$TOKEN"`)
+  producerd reload -admin 127.0.0.1:7390 -token-file /etc/producerd/admin.token`)
 	var cf connFlags
 	cf.register(fs, false, true)
 	if _, code, ok := parse(fs, args); !ok {

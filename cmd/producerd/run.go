@@ -88,8 +88,11 @@ func serveUntilSignal(d *daemon.Daemon, log hclog.Logger, sigs <-chan os.Signal)
 func cmdValidate(e *env, args []string) int {
 	fs := newFlags(e, "validate", "[-c FILE]", `
 Check a config file the way 'producerd run' would, without starting anything: unknown
-keys, wrong types, bad durations and sizes, missing plugins, bad strategy settings and
-duplicate groups are each reported with FILE:LINE and the key. Exit status 0 when the
+keys, wrong types, bad durations and sizes, missing plugins, bad strategy settings,
+duplicate groups, ports out of range, two listeners on one address, non-loopback
+listeners without TLS (or insecure = true), token files others can read and TLS files
+that do not load are each reported with FILE:LINE and the key; only binding the ports
+and starting the plugins are left to 'run'. Exit status 0 when the
 config is valid, 1 otherwise.`,
 		`  producerd validate -c producer.toml
   producerd validate -c producer.toml && systemctl reload producerd`)
@@ -103,6 +106,10 @@ config is valid, 1 otherwise.`,
 	}
 	cfg, err := config.Load(*file)
 	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return 1
+	}
+	if err := daemon.Check(cfg); err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return 1
 	}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +38,12 @@ const (
 	DefaultMaxInflightMessages = 10000
 	DefaultMaxInflightBytes    = 64 << 20
 	DefaultInstanceName        = "producerd"
+	DefaultReadHeaderTimeout   = 10 * time.Second
+	DefaultReadTimeout         = 60 * time.Second
+	DefaultIdleTimeout         = 120 * time.Second
+	DefaultMaxConnections      = 1024
+	DefaultMaxTopics           = 1000
+	DefaultTopicIdle           = 10 * time.Minute
 	DefaultGroup               = "producerd"
 	// BuiltinPrefix marks a built-in strategy in plugin = "builtin:NAME".
 	BuiltinPrefix = "builtin:"
@@ -45,11 +52,13 @@ const (
 // Config is a decoded, validated producer.toml.
 type Config struct {
 	// File is the path the config was read from.
-	File    string
-	Daemon  Daemon
-	Ingress Ingress
-	Admin   Admin
-	Client  Client
+	File      string
+	Daemon    Daemon
+	Ingress   Ingress
+	Admin     Admin
+	Limits    Limits
+	Readiness Readiness
+	Client    Client
 	// Strategies are the configured strategies by name, plus one entry per built-in
 	// under its own name unless a [strategy.NAME] table already uses that name.
 	Strategies map[string]*Strategy
@@ -95,6 +104,9 @@ type Ingress struct {
 	// HTTP is the HTTP/JSON listen address (http, default 127.0.0.1:7381); "" disables it.
 	HTTP string
 	TLS  TLS
+	// Insecure allows a non-loopback listener without TLS (insecure, default false);
+	// the daemon then warns at every start.
+	Insecure bool
 }
 
 // Admin is the [admin] table: status, strategy swap, reload, drain and /metrics, over
@@ -106,6 +118,56 @@ type Admin struct {
 	// token_file to read it from a file). /metrics and /healthz need none.
 	Token string
 	TLS   TLS
+	// TokenFile is the file the token was read from (token_file), "" otherwise.
+	TokenFile string
+	// GeneratedTokenFile is where the daemon writes the token it generates when none is
+	// configured (generated_token_file; default: DefaultTokenPath of the bound address).
+	// The file is created readable by the user only, in a directory only the user may
+	// write (a world-writable one such as /tmp is refused); the CLI reads it.
+	GeneratedTokenFile string
+	// Insecure allows a non-loopback listener without both TLS and a token (insecure,
+	// default false); the daemon then warns at every start.
+	Insecure bool
+	// Pprof serves /debug/pprof (behind the token) when true (pprof, default false).
+	Pprof bool
+}
+
+// Readiness is the [readiness] table: when /readyz and grpc.health say SERVING.
+type Readiness struct {
+	// Topics are probed for a writable route (topics, default: none, and then each
+	// group's create_topic_key, TBW102). The daemon is ready once a NameServer answered
+	// and one of them (or a route the daemon already uses) has a writable queue.
+	Topics []string
+}
+
+// Limits is the [limits] table: what one client may cost the daemon before its request
+// is refused. Zero values are filled with the defaults at parse time.
+type Limits struct {
+	// MaxRequestSize bounds one HTTP request body and one gRPC message (max_request_size;
+	// default 2 × the largest max_message_size + 64KiB, so a base64 body or a batch of
+	// max_message_size fits).
+	MaxRequestSize int64
+	// ReadHeaderTimeout bounds reading an HTTP request's headers (read_header_timeout,
+	// default 10s); ReadTimeout the whole request including its body (read_timeout,
+	// default 60s); IdleTimeout a keep-alive connection between requests (idle_timeout,
+	// default 120s). They apply to the ingress HTTP and the admin listener.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	// MaxConnections bounds the open connections of each listener (max_connections,
+	// default 1024); past it new connections wait in the kernel's backlog.
+	MaxConnections int
+	// MaxTopics bounds the topics the daemon tracks (routes, metric series) per
+	// producer group (max_topics, default 1000); a message to a new topic past it is
+	// refused. TopicIdle forgets a topic not sent to for that long (topic_idle,
+	// default 10m).
+	MaxTopics int
+	TopicIdle time.Duration
+	// MaxStreamInflight bounds the messages one SendStream holds in flight (acks not
+	// yet written included), so that one client that never reads cannot hold the whole
+	// daemon bound (max_stream_inflight; default 0 = a quarter of
+	// daemon.max_inflight_messages).
+	MaxStreamInflight int
 }
 
 // Client is the [client] table: the RocketMQ client instance.
@@ -218,7 +280,7 @@ func Load(path string) (*Config, error) {
 func Parse(name string, data []byte, dir string) (*Config, error) {
 	d, root, err := tomlx.Parse(name, data)
 	if err != nil {
-		return nil, err
+		return nil, redactSecret(err, data)
 	}
 	c := &Config{File: name}
 	c.decodeDaemon(root.Sub("daemon"), d)
@@ -227,6 +289,9 @@ func Parse(name string, data []byte, dir string) (*Config, error) {
 	c.decodeClient(root.Sub("client"), d, dir)
 	c.decodeStrategies(root.Sub("strategy"), d, dir)
 	c.decodeProducers(root, d)
+	c.decodeLimits(root.Sub("limits"))
+	c.decodeReadiness(root.Sub("readiness"), d)
+	c.checkListeners(d)
 	root.Done()
 	if err := d.Err(); err != nil {
 		return nil, err
@@ -295,6 +360,7 @@ func (c *Config) decodeIngress(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	checkAddr(t, "rocketmq_grpc_listen", c.Ingress.RocketMQGRPC)
 	checkAddr(t, "grpc", c.Ingress.GRPC)
 	checkAddr(t, "http", c.Ingress.HTTP)
+	t.Bool("insecure", &c.Ingress.Insecure)
 	if c.Ingress.GRPC == "" && c.Ingress.HTTP == "" {
 		t.Errorf("grpc", "grpc and http are both empty: the daemon would accept no messages")
 	}
@@ -309,17 +375,29 @@ func (c *Config) decodeAdmin(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	}
 	t.Str("listen", &c.Admin.Listen)
 	checkAddr(t, "listen", c.Admin.Listen)
-	t.Str("token", &c.Admin.Token)
+	// A token value never appears in an error: it could be the secret itself.
+	if t.Has("token") {
+		if tok, _ := t.Get("token"); isString(tok) {
+			s := tok.(string)
+			c.Admin.Token = s
+		} else {
+			t.Errorf("token", "must be a string (the value is not shown)")
+		}
+	}
 	var file string
 	if t.Str("token_file", &file) {
 		if c.Admin.Token != "" {
 			t.Errorf("token_file", "set token or token_file, not both")
-		} else if b, err := os.ReadFile(resolve(dir, file)); err != nil {
-			t.Errorf("token_file", "cannot read the token file %q: %v", file, errors.Unwrap(err))
-		} else if c.Admin.Token = strings.TrimSpace(string(b)); c.Admin.Token == "" {
-			t.Errorf("token_file", "the token file %q is empty", file)
+		} else {
+			c.Admin.TokenFile = resolve(dir, file)
+			c.Admin.Token = readTokenFile(t, c.Admin.TokenFile, file)
 		}
 	}
+	if t.Str("generated_token_file", &c.Admin.GeneratedTokenFile) {
+		c.Admin.GeneratedTokenFile = resolve(dir, c.Admin.GeneratedTokenFile)
+	}
+	t.Bool("insecure", &c.Admin.Insecure)
+	t.Bool("pprof", &c.Admin.Pprof)
 	c.Admin.TLS = tlsFiles(t, dir)
 	t.Done()
 }
@@ -615,4 +693,168 @@ func (c *Config) Producer(name string) (*Producer, bool) {
 		}
 	}
 	return nil, false
+}
+
+func isString(v any) bool { _, ok := v.(string); return ok }
+
+// readTokenFile reads an admin token file, refusing one that group or others may read.
+func readTokenFile(t *tomlx.Table, path, asWritten string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Errorf("token_file", "cannot read the token file %q: %v", asWritten, errors.Unwrap(err))
+		return ""
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("token_file", "the token file %q is readable or writable by group or others (mode %04o): chmod 600 it", asWritten, fi.Mode().Perm())
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Errorf("token_file", "cannot read the token file %q: %v", asWritten, errors.Unwrap(err))
+		return ""
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		t.Errorf("token_file", "the token file %q is empty", asWritten)
+	}
+	return tok
+}
+
+// decodeLimits reads the [limits] table; absent keys get their defaults.
+func (c *Config) decodeLimits(t *tomlx.Table) {
+	var largest int64
+	for _, p := range c.Producers {
+		if p.MaxMessageSize == 0 {
+			p.MaxMessageSize = core.DefaultMaxMessageSize
+		}
+		largest = max(largest, p.MaxMessageSize)
+	}
+	if largest == 0 {
+		largest = core.DefaultMaxMessageSize
+	}
+	c.Limits = Limits{MaxRequestSize: 2*largest + 64<<10, ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		ReadTimeout: DefaultReadTimeout, IdleTimeout: DefaultIdleTimeout, MaxConnections: DefaultMaxConnections,
+		MaxTopics: DefaultMaxTopics, TopicIdle: DefaultTopicIdle}
+	if t == nil {
+		return
+	}
+	if t.Size("max_request_size", &c.Limits.MaxRequestSize, 1<<10, 1<<30) && c.Limits.MaxRequestSize < largest {
+		t.Errorf("max_request_size", "%d bytes is less than the largest max_message_size (%d): such messages could never be sent", c.Limits.MaxRequestSize, largest)
+	}
+	t.Duration("read_header_timeout", &c.Limits.ReadHeaderTimeout, time.Millisecond, tomlx.NoMax)
+	t.Duration("read_timeout", &c.Limits.ReadTimeout, time.Millisecond, tomlx.NoMax)
+	t.Duration("idle_timeout", &c.Limits.IdleTimeout, time.Millisecond, tomlx.NoMax)
+	t.Int("max_connections", &c.Limits.MaxConnections, 1, 1<<20)
+	t.Int("max_topics", &c.Limits.MaxTopics, 1, 1<<20)
+	t.Duration("topic_idle", &c.Limits.TopicIdle, time.Second, tomlx.NoMax)
+	t.Int("max_stream_inflight", &c.Limits.MaxStreamInflight, 1, 1<<24)
+	t.Done()
+}
+
+// checkListeners runs the checks `run` would otherwise only meet when binding: a port
+// out of range, one address for two listeners, a non-loopback listener without TLS
+// (and, for admin, a token) unless insecure = true.
+func (c *Config) checkListeners(d *tomlx.Decoder) {
+	type listener struct{ key, addr string }
+	ls := []listener{{"ingress.grpc", c.Ingress.GRPC}, {"ingress.http", c.Ingress.HTTP}, {"admin.listen", c.Admin.Listen}}
+	seen := map[string]string{}
+	for _, l := range ls {
+		if l.addr == "" {
+			continue
+		}
+		_, port, err := net.SplitHostPort(l.addr)
+		if err != nil {
+			continue // reported by checkAddr
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 0 || n > 65535 {
+			d.Errorf(l.key, "invalid port %q in %q: want 0..65535", port, l.addr)
+			continue
+		}
+		if n != 0 {
+			if prev, dup := seen[l.addr]; dup {
+				d.Errorf(l.key, "%s is also the address of %s: each listener needs its own", l.addr, prev)
+			}
+			seen[l.addr] = l.key
+		}
+	}
+	for _, l := range ls[:2] {
+		if nonLoopback(l.addr) && !c.Ingress.TLS.Enabled() && !c.Ingress.Insecure {
+			d.Errorf(l.key, "%s is not a loopback address and the ingress has no TLS: set tls_cert and tls_key, or insecure = true to accept plaintext from the network", l.addr)
+		}
+	}
+	if nonLoopback(c.Admin.Listen) && (!c.Admin.TLS.Enabled() || c.Admin.Token == "") && !c.Admin.Insecure {
+		d.Errorf("admin.listen", "%s is not a loopback address: the admin API then needs TLS and a token (tls_cert, tls_key, token or token_file), or insecure = true", c.Admin.Listen)
+	}
+}
+
+// nonLoopback reports whether addr is a valid listen address on a non-loopback
+// interface.
+func nonLoopback(addr string) bool {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return false
+	}
+	return !IsLoopback(addr)
+}
+
+// IsLoopback reports whether a listen address binds only loopback interfaces
+// ("localhost", 127.0.0.0/8, ::1). An empty or unspecified host is not loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// redactSecret drops the parser's text from a syntax error at a secret key (the admin
+// token), since that text may quote the secret itself.
+func redactSecret(err error, data []byte) error {
+	var te *tomlx.Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	line := ""
+	if lines := strings.Split(string(data), "\n"); te.Line > 0 && te.Line <= len(lines) {
+		line = strings.TrimSpace(lines[te.Line-1])
+	}
+	if strings.HasSuffix(te.Key, "token") || strings.HasPrefix(line, "token") {
+		return &tomlx.Error{File: te.File, Line: te.Line, Key: te.Key, Problem: "syntax error in a secret's value (the value is not shown)"}
+	}
+	return err
+}
+
+// DefaultTokenPath is where the daemon writes the admin token it generates when none is
+// configured, for the admin listener bound at addr (host:port), and where the CLI looks
+// for it: $XDG_RUNTIME_DIR/producerd/admin-HOST_PORT.token, else the same under the
+// user's cache directory (~/.cache).
+func DefaultTokenPath(addr string) string {
+	dir := os.Getenv("XDG_RUNTIME_DIR")
+	if dir == "" {
+		if d, err := os.UserCacheDir(); err == nil {
+			dir = d
+		} else {
+			dir = os.TempDir()
+		}
+	}
+	name := strings.NewReplacer(":", "_", "[", "", "]", "", "/", "_").Replace(addr)
+	return filepath.Join(dir, "producerd", "admin-"+name+".token")
+}
+
+func (c *Config) decodeReadiness(t *tomlx.Table, d *tomlx.Decoder) {
+	c.Readiness = Readiness{}
+	if t == nil {
+		return
+	}
+	t.Strings("topics", &c.Readiness.Topics)
+	for i, topic := range c.Readiness.Topics {
+		if err := core.ValidateTopic(topic); err != nil {
+			d.Errorf(fmt.Sprintf("%s[%d]", t.Key("topics"), i), "%s", problem(err))
+		}
+	}
+	t.Done()
 }

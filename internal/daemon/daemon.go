@@ -5,8 +5,9 @@
 // graceful shutdown.
 //
 // Every message accepted by an API holds a slot of a daemon-wide limiter until it is
-// answered; over the bound the API answers RESOURCE_EXHAUSTED (HTTP 429) at once. A
-// message is never logged, nor is the admin token.
+// answered; over the bound the unary APIs answer RESOURCE_EXHAUSTED (HTTP 429) at once,
+// and SendStream stops reading until room appears (a streamed message holds its slot
+// until its ack is written). A message is never logged, nor is the admin token.
 package daemon
 
 import (
@@ -18,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -58,6 +60,7 @@ type Daemon struct {
 	log     hclog.Logger
 	met     *metrics
 	limit   *limiter
+	tx      *txRouter // transactions.go
 	started time.Time
 
 	cfg    atomic.Pointer[config.Config]
@@ -82,6 +85,15 @@ type Daemon struct {
 	hardStop chan struct{}
 	shutdown atomic.Bool
 	serveWG  sync.WaitGroup
+
+	// genToken is the admin token generated when none is configured (at start, or by a
+	// reload that removes the configured one), written to genTokenPath (under opMu).
+	genToken     atomic.Pointer[string]
+	genTokenPath string
+	authLog      authLimiter
+
+	readiness readiness
+	serving   atomic.Bool // not draining
 }
 
 // group is one producer group and its strategy host.
@@ -90,6 +102,8 @@ type group struct {
 	cfg  config.Producer
 	prod *core.Producer
 	host strategyHost
+	// topics bounds the topics the group sends to (limits.max_topics).
+	topics *topicTracker
 
 	mu       sync.Mutex
 	strategy string           // name of the active strategy
@@ -133,6 +147,7 @@ func New(opts Options) (*Daemon, error) {
 	d := &Daemon{opts: opts, log: opts.Logger, stopping: make(chan struct{}), hardStop: make(chan struct{})}
 	d.limit = newLimiter(opts.Config.Daemon.MaxInflightMessages, opts.Config.Daemon.MaxInflightBytes)
 	d.met = newMetrics(d)
+	d.tx = newTxRouter(d)
 	d.cfg.Store(opts.Config)
 	empty := map[string]*group{}
 	d.groups.Store(&empty)
@@ -211,6 +226,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err := d.listen(cfg); err != nil {
 		return err
 	}
+	d.warnExposure(cfg)
+	d.startReadiness(ctx)
 	d.log.Info("producerd started", "groups", len(groups), "ingress_grpc", addrOf(d.grpcLn),
 		"ingress_http", addrOf(d.httpLn), "admin", addrOf(d.adminLn))
 	return nil
@@ -254,8 +271,10 @@ func (d *Daemon) startGroup(ctx context.Context, cfg *config.Config, p config.Pr
 		_ = h.Close()
 		return nil, fmt.Errorf("daemon: group %s: %w", p.Group, err)
 	}
+	prod.SetTransactionChecker(d.tx.checker(p.Group))
 	d.log.Info("producer group started", "group", p.Group, "client", prod.Client().ID(), "strategy", p.Strategy)
-	return &group{name: p.Group, cfg: p, prod: prod, host: h, strategy: p.Strategy, spec: spec}, nil
+	topics := newTopicTracker(cfg.Limits.MaxTopics, cfg.Limits.TopicIdle, func(topic string) { d.met.forgetTopic(p.Group, topic) })
+	return &group{name: p.Group, cfg: p, prod: prod, host: h, strategy: p.Strategy, spec: spec, topics: topics}, nil
 }
 
 // producerConfig maps a [[producer]] table and the [client] table to core's config.
@@ -361,8 +380,14 @@ func (d *Daemon) Resume() error {
 }
 
 func (d *Daemon) setServing(on bool) {
+	d.serving.Store(on)
+	d.updateHealth()
+}
+
+// updateHealth publishes SERVING when the daemon is ready and not draining.
+func (d *Daemon) updateHealth() {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if on {
+	if d.serving.Load() && d.readiness.ready.Load() {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	for _, h := range []*health.Server{d.health, d.adminHealth} {
@@ -393,10 +418,12 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		close(d.hardStop)
 	}
 	close(d.stopping)
+	d.stopReadiness()
 	// Streams now answer what they still hold and end.
 	d.stopServers(deadline)
 	err := d.closeGroups(deadline, d.groupList())
 	d.serveWG.Wait()
+	d.removeToken()
 	if remaining > 0 {
 		d.log.Warn("shutdown deadline passed with messages in flight", "remaining", remaining)
 	}
@@ -447,4 +474,34 @@ func (d *Daemon) closeListeners() {
 			_ = ln.Close()
 		}
 	}
+}
+
+// Check runs the checks Start would meet before binding its ports, without starting
+// anything: the listeners' TLS key pairs load and each group's client settings (its
+// CA file holds a certificate) map to a valid core configuration. `producerd validate`
+// runs it after config.Load.
+func Check(cfg *config.Config) error {
+	var errs []error
+	if _, err := loadTLS(cfg.Ingress.TLS); err != nil {
+		errs = append(errs, fmt.Errorf("daemon: ingress TLS: %w", err))
+	}
+	if _, err := loadTLS(cfg.Admin.TLS); err != nil {
+		errs = append(errs, fmt.Errorf("daemon: admin TLS: %w", err))
+	}
+	if f := cfg.Admin.GeneratedTokenFile; cfg.Admin.Listen != "" && cfg.Admin.Token == "" && f != "" {
+		if _, err := os.Stat(filepath.Dir(f)); err == nil {
+			if err := checkTokenDir(filepath.Dir(f)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	d := &Daemon{log: hclog.NewNullLogger()}
+	d.met = newMetrics(d)
+	for _, p := range cfg.Producers {
+		if _, err := d.producerConfig(cfg, p); err != nil {
+			errs = append(errs, err)
+			break // the client settings are shared: one report is enough
+		}
+	}
+	return errors.Join(errs...)
 }

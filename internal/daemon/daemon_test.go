@@ -129,10 +129,19 @@ func startCluster(t *testing.T) *devbroker.Cluster {
 // start runs a daemon with the config text written to a file (for reloads).
 func start(t *testing.T, c *devbroker.Cluster, strategy string, maxInflight int) *harness {
 	t.Helper()
+	return startText(t, c, configText(c.NameServerAddr(), instanceName(t), strategy, maxInflight))
+}
+
+func instanceName(t *testing.T) string {
+	return strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+}
+
+// startText runs a daemon with the config text.
+func startText(t *testing.T, c *devbroker.Cluster, text string) *harness {
+	t.Helper()
 	h := &harness{t: t, cluster: c, log: &syncBuffer{}}
 	h.cfgPath = filepath.Join(t.TempDir(), "producer.toml")
-	instance := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
-	h.write(configText(c.NameServerAddr(), instance, strategy, maxInflight))
+	h.write(text)
 	cfg, err := config.Load(h.cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -551,10 +560,8 @@ func TestBackpressure(t *testing.T) {
 	if err := st.Send(&producerdpb.StreamRequest{Id: "x", Message: &producerdpb.Message{Topic: testTopic, Body: []byte("over")}}); err != nil {
 		t.Fatal(err)
 	}
-	ack, err := st.Recv()
-	if err != nil || ack.GetId() != "x" || ack.GetError().GetGrpcCode() != int32(codes.ResourceExhausted) {
-		t.Fatalf("stream over the bound: %v, %v", ack, err)
-	}
+	// A stream waits for room instead of refusing: its message is answered once the
+	// held send ends.
 	_ = st.CloseSend()
 	for _, b := range c.Brokers() {
 		if err := b.SetFault(devbroker.Fault{}); err != nil {
@@ -562,6 +569,13 @@ func TestBackpressure(t *testing.T) {
 		}
 	}
 	<-done // the held send ends, one way or the other
+	ack, err := st.Recv()
+	if err != nil || ack.GetId() != "x" || ack.GetResult() == nil {
+		t.Fatalf("stream over the bound: %v, %v (want a result once room appeared)", ack, err)
+	}
+	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("stream end: %v", err)
+	}
 	waitFor(t, "nothing in flight", func() bool { n, _ := h.d.limit.load(); return n == 0 })
 	if _, err := h.ingress.Send(ctx, &producerdpb.SendRequest{Message: &producerdpb.Message{Topic: testTopic, Body: []byte("after")}}); err != nil {
 		t.Fatalf("send after the bound cleared: %v", err)
@@ -713,6 +727,9 @@ func TestShutdownUnderLoad(t *testing.T) {
 					return
 				}
 				mu.Lock()
+				if r.ok[ack.GetId()] != "" || r.errored[ack.GetId()] {
+					t.Errorf("stream %d: a second ack for %s", s, ack.GetId())
+				}
 				if res := ack.GetResult(); res != nil {
 					r.ok[ack.GetId()] = res.GetMsgId()
 				} else {
@@ -745,9 +762,17 @@ func TestShutdownUnderLoad(t *testing.T) {
 			}
 		}
 		total += len(r.ok)
+		byBody := map[string]bool{}
+		for _, m := range store {
+			byBody[string(m.Body)] = true
+		}
 		for id := range r.sent {
 			if r.ok[id] == "" && !r.errored[id] {
 				unacked++
+				// The stream's rule: a message without an ack was never sent.
+				if byBody[id] {
+					t.Errorf("stream %d: %s got no ack but is stored", s, id)
+				}
 			}
 		}
 		// Messages without an ack got the stream's terminal error.
@@ -785,6 +810,24 @@ func TestDrainResume(t *testing.T) {
 	hr, _ := h.health.Check(ctx, &healthpb.HealthCheckRequest{})
 	if hr.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("health while drained: %v", hr)
+	}
+	// A stream gets one UNAVAILABLE ack per message while drained, and stays open.
+	st, err := h.ingress.SendStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := st.Send(&producerdpb.StreamRequest{Id: fmt.Sprint(i), Message: &producerdpb.Message{Topic: testTopic, Body: []byte("x")}}); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := st.Recv()
+		if err != nil || ack.GetId() != fmt.Sprint(i) || ack.GetError().GetGrpcCode() != int32(codes.Unavailable) {
+			t.Fatalf("stream while drained: %v %v", ack, err)
+		}
+	}
+	_ = st.CloseSend()
+	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("stream end while drained: %v", err)
 	}
 	if _, err := h.admin.Resume(actx, &producerdpb.ResumeRequest{}); err != nil {
 		t.Fatal(err)

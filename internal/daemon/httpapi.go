@@ -4,18 +4,17 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/core"
 )
-
-// maxHTTPBody bounds a POST /v1/messages body (base64 makes a 4 MiB message ~5.4 MiB).
-const maxHTTPBody = 32 << 20
 
 // HTTPMessage is one message of the HTTP/JSON API. Exactly one of Body (UTF-8 text)
 // and BodyBase64 may be set.
@@ -136,6 +135,8 @@ func (d *Daemon) ingressHTTP() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/messages", d.postMessages)
 	mux.HandleFunc("GET /healthz", d.healthz)
+	mux.HandleFunc("GET /readyz", d.readyz)
+	d.txHTTPRoutes(mux)
 	return mux
 }
 
@@ -148,16 +149,21 @@ func (d *Daemon) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (d *Daemon) postMessages(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHTTPBody))
+	body, release, err := d.readBody(w, r)
+	defer release()
+	prepaid := int64(len(body))
 	if err != nil {
-		writeError(w, d.reject(apiHTTP, fmt.Errorf("%w: reading the request: %v", core.ErrInvalidMessage, err)))
+		if errors.Is(err, errTooLarge) {
+			d.reject(apiHTTP, err)
+			writeJSON(w, http.StatusRequestEntityTooLarge, HTTPResponse{Error: &HTTPError{Reason: "INVALID_MESSAGE", Message: err.Error()}})
+			return
+		}
+		writeError(w, d.reject(apiHTTP, err))
 		return
 	}
-	var req HTTPRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, d.reject(apiHTTP, fmt.Errorf("%w: invalid JSON: %v", core.ErrInvalidMessage, err)))
+	req, err := decodeHTTPRequest(body)
+	if err != nil {
+		writeError(w, d.reject(apiHTTP, err))
 		return
 	}
 	if req.Messages != nil {
@@ -174,7 +180,7 @@ func (d *Daemon) postMessages(w http.ResponseWriter, r *http.Request) {
 			}
 			msgs[i] = pm
 		}
-		res, err := d.sendBatch(r.Context(), apiHTTP, req.ProducerGroup, req.Topic, msgs)
+		res, err := d.sendBatch(r.Context(), apiHTTP, req.ProducerGroup, req.Topic, msgs, prepaid)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -191,7 +197,7 @@ func (d *Daemon) postMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, d.reject(apiHTTP, err))
 		return
 	}
-	res, err := d.send(r.Context(), apiHTTP, pm)
+	res, err := d.send(r.Context(), apiHTTP, pm, prepaid)
 	switch {
 	case err != nil:
 		writeError(w, err)
@@ -201,4 +207,96 @@ func (d *Daemon) postMessages(w http.ResponseWriter, r *http.Request) {
 		hr := httpResult(res)
 		writeJSON(w, http.StatusOK, HTTPResponse{Result: &hr})
 	}
+}
+
+// errTooLarge: a request body over limits.max_request_size.
+var errTooLarge = fmt.Errorf("%w: the request is larger than limits.max_request_size", core.ErrInvalidMessage)
+
+// bodyChunk is the step in which a body of unknown length is charged to the in-flight
+// bytes while it is read.
+const bodyChunk = 64 << 10
+
+// readBody reads a request body of at most limits.max_request_size, charging its bytes
+// to the in-flight bound before they are buffered: all of them at once when the length
+// is announced (a body over the bound is refused before it is read), else chunk by
+// chunk as they arrive. release returns the charge; call it when the request is done.
+func (d *Daemon) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+	limit := d.Config().Limits.MaxRequestSize
+	var charged int64
+	release = func() { d.limit.release(0, charged) }
+	if r.ContentLength > limit {
+		return nil, release, errTooLarge
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength >= 0 {
+		if err := d.limit.reserve(r.ContentLength); err != nil {
+			return nil, release, err
+		}
+		charged = r.ContentLength
+		body = make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(rd, body); err != nil {
+			return nil, release, readError(err)
+		}
+		return body, release, nil
+	}
+	// Unknown length: chunks charged as they come, joined once at the end (no buffer
+	// doubling: at most the body twice, briefly).
+	var chunks [][]byte
+	var n int64
+	for {
+		if err := d.limit.reserve(bodyChunk); err != nil {
+			return nil, release, err
+		}
+		charged += bodyChunk
+		chunk := make([]byte, bodyChunk)
+		m, err := io.ReadFull(rd, chunk)
+		chunks = append(chunks, chunk[:m])
+		n += int64(m)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return nil, release, readError(err)
+		}
+	}
+	body = make([]byte, 0, n)
+	for _, c := range chunks {
+		body = append(body, c...)
+	}
+	return body, release, nil
+}
+
+func readError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errTooLarge
+	}
+	return fmt.Errorf("%w: reading the request: %v", core.ErrInvalidMessage, err)
+}
+
+// decodeHTTPRequest decodes a POST /v1/messages body strictly (decodeStrict).
+func decodeHTTPRequest(body []byte) (*HTTPRequest, error) {
+	var req HTTPRequest
+	if err := decodeStrict(body, &req, "send one message per request, or a batch in messages[]"); err != nil {
+		return nil, err
+	}
+	return &req, nil
+}
+
+// decodeStrict decodes an HTTP request body into v: valid UTF-8, exactly one JSON object,
+// nothing after it but white space, no unknown field. hint says what to do instead of
+// sending several values.
+func decodeStrict(body []byte, v any, hint string) error {
+	if !utf8.Valid(body) {
+		return fmt.Errorf("%w: the request is not valid UTF-8", core.ErrInvalidMessage)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: invalid JSON: %v", core.ErrInvalidMessage, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: invalid JSON: data after the request object (%s)", core.ErrInvalidMessage, hint)
+	}
+	return nil
 }

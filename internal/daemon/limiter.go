@@ -5,55 +5,125 @@ import (
 	"sync"
 )
 
-// limiter bounds the messages (and their body bytes) accepted and not yet answered,
-// across every API. acquire never waits: over the bound it fails at once, so a client
-// sees RESOURCE_EXHAUSTED instead of an unbounded queue. While draining it refuses
-// everything with errDraining.
+// limiter bounds the messages (and their bytes) accepted and not yet answered, across
+// every API. acquire never waits: over the bound it fails at once, so a unary client
+// sees RESOURCE_EXHAUSTED instead of an unbounded queue. acquireWait waits for room
+// instead: a stream stops reading while it waits, and gRPC flow control holds the
+// client back. While draining both refuse everything with errDraining.
+//
+// Bytes may also be reserved without a message (reserve), for request bodies being
+// read before they become messages.
 type limiter struct {
 	mu                sync.Mutex
 	msgs, bytes       int64
 	maxMsgs, maxBytes int64
 	draining          bool
-	// idle is closed while nothing is in flight; replaced when something is accepted.
+	// idle is closed while no message is in flight; replaced when one is accepted.
 	idle chan struct{}
+	// changed is closed (and replaced) when room may have appeared or draining
+	// started, if someone waits for it (waiters > 0).
+	changed chan struct{}
+	waiters int
 }
 
 func newLimiter(maxMsgs int, maxBytes int64) *limiter {
 	idle := make(chan struct{})
 	close(idle)
-	return &limiter{maxMsgs: int64(maxMsgs), maxBytes: maxBytes, idle: idle}
+	return &limiter{maxMsgs: int64(maxMsgs), maxBytes: maxBytes, idle: idle, changed: make(chan struct{})}
 }
 
-// acquire reserves n messages of b bytes in total.
-func (l *limiter) acquire(n int, b int64) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// admit reports why n messages of b bytes cannot be taken now (nil: they can); l.mu
+// is held.
+func (l *limiter) admit(n int, b int64) error {
 	switch {
 	case l.draining:
 		return errDraining
 	case l.msgs+int64(n) > l.maxMsgs:
 		return errBusy
-	case l.bytes+b > l.maxBytes && l.msgs > 0:
+	case l.bytes+b > l.maxBytes && (l.msgs > 0 || l.bytes > 0):
 		// A message larger than the byte bound alone still passes when nothing else
-		// is in flight (core's max_message_size bounds it), so it cannot starve.
+		// is in flight (max_message_size bounds it), so it cannot starve.
 		return errBusy
 	}
-	if l.msgs == 0 {
+	return nil
+}
+
+// take records n messages of b bytes; l.mu is held.
+func (l *limiter) take(n int, b int64) {
+	if l.msgs == 0 && n > 0 {
 		l.idle = make(chan struct{})
 	}
 	l.msgs += int64(n)
 	l.bytes += b
+}
+
+// acquire reserves n messages of b bytes in total, or fails at once.
+func (l *limiter) acquire(n int, b int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.admit(n, b); err != nil {
+		return err
+	}
+	l.take(n, b)
 	return nil
 }
 
+// acquireWait reserves n messages of b bytes, waiting for room until ctx ends. It
+// fails at once with errDraining while draining (also when draining starts while it
+// waits), and with a batch that can never fit (n > max messages).
+func (l *limiter) acquireWait(ctx context.Context, n int, b int64) error {
+	l.mu.Lock()
+	for {
+		err := l.admit(n, b)
+		if err == nil {
+			l.take(n, b)
+			l.mu.Unlock()
+			return nil
+		}
+		if err == errDraining || int64(n) > l.maxMsgs {
+			l.mu.Unlock()
+			return err
+		}
+		ch := l.changed
+		l.waiters++
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			l.mu.Lock()
+			l.waiters--
+			l.mu.Unlock()
+			return ctx.Err()
+		}
+		l.mu.Lock()
+		l.waiters--
+	}
+}
+
+// reserve charges b bytes without a message (a request body being read); it fails
+// at once over the bound.
+func (l *limiter) reserve(b int64) error { return l.acquire(0, b) }
+
 // release returns what acquire reserved.
 func (l *limiter) release(n int, b int64) {
+	if n == 0 && b == 0 {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.msgs -= int64(n)
 	l.bytes -= b
-	if l.msgs == 0 {
+	if l.msgs == 0 && n > 0 {
 		close(l.idle)
+	}
+	l.signal()
+}
+
+// signal wakes the waiters of acquireWait; l.mu is held.
+func (l *limiter) signal() {
+	if l.waiters > 0 {
+		close(l.changed)
+		l.changed = make(chan struct{})
 	}
 }
 
@@ -74,6 +144,7 @@ func (l *limiter) setBounds(maxMsgs int, maxBytes int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.maxMsgs, l.maxBytes = int64(maxMsgs), maxBytes
+	l.signal()
 }
 
 // setDraining turns refusing new messages on or off.
@@ -81,6 +152,7 @@ func (l *limiter) setDraining(on bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.draining = on
+	l.signal()
 }
 
 func (l *limiter) isDraining() bool {
@@ -89,7 +161,7 @@ func (l *limiter) isDraining() bool {
 	return l.draining
 }
 
-// wait blocks until nothing is in flight or ctx ends, and returns what remains.
+// wait blocks until no message is in flight or ctx ends, and returns what remains.
 func (l *limiter) wait(ctx context.Context) int64 {
 	l.mu.Lock()
 	idle := l.idle

@@ -35,6 +35,7 @@ type metrics struct {
 	fallbacks       *prometheus.CounterVec // group, strategy, reason
 	pluginEvents    *prometheus.CounterVec // group, strategy, event
 	keyedMoves      *prometheus.CounterVec // group, topic (order.go)
+	authFailures    *prometheus.CounterVec // api
 }
 
 // latencyBuckets cover 100us..10s.
@@ -79,7 +80,9 @@ func newMetrics(d *Daemon) *metrics {
 	m.pluginEvents = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_plugin_events_total",
 		Help: "Strategy plugin process events by group, strategy and event (crash, restart, crash_loop, rollback)."},
 		[]string{"group", "strategy", "event"})
-	for _, c := range []prometheus.Collector{m.sends, m.attemptLatency, m.requestLatency, m.retries, m.decisions,
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_admin_auth_failures_total",
+		Help: "Admin calls refused for a missing or wrong token, by API (grpc, http)."}, []string{"api"})
+	for _, c := range []prometheus.Collector{m.authFailures, m.sends, m.attemptLatency, m.requestLatency, m.retries, m.decisions,
 		m.decisionLatency, m.rejected, m.routeQueries, m.connEvents, m.connsOpen, m.remoting, m.swaps, m.reloads,
 		m.fallbacks, m.pluginEvents} {
 		f(c)
@@ -87,7 +90,7 @@ func newMetrics(d *Daemon) *metrics {
 	f(m.initOrder())
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "producerd_inflight_messages", Help: "Messages accepted and not yet answered."},
 		func() float64 { n, _ := d.limit.load(); return float64(n) }))
-	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "producerd_inflight_bytes", Help: "Body bytes of the messages in flight."},
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "producerd_inflight_bytes", Help: "Bytes of the messages in flight, and of HTTP bodies being read."},
 		func() float64 { _, b := d.limit.load(); return float64(b) }))
 	f(&strategyCollector{d: d})
 	f(collectors.NewGoCollector())
@@ -97,6 +100,13 @@ func newMetrics(d *Daemon) *metrics {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// forgetTopic drops the series of a topic the group no longer tracks.
+func (m *metrics) forgetTopic(group, topic string) {
+	l := prometheus.Labels{"group": group, "topic": topic}
+	m.sends.DeletePartialMatch(l)
+	m.retries.DeletePartialMatch(l)
 }
 
 // producerHooks returns the core hooks of one group.

@@ -1,31 +1,35 @@
 package daemon
 
 import (
-	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
-	"time"
+	"syscall"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/internal/config"
 )
 
-// maxRecvMsgSize bounds one gRPC request: a 4 MiB body plus headroom, or a batch.
-const maxRecvMsgSize = 32 << 20
+// gRPC flow-control windows of the ingress server. Fixed windows (which turn off
+// gRPC's bandwidth estimation, which grows them up to 16 MiB) bound what a client can
+// push into a stream the daemon does not read: SendStream stops reading at the
+// in-flight bound, and then at most streamWindow bytes wait per stream.
+const (
+	streamWindow = 256 << 10
+	// maxHeaderBytes bounds an HTTP request's headers (net/http's default is 1 MiB).
+	maxHeaderBytes    = 64 << 10
+	connWindow        = 1 << 20
+	maxStreamsPerConn = 256
+)
 
 func loadTLS(t config.TLS) (*tls.Config, error) {
 	if !t.Enabled() {
@@ -64,12 +68,27 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		}
 	}
 
+	if d.adminLn != nil && cfg.Admin.Token == "" {
+		if err := d.generateToken(tokenPath(cfg, d.adminLn.Addr().String())); err != nil {
+			return err
+		}
+	}
+
 	d.health = health.NewServer()
 	d.adminHealth = health.NewServer()
 	d.setServing(true)
 
+	lim := cfg.Limits
+	perListener := d.connectionCap(lim.MaxConnections)
+	for _, ln := range []*net.Listener{&d.grpcLn, &d.httpLn, &d.adminLn} {
+		if *ln != nil {
+			*ln = newLimitListener(*ln, perListener)
+		}
+	}
 	if d.grpcLn != nil {
-		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxRecvMsgSize)}
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(lim.MaxRequestSize)), grpc.ForceServerCodec(ingressCodec{}),
+			grpc.ConnectionTimeout(lim.ReadHeaderTimeout),
+			grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow), grpc.MaxConcurrentStreams(maxStreamsPerConn)}
 		if ingTLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(ingTLS)))
 		}
@@ -80,7 +99,8 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		d.serve("ingress grpc", func() error { return d.grpcSrv.Serve(d.grpcLn) })
 	}
 	if d.httpLn != nil {
-		d.httpSrv = &http.Server{Handler: d.ingressHTTP(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: ingTLS,
+		d.httpSrv = &http.Server{Handler: d.ingressHTTP(), ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout,
+			IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: maxHeaderBytes, TLSConfig: ingTLS,
 			ErrorLog: d.log.Named("http").StandardLogger(nil)}
 		d.serve("ingress http", func() error { return serveHTTP(d.httpSrv, d.httpLn) })
 	}
@@ -92,7 +112,7 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		// One listener for gRPC and HTTP: HTTP/2 requests with a gRPC content type go
 		// to the gRPC server, everything else to the HTTP mux. Without TLS the server
 		// speaks HTTP/2 with prior knowledge (h2c), as gRPC clients do.
-		mux := d.adminMux()
+		mux := d.browserGuard(config.IsLoopback(d.adminLn.Addr().String()), d.adminMux())
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 				d.adminGRPC.ServeHTTP(w, r)
@@ -104,7 +124,8 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		protos.SetHTTP1(true)
 		protos.SetHTTP2(true)
 		protos.SetUnencryptedHTTP2(admTLS == nil)
-		d.adminHTTP = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: admTLS, Protocols: &protos,
+		d.adminHTTP = &http.Server{Handler: h, ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout, IdleTimeout: lim.IdleTimeout,
+			MaxHeaderBytes: maxHeaderBytes, TLSConfig: admTLS, Protocols: &protos,
 			ErrorLog: d.log.Named("admin").StandardLogger(nil)}
 		d.serve("admin", func() error { return serveHTTP(d.adminHTTP, d.adminLn) })
 	}
@@ -128,32 +149,18 @@ func (d *Daemon) serve(name string, f func() error) {
 	})
 }
 
-// tokenOK compares a presented Authorization value with the configured token in
-// constant time. No token configured means every call is allowed.
-func (d *Daemon) tokenOK(authorization string) bool {
-	want := d.Config().Admin.Token
-	if want == "" {
-		return true
+// connectionCap is limits.max_connections, lowered when three listeners at that cap
+// would use up the process's descriptor limit (then the brokers and plugins could not
+// get one): each listener gets a quarter of the descriptors above a reserve of 64.
+func (d *Daemon) connectionCap(configured int) int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 || rl.Cur > 1<<30 {
+		return configured
 	}
-	got, ok := strings.CutPrefix(authorization, "Bearer ")
-	if !ok {
-		return false
+	fit := max(16, (int(rl.Cur)-64)/4)
+	if configured <= fit {
+		return configured
 	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
-}
-
-// adminAuth checks the bearer token on the Admin service (health and reflection stay
-// open).
-func (d *Daemon) adminAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if strings.HasPrefix(info.FullMethod, "/producerd.v1.Admin/") {
-		md, _ := metadata.FromIncomingContext(ctx)
-		var auth string
-		if v := md.Get("authorization"); len(v) > 0 {
-			auth = v[0]
-		}
-		if !d.tokenOK(auth) {
-			return nil, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
-		}
-	}
-	return handler(ctx, req)
+	d.log.Warn("limits.max_connections lowered to fit the descriptor limit (ulimit -n)", "configured", configured, "used", fit, "nofile", rl.Cur)
+	return fit
 }

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/config"
@@ -95,7 +99,49 @@ func TestTokenOK(t *testing.T) {
 		}
 	}
 	cfg.Admin.Token = ""
-	if !d.tokenOK("") {
-		t.Error("no token configured: calls must pass")
+	if d.tokenOK("") || d.tokenOK("Bearer ") {
+		t.Error("no token at all: calls must fail (the daemon generates one when it listens)")
+	}
+}
+
+// TestCheck: validate's dry run reports what Start would refuse before binding: a CA
+// file without a certificate (finding 9).
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := dir + "/ca.pem"
+	if err := os.WriteFile(ca, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf("[client]\nname_servers = [\"127.0.0.1:9876\"]\ntls = true\ntls_ca = %q\n[[producer]]\n", ca)
+	cfg, err := config.Parse("p.toml", []byte(src), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(cfg); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Fatalf("Check = %v", err)
+	}
+	cfg.Client.TLS = false
+	if err := Check(cfg); err != nil {
+		t.Fatalf("Check without TLS = %v", err)
+	}
+}
+
+// TestWarnExposure: a non-loopback listener allowed by insecure = true is warned about
+// at every start (finding 7); loopback ones are not.
+func TestWarnExposure(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	cfg := &config.Config{Daemon: config.Daemon{MaxInflightMessages: 1, MaxInflightBytes: 1},
+		Ingress: config.Ingress{GRPC: "0.0.0.0:7380", HTTP: "127.0.0.1:7381", Insecure: true},
+		Admin:   config.Admin{Listen: "[::]:7390", Insecure: true}}
+	d, err := New(Options{Config: cfg, PluginCommand: []string{"x"}, Logger: hclog.New(&hclog.LoggerOptions{Output: &buf})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.warnExposure(cfg)
+	log := buf.String()
+	if strings.Count(log, "INSECURE") != 2 || !strings.Contains(log, "0.0.0.0:7380") || !strings.Contains(log, "[::]:7390") || strings.Contains(log, "7381") {
+		t.Fatalf("warnings:\n%s", log)
 	}
 }

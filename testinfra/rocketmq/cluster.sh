@@ -410,6 +410,11 @@ EOF
   for b in "${BROKERS[@]}"; do
     port="$(broker_port "$b")"
     # No trailing spaces: RocketMQ parses numbers untrimmed and silently ignores bad keys.
+    # Transactions: check a half message back once it is 3 s old (default transactionTimeOut
+    # 6000) in rounds every 5 s (default transactionCheckInterval 30000 in 5.3.3), so the
+    # check-back tests take seconds (no minimum is enforced; the check thread reads the
+    # interval when it starts, so only a broker start applies it). The tests read both from
+    # the broker (GET_BROKER_CONFIG), so they also work against the defaults.
     cat >"$RUN/$b.conf" <<EOF
 brokerClusterName=$CLUSTER_NAME
 brokerName=$b
@@ -433,6 +438,8 @@ autoCreateTopicEnable=true
 autoCreateSubscriptionGroup=true
 defaultTopicQueueNums=4
 enablePropertyFilter=true
+transactionTimeOut=3000
+transactionCheckInterval=5000
 EOF
     if [[ "$PROFILE" == acl ]]; then
       # 5.x authentication (ACL 2.0); ACL 1.0 (plain_acl.yml, aclEnable) is gone in 5.3.3.

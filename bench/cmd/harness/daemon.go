@@ -52,6 +52,8 @@ http = ""
 
 [admin]
 listen = %q
+token = "bench-token"
+pprof = true
 
 [client]
 name_servers = [%q]
@@ -172,7 +174,12 @@ func freeAddr() (string, error) {
 func (h *harness) fetchDaemonProfile(path string, d time.Duration) error {
 	secs := max(1, int(d.Seconds()))
 	c := &http.Client{Timeout: d + 30*time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", h.daemon.admin, secs))
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", h.daemon.admin, secs), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer bench-token")
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}

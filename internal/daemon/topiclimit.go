@@ -1,0 +1,92 @@
+package daemon
+
+import (
+	"fmt"
+
+	"sync"
+	"time"
+
+	"github.com/producerd/producerd/core"
+)
+
+// topicTracker bounds the topics one group sends to: each costs a route the client
+// refreshes and metric series. A message to a new topic past limits.max_topics is
+// refused (RESOURCE_EXHAUSTED) unless a topic not sent to for limits.topic_idle can be
+// forgotten to make room; forgetting drops the topic's metric series.
+//
+// core keeps its own route for a forgotten topic (it offers no way to drop one), so the
+// routes the client refreshes are bounded by the topics admitted, not by max_topics.
+type topicTracker struct {
+	mu       sync.Mutex
+	max      int
+	idle     time.Duration
+	last     map[string]time.Time
+	onForget func(topic string)
+}
+
+func newTopicTracker(maxTopics int, idle time.Duration, onForget func(string)) *topicTracker {
+	return &topicTracker{max: maxTopics, idle: idle, last: make(map[string]time.Time), onForget: onForget}
+}
+
+// tooManyTopicsError refuses a message to a new topic; it is errBusy to callers (a
+// retry succeeds once a topic went idle).
+type tooManyTopicsError struct {
+	group, topic string
+	max          int
+	idle         time.Duration
+}
+
+func (e *tooManyTopicsError) Error() string {
+	return fmt.Sprintf("daemon: group %s already tracks %d topics (limits.max_topics); topic %q is refused until one was idle for %v (limits.topic_idle)",
+		e.group, e.max, e.topic, e.idle)
+}
+
+func (e *tooManyTopicsError) Unwrap() error { return errBusy }
+
+// admit records a message to topic, or refuses it.
+func (t *topicTracker) admit(group, topic string) error {
+	now := time.Now()
+	t.mu.Lock()
+	if _, ok := t.last[topic]; ok || len(t.last) < t.max {
+		t.last[topic] = now
+		t.mu.Unlock()
+		return nil
+	}
+	var forgotten []string
+	for name, at := range t.last {
+		if now.Sub(at) >= t.idle {
+			delete(t.last, name)
+			forgotten = append(forgotten, name)
+		}
+	}
+	ok := len(t.last) < t.max
+	if ok {
+		t.last[topic] = now
+	}
+	t.mu.Unlock()
+	for _, name := range forgotten {
+		if t.onForget != nil {
+			t.onForget(name)
+		}
+	}
+	if !ok {
+		return &tooManyTopicsError{group: group, topic: topic, max: t.max, idle: t.idle}
+	}
+	return nil
+}
+
+// count returns how many topics are tracked.
+func (t *topicTracker) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.last)
+}
+
+// admitTopic checks the topic's name first (an invalid name must not take a slot), then
+// records it for g.
+func (d *Daemon) admitTopic(g *group, topic string) error {
+	if err := core.ValidateTopic(topic); err != nil {
+		return err
+	}
+	return g.topics.admit(g.name, topic)
+}

@@ -1,0 +1,64 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestTopicTracker: past max_topics a new topic is refused as errBusy; a topic idle for
+// topic_idle is forgotten (its metrics dropped) to make room (finding 10).
+func TestTopicTracker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var forgotten []string
+		tr := newTopicTracker(2, time.Minute, func(topic string) { forgotten = append(forgotten, topic) })
+		for _, topic := range []string{"a", "b", "a"} {
+			if err := tr.admit("g", topic); err != nil {
+				t.Fatalf("%s: %v", topic, err)
+			}
+		}
+		err := tr.admit("g", "c")
+		var tm *tooManyTopicsError
+		if !errors.As(err, &tm) || !errors.Is(err, errBusy) || !strings.Contains(err.Error(), "limits.max_topics") {
+			t.Fatalf("third topic: %v", err)
+		}
+		time.Sleep(30 * time.Second)
+		if err := tr.admit("g", "a"); err != nil { // a is fresh again, b is not
+			t.Fatal(err)
+		}
+		time.Sleep(31 * time.Second)
+		if err := tr.admit("g", "c"); err != nil {
+			t.Fatalf("after b went idle: %v", err)
+		}
+		if fmt.Sprint(forgotten) != "[b]" || tr.count() != 2 {
+			t.Fatalf("forgotten %v, tracked %d", forgotten, tr.count())
+		}
+	})
+}
+
+// TestTopicLimitIngress: against the daemon, a client cannot make it track more topics
+// than limits.max_topics, and an invalid topic name takes no slot (finding 10).
+func TestTopicLimitIngress(t *testing.T) {
+	c := startCluster(t)
+	h := startText(t, c, httpConfig(c.NameServerAddr(), instanceName(t), "max_topics = 3"))
+	url := "http://" + h.httpAddr + "/v1/messages"
+	if code, _ := post(t, url, `{"topic":"bad topic","body":"x"}`); code != http.StatusBadRequest {
+		t.Fatalf("invalid topic: %d", code)
+	}
+	for i := range 3 {
+		if code, body := post(t, url, fmt.Sprintf(`{"topic":"Many%d","body":"x"}`, i)); code != 200 {
+			t.Fatalf("topic %d: %d %s", i, code, body)
+		}
+	}
+	code, body := post(t, url, `{"topic":"Many3","body":"x"}`)
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "max_topics") {
+		t.Fatalf("fourth topic: %d %s", code, body)
+	}
+	if code, _ := post(t, url, `{"topic":"Many0","body":"again"}`); code != 200 {
+		t.Fatalf("a tracked topic: %d", code)
+	}
+}
