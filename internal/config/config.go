@@ -756,7 +756,8 @@ func (c *Config) decodeLimits(t *tomlx.Table) {
 // (and, for admin, a token) unless insecure = true.
 func (c *Config) checkListeners(d *tomlx.Decoder) {
 	type listener struct{ key, addr string }
-	ls := []listener{{"ingress.grpc", c.Ingress.GRPC}, {"ingress.http", c.Ingress.HTTP}, {"admin.listen", c.Admin.Listen}}
+	ls := []listener{{"ingress.grpc", c.Ingress.GRPC}, {"ingress.http", c.Ingress.HTTP},
+		{"ingress.rocketmq_grpc_listen", c.Ingress.RocketMQGRPC}, {"admin.listen", c.Admin.Listen}}
 	seen := map[string]string{}
 	for _, l := range ls {
 		if l.addr == "" {
@@ -778,7 +779,7 @@ func (c *Config) checkListeners(d *tomlx.Decoder) {
 			seen[l.addr] = l.key
 		}
 	}
-	for _, l := range ls[:2] {
+	for _, l := range ls[:3] {
 		if nonLoopback(l.addr) && !c.Ingress.TLS.Enabled() && !c.Ingress.Insecure {
 			d.Errorf(l.key, "%s is not a loopback address and the ingress has no TLS: set tls_cert and tls_key, or insecure = true to accept plaintext from the network", l.addr)
 		}

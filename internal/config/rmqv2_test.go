@@ -27,6 +27,8 @@ func TestRocketMQGRPCIngress(t *testing.T) {
 	}
 	for _, tt := range []struct{ ingress, want string }{
 		{"rocketmq_grpc_listen = \"8081\"", "rocketmq_grpc_listen"},
+		{"rocketmq_grpc_listen = \"0.0.0.0:8081\"", "not a loopback address"},
+		{"rocketmq_grpc_listen = \"127.0.0.1:7380\"", "also the address of"},
 	} {
 		_, err := Parse("t.toml", []byte(base+"[ingress]\n"+tt.ingress+"\n"), t.TempDir())
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -55,7 +55,10 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 	if err != nil {
 		return fmt.Errorf("daemon: ingress rocketmq_grpc_listen: %w", err)
 	}
-	opts := svc.ServerOptions()
+	lim := cfg.Limits
+	ln = newLimitListener(ln, d.connectionCap(lim.MaxConnections))
+	// The ingress limits apply (the later options override the service's defaults).
+	opts := append(svc.ServerOptions(), grpc.MaxRecvMsgSize(int(lim.MaxRequestSize)), grpc.ConnectionTimeout(lim.ReadHeaderTimeout))
 	if tlsCfg != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
@@ -64,9 +67,10 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 	healthpb.RegisterHealthServer(srv, d.health)
 	d.rmq = &rmqv2Ingress{ln: ln, srv: srv, svc: svc}
 	d.log.Info("rocketmq grpc ingress", "addr", ln.Addr().String(), "group", cfg.Ingress.RocketMQGRPCGroup)
-	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && tlsCfg == nil {
-		d.log.Warn("rocketmq grpc ingress listens beyond loopback without TLS; anyone who reaches it can publish",
-			"addr", ln.Addr().String())
+	if !config.IsLoopback(addr) && tlsCfg == nil {
+		// config refuses this unless ingress.insecure = true
+		d.log.Warn("INSECURE: a listener on a non-loopback address without TLS (ingress.insecure = true)",
+			"listener", "ingress rocketmq grpc", "addr", addr)
 	}
 	d.serve("ingress rocketmq grpc", func() error { return srv.Serve(ln) })
 	return nil

@@ -88,9 +88,10 @@ func (s *Service) ServerOptions() []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(max(32<<20, 2*s.opts.MaxBodySize+1<<20)),
 		grpc.UnknownServiceHandler(Unimplemented),
 		// An SDK multiplexes every send on one HTTP/2 connection; with hundreds in flight
-		// the 64 KiB default windows stall the client between window updates.
-		grpc.InitialWindowSize(1 << 20),
-		grpc.InitialConnWindowSize(16 << 20),
+		// the 64 KiB default windows stall the client between window updates. Fixed
+		// windows also bound what a connection can buffer in the daemon.
+		grpc.InitialWindowSize(256 << 10),
+		grpc.InitialConnWindowSize(4 << 20),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
 	}
 }
