@@ -124,21 +124,17 @@ func (s *rmqv2Sender) send(ctx context.Context, topic string, msgs []*core.Messa
 	d := s.d
 	g, err := d.lookup(s.group)
 	if err != nil {
-		return nil, d.reject(apiRMQv2, err)
+		return nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	if err := d.admitTopic(g, topic); err != nil {
+		return nil, rmqv2Refusal(d.reject(apiRMQv2, err))
 	}
 	var size int64
 	for _, m := range msgs {
 		size += int64(len(m.Body))
 	}
 	if err := d.limit.acquire(len(msgs), size); err != nil {
-		_ = d.reject(apiRMQv2, err) // counted here, mapped below
-		switch {
-		case errors.Is(err, errBusy):
-			return nil, fmt.Errorf("%w: %w", rmqv2.ErrTooManyRequests, err)
-		case errors.Is(err, errDraining):
-			return nil, fmt.Errorf("%w: %w", rmqv2.ErrUnavailable, err)
-		}
-		return nil, err
+		return nil, rmqv2Refusal(d.reject(apiRMQv2, err))
 	}
 	defer d.limit.release(len(msgs), size)
 	start := time.Now()
@@ -154,4 +150,17 @@ func (s *rmqv2Sender) send(ctx context.Context, topic string, msgs []*core.Messa
 	}
 	d.finished(apiRMQv2, g, topic, start, attempts, err)
 	return res, err
+}
+
+// rmqv2Refusal marks the daemon's refusals with the sentinels the v2 service answers as
+// codes the SDKs retry: over a bound (in flight, topics) is TOO_MANY_REQUESTS, draining
+// is INTERNAL_SERVER_ERROR; anything else stays as it is.
+func rmqv2Refusal(err error) error {
+	switch {
+	case errors.Is(err, errBusy):
+		return fmt.Errorf("%w: %w", rmqv2.ErrTooManyRequests, err)
+	case errors.Is(err, errDraining):
+		return fmt.Errorf("%w: %w", rmqv2.ErrUnavailable, err)
+	}
+	return err
 }
