@@ -355,9 +355,6 @@ func (c *Config) decodeIngress(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	}
 	t.Str("grpc", &c.Ingress.GRPC)
 	t.Str("http", &c.Ingress.HTTP)
-	t.Str("rocketmq_grpc_listen", &c.Ingress.RocketMQGRPC)
-	t.Str("rocketmq_grpc_group", &c.Ingress.RocketMQGRPCGroup)
-	checkAddr(t, "rocketmq_grpc_listen", c.Ingress.RocketMQGRPC)
 	checkAddr(t, "grpc", c.Ingress.GRPC)
 	checkAddr(t, "http", c.Ingress.HTTP)
 	t.Bool("insecure", &c.Ingress.Insecure)
@@ -365,6 +362,9 @@ func (c *Config) decodeIngress(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 		t.Errorf("grpc", "grpc and http are both empty: the daemon would accept no messages")
 	}
 	c.Ingress.TLS = tlsFiles(t, dir)
+	t.Str("rocketmq_grpc_listen", &c.Ingress.RocketMQGRPC)
+	t.Str("rocketmq_grpc_group", &c.Ingress.RocketMQGRPCGroup)
+	checkAddr(t, "rocketmq_grpc_listen", c.Ingress.RocketMQGRPC)
 	t.Done()
 }
 
