@@ -214,6 +214,7 @@ func (m *Message) encodeProperties(dst []byte, uniqKey string) []byte {
 		dst = appendProperty(dst, PropertyShardingKey, m.ShardingKey)
 	}
 	dst = m.appendTimer(dst)
+	dst = m.appendSystemProperties(dst)
 	if m.NoWaitStore {
 		dst = appendProperty(dst, PropertyWait, "false")
 	} else {
@@ -238,7 +239,7 @@ func (m *Message) encodeProperties(dst []byte, uniqKey string) []byte {
 			dst = appendProperty(dst, k, m.Properties[k])
 		}
 	}
-	return m.appendSystemProperties(dst)
+	return dst
 }
 
 func appendProperty(dst []byte, name, value string) []byte {
