@@ -60,6 +60,13 @@ type Message struct {
 	// NoWaitStore sets WAIT=false: the broker answers without waiting for flush or
 	// replication. Default false (WAIT=true), as in the Java client.
 	NoWaitStore bool
+	// UniqKey, when set, is the message's UNIQ_KEY instead of a fresh one: a gateway keeps
+	// the id its client gave (the RocketMQ v2 ingress). No space, comma or 0x00-0x02.
+	UniqKey string
+	// SystemProperties are reserved properties a trusted gateway sets, e.g. __BORNHOST,
+	// BORN_TIMESTAMP, TRACE_CONTEXT; names that Message fields set (TAGS, KEYS, WAIT,
+	// DELAY, UNIQ_KEY, __SHARDINGKEY, the TIMER_* ones) are refused.
+	SystemProperties map[string]string
 }
 
 var systemTopics = map[string]bool{
@@ -160,6 +167,9 @@ func (m *Message) validate(maxSize, maxDelayLevel int) error {
 	if strings.ContainsAny(m.Tags, "\x01\x02") || strings.ContainsAny(m.ShardingKey, "\x01\x02") {
 		return invalid("property.separator", "tags and sharding key may not contain 0x01 or 0x02")
 	}
+	if err := m.validateSystem(); err != nil {
+		return err
+	}
 	for k, v := range m.Properties {
 		if strings.TrimSpace(k) == "" {
 			return invalid("property.blank", "a user property name is blank")
@@ -204,6 +214,7 @@ func (m *Message) encodeProperties(dst []byte, uniqKey string) []byte {
 		dst = appendProperty(dst, PropertyShardingKey, m.ShardingKey)
 	}
 	dst = m.appendTimer(dst)
+	dst = m.appendSystemProperties(dst)
 	if m.NoWaitStore {
 		dst = appendProperty(dst, PropertyWait, "false")
 	} else {

@@ -335,7 +335,7 @@ func (p *Producer) prepare(m *Message) (*prepared, error) {
 	if err := m.validate(p.cfg.MaxMessageSize, p.cfg.MaxDelayLevel); err != nil {
 		return nil, err
 	}
-	uniq := uniqIDs.next()
+	uniq := m.uniqKey()
 	props := p.appendInstanceID(m.encodeProperties(make([]byte, 0, 64+len(m.Tags)+len(m.ShardingKey)), uniq))
 	if len(props) > maxPropertiesLength {
 		return nil, invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(props), maxPropertiesLength)
@@ -380,7 +380,7 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 		case m.NoWaitStore != first.NoWaitStore:
 			return nil, invalid("batch.wait", "batch message %d differs in NoWaitStore from the first", i)
 		}
-		uniq := uniqIDs.next()
+		uniq := m.uniqKey()
 		ids = append(ids, uniq)
 		props := m.encodeProperties(nil, uniq)
 		if len(props) > maxPropertiesLength {

@@ -96,6 +96,11 @@ func (t TLS) Enabled() bool { return t.Cert != "" }
 type Ingress struct {
 	// GRPC is the gRPC listen address (grpc, default 127.0.0.1:7380).
 	GRPC string
+	// RocketMQGRPC is the apache.rocketmq.v2 listen address for the official RocketMQ 5
+	// SDKs (rocketmq_grpc_listen, default "" = off; e.g. 127.0.0.1:8081, the Proxy's port).
+	// RocketMQGRPCGroup is the producer group it sends through (rocketmq_grpc_group,
+	// default "" = the only group).
+	RocketMQGRPC, RocketMQGRPCGroup string
 	// HTTP is the HTTP/JSON listen address (http, default 127.0.0.1:7381); "" disables it.
 	HTTP string
 	TLS  TLS
@@ -357,6 +362,9 @@ func (c *Config) decodeIngress(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 		t.Errorf("grpc", "grpc and http are both empty: the daemon would accept no messages")
 	}
 	c.Ingress.TLS = tlsFiles(t, dir)
+	t.Str("rocketmq_grpc_listen", &c.Ingress.RocketMQGRPC)
+	t.Str("rocketmq_grpc_group", &c.Ingress.RocketMQGRPCGroup)
+	checkAddr(t, "rocketmq_grpc_listen", c.Ingress.RocketMQGRPC)
 	t.Done()
 }
 
@@ -748,7 +756,8 @@ func (c *Config) decodeLimits(t *tomlx.Table) {
 // (and, for admin, a token) unless insecure = true.
 func (c *Config) checkListeners(d *tomlx.Decoder) {
 	type listener struct{ key, addr string }
-	ls := []listener{{"ingress.grpc", c.Ingress.GRPC}, {"ingress.http", c.Ingress.HTTP}, {"admin.listen", c.Admin.Listen}}
+	ls := []listener{{"ingress.grpc", c.Ingress.GRPC}, {"ingress.http", c.Ingress.HTTP},
+		{"ingress.rocketmq_grpc_listen", c.Ingress.RocketMQGRPC}, {"admin.listen", c.Admin.Listen}}
 	seen := map[string]string{}
 	for _, l := range ls {
 		if l.addr == "" {
@@ -770,7 +779,7 @@ func (c *Config) checkListeners(d *tomlx.Decoder) {
 			seen[l.addr] = l.key
 		}
 	}
-	for _, l := range ls[:2] {
+	for _, l := range ls[:3] {
 		if nonLoopback(l.addr) && !c.Ingress.TLS.Enabled() && !c.Ingress.Insecure {
 			d.Errorf(l.key, "%s is not a loopback address and the ingress has no TLS: set tls_cert and tls_key, or insecure = true to accept plaintext from the network", l.addr)
 		}

@@ -75,6 +75,7 @@ type Daemon struct {
 	grpcLn, httpLn      net.Listener
 	adminLn             net.Listener
 	health, adminHealth *health.Server
+	rmq                 *rmqv2Ingress // [ingress] rocketmq_grpc_listen, nil when off
 
 	// stopping is closed when shutdown has waited for in-flight messages: open streams
 	// end then.
@@ -453,6 +454,7 @@ func (d *Daemon) stopServers(ctx context.Context) {
 			}
 		})
 	}
+	d.stopRMQv2(ctx, &wg)
 	wg.Wait()
 	if d.adminHTTP != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)

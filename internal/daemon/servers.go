@@ -129,7 +129,7 @@ func (d *Daemon) listen(cfg *config.Config) error {
 			ErrorLog: d.log.Named("admin").StandardLogger(nil)}
 		d.serve("admin", func() error { return serveHTTP(d.adminHTTP, d.adminLn) })
 	}
-	return nil
+	return d.listenRMQv2(cfg, ingTLS)
 }
 
 func serveHTTP(s *http.Server, ln net.Listener) error {

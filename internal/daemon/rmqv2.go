@@ -1,0 +1,166 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	pb "github.com/producerd/producerd/api/rmqv2"
+	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/internal/config"
+	"github.com/producerd/producerd/internal/rmqv2"
+)
+
+// apiRMQv2 labels the apache.rocketmq.v2 ingress in metrics.
+const apiRMQv2 = "rocketmq_grpc"
+
+// rmqv2Ingress is the third ingress listener: the producer half of RocketMQ 5's
+// apache.rocketmq.v2.MessagingService, for the official rocketmq-clients SDKs.
+type rmqv2Ingress struct {
+	ln  net.Listener
+	srv *grpc.Server
+	svc *rmqv2.Service
+}
+
+// listenRMQv2 opens [ingress] rocketmq_grpc_listen (with the ingress TLS) and serves it;
+// nothing when it is empty.
+func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
+	addr := cfg.Ingress.RocketMQGRPC
+	if addr == "" {
+		return nil
+	}
+	maxBody := core.DefaultMaxMessageSize
+	for _, p := range cfg.Producers {
+		if p.Group == cfg.Ingress.RocketMQGRPCGroup || (cfg.Ingress.RocketMQGRPCGroup == "" && len(cfg.Producers) == 1) {
+			if p.MaxMessageSize > 0 {
+				maxBody = int(p.MaxMessageSize)
+			}
+		}
+	}
+	svc, err := rmqv2.New(rmqv2.Options{Sender: &rmqv2Sender{d: d, group: cfg.Ingress.RocketMQGRPCGroup},
+		MaxBodySize: maxBody, Logger: d.log.Named("rmqv2"),
+		OnInvalid: func(pb.Code) { d.met.rejected.WithLabelValues(apiRMQv2, "invalid").Inc() }})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("daemon: ingress rocketmq_grpc_listen: %w", err)
+	}
+	lim := cfg.Limits
+	ln = newLimitListener(ln, d.connectionCap(lim.MaxConnections))
+	// The ingress limits apply (the later options override the service's defaults).
+	opts := append(svc.ServerOptions(), grpc.MaxRecvMsgSize(int(lim.MaxRequestSize)), grpc.ConnectionTimeout(lim.ReadHeaderTimeout))
+	if tlsCfg != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	srv := grpc.NewServer(opts...)
+	svc.Register(srv)
+	healthpb.RegisterHealthServer(srv, d.health)
+	d.rmq = &rmqv2Ingress{ln: ln, srv: srv, svc: svc}
+	d.log.Info("rocketmq grpc ingress", "addr", ln.Addr().String(), "group", cfg.Ingress.RocketMQGRPCGroup)
+	if !config.IsLoopback(addr) && tlsCfg == nil {
+		// config refuses this unless ingress.insecure = true
+		d.log.Warn("INSECURE: a listener on a non-loopback address without TLS (ingress.insecure = true)",
+			"listener", "ingress rocketmq grpc", "addr", addr)
+	}
+	d.serve("ingress rocketmq grpc", func() error { return srv.Serve(ln) })
+	return nil
+}
+
+// RocketMQGRPCAddr returns the bound apache.rocketmq.v2 address ("" when off).
+func (d *Daemon) RocketMQGRPCAddr() string {
+	if d.rmq == nil {
+		return ""
+	}
+	return addrOf(d.rmq.ln)
+}
+
+// stopRMQv2 ends the Telemetry streams and stops the server gracefully (forcefully at
+// ctx's end), in wg.
+func (d *Daemon) stopRMQv2(ctx context.Context, wg *sync.WaitGroup) {
+	if d.rmq == nil {
+		return
+	}
+	d.rmq.svc.Close()
+	wg.Go(func() {
+		done := make(chan struct{})
+		go func() { d.rmq.srv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			d.rmq.srv.Stop()
+			<-done
+		}
+	})
+}
+
+// rmqv2Sender sends the v2 ingress's messages through a producer group with the
+// daemon's in-flight limiter and metrics, as every other ingress does.
+type rmqv2Sender struct {
+	d     *Daemon
+	group string
+}
+
+var _ rmqv2.Sender = (*rmqv2Sender)(nil)
+
+func (s *rmqv2Sender) Send(ctx context.Context, m *core.Message) (*core.SendResult, error) {
+	return s.send(ctx, m.Topic, []*core.Message{m})
+}
+
+func (s *rmqv2Sender) SendBatch(ctx context.Context, msgs []*core.Message) (*core.SendResult, error) {
+	return s.send(ctx, msgs[0].Topic, msgs)
+}
+
+func (s *rmqv2Sender) send(ctx context.Context, topic string, msgs []*core.Message) (*core.SendResult, error) {
+	d := s.d
+	g, err := d.lookup(s.group)
+	if err != nil {
+		return nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	if err := d.admitTopic(g, topic); err != nil {
+		return nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	var size int64
+	for _, m := range msgs {
+		size += int64(len(m.Body))
+	}
+	if err := d.limit.acquire(len(msgs), size); err != nil {
+		return nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	defer d.limit.release(len(msgs), size)
+	start := time.Now()
+	var res *core.SendResult
+	if len(msgs) == 1 {
+		res, err = g.prod.Send(ctx, msgs[0])
+	} else {
+		res, err = g.prod.SendBatch(ctx, msgs)
+	}
+	attempts := 0
+	if res != nil {
+		attempts = res.Attempts
+	}
+	d.finished(apiRMQv2, g, topic, start, attempts, err)
+	return res, err
+}
+
+// rmqv2Refusal marks the daemon's refusals with the sentinels the v2 service answers as
+// codes the SDKs retry: over a bound (in flight, topics) is TOO_MANY_REQUESTS, draining
+// is INTERNAL_SERVER_ERROR; anything else stays as it is.
+func rmqv2Refusal(err error) error {
+	switch {
+	case errors.Is(err, errBusy):
+		return fmt.Errorf("%w: %w", rmqv2.ErrTooManyRequests, err)
+	case errors.Is(err, errDraining):
+		return fmt.Errorf("%w: %w", rmqv2.ErrUnavailable, err)
+	}
+	return err
+}

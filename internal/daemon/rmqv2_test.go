@@ -1,0 +1,191 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/producerd/producerd/api/rmqv2"
+	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/config"
+)
+
+// TestRocketMQGRPCIngress sends through the apache.rocketmq.v2 listener of a daemon on the
+// dev broker: the message is stored with the client's id, and the daemon's metrics count
+// it under api="rocketmq_grpc".
+func TestRocketMQGRPCIngress(t *testing.T) {
+	c := startCluster(t)
+	text := strings.Replace(configText(c.NameServerAddr(), "rmqv2", "rr", 100), `http = "127.0.0.1:0"`,
+		`http = "127.0.0.1:0"`+"\nrocketmq_grpc_listen = \"127.0.0.1:0\"", 1)
+	path := filepath.Join(t.TempDir(), "producer.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{Config: cfg, Logger: hclog.NewNullLogger(), PluginCommand: []string{os.Args[0], "plugin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = d.Shutdown(context.Background())
+		}
+	})
+	if d.RocketMQGRPCAddr() == "" {
+		t.Fatal("rocketmq_grpc_listen set but no listener")
+	}
+	cc, err := grpc.NewClient(d.RocketMQGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := pb.NewMessagingServiceClient(cc)
+	cctx := metadata.AppendToOutgoingContext(ctx, "x-mq-client-id", "daemon-test@1", "x-mq-language", "GO")
+
+	// A telemetry stream stays open across the shutdown below, which must end it.
+	stream, err := client.Telemetry(cctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := pb.ClientType_PRODUCER
+	if err := stream.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: &pb.Settings{ClientType: &pt,
+		PubSub: &pb.Settings_Publishing{Publishing: &pb.Publishing{Topics: []*pb.Resource{{Name: testTopic}}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+
+	resp, err := client.SendMessage(cctx, &pb.SendMessageRequest{Messages: []*pb.Message{{
+		Topic: &pb.Resource{Name: testTopic}, Body: []byte("via v2"),
+		SystemProperties: &pb.SystemProperties{MessageId: "01DAEMONTEST0000000000000000000001", MessageType: pb.MessageType_NORMAL},
+	}}})
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("SendMessage: %v %v", resp, err)
+	}
+	if _, ok := stored(c, testTopic)["01DAEMONTEST0000000000000000000001"]; !ok {
+		t.Fatal("the message is not stored under the client's message id")
+	}
+	resp, err = client.SendMessage(cctx, &pb.SendMessageRequest{})
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_MESSAGE_CORRUPTED {
+		t.Fatalf("empty SendMessage: %v %v", resp, err)
+	}
+	_, _, admin := d.Addrs()
+	hr, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(hr.Body)
+	hr.Body.Close()
+	for _, want := range []string{`producerd_request_duration_seconds_count{api="rocketmq_grpc",outcome="ok"} 1`,
+		`producerd_rejected_total{api="rocketmq_grpc",reason="invalid"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	stopped = true
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err == nil {
+		t.Error("the telemetry stream outlived the shutdown")
+	}
+}
+
+// TestRocketMQGRPCIngressBusy: over the daemon's in-flight bound a v2 send is answered
+// TOO_MANY_REQUESTS, which the SDKs retry after their backoff, and counted as rejected.
+func TestRocketMQGRPCIngressBusy(t *testing.T) {
+	c := startCluster(t)
+	text := strings.Replace(configText(c.NameServerAddr(), "rmqv2busy", "rr", 1), `http = "127.0.0.1:0"`,
+		`http = ""`+"\nrocketmq_grpc_listen = \"127.0.0.1:0\"", 1)
+	path := filepath.Join(t.TempDir(), "producer.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{Config: cfg, Logger: hclog.NewNullLogger(), PluginCommand: []string{os.Args[0], "plugin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	cc, err := grpc.NewClient(d.RocketMQGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := pb.NewMessagingServiceClient(cc)
+	cctx := metadata.AppendToOutgoingContext(ctx, "x-mq-client-id", "busy-test@1")
+	send := func(id string) (*pb.SendMessageResponse, error) {
+		return client.SendMessage(cctx, &pb.SendMessageRequest{Messages: []*pb.Message{{
+			Topic: &pb.Resource{Name: testTopic}, Body: []byte("x"), SystemProperties: &pb.SystemProperties{MessageId: id}}}})
+	}
+	// Warm the route, then hold the only slot with a send to hung brokers.
+	if resp, err := send("warm"); err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("warm-up send: %v %v", resp, err)
+	}
+	for _, b := range c.Brokers() {
+		if err := b.SetFault(devbroker.Fault{Hang: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := make(chan struct{})
+	go func() { defer close(held); _, _ = send("held") }()
+	waitFor(t, "the held send to take the only slot", func() bool { n, _ := d.limit.load(); return n == 1 })
+	resp, err := send("refused")
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_TOO_MANY_REQUESTS {
+		t.Errorf("send over the bound: %v %v, want TOO_MANY_REQUESTS", resp, err)
+	}
+	for _, b := range c.Brokers() {
+		_ = b.SetFault(devbroker.Fault{})
+	}
+	<-held
+	if got := testutilCount(t, d, `producerd_rejected_total{api="rocketmq_grpc",reason="resource_exhausted"}`); got != "1" {
+		t.Errorf("rejected resource_exhausted = %q, want 1", got)
+	}
+}
+
+// testutilCount returns the value of one metric series from the admin /metrics page.
+func testutilCount(t *testing.T, d *Daemon, series string) string {
+	t.Helper()
+	_, _, admin := d.Addrs()
+	hr, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hr.Body.Close()
+	body, _ := io.ReadAll(hr.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,360 @@
+// Package rmqv2 serves the producer half of RocketMQ 5's gRPC protocol
+// (apache.rocketmq.v2.MessagingService), so applications that publish with the official
+// rocketmq-clients SDKs can set their endpoint to producerd unchanged.
+//
+// QueryRoute points the client at producerd itself (the address it called); Telemetry
+// answers the settings handshake; SendMessage turns v2 messages into core messages and
+// sends them through a Sender (the daemon's producer group, so its strategy, limits and
+// metrics apply); Heartbeat and NotifyClientTermination are acknowledged. Every other
+// method of the service, the consumer RPCs among them, answers gRPC UNIMPLEMENTED.
+//
+// Unary answers always end with gRPC status OK and carry their outcome in the response's
+// apache.rocketmq.v2.Status, as the Apache RocketMQ Proxy does; the codes are the ones
+// the SDKs map to their exceptions (spec rocketmq-grpc-v2-producer.md §8.3).
+package rmqv2
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/producerd/producerd/api/rmqv2"
+	"github.com/producerd/producerd/core"
+)
+
+// Sender sends messages built by the service. *core.Producer implements it; the daemon
+// wraps its producer group with the in-flight limiter and metrics. Errors are classified
+// with errors.Is / errors.As (core's and remoting's errors, ErrTooManyRequests,
+// ErrUnavailable).
+type Sender interface {
+	Send(ctx context.Context, m *core.Message) (*core.SendResult, error)
+	SendBatch(ctx context.Context, msgs []*core.Message) (*core.SendResult, error)
+}
+
+// Options configures a Service.
+type Options struct {
+	// Sender sends the messages; required.
+	Sender Sender
+	// MaxBodySize is the largest body accepted, announced to clients in Settings.
+	// Default core.DefaultMaxMessageSize (4 MiB).
+	MaxBodySize int
+	// Logger receives debug logs of sessions; default a null logger.
+	Logger hclog.Logger
+	// OnInvalid, if set, is called for every SendMessage refused before sending (a
+	// malformed request), with the code answered; it must not block.
+	OnInvalid func(code pb.Code)
+}
+
+// Service implements the producer methods of apache.rocketmq.v2.MessagingService. It is
+// safe for concurrent use. Close ends the open Telemetry streams.
+type Service struct {
+	pb.UnimplementedMessagingServiceServer
+	opts Options
+	done chan struct{}
+}
+
+var _ pb.MessagingServiceServer = (*Service)(nil)
+
+// New validates opts and returns a Service; it does no I/O.
+func New(opts Options) (*Service, error) {
+	if opts.Sender == nil {
+		return nil, fmt.Errorf("rmqv2: Options.Sender is required")
+	}
+	if opts.MaxBodySize <= 0 {
+		opts.MaxBodySize = core.DefaultMaxMessageSize
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	return &Service{opts: opts, done: make(chan struct{})}, nil
+}
+
+// ServerOptions are the options a gRPC server for the service needs: a receive limit
+// that fits a batch of largest bodies (at least 32 MiB, as the daemon's ingress) and the
+// UNIMPLEMENTED answer for every other method.
+func (s *Service) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(max(32<<20, 2*s.opts.MaxBodySize+1<<20)),
+		grpc.UnknownServiceHandler(Unimplemented),
+		// An SDK multiplexes every send on one HTTP/2 connection; with hundreds in flight
+		// the 64 KiB default windows stall the client between window updates. Fixed
+		// windows also bound what a connection can buffer in the daemon.
+		grpc.InitialWindowSize(256 << 10),
+		grpc.InitialConnWindowSize(4 << 20),
+		grpc.ChainUnaryInterceptor(s.recoverUnary),
+	}
+}
+
+// recoverUnary turns a panic in a handler into gRPC INTERNAL for that call: one
+// malformed request must not stop the daemon every application sends through.
+func (s *Service) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.opts.Logger.Error("rmqv2 handler panic", "method", info.FullMethod, "panic", r)
+			resp, err = nil, status.Errorf(codes.Internal, "producerd: internal error in %s", info.FullMethod)
+		}
+	}()
+	return handler(ctx, req)
+}
+
+// Register registers the service on gs.
+func (s *Service) Register(gs *grpc.Server) { pb.RegisterMessagingServiceServer(gs, s) }
+
+// Close makes open Telemetry streams end; call it before stopping the gRPC server
+// gracefully. It may be called once.
+func (s *Service) Close() { close(s.done) }
+
+// brokerName is the one broker producerd advertises: itself.
+const brokerName = "producerd"
+
+// acceptTypes are the message types producerd sends. Topics are not checked against their
+// message.type attribute (remoting producers are not either); transactional messages are
+// not supported, so the SDKs refuse them before sending.
+var acceptTypes = []pb.MessageType{pb.MessageType_NORMAL, pb.MessageType_FIFO, pb.MessageType_DELAY}
+
+// Settings producerd announces: the Proxy's defaults for the backoff after
+// TOO_MANY_REQUESTS (10 ms doubling to 1 s).
+var (
+	backoffInitial    = 10 * time.Millisecond
+	backoffMax        = time.Second
+	backoffMultiplier = float32(2)
+)
+
+func okStatus() *pb.Status { return &pb.Status{Code: pb.Code_OK, Message: "OK"} }
+
+func newStatus(c pb.Code, format string, args ...any) *pb.Status {
+	return &pb.Status{Code: c, Message: fmt.Sprintf(format, args...)}
+}
+
+// clientID returns the x-mq-client-id header, which every RPC must carry.
+func clientID(ctx context.Context) string {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-mq-client-id"); len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+func errNoClientID() *pb.Status {
+	return newStatus(pb.Code_CLIENT_ID_REQUIRED, "the x-mq-client-id header is required")
+}
+
+// QueryRoute answers with one writable queue on one broker whose endpoints are the
+// address the client called: every send comes back to producerd, and producerd's
+// strategy picks the real broker and queue (the client's queue choice is ignored, as by
+// the Proxy). Unlike the Proxy, the topic's existence is checked at the first send, where
+// producerd also creates topics when the producer group allows it.
+func (s *Service) QueryRoute(ctx context.Context, req *pb.QueryRouteRequest) (*pb.QueryRouteResponse, error) {
+	if clientID(ctx) == "" {
+		return &pb.QueryRouteResponse{Status: errNoClientID()}, nil
+	}
+	topic := req.GetTopic().GetName()
+	if err := core.ValidateTopic(topic); err != nil {
+		return &pb.QueryRouteResponse{Status: newStatus(pb.Code_ILLEGAL_TOPIC, "%v", err)}, nil
+	}
+	ep := req.GetEndpoints()
+	if ep.GetScheme() == pb.AddressScheme_ADDRESS_SCHEME_UNSPECIFIED || len(ep.GetAddresses()) == 0 {
+		// The Proxy fails here; the address this call arrived on is as good.
+		ep = localEndpoints(ctx)
+		if ep == nil {
+			return &pb.QueryRouteResponse{Status: newStatus(pb.Code_ILLEGAL_ACCESS_POINT, "the request names no endpoints")}, nil
+		}
+	}
+	mq := &pb.MessageQueue{
+		Topic:              &pb.Resource{ResourceNamespace: req.GetTopic().GetResourceNamespace(), Name: topic},
+		Id:                 0,
+		Permission:         pb.Permission_WRITE,
+		Broker:             &pb.Broker{Name: brokerName, Id: 0, Endpoints: ep},
+		AcceptMessageTypes: acceptTypes,
+	}
+	return &pb.QueryRouteResponse{Status: okStatus(), MessageQueues: []*pb.MessageQueue{mq}}, nil
+}
+
+// localEndpoints is the server address of this call.
+func localEndpoints(ctx context.Context) *pb.Endpoints {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.LocalAddr == nil {
+		return nil
+	}
+	ta, ok := p.LocalAddr.(*net.TCPAddr)
+	if !ok {
+		return nil
+	}
+	scheme := pb.AddressScheme_IPv4
+	if ta.IP.To4() == nil {
+		scheme = pb.AddressScheme_IPv6
+	}
+	return &pb.Endpoints{Scheme: scheme, Addresses: []*pb.Address{{Host: ta.IP.String(), Port: int32(ta.Port)}}}
+}
+
+// Heartbeat acknowledges a producer's heartbeat. producerd keeps no per-client state, so
+// a heartbeat is accepted before the settings handshake too (the Proxy answers 40015
+// then); a consumer's is answered UNRECOGNIZED_CLIENT_TYPE.
+func (s *Service) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
+	if clientID(ctx) == "" {
+		return &pb.HeartbeatResponse{Status: errNoClientID()}, nil
+	}
+	switch req.GetClientType() {
+	case pb.ClientType_PRODUCER, pb.ClientType_CLIENT_TYPE_UNSPECIFIED: // 5.0.0-5.0.3 send an empty request
+		return &pb.HeartbeatResponse{Status: okStatus()}, nil
+	}
+	return &pb.HeartbeatResponse{Status: newStatus(pb.Code_UNRECOGNIZED_CLIENT_TYPE,
+		"producerd is a producer endpoint; client type %s is not served", req.GetClientType())}, nil
+}
+
+// NotifyClientTermination acknowledges a client's shutdown.
+func (s *Service) NotifyClientTermination(ctx context.Context, _ *pb.NotifyClientTerminationRequest) (*pb.NotifyClientTerminationResponse, error) {
+	if clientID(ctx) == "" {
+		return &pb.NotifyClientTerminationResponse{Status: errNoClientID()}, nil
+	}
+	return &pb.NotifyClientTerminationResponse{Status: okStatus()}, nil
+}
+
+// Telemetry answers each Settings command with producerd's settings (the client's own,
+// with the backoff, body limit, type validation and metrics replaced, as the Proxy does)
+// and ignores the client's other commands. Settings without publishing (a consumer's)
+// end the stream with gRPC INVALID_ARGUMENT. The stream ends when the client closes its
+// side, or at Close.
+func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
+	ctx := stream.Context()
+	id := clientID(ctx)
+	if id == "" {
+		return stream.Send(&pb.TelemetryCommand{Status: errNoClientID()})
+	}
+	in := make(chan *pb.TelemetryCommand)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			cmd, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case in <- cmd:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-s.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-errc:
+			// The client closed its side (io.EOF) or the stream broke: both end the call.
+			return nil
+		case cmd := <-in:
+			settings := cmd.GetSettings()
+			if settings == nil {
+				continue // thread_stack_trace, verify_message_result: nothing to do
+			}
+			answer, err := s.settings(settings)
+			if err != nil {
+				return err
+			}
+			s.opts.Logger.Debug("rmqv2 settings", "client", id, "topics", len(settings.GetPublishing().GetTopics()))
+			if err := stream.Send(&pb.TelemetryCommand{Status: okStatus(), Command: &pb.TelemetryCommand_Settings{Settings: answer}}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// settings builds the answer to a client's Settings.
+func (s *Service) settings(in *pb.Settings) (*pb.Settings, error) {
+	pub := in.GetPublishing()
+	if pub == nil || (in.ClientType != nil && in.GetClientType() != pb.ClientType_PRODUCER) {
+		return nil, status.Error(codes.InvalidArgument,
+			"producerd is a producer endpoint: the settings carry no publishing; consumers need a RocketMQ Proxy")
+	}
+	out := proto.Clone(in).(*pb.Settings)
+	attempts := in.GetBackoffPolicy().GetMaxAttempts()
+	if attempts <= 0 {
+		attempts = 3
+	}
+	out.BackoffPolicy = &pb.RetryPolicy{MaxAttempts: attempts, Strategy: &pb.RetryPolicy_ExponentialBackoff{
+		ExponentialBackoff: &pb.ExponentialBackoff{
+			Initial: durationpb.New(backoffInitial), Max: durationpb.New(backoffMax), Multiplier: backoffMultiplier,
+		}}}
+	out.PubSub = &pb.Settings_Publishing{Publishing: &pb.Publishing{
+		Topics: pub.GetTopics(), MaxBodySize: int32(min(s.opts.MaxBodySize, 1<<31-1)), ValidateMessageType: true,
+	}}
+	out.Metric = &pb.Metric{On: false}
+	return out, nil
+}
+
+// SendMessage validates and converts the request's messages, sends them (one message
+// with Send, several as one RocketMQ batch) and answers one entry per message.
+func (s *Service) SendMessage(ctx context.Context, req *pb.SendMessageRequest) (*pb.SendMessageResponse, error) {
+	if clientID(ctx) == "" {
+		return &pb.SendMessageResponse{Status: errNoClientID()}, nil
+	}
+	msgs, st := s.convert(ctx, req.GetMessages(), time.Now())
+	if st != nil {
+		if s.opts.OnInvalid != nil {
+			s.opts.OnInvalid(st.GetCode())
+		}
+		return &pb.SendMessageResponse{Status: st}, nil
+	}
+	var (
+		res *core.SendResult
+		err error
+	)
+	if len(msgs) == 1 {
+		res, err = s.opts.Sender.Send(ctx, msgs[0])
+	} else {
+		res, err = s.opts.Sender.SendBatch(ctx, msgs)
+	}
+	if err != nil {
+		return &pb.SendMessageResponse{Status: statusOf(err)}, nil
+	}
+	return &pb.SendMessageResponse{Status: okStatus(), Entries: entries(res, msgs)}, nil
+}
+
+// entries answers one entry per message. A batch's result carries the ids joined with
+// commas and the first message's offset; the Proxy answers one entry for the whole batch,
+// which the Java SDK rejects (entry count != message count).
+//
+// A message the broker stored but did not flush or replicate in time (FLUSH_DISK_TIMEOUT,
+// FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE) is answered OK with the status in the
+// message: it is stored, and the Proxy's error codes for it make the SDKs send it again
+// and store it twice.
+func entries(res *core.SendResult, msgs []*core.Message) []*pb.SendResultEntry {
+	st := okStatus()
+	if res.Status != core.SendOK {
+		st = newStatus(pb.Code_OK, "stored, sendStatus=%s", res.Status)
+	}
+	out := make([]*pb.SendResultEntry, len(msgs))
+	for i, m := range msgs {
+		out[i] = &pb.SendResultEntry{Status: st, MessageId: m.UniqKey, Offset: res.QueueOffset + int64(i)}
+		if len(msgs) == 1 {
+			out[i].TransactionId = res.TransactionID
+		}
+	}
+	return out
+}
+
+// clientAddr is the client's address for __BORNHOST when the message has no born host.
+func clientAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+func millis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
