@@ -294,7 +294,7 @@ func Parse(name string, data []byte, dir string) (*Config, error) {
 	c.checkListeners(d)
 	root.Done()
 	if err := d.Err(); err != nil {
-		return nil, err
+		return nil, redactSecretErrors(err, root.Map())
 	}
 	return c, nil
 }
@@ -375,15 +375,7 @@ func (c *Config) decodeAdmin(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	}
 	t.Str("listen", &c.Admin.Listen)
 	checkAddr(t, "listen", c.Admin.Listen)
-	// A token value never appears in an error: it could be the secret itself.
-	if t.Has("token") {
-		if tok, _ := t.Get("token"); isString(tok) {
-			s := tok.(string)
-			c.Admin.Token = s
-		} else {
-			t.Errorf("token", "must be a string (the value is not shown)")
-		}
-	}
+	secretStr(t, "token", &c.Admin.Token)
 	var file string
 	if t.Str("token_file", &file) {
 		if c.Admin.Token != "" {
@@ -699,25 +691,7 @@ func isString(v any) bool { _, ok := v.(string); return ok }
 
 // readTokenFile reads an admin token file, refusing one that group or others may read.
 func readTokenFile(t *tomlx.Table, path, asWritten string) string {
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Errorf("token_file", "cannot read the token file %q: %v", asWritten, errors.Unwrap(err))
-		return ""
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		t.Errorf("token_file", "the token file %q is readable or writable by group or others (mode %04o): chmod 600 it", asWritten, fi.Mode().Perm())
-		return ""
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Errorf("token_file", "cannot read the token file %q: %v", asWritten, errors.Unwrap(err))
-		return ""
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		t.Errorf("token_file", "the token file %q is empty", asWritten)
-	}
-	return tok
+	return readSecretFile(t, "token_file", "token", path, asWritten)
 }
 
 // decodeLimits reads the [limits] table; absent keys get their defaults.
@@ -810,23 +784,6 @@ func IsLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// redactSecret drops the parser's text from a syntax error at a secret key (the admin
-// token), since that text may quote the secret itself.
-func redactSecret(err error, data []byte) error {
-	var te *tomlx.Error
-	if !errors.As(err, &te) {
-		return err
-	}
-	line := ""
-	if lines := strings.Split(string(data), "\n"); te.Line > 0 && te.Line <= len(lines) {
-		line = strings.TrimSpace(lines[te.Line-1])
-	}
-	if strings.HasSuffix(te.Key, "token") || strings.HasPrefix(line, "token") {
-		return &tomlx.Error{File: te.File, Line: te.Line, Key: te.Key, Problem: "syntax error in a secret's value (the value is not shown)"}
-	}
-	return err
 }
 
 // DefaultTokenPath is where the daemon writes the admin token it generates when none is
