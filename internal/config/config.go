@@ -405,8 +405,10 @@ func (c *Config) decodeClient(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 		t.Errorf("name_servers", "required: the NameServer addresses, e.g. [\"127.0.0.1:9876\"]")
 	}
 	for i, a := range c.Client.NameServers {
-		if _, _, err := net.SplitHostPort(a); err != nil {
+		if _, port, err := net.SplitHostPort(a); err != nil {
 			d.Errorf(fmt.Sprintf("%s[%d]", t.Key("name_servers"), i), "invalid NameServer address %q: want host:port", a)
+		} else if !portInRange(port) {
+			d.Errorf(fmt.Sprintf("%s[%d]", t.Key("name_servers"), i), "invalid port %q in NameServer address %q: want 1..65535", port, a)
 		}
 	}
 	if decoded && len(c.Client.NameServers) == 0 {
@@ -494,7 +496,7 @@ func decodeStrategy(t *tomlx.Table, d *tomlx.Decoder, name, dir string) *Strateg
 		case fi.IsDir():
 			t.Errorf("plugin", "plugin %q is a directory, not an executable", s.Plugin)
 			ok = false
-		case fi.Mode()&0o111 == 0:
+		case fi.Mode()&0o111 == 0 && !strings.HasSuffix(s.Path, ".wasm"): // a module is read, not executed
 			t.Errorf("plugin", "plugin %q is not executable", s.Plugin)
 			ok = false
 		}
@@ -732,7 +734,7 @@ func (c *Config) checkListeners(d *tomlx.Decoder) {
 	type listener struct{ key, addr string }
 	ls := []listener{{"ingress.grpc", c.Ingress.GRPC}, {"ingress.http", c.Ingress.HTTP},
 		{"ingress.rocketmq_grpc_listen", c.Ingress.RocketMQGRPC}, {"admin.listen", c.Admin.Listen}}
-	seen := map[string]string{}
+	var bound []listener
 	for _, l := range ls {
 		if l.addr == "" {
 			continue
@@ -746,12 +748,17 @@ func (c *Config) checkListeners(d *tomlx.Decoder) {
 			d.Errorf(l.key, "invalid port %q in %q: want 0..65535", port, l.addr)
 			continue
 		}
-		if n != 0 {
-			if prev, dup := seen[l.addr]; dup {
-				d.Errorf(l.key, "%s is also the address of %s: each listener needs its own", l.addr, prev)
+		for _, prev := range bound {
+			if bindsOverlap(prev.addr, l.addr) {
+				if prev.addr == l.addr {
+					d.Errorf(l.key, "%s is also the address of %s: each listener needs its own", l.addr, prev.key)
+				} else {
+					d.Errorf(l.key, "%s overlaps %s = %s (same port, and one binds every address or both the same one): both cannot bind", l.addr, prev.key, prev.addr)
+				}
+				break
 			}
-			seen[l.addr] = l.key
 		}
+		bound = append(bound, l)
 	}
 	for _, l := range ls[:3] {
 		if nonLoopback(l.addr) && !c.Ingress.TLS.Enabled() && !c.Ingress.Insecure {
