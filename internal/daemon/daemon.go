@@ -477,7 +477,8 @@ func (d *Daemon) closeListeners() {
 }
 
 // Check runs the checks Start would meet before binding its ports, without starting
-// anything: the listeners' TLS key pairs load and each group's client settings (its
+// anything: the listeners' TLS key pairs load, each external plugin passes the trust
+// check and its sha256 pin (checkPlugins), and each group's client settings (its
 // CA file holds a certificate) map to a valid core configuration. `producerd validate`
 // runs it after config.Load.
 func Check(cfg *config.Config) error {
