@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -216,7 +215,7 @@ type Spec struct {
 	// (built-ins run out of process by default). Not allowed with a path.
 	InProcess bool
 	// Command starts a built-in out of process; the plugin process must call
-	// ServeBuiltin with the name. Default [os.Executable(), "plugin", Plugin]. Ignored
+	// ServeBuiltin with the name. Default [SelfExecutable(), "plugin", Plugin]. Ignored
 	// for paths.
 	Command []string
 	// SHA256 optionally pins the plugin executable or WebAssembly module (hex). It is
@@ -279,9 +278,9 @@ func (h *Host) resolve(s Spec) (Spec, error) {
 		s.DecisionTimeout = h.cfg.DecisionTimeout
 	}
 	if !path && !s.InProcess && len(s.Command) == 0 {
-		exe, err := os.Executable()
+		exe, err := SelfExecutable()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("no Command and os.Executable failed: %w", err))
+			errs = append(errs, fmt.Errorf("no Command and SelfExecutable failed: %w", err))
 		}
 		s.Command = []string{exe, "plugin", s.Plugin}
 	}

@@ -89,11 +89,14 @@ func cmdValidate(e *env, args []string) int {
 	fs := newFlags(e, "validate", "[-c FILE]", `
 Check a config file the way 'producerd run' would, without starting anything: unknown
 keys, wrong types, bad durations and sizes, missing plugins, bad strategy settings,
-duplicate groups, ports out of range, two listeners on one address, non-loopback
-listeners without TLS (or insecure = true), token files others can read and TLS files
-that do not load are each reported with FILE:LINE and the key; only binding the ports
-and starting the plugins are left to 'run'. Exit status 0 when the
-config is valid, 1 otherwise.`,
+duplicate groups, ports out of range, two listeners on one address (127.0.0.1,
+localhost and 0.0.0.0 on one port included), non-loopback listeners without TLS (or
+insecure = true), secret and token files others can read and TLS files that do not
+load are each reported with FILE:LINE and the key; plugins others could replace and
+plugins that do not match their sha256 pin are refused as 'run' refuses them. The
+warnings 'run' logs at start are printed (on stderr, "warning: ..."). Only binding the
+ports and starting the plugins are left to 'run'. Exit status 0 when the config is
+valid, 1 otherwise.`,
 		`  producerd validate -c producer.toml
   producerd validate -c producer.toml && systemctl reload producerd`)
 	file := fs.String("c", "producer.toml", "config `file`")
@@ -112,6 +115,9 @@ config is valid, 1 otherwise.`,
 	if err := daemon.Check(cfg); err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return 1
+	}
+	for _, w := range daemon.StartWarnings(cfg) {
+		fmt.Fprintln(e.stderr, "warning:", w)
 	}
 	var strategies []string
 	for _, n := range cfg.StrategyNames() {

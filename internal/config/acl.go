@@ -1,9 +1,7 @@
 package config
 
 import (
-	"errors"
 	"os"
-	"strings"
 
 	"github.com/producerd/producerd/internal/tomlx"
 	"github.com/producerd/producerd/remoting"
@@ -17,20 +15,13 @@ func decodeACL(t *tomlx.Table, dir string) *remoting.Credentials {
 	hasAK := t.Str("access_key", &c.AccessKey)
 	var file, env string
 	sources := 0
-	if t.Str("secret_key", &c.SecretKey) {
+	if t.Has("secret_key") {
 		sources++
+		secretStr(t, "secret_key", &c.SecretKey)
 	}
 	if t.Str("secret_key_file", &file) {
 		sources++
-		b, err := os.ReadFile(resolve(dir, file))
-		switch {
-		case err != nil:
-			t.Errorf("secret_key_file", "cannot read the secret key file %q: %v", file, errors.Unwrap(err))
-		default:
-			if c.SecretKey = strings.TrimSpace(string(b)); c.SecretKey == "" {
-				t.Errorf("secret_key_file", "the secret key file %q is empty", file)
-			}
-		}
+		c.SecretKey = readSecretFile(t, "secret_key_file", "secret key", resolve(dir, file), file)
 	}
 	if t.Str("secret_key_env", &env) {
 		sources++
@@ -39,16 +30,16 @@ func decodeACL(t *tomlx.Table, dir string) *remoting.Credentials {
 		}
 	}
 	var tokenEnv string
-	t.Str("security_token", &c.SecurityToken)
+	secretStr(t, "security_token", &c.SecurityToken)
 	if t.Str("security_token_env", &tokenEnv) {
-		if c.SecurityToken != "" {
+		if t.Has("security_token") {
 			t.Errorf("security_token_env", "set security_token or security_token_env, not both")
 		} else if c.SecurityToken = os.Getenv(tokenEnv); c.SecurityToken == "" {
 			t.Errorf("security_token_env", "the environment variable %s is unset or empty", tokenEnv)
 		}
 	}
 	switch {
-	case !hasAK && sources == 0 && c.SecurityToken == "":
+	case !hasAK && sources == 0 && !t.Has("security_token") && tokenEnv == "":
 		return nil
 	case !hasAK || c.AccessKey == "":
 		t.Errorf("access_key", "required with secret_key, secret_key_file, secret_key_env or a security token")

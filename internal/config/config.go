@@ -294,7 +294,7 @@ func Parse(name string, data []byte, dir string) (*Config, error) {
 	c.checkListeners(d)
 	root.Done()
 	if err := d.Err(); err != nil {
-		return nil, err
+		return nil, redactSecretErrors(err, root.Map())
 	}
 	return c, nil
 }
@@ -375,15 +375,7 @@ func (c *Config) decodeAdmin(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	}
 	t.Str("listen", &c.Admin.Listen)
 	checkAddr(t, "listen", c.Admin.Listen)
-	// A token value never appears in an error: it could be the secret itself.
-	if t.Has("token") {
-		if tok, _ := t.Get("token"); isString(tok) {
-			s := tok.(string)
-			c.Admin.Token = s
-		} else {
-			t.Errorf("token", "must be a string (the value is not shown)")
-		}
-	}
+	secretStr(t, "token", &c.Admin.Token)
 	var file string
 	if t.Str("token_file", &file) {
 		if c.Admin.Token != "" {
@@ -413,8 +405,10 @@ func (c *Config) decodeClient(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 		t.Errorf("name_servers", "required: the NameServer addresses, e.g. [\"127.0.0.1:9876\"]")
 	}
 	for i, a := range c.Client.NameServers {
-		if _, _, err := net.SplitHostPort(a); err != nil {
+		if _, port, err := net.SplitHostPort(a); err != nil {
 			d.Errorf(fmt.Sprintf("%s[%d]", t.Key("name_servers"), i), "invalid NameServer address %q: want host:port", a)
+		} else if !portInRange(port) {
+			d.Errorf(fmt.Sprintf("%s[%d]", t.Key("name_servers"), i), "invalid port %q in NameServer address %q: want 1..65535", port, a)
 		}
 	}
 	if decoded && len(c.Client.NameServers) == 0 {
@@ -502,7 +496,7 @@ func decodeStrategy(t *tomlx.Table, d *tomlx.Decoder, name, dir string) *Strateg
 		case fi.IsDir():
 			t.Errorf("plugin", "plugin %q is a directory, not an executable", s.Plugin)
 			ok = false
-		case fi.Mode()&0o111 == 0:
+		case fi.Mode()&0o111 == 0 && !strings.HasSuffix(s.Path, ".wasm"): // a module is read, not executed
 			t.Errorf("plugin", "plugin %q is not executable", s.Plugin)
 			ok = false
 		}
@@ -699,25 +693,7 @@ func isString(v any) bool { _, ok := v.(string); return ok }
 
 // readTokenFile reads an admin token file, refusing one that group or others may read.
 func readTokenFile(t *tomlx.Table, path, asWritten string) string {
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Errorf("token_file", "cannot read the token file %q: %v", asWritten, errors.Unwrap(err))
-		return ""
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		t.Errorf("token_file", "the token file %q is readable or writable by group or others (mode %04o): chmod 600 it", asWritten, fi.Mode().Perm())
-		return ""
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Errorf("token_file", "cannot read the token file %q: %v", asWritten, errors.Unwrap(err))
-		return ""
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		t.Errorf("token_file", "the token file %q is empty", asWritten)
-	}
-	return tok
+	return readSecretFile(t, "token_file", "token", path, asWritten)
 }
 
 // decodeLimits reads the [limits] table; absent keys get their defaults.
@@ -758,7 +734,7 @@ func (c *Config) checkListeners(d *tomlx.Decoder) {
 	type listener struct{ key, addr string }
 	ls := []listener{{"ingress.grpc", c.Ingress.GRPC}, {"ingress.http", c.Ingress.HTTP},
 		{"ingress.rocketmq_grpc_listen", c.Ingress.RocketMQGRPC}, {"admin.listen", c.Admin.Listen}}
-	seen := map[string]string{}
+	var bound []listener
 	for _, l := range ls {
 		if l.addr == "" {
 			continue
@@ -772,12 +748,17 @@ func (c *Config) checkListeners(d *tomlx.Decoder) {
 			d.Errorf(l.key, "invalid port %q in %q: want 0..65535", port, l.addr)
 			continue
 		}
-		if n != 0 {
-			if prev, dup := seen[l.addr]; dup {
-				d.Errorf(l.key, "%s is also the address of %s: each listener needs its own", l.addr, prev)
+		for _, prev := range bound {
+			if bindsOverlap(prev.addr, l.addr) {
+				if prev.addr == l.addr {
+					d.Errorf(l.key, "%s is also the address of %s: each listener needs its own", l.addr, prev.key)
+				} else {
+					d.Errorf(l.key, "%s overlaps %s = %s (same port, and one binds every address or both the same one): both cannot bind", l.addr, prev.key, prev.addr)
+				}
+				break
 			}
-			seen[l.addr] = l.key
 		}
+		bound = append(bound, l)
 	}
 	for _, l := range ls[:3] {
 		if nonLoopback(l.addr) && !c.Ingress.TLS.Enabled() && !c.Ingress.Insecure {
@@ -810,23 +791,6 @@ func IsLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// redactSecret drops the parser's text from a syntax error at a secret key (the admin
-// token), since that text may quote the secret itself.
-func redactSecret(err error, data []byte) error {
-	var te *tomlx.Error
-	if !errors.As(err, &te) {
-		return err
-	}
-	line := ""
-	if lines := strings.Split(string(data), "\n"); te.Line > 0 && te.Line <= len(lines) {
-		line = strings.TrimSpace(lines[te.Line-1])
-	}
-	if strings.HasSuffix(te.Key, "token") || strings.HasPrefix(line, "token") {
-		return &tomlx.Error{File: te.File, Line: te.Line, Key: te.Key, Problem: "syntax error in a secret's value (the value is not shown)"}
-	}
-	return err
 }
 
 // DefaultTokenPath is where the daemon writes the admin token it generates when none is

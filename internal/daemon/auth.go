@@ -219,16 +219,8 @@ func tokenPath(cfg *config.Config, addr string) string {
 // warnExposure logs, at every start, what the config allowed with insecure = true and
 // whether the daemon runs as root.
 func (d *Daemon) warnExposure(cfg *config.Config) {
-	for _, l := range []struct{ name, addr string }{{"ingress grpc", cfg.Ingress.GRPC}, {"ingress http", cfg.Ingress.HTTP}} {
-		if l.addr != "" && !config.IsLoopback(l.addr) && !cfg.Ingress.TLS.Enabled() {
-			d.log.Warn("INSECURE: a listener on a non-loopback address without TLS (ingress.insecure = true)", "listener", l.name, "addr", l.addr)
-		}
-	}
-	if a := cfg.Admin.Listen; a != "" && !config.IsLoopback(a) && (!cfg.Admin.TLS.Enabled() || cfg.Admin.Token == "") {
-		d.log.Warn("INSECURE: the admin API listens on a non-loopback address without TLS and a configured token (admin.insecure = true)", "addr", a)
-	}
-	if os.Geteuid() == 0 {
-		d.log.Warn("producerd runs as root: run it as an unprivileged user (it needs no privilege)")
+	for _, w := range exposureWarnings(cfg) {
+		d.log.Warn(w)
 	}
 }
 

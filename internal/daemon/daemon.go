@@ -45,7 +45,7 @@ type Options struct {
 	// Version is reported by Status. Default "dev".
 	Version string
 	// PluginCommand starts a built-in strategy out of process; the name of the
-	// built-in is appended. Default [os.Executable(), "plugin"].
+	// built-in is appended. Default [host.SelfExecutable(), "plugin"].
 	PluginCommand []string
 	// ReloadConfig reads the config again for Reload (SIGHUP and the admin call).
 	// Default config.Load(Config.File).
@@ -134,7 +134,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Logger = NewLogger(opts.Config.Daemon.LogLevel, opts.Config.Daemon.LogFormat, os.Stderr)
 	}
 	if len(opts.PluginCommand) == 0 {
-		exe, err := os.Executable()
+		exe, err := selfExecutable()
 		if err != nil {
 			return nil, fmt.Errorf("daemon: cannot find the producerd binary for built-in plugins: %w", err)
 		}
@@ -477,7 +477,8 @@ func (d *Daemon) closeListeners() {
 }
 
 // Check runs the checks Start would meet before binding its ports, without starting
-// anything: the listeners' TLS key pairs load and each group's client settings (its
+// anything: the listeners' TLS key pairs load, each external plugin passes the trust
+// check and its sha256 pin (checkPlugins), and each group's client settings (its
 // CA file holds a certificate) map to a valid core configuration. `producerd validate`
 // runs it after config.Load.
 func Check(cfg *config.Config) error {
@@ -495,6 +496,7 @@ func Check(cfg *config.Config) error {
 			}
 		}
 	}
+	errs = append(errs, checkPlugins(cfg)...)
 	d := &Daemon{log: hclog.NewNullLogger()}
 	d.met = newMetrics(d)
 	for _, p := range cfg.Producers {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -153,14 +152,9 @@ func (d *Daemon) serve(name string, f func() error) {
 // would use up the process's descriptor limit (then the brokers and plugins could not
 // get one): each listener gets a quarter of the descriptors above a reserve of 64.
 func (d *Daemon) connectionCap(configured int) int {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 || rl.Cur > 1<<30 {
-		return configured
+	fit, nofile, lowered := connectionFit(configured)
+	if lowered {
+		d.log.Warn("limits.max_connections lowered to fit the descriptor limit (ulimit -n)", "configured", configured, "used", fit, "nofile", nofile)
 	}
-	fit := max(16, (int(rl.Cur)-64)/4)
-	if configured <= fit {
-		return configured
-	}
-	d.log.Warn("limits.max_connections lowered to fit the descriptor limit (ulimit -n)", "configured", configured, "used", fit, "nofile", rl.Cur)
 	return fit
 }
