@@ -18,10 +18,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/producerd/producerd/api/producerdpb"
+	"github.com/producerd/producerd/internal/apijson"
 	"github.com/producerd/producerd/internal/config"
 )
 
@@ -160,9 +160,19 @@ func (c *connFlags) adminClient() (producerdpb.AdminClient, func(), error) {
 	return producerdpb.NewAdminClient(cc), func() { _ = cc.Close() }, nil
 }
 
+// printProto prints m in producerd's JSON dialect (internal/apijson), the one the HTTP
+// APIs answer in.
 func printProto(w io.Writer, m proto.Message) {
-	b, _ := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(m)
-	fmt.Fprintln(w, string(b))
+	if !m.ProtoReflect().IsValid() {
+		fmt.Fprintln(w, "null") // a oneway send has no result
+		return
+	}
+	b, err := apijson.Marshal(m)
+	if err != nil {
+		fmt.Fprintf(w, "{\"error\": %q}\n", err.Error())
+		return
+	}
+	_, _ = w.Write(b)
 }
 
 // rpcError renders a gRPC error with its producerd Error detail.
