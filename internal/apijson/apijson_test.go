@@ -47,9 +47,9 @@ func TestMarshalDialect(t *testing.T) {
 func TestCleanMessage(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"core: invalid message: topic.charset: bad": "invalid message: topic.charset: bad",
+		"core: invalid message: topic.charset: bad":   "invalid message: topic.charset: bad",
 		"messages[1]: daemon: unknown producer group": "messages[1]: unknown producer group",
-		"broker said: hardcore: x":                   "broker said: hardcore: x",
+		"broker said: hardcore: x":                    "broker said: hardcore: x",
 	} {
 		if got := CleanMessage(in); got != want {
 			t.Errorf("CleanMessage(%q) = %q, want %q", in, got, want)
