@@ -28,8 +28,12 @@ Signals:
   producerd run -c /etc/producerd/producer.toml -log-level debug`)
 	file := fs.String("c", "producer.toml", "config `file`")
 	level := fs.String("log-level", "", "override daemon.log_level (trace, debug, info, warn, error)")
+	format := fs.String("log-format", "", "override daemon.log_format (text, json)")
 	if _, code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *format != "" && *format != "text" && *format != "json" {
+		return usageError(fs, "-log-format %q: want text or json", *format)
 	}
 	cfg, err := config.Load(*file)
 	if err != nil {
@@ -38,6 +42,9 @@ Signals:
 	}
 	if *level != "" {
 		cfg.Daemon.LogLevel = *level
+	}
+	if *format != "" {
+		cfg.Daemon.LogFormat = *format
 	}
 	log := daemon.NewLogger(cfg.Daemon.LogLevel, cfg.Daemon.LogFormat, e.stderr)
 	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: versionString()})
@@ -101,8 +108,12 @@ config is valid, 1 otherwise.`,
 	if !ok {
 		return code
 	}
-	if len(pos) == 1 {
+	switch len(pos) {
+	case 0:
+	case 1:
 		*file = pos[0]
+	default:
+		return usageError(fs, "one config FILE expected, got %q", pos)
 	}
 	cfg, err := config.Load(*file)
 	if err != nil {
@@ -132,7 +143,7 @@ starts this itself; it is not meant to be run by hand.`, "")
 		return code
 	}
 	if len(pos) != 1 {
-		return fail(e, "plugin: want exactly one built-in name")
+		return usageError(fs, "want exactly one built-in NAME")
 	}
 	if err := builtin.Serve(pos[0]); err != nil {
 		return fail(e, "plugin %s: %v", pos[0], err)
