@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"text/tabwriter"
 	"os/signal"
 	"syscall"
 
@@ -104,6 +105,7 @@ config is valid, 1 otherwise.`,
 		`  producerd validate -c producer.toml
   producerd validate -c producer.toml && systemctl reload producerd`)
 	file := fs.String("c", "producer.toml", "config `file`")
+	print := fs.Bool("print", false, "print every key's effective value and where it came from (file:line, env VAR or default)")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -129,6 +131,13 @@ config is valid, 1 otherwise.`,
 		if !cfg.Strategies[n].Implicit {
 			strategies = append(strategies, n)
 		}
+	}
+	if *print {
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 1, ' ', 0)
+		for _, src := range cfg.Sources {
+			fmt.Fprintf(tw, "%s = %s\t# %s\n", src.Key, src.Value, src.From)
+		}
+		_ = tw.Flush()
 	}
 	fmt.Fprintf(e.stdout, "%s: ok (%d producer group(s), strategies %v)\n", *file, len(cfg.Producers), strategies)
 	return 0

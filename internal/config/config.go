@@ -52,7 +52,11 @@ const (
 // Config is a decoded, validated producer.toml.
 type Config struct {
 	// File is the path the config was read from.
-	File      string
+	File string
+	// Sources lists every key read with its effective value and where it came from
+	// (the file's line, an environment variable or the default), in decoding order;
+	// secrets are hidden. producerd validate -print shows it.
+	Sources   []Source
 	Daemon    Daemon
 	Ingress   Ingress
 	Admin     Admin
@@ -261,23 +265,37 @@ type Producer struct {
 	Namespace string
 }
 
-// Load reads and parses the file at path.
+// Load reads and parses the file at path, with the environment's overrides
+// (PRODUCERD_SECTION_KEY, see ParseEnv).
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return Parse(path, data, filepath.Dir(path))
+	return ParseEnv(path, data, filepath.Dir(path), os.Environ())
 }
 
 // Parse decodes data, read from the file called name; relative plugin and TLS paths are
-// resolved against dir. Every problem is an *Error, joined into one error.
+// resolved against dir. Every problem is an *Error, joined into one error. The
+// environment is not read (see ParseEnv).
 func Parse(name string, data []byte, dir string) (*Config, error) {
+	return ParseEnv(name, data, dir, nil)
+}
+
+// ParseEnv is Parse with the overrides of environ ("NAME=value" entries, as
+// os.Environ returns): see EnvOverrides for the names. A problem with an overridden
+// value names the variable instead of a line of the file.
+func ParseEnv(name string, data []byte, dir string, environ []string) (*Config, error) {
 	d, root, err := tomlx.Parse(name, data)
 	if err != nil {
 		return nil, redactSecret(err, data)
 	}
+	overrides, err := applyEnv(name, root.Map(), environ)
+	if err != nil {
+		return nil, err
+	}
 	c := &Config{File: name}
+	defer func() { c.Sources = sources(d, overrides) }()
 	c.decodeDaemon(root.Sub("daemon"), d)
 	c.decodeIngress(root.Sub("ingress"), d, dir)
 	c.decodeAdmin(root.Sub("admin"), d, dir)
@@ -289,7 +307,7 @@ func Parse(name string, data []byte, dir string) (*Config, error) {
 	c.checkListeners(d)
 	root.Done()
 	if err := d.Err(); err != nil {
-		return nil, err
+		return nil, envErrors(err, overrides)
 	}
 	return c, nil
 }
@@ -369,13 +387,14 @@ func (c *Config) decodeAdmin(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	checkAddr(t, "listen", c.Admin.Listen)
 	// A token value never appears in an error: it could be the secret itself.
 	if t.Has("token") {
-		if tok, _ := t.Get("token"); isString(tok) {
-			s := tok.(string)
+		if tok, _ := t.Get("token"); isString(plain(tok)) {
+			s := plain(tok).(string)
 			c.Admin.Token = s
 		} else {
 			t.Errorf("token", "must be a string (the value is not shown)")
 		}
 	}
+	t.Note("token", &c.Admin.Token)
 	var file string
 	if t.Str("token_file", &file) {
 		if c.Admin.Token != "" {
@@ -600,7 +619,7 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 			}
 		}
 		t.Duration("send_timeout", &p.SendTimeout, time.Millisecond, tomlx.NoMax)
-		if v, ok := t.Get("attempt_timeout"); ok && v == "off" {
+		if v, ok := t.Get("attempt_timeout"); ok && plain(v) == "off" {
 			p.AttemptTimeout = -1 // no per-attempt liveness check (core: negative disables)
 		} else {
 			t.Duration("attempt_timeout", &p.AttemptTimeout, time.Millisecond, tomlx.NoMax)
