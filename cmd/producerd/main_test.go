@@ -345,3 +345,22 @@ func TestPortHint(t *testing.T) {
 		t.Fatalf("hint for another error: %q", h)
 	}
 }
+
+// TestValidatePrint: validate -print shows each key with its value and source,
+// environment overrides included.
+func TestValidatePrint(t *testing.T) {
+	t.Setenv("PRODUCERD_CLIENT_NAME_SERVERS", "10.0.0.1:9876,10.0.0.2:9876")
+	code, out, errOut := runCLI("validate", "-print", "-c", "../../producer.toml")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errOut)
+	}
+	for _, re := range []string{
+		`(?m)^client\.name_servers = \["10\.0\.0\.1:9876", "10\.0\.0\.2:9876"\] +# env PRODUCERD_CLIENT_NAME_SERVERS$`,
+		`(?m)^daemon\.log_format = "text" +# \.\./\.\./producer\.toml:\d+$`,
+		`(?m)^limits\.read_timeout = "1m0s" +# default$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("validate -print lacks %s:\n%s", re, out)
+		}
+	}
+}
