@@ -61,6 +61,7 @@ type Daemon struct {
 	met     *metrics
 	limit   *limiter
 	started time.Time
+	failLog failLogLimiter // failed-send log lines (faillog.go)
 
 	cfg    atomic.Pointer[config.Config]
 	cfgGen atomic.Int64

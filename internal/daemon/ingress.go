@@ -45,6 +45,9 @@ func (d *Daemon) finished(api string, g *group, topic string, start time.Time, a
 		if errors.As(err, &se) {
 			attempts = se.Attempts
 		}
+		if !errors.Is(err, context.Canceled) {
+			d.logFailedSend(d.log, api, g.name, topic, err)
+		}
 	}
 	d.met.requestLatency.WithLabelValues(api, outcome).Observe(time.Since(start).Seconds())
 	if attempts > 1 {
