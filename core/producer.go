@@ -111,6 +111,9 @@ type ProducerHooks struct {
 	// OnKeyedQueueCountChange is called when a topic's queue count differs from what the
 	// previous keyed send saw (keys move to other queues).
 	OnKeyedQueueCountChange func(topic string, old, new int)
+	// OnStored is called with the message-trace record of every stored attempt
+	// (msgtrace.go) when the broker's answer allows tracing (TRACE_ON not "false").
+	OnStored func(TraceRecord)
 }
 
 func (c *ProducerConfig) withDefaults() ProducerConfig {
@@ -568,6 +571,9 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		p.observe(ctx, sel, pr.topic, o)
 		if err == nil {
 			res.Attempts = attempt + 1
+			if h := p.cfg.Hooks.OnStored; h != nil && res.TraceOn {
+				h(p.traceRecord(pr, res, p.client.masterAddr(q.Broker), now, o.Latency))
+			}
 			if res.Status != SendOK && p.cfg.RetryAnotherBrokerWhenNotStoreOK {
 				lastResult = res
 				continue

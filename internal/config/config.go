@@ -263,6 +263,12 @@ type Producer struct {
 	// Namespace is Java's ClientConfig.namespace for this group: topics ns%topic, group
 	// ns%group, property INSTANCE_ID (namespace; default none).
 	Namespace string
+	// MessageTrace writes a Java-compatible trace record of every stored message to
+	// MessageTraceTopic, batched and asynchronously, like DefaultMQProducer with
+	// enableMsgTrace (message_trace, default false; message_trace_topic, default
+	// RMQ_SYS_TRACE_TOPIC).
+	MessageTrace      bool
+	MessageTraceTopic string
 }
 
 // Load reads and parses the file at path, with the environment's overrides
@@ -650,6 +656,13 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 		if t.Str("namespace", &p.Namespace) {
 			if err := core.ValidateNamespace(p.Namespace, p.Group); err != nil {
 				t.Errorf("namespace", "%s", problem(err))
+			}
+		}
+		t.Bool("message_trace", &p.MessageTrace)
+		p.MessageTraceTopic = core.DefaultTraceTopic
+		if t.Str("message_trace_topic", &p.MessageTraceTopic) {
+			if err := core.ValidateTopic(p.MessageTraceTopic); err != nil {
+				t.Errorf("message_trace_topic", "%s", problem(err))
 			}
 		}
 		t.Done()

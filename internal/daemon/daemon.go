@@ -101,6 +101,8 @@ type group struct {
 	cfg  config.Producer
 	prod *core.Producer
 	host strategyHost
+	// tracer writes the message trace (message_trace); nil when off.
+	tracer *core.MsgTracer
 	// topics bounds the topics the group sends to (limits.max_topics).
 	topics *topicTracker
 
@@ -264,14 +266,25 @@ func (d *Daemon) startGroup(ctx context.Context, cfg *config.Config, p config.Pr
 		return nil, err
 	}
 	pc.Strategy = h.Selector()
+	tracer, err := d.newMsgTracer(pc, p)
+	if err != nil {
+		_ = h.Close()
+		return nil, fmt.Errorf("daemon: group %s: message trace: %w", p.Group, err)
+	}
+	if tracer != nil {
+		pc.Hooks.OnStored = tracer.Record
+	}
 	prod, err := core.NewProducer(pc)
 	if err != nil {
 		_ = h.Close()
+		if tracer != nil {
+			_ = tracer.Close(context.Background())
+		}
 		return nil, fmt.Errorf("daemon: group %s: %w", p.Group, err)
 	}
 	d.log.Info("producer group started", "group", p.Group, "client", prod.Client().ID(), "strategy", p.Strategy)
 	topics := newTopicTracker(cfg.Limits.MaxTopics, cfg.Limits.TopicIdle, func(topic string) { d.met.forgetTopic(p.Group, topic) })
-	return &group{name: p.Group, cfg: p, prod: prod, host: h, strategy: p.Strategy, spec: spec, topics: topics}, nil
+	return &group{name: p.Group, cfg: p, prod: prod, host: h, tracer: tracer, strategy: p.Strategy, spec: spec, topics: topics}, nil
 }
 
 // producerConfig maps a [[producer]] table and the [client] table to core's config.
@@ -337,6 +350,11 @@ func (d *Daemon) closeGroups(ctx context.Context, gs []*group) error {
 	for _, g := range gs {
 		if err := g.prod.Close(ctx); err != nil {
 			errs = append(errs, err)
+		}
+		if g.tracer != nil { // after the producer: its last sends are traced too
+			if err := g.tracer.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("daemon: group %s: close message trace: %w", g.name, err))
+			}
 		}
 		if err := g.host.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("daemon: group %s: close strategy: %w", g.name, err))
