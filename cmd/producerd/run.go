@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"text/tabwriter"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/hashicorp/go-hclog"
 
