@@ -105,6 +105,9 @@ type ProducerConfig struct {
 type ProducerHooks struct {
 	// OnAttempt is called after every attempt of every send.
 	OnAttempt func(topic string, o sdk.Outcome)
+	// OnAttemptContext is OnAttempt with the send's context (its deadline and the
+	// caller's values, such as a trace span); o.Latency ends now.
+	OnAttemptContext func(ctx context.Context, topic string, o sdk.Outcome)
 	// OnDecision is called after every strategy decision; fallback is true when the
 	// strategy failed and in-process round-robin decided.
 	OnDecision func(latency time.Duration, fallback bool, err error)
@@ -482,6 +485,9 @@ func (p *Producer) selectQueue(ctx context.Context, sel sdk.Selector, pi *publis
 func (p *Producer) observe(ctx context.Context, sel sdk.Selector, topic string, o sdk.Outcome) {
 	if h := p.cfg.Hooks.OnAttempt; h != nil {
 		h(topic, o)
+	}
+	if h := p.cfg.Hooks.OnAttemptContext; h != nil {
+		h(ctx, topic, o)
 	}
 	if obs, ok := sel.(sdk.Observer); ok {
 		obs.Observe(ctx, []sdk.Outcome{o})

@@ -62,6 +62,7 @@ type Config struct {
 	Admin     Admin
 	Limits    Limits
 	Readiness Readiness
+	Tracing   Tracing
 	Client    Client
 	// Strategies are the configured strategies by name, plus one entry per built-in
 	// under its own name unless a [strategy.NAME] table already uses that name.
@@ -271,6 +272,22 @@ type Producer struct {
 	MessageTraceTopic string
 }
 
+// Tracing is the [tracing] table: OpenTelemetry spans of the ingress sends and their
+// attempts, exported over OTLP/gRPC, and the W3C trace context written into each
+// message's properties (traceparent, tracestate). Off by default.
+type Tracing struct {
+	// Enabled turns tracing on (enabled, default false).
+	Enabled bool
+	// Endpoint is the OTLP/gRPC collector's host:port (endpoint; default: the
+	// OTEL_EXPORTER_OTLP_ENDPOINT variable, else localhost:4317).
+	Endpoint string
+	// Insecure sends to the collector without TLS (insecure, default false).
+	Insecure bool
+	// SampleRatio is the share of traces started here that are sampled, 0..1
+	// (sample_ratio, default 1); a caller's sampled flag is always followed.
+	SampleRatio float64
+}
+
 // Load reads and parses the file at path, with the environment's overrides
 // (PRODUCERD_SECTION_KEY, see ParseEnv).
 func Load(path string) (*Config, error) {
@@ -310,6 +327,7 @@ func ParseEnv(name string, data []byte, dir string, environ []string) (*Config, 
 	c.decodeProducers(root, d)
 	c.decodeLimits(root.Sub("limits"))
 	c.decodeReadiness(root.Sub("readiness"), d)
+	c.decodeTracing(root.Sub("tracing"))
 	c.checkListeners(d)
 	root.Done()
 	if err := d.Err(); err != nil {
@@ -880,5 +898,18 @@ func (c *Config) decodeReadiness(t *tomlx.Table, d *tomlx.Decoder) {
 			d.Errorf(fmt.Sprintf("%s[%d]", t.Key("topics"), i), "%s", problem(err))
 		}
 	}
+	t.Done()
+}
+
+func (c *Config) decodeTracing(t *tomlx.Table) {
+	c.Tracing = Tracing{SampleRatio: 1}
+	if t == nil {
+		return
+	}
+	t.Bool("enabled", &c.Tracing.Enabled)
+	t.Str("endpoint", &c.Tracing.Endpoint)
+	checkAddr(t, "endpoint", c.Tracing.Endpoint)
+	t.Bool("insecure", &c.Tracing.Insecure)
+	t.Fraction("sample_ratio", &c.Tracing.SampleRatio)
 	t.Done()
 }

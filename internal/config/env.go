@@ -11,7 +11,8 @@ import (
 )
 
 // EnvPrefix starts every environment override: PRODUCERD_<SECTION>_<KEY> sets the key
-// of a section ([daemon], [ingress], [admin], [client], [limits], [readiness]), for
+// of a section ([daemon], [ingress], [admin], [client], [limits], [readiness],
+// [tracing]), for
 // example PRODUCERD_CLIENT_NAME_SERVERS=10.0.0.1:9876,10.0.0.2:9876 or
 // PRODUCERD_DAEMON_LOG_LEVEL=debug; PRODUCERD_PRODUCER_<N>_<KEY> sets a key of the N-th
 // [[producer]] (from 0) and PRODUCERD_STRATEGY_<NAME>_<KEY> one of [strategy.NAME]
@@ -24,7 +25,7 @@ import (
 const EnvPrefix = "PRODUCERD_"
 
 // sections are the top-level tables an override may name.
-var sections = []string{"daemon", "ingress", "admin", "client", "limits", "readiness"}
+var sections = []string{"daemon", "ingress", "admin", "client", "limits", "readiness", "tracing"}
 
 // secretKeys hold secrets: shown as hidden by Sources.
 var secretKeys = []string{"token", "secret_key", "security_token"}

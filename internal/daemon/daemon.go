@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -50,6 +51,9 @@ type Options struct {
 	// ReloadConfig reads the config again for Reload (SIGHUP and the admin call).
 	// Default config.Load(Config.File).
 	ReloadConfig func() (*config.Config, error)
+	// TracerProvider, when set, receives the spans whatever [tracing] says (tests use
+	// the SDK's in-memory exporter). Default: per [tracing], OTLP/gRPC or none.
+	TracerProvider trace.TracerProvider
 }
 
 // Daemon is a running producerd. Create it with New, then Start; Shutdown stops it.
@@ -62,6 +66,7 @@ type Daemon struct {
 	limit   *limiter
 	started time.Time
 	failLog failLogLimiter // failed-send log lines (faillog.go)
+	trace   *tracing       // OpenTelemetry spans (tracing.go)
 
 	cfg    atomic.Pointer[config.Config]
 	cfgGen atomic.Int64
@@ -148,6 +153,11 @@ func New(opts Options) (*Daemon, error) {
 	d := &Daemon{opts: opts, log: opts.Logger, stopping: make(chan struct{}), hardStop: make(chan struct{})}
 	d.limit = newLimiter(opts.Config.Daemon.MaxInflightMessages, opts.Config.Daemon.MaxInflightBytes)
 	d.met = newMetrics(d)
+	tr, err := newTracing(opts.Config.Tracing, opts.TracerProvider, opts.Version)
+	if err != nil {
+		return nil, err
+	}
+	d.trace = tr
 	d.cfg.Store(opts.Config)
 	empty := map[string]*group{}
 	d.groups.Store(&empty)
@@ -336,6 +346,7 @@ func (d *Daemon) producerConfig(cfg *config.Config, p config.Producer) (core.Pro
 		MaxAsyncInFlight:                 p.MaxAsyncInflight,
 		Hooks:                            d.met.producerHooks(p.Group),
 	}
+	pc.Hooks.OnAttemptContext = d.trace.attemptHook()
 	if !p.Compress {
 		pc.CompressThreshold = -1
 	}
@@ -441,6 +452,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.removeToken()
 	if remaining > 0 {
 		d.log.Warn("shutdown deadline passed with messages in flight", "remaining", remaining)
+	}
+	if terr := d.trace.shutdown(context.Background()); terr != nil {
+		d.log.Warn("tracing: flushing the last spans failed", "error", terr)
 	}
 	d.log.Info("producerd stopped")
 	return err

@@ -222,7 +222,7 @@ func (d *Daemon) postMessages(w http.ResponseWriter, r *http.Request) {
 			}
 			msgs[i] = pm
 		}
-		res, err := d.sendBatch(r.Context(), apiHTTP, req.ProducerGroup, req.Topic, msgs, prepaid)
+		res, err := d.sendBatch(withHTTPTraceparent(r), apiHTTP, req.ProducerGroup, req.Topic, msgs, prepaid)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -239,7 +239,7 @@ func (d *Daemon) postMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, d.reject(apiHTTP, err))
 		return
 	}
-	res, err := d.send(r.Context(), apiHTTP, pm, prepaid)
+	res, err := d.send(withHTTPTraceparent(r), apiHTTP, pm, prepaid)
 	switch {
 	case err != nil:
 		writeError(w, err)
