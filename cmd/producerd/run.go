@@ -105,7 +105,7 @@ config is valid, 1 otherwise.`,
 		`  producerd validate -c producer.toml
   producerd validate -c producer.toml && systemctl reload producerd`)
 	file := fs.String("c", "producer.toml", "config `file`")
-	print := fs.Bool("print", false, "print every key's effective value and where it came from (file:line, env VAR or default)")
+	printKeys := fs.Bool("print", false, "print every key's effective value and where it came from (file:line, env VAR or default)")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -132,7 +132,7 @@ config is valid, 1 otherwise.`,
 			strategies = append(strategies, n)
 		}
 	}
-	if *print {
+	if *printKeys {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 1, ' ', 0)
 		for _, src := range cfg.Sources {
 			fmt.Fprintf(tw, "%s = %s\t# %s\n", src.Key, src.Value, src.From)

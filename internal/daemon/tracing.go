@@ -148,7 +148,7 @@ func withTraceProperties(m *producerdpb.Message, props map[string]string) map[st
 // attemptHook records an attempt as a child span of the send span in ctx, after the
 // fact: it started o.Latency ago.
 func (t *tracing) attemptHook() func(ctx context.Context, topic string, o sdk.Outcome) {
-	if !t.on {
+	if t == nil || !t.on { // nil: a Daemon of Check, which sends nothing
 		return nil
 	}
 	return func(ctx context.Context, topic string, o sdk.Outcome) {
