@@ -364,3 +364,26 @@ func TestValidatePrint(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintProtoDialect: -json output is the HTTP APIs' dialect: numbers for int64,
+// short enum names, zero values present; a oneway send prints null.
+func TestPrintProtoDialect(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	printProto(&b, &producerdpb.StatusResponse{Pid: 14454})
+	for _, want := range []string{`"pid": 14454`, `"draining": false`, `"clients": []`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status -json lacks %s:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	printProto(&b, &producerdpb.SendResult{})
+	if !strings.Contains(b.String(), `"status": "SEND_OK"`) {
+		t.Errorf("send -json: %s", b.String())
+	}
+	b.Reset()
+	printProto(&b, (*producerdpb.SendResult)(nil))
+	if b.String() != "null\n" {
+		t.Errorf("oneway: %q", b.String())
+	}
+}
