@@ -43,7 +43,7 @@ type Options struct {
 	// Logger receives the daemon's logs. Default: a new hclog logger on stderr with the
 	// config's level and format.
 	Logger hclog.Logger
-	// Version is reported by Status. Default "dev".
+	// Version is reported by Status. Default "(devel)".
 	Version string
 	// PluginCommand starts a built-in strategy out of process; the name of the
 	// built-in is appended. Default [os.Executable(), "plugin"].
@@ -134,7 +134,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, errors.New("daemon: Options.Config is required")
 	}
 	if opts.Version == "" {
-		opts.Version = "dev"
+		opts.Version = "(devel)"
 	}
 	if opts.Logger == nil {
 		opts.Logger = NewLogger(opts.Config.Daemon.LogLevel, opts.Config.Daemon.LogFormat, os.Stderr)
