@@ -96,7 +96,8 @@ func TestDevAndCLI(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	bin := buildBinary(t)
-	dev := exec.Command(bin, "dev", "-grpc", "127.0.0.1:0", "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-namesrv", "127.0.0.1:0", "-log-level", "warn")
+	// -free-ports: every listener on a free port, printed (the defaults may be taken here).
+	dev := exec.Command(bin, "dev", "-free-ports", "-log-level", "warn", "-log-format", "json")
 	stdout, err := dev.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +147,11 @@ func TestDevAndCLI(t *testing.T) {
 	grpcAddr, httpAddr, adminAddr, ns := addrs["ingress gRPC"], addrs["ingress HTTP"], addrs["admin"], addrs["dev NameServer"]
 	if grpcAddr == "" || httpAddr == "" || adminAddr == "" || ns == "" {
 		t.Fatalf("addresses: %v", addrs)
+	}
+	for _, a := range []string{grpcAddr, httpAddr, adminAddr, ns} {
+		if strings.HasSuffix(a, ":7380") || strings.HasSuffix(a, ":7381") || strings.HasSuffix(a, ":7390") || strings.HasSuffix(a, ":9876") {
+			t.Errorf("-free-ports listens on a default port: %v", addrs)
+		}
 	}
 
 	cli := func(stdin string, args ...string) string {
