@@ -153,6 +153,7 @@ func New(opts Options) (*Daemon, error) {
 	d := &Daemon{opts: opts, log: opts.Logger, stopping: make(chan struct{}), hardStop: make(chan struct{})}
 	d.limit = newLimiter(opts.Config.Daemon.MaxInflightMessages, opts.Config.Daemon.MaxInflightBytes)
 	d.met = newMetrics(d)
+	d.met.reg.MustRegister(&msgTraceCollector{d: d})
 	tr, err := newTracing(opts.Config.Tracing, opts.TracerProvider, opts.Version)
 	if err != nil {
 		return nil, err

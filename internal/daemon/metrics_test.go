@@ -14,7 +14,7 @@ import (
 // the start, and plugin restarts are a counter.
 func TestMetricsLint(t *testing.T) {
 	c := startCluster(t)
-	h := start(t, c, "rr", 100)
+	h := startText(t, c, configText(c.NameServerAddr(), instanceName(t), "rr", 100)+"message_trace = true\n")
 	resp, err := http.Get("http://" + h.adminAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +38,8 @@ func TestMetricsLint(t *testing.T) {
 		`producerd_strategy_swaps_total{group="g1",result="error"} 0`,
 		`producerd_connection_events_total{event="closed_error"} 0`,
 		"# TYPE producerd_plugin_restarts_total counter",
+		`producerd_message_trace_messages_total{group="g1",result="error"} 0`,
+		`producerd_message_trace_dropped_records_total{group="g1"} 0`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)

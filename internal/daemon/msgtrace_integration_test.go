@@ -109,6 +109,9 @@ func TestIntegrationMessageTrace(t *testing.T) {
 		t.Errorf("trace message KEYS %q lack the message's keys", m.Properties[core.PropertyKeys])
 	}
 	t.Logf("trace message %s in %s: KEYS %q, record %+v", m.UniqKey(), m.Topic, m.Properties[core.PropertyKeys], rec)
+	if _, sent, _ := d.groupList()[0].tracer.Stats(); sent < 1 {
+		t.Errorf("trace messages sent: %d", sent)
+	}
 
 	// The Java tool, when its classpath is here.
 	cp, cperr := os.ReadFile(filepath.Join(filepath.Dir(c.Script), "cp.txt"))
