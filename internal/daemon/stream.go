@@ -382,7 +382,8 @@ func (ss *streamSession) oneway(g *group, cm *core.Message, id string, seq uint6
 
 func (ss *streamSession) launch(g *group, cm *core.Message, id string, seq uint64, start time.Time, span trace.Span) {
 	d := ss.d
-	err := g.prod.SendAsync(ss.ctx, cm, func(res *core.SendResult, err error) {
+	// The span rides in the context so that core's attempt hook parents on it.
+	err := g.prod.SendAsync(trace.ContextWithSpan(ss.ctx, span), cm, func(res *core.SendResult, err error) {
 		attempts, msgID := 0, ""
 		if res != nil {
 			attempts, msgID = res.Attempts, res.MsgID

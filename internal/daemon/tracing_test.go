@@ -156,3 +156,39 @@ func TestTracingOff(t *testing.T) {
 func jsonDecode(r interface{ Read([]byte) (int, error) }, v any) error {
 	return json.NewDecoder(r).Decode(v)
 }
+
+// TestTracingStream: a streamed message's send span is in the stream's caller's trace
+// and has its attempt spans; the stored message carries the send span.
+func TestTracingStream(t *testing.T) {
+	c := startCluster(t)
+	d, exp := startTraced(t, httpConfig(c.NameServerAddr(), instanceName(t), ""))
+	grpcAddr, _, _ := d.Addrs()
+	cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx := metadata.AppendToOutgoingContext(callCtx(t), "traceparent", callerTP)
+	st, err := producerdpb.NewIngressClient(cc).SendStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&producerdpb.StreamRequest{Id: "1", Message: &producerdpb.Message{Topic: testTopic, Body: []byte("streamed")}}); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := st.Recv()
+	if err != nil || ack.GetResult() == nil {
+		t.Fatalf("ack %v: %v", ack, err)
+	}
+	_ = st.CloseSend()
+	id := ack.GetResult().GetMsgId()
+	waitFor(t, "the attempt span", func() bool {
+		for _, s := range exp.GetSpans() {
+			if strings.HasPrefix(s.Name, "attempt ") {
+				return true
+			}
+		}
+		return false
+	})
+	checkSendTrace(t, exp, id, stored(c, testTopic)[id].Properties["traceparent"])
+}
