@@ -42,7 +42,7 @@ func (p *Producer) SendAsync(ctx context.Context, m *Message, cb func(*SendResul
 		return err
 	}
 	sel, release := p.strategy()
-	a := &asyncSend{p: p, pr: pr, pi: pi, sel: sel, release: release, cb: cb,
+	a := &asyncSend{p: p, pr: pr, pi: pi, sel: sel, release: release, cb: cb, vals: context.WithoutCancel(ctx),
 		start: start, deadline: start.Add(p.cfg.SendTimeout), attempts: 1 + p.cfg.AsyncRetries}
 	if d, ok := sel.(sdk.Describer); ok && d.Describe().NeedsMessage {
 		// A per-message strategy may answer across a process boundary: deciding on the
@@ -97,6 +97,9 @@ type asyncSend struct {
 	sel     sdk.Selector
 	release func()
 	cb      func(*SendResult, error)
+	// vals carries the caller's context values (a trace span) to the outcome hooks,
+	// without its cancellation: ctx bounds only the admission.
+	vals context.Context
 
 	start, deadline time.Time
 	attempts        int
@@ -200,6 +203,9 @@ func (at *asyncAttempt) onResponse(resp *remoting.Command, err error) {
 		return
 	}
 	res.Attempts = a.attempt + 1
+	if h := a.p.cfg.Hooks.OnStored; h != nil && res.TraceOn {
+		h(a.p.traceRecord(a.pr, res, at.addr, at.t, time.Since(at.t))) // an enqueue: fine on this goroutine
+	}
 	if time.Since(at.t) > slowOutcome {
 		// A slow success may change a latency strategy's decisions, and reporting it
 		// can wait for the strategy: keep it off the connection's goroutine.
@@ -217,7 +223,7 @@ const slowOutcome = 50 * time.Millisecond
 func (at *asyncAttempt) report(o sdk.Outcome) {
 	o.Topic, o.Broker, o.Queue = at.a.pr.topic, at.q.Broker, at.q.ID
 	o.Latency = time.Since(at.t)
-	at.a.p.observe(context.Background(), at.a.sel, at.a.pr.topic, o)
+	at.a.p.observe(at.a.vals, at.a.sel, at.a.pr.topic, o)
 }
 
 // failed reports a failed attempt and retries when allowed.

@@ -106,12 +106,18 @@ type ProducerConfig struct {
 type ProducerHooks struct {
 	// OnAttempt is called after every attempt of every send.
 	OnAttempt func(topic string, o sdk.Outcome)
+	// OnAttemptContext is OnAttempt with the send's context (its deadline and the
+	// caller's values, such as a trace span); o.Latency ends now.
+	OnAttemptContext func(ctx context.Context, topic string, o sdk.Outcome)
 	// OnDecision is called after every strategy decision; fallback is true when the
 	// strategy failed and in-process round-robin decided.
 	OnDecision func(latency time.Duration, fallback bool, err error)
 	// OnKeyedQueueCountChange is called when a topic's queue count differs from what the
 	// previous keyed send saw (keys move to other queues).
 	OnKeyedQueueCountChange func(topic string, old, new int)
+	// OnStored is called with the message-trace record of every stored attempt
+	// (msgtrace.go) when the broker's answer allows tracing (TRACE_ON not "false").
+	OnStored func(TraceRecord)
 }
 
 func (c *ProducerConfig) withDefaults() ProducerConfig {
@@ -483,6 +489,9 @@ func (p *Producer) observe(ctx context.Context, sel sdk.Selector, topic string, 
 	if h := p.cfg.Hooks.OnAttempt; h != nil {
 		h(topic, o)
 	}
+	if h := p.cfg.Hooks.OnAttemptContext; h != nil {
+		h(ctx, topic, o)
+	}
 	if obs, ok := sel.(sdk.Observer); ok {
 		obs.Observe(ctx, []sdk.Outcome{o})
 	}
@@ -571,6 +580,9 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		p.observe(ctx, sel, pr.topic, o)
 		if err == nil {
 			res.Attempts = attempt + 1
+			if h := p.cfg.Hooks.OnStored; h != nil && res.TraceOn {
+				h(p.traceRecord(pr, res, p.client.masterAddr(q.Broker), now, o.Latency))
+			}
 			if res.Status != SendOK && p.cfg.RetryAnotherBrokerWhenNotStoreOK && !pr.half {
 				lastResult = res
 				continue

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -21,14 +23,15 @@ func cmdBench(e *env, args []string) int {
 Drive a running daemon with messages over gRPC, Send (-mode unary, -conc concurrent
 callers) or SendStream (-mode stream, -streams streams with up to -window messages in
 flight each), and print a live line every second (msgs/s, p50, p99, errors) and a
-summary at the end. It stops after -n messages or -d, whichever comes first.`,
+summary at the end. It stops after -n messages or -d, whichever comes first; with -d
+and no -n it runs for -d.`,
 		`  producerd bench TopicTest
   producerd bench -mode unary -conc 16 -n 50000 -size 1024 TopicTest
   producerd bench -mode stream -streams 2 -window 2000 -d 30s TopicTest`)
 	var cf connFlags
 	cf.register(fs, true, false)
 	mode := fs.String("mode", "stream", "`mode`: stream (SendStream) or unary (Send)")
-	count := fs.Int("n", 100000, "stop after `count` messages")
+	count := fs.Int("n", 100000, "stop after `count` messages (no limit when only -d is given)")
 	dur := fs.Duration("d", 30*time.Second, "stop after this `duration`")
 	size := fs.Int("size", 128, "body `bytes`")
 	conc := fs.Int("conc", 8, "concurrent callers (unary)")
@@ -39,10 +42,17 @@ summary at the end. It stops after -n messages or -d, whichever comes first.`,
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 || (*mode != "stream" && *mode != "unary") || *count < 1 || *size < 0 || *conc < 1 || *streams < 1 || *window < 1 {
-		fs.Usage()
-		return 2
+	switch {
+	case len(pos) == 0:
+		return usageError(fs, "missing TOPIC")
+	case len(pos) > 1:
+		return usageError(fs, "one TOPIC expected, got %d arguments: %q", len(pos), pos)
+	case *mode != "stream" && *mode != "unary":
+		return usageError(fs, "-mode %q: want stream or unary", *mode)
+	case *count < 1 || *size < 0 || *conc < 1 || *streams < 1 || *window < 1 || *dur <= 0:
+		return usageError(fs, "-n, -d, -conc, -streams and -window must be positive, -size not negative")
 	}
+	*count = benchCount(fs, *count)
 	if err := cf.resolve(); err != nil {
 		return fail(e, "%v", err)
 	}
@@ -261,4 +271,15 @@ func (b *bench) stream(ctx context.Context, c producerdpb.IngressClient, m *prod
 		cancel()
 		<-recvDone
 	}
+}
+
+// benchCount is the message budget of a bench run: -n, except that -d given without -n
+// runs for -d (the default -n would otherwise end a fast run early).
+func benchCount(fs *flag.FlagSet, n int) int {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["d"] && !set["n"] {
+		return math.MaxInt64 / 2
+	}
+	return n
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"google.golang.org/grpc"
@@ -18,10 +19,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/producerd/producerd/api/producerdpb"
+	"github.com/producerd/producerd/internal/apijson"
 	"github.com/producerd/producerd/internal/config"
 )
 
@@ -160,9 +161,19 @@ func (c *connFlags) adminClient() (producerdpb.AdminClient, func(), error) {
 	return producerdpb.NewAdminClient(cc), func() { _ = cc.Close() }, nil
 }
 
+// printProto prints m in producerd's JSON dialect (internal/apijson), the one the HTTP
+// APIs answer in.
 func printProto(w io.Writer, m proto.Message) {
-	b, _ := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(m)
-	fmt.Fprintln(w, string(b))
+	if !m.ProtoReflect().IsValid() {
+		fmt.Fprintln(w, "null") // a oneway send has no result
+		return
+	}
+	b, err := apijson.Marshal(m)
+	if err != nil {
+		fmt.Fprintf(w, "{\"error\": %q}\n", err.Error())
+		return
+	}
+	_, _ = w.Write(b)
 }
 
 // rpcError renders a gRPC error with its producerd Error detail.
@@ -240,9 +251,11 @@ is BODY, the contents of -file, or standard input when neither is given (or BODY
 	if !ok {
 		return code
 	}
-	if len(pos) < 1 || len(pos) > 2 {
-		fs.Usage()
-		return 2
+	switch {
+	case len(pos) == 0:
+		return usageError(fs, "missing TOPIC")
+	case len(pos) > 2:
+		return usageError(fs, "TOPIC [BODY] expected, got %d arguments (quote a body with spaces)", len(pos))
 	}
 	if err := cf.resolve(); err != nil {
 		return fail(e, "%v", err)
@@ -336,9 +349,9 @@ plugin processes and live fault table.`,
 	})
 }
 
+// printStatus prints the status as aligned tables: the daemon, then per client its
+// brokers, connections and routes, then per group its strategy, plugins and fault table.
 func printStatus(w io.Writer, st *producerdpb.StatusResponse) {
-	fmt.Fprintf(w, "producerd %s  pid %d  up %s  config %s (generation %d)\n", st.GetVersion(), st.GetPid(),
-		time.Since(time.UnixMilli(st.GetStartedUnixMs())).Round(time.Second), st.GetConfigFile(), st.GetConfigGeneration())
 	in := st.GetInflight()
 	state := "serving"
 	switch {
@@ -347,44 +360,112 @@ func printStatus(w io.Writer, st *producerdpb.StatusResponse) {
 	case !st.GetReady():
 		state = "NOT READY (" + st.GetNotReadyReason() + ")"
 	}
-	fmt.Fprintf(w, "%s  in flight: %d/%d messages, %d/%d bytes\n", state, in.GetMessages(), in.GetMaxMessages(), in.GetBytes(), in.GetMaxBytes())
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "version\t%s\n", st.GetVersion())
+	fmt.Fprintf(tw, "pid\t%d\n", st.GetPid())
+	fmt.Fprintf(tw, "up\t%s\n", time.Since(time.UnixMilli(st.GetStartedUnixMs())).Round(time.Second))
+	fmt.Fprintf(tw, "config\t%s (generation %d)\n", st.GetConfigFile(), st.GetConfigGeneration())
+	fmt.Fprintf(tw, "state\t%s\n", state)
+	fmt.Fprintf(tw, "in flight\t%d of %d messages, %s of %s\n", in.GetMessages(), in.GetMaxMessages(), bytesText(in.GetBytes()), bytesText(in.GetMaxBytes()))
+	_ = tw.Flush()
 	for _, c := range st.GetClients() {
-		fmt.Fprintf(w, "\nclient %s  groups %v\n", c.GetClientId(), c.GetGroups())
+		fmt.Fprintf(w, "\nCLIENT %s (groups %s)\n", c.GetClientId(), strings.Join(c.GetGroups(), ", "))
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "BROKER\tADDRESS")
 		for _, b := range c.GetBrokers() {
-			fmt.Fprintf(w, "  broker %-12s %s\n", b.GetName(), b.GetAddr())
+			fmt.Fprintf(tw, "%s\t%s\n", b.GetName(), b.GetAddr())
 		}
-		for _, cn := range c.GetConnections() {
-			fmt.Fprintf(w, "  conn   %-21s pending %d  in %d B  out %d B  tls %v\n", cn.GetAddr(), cn.GetPending(), cn.GetBytesIn(), cn.GetBytesOut(), cn.GetTls())
-		}
-		for _, r := range c.GetRoutes() {
-			per := map[string]int{}
-			for _, q := range r.GetQueues() {
-				per[q.GetBroker()]++
-			}
-			fmt.Fprintf(w, "  route  %-20s version %d  queues %v", r.GetTopic(), r.GetVersion(), per)
-			if r.GetFromDefault() {
-				fmt.Fprint(w, "  (from TBW102)")
-			}
+		_ = tw.Flush()
+		if len(c.GetConnections()) > 0 {
 			fmt.Fprintln(w)
+			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CONNECTION\tPENDING\tIN\tOUT\tTLS")
+			for _, cn := range c.GetConnections() {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%v\n", cn.GetAddr(), cn.GetPending(), bytesText(cn.GetBytesIn()), bytesText(cn.GetBytesOut()), cn.GetTls())
+			}
+			_ = tw.Flush()
+		}
+		if len(c.GetRoutes()) > 0 {
+			fmt.Fprintln(w)
+			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ROUTE\tVERSION\tQUEUES")
+			for _, r := range c.GetRoutes() {
+				per := map[string]int{}
+				for _, q := range r.GetQueues() {
+					per[q.GetBroker()]++
+				}
+				names := make([]string, 0, len(per))
+				for b := range per {
+					names = append(names, b)
+				}
+				sort.Strings(names)
+				qs := make([]string, len(names))
+				for i, b := range names {
+					qs[i] = fmt.Sprintf("%s:%d", b, per[b])
+				}
+				queues := strings.Join(qs, " ")
+				if r.GetFromDefault() {
+					queues += " (from TBW102)"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", r.GetTopic(), r.GetVersion(), queues)
+			}
+			_ = tw.Flush()
 		}
 	}
+	if len(st.GetGroups()) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tSTRATEGY\tPLUGIN\tGENERATION\tSTATE")
 	for _, g := range st.GetGroups() {
 		s := g.GetStrategy()
-		fmt.Fprintf(w, "\ngroup %s  strategy %s (%s)  generation %d  state %s\n", g.GetGroup(), s.GetName(), s.GetPlugin(), s.GetGeneration(), s.GetState())
-		for _, p := range s.GetPlugins() {
-			fmt.Fprintf(w, "  plugin %s pid %d restarts %d %s\n", p.GetName(), p.GetPid(), p.GetRestarts(), p.GetState())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", g.GetGroup(), s.GetName(), s.GetPlugin(), s.GetGeneration(), s.GetState())
+	}
+	_ = tw.Flush()
+	for _, g := range st.GetGroups() {
+		s := g.GetStrategy()
+		if len(s.GetPlugins()) == 0 && len(s.GetFaultTable()) == 0 && s.GetLastError() == "" {
+			continue
 		}
-		if s.GetLastError() != "" {
-			fmt.Fprintf(w, "  last error: %s\n", s.GetLastError())
-		}
-		for _, h := range s.GetFaultTable() {
-			avail := "available"
-			if !h.GetAvailable() {
-				avail = "ISOLATED until " + time.UnixMilli(h.GetUntilUnixMs()).Format(time.TimeOnly)
+		fmt.Fprintf(w, "\nGROUP %s\n", g.GetGroup())
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		if len(s.GetPlugins()) > 0 {
+			fmt.Fprintln(tw, "PLUGIN\tPID\tRESTARTS\tSTATE")
+			for _, p := range s.GetPlugins() {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", p.GetName(), p.GetPid(), p.GetRestarts(), p.GetState())
 			}
-			fmt.Fprintf(w, "  health %-12s %s  last latency %s\n", h.GetBroker(), avail, (time.Duration(h.GetLatencyUs()) * time.Microsecond).String())
+			_ = tw.Flush()
+		}
+		if len(s.GetFaultTable()) > 0 {
+			fmt.Fprintln(tw, "BROKER\tHEALTH\tLAST LATENCY")
+			for _, h := range s.GetFaultTable() {
+				avail := "available"
+				if !h.GetAvailable() {
+					avail = "ISOLATED until " + time.UnixMilli(h.GetUntilUnixMs()).Format(time.TimeOnly)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", h.GetBroker(), avail, (time.Duration(h.GetLatencyUs()) * time.Microsecond).String())
+			}
+		}
+		_ = tw.Flush()
+		if s.GetLastError() != "" {
+			fmt.Fprintf(w, "last error: %s\n", s.GetLastError())
 		}
 	}
+}
+
+// bytesText writes n bytes with a binary unit: 512 B, 1.5 KiB, 64.0 MiB.
+func bytesText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func cmdStrategy(e *env, args []string) int {
@@ -403,9 +484,15 @@ builds and health-checks the new strategy first; on failure the old one stays.`,
 	if !ok {
 		return code
 	}
-	if len(pos) == 0 || (pos[0] == "swap" && len(pos) != 2) || (pos[0] == "list" && len(pos) != 1) || (pos[0] != "list" && pos[0] != "swap") {
-		fs.Usage()
-		return 2
+	switch {
+	case len(pos) == 0:
+		return usageError(fs, "missing list or swap")
+	case pos[0] != "list" && pos[0] != "swap":
+		return usageError(fs, "unknown subcommand %q: want list or swap", pos[0])
+	case pos[0] == "swap" && len(pos) != 2:
+		return usageError(fs, "swap takes one strategy NAME")
+	case pos[0] == "list" && len(pos) != 1:
+		return usageError(fs, "list takes no argument")
 	}
 	return cf.withAdmin(e, func(ctx context.Context, ac producerdpb.AdminClient) int {
 		if pos[0] == "list" {

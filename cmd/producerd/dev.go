@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -67,9 +69,23 @@ free port (the ports chosen are printed).`,
 	brokers := fs.Int("brokers", 2, "number of dev brokers")
 	topics := fs.String("topics", "TopicTest,orders,payments", "comma-separated `topics` to create (4 queues per broker)")
 	level := fs.String("log-level", "info", "daemon log `level`")
+	format := fs.String("log-format", "text", "log `format`: text or json")
+	freePorts := fs.Bool("free-ports", false, "listen on free ports (127.0.0.1:0) for every address not given, and print them")
 	brokerOnly := fs.Bool("broker-only", false, "start only the dev broker (then run the daemon with: producerd run -c producer.toml)")
 	if _, code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *format != "text" && *format != "json" {
+		return usageError(fs, "-log-format %q: want text or json", *format)
+	}
+	if *freePorts {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, addr := range map[string]*string{"grpc": grpcAddr, "http": httpAddr, "admin": adminAddr, "namesrv": nsAddr} {
+			if !set[name] {
+				*addr = "127.0.0.1:0"
+			}
+		}
 	}
 	if *brokers < 1 || *brokers > 26 {
 		return fail(e, "dev: -brokers must be in 1..26")
@@ -79,7 +95,7 @@ free port (the ports chosen are printed).`,
 	if !found || err != nil {
 		return fail(e, "dev: -namesrv %q: want IP:port", *nsAddr)
 	}
-	log := daemon.NewLogger(*level, "text", e.stderr)
+	log := daemon.NewLogger(*level, *format, e.stderr)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -94,7 +110,7 @@ free port (the ports chosen are printed).`,
 	}
 	cluster, err := devbroker.Start(ctx, bcfg)
 	if err != nil {
-		return fail(e, "dev: start the dev broker: %v", err)
+		return fail(e, "dev: start the dev broker: %v%s", err, portHint(err, "-namesrv"))
 	}
 	defer cluster.Close()
 
@@ -115,7 +131,7 @@ free port (the ports chosen are printed).`,
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	if err := d.Start(ctx); err != nil {
-		return fail(e, "dev: start the daemon: %v", err)
+		return fail(e, "dev: start the daemon: %v%s", err, portHint(err, "-grpc, -http or -admin"))
 	}
 	g, h, a := d.Addrs()
 	var names []string
@@ -171,4 +187,14 @@ Stop with Ctrl-C.
 	sig := <-sigs
 	log.Info("signal received: stopping the dev broker", "signal", sig.String())
 	return 0
+}
+
+// portHint explains an "address already in use" start failure of dev: which flag moves
+// the listener, and -free-ports.
+func portHint(err error, flags string) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	return "\n  the port is taken (another producerd dev, NameServer or daemon?): choose another with " + flags +
+		" ADDR, or run 'producerd dev -free-ports' to take free ports (they are printed)"
 }

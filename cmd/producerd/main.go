@@ -26,7 +26,14 @@ func versionString() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
-	return "dev"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "(devel " + s.Value[:12] + ")"
+			}
+		}
+	}
+	return "(devel)"
 }
 
 // env is what a command may touch: its standard streams.
@@ -56,6 +63,7 @@ func commands() []command {
 		{name: "dev", summary: "start a dev broker (NameServer + 2 brokers) and the daemon in one process", run: cmdDev},
 		{name: "simulate", summary: "replay a fault scenario against strategies and compare them", run: cmdSimulate},
 		{name: "version", summary: "print the version", run: cmdVersion},
+		{name: "completion", summary: "print a bash or zsh completion script (completion bash|zsh)", run: cmdCompletion},
 		{name: "plugin", summary: "serve a built-in strategy as a plugin (started by the daemon)", run: cmdPlugin, hidden: true},
 	}
 }
@@ -73,6 +81,15 @@ Quick start:
   producerd status
 
 Run 'producerd COMMAND -h' for a command's flags and examples.
+
+Exit codes:
+  0  success (and -h)
+  1  the command failed (daemon unreachable, send refused, bad config, ...)
+  2  usage error (unknown command or flag, missing or extra argument)
+
+Environment:
+  PRODUCERD_<SECTION>_<KEY> overrides a config key (see 'producerd validate -print');
+  PRODUCERD_ADDR, PRODUCERD_ADMIN, PRODUCERD_ADMIN_TOKEN(_FILE) are the CLI's defaults.
 `
 
 func usage(w io.Writer) {
@@ -109,16 +126,21 @@ func run(e *env, args []string) int {
 			return c.run(e, args[1:])
 		}
 	}
-	fmt.Fprintf(e.stderr, "producerd: unknown command %q\n\n", args[0])
-	usage(e.stderr)
+	fmt.Fprintf(e.stderr, "producerd: unknown command %q (run 'producerd -h' for the commands)\n", args[0])
 	return 2
 }
 
+// cliOut is the output of a command's flag set: parse writes -h to stdout and errors
+// to stderr.
+type cliOut struct{ e *env }
+
+func (c *cliOut) Write(p []byte) (int, error) { return c.e.stderr.Write(p) }
+
 // newFlags returns a flag set whose -h prints the synopsis, the description, the flags
-// and the examples.
+// and the examples, on standard output.
 func newFlags(e *env, name, synopsis, description, examples string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(&cliOut{e: e})
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintf(w, "Usage:\n  producerd %s %s\n\n%s\n", name, synopsis, strings.TrimSpace(description))
@@ -139,13 +161,25 @@ func newFlags(e *env, name, synopsis, description, examples string) *flag.FlagSe
 // with "-" goes after "--"); it returns the positional arguments, or (nil, code, false)
 // when the command should exit with code (0 after -h).
 func parse(fs *flag.FlagSet, args []string) ([]string, int, bool) {
+	out, _ := fs.Output().(*cliOut)
+	if out == nil {
+		out = &cliOut{e: &env{stdout: io.Discard, stderr: io.Discard}}
+	}
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		// flag's own error text and usage dump are dropped: -h prints the usage on
+		// stdout, an error is one line on stderr.
+		fs.SetOutput(io.Discard)
+		err := fs.Parse(args)
+		fs.SetOutput(out)
+		if err != nil {
 			if err == flag.ErrHelp {
+				fs.SetOutput(out.e.stdout)
+				fs.Usage()
+				fs.SetOutput(out)
 				return nil, 0, false
 			}
-			return nil, 2, false
+			return nil, usageError(fs, "%v", err), false
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -168,6 +202,17 @@ func cmdVersion(e *env, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "producerd %s\n", versionString())
 	return 0
+}
+
+// usageError prints one line naming what is wrong with the command line and where the
+// usage is, on stderr, and returns exit code 2.
+func usageError(fs *flag.FlagSet, format string, args ...any) int {
+	w := io.Writer(os.Stderr)
+	if out, ok := fs.Output().(*cliOut); ok {
+		w = out.e.stderr
+	}
+	fmt.Fprintf(w, "producerd %s: %s (run 'producerd %s -h' for usage)\n", fs.Name(), fmt.Sprintf(format, args...), fs.Name())
+	return 2
 }
 
 func fail(e *env, format string, args ...any) int {

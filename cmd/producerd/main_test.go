@@ -4,15 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/producerd/producerd/api/producerdpb"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -29,16 +35,16 @@ func TestHelp(t *testing.T) {
 	if code, _, _ := runCLI(); code != 2 {
 		t.Errorf("no command: %d", code)
 	}
-	if code, _, errOut := runCLI("nope"); code != 2 || !strings.Contains(errOut, "unknown command") {
+	if code, _, errOut := runCLI("nope"); code != 2 || !strings.Contains(errOut, "unknown command") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("unknown command: %d %s", code, errOut)
 	}
 	for _, c := range commands() {
-		code, _, errOut := runCLI(c.name, "-h")
-		if code != 0 || !strings.Contains(errOut, "Usage:\n  producerd "+c.name) {
-			t.Errorf("%s -h: %d\n%s", c.name, code, errOut)
+		code, out, errOut := runCLI(c.name, "-h")
+		if code != 0 || !strings.Contains(out, "Usage:\n  producerd "+c.name) || errOut != "" {
+			t.Errorf("%s -h: %d\nstdout:\n%s\nstderr:\n%s", c.name, code, out, errOut)
 		}
-		if !c.hidden && !strings.Contains(errOut, "Examples:\n  producerd "+c.name) {
-			t.Errorf("%s -h has no examples:\n%s", c.name, errOut)
+		if !c.hidden && !strings.Contains(out, "Examples:\n  producerd "+c.name) {
+			t.Errorf("%s -h has no examples:\n%s", c.name, out)
 		}
 	}
 	if code, out, _ := runCLI("version"); code != 0 || !strings.HasPrefix(out, "producerd ") {
@@ -90,7 +96,8 @@ func TestDevAndCLI(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	bin := buildBinary(t)
-	dev := exec.Command(bin, "dev", "-grpc", "127.0.0.1:0", "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-namesrv", "127.0.0.1:0", "-log-level", "warn")
+	// -free-ports: every listener on a free port, printed (the defaults may be taken here).
+	dev := exec.Command(bin, "dev", "-free-ports", "-log-level", "warn", "-log-format", "json")
 	stdout, err := dev.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +148,11 @@ func TestDevAndCLI(t *testing.T) {
 	if grpcAddr == "" || httpAddr == "" || adminAddr == "" || ns == "" {
 		t.Fatalf("addresses: %v", addrs)
 	}
+	for _, a := range []string{grpcAddr, httpAddr, adminAddr, ns} {
+		if strings.HasSuffix(a, ":7380") || strings.HasSuffix(a, ":7381") || strings.HasSuffix(a, ":7390") || strings.HasSuffix(a, ":9876") {
+			t.Errorf("-free-ports listens on a default port: %v", addrs)
+		}
+	}
 
 	cli := func(stdin string, args ...string) string {
 		t.Helper()
@@ -172,7 +184,7 @@ func TestDevAndCLI(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"status": "SEND_OK"`) {
 		t.Fatalf("curl: %d %s", resp.StatusCode, body)
 	}
-	if out := cli("", "status", "-admin", adminAddr); !strings.Contains(out, "group producerd  strategy latency") || !strings.Contains(out, "route  TopicTest") {
+	if out := cli("", "status", "-admin", adminAddr); !regexp.MustCompile(`\nproducerd +latency +builtin:latencyfault +1 `).MatchString(out) || !regexp.MustCompile(`\nTopicTest +\d+ +broker-a:4 broker-b:4\n`).MatchString(out) {
 		t.Fatalf("status: %s", out)
 	}
 	if out := cli("", "strategy", "list", "-admin", adminAddr); !strings.Contains(out, "active in producerd") {
@@ -209,5 +221,175 @@ func TestDevAndCLI(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("dev did not exit after SIGTERM")
+	}
+}
+
+// TestUsageErrors: a wrong command line exits 2 with one line on stderr that names the
+// problem and points to -h, and nothing on stdout.
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"send"}, "missing TOPIC"},
+		{[]string{"send", "T", "a", "b"}, "TOPIC [BODY] expected"},
+		{[]string{"send", "-nope", "T"}, "flag provided but not defined: -nope"},
+		{[]string{"bench"}, "missing TOPIC"},
+		{[]string{"bench", "-mode", "x", "T"}, `-mode "x"`},
+		{[]string{"strategy"}, "missing list or swap"},
+		{[]string{"strategy", "swap"}, "swap takes one strategy NAME"},
+		{[]string{"strategy", "drop"}, `unknown subcommand "drop"`},
+		{[]string{"topic", "create"}, "missing TOPIC"},
+		{[]string{"simulate"}, "missing -scenario FILE"},
+		{[]string{"validate", "a.toml", "b.toml"}, "one config FILE expected"},
+		{[]string{"run", "-log-format", "xml"}, `-log-format "xml"`},
+		{[]string{"completion", "fish"}, `unknown shell "fish"`},
+		{[]string{"status", "-timeout", "soon"}, "invalid value"},
+	} {
+		code, out, errOut := runCLI(tc.args...)
+		name := strings.Join(tc.args, " ")
+		cmd := tc.args[0]
+		if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 ||
+			!strings.Contains(errOut, tc.want) || !strings.HasSuffix(errOut, "(run 'producerd "+cmd+" -h' for usage)\n") {
+			t.Errorf("%s: exit %d\nstdout: %q\nstderr: %q\nwant exit 2 and one line with %q", name, code, out, errOut, tc.want)
+		}
+	}
+}
+
+func TestBenchCount(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args      []string
+		limitless bool
+	}{
+		{nil, false},
+		{[]string{"-d", "10s"}, true},
+		{[]string{"-d", "10s", "-n", "5"}, false},
+		{[]string{"-n", "5"}, false},
+	} {
+		fs := newFlags(&env{stdout: io.Discard, stderr: io.Discard}, "bench", "", "", "")
+		n := fs.Int("n", 100000, "")
+		fs.Duration("d", 30*time.Second, "")
+		if _, _, ok := parse(fs, tc.args); !ok {
+			t.Fatal(tc.args)
+		}
+		if got := benchCount(fs, *n); (got > 1<<40) != tc.limitless {
+			t.Errorf("%v: budget %d, want limitless=%v", tc.args, got, tc.limitless)
+		}
+	}
+}
+
+func TestStatusTable(t *testing.T) {
+	t.Parallel()
+	st := &producerdpb.StatusResponse{Version: "v1.2.3", Pid: 42, Ready: true,
+		Inflight: &producerdpb.Inflight{Messages: 3, MaxMessages: 1000, Bytes: 2048, MaxBytes: 64 << 20},
+		Clients: []*producerdpb.ClientStatus{{ClientId: "c1", Groups: []string{"g1", "g2"},
+			Brokers: []*producerdpb.Broker{{Name: "broker-a", Addr: "127.0.0.1:10911"}},
+			Routes: []*producerdpb.Route{{Topic: "TopicTest", Version: 3, Queues: []*producerdpb.Queue{
+				{Broker: "broker-b", Id: 0}, {Broker: "broker-a", Id: 0}, {Broker: "broker-a", Id: 1}}}}}},
+		Groups: []*producerdpb.GroupStatus{{Group: "g1", Strategy: &producerdpb.StrategyStatus{Name: "rr", Plugin: "roundrobin", Generation: 2, State: "running",
+			Plugins: []*producerdpb.PluginProcess{{Name: "roundrobin", Pid: 77, Restarts: 1, State: "running"}}}}}}
+	var b strings.Builder
+	printStatus(&b, st)
+	out := b.String()
+	for _, want := range []string{"version    v1.2.3\n", "in flight  3 of 1000 messages, 2.0 KiB of 64.0 MiB",
+		"ROUTE      VERSION  QUEUES\nTopicTest  3        broker-a:2 broker-b:1",
+		"GROUP  STRATEGY  PLUGIN      GENERATION  STATE\ng1     rr        roundrobin  2           running",
+		"PLUGIN      PID  RESTARTS  STATE\nroundrobin  77   1         running"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "map[") || strings.Contains(out, "[g1") {
+		t.Errorf("Go syntax in the status:\n%s", out)
+	}
+}
+
+// TestCompletionBash: the bash script completes command names and, through the
+// binary's -h, a command's flags.
+func TestCompletionBash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bashPath, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	bin := buildBinary(t)
+	script := `source <("$BIN" completion bash)
+COMP_WORDS=("$BIN" st); COMP_CWORD=1; _producerd; echo "${COMPREPLY[*]}"
+COMP_WORDS=("$BIN" bench -d); COMP_CWORD=2; _producerd; echo "${COMPREPLY[*]}"
+COMP_WORDS=("$BIN" run -log); COMP_CWORD=2; _producerd; echo "${COMPREPLY[*]}"`
+	cmd := exec.Command(bashPath, "-c", script)
+	cmd.Env = append(os.Environ(), "BIN="+bin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got, want := string(out), "status strategy\n-d\n-log-format -log-level\n"; got != want {
+		t.Fatalf("completions:\n%q\nwant\n%q", got, want)
+	}
+	var zsh bytes.Buffer
+	if code := run(&env{stdout: &zsh, stderr: io.Discard}, []string{"completion", "zsh"}); code != 0 || !strings.Contains(zsh.String(), "compadd -- run validate send") {
+		t.Fatalf("zsh script: %d\n%s", code, zsh.String())
+	}
+}
+
+func TestPortHint(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = net.Listen("tcp", ln.Addr().String())
+	if h := portHint(fmt.Errorf("dev: %w", err), "-namesrv"); !strings.Contains(h, "-namesrv ADDR") || !strings.Contains(h, "-free-ports") {
+		t.Fatalf("hint for %v: %q", err, h)
+	}
+	if h := portHint(errors.New("other"), "-namesrv"); h != "" {
+		t.Fatalf("hint for another error: %q", h)
+	}
+}
+
+// TestValidatePrint: validate -print shows each key with its value and source,
+// environment overrides included.
+func TestValidatePrint(t *testing.T) {
+	t.Setenv("PRODUCERD_CLIENT_NAME_SERVERS", "10.0.0.1:9876,10.0.0.2:9876")
+	code, out, errOut := runCLI("validate", "-print", "-c", "../../producer.toml")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errOut)
+	}
+	for _, re := range []string{
+		`(?m)^client\.name_servers = \["10\.0\.0\.1:9876", "10\.0\.0\.2:9876"\] +# env PRODUCERD_CLIENT_NAME_SERVERS$`,
+		`(?m)^daemon\.log_format = "text" +# \.\./\.\./producer\.toml:\d+$`,
+		`(?m)^limits\.read_timeout = "1m0s" +# default$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("validate -print lacks %s:\n%s", re, out)
+		}
+	}
+}
+
+// TestPrintProtoDialect: -json output is the HTTP APIs' dialect: numbers for int64,
+// short enum names, zero values present; a oneway send prints null.
+func TestPrintProtoDialect(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	printProto(&b, &producerdpb.StatusResponse{Pid: 14454})
+	for _, want := range []string{`"pid": 14454`, `"draining": false`, `"clients": []`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status -json lacks %s:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	printProto(&b, &producerdpb.SendResult{})
+	if !strings.Contains(b.String(), `"status": "SEND_OK"`) {
+		t.Errorf("send -json: %s", b.String())
+	}
+	b.Reset()
+	printProto(&b, (*producerdpb.SendResult)(nil))
+	if b.String() != "null\n" {
+		t.Errorf("oneway: %q", b.String())
 	}
 }

@@ -80,7 +80,7 @@ strategy = "lf"
 			t.Logf("producerd run stderr:\n%s", stderr.String())
 		}
 	})
-	pidRE := regexp.MustCompile(`plugin lf pid (\d+)`)
+	pidRE := regexp.MustCompile(`(?m)^lf +(\d+) +\d+ `) // a row of the PLUGIN table
 	var pid int
 	for deadline := time.Now().Add(60 * time.Second); pid == 0; {
 		st := exec.Command(bin, "status", "-admin", adminAddr)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -28,8 +29,12 @@ Signals:
   producerd run -c /etc/producerd/producer.toml -log-level debug`)
 	file := fs.String("c", "producer.toml", "config `file`")
 	level := fs.String("log-level", "", "override daemon.log_level (trace, debug, info, warn, error)")
+	format := fs.String("log-format", "", "override daemon.log_format (text, json)")
 	if _, code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *format != "" && *format != "text" && *format != "json" {
+		return usageError(fs, "-log-format %q: want text or json", *format)
 	}
 	cfg, err := config.Load(*file)
 	if err != nil {
@@ -38,6 +43,9 @@ Signals:
 	}
 	if *level != "" {
 		cfg.Daemon.LogLevel = *level
+	}
+	if *format != "" {
+		cfg.Daemon.LogFormat = *format
 	}
 	log := daemon.NewLogger(cfg.Daemon.LogLevel, cfg.Daemon.LogFormat, e.stderr)
 	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: versionString()})
@@ -100,12 +108,17 @@ valid, 1 otherwise.`,
 		`  producerd validate -c producer.toml
   producerd validate -c producer.toml && systemctl reload producerd`)
 	file := fs.String("c", "producer.toml", "config `file`")
+	printKeys := fs.Bool("print", false, "print every key's effective value and where it came from (file:line, env VAR or default)")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
 	}
-	if len(pos) == 1 {
+	switch len(pos) {
+	case 0:
+	case 1:
 		*file = pos[0]
+	default:
+		return usageError(fs, "one config FILE expected, got %q", pos)
 	}
 	cfg, err := config.Load(*file)
 	if err != nil {
@@ -125,6 +138,13 @@ valid, 1 otherwise.`,
 			strategies = append(strategies, n)
 		}
 	}
+	if *printKeys {
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 1, ' ', 0)
+		for _, src := range cfg.Sources {
+			fmt.Fprintf(tw, "%s = %s\t# %s\n", src.Key, src.Value, src.From)
+		}
+		_ = tw.Flush()
+	}
 	fmt.Fprintf(e.stdout, "%s: ok (%d producer group(s), strategies %v)\n", *file, len(cfg.Producers), strategies)
 	return 0
 }
@@ -138,7 +158,7 @@ starts this itself; it is not meant to be run by hand.`, "")
 		return code
 	}
 	if len(pos) != 1 {
-		return fail(e, "plugin: want exactly one built-in name")
+		return usageError(fs, "want exactly one built-in NAME")
 	}
 	if err := builtin.Serve(pos[0]); err != nil {
 		return fail(e, "plugin %s: %v", pos[0], err)

@@ -82,7 +82,7 @@ strategy = "rr"
 			t.Logf("producerd run stderr:\n%s", stderr.String())
 		}
 	})
-	pidRE := regexp.MustCompile(`plugin rr pid (\d+)`)
+	pidRE := regexp.MustCompile(`(?m)^rr +(\d+) +\d+ `) // a row of the PLUGIN table
 	pluginPID := func(not int, marker string) int {
 		t.Helper()
 		for deadline := time.Now().Add(60 * time.Second); ; {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -128,7 +129,9 @@ strategy = %q
 			t.Fatalf("send: %v\n%s", err, out)
 		}
 	}
-	waitFor("the daemon", func() bool { return strings.Contains(status(), "strategy rr") })
+	// The GROUP table row of the group: name, strategy, plugin, generation, state.
+	strategyRow := regexp.MustCompile(`(?m)^sighup +rr +`)
+	waitFor("the daemon", func() bool { return strategyRow.MatchString(status()) })
 	send()
 
 	write(config("rr", "bogus_key = 1"))
@@ -137,7 +140,7 @@ strategy = %q
 	}
 	waitFor("the refused reload in the log", func() bool { return strings.Contains(stderr.String(), "bogus_key") })
 	send()
-	if st := status(); !strings.Contains(st, "strategy rr") {
+	if st := status(); !strategyRow.MatchString(st) {
 		t.Fatalf("a broken config changed the running daemon:\n%s", st)
 	}
 
@@ -145,7 +148,7 @@ strategy = %q
 	if err := syscall.Kill(run.Process.Pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the swap to latency", func() bool { return strings.Contains(status(), "strategy latency") })
+	waitFor("the swap to latency", func() bool { return regexp.MustCompile(`(?m)^sighup +latency +`).MatchString(status()) })
 	send()
 
 	if err := syscall.Kill(run.Process.Pid, syscall.SIGTERM); err != nil {

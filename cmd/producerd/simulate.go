@@ -44,9 +44,13 @@ examples/scenarios. Only loopback addresses are used.`,
 	if *file == "" && len(pos) == 1 {
 		*file, pos = pos[0], nil
 	}
-	if *file == "" || len(pos) > 0 || *dur < 0 {
-		fs.Usage()
-		return 2
+	switch {
+	case *file == "":
+		return usageError(fs, "missing -scenario FILE")
+	case len(pos) > 0:
+		return usageError(fs, "unexpected arguments %q", pos)
+	case *dur < 0:
+		return usageError(fs, "negative duration")
 	}
 	sc, err := simulate.ParseFile(*file)
 	if err != nil {

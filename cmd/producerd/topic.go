@@ -28,9 +28,13 @@ with -namesrv directly against a NameServer and its brokers (no daemon needed). 
 	if !ok {
 		return code
 	}
-	if len(pos) != 2 || pos[0] != "create" {
-		fs.Usage()
-		return 2
+	switch {
+	case len(pos) == 0 || pos[0] != "create":
+		return usageError(fs, "missing create")
+	case len(pos) == 1:
+		return usageError(fs, "missing TOPIC")
+	case len(pos) > 2:
+		return usageError(fs, "one TOPIC expected, got %q", pos[1:])
 	}
 	topic := pos[1]
 	var done []string

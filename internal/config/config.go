@@ -52,12 +52,17 @@ const (
 // Config is a decoded, validated producer.toml.
 type Config struct {
 	// File is the path the config was read from.
-	File      string
+	File string
+	// Sources lists every key read with its effective value and where it came from
+	// (the file's line, an environment variable or the default), in decoding order;
+	// secrets are hidden. producerd validate -print shows it.
+	Sources   []Source
 	Daemon    Daemon
 	Ingress   Ingress
 	Admin     Admin
 	Limits    Limits
 	Readiness Readiness
+	Tracing   Tracing
 	Client    Client
 	// Strategies are the configured strategies by name, plus one entry per built-in
 	// under its own name unless a [strategy.NAME] table already uses that name.
@@ -264,25 +269,61 @@ type Producer struct {
 	// Namespace is Java's ClientConfig.namespace for this group: topics ns%topic, group
 	// ns%group, property INSTANCE_ID (namespace; default none).
 	Namespace string
+	// MessageTrace writes a Java-compatible trace record of every stored message to
+	// MessageTraceTopic, batched and asynchronously, like DefaultMQProducer with
+	// enableMsgTrace (message_trace, default false; message_trace_topic, default
+	// RMQ_SYS_TRACE_TOPIC).
+	MessageTrace      bool
+	MessageTraceTopic string
 }
 
-// Load reads and parses the file at path.
+// Tracing is the [tracing] table: OpenTelemetry spans of the ingress sends and their
+// attempts, exported over OTLP/gRPC, and the W3C trace context written into each
+// message's properties (traceparent, tracestate). Off by default.
+type Tracing struct {
+	// Enabled turns tracing on (enabled, default false).
+	Enabled bool
+	// Endpoint is the OTLP/gRPC collector's host:port (endpoint; default: the
+	// OTEL_EXPORTER_OTLP_ENDPOINT variable, else localhost:4317).
+	Endpoint string
+	// Insecure sends to the collector without TLS (insecure, default false).
+	Insecure bool
+	// SampleRatio is the share of traces started here that are sampled, 0..1
+	// (sample_ratio, default 1); a caller's sampled flag is always followed.
+	SampleRatio float64
+}
+
+// Load reads and parses the file at path, with the environment's overrides
+// (PRODUCERD_SECTION_KEY, see ParseEnv).
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return Parse(path, data, filepath.Dir(path))
+	return ParseEnv(path, data, filepath.Dir(path), os.Environ())
 }
 
 // Parse decodes data, read from the file called name; relative plugin and TLS paths are
-// resolved against dir. Every problem is an *Error, joined into one error.
+// resolved against dir. Every problem is an *Error, joined into one error. The
+// environment is not read (see ParseEnv).
 func Parse(name string, data []byte, dir string) (*Config, error) {
+	return ParseEnv(name, data, dir, nil)
+}
+
+// ParseEnv is Parse with the overrides of environ ("NAME=value" entries, as
+// os.Environ returns): see EnvOverrides for the names. A problem with an overridden
+// value names the variable instead of a line of the file.
+func ParseEnv(name string, data []byte, dir string, environ []string) (*Config, error) {
 	d, root, err := tomlx.Parse(name, data)
 	if err != nil {
 		return nil, redactSecret(err, data)
 	}
+	overrides, err := applyEnv(name, root.Map(), environ)
+	if err != nil {
+		return nil, err
+	}
 	c := &Config{File: name}
+	defer func() { c.Sources = sources(d, overrides) }()
 	c.decodeDaemon(root.Sub("daemon"), d)
 	c.decodeIngress(root.Sub("ingress"), d, dir)
 	c.decodeAdmin(root.Sub("admin"), d, dir)
@@ -291,10 +332,11 @@ func Parse(name string, data []byte, dir string) (*Config, error) {
 	c.decodeProducers(root, d)
 	c.decodeLimits(root.Sub("limits"))
 	c.decodeReadiness(root.Sub("readiness"), d)
+	c.decodeTracing(root.Sub("tracing"))
 	c.checkListeners(d)
 	root.Done()
 	if err := d.Err(); err != nil {
-		return nil, redactSecretErrors(err, root.Map())
+		return nil, envErrors(redactSecretErrors(err, root.Map()), overrides)
 	}
 	return c, nil
 }
@@ -376,6 +418,7 @@ func (c *Config) decodeAdmin(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	t.Str("listen", &c.Admin.Listen)
 	checkAddr(t, "listen", c.Admin.Listen)
 	secretStr(t, "token", &c.Admin.Token)
+	t.Note("token", &c.Admin.Token)
 	var file string
 	if t.Str("token_file", &file) {
 		if c.Admin.Token != "" {
@@ -602,7 +645,7 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 			}
 		}
 		t.Duration("send_timeout", &p.SendTimeout, time.Millisecond, tomlx.NoMax)
-		if v, ok := t.Get("attempt_timeout"); ok && v == "off" {
+		if v, ok := t.Get("attempt_timeout"); ok && plain(v) == "off" {
 			p.AttemptTimeout = -1 // no per-attempt liveness check (core: negative disables)
 		} else {
 			t.Duration("attempt_timeout", &p.AttemptTimeout, time.Millisecond, tomlx.NoMax)
@@ -633,6 +676,13 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 		if t.Str("namespace", &p.Namespace) {
 			if err := core.ValidateNamespace(p.Namespace, p.Group); err != nil {
 				t.Errorf("namespace", "%s", problem(err))
+			}
+		}
+		t.Bool("message_trace", &p.MessageTrace)
+		p.MessageTraceTopic = core.DefaultTraceTopic
+		if t.Str("message_trace_topic", &p.MessageTraceTopic) {
+			if err := core.ValidateTopic(p.MessageTraceTopic); err != nil {
+				t.Errorf("message_trace_topic", "%s", problem(err))
 			}
 		}
 		t.Done()
@@ -821,5 +871,18 @@ func (c *Config) decodeReadiness(t *tomlx.Table, d *tomlx.Decoder) {
 			d.Errorf(fmt.Sprintf("%s[%d]", t.Key("topics"), i), "%s", problem(err))
 		}
 	}
+	t.Done()
+}
+
+func (c *Config) decodeTracing(t *tomlx.Table) {
+	c.Tracing = Tracing{SampleRatio: 1}
+	if t == nil {
+		return
+	}
+	t.Bool("enabled", &c.Tracing.Enabled)
+	t.Str("endpoint", &c.Tracing.Endpoint)
+	checkAddr(t, "endpoint", c.Tracing.Endpoint)
+	t.Bool("insecure", &c.Tracing.Insecure)
+	t.Fraction("sample_ratio", &c.Tracing.SampleRatio)
 	t.Done()
 }

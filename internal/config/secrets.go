@@ -29,6 +29,7 @@ func secretStr(t *tomlx.Table, k string, dst *string) bool {
 	if !ok {
 		return false
 	}
+	v = plain(v) // a value from the environment
 	s, ok := v.(string)
 	switch {
 	case !ok:

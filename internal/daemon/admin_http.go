@@ -5,13 +5,16 @@ import (
 	"context"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
+	"unicode"
 
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/producerd/producerd/api/producerdpb"
+	"github.com/producerd/producerd/internal/apijson"
 )
 
 // adminMux serves the admin API over HTTP/JSON (bodies and answers in the proto's JSON
@@ -31,19 +34,19 @@ func (d *Daemon) adminMux() http.Handler {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			if !d.tokenOK(r.Header.Get("Authorization")) {
 				d.authFailed("http", r.RemoteAddr, r.URL.Path)
-				writeJSON(w, http.StatusUnauthorized, HTTPResponse{Error: &HTTPError{Reason: "UNAUTHENTICATED", Message: ErrUnauthenticated.Error()}})
+				writeErrorCode(w, http.StatusUnauthorized, "UNAUTHENTICATED", ErrUnauthenticated.Error())
 				return
 			}
 			req := newReq()
 			if r.Method == http.MethodPost && r.ContentLength != 0 {
 				var buf bytes.Buffer
 				if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, 1<<20)); err != nil {
-					writeJSON(w, http.StatusBadRequest, HTTPResponse{Error: &HTTPError{Reason: "INVALID_ARGUMENT", Message: err.Error()}})
+					writeErrorCode(w, http.StatusBadRequest, "INVALID_ARGUMENT", err.Error())
 					return
 				}
 				if buf.Len() > 0 {
 					if err := protojson.Unmarshal(buf.Bytes(), req); err != nil {
-						writeJSON(w, http.StatusBadRequest, HTTPResponse{Error: &HTTPError{Reason: "INVALID_ARGUMENT", Message: err.Error()}})
+						writeErrorCode(w, http.StatusBadRequest, "INVALID_ARGUMENT", err.Error())
 						return
 					}
 				}
@@ -53,16 +56,16 @@ func (d *Daemon) adminMux() http.Handler {
 			resp, err := call(ctx, req)
 			if err != nil {
 				st := status.Convert(err)
-				writeJSON(w, httpStatus(st.Code()), HTTPResponse{Error: &HTTPError{Reason: st.Code().String(), Message: st.Message()}})
+				writeErrorCode(w, httpStatus(st.Code()), grpcCodeName(st), st.Message())
 				return
 			}
-			b, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true, EmitUnpopulated: true}.Marshal(resp)
+			b, err := apijson.Marshal(resp)
 			if err != nil {
-				writeJSON(w, http.StatusInternalServerError, HTTPResponse{Error: &HTTPError{Reason: "INTERNAL", Message: err.Error()}})
+				writeErrorCode(w, http.StatusInternalServerError, "INTERNAL", err.Error())
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(append(b, '\n'))
+			_, _ = w.Write(b)
 		})
 	}
 	route("GET /v1/admin/status", func() proto.Message { return &producerdpb.StatusRequest{} },
@@ -93,5 +96,24 @@ func (d *Daemon) adminMux() http.Handler {
 		func(ctx context.Context, m proto.Message) (proto.Message, error) {
 			return a.CreateTopic(ctx, m.(*producerdpb.CreateTopicRequest))
 		})
-	return mux
+	mux.HandleFunc("GET /openapi.json", d.serveOpenAPI)
+	return jsonNotFound(mux)
+}
+
+// grpcCodeName is the stable code of an admin error: the reason of its producerd Error
+// detail, else the gRPC code in UPPER_SNAKE ("INVALID_ARGUMENT").
+func grpcCodeName(st *status.Status) string {
+	for _, d := range st.Details() {
+		if pe, ok := d.(*producerdpb.Error); ok && pe.GetReason() != "" {
+			return pe.GetReason()
+		}
+	}
+	var b strings.Builder
+	for i, r := range st.Code().String() {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
 }

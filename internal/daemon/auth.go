@@ -91,7 +91,7 @@ func (d *Daemon) requireToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !d.tokenOK(r.Header.Get("Authorization")) {
 			d.authFailed("http", r.RemoteAddr, r.URL.Path)
-			writeJSON(w, http.StatusUnauthorized, HTTPResponse{Error: &HTTPError{Reason: "UNAUTHENTICATED", Message: ErrUnauthenticated.Error()}})
+			writeErrorCode(w, http.StatusUnauthorized, "UNAUTHENTICATED", ErrUnauthenticated.Error())
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -126,7 +126,7 @@ func (d *Daemon) adminAuth(ctx context.Context, req any, info *grpc.UnaryServerI
 func (d *Daemon) browserGuard(loopback bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := checkBrowser(r, loopback); err != nil {
-			writeJSON(w, http.StatusForbidden, HTTPResponse{Error: &HTTPError{Reason: "PERMISSION_DENIED", Message: err.Error()}})
+			writeErrorCode(w, http.StatusForbidden, "PERMISSION_DENIED", err.Error())
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -42,7 +43,7 @@ type Options struct {
 	// Logger receives the daemon's logs. Default: a new hclog logger on stderr with the
 	// config's level and format.
 	Logger hclog.Logger
-	// Version is reported by Status. Default "dev".
+	// Version is reported by Status. Default "(devel)".
 	Version string
 	// PluginCommand starts a built-in strategy out of process; the name of the
 	// built-in is appended. Default [host.SelfExecutable(), "plugin"].
@@ -50,6 +51,9 @@ type Options struct {
 	// ReloadConfig reads the config again for Reload (SIGHUP and the admin call).
 	// Default config.Load(Config.File).
 	ReloadConfig func() (*config.Config, error)
+	// TracerProvider, when set, receives the spans whatever [tracing] says (tests use
+	// the SDK's in-memory exporter). Default: per [tracing], OTLP/gRPC or none.
+	TracerProvider trace.TracerProvider
 }
 
 // Daemon is a running producerd. Create it with New, then Start; Shutdown stops it.
@@ -62,6 +66,8 @@ type Daemon struct {
 	limit   *limiter
 	tx      *txRouter // transactions.go
 	started time.Time
+	failLog failLogLimiter // failed-send log lines (faillog.go)
+	trace   *tracing       // OpenTelemetry spans (tracing.go)
 
 	cfg    atomic.Pointer[config.Config]
 	cfgGen atomic.Int64
@@ -102,6 +108,8 @@ type group struct {
 	cfg  config.Producer
 	prod *core.Producer
 	host strategyHost
+	// tracer writes the message trace (message_trace); nil when off.
+	tracer *core.MsgTracer
 	// topics bounds the topics the group sends to (limits.max_topics).
 	topics *topicTracker
 
@@ -128,7 +136,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, errors.New("daemon: Options.Config is required")
 	}
 	if opts.Version == "" {
-		opts.Version = "dev"
+		opts.Version = "(devel)"
 	}
 	if opts.Logger == nil {
 		opts.Logger = NewLogger(opts.Config.Daemon.LogLevel, opts.Config.Daemon.LogFormat, os.Stderr)
@@ -148,6 +156,12 @@ func New(opts Options) (*Daemon, error) {
 	d.limit = newLimiter(opts.Config.Daemon.MaxInflightMessages, opts.Config.Daemon.MaxInflightBytes)
 	d.met = newMetrics(d)
 	d.tx = newTxRouter(d)
+	d.met.reg.MustRegister(&msgTraceCollector{d: d})
+	tr, err := newTracing(opts.Config.Tracing, opts.TracerProvider, opts.Version)
+	if err != nil {
+		return nil, err
+	}
+	d.trace = tr
 	d.cfg.Store(opts.Config)
 	empty := map[string]*group{}
 	d.groups.Store(&empty)
@@ -266,15 +280,26 @@ func (d *Daemon) startGroup(ctx context.Context, cfg *config.Config, p config.Pr
 		return nil, err
 	}
 	pc.Strategy = h.Selector()
+	tracer, err := d.newMsgTracer(pc, p)
+	if err != nil {
+		_ = h.Close()
+		return nil, fmt.Errorf("daemon: group %s: message trace: %w", p.Group, err)
+	}
+	if tracer != nil {
+		pc.Hooks.OnStored = tracer.Record
+	}
 	prod, err := core.NewProducer(pc)
 	if err != nil {
 		_ = h.Close()
+		if tracer != nil {
+			_ = tracer.Close(context.Background())
+		}
 		return nil, fmt.Errorf("daemon: group %s: %w", p.Group, err)
 	}
 	prod.SetTransactionChecker(d.tx.checker(p.Group))
 	d.log.Info("producer group started", "group", p.Group, "client", prod.Client().ID(), "strategy", p.Strategy)
 	topics := newTopicTracker(cfg.Limits.MaxTopics, cfg.Limits.TopicIdle, func(topic string) { d.met.forgetTopic(p.Group, topic) })
-	return &group{name: p.Group, cfg: p, prod: prod, host: h, strategy: p.Strategy, spec: spec, topics: topics}, nil
+	return &group{name: p.Group, cfg: p, prod: prod, host: h, tracer: tracer, strategy: p.Strategy, spec: spec, topics: topics}, nil
 }
 
 // producerConfig maps a [[producer]] table and the [client] table to core's config.
@@ -326,6 +351,7 @@ func (d *Daemon) producerConfig(cfg *config.Config, p config.Producer) (core.Pro
 		MaxAsyncInFlight:                 p.MaxAsyncInflight,
 		Hooks:                            d.met.producerHooks(p.Group),
 	}
+	pc.Hooks.OnAttemptContext = d.trace.attemptHook()
 	if !p.Compress {
 		pc.CompressThreshold = -1
 	}
@@ -340,6 +366,11 @@ func (d *Daemon) closeGroups(ctx context.Context, gs []*group) error {
 	for _, g := range gs {
 		if err := g.prod.Close(ctx); err != nil {
 			errs = append(errs, err)
+		}
+		if g.tracer != nil { // after the producer: its last sends are traced too
+			if err := g.tracer.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("daemon: group %s: close message trace: %w", g.name, err))
+			}
 		}
 		if err := g.host.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("daemon: group %s: close strategy: %w", g.name, err))
@@ -426,6 +457,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.removeToken()
 	if remaining > 0 {
 		d.log.Warn("shutdown deadline passed with messages in flight", "remaining", remaining)
+	}
+	if terr := d.trace.shutdown(context.Background()); terr != nil {
+		d.log.Warn("tracing: flushing the last spans failed", "error", terr)
 	}
 	d.log.Info("producerd stopped")
 	return err

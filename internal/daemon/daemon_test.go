@@ -499,7 +499,7 @@ func TestSendAPIs(t *testing.T) {
 		code, body := get("/metrics", "")
 		for _, want := range []string{"producerd_send_attempts_total{", "producerd_send_attempt_duration_seconds_bucket{broker=",
 			"producerd_strategy_decisions_total{", "producerd_strategy_swaps_total{", "producerd_connections_open",
-			"producerd_route_queries_total{", "producerd_inflight_messages", "producerd_isolated_brokers{", "producerd_plugin_restarts{"} {
+			"producerd_route_queries_total{", "producerd_inflight_messages", "producerd_isolated_brokers{", "producerd_plugin_restarts_total{"} {
 			if code != 200 || !strings.Contains(body, want) {
 				t.Errorf("/metrics lacks %s", want)
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/internal/apijson"
 )
 
 // HTTPMessage is one message of the HTTP/JSON API. Exactly one of Body (UTF-8 text)
@@ -55,13 +56,9 @@ type HTTPResult struct {
 	Attempts int32  `json:"attempts"`
 }
 
-// HTTPError is a failed send: the RocketMQ code when a broker answered, the reason and
-// the message.
-type HTTPError struct {
-	Code    int32  `json:"code"`
-	Reason  string `json:"reason"`
-	Message string `json:"message"`
-}
+// HTTPError is a failed request: a stable string code, a message for people and the
+// RocketMQ response code when a broker answered (see apijson.Error).
+type HTTPError = apijson.Error
 
 // HTTPResponse is the answer of POST /v1/messages: Result for one message (absent for
 // oneway), Results for a batch, or Error.
@@ -127,7 +124,52 @@ func writeError(w http.ResponseWriter, err error) {
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, code, HTTPResponse{Error: &HTTPError{Code: pe.Code, Reason: pe.Reason, Message: pe.Message}})
+	writeJSON(w, code, HTTPResponse{Error: &HTTPError{Code: pe.Reason, Message: apijson.CleanMessage(pe.Message), BrokerCode: pe.Code}})
+}
+
+// writeErrorCode answers an error that is not a send error.
+func writeErrorCode(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, apijson.ErrorBody{Error: apijson.Error{Code: code, Message: apijson.CleanMessage(msg)}})
+}
+
+// jsonNotFound answers unknown paths (404 NOT_FOUND) and unknown methods (405
+// METHOD_NOT_ALLOWED, with Allow) of mux in JSON instead of net/http's plain text.
+func jsonNotFound(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusNotFound:
+			writeErrorCode(w, http.StatusNotFound, "NOT_FOUND", "no such path: "+r.URL.Path+" (GET /openapi.json lists the API)")
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			writeErrorCode(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+rec.header.Get("Allow"))
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// statusRecorder keeps the status and headers a handler writes and drops its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+}
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // ingressHTTP serves POST /v1/messages and GET /healthz.
@@ -137,7 +179,8 @@ func (d *Daemon) ingressHTTP() http.Handler {
 	mux.HandleFunc("GET /healthz", d.healthz)
 	mux.HandleFunc("GET /readyz", d.readyz)
 	d.txHTTPRoutes(mux)
-	return mux
+	mux.HandleFunc("GET /openapi.json", d.serveOpenAPI)
+	return jsonNotFound(mux)
 }
 
 func (d *Daemon) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -155,7 +198,7 @@ func (d *Daemon) postMessages(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			d.reject(apiHTTP, err)
-			writeJSON(w, http.StatusRequestEntityTooLarge, HTTPResponse{Error: &HTTPError{Reason: "INVALID_MESSAGE", Message: err.Error()}})
+			writeErrorCode(w, http.StatusRequestEntityTooLarge, "INVALID_MESSAGE", err.Error())
 			return
 		}
 		writeError(w, d.reject(apiHTTP, err))
@@ -180,7 +223,7 @@ func (d *Daemon) postMessages(w http.ResponseWriter, r *http.Request) {
 			}
 			msgs[i] = pm
 		}
-		res, err := d.sendBatch(r.Context(), apiHTTP, req.ProducerGroup, req.Topic, msgs, prepaid)
+		res, err := d.sendBatch(withHTTPTraceparent(r), apiHTTP, req.ProducerGroup, req.Topic, msgs, prepaid)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -197,7 +240,7 @@ func (d *Daemon) postMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, d.reject(apiHTTP, err))
 		return
 	}
-	res, err := d.send(r.Context(), apiHTTP, pm, prepaid)
+	res, err := d.send(withHTTPTraceparent(r), apiHTTP, pm, prepaid)
 	switch {
 	case err != nil:
 		writeError(w, err)

@@ -69,10 +69,10 @@ func (d *Daemon) endTransactionHTTP(w http.ResponseWriter, r *http.Request, res 
 func writeTxError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrUnknownTransaction):
-		writeJSON(w, http.StatusNotFound, HTTPResponse{Error: &HTTPError{Reason: "UNKNOWN_TRANSACTION", Message: err.Error()}})
+		writeErrorCode(w, http.StatusNotFound, "UNKNOWN_TRANSACTION", err.Error())
 	case errors.Is(err, errTooManyTx):
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusTooManyRequests, HTTPResponse{Error: &HTTPError{Reason: "RESOURCE_EXHAUSTED", Message: err.Error()}})
+		writeErrorCode(w, http.StatusTooManyRequests, "RESOURCE_EXHAUSTED", err.Error())
 	default:
 		writeError(w, err)
 	}

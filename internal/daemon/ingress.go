@@ -45,6 +45,9 @@ func (d *Daemon) finished(api string, g *group, topic string, start time.Time, a
 		if errors.As(err, &se) {
 			attempts = se.Attempts
 		}
+		if !errors.Is(err, context.Canceled) {
+			d.logFailedSend(d.log, api, g.name, topic, err)
+		}
 	}
 	d.met.requestLatency.WithLabelValues(api, outcome).Observe(time.Since(start).Seconds())
 	if attempts > 1 {
@@ -75,17 +78,23 @@ func (d *Daemon) send(ctx context.Context, api string, m *producerdpb.Message, p
 	defer d.limit.release(1, size)
 	start := time.Now()
 	cm := toCore(m)
+	ctx, span, props := d.trace.startSend(ctx, api, g.name, cm.Topic, 0)
+	if props != nil {
+		cm.Properties = withTraceProperties(m, props)
+	}
 	if m.GetMode() == producerdpb.SendMode_SEND_MODE_ONEWAY {
 		err := g.prod.SendOneway(ctx, cm)
 		d.finished(api, g, cm.Topic, start, 1, err)
+		endSend(span, "", err)
 		return nil, err
 	}
 	res, err := g.prod.Send(ctx, cm)
-	attempts := 0
+	attempts, msgID := 0, ""
 	if res != nil {
-		attempts = res.Attempts
+		attempts, msgID = res.Attempts, res.MsgID
 	}
 	d.finished(api, g, cm.Topic, start, attempts, err)
+	endSend(span, msgID, err)
 	if err != nil {
 		return nil, err
 	}
@@ -142,12 +151,19 @@ func (d *Daemon) sendBatch(ctx context.Context, api, groupName, topic string, ms
 	}
 	defer d.limit.release(len(msgs), size)
 	start := time.Now()
+	ctx, span, props := d.trace.startSend(ctx, api, g.name, topic, len(msgs))
+	if props != nil {
+		for i, cm := range cms {
+			cm.Properties = withTraceProperties(msgs[i], props)
+		}
+	}
 	res, err := g.prod.SendBatch(ctx, cms)
-	attempts := 0
+	attempts, msgID := 0, ""
 	if res != nil {
-		attempts = res.Attempts
+		attempts, msgID = res.Attempts, res.MsgID
 	}
 	d.finished(api, g, topic, start, attempts, err)
+	endSend(span, msgID, err)
 	if err != nil {
 		return nil, err
 	}

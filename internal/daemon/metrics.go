@@ -88,6 +88,7 @@ func newMetrics(d *Daemon) *metrics {
 		f(c)
 	}
 	f(m.initOrder())
+	m.zeroSeries()
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "producerd_inflight_messages", Help: "Messages accepted and not yet answered."},
 		func() float64 { n, _ := d.limit.load(); return float64(n) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "producerd_inflight_bytes", Help: "Bytes of the messages in flight, and of HTTP bodies being read."},
@@ -96,6 +97,29 @@ func newMetrics(d *Daemon) *metrics {
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// rejectReasons are the reason labels of producerd_rejected_total (Daemon.reject).
+var rejectReasons = []string{"resource_exhausted", "unavailable", "invalid", "unknown_group"}
+
+// zeroSeries creates the series of the label values known from the start at 0, so a
+// rate() or an alert on them works before their first event.
+func (m *metrics) zeroSeries() {
+	for _, api := range []string{apiGRPC, apiStream, apiBatch, apiHTTP} {
+		for _, r := range rejectReasons {
+			m.rejected.WithLabelValues(api, r)
+		}
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.reloads.WithLabelValues(r)
+	}
+	for _, api := range []string{"grpc", "http"} {
+		m.authFailures.WithLabelValues(api)
+	}
+	for _, e := range []string{"opened", "closed", "closed_error"} {
+		m.connEvents.WithLabelValues(e)
+	}
+	m.routeQueries.WithLabelValues("SUCCESS")
 }
 
 func (m *metrics) handler() http.Handler {
@@ -113,6 +137,8 @@ func (m *metrics) forgetTopic(group, topic string) {
 func (m *metrics) producerHooks(group string) core.ProducerHooks {
 	dl := m.decisionLatency.WithLabelValues(group)
 	ok, fb := m.decisions.WithLabelValues(group, "strategy"), m.decisions.WithLabelValues(group, "fallback")
+	m.swaps.WithLabelValues(group, "ok")
+	m.swaps.WithLabelValues(group, "error")
 	return core.ProducerHooks{
 		OnAttempt: func(topic string, o sdk.Outcome) {
 			m.sends.WithLabelValues(group, topic, o.Broker, outcomeResult(o)).Inc()
@@ -200,8 +226,8 @@ type strategyCollector struct{ d *Daemon }
 var (
 	isolatedDesc = prometheus.NewDesc("producerd_isolated_brokers",
 		"Brokers the group's strategy currently isolates (from its published health).", []string{"group", "strategy"}, nil)
-	restartsDesc = prometheus.NewDesc("producerd_plugin_restarts",
-		"Restarts of the plugin processes of the group's active strategy, as the host reports them.", []string{"group", "strategy"}, nil)
+	restartsDesc = prometheus.NewDesc("producerd_plugin_restarts_total",
+		"Restarts of the plugin processes of the group's active strategy, as the host reports them (a swap starts a new count).", []string{"group", "strategy"}, nil)
 	generationDesc = prometheus.NewDesc("producerd_strategy_generation",
 		"Generation of the group's active strategy (increases with every swap).", []string{"group", "strategy"}, nil)
 )
@@ -217,7 +243,7 @@ func (c *strategyCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, g := range c.d.groupList() {
 		st := g.strategyStatus()
 		ch <- prometheus.MustNewConstMetric(isolatedDesc, prometheus.GaugeValue, float64(isolated(st.Health, now)), g.name, st.Name)
-		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.GaugeValue, float64(st.Restarts), g.name, st.Name)
+		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(st.Restarts), g.name, st.Name)
 		ch <- prometheus.MustNewConstMetric(generationDesc, prometheus.GaugeValue, float64(st.Generation), g.name, st.Name)
 	}
 }

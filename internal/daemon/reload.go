@@ -70,6 +70,9 @@ func (d *Daemon) apply(ctx context.Context, next *config.Config) (changes, resta
 	if cur.Daemon.LogFormat != next.Daemon.LogFormat {
 		restartNeeded = append(restartNeeded, "daemon.log_format")
 	}
+	if cur.Tracing != next.Tracing {
+		restartNeeded = append(restartNeeded, "[tracing]")
+	}
 
 	groups := d.groupMap()
 	type swap struct {

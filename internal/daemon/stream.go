@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -353,20 +354,25 @@ func (ss *streamSession) start(req *producerdpb.StreamRequest) error {
 	}
 	start := time.Now()
 	cm := toCore(m)
+	_, span, props := d.trace.startSend(ss.ctx, apiStream, g.name, cm.Topic, 0)
+	if props != nil {
+		cm.Properties = withTraceProperties(m, props)
+	}
 	// The first attempt's queue decision runs in the caller of SendAsync (and
 	// SendOneway) and may be a plugin round trip: start each send on its own goroutine
 	// so that the stream pipelines (the limiter bounds how many there are).
 	if m.GetMode() == producerdpb.SendMode_SEND_MODE_ONEWAY {
-		go ss.oneway(g, cm, id, seq, start)
+		go ss.oneway(g, cm, id, seq, start, span)
 	} else {
-		go ss.launch(g, cm, id, seq, start)
+		go ss.launch(g, cm, id, seq, start, span)
 	}
 	return nil
 }
 
-func (ss *streamSession) oneway(g *group, cm *core.Message, id string, seq uint64, start time.Time) {
+func (ss *streamSession) oneway(g *group, cm *core.Message, id string, seq uint64, start time.Time, span trace.Span) {
 	err := g.prod.SendOneway(ss.ctx, cm)
 	ss.d.finished(apiStream, g, cm.Topic, start, 1, err)
+	endSend(span, "", err)
 	if err != nil {
 		ss.done(seq, errorAck(id, err))
 		return
@@ -374,14 +380,16 @@ func (ss *streamSession) oneway(g *group, cm *core.Message, id string, seq uint6
 	ss.done(seq, &producerdpb.StreamAck{Id: id, Outcome: &producerdpb.StreamAck_Result{Result: &producerdpb.SendResult{Topic: cm.Topic}}})
 }
 
-func (ss *streamSession) launch(g *group, cm *core.Message, id string, seq uint64, start time.Time) {
+func (ss *streamSession) launch(g *group, cm *core.Message, id string, seq uint64, start time.Time, span trace.Span) {
 	d := ss.d
-	err := g.prod.SendAsync(ss.ctx, cm, func(res *core.SendResult, err error) {
-		attempts := 0
+	// The span rides in the context so that core's attempt hook parents on it.
+	err := g.prod.SendAsync(trace.ContextWithSpan(ss.ctx, span), cm, func(res *core.SendResult, err error) {
+		attempts, msgID := 0, ""
 		if res != nil {
-			attempts = res.Attempts
+			attempts, msgID = res.Attempts, res.MsgID
 		}
 		d.finished(apiStream, g, cm.Topic, start, attempts, err)
+		endSend(span, msgID, err)
 		if err != nil {
 			ss.done(seq, errorAck(id, err))
 			return
@@ -390,6 +398,7 @@ func (ss *streamSession) launch(g *group, cm *core.Message, id string, seq uint6
 	})
 	if err != nil {
 		d.finished(apiStream, g, cm.Topic, start, 0, err)
+		endSend(span, "", err)
 		ss.done(seq, errorAck(id, err))
 	}
 }

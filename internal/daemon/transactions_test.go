@@ -131,7 +131,7 @@ func TestTransactionHandles(t *testing.T) {
 		t.Fatalf("HTTP rollback: %d %v", code, out)
 	}
 	if code, out := post("/v1/transactions/"+id+"/commit", ""); code != http.StatusNotFound ||
-		!strings.Contains(out["error"].(map[string]any)["reason"].(string), "UNKNOWN_TRANSACTION") {
+		!strings.Contains(out["error"].(map[string]any)["code"].(string), "UNKNOWN_TRANSACTION") {
 		t.Fatalf("HTTP commit after rollback: %d %v, want 404 UNKNOWN_TRANSACTION", code, out)
 	}
 	if got := counterValue(h.d, "producerd_transactions_total", map[string]string{"group": "g1", "action": "end_unknown"}); got != 3 {

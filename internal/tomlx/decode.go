@@ -63,9 +63,10 @@ type Decoder struct {
 	// SizeExample is the size shown when a size has the wrong type; default "4MiB".
 	SizeExample string
 
-	file string
-	loc  *Locator
-	errs []error
+	file   string
+	loc    *Locator
+	errs   []error
+	values []Value
 }
 
 // Parse parses data, read from the file called name, and returns a Decoder for it with

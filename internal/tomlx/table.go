@@ -100,10 +100,12 @@ func (t *Table) hint(k string) string {
 
 // Str reads a string.
 func (t *Table) Str(k string, dst *string) bool {
+	defer t.note(k, dst)
 	v, ok := t.Get(k)
 	if !ok {
 		return false
 	}
+	v = fromEnv(v, "string")
 	s, ok := v.(string)
 	if !ok {
 		t.Errorf(k, "expected a string, got %s", TypeName(v))
@@ -115,6 +117,7 @@ func (t *Table) Str(k string, dst *string) bool {
 
 // OneOf reads a string that must be one of choices.
 func (t *Table) OneOf(k string, dst *string, choices ...string) bool {
+	defer t.note(k, dst)
 	var s string
 	if !t.Str(k, &s) {
 		return false
@@ -129,10 +132,12 @@ func (t *Table) OneOf(k string, dst *string, choices ...string) bool {
 
 // Bool reads a boolean.
 func (t *Table) Bool(k string, dst *bool) bool {
+	defer t.note(k, dst)
 	v, ok := t.Get(k)
 	if !ok {
 		return false
 	}
+	v = fromEnv(v, "bool")
 	b, ok := v.(bool)
 	if !ok {
 		t.Errorf(k, "expected a boolean (true or false), got %s", TypeName(v))
@@ -144,10 +149,12 @@ func (t *Table) Bool(k string, dst *bool) bool {
 
 // Int reads an integer in lo..hi.
 func (t *Table) Int(k string, dst *int, lo, hi int) bool {
+	defer t.note(k, dst)
 	v, ok := t.Get(k)
 	if !ok {
 		return false
 	}
+	v = fromEnv(v, "int")
 	n, ok := v.(int64)
 	if !ok {
 		t.Errorf(k, "expected an integer, got %s", TypeName(v))
@@ -163,10 +170,12 @@ func (t *Table) Int(k string, dst *int, lo, hi int) bool {
 
 // Fraction reads a number in 0..1 (an integer 0 or 1 is accepted too).
 func (t *Table) Fraction(k string, dst *float64) bool {
+	defer t.note(k, dst)
 	v, ok := t.Get(k)
 	if !ok {
 		return false
 	}
+	v = fromEnv(v, "float")
 	var f float64
 	switch x := v.(type) {
 	case float64:
@@ -191,10 +200,12 @@ const NoMax time.Duration = math.MaxInt64
 // Duration reads a duration string such as "3s" or "250ms" in lo..hi; with hi NoMax,
 // lo is only a minimum.
 func (t *Table) Duration(k string, dst *time.Duration, lo, hi time.Duration) bool {
+	defer t.note(k, dst)
 	v, ok := t.Get(k)
 	if !ok {
 		return false
 	}
+	v = fromEnv(v, "string")
 	s, ok := v.(string)
 	if !ok {
 		t.Errorf(k, "expected a duration string such as \"3s\" or \"500ms\", got %s", TypeName(v))
@@ -219,10 +230,12 @@ func (t *Table) Duration(k string, dst *time.Duration, lo, hi time.Duration) boo
 
 // Size reads a byte size in lo..hi: an integer or a string with a unit (see ParseSize).
 func (t *Table) Size(k string, dst *int64, lo, hi int64) bool {
+	defer t.note(k, dst)
 	v, ok := t.Get(k)
 	if !ok {
 		return false
 	}
+	v = fromEnv(v, "size")
 	n, ok := t.d.Size(t.Key(k), v, lo, hi)
 	if ok {
 		*dst = n
@@ -288,10 +301,12 @@ func ParseSize(s string) (int64, error) {
 // Strings reads an array of strings; an element that is not a string is reported and
 // left out.
 func (t *Table) Strings(k string, dst *[]string) bool {
+	defer t.note(k, dst)
 	v, ok := t.Get(k)
 	if !ok {
 		return false
 	}
+	v = fromEnv(v, "strings")
 	arr, ok := v.([]any)
 	if !ok {
 		t.Errorf(k, "expected an array of strings, got %s", TypeName(v))
