@@ -132,9 +132,7 @@ func (a *asyncSend) try() {
 	at := &asyncAttempt{a: a, t: now}
 	at.q = a.p.selectQueue(ctx, a.sel, a.pi, a.pr, a.lastBroker, a.attempt, remaining)
 	a.brokers = append(a.brokers, at.q.Broker)
-	bctx, bcancel := context.WithDeadline(ctx, a.deadline)
-	addr, err := a.p.brokerAddr(bctx, a.pi, at.q.Broker)
-	bcancel()
+	addr, err := a.p.brokerAddr(ctx, a.pi, at.q.Broker, a.deadline)
 	if err != nil {
 		// Never on the caller's goroutine: cb must not run inside SendAsync.
 		at.settled.Store(true)
@@ -149,8 +147,10 @@ func (a *asyncSend) try() {
 	if t := a.p.cfg.AttemptTimeout; t > 0 && a.attempt < a.attempts-1 && remaining > t {
 		at.w = a.p.watch(actx, addr, at.q.Broker, now, t, at.abandon)
 	}
-	req := remoting.NewRequest(a.pr.reqCode, a.p.header(a.pr, at.q), a.pr.body)
-	if err := a.p.client.rc.InvokeAsync(actx, addr, req, at.onResponse); err != nil {
+	h := getHeader()
+	err = a.p.client.rc.InvokeAsync(actx, addr, a.p.header(h, a.pr, at.q), at.onResponse)
+	putHeader(h)
+	if err != nil {
 		at.cancel()
 		if at.settled.CompareAndSwap(false, true) {
 			o := sdk.Outcome{}

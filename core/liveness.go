@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -163,4 +164,123 @@ func (c *Client) runProbe(addr string, pc *probeCall, deadline time.Time) {
 		delete(c.probes, addr) // a failed probe proves nothing to later windows
 	}
 	c.mu.Unlock()
+}
+
+// syncWatch is the liveness check of one sync attempt. It costs no goroutine and no
+// allocation until its first check is due (most attempts are answered long before): a
+// pooled AfterFunc timer runs the check, and a verdict of death is a receive on abort,
+// which the attempt's InvokeSyncUntil selects on. The async path, whose completion runs
+// on a connection's goroutine, keeps the goroutine-per-attempt watchdog above.
+type syncWatch struct {
+	timer *time.Timer   // runs fire; reused with the pooled value
+	abort chan struct{} // capacity 1: the attempt gives up on a receive
+	idle  chan struct{} // capacity 1: a check ended after stop began
+
+	mu           sync.Mutex
+	p            *Producer
+	addr, broker string
+	since, check time.Time
+	fireAt       time.Time // a fire before this is stale (a previous use) and ignored
+	cap, window  time.Duration
+	armed        bool               // between watchSync and stop
+	firing       bool               // a check is running
+	cancel       context.CancelFunc // ends the running check's probe
+	dead         error
+}
+
+var syncWatches = sync.Pool{New: func() any {
+	w := &syncWatch{abort: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
+	w.timer = time.AfterFunc(time.Hour, w.fire)
+	w.timer.Stop()
+	return w
+}}
+
+// watchSync starts checking addr's life for a sync attempt whose request is sent at sent.
+func (p *Producer) watchSync(addr, broker string, sent time.Time, cap time.Duration) *syncWatch {
+	w := syncWatches.Get().(*syncWatch)
+	w.mu.Lock()
+	w.p, w.addr, w.broker, w.cap, w.window = p, addr, broker, cap, probeWindow(cap)
+	w.since, w.check = sent, sent.Add(cap)
+	w.fireAt = w.check.Add(-w.window)
+	w.armed, w.dead = true, nil
+	w.timer.Reset(time.Until(w.fireAt))
+	w.mu.Unlock()
+	return w
+}
+
+// fire runs one check on the timer's goroutine and arms the next one.
+func (w *syncWatch) fire() {
+	w.mu.Lock()
+	if !w.armed || w.firing || time.Now().Before(w.fireAt) {
+		w.mu.Unlock() // stopped, already checking, or a stale fire from a previous use
+		return
+	}
+	w.firing = true
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	p, addr, broker, since, check := w.p, w.addr, w.broker, w.since, w.check
+	w.mu.Unlock()
+
+	alive, err := p.alive(ctx, addr, since, check)
+	cancel()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.firing, w.cancel = false, nil
+	if !alive {
+		// Recorded even if the attempt ended meanwhile: the probe's timeout may have
+		// closed the silent connection, failing the attempt first.
+		w.dead = fmt.Errorf("%w: %s (%s): no answer, nothing read for %v and a heartbeat probe unanswered: %w",
+			ErrBrokerSilent, broker, addr, time.Since(since).Round(time.Millisecond), err)
+		select {
+		case w.abort <- struct{}{}:
+		default:
+		}
+	}
+	if !w.armed {
+		w.idle <- struct{}{} // stop is waiting for this check
+		return
+	}
+	if alive {
+		w.since, w.check = check.Add(-w.window), check.Add(w.cap)
+		w.fireAt = w.check.Add(-w.window)
+		w.timer.Reset(time.Until(w.fireAt))
+	}
+}
+
+// stop ends the watch, waits for a running check, returns the value to the pool and
+// returns why the broker was judged dead, or nil. A nil w is a watch that never started.
+func (w *syncWatch) stop() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	w.armed = false
+	w.timer.Stop()
+	running := w.firing
+	if running {
+		w.cancel()
+	}
+	w.mu.Unlock()
+	if running {
+		<-w.idle
+	}
+	w.mu.Lock()
+	dead := w.dead
+	w.p, w.dead = nil, nil
+	w.mu.Unlock()
+	select {
+	case <-w.abort:
+	default:
+	}
+	syncWatches.Put(w)
+	return dead
+}
+
+// abortC is the channel the attempt selects on; nil (never ready) for a nil watch.
+func (w *syncWatch) abortC() <-chan struct{} {
+	if w == nil {
+		return nil
+	}
+	return w.abort
 }
