@@ -125,6 +125,10 @@ type Admin struct {
 	Insecure bool
 	// Pprof serves /debug/pprof (behind the token) when true (pprof, default false).
 	Pprof bool
+	// MetricsPerTopic labels the per-send series (producerd_send_attempts_total,
+	// producerd_send_retries_total) with their topic (metrics_per_topic, default false:
+	// topic=""), so that series grow with groups x brokers x results, not with topics.
+	MetricsPerTopic bool
 }
 
 // Readiness is the [readiness] table: when /readyz and grpc.health say SERVING.
@@ -390,6 +394,7 @@ func (c *Config) decodeAdmin(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	}
 	t.Bool("insecure", &c.Admin.Insecure)
 	t.Bool("pprof", &c.Admin.Pprof)
+	t.Bool("metrics_per_topic", &c.Admin.MetricsPerTopic)
 	c.Admin.TLS = tlsFiles(t, dir)
 	t.Done()
 }

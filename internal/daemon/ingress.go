@@ -48,7 +48,7 @@ func (d *Daemon) finished(api string, g *group, topic string, start time.Time, a
 	}
 	d.met.requestLatency.WithLabelValues(api, outcome).Observe(time.Since(start).Seconds())
 	if attempts > 1 {
-		d.met.retries.WithLabelValues(g.name, topic).Add(float64(attempts - 1))
+		d.met.retries.WithLabelValues(g.name, d.met.topic(topic)).Add(float64(attempts - 1))
 	}
 }
 
