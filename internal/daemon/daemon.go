@@ -72,6 +72,7 @@ type Daemon struct {
 	grpcSrv, adminGRPC  *grpc.Server
 	httpSrv, adminHTTP  *http.Server
 	grpcLn, httpLn      net.Listener
+	unixLn              *unixIngress // ingress.unix, or nil
 	adminLn             net.Listener
 	health, adminHealth *health.Server
 
@@ -226,7 +227,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.warnExposure(cfg)
 	d.startReadiness(ctx)
 	d.log.Info("producerd started", "groups", len(groups), "ingress_grpc", addrOf(d.grpcLn),
-		"ingress_http", addrOf(d.httpLn), "admin", addrOf(d.adminLn))
+		"ingress_http", addrOf(d.httpLn), "ingress_unix", cfg.Ingress.Unix, "admin", addrOf(d.adminLn))
 	return nil
 }
 
@@ -451,6 +452,9 @@ func (d *Daemon) stopServers(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	if d.unixLn != nil {
+		_ = d.unixLn.Close() // the servers closed its listeners; this removes the socket
+	}
 	if d.adminHTTP != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		if err := d.adminHTTP.Shutdown(sctx); err != nil {
@@ -468,6 +472,9 @@ func (d *Daemon) closeListeners() {
 		if ln != nil {
 			_ = ln.Close()
 		}
+	}
+	if d.unixLn != nil {
+		_ = d.unixLn.Close()
 	}
 }
 
