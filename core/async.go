@@ -112,8 +112,7 @@ type asyncAttempt struct {
 	q       sdk.Queue
 	addr    string
 	t       time.Time
-	cancel  context.CancelFunc
-	w       *watchdog
+	w       *attemptWatch
 	settled atomic.Bool
 }
 
@@ -142,17 +141,15 @@ func (a *asyncSend) try() {
 	at.addr = addr
 	// The request may wait for its answer until the budget ends; while another attempt
 	// remains, the watchdog abandons it early only if the broker shows no sign of life.
-	var actx context.Context
-	actx, at.cancel = context.WithDeadline(ctx, a.deadline)
 	if t := a.p.cfg.AttemptTimeout; t > 0 && a.attempt < a.attempts-1 && remaining > t {
-		at.w = a.p.watch(actx, addr, at.q.Broker, now, t, at.abandon)
+		at.w = a.p.watchAttempt(addr, at.q.Broker, now, t, at.abandon)
 	}
 	h := getHeader()
-	err = a.p.client.rc.InvokeAsync(actx, addr, a.p.header(h, a.pr, at.q), at.onResponse)
+	err = a.p.client.rc.InvokeAsyncUntil(ctx, addr, a.p.header(h, a.pr, at.q), a.deadline, at.onResponse)
 	putHeader(h)
 	if err != nil {
-		at.cancel()
 		if at.settled.CompareAndSwap(false, true) {
+			at.w.release()
 			o := sdk.Outcome{}
 			classifyTransport(&o, err)
 			go a.failed(at, o, err, true)
@@ -165,7 +162,7 @@ func (at *asyncAttempt) abandon(err error) {
 	if !at.settled.CompareAndSwap(false, true) {
 		return
 	}
-	at.cancel()
+	at.w.release()
 	o := sdk.Outcome{}
 	classifyTransport(&o, err)
 	go at.a.failed(at, o, err, true)
@@ -177,12 +174,9 @@ func (at *asyncAttempt) onResponse(resp *remoting.Command, err error) {
 	if !at.settled.CompareAndSwap(false, true) {
 		return // abandoned by the watchdog; a retry is under way
 	}
-	at.cancel()
-	if at.w != nil {
-		at.w.cancel() // not stop: never wait on the connection's goroutine
-		if dead := at.w.verdict(); err != nil && dead != nil {
-			err = dead
-		}
+	// release, not stop: never wait on the connection's goroutine.
+	if dead := at.w.release(); err != nil && dead != nil {
+		err = dead
 	}
 	a := at.a
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/producerd/producerd/remoting"
@@ -30,67 +29,6 @@ func probeWindow(cap time.Duration) time.Duration {
 // within the attempt cap (no answer, nothing read from the connection, the heartbeat probe
 // unanswered). It matches remoting.ErrTimeout.
 var ErrBrokerSilent = fmt.Errorf("%w: core: broker showed no sign of life", remoting.ErrTimeout)
-
-// watchdog checks one attempt's broker for life every cap until stopped.
-type watchdog struct {
-	dead   atomic.Pointer[error] // why the broker was judged dead, once it was
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// watch starts checking addr's life for an attempt whose request was sent at sent; when a
-// check fails it records the reason and calls giveUp (once). ctx ends the watch early.
-func (p *Producer) watch(ctx context.Context, addr, broker string, sent time.Time, cap time.Duration, giveUp func(error)) *watchdog {
-	wctx, cancel := context.WithCancel(ctx)
-	w := &watchdog{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		window := probeWindow(cap)
-		since, check := sent, sent.Add(cap)
-		for {
-			t := time.NewTimer(time.Until(check.Add(-window)))
-			select {
-			case <-wctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			alive, err := p.alive(wctx, addr, since, check)
-			if !alive {
-				// Recorded even if the attempt ended meanwhile: the probe's timeout may
-				// have closed the silent connection, failing the attempt first.
-				dead := fmt.Errorf("%w: %s (%s): no answer, nothing read for %v and a heartbeat probe unanswered: %w",
-					ErrBrokerSilent, broker, addr, time.Since(since).Round(time.Millisecond), err)
-				w.dead.Store(&dead)
-				giveUp(dead)
-				return
-			}
-			since, check = check.Add(-window), check.Add(cap)
-		}
-	}()
-	return w
-}
-
-// stop ends the watch and waits for it; it returns why the broker was judged dead, or nil.
-func (w *watchdog) stop() error {
-	if w == nil {
-		return nil
-	}
-	w.cancel()
-	<-w.done
-	return w.verdict()
-}
-
-// verdict returns why the broker was judged dead, or nil; safe at any time.
-func (w *watchdog) verdict() error {
-	if w == nil {
-		return nil
-	}
-	if e := w.dead.Load(); e != nil {
-		return *e
-	}
-	return nil
-}
 
 // alive looks for a sign of life from addr since the given time: bytes read, else an answer
 // (any code) to a HEART_BEAT probe that must come by deadline.
@@ -166,12 +104,11 @@ func (c *Client) runProbe(addr string, pc *probeCall, deadline time.Time) {
 	c.mu.Unlock()
 }
 
-// syncWatch is the liveness check of one sync attempt. It costs no goroutine and no
+// attemptWatch is the liveness check of one attempt. It costs no goroutine and no
 // allocation until its first check is due (most attempts are answered long before): a
-// pooled AfterFunc timer runs the check, and a verdict of death is a receive on abort,
-// which the attempt's InvokeSyncUntil selects on. The async path, whose completion runs
-// on a connection's goroutine, keeps the goroutine-per-attempt watchdog above.
-type syncWatch struct {
+// pooled AfterFunc timer runs the check. A verdict of death is a receive on abort, which
+// a sync attempt's InvokeSyncUntil selects on, and a call of giveUp (async attempts).
+type attemptWatch struct {
 	timer *time.Timer   // runs fire; reused with the pooled value
 	abort chan struct{} // capacity 1: the attempt gives up on a receive
 	idle  chan struct{} // capacity 1: a check ended after stop began
@@ -182,24 +119,34 @@ type syncWatch struct {
 	since, check time.Time
 	fireAt       time.Time // a fire before this is stale (a previous use) and ignored
 	cap, window  time.Duration
-	armed        bool               // between watchSync and stop
+	giveUp       func(error)        // called once with the verdict of death, or nil
+	armed        bool               // between watchAttempt and stop/release
 	firing       bool               // a check is running
+	orphan       bool               // released while checking: the check pools it
 	cancel       context.CancelFunc // ends the running check's probe
 	dead         error
 }
 
-var syncWatches = sync.Pool{New: func() any {
-	w := &syncWatch{abort: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
-	w.timer = time.AfterFunc(time.Hour, w.fire)
-	w.timer.Stop()
-	return w
-}}
+// attemptWatches pools watches with their timers; New is set in init (fire refers back
+// to the pool).
+var attemptWatches sync.Pool
 
-// watchSync starts checking addr's life for a sync attempt whose request is sent at sent.
-func (p *Producer) watchSync(addr, broker string, sent time.Time, cap time.Duration) *syncWatch {
-	w := syncWatches.Get().(*syncWatch)
+func init() {
+	attemptWatches.New = func() any {
+		w := &attemptWatch{abort: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
+		w.timer = time.AfterFunc(time.Hour, w.fire)
+		w.timer.Stop()
+		return w
+	}
+}
+
+// watchAttempt starts checking addr's life for an attempt whose request is sent at sent;
+// giveUp, when not nil, is called (once, on a timer goroutine) when the broker is judged
+// dead.
+func (p *Producer) watchAttempt(addr, broker string, sent time.Time, cap time.Duration, giveUp func(error)) *attemptWatch {
+	w := attemptWatches.Get().(*attemptWatch)
 	w.mu.Lock()
-	w.p, w.addr, w.broker, w.cap, w.window = p, addr, broker, cap, probeWindow(cap)
+	w.p, w.addr, w.broker, w.cap, w.window, w.giveUp = p, addr, broker, cap, probeWindow(cap), giveUp
 	w.since, w.check = sent, sent.Add(cap)
 	w.fireAt = w.check.Add(-w.window)
 	w.armed, w.dead = true, nil
@@ -209,7 +156,7 @@ func (p *Producer) watchSync(addr, broker string, sent time.Time, cap time.Durat
 }
 
 // fire runs one check on the timer's goroutine and arms the next one.
-func (w *syncWatch) fire() {
+func (w *attemptWatch) fire() {
 	w.mu.Lock()
 	if !w.armed || w.firing || time.Now().Before(w.fireAt) {
 		w.mu.Unlock() // stopped, already checking, or a stale fire from a previous use
@@ -225,8 +172,9 @@ func (w *syncWatch) fire() {
 	cancel()
 
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.firing, w.cancel = false, nil
+	var giveUp func(error)
+	var dead error
 	if !alive {
 		// Recorded even if the attempt ended meanwhile: the probe's timeout may have
 		// closed the silent connection, failing the attempt first.
@@ -236,21 +184,31 @@ func (w *syncWatch) fire() {
 		case w.abort <- struct{}{}:
 		default:
 		}
+		if w.armed {
+			giveUp, dead = w.giveUp, w.dead
+		}
 	}
-	if !w.armed {
-		w.idle <- struct{}{} // stop is waiting for this check
+	switch {
+	case w.orphan: // released while checking: nobody waits, nobody reads the verdict
+		w.mu.Unlock()
+		w.recycle()
 		return
-	}
-	if alive {
+	case !w.armed:
+		w.idle <- struct{}{} // stop is waiting for this check
+	case alive:
 		w.since, w.check = check.Add(-w.window), check.Add(w.cap)
 		w.fireAt = w.check.Add(-w.window)
 		w.timer.Reset(time.Until(w.fireAt))
+	}
+	w.mu.Unlock()
+	if giveUp != nil {
+		giveUp(dead) // may release w: w is not touched after this
 	}
 }
 
 // stop ends the watch, waits for a running check, returns the value to the pool and
 // returns why the broker was judged dead, or nil. A nil w is a watch that never started.
-func (w *syncWatch) stop() error {
+func (w *attemptWatch) stop() error {
 	if w == nil {
 		return nil
 	}
@@ -267,18 +225,46 @@ func (w *syncWatch) stop() error {
 	}
 	w.mu.Lock()
 	dead := w.dead
-	w.p, w.dead = nil, nil
+	w.mu.Unlock()
+	w.recycle()
+	return dead
+}
+
+// release ends the watch without waiting (on a connection's goroutine) and returns the
+// verdict so far. A check still running returns the watch to the pool when it ends.
+func (w *attemptWatch) release() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	w.armed = false
+	w.timer.Stop()
+	dead := w.dead
+	if w.firing {
+		w.cancel()
+		w.orphan = true
+		w.mu.Unlock()
+		return dead
+	}
+	w.mu.Unlock()
+	w.recycle()
+	return dead
+}
+
+// recycle clears the watch and returns it to the pool; nothing may use it afterwards.
+func (w *attemptWatch) recycle() {
+	w.mu.Lock()
+	w.p, w.dead, w.giveUp, w.orphan = nil, nil, nil, false
 	w.mu.Unlock()
 	select {
 	case <-w.abort:
 	default:
 	}
-	syncWatches.Put(w)
-	return dead
+	attemptWatches.Put(w)
 }
 
 // abortC is the channel the attempt selects on; nil (never ready) for a nil watch.
-func (w *syncWatch) abortC() <-chan struct{} {
+func (w *attemptWatch) abortC() <-chan struct{} {
 	if w == nil {
 		return nil
 	}

@@ -698,9 +698,9 @@ func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q
 	}
 	h := getHeader()
 	req := p.header(h, pr, q)
-	var w *syncWatch
+	var w *attemptWatch
 	if watchCap > 0 {
-		w = p.watchSync(addr, q.Broker, time.Now(), watchCap)
+		w = p.watchAttempt(addr, q.Broker, time.Now(), watchCap, nil)
 	}
 	resp, err := p.client.rc.InvokeSyncUntil(ctx, addr, req, deadline, w.abortC())
 	putHeader(h)

@@ -210,11 +210,21 @@ func (c *Client) timeoutError(cl *call) error {
 // callbacks. It may call InvokeAsync or InvokeSync (blocking it for their duration), but not
 // Close.
 func (c *Client) InvokeAsync(ctx context.Context, addr string, req *Command, cb func(resp *Command, err error)) error {
+	return c.InvokeAsyncUntil(ctx, addr, req, time.Time{}, cb)
+}
+
+// InvokeAsyncUntil is InvokeAsync with an explicit deadline for the response: the earlier
+// of deadline (the zero time means none) and ctx's, else DefaultTimeout. It spares a
+// caller a derived context (and its timer) per request.
+func (c *Client) InvokeAsyncUntil(ctx context.Context, addr string, req *Command, deadline time.Time, cb func(resp *Command, err error)) error {
 	if cb == nil {
 		return errors.New("remoting: InvokeAsync needs a callback")
 	}
 	cl := &call{cb: cb, permit: c.asyncSem}
 	c.prepare(ctx, cl, kindAsync, addr, req)
+	if !deadline.IsZero() && deadline.Before(cl.deadline) {
+		cl.deadline = deadline
+	}
 	err := c.startAsync(ctx, cl, req, c.asyncSem)
 	if err != nil {
 		c.report(cl, nil, 0, err)
