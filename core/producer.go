@@ -218,6 +218,9 @@ type SendResult struct {
 	Status SendStatus
 	// MsgID is the client-generated UNIQ_KEY (comma-separated for a batch).
 	MsgID string
+	// MsgIDs are a batch's UNIQ_KEYs, one per message in order (nil for one message):
+	// MsgID split without parsing it.
+	MsgIDs []string
 	// OffsetMsgID is the broker's id: store address and commit log offset (comma-separated
 	// for a batch).
 	OffsetMsgID string
@@ -321,6 +324,7 @@ type prepared struct {
 	body    []byte
 	props   string
 	uniqKey string
+	ids     []string // a batch's UNIQ_KEYs
 	sysFlag int32
 	flag    int32
 	batch   bool
@@ -417,7 +421,7 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 		return nil, err
 	}
 	return &prepared{topic: first.Topic, body: body, props: string(p.appendInstanceID(appendProperty(nil, PropertyWait, wait))),
-		uniqKey: strings.Join(ids, ","), batch: true, reqCode: remoting.SendBatchMessage,
+		uniqKey: strings.Join(ids, ","), ids: ids, batch: true, reqCode: remoting.SendBatchMessage,
 		info: sdk.MessageInfo{Size: len(body), ShardingKey: key}}, nil
 }
 
@@ -800,7 +804,7 @@ func (p *Producer) result(addr string, pr *prepared, q sdk.Queue, resp *remoting
 	case err != nil || offset < 0:
 		return nil, bad("queueOffset", "%q is not an offset", ext["queueOffset"])
 	}
-	res := &SendResult{Status: status, MsgID: pr.uniqKey, OffsetMsgID: msgID, Topic: pr.topic,
+	res := &SendResult{Status: status, MsgID: pr.uniqKey, MsgIDs: pr.ids, OffsetMsgID: msgID, Topic: pr.topic,
 		Queue: q, QueueOffset: offset, TransactionID: ext["transactionId"], RegionID: ext["MSG_REGION"],
 		TraceOn: ext["TRACE_ON"] != "false"}
 	res.Queue.ID = int32(qid)

@@ -157,7 +157,10 @@ func (d *Daemon) sendBatch(ctx context.Context, api, groupName, topic string, ms
 // splitBatchResult turns a batch's result (comma-separated ids, the first queue
 // offset) into one result per message.
 func splitBatchResult(r *core.SendResult, n int) []*producerdpb.SendResult {
-	ids := strings.Split(r.MsgID, ",")
+	ids := r.MsgIDs
+	if ids == nil {
+		ids = strings.Split(r.MsgID, ",")
+	}
 	offIDs := strings.Split(r.OffsetMsgID, ",")
 	out := make([]*producerdpb.SendResult, n)
 	for i := range n {
