@@ -45,7 +45,7 @@ func TestSendOverUnixSocket(t *testing.T) {
 	t.Cleanup(srv.Stop)
 
 	cfg := filepath.Join(dir, "p.toml")
-	text := "[ingress]\ngrpc = \"127.0.0.1:1\"\nunix = \"" + sock + "\"\n\n[client]\nname_servers = [\"127.0.0.1:9876\"]\n\n[[producer]]\ngroup = \"g\"\n"
+	text := "[ingress]\ngrpc = \"127.0.0.1:1\"\nunix = \"" + sock + "\"\nunix_mode = 0o660\n\n[admin]\nmetrics_per_topic = true\n\n[client]\nname_servers = [\"127.0.0.1:9876\"]\n\n[[producer]]\ngroup = \"g\"\n"
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
