@@ -174,18 +174,21 @@ func (at *asyncAttempt) onResponse(resp *remoting.Command, err error) {
 	if !at.settled.CompareAndSwap(false, true) {
 		return // abandoned by the watchdog; a retry is under way
 	}
-	// release, not stop: never wait on the connection's goroutine.
-	if dead := at.w.release(); err != nil && dead != nil {
-		err = dead
-	}
 	a := at.a
 	if err != nil {
-		o := sdk.Outcome{}
-		classifyTransport(&o, err)
-		// A garbled answer still means the broker got the request: no retry.
-		go a.failed(at, o, err, !errors.Is(err, remoting.ErrBadFrame))
+		// Never wait on the connection's goroutine: a running check settles it.
+		at.w.releaseThen(func(dead error) {
+			if dead != nil {
+				err = dead
+			}
+			o := sdk.Outcome{}
+			classifyTransport(&o, err)
+			// A garbled answer still means the broker got the request: no retry.
+			go a.failed(at, o, err, !errors.Is(err, remoting.ErrBadFrame))
+		})
 		return
 	}
+	at.w.release()
 	res, rerr := a.p.result(at.addr, a.pr, at.q, resp)
 	o := sdk.Outcome{}
 	classifyResponse(&o, resp, rerr)

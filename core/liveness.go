@@ -123,6 +123,7 @@ type attemptWatch struct {
 	armed        bool               // between watchAttempt and stop/release
 	firing       bool               // a check is running
 	orphan       bool               // released while checking: the check pools it
+	then         func(dead error)   // run by an orphaned check with its verdict
 	cancel       context.CancelFunc // ends the running check's probe
 	dead         error
 }
@@ -189,9 +190,13 @@ func (w *attemptWatch) fire() {
 		}
 	}
 	switch {
-	case w.orphan: // released while checking: nobody waits, nobody reads the verdict
+	case w.orphan: // released while checking: nobody waits; then gets the verdict
+		then, verdict := w.then, w.dead
 		w.mu.Unlock()
 		w.recycle()
+		if then != nil {
+			then(verdict)
+		}
 		return
 	case !w.armed:
 		w.idle <- struct{}{} // stop is waiting for this check
@@ -208,7 +213,11 @@ func (w *attemptWatch) fire() {
 
 // stop ends the watch, waits for a running check, returns the value to the pool and
 // returns why the broker was judged dead, or nil. A nil w is a watch that never started.
-func (w *attemptWatch) stop() error {
+//
+// With failed set (the attempt ended in an error) a running check is not cancelled but
+// waited for (at most its probe window): the error may be the probe's own doing (its
+// timeout closes a silent connection), and the verdict must decide, not the race.
+func (w *attemptWatch) stop(failed bool) error {
 	if w == nil {
 		return nil
 	}
@@ -216,7 +225,7 @@ func (w *attemptWatch) stop() error {
 	w.armed = false
 	w.timer.Stop()
 	running := w.firing
-	if running {
+	if running && !failed {
 		w.cancel()
 	}
 	w.mu.Unlock()
@@ -251,10 +260,33 @@ func (w *attemptWatch) release() error {
 	return dead
 }
 
+// releaseThen is release for a failed attempt on a connection's goroutine: when a check
+// is running, it is not cancelled, and then runs with its verdict when it ends (on the
+// check's goroutine), as stop(true) waits for it; otherwise then runs at once with the
+// verdict so far. then must not block.
+func (w *attemptWatch) releaseThen(then func(dead error)) {
+	if w == nil {
+		then(nil)
+		return
+	}
+	w.mu.Lock()
+	w.armed = false
+	w.timer.Stop()
+	if w.firing {
+		w.orphan, w.then = true, then
+		w.mu.Unlock()
+		return
+	}
+	dead := w.dead
+	w.mu.Unlock()
+	w.recycle()
+	then(dead)
+}
+
 // recycle clears the watch and returns it to the pool; nothing may use it afterwards.
 func (w *attemptWatch) recycle() {
 	w.mu.Lock()
-	w.p, w.dead, w.giveUp, w.orphan = nil, nil, nil, false
+	w.p, w.dead, w.giveUp, w.orphan, w.then = nil, nil, nil, false, nil
 	w.mu.Unlock()
 	select {
 	case <-w.abort:

@@ -708,7 +708,9 @@ func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q
 	}
 	resp, err := p.client.rc.InvokeSyncUntil(ctx, addr, req, deadline, w.abortC())
 	putHeader(h)
-	if dead := w.stop(); err != nil && dead != nil {
+	// A failure may be the check's own doing: wait for its verdict, unless the caller
+	// cancelled (then only the verdict so far counts).
+	if dead := w.stop(err != nil && !errors.Is(err, context.Canceled)); err != nil && dead != nil {
 		err = dead
 	}
 	if err != nil {
