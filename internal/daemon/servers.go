@@ -91,6 +91,9 @@ func (d *Daemon) listen(cfg *config.Config) error {
 			*ln = newLimitListener(*ln, perListener)
 		}
 	}
+	if d.unixLn != nil {
+		d.unixLn.start(perListener)
+	}
 	if d.grpcLn != nil || d.unixLn != nil {
 		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(lim.MaxRequestSize)), grpc.ForceServerCodec(ingressCodec{}),
 			grpc.ConnectionTimeout(lim.ReadHeaderTimeout),

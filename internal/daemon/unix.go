@@ -25,6 +25,7 @@ const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // unixIngress is the socket and the two listeners the servers accept from.
 type unixIngress struct {
 	ln         *net.UnixListener
+	accepting  net.Listener // ln under the connection cap, set by start
 	path       string
 	grpc, http *chanListener
 	timeout    time.Duration // for the first bytes of a connection
@@ -62,16 +63,21 @@ func listenUnix(path string, mode os.FileMode, timeout time.Duration) (*unixIngr
 		return nil, fmt.Errorf("daemon: ingress unix: %w", err)
 	}
 	addr := &net.UnixAddr{Name: path, Net: "unix"}
-	u := &unixIngress{ln: ln, path: path, timeout: timeout, grpc: newChanListener(addr), http: newChanListener(addr)}
+	return &unixIngress{ln: ln, path: path, timeout: timeout, grpc: newChanListener(addr), http: newChanListener(addr)}, nil
+}
+
+// start accepts connections, at most maxConns open at a time (limits.max_connections, as
+// the TCP listeners).
+func (u *unixIngress) start(maxConns int) {
+	u.accepting = newLimitListener(u.ln, maxConns)
 	u.wg.Add(1)
 	go u.accept()
-	return u, nil
 }
 
 func (u *unixIngress) accept() {
 	defer u.wg.Done()
 	for {
-		c, err := u.ln.Accept()
+		c, err := u.accepting.Accept()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -120,7 +126,11 @@ func (u *unixIngress) route(c net.Conn) {
 func (u *unixIngress) Close() error {
 	var err error
 	u.closeOnce.Do(func() {
-		err = u.ln.Close()
+		if u.accepting != nil {
+			err = u.accepting.Close() // also ends an Accept waiting for a slot
+		} else {
+			err = u.ln.Close()
+		}
 		u.grpc.Close()
 		u.http.Close()
 		_ = os.Remove(u.path)

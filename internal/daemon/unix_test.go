@@ -110,6 +110,7 @@ func TestListenUnixExistingPath(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
+	u.start(4)
 	if _, err := listenUnix(stale, 0o600, 0); err == nil {
 		t.Fatal("listenUnix took a socket in use")
 	}
