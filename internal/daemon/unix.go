@@ -54,7 +54,8 @@ func listenUnix(path string, mode os.FileMode, timeout time.Duration) (*unixIngr
 		return nil, fmt.Errorf("daemon: ingress unix: %w", err)
 	}
 	ln.SetUnlinkOnClose(false) // the path changes below; Close removes it
-	if err := os.Chmod(tmp, mode); err == nil {
+	err = os.Chmod(tmp, mode)
+	if err == nil {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
