@@ -115,8 +115,7 @@ type asyncAttempt struct {
 	q       sdk.Queue
 	addr    string
 	t       time.Time
-	cancel  context.CancelFunc
-	w       *watchdog
+	w       *attemptWatch
 	settled atomic.Bool
 }
 
@@ -135,9 +134,7 @@ func (a *asyncSend) try() {
 	at := &asyncAttempt{a: a, t: now}
 	at.q = a.p.selectQueue(ctx, a.sel, a.pi, a.pr, a.lastBroker, a.attempt, remaining)
 	a.brokers = append(a.brokers, at.q.Broker)
-	bctx, bcancel := context.WithDeadline(ctx, a.deadline)
-	addr, err := a.p.brokerAddr(bctx, a.pi, at.q.Broker)
-	bcancel()
+	addr, err := a.p.brokerAddr(ctx, a.pi, at.q.Broker, a.deadline)
 	if err != nil {
 		// Never on the caller's goroutine: cb must not run inside SendAsync.
 		at.settled.Store(true)
@@ -147,15 +144,15 @@ func (a *asyncSend) try() {
 	at.addr = addr
 	// The request may wait for its answer until the budget ends; while another attempt
 	// remains, the watchdog abandons it early only if the broker shows no sign of life.
-	var actx context.Context
-	actx, at.cancel = context.WithDeadline(ctx, a.deadline)
 	if t := a.p.cfg.AttemptTimeout; t > 0 && a.attempt < a.attempts-1 && remaining > t {
-		at.w = a.p.watch(actx, addr, at.q.Broker, now, t, at.abandon)
+		at.w = a.p.watchAttempt(addr, at.q.Broker, now, t, at.abandon)
 	}
-	req := remoting.NewRequest(a.pr.reqCode, a.p.header(a.pr, at.q), a.pr.body)
-	if err := a.p.client.rc.InvokeAsync(actx, addr, req, at.onResponse); err != nil {
-		at.cancel()
+	h := getHeader()
+	err = a.p.client.rc.InvokeAsyncUntil(ctx, addr, a.p.header(h, a.pr, at.q), a.deadline, at.onResponse)
+	putHeader(h)
+	if err != nil {
 		if at.settled.CompareAndSwap(false, true) {
+			at.w.release()
 			o := sdk.Outcome{}
 			classifyTransport(&o, err)
 			go a.failed(at, o, err, true)
@@ -168,7 +165,7 @@ func (at *asyncAttempt) abandon(err error) {
 	if !at.settled.CompareAndSwap(false, true) {
 		return
 	}
-	at.cancel()
+	at.w.release()
 	o := sdk.Outcome{}
 	classifyTransport(&o, err)
 	go at.a.failed(at, o, err, true)
@@ -180,21 +177,21 @@ func (at *asyncAttempt) onResponse(resp *remoting.Command, err error) {
 	if !at.settled.CompareAndSwap(false, true) {
 		return // abandoned by the watchdog; a retry is under way
 	}
-	at.cancel()
-	if at.w != nil {
-		at.w.cancel() // not stop: never wait on the connection's goroutine
-		if dead := at.w.verdict(); err != nil && dead != nil {
-			err = dead
-		}
-	}
 	a := at.a
 	if err != nil {
-		o := sdk.Outcome{}
-		classifyTransport(&o, err)
-		// A garbled answer still means the broker got the request: no retry.
-		go a.failed(at, o, err, !errors.Is(err, remoting.ErrBadFrame))
+		// Never wait on the connection's goroutine: a running check settles it.
+		at.w.releaseThen(func(dead error) {
+			if dead != nil {
+				err = dead
+			}
+			o := sdk.Outcome{}
+			classifyTransport(&o, err)
+			// A garbled answer still means the broker got the request: no retry.
+			go a.failed(at, o, err, !errors.Is(err, remoting.ErrBadFrame))
+		})
 		return
 	}
+	at.w.release()
 	res, rerr := a.p.result(at.addr, a.pr, at.q, resp)
 	o := sdk.Outcome{}
 	classifyResponse(&o, resp, rerr)

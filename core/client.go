@@ -255,7 +255,9 @@ func newClient(id string, cfg ClientConfig) (*Client, error) {
 		stop:        make(chan struct{}),
 	}
 	c.wg.Add(2)
-	go c.every(10*time.Millisecond, cfg.RouteRefresh, c.refreshRoutes)
+	r := &refresher{initial: 10 * time.Millisecond, period: cfg.RouteRefresh, parallel: RouteRefreshParallel,
+		topics: c.topicNames, fetch: c.refreshTopic, stop: c.stop}
+	go func() { defer c.wg.Done(); r.run() }()
 	go c.every(time.Second, cfg.Heartbeat, func() { c.cleanOfflineBrokers(); c.sendHeartbeats() })
 	return c, nil
 }
@@ -459,27 +461,6 @@ func (c *Client) masterAddr(broker string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.brokerAddrs[broker][masterID]
-}
-
-// refreshRoutes fetches every known topic's route again (every RouteRefresh).
-func (c *Client) refreshRoutes() {
-	c.topics.Range(func(k, v any) bool {
-		select {
-		case <-c.stop:
-			return false
-		default:
-		}
-		ts := v.(*topicState)
-		if !ts.fetchMu.TryLock() {
-			return true // a fetch is in flight already
-		}
-		_, err := c.updateRoute(context.Background(), k.(string), ts)
-		ts.fetchMu.Unlock()
-		if err != nil && !isTopicNotExist(err) {
-			c.log.Warn("route refresh failed; keeping the cached route", "topic", k, "error", err)
-		}
-		return true
-	})
 }
 
 func isTopicNotExist(err error) bool {

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"io"
 	"sync"
+
+	kzlib "github.com/klauspost/compress/zlib"
 )
 
 // sysFlag bits (spec §4.6).
@@ -22,24 +24,52 @@ const (
 	DefaultCompressLevel = 5
 )
 
-var zlibWriters [10]sync.Pool // by level
+// zlibWriters pools klauspost/compress zlib writers by level (index 0: Huffman-only).
+var zlibWriters [10]sync.Pool
 
-// compress returns body zlib-compressed (RFC 1950) at level, or ok=false when compression
-// failed or did not make it smaller; the caller then sends the body as is.
+// compress returns body zlib-compressed (RFC 1950, what the broker's and consumers'
+// java.util.zip.Inflater read) at level, or ok=false when compression failed or did not
+// make it smaller; the caller then sends the body as is.
+//
+// It uses klauspost/compress, measured (docs/compression.md) 3-9x less CPU per message
+// than the standard library at the same level for JSON and text, with output within a
+// few percent. Its fast levels store a block they judge incompressible, which includes
+// low-redundancy text (random words) that Huffman coding alone shrinks to 60%: when a
+// level's output is not at least 1/8 smaller, the body is tried Huffman-only as well.
 func compress(body []byte, level int) (out []byte, ok bool) {
-	if level < zlib.NoCompression || level > zlib.BestCompression {
+	if level < 1 || level > 9 {
 		level = DefaultCompressLevel
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(body)/2 + 64)
-	w, _ := zlibWriters[level].Get().(*zlib.Writer)
+	// One buffer the size of a stored body: output never has to grow and be copied,
+	// and the Huffman-only retry reuses it.
+	dst := make([]byte, 0, len(body)+len(body)/64+64)
+	z, ok := compressLevel(body, level, dst)
+	if ok && len(z) <= len(body)-len(body)/8 {
+		return z, true
+	}
+	h, hok := compressLevel(body, 0, dst)
+	if ok && (!hok || len(z) <= len(h)) {
+		return compressLevel(body, level, dst) // rare: level won, redo into the shared buffer
+	}
+	return h, hok
+}
+
+// compressLevel compresses body at level (0: Huffman-only) into dst's storage; ok is
+// false when the output is not smaller than body.
+func compressLevel(body []byte, level int, dst []byte) ([]byte, bool) {
+	buf := bytes.NewBuffer(dst[:0])
+	w, _ := zlibWriters[level].Get().(*kzlib.Writer)
 	if w == nil {
+		lvl := level
+		if lvl == 0 {
+			lvl = kzlib.HuffmanOnly
+		}
 		var err error
-		if w, err = zlib.NewWriterLevel(&buf, level); err != nil {
+		if w, err = kzlib.NewWriterLevel(buf, lvl); err != nil {
 			return nil, false
 		}
 	} else {
-		w.Reset(&buf)
+		w.Reset(buf)
 	}
 	defer zlibWriters[level].Put(w)
 	if _, err := w.Write(body); err != nil {

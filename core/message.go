@@ -193,6 +193,14 @@ func (m *Message) validate(maxSize, maxDelayLevel int) error {
 // for every pair. System properties come first in a fixed order, then user properties
 // sorted by name so the encoding is deterministic.
 func (m *Message) encodeProperties(dst []byte, uniqKey string) []byte {
+	dst, _ = m.appendProperties(dst, uniqKey, false)
+	return dst
+}
+
+// appendProperties is encodeProperties; with newUniq it appends a fresh UNIQ_KEY in place
+// (uniqKey is then ignored) and returns where the key starts, so the caller can take it
+// from the finished string without a string of its own.
+func (m *Message) appendProperties(dst []byte, uniqKey string, newUniq bool) (out []byte, uniqAt int) {
 	if m.Tags != "" {
 		dst = appendProperty(dst, PropertyTags, m.Tags)
 	}
@@ -220,7 +228,14 @@ func (m *Message) encodeProperties(dst []byte, uniqKey string) []byte {
 	} else {
 		dst = appendProperty(dst, PropertyWait, "true")
 	}
-	if uniqKey != "" {
+	switch {
+	case newUniq:
+		dst = append(dst, PropertyUniqKey...)
+		dst = append(dst, 1)
+		uniqAt = len(dst)
+		dst = uniqIDs.appendNext(dst)
+		dst = append(dst, 2)
+	case uniqKey != "":
 		dst = appendProperty(dst, PropertyUniqKey, uniqKey)
 	}
 	switch len(m.Properties) {
@@ -239,7 +254,7 @@ func (m *Message) encodeProperties(dst []byte, uniqKey string) []byte {
 			dst = appendProperty(dst, k, m.Properties[k])
 		}
 	}
-	return dst
+	return dst, uniqAt
 }
 
 func appendProperty(dst []byte, name, value string) []byte {

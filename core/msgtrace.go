@@ -129,9 +129,7 @@ func (p *Producer) traceRecord(pr *prepared, res *SendResult, addr string, start
 	r := TraceRecord{Time: start, Region: res.RegionID, Group: p.Group(), Topic: WithoutNamespace(p.cfg.Namespace, pr.topic),
 		MsgID: res.MsgID, StoreHost: addr, BodyLength: len(pr.body), Cost: cost, MsgType: TraceNormalMsg,
 		OffsetMsgID: res.OffsetMsgID, Success: res.Status == SendOK}
-	if pr.info != nil {
-		r.Tags, r.Keys = pr.info.Tags, pr.info.Keys
-	}
+	r.Tags, r.Keys = pr.info.Tags, pr.info.Keys
 	if hasProperty(pr.props, PropertyDelay) || hasProperty(pr.props, "__STARTDELIVERTIME") {
 		r.MsgType = TraceDelayMsg
 	}

@@ -102,7 +102,7 @@ type fnvQueues struct {
 // keyedQueue returns the queue of a keyed message: ok is false when pr has no sharding
 // key, or when a relaxed producer retries (then the strategy decides).
 func (p *Producer) keyedQueue(pi *publishInfo, pr *prepared, attempt int) (sdk.Queue, bool) {
-	if pr.info == nil || pr.info.ShardingKey == "" || len(pi.queues) == 0 {
+	if pr.info.ShardingKey == "" || len(pi.queues) == 0 {
 		return sdk.Queue{}, false
 	}
 	if attempt > 0 && p.cfg.Ordering == OrderingRelaxed {
@@ -183,7 +183,7 @@ func (p *Producer) keyedRetry(pr *prepared, q sdk.Queue, err error) (retry bool,
 	if pr.half { // a stored half message must not be stored again elsewhere (transaction.go)
 		return notStored(err), err
 	}
-	if pr.info == nil || pr.info.ShardingKey == "" || p.cfg.Ordering == OrderingRelaxed {
+	if pr.info.ShardingKey == "" || p.cfg.Ordering == OrderingRelaxed {
 		return true, err
 	}
 	return notStored(err), fmt.Errorf("%w: %s/%d: %w", ErrOrderedQueueFailed, q.Broker, q.ID, err)

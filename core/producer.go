@@ -225,6 +225,9 @@ type SendResult struct {
 	Status SendStatus
 	// MsgID is the client-generated UNIQ_KEY (comma-separated for a batch).
 	MsgID string
+	// MsgIDs are a batch's UNIQ_KEYs, one per message in order (nil for one message):
+	// MsgID split without parsing it.
+	MsgIDs []string
 	// OffsetMsgID is the broker's id: store address and commit log offset (comma-separated
 	// for a batch).
 	OffsetMsgID string
@@ -329,26 +332,48 @@ type prepared struct {
 	body    []byte
 	props   string
 	uniqKey string
+	ids     []string // a batch's UNIQ_KEYs
 	sysFlag int32
 	flag    int32
 	batch   bool
 	half    bool // a transaction's half message (transaction.go)
-	info    *sdk.MessageInfo
+	info    sdk.MessageInfo
 	reqCode remoting.RequestCode
 }
 
+// preparedPool recycles the prepared messages of sync sends, which nothing keeps after
+// Send returns (async sends keep theirs until the callback and allocate it).
+var preparedPool = sync.Pool{New: func() any { return new(prepared) }}
+
 func (p *Producer) prepare(m *Message) (*prepared, error) {
-	if err := m.validate(p.cfg.MaxMessageSize, p.cfg.MaxDelayLevel); err != nil {
+	pr := new(prepared)
+	if err := p.prepareInto(pr, m); err != nil {
 		return nil, err
 	}
-	uniq := m.uniqKey()
-	props := p.appendInstanceID(m.encodeProperties(make([]byte, 0, 64+len(m.Tags)+len(m.ShardingKey)), uniq))
-	if len(props) > maxPropertiesLength {
-		return nil, invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(props), maxPropertiesLength)
+	return pr, nil
+}
+
+// prepareInto validates m and encodes it into pr.
+func (p *Producer) prepareInto(pr *prepared, m *Message) error {
+	if err := m.validate(p.cfg.MaxMessageSize, p.cfg.MaxDelayLevel); err != nil {
+		return err
 	}
-	pr := &prepared{topic: m.Topic, body: m.Body, props: string(props), uniqKey: uniq, flag: m.Flag,
+	// Properties and UNIQ_KEY are one string: the key is a substring of the properties.
+	// A trusted gateway (internal/rmqv2) may bring the client's own UNIQ_KEY.
+	var stack [256]byte
+	buf, uniqAt := m.appendProperties(stack[:0], m.UniqKey, m.UniqKey == "")
+	buf = p.appendInstanceID(buf)
+	if len(buf) > maxPropertiesLength {
+		return invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(buf), maxPropertiesLength)
+	}
+	props := string(buf)
+	uniq := m.UniqKey
+	if uniq == "" {
+		uniq = props[uniqAt : uniqAt+uniqIDs.size()]
+	}
+	*pr = prepared{topic: m.Topic, body: m.Body, props: props, uniqKey: uniq, flag: m.Flag,
 		reqCode: remoting.SendMessageV2,
-		info:    &sdk.MessageInfo{Keys: m.Keys, Tags: m.Tags, ShardingKey: m.ShardingKey, Size: len(m.Body)}}
+		info:    sdk.MessageInfo{Keys: m.Keys, Tags: m.Tags, ShardingKey: m.ShardingKey, Size: len(m.Body)}}
 	if p.cfg.UseV1Header {
 		pr.reqCode = remoting.SendMessage
 	}
@@ -358,7 +383,7 @@ func (p *Producer) prepare(m *Message) (*prepared, error) {
 			pr.sysFlag |= sysFlagCompressed | sysFlagCompressionZip
 		}
 	}
-	return pr, nil
+	return nil
 }
 
 func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
@@ -410,30 +435,63 @@ func (p *Producer) prepareBatch(msgs []*Message) (*prepared, error) {
 		return nil, err
 	}
 	return &prepared{topic: first.Topic, body: body, props: string(p.appendInstanceID(appendProperty(nil, PropertyWait, wait))),
-		uniqKey: strings.Join(ids, ","), batch: true, reqCode: remoting.SendBatchMessage,
-		info: &sdk.MessageInfo{Size: len(body), ShardingKey: key}}, nil
+		uniqKey: strings.Join(ids, ","), ids: ids, batch: true, reqCode: remoting.SendBatchMessage,
+		info: sdk.MessageInfo{Size: len(body), ShardingKey: key}}, nil
 }
 
-// header builds the request ext fields for one attempt (spec §4.1, §4.2). bornTimestamp is
-// the time of this attempt, as Java sets it in sendKernelImpl.
-func (p *Producer) header(pr *prepared, q sdk.Queue) map[string]string {
+// header fills h with the request ext fields for one attempt (spec §4.1, §4.2), in key
+// order, and returns the request; h is only read while the request is sent, so it may live
+// on the caller's stack. bornTimestamp is the time of this attempt, as Java sets it in
+// sendKernelImpl.
+func (p *Producer) header(h *attemptHeader, pr *prepared, q sdk.Queue) *remoting.Command {
 	qid := strconv.Itoa(int(q.ID))
 	batch := strconv.FormatBool(pr.batch)
 	topic := WithNamespace(p.cfg.Namespace, pr.topic)
+	sysFlag, flag := strconv.Itoa(int(pr.sysFlag)), strconv.Itoa(int(pr.flag))
+	born := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	if pr.reqCode == remoting.SendMessage {
-		return map[string]string{
-			"producerGroup": p.cfg.Group, "topic": topic, "defaultTopic": p.defaultTopic,
-			"defaultTopicQueueNums": p.defaultQueueNums, "queueId": qid,
-			"sysFlag": strconv.Itoa(int(pr.sysFlag)), "bornTimestamp": strconv.FormatInt(time.Now().UnixMilli(), 10),
-			"flag": strconv.Itoa(int(pr.flag)), "properties": pr.props, "reconsumeTimes": "0",
-			"unitMode": "false", "batch": batch, "bname": q.Broker,
+		h.fields = [13]remoting.Field{
+			{Key: "batch", Value: batch}, {Key: "bname", Value: q.Broker}, {Key: "bornTimestamp", Value: born},
+			{Key: "defaultTopic", Value: p.defaultTopic}, {Key: "defaultTopicQueueNums", Value: p.defaultQueueNums},
+			{Key: "flag", Value: flag}, {Key: "producerGroup", Value: p.cfg.Group}, {Key: "properties", Value: pr.props},
+			{Key: "queueId", Value: qid}, {Key: "reconsumeTimes", Value: "0"}, {Key: "sysFlag", Value: sysFlag},
+			{Key: "topic", Value: topic}, {Key: "unitMode", Value: "false"},
+		}
+	} else {
+		h.fields = [13]remoting.Field{
+			{Key: "a", Value: p.cfg.Group}, {Key: "b", Value: topic}, {Key: "c", Value: p.defaultTopic},
+			{Key: "d", Value: p.defaultQueueNums}, {Key: "e", Value: qid}, {Key: "f", Value: sysFlag},
+			{Key: "g", Value: born}, {Key: "h", Value: flag}, {Key: "i", Value: pr.props}, {Key: "j", Value: "0"},
+			{Key: "k", Value: "false"}, {Key: "m", Value: batch}, {Key: "n", Value: q.Broker},
 		}
 	}
-	return map[string]string{
-		"a": p.cfg.Group, "b": topic, "c": p.defaultTopic, "d": p.defaultQueueNums,
-		"e": qid, "f": strconv.Itoa(int(pr.sysFlag)), "g": strconv.FormatInt(time.Now().UnixMilli(), 10),
-		"h": strconv.Itoa(int(pr.flag)), "i": pr.props, "j": "0", "k": "false", "m": batch, "n": q.Broker,
+	h.cmd = remoting.Command{Code: int32(pr.reqCode), Fields: h.fields[:], Body: pr.body}
+	return &h.cmd
+}
+
+// attemptHeader holds one attempt's request and its ext fields.
+type attemptHeader struct {
+	fields [13]remoting.Field
+	cmd    remoting.Command
+}
+
+// attemptHeaders recycles attempt headers: remoting encodes a request before its Invoke
+// method returns, so the header is free again right after.
+var attemptHeaders = sync.Pool{New: func() any { return new(attemptHeader) }}
+
+func getHeader() *attemptHeader { return attemptHeaders.Get().(*attemptHeader) }
+
+func putHeader(h *attemptHeader) {
+	*h = attemptHeader{}
+	attemptHeaders.Put(h)
+}
+
+// cachedRoute returns the topic's publish info when it is cached and usable, else nil.
+func (p *Producer) cachedRoute(topic string) *publishInfo {
+	if pi := p.client.topic(WithNamespace(p.cfg.Namespace, topic)).info.Load(); pi.ok() {
+		return pi
 	}
+	return nil
 }
 
 // route returns the topic's publish info, auto-creating through the default topic.
@@ -465,7 +523,8 @@ func (p *Producer) selectQueue(ctx context.Context, sel sdk.Selector, pi *publis
 	s := &sdk.Selection{Topic: pr.topic, RouteVersion: pi.version, Queues: pi.queues,
 		LastBroker: last, Attempt: attempt, Remaining: remaining}
 	if d, ok := sel.(sdk.Describer); ok && d.Describe().NeedsMessage {
-		s.Message = pr.info
+		info := pr.info
+		s.Message = &info
 	}
 	start := time.Now()
 	i, err := sel.Select(ctx, s)
@@ -506,8 +565,12 @@ func (p *Producer) Send(ctx context.Context, m *Message) (*SendResult, error) {
 		return nil, err
 	}
 	defer p.inflight.Done()
-	pr, err := p.prepare(m)
-	if err != nil {
+	pr := preparedPool.Get().(*prepared)
+	defer func() {
+		*pr = prepared{}
+		preparedPool.Put(pr)
+	}()
+	if err := p.prepareInto(pr, m); err != nil {
 		return nil, err
 	}
 	return p.sendLoop(ctx, pr, 1+p.cfg.Retries)
@@ -533,21 +596,33 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	// The first route lookup counts against the budget too.
+	// No context is derived per send or per attempt: the deadline goes to remoting as a
+	// value, and the first route lookup and a strategy get a derived context only when
+	// they need one (a route to fetch, a strategy that may cross a process).
 	caller := ctx
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	pi, err := p.route(ctx, pr.topic)
-	if err != nil {
-		return nil, err
+	pi := p.cachedRoute(pr.topic)
+	if pi == nil {
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		var err error
+		pi, err = p.route(rctx, pr.topic)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
 	}
 	sel, release := p.strategy()
 	defer release()
+	if d, ok := ctx.Deadline(); sel != nil && (!ok || deadline.Before(d)) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 	var (
 		lastBroker string
 		lastResult *SendResult
 		lastErr    error
-		brokers    []string
+		brokerBuf  [4]string // the brokers tried, copied out only for a SendError
+		brokers    = brokerBuf[:0]
 		timedOut   bool
 	)
 	for attempt := range attempts {
@@ -613,7 +688,7 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 	if !timedOut && time.Now().After(deadline) && errors.Is(lastErr, remoting.ErrTimeout) {
 		timedOut = true
 	}
-	return nil, &SendError{Topic: pr.topic, Attempts: len(brokers), Brokers: brokers,
+	return nil, &SendError{Topic: pr.topic, Attempts: len(brokers), Brokers: slices.Clone(brokers),
 		Elapsed: time.Since(start), Timeout: timedOut, Last: lastErr}
 }
 
@@ -640,22 +715,22 @@ func (p *Producer) callerEnded(caller context.Context, latency time.Duration) bo
 // abandoned with ErrBrokerSilent (liveness.go).
 func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q sdk.Queue, deadline time.Time, watchCap time.Duration) (*SendResult, sdk.Outcome, error) {
 	o := sdk.Outcome{Topic: pr.topic, Broker: q.Broker, Queue: q.ID}
-	cctx, giveUp := context.WithCancelCause(ctx)
-	defer giveUp(nil)
-	actx, cancel := context.WithDeadline(cctx, deadline)
-	defer cancel()
-	addr, err := p.brokerAddr(actx, pi, q.Broker)
+	addr, err := p.brokerAddr(ctx, pi, q.Broker, deadline)
 	if err != nil {
 		o.Kind = sdk.OutcomeOther
 		return nil, o, err
 	}
-	req := remoting.NewRequest(pr.reqCode, p.header(pr, q), pr.body)
-	var w *watchdog
+	h := getHeader()
+	req := p.header(h, pr, q)
+	var w *attemptWatch
 	if watchCap > 0 {
-		w = p.watch(actx, addr, q.Broker, time.Now(), watchCap, giveUp)
+		w = p.watchAttempt(addr, q.Broker, time.Now(), watchCap, nil)
 	}
-	resp, err := p.client.rc.InvokeSync(actx, addr, req)
-	if dead := w.stop(); err != nil && dead != nil {
+	resp, err := p.client.rc.InvokeSyncUntil(ctx, addr, req, deadline, w.abortC())
+	putHeader(h)
+	// A failure may be the check's own doing: wait for its verdict, unless the caller
+	// cancelled (then only the verdict so far counts).
+	if dead := w.stop(err != nil && !errors.Is(err, context.Canceled)); err != nil && dead != nil {
 		err = dead
 	}
 	if err != nil {
@@ -667,11 +742,14 @@ func (p *Producer) attempt(ctx context.Context, pi *publishInfo, pr *prepared, q
 	return res, o, err
 }
 
-// brokerAddr resolves a broker's master, refreshing the route once when it is unknown.
-func (p *Producer) brokerAddr(ctx context.Context, pi *publishInfo, broker string) (string, error) {
+// brokerAddr resolves a broker's master, refreshing the route once when it is unknown; the
+// refresh ends at deadline.
+func (p *Producer) brokerAddr(ctx context.Context, pi *publishInfo, broker string, deadline time.Time) (string, error) {
 	if a := p.client.masterAddr(broker); a != "" {
 		return a, nil
 	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	ts := p.client.topic(pi.topic)
 	ts.fetchMu.Lock()
 	_, err := p.client.updateRoute(ctx, pi.topic, ts)
@@ -748,7 +826,7 @@ func (p *Producer) result(addr string, pr *prepared, q sdk.Queue, resp *remoting
 	case err != nil || offset < 0:
 		return nil, bad("queueOffset", "%q is not an offset", ext["queueOffset"])
 	}
-	res := &SendResult{Status: status, MsgID: pr.uniqKey, OffsetMsgID: msgID, Topic: pr.topic,
+	res := &SendResult{Status: status, MsgID: pr.uniqKey, MsgIDs: pr.ids, OffsetMsgID: msgID, Topic: pr.topic,
 		Queue: q, QueueOffset: offset, TransactionID: ext["transactionId"], RegionID: ext["MSG_REGION"],
 		TraceOn: ext["TRACE_ON"] != "false"}
 	res.Queue.ID = int32(qid)
@@ -779,12 +857,14 @@ func (p *Producer) SendOneway(ctx context.Context, m *Message) error {
 	sel, release := p.strategy()
 	defer release()
 	q := p.selectQueue(ctx, sel, pi, pr, "", 0, p.cfg.SendTimeout)
-	addr, err := p.brokerAddr(ctx, pi, q.Broker)
+	addr, err := p.brokerAddr(ctx, pi, q.Broker, time.Now().Add(p.cfg.SendTimeout))
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	err = p.client.rc.InvokeOneway(ctx, addr, remoting.NewRequest(pr.reqCode, p.header(pr, q), pr.body))
+	h := getHeader()
+	err = p.client.rc.InvokeOneway(ctx, addr, p.header(h, pr, q))
+	putHeader(h)
 	if err != nil && !p.callerEnded(caller, time.Since(start)) {
 		o := sdk.Outcome{Topic: pr.topic, Broker: q.Broker, Queue: q.ID, Latency: time.Since(start)}
 		classifyTransport(&o, err)

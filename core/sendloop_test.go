@@ -514,3 +514,22 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A batch's result lists its ids one per message, as MsgID joins them.
+func TestBatchResultIDs(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devbroker.Config{})
+	p := devProducer(t, dev, nil)
+	msgs := []*core.Message{{Topic: "T", Body: []byte("1")}, {Topic: "T", Body: []byte("2")}, {Topic: "T", Body: []byte("3")}}
+	res, err := p.SendBatch(context.Background(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.MsgIDs) != 3 || strings.Join(res.MsgIDs, ",") != res.MsgID || res.MsgIDs[0] == res.MsgIDs[1] {
+		t.Fatalf("MsgIDs %q, MsgID %q", res.MsgIDs, res.MsgID)
+	}
+	one, err := p.Send(context.Background(), msgs[0])
+	if err != nil || one.MsgIDs != nil {
+		t.Fatalf("single send: MsgIDs %q, %v", one.MsgIDs, err)
+	}
+}

@@ -240,7 +240,7 @@ func (p *Producer) EndTransaction(ctx context.Context, tx *Transaction, state Tr
 	if err != nil {
 		return err
 	}
-	addr, err := p.brokerAddr(ctx, pi, tx.Broker)
+	addr, err := p.brokerAddr(ctx, pi, tx.Broker, time.Now().Add(p.cfg.SendTimeout))
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,15 @@ func (g *uniqIDGenerator) setMonth(now time.Time) {
 
 // next returns a new 32-hex (IPv4) or 56-hex (IPv6) id.
 func (g *uniqIDGenerator) next() string {
+	var buf [56]byte
+	return string(g.appendNext(buf[:0]))
+}
+
+// size is the length of every id: len(prefix) + 12.
+func (g *uniqIDGenerator) size() int { return len(g.prefix) + 12 }
+
+// appendNext appends a new id to dst.
+func (g *uniqIDGenerator) appendNext(dst []byte) []byte {
 	now := time.Now()
 	ms := now.UnixMilli()
 	if ms >= g.nextMonth.Load() {
@@ -72,11 +81,11 @@ func (g *uniqIDGenerator) next() string {
 	var tail [6]byte
 	binary.BigEndian.PutUint32(tail[:4], uint32(diff))
 	binary.BigEndian.PutUint16(tail[4:], uint16(g.ctr.Add(1)-1))
-	buf := make([]byte, len(g.prefix)+12)
-	copy(buf, g.prefix)
-	hex.Encode(buf[len(g.prefix):], tail[:])
-	toUpperHex(buf[len(g.prefix):])
-	return string(buf)
+	dst = append(dst, g.prefix...)
+	at := len(dst)
+	dst = hex.AppendEncode(dst, tail[:])
+	toUpperHex(dst[at:])
+	return dst
 }
 
 func toUpperHex(b []byte) {

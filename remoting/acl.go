@@ -57,10 +57,15 @@ func redacted(s string) string {
 // key order, then the body)). req itself is not modified, so a caller may reuse it; every
 // resend is signed afresh.
 func (c *Credentials) sign(req *Command) *Command {
-	ext := make(map[string]string, len(req.ExtFields)+3)
+	ext := make(map[string]string, len(req.ExtFields)+len(req.Fields)+3)
 	for k, v := range req.ExtFields {
 		if k != extSignature {
 			ext[k] = v
+		}
+	}
+	for _, f := range req.Fields {
+		if f.Key != extSignature {
+			ext[f.Key] = f.Value
 		}
 	}
 	ext[extAccessKey] = c.AccessKey
@@ -69,7 +74,7 @@ func (c *Credentials) sign(req *Command) *Command {
 	}
 	ext[extSignature] = Signature(c.SecretKey, ext, req.Body)
 	out := *req
-	out.ExtFields = ext
+	out.ExtFields, out.Fields = ext, nil
 	return &out
 }
 

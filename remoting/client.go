@@ -96,6 +96,7 @@ type call struct {
 
 	// sync completion
 	done      chan struct{}
+	wait      *time.Timer // the sync deadline's timer, reused with the pooled call
 	resp      *Command
 	respBytes int
 	err       error
@@ -119,12 +120,24 @@ const maxPooledHeader = 64 << 10
 // ErrConnect, ErrSend, ErrConnClosed, ErrTimeout (with context.DeadlineExceeded),
 // ErrFrameTooLarge or ErrClosed; a cancelled ctx yields an error wrapping context.Canceled.
 func (c *Client) InvokeSync(ctx context.Context, addr string, req *Command) (*Command, error) {
+	return c.InvokeSyncUntil(ctx, addr, req, time.Time{}, nil)
+}
+
+// InvokeSyncUntil is InvokeSync with an explicit deadline and an abort channel, which
+// spare a caller a derived context per request. The request's deadline is the earlier of
+// deadline (the zero time means none) and ctx's; without either it is DefaultTimeout. A
+// receive from abort (nil: never) gives the request up as a cancellation of ctx would:
+// the error wraps context.Canceled.
+func (c *Client) InvokeSyncUntil(ctx context.Context, addr string, req *Command, deadline time.Time, abort <-chan struct{}) (*Command, error) {
 	cl := syncCalls.Get().(*call)
 	c.prepare(ctx, cl, kindSync, addr, req)
-	resp, err := c.invokeSync(ctx, cl, req)
+	if !deadline.IsZero() && deadline.Before(cl.deadline) {
+		cl.deadline = deadline
+	}
+	resp, err := c.invokeSync(ctx, cl, req, abort)
 	c.report(cl, resp, cl.respBytes, err)
-	done := cl.done
-	*cl = call{done: done}
+	done, wait := cl.done, cl.wait
+	*cl = call{done: done, wait: wait}
 	syncCalls.Put(cl)
 	return resp, err
 }
@@ -141,29 +154,37 @@ func (c *Client) prepare(ctx context.Context, cl *call, kind callKind, addr stri
 	}
 }
 
-func (c *Client) invokeSync(ctx context.Context, cl *call, req *Command) (*Command, error) {
+func (c *Client) invokeSync(ctx context.Context, cl *call, req *Command, abort <-chan struct{}) (*Command, error) {
 	cn, err := c.submit(ctx, cl, req)
 	if err != nil {
 		return nil, err
 	}
 	var expired <-chan time.Time
-	if _, ok := ctx.Deadline(); !ok {
-		t := time.NewTimer(time.Until(cl.deadline))
-		defer t.Stop()
-		expired = t.C
+	if d, ok := ctx.Deadline(); !ok || cl.deadline.Before(d) {
+		// The call's own timer, kept with the pooled call: no allocation per request.
+		if cl.wait == nil {
+			cl.wait = time.NewTimer(time.Until(cl.deadline))
+		} else {
+			cl.wait.Reset(time.Until(cl.deadline))
+		}
+		defer cl.wait.Stop()
+		expired = cl.wait.C
 	}
+	aborted := false
 	select {
 	case <-cl.done:
 		return cl.resp, cl.err
 	case <-ctx.Done():
 	case <-expired:
+	case <-abort:
+		aborted = true
 	}
 	if !cn.forget(cl) {
 		// The reader or the connection's teardown took it first: its result is on the way.
 		<-cl.done
 		return cl.resp, cl.err
 	}
-	if errors.Is(ctx.Err(), context.Canceled) {
+	if aborted || errors.Is(ctx.Err(), context.Canceled) {
 		return nil, fmt.Errorf("remoting: %s: %s canceled: %w", cl.addr, cl.code, context.Canceled)
 	}
 	cn.timedOut(cl)
@@ -189,11 +210,21 @@ func (c *Client) timeoutError(cl *call) error {
 // callbacks. It may call InvokeAsync or InvokeSync (blocking it for their duration), but not
 // Close.
 func (c *Client) InvokeAsync(ctx context.Context, addr string, req *Command, cb func(resp *Command, err error)) error {
+	return c.InvokeAsyncUntil(ctx, addr, req, time.Time{}, cb)
+}
+
+// InvokeAsyncUntil is InvokeAsync with an explicit deadline for the response: the earlier
+// of deadline (the zero time means none) and ctx's, else DefaultTimeout. It spares a
+// caller a derived context (and its timer) per request.
+func (c *Client) InvokeAsyncUntil(ctx context.Context, addr string, req *Command, deadline time.Time, cb func(resp *Command, err error)) error {
 	if cb == nil {
 		return errors.New("remoting: InvokeAsync needs a callback")
 	}
 	cl := &call{cb: cb, permit: c.asyncSem}
 	c.prepare(ctx, cl, kindAsync, addr, req)
+	if !deadline.IsZero() && deadline.Before(cl.deadline) {
+		cl.deadline = deadline
+	}
 	err := c.startAsync(ctx, cl, req, c.asyncSem)
 	if err != nil {
 		c.report(cl, nil, 0, err)
@@ -285,6 +316,9 @@ func (c *Client) checkStart(ctx context.Context, cl *call) error {
 			return fmt.Errorf("%w: %s: %s: deadline passed before sending: %w", ErrTimeout, cl.addr, cl.code, err)
 		}
 		return fmt.Errorf("remoting: %s: %s canceled: %w", cl.addr, cl.code, err)
+	}
+	if !cl.deadline.After(time.Now()) {
+		return fmt.Errorf("%w: %s: %s: deadline passed before sending: %w", ErrTimeout, cl.addr, cl.code, context.DeadlineExceeded)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 const (
@@ -74,22 +75,23 @@ func appendFramePrefix(dst []byte, c *Command, st SerializeType, w wire) ([]byte
 	return dst, nil
 }
 
-// kv is one ext field.
-type kv struct{ k, v string }
-
-// sortedExt returns m's entries in key byte order, in buf when it is large enough. Ext fields
-// are sorted so that encoding is deterministic (golden files, captures, signatures).
-func sortedExt(m map[string]string, buf []kv) []kv {
+// sortedExt returns c's custom header in key byte order: c.Fields as they are, else the
+// entries of c.ExtFields sorted in buf when it is large enough. Ext fields are sorted so that
+// encoding is deterministic (golden files, captures, signatures).
+func sortedExt(c *Command, buf []Field) []Field {
+	if len(c.Fields) > 0 {
+		return c.Fields
+	}
 	fields := buf[:0]
-	for k, v := range m {
-		fields = append(fields, kv{k, v})
+	for k, v := range c.ExtFields {
+		fields = append(fields, Field{k, v})
 	}
 	// Insertion sort: headers have a handful to a few dozen fields, mostly single letters,
 	// so comparing first bytes inline beats a generic sort.
 	for i := 1; i < len(fields); i++ {
 		x := fields[i]
 		j := i
-		for j > 0 && keyLess(x.k, fields[j-1].k) {
+		for j > 0 && keyLess(x.Key, fields[j-1].Key) {
 			fields[j] = fields[j-1]
 			j--
 		}
@@ -111,16 +113,16 @@ func keyLess(a, b string) bool {
 func appendJSONHeader(dst []byte, c *Command, w wire) []byte {
 	dst = append(dst, `{"code":`...)
 	dst = strconv.AppendInt(dst, int64(w.code), 10)
-	if len(c.ExtFields) > 0 {
+	if len(c.ExtFields) > 0 || len(c.Fields) > 0 {
 		dst = append(dst, `,"extFields":{`...)
-		var buf [24]kv
-		for i, f := range sortedExt(c.ExtFields, buf[:]) {
+		var buf [24]Field
+		for i, f := range sortedExt(c, buf[:]) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, f.k)
+			dst = appendJSONString(dst, f.Key)
 			dst = append(dst, ':')
-			dst = appendJSONString(dst, f.v)
+			dst = appendJSONString(dst, f.Value)
 		}
 		dst = append(dst, '}')
 	}
@@ -193,10 +195,10 @@ func appendBinaryHeader(dst []byte, c *Command, w wire) ([]byte, error) {
 	dst = append(dst, c.Remark...)
 	extAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
-	if len(c.ExtFields) > 0 {
-		var buf [24]kv
-		for _, f := range sortedExt(c.ExtFields, buf[:]) {
-			k, v := f.k, f.v
+	if len(c.ExtFields) > 0 || len(c.Fields) > 0 {
+		var buf [24]Field
+		for _, f := range sortedExt(c, buf[:]) {
+			k, v := f.Key, f.Value
 			if len(k) > math.MaxInt16 {
 				return dst, fmt.Errorf("%w: ext key of %d bytes does not fit an int16 length", ErrBadFrame, len(k))
 			}
@@ -213,6 +215,13 @@ func appendBinaryHeader(dst []byte, c *Command, w wire) ([]byte, error) {
 // DecodeFrame decodes one frame given WITHOUT its leading 4-byte totalLen: the header word,
 // the header and the body. The returned Body aliases b, so b must not be modified afterwards.
 func DecodeFrame(b []byte) (*Command, error) {
+	return decodeFrame(b, false)
+}
+
+// decodeFrame is DecodeFrame. With owned, b belongs to the decoded command alone (a frame
+// just read into a fresh buffer, never written again): its header strings then alias b
+// instead of a copy of the header, saving an allocation and a copy per frame.
+func decodeFrame(b []byte, owned bool) (*Command, error) {
 	if len(b) < 4 {
 		return nil, fmt.Errorf("%w: frame of %d bytes has no header word", ErrBadFrame, len(b))
 	}
@@ -223,13 +232,19 @@ func DecodeFrame(b []byte) (*Command, error) {
 		return nil, fmt.Errorf("%w: header length %d exceeds frame length %d", ErrBadFrame, hlen, len(b)-4)
 	}
 	header := b[4 : 4+hlen]
+	var hs string
+	if owned && hlen > 0 {
+		hs = unsafe.String(&header[0], hlen)
+	} else {
+		hs = string(header)
+	}
 	c := &Command{Serialize: st}
 	var err error
 	switch st {
 	case JSON:
-		err = decodeJSONHeader(c, header)
+		err = decodeJSONHeader(c, hs)
 	case RocketMQ:
-		err = decodeBinaryHeader(c, header)
+		err = decodeBinaryHeader(c, header, hs)
 	default:
 		return nil, fmt.Errorf("%w: byte 0x%02x (header word 0x%08x)", ErrUnknownSerializeType, byte(st), word)
 	}
@@ -270,7 +285,7 @@ func readFrame(r io.Reader, lb []byte, maxFrame int) (*Command, int, error) {
 		}
 		return nil, 0, err
 	}
-	c, err := DecodeFrame(buf)
+	c, err := decodeFrame(buf, true)
 	return c, 4 + n, err
 }
 
@@ -292,7 +307,7 @@ func checkFrameLen(total int32, maxFrame int) (int, error) {
 // decodeBinaryHeader decodes a ROCKETMQ header. All strings are substrings of one copy of the
 // header. Zero-length keys and values decode as absent; duplicate keys: the last one wins.
 // Bytes after the ext block are ignored, as Java does.
-func decodeBinaryHeader(c *Command, h []byte) error {
+func decodeBinaryHeader(c *Command, h []byte, hs string) error {
 	if len(h) < binaryFixedLen {
 		return fmt.Errorf("%w: ROCKETMQ header of %d bytes is shorter than %d", ErrBadFrame, len(h), binaryFixedLen)
 	}
@@ -337,7 +352,7 @@ func decodeBinaryHeader(c *Command, h []byte) error {
 	if remarkLen == 0 && entries == 0 {
 		return nil
 	}
-	s := string(h)
+	s := hs // h as a string: every string below is a substring of it
 	c.Remark = s[remarkAt : remarkAt+int(remarkLen)]
 	if entries == 0 {
 		return nil
@@ -370,8 +385,8 @@ func decodeBinaryHeader(c *Command, h []byte) error {
 // decodeJSONHeader decodes a JSON header: fields in any order, unknown fields skipped, nulls
 // treated as absent, language as a name or an integer, ext values as strings (numbers and
 // booleans are kept as their literal text). Duplicate keys: the last one wins.
-func decodeJSONHeader(c *Command, h []byte) error {
-	d := jsonDecoder{s: string(h)}
+func decodeJSONHeader(c *Command, h string) error {
+	d := jsonDecoder{s: h}
 	if err := d.header(c); err != nil {
 		return fmt.Errorf("%w: JSON header: %s at offset %d", ErrBadFrame, err, d.i)
 	}

@@ -36,12 +36,19 @@ type Command struct {
 	// ExtFields is the custom header: every header field as a string. An empty value does not
 	// survive the ROCKETMQ encoding (it decodes as absent).
 	ExtFields map[string]string
+	// Fields, when non-empty, is the custom header instead of ExtFields, in the order it is
+	// written: sorted by key (byte order), without duplicate keys, so the encoding stays
+	// deterministic. It spares a sender the map and the sort; decoded commands never set it.
+	Fields []Field
 	// Body is the opaque payload. A decoded Body aliases the frame buffer.
 	Body []byte
 	// Serialize is the header encoding the command was decoded from. On requests the Client
 	// uses its configured encoding instead.
 	Serialize SerializeType
 }
+
+// Field is one custom header field (see Command.Fields).
+type Field struct{ Key, Value string }
 
 // NewRequest returns a request with the given code, ext fields and body. The Client fills in
 // language, version, opaque and flag when it sends it.

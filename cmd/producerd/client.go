@@ -47,7 +47,7 @@ func envOr(k, def string) string {
 
 func (c *connFlags) register(fs *flag.FlagSet, ingress, admin bool) {
 	if ingress {
-		fs.StringVar(&c.addr, "addr", envOr("PRODUCERD_ADDR", config.DefaultIngressGRPC), "daemon ingress gRPC `address` (env PRODUCERD_ADDR)")
+		fs.StringVar(&c.addr, "addr", envOr("PRODUCERD_ADDR", config.DefaultIngressGRPC), "daemon ingress gRPC `address`: host:port, or unix:///path for the ingress.unix socket (env PRODUCERD_ADDR)")
 	}
 	if admin {
 		fs.StringVar(&c.admin, "admin", envOr("PRODUCERD_ADMIN", config.DefaultAdminListen), "daemon admin `address` (env PRODUCERD_ADMIN)")
@@ -82,7 +82,10 @@ func (c *connFlags) resolve() error {
 		if err != nil {
 			return err
 		}
-		if cfg.Ingress.GRPC != "" {
+		switch {
+		case cfg.Ingress.Unix != "": // the local path skips TCP
+			c.addr = "unix://" + cfg.Ingress.Unix
+		case cfg.Ingress.GRPC != "":
 			c.addr = cfg.Ingress.GRPC
 		}
 		if cfg.Admin.Listen != "" {

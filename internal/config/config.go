@@ -112,6 +112,11 @@ type Ingress struct {
 	// Insecure allows a non-loopback listener without TLS (insecure, default false);
 	// the daemon then warns at every start.
 	Insecure bool
+	// Unix is the path of a Unix-domain socket serving gRPC and HTTP (unix, default ""
+	// = none); UnixMode its permissions (unix_mode, default 0o600: the daemon's user
+	// only), the socket's access control.
+	Unix     string
+	UnixMode int
 }
 
 // Admin is the [admin] table: status, strategy swap, reload, drain and /metrics, over
@@ -135,6 +140,10 @@ type Admin struct {
 	Insecure bool
 	// Pprof serves /debug/pprof (behind the token) when true (pprof, default false).
 	Pprof bool
+	// MetricsPerTopic labels the per-send series (producerd_send_attempts_total,
+	// producerd_send_retries_total) with their topic (metrics_per_topic, default false:
+	// topic=""), so that series grow with groups x brokers x results, not with topics.
+	MetricsPerTopic bool
 }
 
 // Readiness is the [readiness] table: when /readyz and grpc.health say SERVING.
@@ -391,16 +400,20 @@ func resolve(dir, p string) string {
 }
 
 func (c *Config) decodeIngress(t *tomlx.Table, d *tomlx.Decoder, dir string) {
-	c.Ingress = Ingress{GRPC: DefaultIngressGRPC, HTTP: DefaultIngressHTTP}
+	c.Ingress = Ingress{GRPC: DefaultIngressGRPC, HTTP: DefaultIngressHTTP, UnixMode: 0o600}
 	if t == nil {
 		return
 	}
 	t.Str("grpc", &c.Ingress.GRPC)
 	t.Str("http", &c.Ingress.HTTP)
+	if t.Str("unix", &c.Ingress.Unix) {
+		c.Ingress.Unix = resolve(dir, c.Ingress.Unix)
+	}
+	t.Int("unix_mode", &c.Ingress.UnixMode, 0, 0o777)
 	checkAddr(t, "grpc", c.Ingress.GRPC)
 	checkAddr(t, "http", c.Ingress.HTTP)
 	t.Bool("insecure", &c.Ingress.Insecure)
-	if c.Ingress.GRPC == "" && c.Ingress.HTTP == "" {
+	if c.Ingress.GRPC == "" && c.Ingress.HTTP == "" && c.Ingress.Unix == "" {
 		t.Errorf("grpc", "grpc and http are both empty: the daemon would accept no messages")
 	}
 	c.Ingress.TLS = tlsFiles(t, dir)
@@ -433,6 +446,7 @@ func (c *Config) decodeAdmin(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	}
 	t.Bool("insecure", &c.Admin.Insecure)
 	t.Bool("pprof", &c.Admin.Pprof)
+	t.Bool("metrics_per_topic", &c.Admin.MetricsPerTopic)
 	c.Admin.TLS = tlsFiles(t, dir)
 	t.Done()
 }

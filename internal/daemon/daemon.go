@@ -79,6 +79,7 @@ type Daemon struct {
 	grpcSrv, adminGRPC  *grpc.Server
 	httpSrv, adminHTTP  *http.Server
 	grpcLn, httpLn      net.Listener
+	unixLn              *unixIngress // ingress.unix, or nil
 	adminLn             net.Listener
 	health, adminHealth *health.Server
 	rmq                 *rmqv2Ingress // [ingress] rocketmq_grpc_listen, nil when off
@@ -243,7 +244,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.warnExposure(cfg)
 	d.startReadiness(ctx)
 	d.log.Info("producerd started", "groups", len(groups), "ingress_grpc", addrOf(d.grpcLn),
-		"ingress_http", addrOf(d.httpLn), "admin", addrOf(d.adminLn))
+		"ingress_http", addrOf(d.httpLn), "ingress_unix", cfg.Ingress.Unix, "admin", addrOf(d.adminLn))
 	return nil
 }
 
@@ -490,6 +491,9 @@ func (d *Daemon) stopServers(ctx context.Context) {
 	}
 	d.stopRMQv2(ctx, &wg)
 	wg.Wait()
+	if d.unixLn != nil {
+		_ = d.unixLn.Close() // the servers closed its listeners; this removes the socket
+	}
 	if d.adminHTTP != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		if err := d.adminHTTP.Shutdown(sctx); err != nil {
@@ -507,6 +511,9 @@ func (d *Daemon) closeListeners() {
 		if ln != nil {
 			_ = ln.Close()
 		}
+	}
+	if d.unixLn != nil {
+		_ = d.unixLn.Close()
 	}
 }
 

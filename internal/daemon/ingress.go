@@ -51,7 +51,7 @@ func (d *Daemon) finished(api string, g *group, topic string, start time.Time, a
 	}
 	d.met.requestLatency.WithLabelValues(api, outcome).Observe(time.Since(start).Seconds())
 	if attempts > 1 {
-		d.met.retries.WithLabelValues(g.name, topic).Add(float64(attempts - 1))
+		d.met.retries.WithLabelValues(g.name, d.met.topic(topic)).Add(float64(attempts - 1))
 	}
 }
 
@@ -173,7 +173,10 @@ func (d *Daemon) sendBatch(ctx context.Context, api, groupName, topic string, ms
 // splitBatchResult turns a batch's result (comma-separated ids, the first queue
 // offset) into one result per message.
 func splitBatchResult(r *core.SendResult, n int) []*producerdpb.SendResult {
-	ids := strings.Split(r.MsgID, ",")
+	ids := r.MsgIDs
+	if ids == nil {
+		ids = strings.Split(r.MsgID, ",")
+	}
 	offIDs := strings.Split(r.OffsetMsgID, ",")
 	out := make([]*producerdpb.SendResult, n)
 	for i := range n {

@@ -15,9 +15,11 @@ import (
 
 // metrics are the daemon's Prometheus metrics, on a registry of its own (served at
 // /metrics on the admin listener). Label values are bounded by the config (groups,
-// strategies), the cluster (brokers, topics) and RocketMQ's code table.
+// strategies), the cluster (brokers) and RocketMQ's code table; the topic label of the
+// per-send series is "" unless admin.metrics_per_topic (then limits.max_topics bounds it).
 type metrics struct {
 	reg *prometheus.Registry
+	d   *Daemon
 
 	sends           *prometheus.CounterVec   // group, topic, broker, result
 	attemptLatency  *prometheus.HistogramVec // broker
@@ -42,7 +44,7 @@ type metrics struct {
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 func newMetrics(d *Daemon) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+	m := &metrics{reg: prometheus.NewRegistry(), d: d}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.sends = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_send_attempts_total",
 		Help: "Send attempts to brokers by group, topic, broker and result (SEND_OK, a RocketMQ response code name, TIMEOUT, CONNECT_FAILED, OTHER)."},
@@ -126,6 +128,15 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// topic is the topic label value of the per-send series: the topic itself only when
+// admin.metrics_per_topic is on, else "" (one series per group, broker and result).
+func (m *metrics) topic(topic string) string {
+	if cfg := m.d.Config(); cfg != nil && cfg.Admin.MetricsPerTopic {
+		return topic
+	}
+	return ""
+}
+
 // forgetTopic drops the series of a topic the group no longer tracks.
 func (m *metrics) forgetTopic(group, topic string) {
 	l := prometheus.Labels{"group": group, "topic": topic}
@@ -141,7 +152,7 @@ func (m *metrics) producerHooks(group string) core.ProducerHooks {
 	m.swaps.WithLabelValues(group, "error")
 	return core.ProducerHooks{
 		OnAttempt: func(topic string, o sdk.Outcome) {
-			m.sends.WithLabelValues(group, topic, o.Broker, outcomeResult(o)).Inc()
+			m.sends.WithLabelValues(group, m.topic(topic), o.Broker, outcomeResult(o)).Inc()
 			m.attemptLatency.WithLabelValues(o.Broker).Observe(o.Latency.Seconds())
 		},
 		OnDecision: func(latency time.Duration, fallback bool, _ error) {

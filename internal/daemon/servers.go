@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -66,6 +67,11 @@ func (d *Daemon) listen(cfg *config.Config) error {
 			return fmt.Errorf("daemon: admin: %w", err)
 		}
 	}
+	if cfg.Ingress.Unix != "" {
+		if d.unixLn, err = listenUnix(cfg.Ingress.Unix, os.FileMode(cfg.Ingress.UnixMode), cfg.Limits.ReadHeaderTimeout); err != nil {
+			return err
+		}
+	}
 
 	if d.adminLn != nil && cfg.Admin.Token == "" {
 		if err := d.generateToken(tokenPath(cfg, d.adminLn.Addr().String())); err != nil {
@@ -84,7 +90,10 @@ func (d *Daemon) listen(cfg *config.Config) error {
 			*ln = newLimitListener(*ln, perListener)
 		}
 	}
-	if d.grpcLn != nil {
+	if d.unixLn != nil {
+		d.unixLn.start(perListener)
+	}
+	if d.grpcLn != nil || d.unixLn != nil {
 		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(lim.MaxRequestSize)), grpc.ForceServerCodec(ingressCodec{}),
 			grpc.ConnectionTimeout(lim.ReadHeaderTimeout),
 			grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow), grpc.MaxConcurrentStreams(maxStreamsPerConn)}
@@ -95,13 +104,23 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		producerdpb.RegisterIngressServer(d.grpcSrv, &ingress{d: d})
 		healthpb.RegisterHealthServer(d.grpcSrv, d.health)
 		reflection.Register(d.grpcSrv)
-		d.serve("ingress grpc", func() error { return d.grpcSrv.Serve(d.grpcLn) })
+		if d.grpcLn != nil {
+			d.serve("ingress grpc", func() error { return d.grpcSrv.Serve(d.grpcLn) })
+		}
+		if d.unixLn != nil {
+			d.serve("ingress unix grpc", func() error { return d.grpcSrv.Serve(d.unixLn.grpc) })
+		}
 	}
-	if d.httpLn != nil {
+	if d.httpLn != nil || d.unixLn != nil {
 		d.httpSrv = &http.Server{Handler: d.ingressHTTP(), ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout,
 			IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: maxHeaderBytes, TLSConfig: ingTLS,
 			ErrorLog: d.log.Named("http").StandardLogger(nil)}
-		d.serve("ingress http", func() error { return serveHTTP(d.httpSrv, d.httpLn) })
+		if d.httpLn != nil {
+			d.serve("ingress http", func() error { return serveHTTP(d.httpSrv, d.httpLn, ingTLS != nil) })
+		}
+		if d.unixLn != nil {
+			d.serve("ingress unix http", func() error { return serveHTTP(d.httpSrv, d.unixLn.http, ingTLS != nil) })
+		}
 	}
 	if d.adminLn != nil {
 		d.adminGRPC = grpc.NewServer(grpc.ChainUnaryInterceptor(d.adminAuth))
@@ -126,13 +145,15 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		d.adminHTTP = &http.Server{Handler: h, ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout, IdleTimeout: lim.IdleTimeout,
 			MaxHeaderBytes: maxHeaderBytes, TLSConfig: admTLS, Protocols: &protos,
 			ErrorLog: d.log.Named("admin").StandardLogger(nil)}
-		d.serve("admin", func() error { return serveHTTP(d.adminHTTP, d.adminLn) })
+		d.serve("admin", func() error { return serveHTTP(d.adminHTTP, d.adminLn, admTLS != nil) })
 	}
 	return d.listenRMQv2(cfg, ingTLS)
 }
 
-func serveHTTP(s *http.Server, ln net.Listener) error {
-	if s.TLSConfig != nil {
+// serveHTTP serves ln; useTLS is decided by the caller, since Serve may set s.TLSConfig
+// (HTTP/2 setup) while a second listener of the same server starts.
+func serveHTTP(s *http.Server, ln net.Listener, useTLS bool) error {
+	if useTLS {
 		return s.ServeTLS(ln, "", "")
 	}
 	return s.Serve(ln)
