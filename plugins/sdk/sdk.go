@@ -157,8 +157,13 @@ type BrokerHealth struct {
 	Available bool
 	// Until is when the isolation ends (zero when Available).
 	Until time.Time
-	// Latency is the last observed latency.
+	// Latency is the last observed latency. For an unavailable broker it is also the
+	// cost that ranks it when every broker is unavailable (lower first).
 	Latency time.Duration
+	// Weight is the relative share of each of the broker's queues in the host's
+	// in-process decisions (see package pick); zero means unweighted. When any row sets
+	// a weight, brokers without one are standbys.
+	Weight uint32
 }
 
 // HealthReporter is implemented by strategies that keep per-broker state, so that the
