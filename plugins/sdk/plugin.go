@@ -16,7 +16,8 @@ import (
 const (
 	// ProtocolVersion is the strategy protocol version this SDK speaks; host and plugin
 	// agree on it in Describe. It changes when the session messages change meaning.
-	ProtocolVersion = 1
+	// Version 2 adds BrokerHealth.weight (a version-1 peer sends none: unweighted).
+	ProtocolVersion = 2
 	// MinProtocolVersion is the oldest strategy protocol version this SDK still speaks.
 	MinProtocolVersion = 1
 	// PluginName is the name a strategy is served and dispensed under.

@@ -421,7 +421,7 @@ func equalHealth(a, b []BrokerHealth, withLatency bool) bool {
 		return false
 	}
 	for i := range a {
-		if a[i].Broker != b[i].Broker || a[i].Available != b[i].Available ||
+		if a[i].Broker != b[i].Broker || a[i].Available != b[i].Available || a[i].Weight != b[i].Weight ||
 			!a[i].Until.Equal(b[i].Until) || withLatency && a[i].Latency != b[i].Latency {
 			return false
 		}

@@ -414,13 +414,14 @@ func TestDescribeVersionNegotiation(t *testing.T) {
 	for _, tc := range []struct {
 		lo, hi uint32
 		ok     bool
-	}{{1, 1, true}, {1, 9, true}, {2, 9, false}, {0, 0, false}} {
+		want   uint32
+	}{{1, 1, true, 1}, {1, 9, true, 2}, {2, 9, true, 2}, {3, 9, false, 0}, {0, 0, false, 0}} {
 		resp, err := c.Describe(context.Background(), &strategypb.DescribeRequest{MinVersion: tc.lo, MaxVersion: tc.hi})
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := resp.GetCode() == strategypb.Code_CODE_OK
-		if got != tc.ok || got && resp.GetVersion() != sdk.ProtocolVersion {
+		if got != tc.ok || got && resp.GetVersion() != tc.want {
 			t.Errorf("host range [%d, %d]: code %v version %d", tc.lo, tc.hi, resp.GetCode(), resp.GetVersion())
 		}
 	}

@@ -832,6 +832,9 @@ type BrokerHealth struct {
 	Available     bool                   `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
 	UntilUnixNano int64                  `protobuf:"varint,3,opt,name=until_unix_nano,json=untilUnixNano,proto3" json:"until_unix_nano,omitempty"`
 	LatencyNs     int64                  `protobuf:"varint,4,opt,name=latency_ns,json=latencyNs,proto3" json:"latency_ns,omitempty"`
+	// Relative share of the broker's queues in the host's in-process decisions (package
+	// pick); 0 is unweighted. Added in protocol version 2; a version-1 peer sends none.
+	Weight        uint32 `protobuf:"varint,5,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -890,6 +893,13 @@ func (x *BrokerHealth) GetUntilUnixNano() int64 {
 func (x *BrokerHealth) GetLatencyNs() int64 {
 	if x != nil {
 		return x.LatencyNs
+	}
+	return 0
+}
+
+func (x *BrokerHealth) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
 	}
 	return 0
 }
@@ -1228,13 +1238,14 @@ const file_strategy_proto_rawDesc = "" +
 	"latency_ns\x18\x05 \x03(\x03R\tlatencyNs\x12\x12\n" +
 	"\x04kind\x18\x06 \x03(\rR\x04kind\x12\x12\n" +
 	"\x04code\x18\a \x03(\x05R\x04code\x12\x1c\n" +
-	"\tisolation\x18\b \x03(\bR\tisolation\"\x8b\x01\n" +
+	"\tisolation\x18\b \x03(\bR\tisolation\"\xa3\x01\n" +
 	"\fBrokerHealth\x12\x16\n" +
 	"\x06broker\x18\x01 \x01(\tR\x06broker\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\bR\tavailable\x12&\n" +
 	"\x0funtil_unix_nano\x18\x03 \x01(\x03R\runtilUnixNano\x12\x1d\n" +
 	"\n" +
-	"latency_ns\x18\x04 \x01(\x03R\tlatencyNs\"F\n" +
+	"latency_ns\x18\x04 \x01(\x03R\tlatencyNs\x12\x16\n" +
+	"\x06weight\x18\x05 \x01(\rR\x06weight\"F\n" +
 	"\vHealthTable\x127\n" +
 	"\x04rows\x18\x01 \x03(\v2#.producerd.strategy.v1.BrokerHealthR\x04rows\"\xfc\x01\n" +
 	"\x02Up\x124\n" +
