@@ -42,8 +42,13 @@ import (
 // MaxWeight caps Rule.Weight; larger weights count as MaxWeight.
 const MaxWeight = 64
 
-// maxTopics bounds the per-topic counters; past it they are cleared.
-const maxTopics = 4096
+// MaxTopics bounds the per-topic counters of a Picker; when a new topic would exceed
+// it they are cleared (each topic restarts at a new random position).
+const MaxTopics = 4096
+
+// maxTime is the last instant UnixNano represents; a later Until means "until the next
+// policy".
+var maxTime = time.Unix(0, math.MaxInt64)
 
 // Rule is one broker's row of a Policy.
 type Rule struct {
@@ -81,17 +86,20 @@ type Options struct {
 	Now func() time.Time
 	// Rand gives the counters' random starts; it is called under the Picker's lock.
 	Rand func() uint64
+	// Rotation is where rule 4's rotation over the better half starts.
+	Rotation uint64
 }
 
 // Picker makes decisions from the last published Policy. It is safe for concurrent use.
 type Picker struct {
 	now    func() time.Time
 	rand   func() uint64
-	snap   atomic.Pointer[snapshot]
-	topics atomic.Pointer[map[string]*position]
-	mu     sync.Mutex // serialises copy-on-write of topics and calls to rand
-	worst  atomic.Uint64
-	wgen   uint64 // weight-set generation; guarded by mu
+	snap    atomic.Pointer[snapshot]
+	topics  sync.Map   // topic → *position
+	mu      sync.Mutex // serialises new positions, ntopics, wgen and calls to rand
+	ntopics int
+	worst   atomic.Uint64
+	wgen    uint64 // weight-set generation
 }
 
 type exclusion struct {
@@ -129,9 +137,7 @@ func New(o Options) *Picker {
 		p.rand = rand.Uint64
 	}
 	p.snap.Store(&snapshot{})
-	m := map[string]*position{}
-	p.topics.Store(&m)
-	p.worst.Store(p.rand())
+	p.worst.Store(o.Rotation)
 	return p
 }
 
@@ -152,7 +158,7 @@ func (p *Picker) SetPolicy(pol Policy) {
 			continue
 		}
 		until := int64(math.MaxInt64)
-		if !r.Until.IsZero() {
+		if !r.Until.IsZero() && r.Until.Before(maxTime) {
 			until = r.Until.UnixNano()
 		}
 		if sn.excluded == nil {
@@ -332,17 +338,20 @@ func (p *Picker) leastBad(t *position, sel *sdk.Selection, w *walker, pos int) i
 // position returns sel.Topic's counter for the route version and weight set of sn.
 func (p *Picker) position(sel *sdk.Selection, sn *snapshot) *position {
 	n := len(sel.Queues)
-	t := (*p.topics.Load())[sel.Topic]
-	if t != nil && t.version == sel.RouteVersion && t.n == n && t.wgen == sn.wgen {
-		return t
+	if v, ok := p.topics.Load(sel.Topic); ok {
+		if t := v.(*position); t.version == sel.RouteVersion && t.n == n && t.wgen == sn.wgen {
+			return t
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old := *p.topics.Load()
-	if t := old[sel.Topic]; t != nil && t.version == sel.RouteVersion && t.n == n && t.wgen == sn.wgen {
-		return t
+	v, existed := p.topics.Load(sel.Topic)
+	if existed {
+		if t := v.(*position); t.version == sel.RouteVersion && t.n == n && t.wgen == sn.wgen {
+			return t
+		}
 	}
-	t = &position{version: sel.RouteVersion, n: n, wgen: sn.wgen}
+	t := &position{version: sel.RouteVersion, n: n, wgen: sn.wgen}
 	slot := make(map[string]int)
 	for i, q := range sel.Queues {
 		k, ok := slot[q.Broker]
@@ -358,16 +367,13 @@ func (p *Picker) position(sel *sdk.Selection, sn *snapshot) *position {
 		t.sched = schedule(sel.Queues, sn.weights)
 	}
 	t.next.Store(p.rand())
-	size := len(old) + 1
-	if size > maxTopics {
-		old, size = nil, 1
+	if !existed {
+		if p.ntopics++; p.ntopics > MaxTopics {
+			p.topics.Clear()
+			p.ntopics = 1
+		}
 	}
-	m := make(map[string]*position, size)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[sel.Topic] = t
-	p.topics.Store(&m)
+	p.topics.Store(sel.Topic, t)
 	return t
 }
 
