@@ -92,8 +92,8 @@ type Options struct {
 
 // Picker makes decisions from the last published Policy. It is safe for concurrent use.
 type Picker struct {
-	now    func() time.Time
-	rand   func() uint64
+	now     func() time.Time
+	rand    func() uint64
 	snap    atomic.Pointer[snapshot]
 	topics  sync.Map   // topic → *position
 	mu      sync.Mutex // serialises new positions, ntopics, wgen and calls to rand
