@@ -38,13 +38,13 @@ func TestMain(m *testing.M) {
 // in-process and as a re-executed built-in too.
 func testBuiltins() map[string]Builtin {
 	b := DefaultBuiltins()
-	b["keyhash"] = func(settings []byte) (sdk.Selector, error) {
-		if !emptySettings(settings) {
-			return nil, fmt.Errorf("%w: keyhash takes no settings", sdk.ErrInvalidSettings)
-		}
-		return keyhash.New(), nil
-	}
+	b["keyhash"] = keyhash.Build
 	return b
+}
+
+// fixed is the constructor of a test strategy that takes no settings.
+func fixed(sel sdk.Selector) sdk.Constructor {
+	return sdk.NoSettings(func() sdk.Selector { return sel })
 }
 
 func servePluginMode(mode string) {
@@ -52,20 +52,20 @@ func servePluginMode(mode string) {
 	case "exit":
 		os.Exit(3)
 	case "hang":
-		sdk.Serve(misbehaving{hang: true})
+		sdk.Serve(fixed(misbehaving{hang: true}))
 	case "outofrange":
-		sdk.Serve(misbehaving{outOfRange: true})
+		sdk.Serve(fixed(misbehaving{outOfRange: true}))
 	case "failafter":
-		sdk.Serve(&failAfter{})
+		sdk.Serve(fixed(&failAfter{}))
 	case "badcookie":
 		// A plugin built for another host: it expects a different cookie and refuses.
 		hs := sdk.Handshake
 		hs.MagicCookieKey, hs.MagicCookieValue = "SOME_OTHER_HOST", "not-producerd"
-		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: sdk.PluginSet(misbehaving{}), GRPCServer: plugin.DefaultGRPCServer})
+		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: sdk.PluginSet(fixed(misbehaving{})), GRPCServer: plugin.DefaultGRPCServer})
 	case "badversion":
 		hs := sdk.Handshake
 		hs.ProtocolVersion = 99
-		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: sdk.PluginSet(misbehaving{}), GRPCServer: plugin.DefaultGRPCServer})
+		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: sdk.PluginSet(fixed(misbehaving{})), GRPCServer: plugin.DefaultGRPCServer})
 	case "helper":
 		runOrphanHelper()
 	case "envdump":

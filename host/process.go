@@ -101,12 +101,14 @@ func (g *generation) launch(ctx context.Context) (_ *conn, err error) {
 	if !ok {
 		return nil, fmt.Errorf("plugin %s: dispensed %T", path, raw)
 	}
-	c.info, err = remote.Describe(ctx)
+	c.info, err = remote.Describe(ctx, g.spec.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", path, err)
 	}
-	if err := remote.Configure(ctx, g.spec.Settings); err != nil {
-		return nil, fmt.Errorf("plugin %s: %w", path, err)
+	if c.info.ProtocolVersion < 2 {
+		if err := remote.Configure(ctx, g.spec.Settings); err != nil {
+			return nil, fmt.Errorf("plugin %s: %w", path, err)
+		}
 	}
 	opts := sdk.SessionOptions{
 		DecisionTimeout: g.spec.DecisionTimeout,

@@ -27,14 +27,14 @@ func loadHeavy(t *testing.T, pkg string, adjust func(*wasm.Options)) wasm.Strate
 }
 
 // TestDescribeAndFeatures: each module describes itself as its in-process strategy
-// does, and declares the optional interfaces it implements (latency-fault's module
-// adds Configure for its settings).
+// does, and declares the optional interfaces it implements (every module built with a
+// constructor takes settings: Configurable).
 func TestDescribeAndFeatures(t *testing.T) {
 	for _, bs := range benchStrategies {
 		native := bs.native(t)
 		want := sdk.FeaturesOf(native)
 		want.Describer = true
-		want.Configurable = bs.name == "latencyfault"
+		want.Configurable = true
 		s := loadHeavy(t, bs.pkg, nil)
 		if got, want := s.Describe(), sdk.DescriptorOf(native); got != want {
 			t.Errorf("%s: Describe() = %+v, in-process %+v", bs.name, got, want)

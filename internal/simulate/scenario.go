@@ -490,19 +490,9 @@ func (sc *Scenario) decodeStrategies(ts []*tomlx.Table, d *tomlx.Decoder, dir st
 	}
 }
 
-// checkSettings validates a built-in's settings with internal/builtin, keyed by setting.
+// checkSettings validates a built-in's settings with the strategy's own constructor
+// (builtin.Validate), keyed by setting.
 func checkSettings(st *tomlx.Table, d *tomlx.Decoder, s Strategy) {
-	b, _ := builtin.Lookup(s.Builtin)
-	for k := range st.Map() {
-		if !slices.Contains(b.Settings, k) {
-			if len(b.Settings) == 0 {
-				st.Errorf(k, "unknown key: built-in %s takes no settings", s.Builtin)
-			} else {
-				st.Errorf(k, "unknown key (built-in %s takes %s)", s.Builtin, strings.Join(b.Settings, ", "))
-			}
-			return
-		}
-	}
 	err := builtin.Validate(s.Builtin, s.Settings)
 	if err == nil {
 		return

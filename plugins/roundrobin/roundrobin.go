@@ -82,6 +82,11 @@ func (s *selector) Describe() sdk.Descriptor {
 	return sdk.Descriptor{Name: "roundrobin", LocalApply: true}
 }
 
+// Build is round-robin's sdk.Constructor: it takes no settings.
+func Build(settings []byte) (sdk.Selector, error) {
+	return sdk.NoSettings(func() sdk.Selector { return New() })(settings)
+}
+
 // Select implements sdk.Selector.
 func (s *selector) Select(_ context.Context, sel *sdk.Selection) (int, error) {
 	if len(sel.Queues) == 0 {

@@ -178,13 +178,6 @@ type HealthSeeder interface {
 	Seed(rows []BrokerHealth)
 }
 
-// Configurable is implemented by strategies that take settings from the daemon's
-// config (the [strategy.settings] table, passed as JSON). Configure is called once,
-// before the first Select; an error rejects the strategy.
-type Configurable interface {
-	Configure(settings []byte) error
-}
-
 // Provider hands out the strategy generation that one send uses for its whole retry
 // loop. The host's hot-swap wrapper implements it; core calls Acquire once per send and
 // release when the send ends, so a swap can wait for the old generation to drain.

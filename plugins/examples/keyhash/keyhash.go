@@ -37,6 +37,7 @@ package keyhash
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/plugins/sdk/pick"
@@ -171,4 +172,25 @@ func keyOf(m *sdk.MessageInfo) string {
 		}
 	}
 	return ""
+}
+
+// Settings are keyhash's settings (JSON, unknown keys rejected).
+type Settings struct {
+	// Hash is "java" (default) or "fnv32a".
+	Hash string `json:"hash"`
+}
+
+// Build is keyhash's sdk.Constructor: the one parser of its settings.
+func Build(settings []byte) (sdk.Selector, error) {
+	var s Settings
+	if err := sdk.DecodeSettings(settings, &s); err != nil {
+		return nil, err
+	}
+	switch s.Hash {
+	case "", "java":
+		return New(WithHash(Java)), nil
+	case "fnv32a":
+		return New(WithHash(FNV32a)), nil
+	}
+	return nil, &sdk.SettingError{Key: "hash", Err: fmt.Errorf("%q is not java or fnv32a", s.Hash)}
 }

@@ -175,8 +175,12 @@ func (Feature) EnumDescriptor() ([]byte, []int) {
 type DescribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The range of strategy protocol versions the host speaks.
-	MinVersion    uint32 `protobuf:"varint,1,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
-	MaxVersion    uint32 `protobuf:"varint,2,opt,name=max_version,json=maxVersion,proto3" json:"max_version,omitempty"`
+	MinVersion uint32 `protobuf:"varint,1,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
+	MaxVersion uint32 `protobuf:"varint,2,opt,name=max_version,json=maxVersion,proto3" json:"max_version,omitempty"`
+	// The strategy's settings (JSON). From protocol version 2 the plugin builds its
+	// strategy from them here and the host sends no Configure; a version-1 plugin ignores
+	// them and gets Configure.
+	Settings      []byte `protobuf:"bytes,3,opt,name=settings,proto3" json:"settings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +227,13 @@ func (x *DescribeRequest) GetMaxVersion() uint32 {
 		return x.MaxVersion
 	}
 	return 0
+}
+
+func (x *DescribeRequest) GetSettings() []byte {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
 }
 
 type DescribeResponse struct {
@@ -1182,12 +1193,13 @@ var File_strategy_proto protoreflect.FileDescriptor
 
 const file_strategy_proto_rawDesc = "" +
 	"\n" +
-	"\x0estrategy.proto\x12\x15producerd.strategy.v1\"S\n" +
+	"\x0estrategy.proto\x12\x15producerd.strategy.v1\"o\n" +
 	"\x0fDescribeRequest\x12\x1f\n" +
 	"\vmin_version\x18\x01 \x01(\rR\n" +
 	"minVersion\x12\x1f\n" +
 	"\vmax_version\x18\x02 \x01(\rR\n" +
-	"maxVersion\"\x84\x02\n" +
+	"maxVersion\x12\x1a\n" +
+	"\bsettings\x18\x03 \x01(\fR\bsettings\"\x84\x02\n" +
 	"\x10DescribeResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12/\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x1b.producerd.strategy.v1.CodeR\x04code\x12\x18\n" +
