@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/producerd/producerd/plugins/examples/keyhash"
+	"github.com/producerd/producerd/plugins/examples/leastlatency"
 	"github.com/producerd/producerd/plugins/sdk"
 )
 
@@ -39,6 +40,7 @@ func TestMain(m *testing.M) {
 func testBuiltins() map[string]Builtin {
 	b := DefaultBuiltins()
 	b["keyhash"] = keyhash.Build
+	b["leastlatency"] = leastlatency.New
 	return b
 }
 

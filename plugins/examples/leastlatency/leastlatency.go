@@ -18,10 +18,9 @@
 package leastlatency
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -45,31 +44,36 @@ type Settings struct {
 	FailureLatency string `json:"failure_latency"`
 }
 
-// ParseSettings decodes raw (empty means defaults) strictly and fills in the defaults.
-// It is the strategy's one settings parser: New, the plugin and the wasm module use it.
+// ParseSettings decodes raw (empty means defaults) strictly, fills in the defaults and
+// returns them with the parsed failure latency. It is the strategy's one settings
+// parser: New, the plugin and the wasm module use it. Problems are *sdk.SettingError
+// values naming their key.
 func ParseSettings(raw []byte) (Settings, time.Duration, error) {
 	s := Settings{Alpha: 0.2, Band: 1.2, BestWeight: 16, FailureLatency: "1s"}
-	if len(bytes.TrimSpace(raw)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&s); err != nil {
-			return s, 0, fmt.Errorf("%w: %w", sdk.ErrInvalidSettings, err)
-		}
+	if err := sdk.DecodeSettings(raw, &s); err != nil {
+		return s, 0, err
+	}
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &sdk.SettingError{Key: key, Err: fmt.Errorf(format, args...)})
 	}
 	fail, err := time.ParseDuration(s.FailureLatency)
 	switch {
 	case err != nil:
-		return s, 0, fmt.Errorf("%w: failure_latency: %w", sdk.ErrInvalidSettings, err)
+		bad("failure_latency", "invalid duration %q", s.FailureLatency)
 	case fail <= 0:
-		return s, 0, fmt.Errorf("%w: failure_latency: %s is not positive", sdk.ErrInvalidSettings, fail)
-	case !(s.Alpha > 0 && s.Alpha <= 1):
-		return s, 0, fmt.Errorf("%w: alpha: %v is not in (0, 1]", sdk.ErrInvalidSettings, s.Alpha)
-	case !(s.Band >= 1) || math.IsInf(s.Band, 0):
-		return s, 0, fmt.Errorf("%w: band: %v is not ≥ 1", sdk.ErrInvalidSettings, s.Band)
-	case s.BestWeight < 1 || s.BestWeight > pick.MaxWeight:
-		return s, 0, fmt.Errorf("%w: best_weight: %d is not in 1..%d", sdk.ErrInvalidSettings, s.BestWeight, pick.MaxWeight)
+		bad("failure_latency", "%s is not positive", fail)
 	}
-	return s, fail, nil
+	if !(s.Alpha > 0 && s.Alpha <= 1) {
+		bad("alpha", "%v is not in (0, 1]", s.Alpha)
+	}
+	if !(s.Band >= 1) || math.IsInf(s.Band, 0) {
+		bad("band", "%v is not ≥ 1", s.Band)
+	}
+	if s.BestWeight < 1 || s.BestWeight > pick.MaxWeight {
+		bad("best_weight", "%d is not in 1..%d", s.BestWeight, pick.MaxWeight)
+	}
+	return s, fail, errors.Join(errs...)
 }
 
 // New builds the strategy from its settings (see ParseSettings). The value implements
