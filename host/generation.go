@@ -126,6 +126,12 @@ type generation struct {
 	cancel  context.CancelFunc
 	supDone chan struct{}
 
+	// verdict is closed when the generation's probation ended (see Host.SwapAndAwait);
+	// verdictErr is then nil (it passed, or was superseded) or why it was rolled back.
+	verdictOnce sync.Once
+	verdict     chan struct{}
+	verdictErr  error
+
 	stateMu sync.Mutex
 	mode    Mode
 	lastErr error
@@ -142,6 +148,7 @@ func (h *Host) newGeneration(ctx context.Context, spec Spec) (*generation, error
 		rr:   roundrobin.New(),
 	}
 	g.releaseFn = g.release
+	g.verdict = make(chan struct{})
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	switch {
 	case spec.wasm():
@@ -466,12 +473,35 @@ type counters struct {
 	decisions, failed, crashes uint64
 }
 
+// A decision is counted before its fallback, so reading the failures first and the
+// decisions after never counts a failure without its decision; baseCounters reads in
+// the other order, so that a decision in flight at the start of a window is either in
+// both or in neither of a window's differences. Hence failed ≤ decisions in any window.
 func (g *generation) counters() counters {
+	failed := g.failedCount()
+	return counters{decisions: g.decisions.Load(), failed: failed, crashes: g.crashes.Load()}
+}
+
+// baseCounters are counters() for the start of a window.
+func (g *generation) baseCounters() counters {
+	d := g.decisions.Load()
+	return counters{decisions: d, failed: g.failedCount(), crashes: g.crashes.Load()}
+}
+
+func (g *generation) failedCount() uint64 {
 	var failed uint64
 	for r := FallbackTimeout; r < numReasons; r++ {
 		if r != FallbackCanceled {
 			failed += g.fallbacks[r].Load()
 		}
 	}
-	return counters{decisions: g.decisions.Load(), failed: failed, crashes: g.crashes.Load()}
+	return failed
+}
+
+// decide records the generation's probation verdict once.
+func (g *generation) decide(err error) {
+	g.verdictOnce.Do(func() {
+		g.verdictErr = err
+		close(g.verdict)
+	})
 }

@@ -98,6 +98,7 @@ func (h *Host) Start(ctx context.Context, spec Spec) error {
 	if g == nil {
 		return err
 	}
+	g.decide(nil) // no probation for the first strategy
 	old := h.cur.Swap(g)
 	h.started = true
 	h.retire(old)
@@ -128,17 +129,39 @@ func (h *Host) Start(ctx context.Context, spec Spec) error {
 // retired (its plugin shut down). A further Swap during the window retires the
 // previous standby at once.
 func (h *Host) Swap(ctx context.Context, spec Spec) error {
+	_, err := h.swap(ctx, spec)
+	return err
+}
+
+// SwapAndAwait is Swap, then waits for the new strategy's probation (Config.Probation)
+// to end: it returns nil once the strategy passed it (or a later swap superseded it),
+// an error wrapping ErrRolledBack with the reason when the host rolled back to the
+// previous strategy, or ctx's error (the probation goes on).
+func (h *Host) SwapAndAwait(ctx context.Context, spec Spec) error {
+	g, err := h.swap(ctx, spec)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-g.verdict:
+		return g.verdictErr
+	case <-ctx.Done():
+		return fmt.Errorf("host: swap to %q done, probation still running: %w", spec.Name, ctx.Err())
+	}
+}
+
+func (h *Host) swap(ctx context.Context, spec Spec) (*generation, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	ctx, stop := h.bound(ctx)
 	defer stop()
 	old := h.cur.Load()
 	g, err := h.build(ctx, spec, false)
 	if err != nil {
-		return fmt.Errorf("host: swap to %q refused, %q stays active: %w", spec.Name, old.spec.Name, err)
+		return nil, fmt.Errorf("host: swap to %q refused, %q stays active: %w", spec.Name, old.spec.Name, err)
 	}
 	if rows := old.Health(); len(rows) > 0 {
 		g.Seed(rows)
@@ -153,6 +176,7 @@ func (h *Host) Swap(ctx context.Context, spec Spec) error {
 	if prev := h.standby.Swap(nil); prev != nil {
 		h.retire(prev)
 	}
+	old.decide(nil) // a generation in probation that is swapped away is superseded
 	drained := old.startRetiring()
 	t := time.NewTimer(h.cfg.DrainTimeout)
 	defer t.Stop()
@@ -166,9 +190,10 @@ func (h *Host) Swap(ctx context.Context, spec Spec) error {
 		h.standby.Store(old)
 		h.bg.Go(func() { h.probation(g, old) })
 	} else {
+		g.decide(nil)
 		h.retire(old)
 	}
-	return nil
+	return g, nil
 }
 
 // bound returns ctx, also cancelled by Close.
@@ -194,6 +219,11 @@ func (h *Host) build(ctx context.Context, spec Spec, degradedOK bool) (*generati
 	g.log = g.log.With("generation", g.id)
 	h.register(g)
 	if g.inproc != nil {
+		sel := func(ctx context.Context, s *sdk.Selection) (int, error) { return safeSelect(ctx, g.inproc, s) }
+		if err := trialDecision(ctx, sel, sdk.DescriptorOf(g.inproc).NeedsMessage); err != nil {
+			h.closeGen(g)
+			return nil, fmt.Errorf("%w: strategy %q: %w", ErrHealthCheck, spec.Name, err)
+		}
 		return g, nil
 	}
 	g.supDone = make(chan struct{})
@@ -214,7 +244,8 @@ func (h *Host) build(ctx context.Context, spec Spec, degradedOK bool) (*generati
 
 // probation watches g after a swap and rolls back to old if g starts failing.
 func (h *Host) probation(g, old *generation) {
-	base := g.counters()
+	defer g.decide(nil) // passed, superseded or closed, unless rollback decided first
+	base := g.baseCounters()
 	end := time.NewTimer(h.cfg.Probation)
 	defer end.Stop()
 	tick := time.NewTicker(25 * time.Millisecond)
@@ -267,6 +298,7 @@ func (h *Host) rollback(g, old *generation, reason error) {
 	h.cur.Store(old)
 	h.rollbacks.Add(1)
 	err := fmt.Errorf("strategy %q (generation %d) rolled back to %q (generation %d): %w", g.spec.Name, g.id, old.spec.Name, old.id, reason)
+	g.decide(fmt.Errorf("%w: %w", ErrRolledBack, err))
 	h.log.Error("strategy rolled back", "error", err)
 	if hook := h.cfg.Hooks.OnRollback; hook != nil {
 		hook(g.spec.Name, old.spec.Name, err)

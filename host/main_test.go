@@ -32,7 +32,13 @@ func TestMain(m *testing.M) {
 		servePluginMode(os.Args[2])
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, p := range []string{keyhashBin.path, trialGuestBin.path} {
+		if p != "" {
+			_ = os.RemoveAll(filepath.Dir(p))
+		}
+	}
+	os.Exit(code)
 }
 
 // testBuiltins are the default built-ins plus keyhash, so that the example can run
@@ -310,4 +316,33 @@ func startLoad(tb testing.TB, sel sdk.Selector, workers int, withMessage bool) l
 		}
 		return nil
 	}}
+}
+
+var trialGuestBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// trialGuest builds testdata/trialguest (a module that passes the trial decision and
+// then misbehaves as its settings say) once per test binary.
+func trialGuest(tb testing.TB) string {
+	tb.Helper()
+	trialGuestBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "producerd-trialguest-*")
+		if err != nil {
+			trialGuestBin.err = err
+			return
+		}
+		trialGuestBin.path = filepath.Join(dir, "trialguest.wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", trialGuestBin.path, "./testdata/trialguest")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			trialGuestBin.err = fmt.Errorf("go build trialguest: %v\n%s", err, out)
+		}
+	})
+	if trialGuestBin.err != nil {
+		tb.Skipf("cannot build the trial guest: %v", trialGuestBin.err)
+	}
+	return trialGuestBin.path
 }
