@@ -416,7 +416,7 @@ func decodeStrategy(t *tomlx.Table, d *tomlx.Decoder, name, dir string) *Strateg
 		case fi.IsDir():
 			t.Errorf("plugin", "plugin %q is a directory, not an executable", s.Plugin)
 			ok = false
-		case fi.Mode()&0o111 == 0:
+		case fi.Mode()&0o111 == 0 && !strings.HasSuffix(s.Path, ".wasm"): // a module is read, not executed
 			t.Errorf("plugin", "plugin %q is not executable", s.Plugin)
 			ok = false
 		}

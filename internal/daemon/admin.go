@@ -20,6 +20,7 @@ import (
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/host"
 	"github.com/producerd/producerd/internal/builtin"
 	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/remoting"
@@ -139,6 +140,11 @@ func (d *Daemon) Swap(ctx context.Context, name, groupName string) ([]*producerd
 func (d *Daemon) swapGroup(ctx context.Context, g *group, s *config.Strategy) (uint64, error) {
 	from := g.strategyName()
 	gen, err := g.host.Swap(ctx, s)
+	if errors.Is(err, host.ErrRolledBack) {
+		d.met.swaps.WithLabelValues(g.name, "rolled_back").Inc()
+		d.log.Error("swapped strategy rolled back after its probation", "group", g.name, "from", from, "to", s.Name, "error", err)
+		return 0, fmt.Errorf("daemon: group %s: swap to %s: %w", g.name, s.Name, err)
+	}
 	if err != nil {
 		d.met.swaps.WithLabelValues(g.name, "error").Inc()
 		d.log.Error("strategy swap failed; the previous strategy stays", "group", g.name, "from", from, "to", s.Name, "error", err)
@@ -251,6 +257,12 @@ func (d *Daemon) apply(ctx context.Context, next *config.Config) (changes, resta
 		if sameStrategy(have, want) {
 			continue
 		}
+		if keep, note := keepAdminSwap(cur.Strategies[g.cfg.Strategy], want, have, next); note != "" {
+			changes = append(changes, fmt.Sprintf("group %s: %s", p.Group, note))
+			if keep {
+				continue
+			}
+		}
 		if _, err := d.swapGroup(ctx, g, want); err != nil {
 			undo()
 			return nil, nil, err
@@ -304,6 +316,24 @@ func (d *Daemon) apply(ctx context.Context, next *config.Config) (changes, resta
 		d.log.Warn("changed setting takes effect only after a restart", "setting", r)
 	}
 	return changes, restartNeeded, nil
+}
+
+// keepAdminSwap decides whether a reload keeps a strategy swapped in through admin:
+// have runs, but the previous file configured was. The swap survives unless the file
+// changed the group's strategy (was -> want) or the swapped-in strategy itself (its
+// entry in next differs from have, or is gone). note says which, for the reload's
+// answer; it is empty when no admin swap is in effect.
+func keepAdminSwap(was, want, have *config.Strategy, next *config.Config) (keep bool, note string) {
+	if have == nil || sameStrategy(was, have) {
+		return false, ""
+	}
+	switch now := next.Strategies[have.Name]; {
+	case !sameStrategy(was, want):
+		return false, fmt.Sprintf("admin swap to %s replaced: the file changed the group's strategy %s", have.Name, nameOf(was))
+	case !sameStrategy(now, have):
+		return false, fmt.Sprintf("admin swap to %s undone: the file changed or removed %s", have.Name, have.Name)
+	}
+	return true, fmt.Sprintf("keeps %s (swapped through admin; the file did not change %s or %s)", have.Name, nameOf(was), have.Name)
 }
 
 func nameOf(s *config.Strategy) string {

@@ -165,10 +165,13 @@ type Strategy struct {
 	Settings []byte
 }
 
-// Where returns "in-process" or "plugin process".
+// Where returns "in-process", "wasm" or "plugin process".
 func (s Strategy) Where() string {
-	if s.InProcess {
+	switch {
+	case s.InProcess:
 		return "in-process"
+	case strings.HasSuffix(s.Path, ".wasm"):
+		return "wasm"
 	}
 	return "plugin process"
 }
@@ -465,8 +468,8 @@ func (sc *Scenario) decodeStrategies(ts []*tomlx.Table, d *tomlx.Decoder, dir st
 			case err != nil:
 				t.Errorf("plugin", "plugin %q not found (a path relative to the scenario file, or \"builtin:NAME\")", s.Plugin)
 				ok = false
-			case fi.IsDir() || fi.Mode()&0o111 == 0:
-				t.Errorf("plugin", "plugin %q is not an executable file", s.Plugin)
+			case fi.IsDir() || fi.Mode()&0o111 == 0 && !strings.HasSuffix(s.Path, ".wasm"):
+				t.Errorf("plugin", "plugin %q is not an executable file or a .wasm module", s.Plugin)
 				ok = false
 			}
 			if s.InProcess {
