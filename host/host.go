@@ -421,3 +421,22 @@ func (s *strategy) Seed(rows []sdk.BrokerHealth) { s.h.cur.Load().Seed(rows) }
 // Describe returns the active generation's Descriptor. A send should use the
 // Descriptor of the generation it acquired.
 func (s *strategy) Describe() sdk.Descriptor { return s.h.cur.Load().Describe() }
+
+// Check builds the strategy spec describes off to the side, as Start would (trust and
+// SHA-256 checks, the plugin started or the module loaded with its settings, the
+// strategy's own constructor run, the trial decision), then closes it. It is
+// `producerd validate`'s dry run of a third-party strategy: a settings error is the
+// strategy's own (sdk.ErrInvalidSettings).
+func Check(ctx context.Context, cfg Config, spec Spec) error {
+	h, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	g, err := h.build(ctx, spec, false)
+	if err != nil {
+		return err
+	}
+	h.closeGen(g)
+	return nil
+}

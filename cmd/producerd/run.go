@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/producerd/producerd/host"
 	"github.com/producerd/producerd/internal/builtin"
 	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/daemon"
@@ -87,13 +90,16 @@ func serveUntilSignal(d *daemon.Daemon, log hclog.Logger, sigs <-chan os.Signal)
 
 func cmdValidate(e *env, args []string) int {
 	fs := newFlags(e, "validate", "[-c FILE]", `
-Check a config file the way 'producerd run' would, without starting anything: unknown
-keys, wrong types, bad durations and sizes, missing plugins, bad strategy settings and
-duplicate groups are each reported with FILE:LINE and the key. Exit status 0 when the
-config is valid, 1 otherwise.`,
+Check a config file the way 'producerd run' would: unknown keys, wrong types, bad
+durations and sizes, missing plugins, bad strategy settings and duplicate groups are
+each reported with FILE:LINE and the key. Each strategy given by path (a plugin or a
+.wasm module) is then built once off to the side, as a swap would (SHA-256 pin, trust
+check, its own settings parser, one trial decision), and closed; -no-start skips that.
+Exit status 0 when the config is valid, 1 otherwise.`,
 		`  producerd validate -c producer.toml
   producerd validate -c producer.toml && systemctl reload producerd`)
 	file := fs.String("c", "producer.toml", "config `file`")
+	noStart := fs.Bool("no-start", false, "do not build the strategies given by path")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -105,6 +111,12 @@ config is valid, 1 otherwise.`,
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return 1
+	}
+	if !*noStart {
+		if err := checkStrategies(*file, cfg); err != nil {
+			fmt.Fprintln(e.stderr, err)
+			return 1
+		}
 	}
 	var strategies []string
 	for _, n := range cfg.StrategyNames() {
@@ -131,4 +143,23 @@ starts this itself; it is not meant to be run by hand.`, "")
 		return fail(e, "plugin %s: %v", pos[0], err)
 	}
 	return 0
+}
+
+// checkStrategies builds every strategy of cfg given by path off to the side
+// (host.Check) and reports each failure as FILE: strategy NAME: error.
+func checkStrategies(file string, cfg *config.Config) error {
+	var errs []error
+	for _, n := range cfg.StrategyNames() {
+		s := cfg.Strategies[n]
+		if s.Path == "" {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		spec := host.Spec{Name: s.Name, Plugin: s.Path, Settings: s.Settings, SHA256: s.SHA256, AllowInsecurePath: s.AllowInsecurePath, Env: s.Env}
+		if err := host.Check(ctx, host.Config{Logger: hclog.NewNullLogger()}, spec); err != nil {
+			errs = append(errs, fmt.Errorf("%s: strategy %s: %w", file, n, err))
+		}
+		cancel()
+	}
+	return errors.Join(errs...)
 }
