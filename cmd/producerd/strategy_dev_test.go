@@ -101,7 +101,7 @@ strategy = "ll"
 	}
 
 	dev := exec.Command(bin, "dev", "-c", cfgPath, "-grpc", "127.0.0.1:0", "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-namesrv", "127.0.0.1:0", "-log-level", "warn")
-	addrs := startDev(t, dev)
+	addrs, _ := startDev(t, dev)
 	grpcAddr, adminAddr := addrs["ingress gRPC"], addrs["admin"]
 	cli := func(args ...string) string {
 		t.Helper()
@@ -151,9 +151,10 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// startDev starts a `producerd dev` command, waits for its addresses and stops it
-// (SIGKILL) when the test ends.
-func startDev(t *testing.T, dev *exec.Cmd) map[string]string {
+// startDev starts a `producerd dev` command and waits for its addresses. exited yields
+// its exit once (put it back after reading it); when the test ends a dev still running
+// is killed.
+func startDev(t *testing.T, dev *exec.Cmd) (addrs map[string]string, exited chan error) {
 	t.Helper()
 	stdout, err := dev.StdoutPipe()
 	if err != nil {
@@ -164,7 +165,7 @@ func startDev(t *testing.T, dev *exec.Cmd) map[string]string {
 	if err := dev.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
+	exited = make(chan error, 1)
 	t.Cleanup(func() {
 		select {
 		case <-exited:
@@ -176,7 +177,7 @@ func startDev(t *testing.T, dev *exec.Cmd) map[string]string {
 			t.Logf("dev stderr:\n%s", devErr.String())
 		}
 	})
-	addrs := map[string]string{}
+	addrs = map[string]string{}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -201,5 +202,5 @@ func startDev(t *testing.T, dev *exec.Cmd) map[string]string {
 	case <-time.After(60 * time.Second):
 		t.Fatal("dev did not print its addresses")
 	}
-	return addrs
+	return addrs, exited
 }
