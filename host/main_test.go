@@ -33,7 +33,9 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	code := m.Run()
-	for _, p := range []string{keyhashBin.path, trialGuestBin.path} {
+	dirs := []string{keyhashBin.path, trialGuestBin.path}
+	wasmBuilt.Range(func(_, p any) bool { dirs = append(dirs, p.(string)); return true })
+	for _, p := range dirs {
 		if p != "" {
 			_ = os.RemoveAll(filepath.Dir(p))
 		}
