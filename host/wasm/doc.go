@@ -32,9 +32,9 @@
 //
 // # Local decisions
 //
-// A module that declares LocalApply and reports health is not called per decision:
-// after each broadcast (and at Load) the host reads one instance's health table, the
-// strategy's published policy (exclusions with expiry, weights), and decides
+// A module that declares LocalApply is not called per decision: after each broadcast
+// (and at Load) the host reads one instance's health table, the strategy's published
+// policy (exclusions with expiry, weights; none for round-robin), and decides
 // in-process with package pick, the same walk the strategy's own Select runs
 // (Options.NoLocalApply turns this off). Only strategies that need each message, or
 // do not publish a policy, pay a guest call per decision.

@@ -146,8 +146,8 @@ func Load(ctx context.Context, path string, opts Options) (Strategy, error) {
 		s.opts.Name = s.desc.Descriptor.Name
 	}
 	s.log = o.Logger.With("strategy", s.opts.Name, "wasm", filepath.Base(path))
-	if s.desc.Descriptor.LocalApply && s.features.HealthReporter && !o.NoLocalApply {
-		s.local = pick.New(pick.Options{})
+	if s.desc.Descriptor.LocalApply && !o.NoLocalApply {
+		s.local = pick.New(pick.Options{}) // without health: the zero policy (round-robin)
 		s.publishPolicy()
 	}
 	ok = true

@@ -75,9 +75,9 @@ type strategy struct {
 	desc     wasmabi.Description
 	features sdk.Features
 	clock    bool // the module reads the time: pass it with every decision
-	// local decides for a module that declares LocalApply and reports health: package
-	// pick over the policy the module publishes (its health table), read again after
-	// every broadcast of outcomes or seed. nil otherwise: every decision calls the guest.
+	// local decides for a module that declares LocalApply: package pick over the policy
+	// the module publishes (its health table, if it reports one), read again after every
+	// broadcast of outcomes or seed. nil otherwise: every decision calls the guest.
 	local *pick.Picker
 
 	slots []*slot
@@ -273,7 +273,7 @@ func (s *strategy) flushLocked() {
 // publishPolicy hands the local picker the policy one instance publishes now. It does
 // nothing without a local picker. s.obsMu is held (or the strategy is not shared yet).
 func (s *strategy) publishPolicy() {
-	if s.local == nil {
+	if s.local == nil || !s.features.HealthReporter {
 		return
 	}
 	sl, in, err := s.acquire()
