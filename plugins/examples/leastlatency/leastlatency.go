@@ -98,9 +98,10 @@ type strategy struct {
 	fail time.Duration
 	p    *pick.Picker
 
-	mu   sync.Mutex
-	avg  map[string]float64 // broker → moving average latency, ns
-	rows []sdk.BrokerHealth // published policy, sorted by broker
+	mu       sync.Mutex
+	avg      map[string]float64 // broker → moving average latency, ns
+	rows     []sdk.BrokerHealth // published policy, sorted by broker
+	weighted bool               // the picker has the weights of rows
 }
 
 // Describe implements sdk.Describer: LocalApply, the host decides from the weights.
@@ -138,17 +139,32 @@ func (s *strategy) Observe(_ context.Context, outcomes []sdk.Outcome) {
 	for _, a := range s.avg {
 		lowest = min(lowest, a)
 	}
-	rows := make([]sdk.BrokerHealth, 0, len(s.avg))
-	for b, a := range s.avg {
+	if len(s.rows) != len(s.avg) { // a new broker: rebuild the sorted rows
+		s.rows = s.rows[:0]
+		for b := range s.avg {
+			s.rows = append(s.rows, sdk.BrokerHealth{Broker: b, Available: true})
+		}
+		slices.SortFunc(s.rows, func(a, b sdk.BrokerHealth) int { return cmp.Compare(a.Broker, b.Broker) })
+		s.weighted = false
+	}
+	changed := !s.weighted
+	for i := range s.rows {
+		r := &s.rows[i]
+		a := s.avg[r.Broker]
 		w := uint32(1)
 		if a <= lowest*s.set.Band {
 			w = s.set.BestWeight
 		}
-		rows = append(rows, sdk.BrokerHealth{Broker: b, Available: true, Latency: time.Duration(a), Weight: w})
+		r.Latency = time.Duration(a)
+		if r.Weight != w {
+			r.Weight, changed = w, true
+		}
 	}
-	slices.SortFunc(rows, func(a, b sdk.BrokerHealth) int { return cmp.Compare(a.Broker, b.Broker) })
-	s.rows = rows
-	s.p.SetPolicy(pick.FromHealth(rows))
+	// The picker only needs the weights: republish when they change, not per outcome.
+	if changed {
+		s.weighted = true
+		s.p.SetPolicy(pick.FromHealth(s.rows))
+	}
 }
 
 // Health implements sdk.HealthReporter: the published policy, one row per broker seen.
