@@ -128,6 +128,9 @@ type generation struct {
 
 	// verdict is closed when the generation's probation ended (see Host.SwapAndAwait);
 	// verdictErr is then nil (it passed, or was superseded) or why it was rolled back.
+	// window, during a probation, counts the decisions that started in it.
+	window atomic.Pointer[probationWindow]
+
 	verdictOnce sync.Once
 	verdict     chan struct{}
 	verdictErr  error
@@ -209,30 +212,61 @@ var (
 // Select implements sdk.Selector. It returns an error only when sel.Queues is empty.
 func (g *generation) Select(ctx context.Context, sel *sdk.Selection) (int, error) {
 	g.decisions.Add(1)
+	win := g.window.Load()
+	if win == nil {
+		i, _, err := g.decide(ctx, sel)
+		return i, err
+	}
+	// The decision and its failure go to the window in effect when it started, so a
+	// window never counts a failure without its decision.
+	win.decisions.Add(1)
+	i, reason, err := g.decide(ctx, sel)
+	if reason != noFallback && reason != FallbackCanceled {
+		win.failed.Add(1)
+	}
+	return i, err
+}
+
+// noFallback is decide's reason when the strategy decided.
+const noFallback = FallbackReason(255)
+
+// probationWindow counts the decisions that started while it was installed, and those
+// of them that fell back for a reason that counts against the strategy.
+type probationWindow struct {
+	decisions, failed atomic.Uint64
+}
+
+// decide makes one decision and reports the fallback reason (noFallback when the
+// strategy decided).
+func (g *generation) decide(ctx context.Context, sel *sdk.Selection) (int, FallbackReason, error) {
 	n := len(sel.Queues)
 	if n == 0 {
-		return -1, sdk.ErrNoQueues
+		return -1, noFallback, sdk.ErrNoQueues
 	}
 	if g.inproc != nil && g.brk == nil {
 		i, err := safeSelect(ctx, g.inproc, sel)
 		if err == nil && i >= 0 && i < n {
-			return i, nil
+			return i, noFallback, nil
 		}
-		return g.fallbackSelect(ctx, sel, reasonOf(err), err, i)
+		reason := reasonOf(err)
+		i, err = g.fallbackSelect(ctx, sel, reason, err, i)
+		return i, reason, err
 	}
 	brk := g.brk
 	c := g.conn.Load()
 	if g.inproc == nil {
 		if c == nil {
-			return g.fallbackSelect(ctx, sel, FallbackDown, nil, 0)
+			i, err := g.fallbackSelect(ctx, sel, FallbackDown, nil, 0)
+			return i, FallbackDown, err
 		}
 		if c.local != nil {
-			return c.local.Select(sel), nil
+			return c.local.Select(sel), noFallback, nil
 		}
 		brk = &c.brk
 	}
 	if !brk.allow() {
-		return g.fallbackSelect(ctx, sel, FallbackBreaker, nil, 0)
+		i, err := g.fallbackSelect(ctx, sel, FallbackBreaker, nil, 0)
+		return i, FallbackBreaker, err
 	}
 	var i int
 	var err error
@@ -246,7 +280,7 @@ func (g *generation) Select(ctx context.Context, sel *sdk.Selection) (int, error
 			g.log.Info("strategy circuit closed: a probe decision succeeded")
 			g.breakerEvent(false, nil)
 		}
-		return i, nil
+		return i, noFallback, nil
 	}
 	reason := reasonOf(err)
 	if reason != FallbackCanceled && reason != FallbackOverloaded {
@@ -260,7 +294,8 @@ func (g *generation) Select(ctx context.Context, sel *sdk.Selection) (int, error
 			g.breakerEvent(true, err)
 		}
 	}
-	return g.fallbackSelect(ctx, sel, reason, err, i)
+	i, err = g.fallbackSelect(ctx, sel, reason, err, i)
+	return i, reason, err
 }
 
 // breakerEvent calls Hooks.OnBreaker.
@@ -468,38 +503,8 @@ func (g *generation) close() {
 	})
 }
 
-// counters is a snapshot of a generation's counters.
-type counters struct {
-	decisions, failed, crashes uint64
-}
-
-// A decision is counted before its fallback, so reading the failures first and the
-// decisions after never counts a failure without its decision; baseCounters reads in
-// the other order, so that a decision in flight at the start of a window is either in
-// both or in neither of a window's differences. Hence failed ≤ decisions in any window.
-func (g *generation) counters() counters {
-	failed := g.failedCount()
-	return counters{decisions: g.decisions.Load(), failed: failed, crashes: g.crashes.Load()}
-}
-
-// baseCounters are counters() for the start of a window.
-func (g *generation) baseCounters() counters {
-	d := g.decisions.Load()
-	return counters{decisions: d, failed: g.failedCount(), crashes: g.crashes.Load()}
-}
-
-func (g *generation) failedCount() uint64 {
-	var failed uint64
-	for r := FallbackTimeout; r < numReasons; r++ {
-		if r != FallbackCanceled {
-			failed += g.fallbacks[r].Load()
-		}
-	}
-	return failed
-}
-
-// decide records the generation's probation verdict once.
-func (g *generation) decide(err error) {
+// setVerdict records the generation's probation verdict once.
+func (g *generation) setVerdict(err error) {
 	g.verdictOnce.Do(func() {
 		g.verdictErr = err
 		close(g.verdict)

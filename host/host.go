@@ -98,7 +98,7 @@ func (h *Host) Start(ctx context.Context, spec Spec) error {
 	if g == nil {
 		return err
 	}
-	g.decide(nil) // no probation for the first strategy
+	g.setVerdict(nil) // no probation for the first strategy
 	old := h.cur.Swap(g)
 	h.started = true
 	h.retire(old)
@@ -176,7 +176,7 @@ func (h *Host) swap(ctx context.Context, spec Spec) (*generation, error) {
 	if prev := h.standby.Swap(nil); prev != nil {
 		h.retire(prev)
 	}
-	old.decide(nil) // a generation in probation that is swapped away is superseded
+	old.setVerdict(nil) // a generation in probation that is swapped away is superseded
 	drained := old.startRetiring()
 	t := time.NewTimer(h.cfg.DrainTimeout)
 	defer t.Stop()
@@ -190,7 +190,7 @@ func (h *Host) swap(ctx context.Context, spec Spec) (*generation, error) {
 		h.standby.Store(old)
 		h.bg.Go(func() { h.probation(g, old) })
 	} else {
-		g.decide(nil)
+		g.setVerdict(nil)
 		h.retire(old)
 	}
 	return g, nil
@@ -244,8 +244,11 @@ func (h *Host) build(ctx context.Context, spec Spec, degradedOK bool) (*generati
 
 // probation watches g after a swap and rolls back to old if g starts failing.
 func (h *Host) probation(g, old *generation) {
-	defer g.decide(nil) // passed, superseded or closed, unless rollback decided first
-	base := g.baseCounters()
+	defer g.setVerdict(nil) // passed, superseded or closed, unless rollback decided first
+	win := &probationWindow{}
+	g.window.Store(win)
+	defer g.window.Store(nil)
+	crashes := g.crashes.Load()
 	end := time.NewTimer(h.cfg.Probation)
 	defer end.Stop()
 	tick := time.NewTicker(25 * time.Millisecond)
@@ -265,11 +268,11 @@ func (h *Host) probation(g, old *generation) {
 			if h.cur.Load() != g || h.standby.Load() != old {
 				return
 			}
-			now := g.counters()
+			f := win.failed.Load() // a decision is counted before its failure
+			d := win.decisions.Load()
 			var reason error
-			d, f := now.decisions-base.decisions, now.failed-base.failed
 			switch {
-			case now.crashes > base.crashes:
+			case g.crashes.Load() > crashes:
 				reason = errors.New("its plugin failed during probation")
 				if last := g.lastError(); last != nil {
 					reason = fmt.Errorf("its plugin failed during probation: %w", last)
@@ -298,7 +301,7 @@ func (h *Host) rollback(g, old *generation, reason error) {
 	h.cur.Store(old)
 	h.rollbacks.Add(1)
 	err := fmt.Errorf("strategy %q (generation %d) rolled back to %q (generation %d): %w", g.spec.Name, g.id, old.spec.Name, old.id, reason)
-	g.decide(fmt.Errorf("%w: %w", ErrRolledBack, err))
+	g.setVerdict(fmt.Errorf("%w: %w", ErrRolledBack, err))
 	h.log.Error("strategy rolled back", "error", err)
 	if hook := h.cfg.Hooks.OnRollback; hook != nil {
 		hook(g.spec.Name, old.spec.Name, err)
