@@ -16,6 +16,9 @@ func TestRunWasm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a module and runs 3 s of real-time simulation")
 	}
+	if raceEnabled {
+		t.Skip("wazero compiles a module ~25x slower under -race")
+	}
 	dir := t.TempDir()
 	mod := filepath.Join(dir, "leastlatency.wasm")
 	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", mod, "../../plugins/examples/leastlatency/wasm")
