@@ -204,3 +204,64 @@ func startDev(t *testing.T, dev *exec.Cmd) (addrs map[string]string, exited chan
 	}
 	return addrs, exited
 }
+
+// TestSwapRolledBack: a swap to a strategy that passes its trial decision and then
+// fails is rolled back during its probation; the swap command fails with the reason,
+// and status and the metrics name the strategy deciding again.
+func TestSwapRolledBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and two plugins")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	plugin, _ := buildStrategy(t, dir)
+	bad := filepath.Join(dir, "failafter")
+	if out, err := exec.Command("go", "build", "-o", bad, "./testdata/failafter").CombinedOutput(); err != nil {
+		t.Fatalf("go build failafter: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(dir, "producer.toml")
+	cfg := fmt.Sprintf(`[client]
+name_servers = ["127.0.0.1:9876"]
+
+[strategy.ll]
+plugin = %q
+
+[strategy.bad]
+plugin = %q
+
+[[producer]]
+group = "g"
+strategy = "ll"
+`, plugin, bad)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev := exec.Command(bin, "dev", "-c", cfgPath, "-grpc", "127.0.0.1:0", "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-namesrv", "127.0.0.1:0", "-log-level", "warn")
+	addrs, _ := startDev(t, dev)
+	grpcAddr, adminAddr := addrs["ingress gRPC"], addrs["admin"]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	load := exec.CommandContext(ctx, bin, "bench", "-addr", grpcAddr, "-n", "1000000", "-d", "20s", "TopicTest")
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = load.Process.Kill(); _ = load.Wait() }()
+	out, err := exec.CommandContext(ctx, bin, "strategy", "swap", "bad", "-admin", adminAddr).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "rolled back") {
+		t.Fatalf("swap to a failing strategy: %v\n%s", err, out)
+	}
+	st, err := exec.CommandContext(ctx, bin, "status", "-admin", adminAddr).CombinedOutput()
+	if err != nil || !strings.Contains(string(st), "group g  strategy ll") {
+		t.Fatalf("status after the rollback: %v\n%s", err, st)
+	}
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `producerd_strategy_swaps_total{group="g",result="rolled_back"} 1`) ||
+		!regexp.MustCompile(`producerd_strategy_generation\{group="g",strategy="ll"\} \d`).Match(metrics) {
+		t.Fatalf("metrics after the rollback:\n%s", grepLines(string(metrics), "producerd_strategy_"))
+	}
+}
