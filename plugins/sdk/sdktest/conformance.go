@@ -77,7 +77,7 @@ func Conformance(t *testing.T, newSelector func(t *testing.T) sdk.Selector) {
 func callSelect(ctx context.Context, sel sdk.Selector, s *sdk.Selection) (i int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			i, err = -1, fmt.Errorf("Select panicked: %v", p)
+			i, err = -1, fmt.Errorf("the strategy's Select panicked: %v", p)
 		}
 	}()
 	return sel.Select(ctx, s)
