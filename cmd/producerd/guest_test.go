@@ -48,9 +48,6 @@ func TestMisbehavingGuests(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build sdkbadguest: %v\n%s", err, out)
 	}
-	if err := os.Chmod(sdkGuest, 0o755); err != nil { // the config wants plugins executable
-		t.Fatal(err)
-	}
 
 	httpAddr, adminAddr := freeAddr(t), freeAddr(t)
 	var cfg strings.Builder
@@ -58,16 +55,21 @@ func TestMisbehavingGuests(t *testing.T) {
 	// group → the topics its sends go to.
 	groups := map[string][]string{"sdk": kinds}
 	fmt.Fprintf(&cfg, "[strategy.sdk]\nplugin = %q\n[[producer]]\ngroup = \"sdk\"\nstrategy = \"sdk\"\n", sdkGuest)
+	// Hand-built modules fail every decision, the trial decision included: the daemon
+	// refuses them before they go live (validate says so), so they never hold it.
 	for _, k := range kinds {
 		path, err := wasmtest.Write(dir, wasmtest.Kind(k))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chmod(path, 0o755); err != nil { // the config wants plugins executable
+		hand := filepath.Join(dir, "hand-"+k+".toml")
+		text := fmt.Sprintf("[client]\nname_servers = [%q]\n[strategy.hand]\nplugin = %q\n[[producer]]\ngroup = \"hand\"\nstrategy = \"hand\"\n", dev.NameServerAddr(), path)
+		if err := os.WriteFile(hand, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		groups["hand-"+k] = []string{"TopicTest"}
-		fmt.Fprintf(&cfg, "[strategy.hand-%s]\nplugin = %q\n[[producer]]\ngroup = \"hand-%s\"\nstrategy = \"hand-%s\"\n", k, path, k, k)
+		if code, _, errOut := runCLI("validate", "-c", hand); code != 1 || !strings.Contains(errOut, "failed its health check") {
+			t.Errorf("validate with a %s module: %d %s", k, code, errOut)
+		}
 	}
 	cfgPath := filepath.Join(dir, "producer.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
