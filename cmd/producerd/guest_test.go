@@ -19,13 +19,13 @@ import (
 	"github.com/producerd/producerd/internal/wasmtest"
 )
 
-// TestMisbehavingGuests runs `producerd run` with WebAssembly strategies that never
-// return (a loop, a loop-free call tree), trap, or allocate without bound, each built
-// by hand (internal/wasmtest) and through the Go SDK (host/wasm/testdata/sdkbadguest,
-// which misbehaves by topic). While messages go through every one of them: every send
-// succeeds (its decisions fall back), /healthz keeps answering on the ingress and the
-// admin listener, each strategy's circuit opens and `producerd status` says why; then
-// SIGTERM exits 0.
+// TestMisbehavingGuests: WebAssembly strategies that never return (a loop, a loop-free
+// call tree), trap, or allocate without bound. Built by hand (internal/wasmtest) they
+// fail even the trial decision, and `producerd validate` refuses them. Built through
+// the Go SDK (host/wasm/testdata/sdkbadguest, which passes the trial and misbehaves by
+// topic) under `producerd run`: every send succeeds (its decisions fall back), /healthz
+// keeps answering on the ingress and the admin listener, the circuit opens and
+// `producerd status` says why; then SIGTERM exits 0.
 func TestMisbehavingGuests(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and a WebAssembly module")
