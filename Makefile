@@ -61,7 +61,7 @@ modules:
 # tests skip under -race and run here once more without it.
 test:
 	$(call each-module,$(GO) test $(TEST_FLAGS) ./...)
-	$(GO) test -count=1 ./host/wasm/... && $(GO) test -count=1 -run Wasm ./internal/e2e/
+	$(GO) test -count=1 ./host/wasm/... && $(GO) test -count=1 -run Wasm ./internal/e2e/ ./internal/simulate/
 
 lint:
 	$(call each-module,$(GO) vet ./... && $(GO) run $(STATICCHECK) ./...)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/plugins/sdk/pick"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -127,6 +127,7 @@ func (c *ClientConfig) clientID() string {
 // whose config yields the same client id; it starts with the first and stops when the
 // last one closes. Safe for concurrent use.
 type Client struct {
+	rr  *pick.Picker // the fallback's round-robin, shared by the publish infos
 	id  string
 	cfg ClientConfig
 	rc  *remoting.Client
@@ -167,24 +168,16 @@ type publishInfo struct {
 	ordered bool
 	// fromDefault marks a route borrowed from TBW102 (auto-create pending).
 	fromDefault bool
-	rr          *atomic.Uint32 // in-process round-robin, random start
+	rr          *pick.Picker // in-process round-robin (the client's), random start per topic
 }
 
 func (p *publishInfo) ok() bool { return p != nil && len(p.queues) > 0 }
 
 // selectRR is the Java default selection (spec §7.2): the next queue round-robin,
-// avoiding lastBroker when another broker has a queue.
+// avoiding lastBroker when another broker has a queue (package pick's walk with the zero
+// policy; the counter moves once per decision).
 func (p *publishInfo) selectRR(lastBroker string) int {
-	n := uint32(len(p.queues))
-	if lastBroker != "" {
-		for range n {
-			i := int(p.rr.Add(1) % n)
-			if p.queues[i].Broker != lastBroker {
-				return i
-			}
-		}
-	}
-	return int(p.rr.Add(1) % n)
+	return p.rr.Pick(&sdk.Selection{Topic: p.topic, RouteVersion: p.version, Queues: p.queues, LastBroker: lastBroker})
 }
 
 var registry = struct {
@@ -243,6 +236,7 @@ func newClient(id string, cfg ClientConfig) (*Client, error) {
 	}
 	rc.SetNameServers(cfg.NameServers)
 	c = &Client{
+		rr:          pick.New(pick.Options{}),
 		id:          id,
 		cfg:         cfg,
 		rc:          rc,
@@ -448,9 +442,8 @@ func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDe
 	}
 	pi := &publishInfo{
 		topic: topic, version: c.routeSeq.Add(1), queues: queues, route: route,
-		ordered: ordered, fromDefault: fromDefault, rr: new(atomic.Uint32),
+		ordered: ordered, fromDefault: fromDefault, rr: c.rr,
 	}
-	pi.rr.Store(rand.Uint32())
 	ts.info.Store(pi)
 	c.log.Debug("route changed", "topic", topic, "version", pi.version, "queues", len(queues), "fromDefault", fromDefault)
 	return pi

@@ -117,7 +117,7 @@ func decide(ctx context.Context, b *testing.B, s sdk.Selector, obs sdk.Observer,
 }
 
 func BenchmarkDecision(b *testing.B) {
-	for _, plugin := range []string{"roundrobin", "latencyfault"} {
+	for _, plugin := range []string{"roundrobin", "latencyfault", "leastlatency"} {
 		for _, tc := range benchSpecs(b, plugin) {
 			m, s := benchHost(b, tc.spec)
 			obs, _ := s.(sdk.Observer)

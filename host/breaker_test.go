@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 
 	"strings"
 	"sync/atomic"
@@ -134,16 +135,18 @@ func TestBreakerOpensProbesAndCloses(t *testing.T) {
 // or trap on every decision, loaded by the host: every decision still yields a queue
 // (falling back), the circuit opens, Status says why, and the host keeps deciding.
 func TestWasmBreaker(t *testing.T) {
+	guest := trialGuest(t)
 	for _, tc := range []struct {
 		kind wasmtest.Kind
 		why  string
 	}{
 		{wasmtest.Loop, "decision timed out"},
 		{wasmtest.Recurse, "decision timed out"},
-		{wasmtest.Trap, "unreachable"},
+		{wasmtest.Trap, "trapped"},
 	} {
 		t.Run(string(tc.kind), func(t *testing.T) {
 			t.Parallel()
+			// A module that fails every decision never passes the trial decision.
 			path, err := wasmtest.Write(t.TempDir(), tc.kind)
 			if err != nil {
 				t.Fatal(err)
@@ -151,7 +154,12 @@ func TestWasmBreaker(t *testing.T) {
 			h, _ := newHost(t, func(c *Config) {
 				c.BreakerProbe = 20 * time.Millisecond
 			})
-			if err := h.Start(context.Background(), Spec{Plugin: path, DecisionTimeout: 20 * time.Millisecond}); err != nil {
+			if err := h.Start(context.Background(), Spec{Plugin: path, DecisionTimeout: 20 * time.Millisecond}); !errors.Is(err, ErrHealthCheck) {
+				t.Fatalf("Start(%s) = %v, want ErrHealthCheck", tc.kind, err)
+			}
+			// One that passes it and then fails opens the circuit.
+			spec := Spec{Plugin: guest, DecisionTimeout: 20 * time.Millisecond, Settings: []byte(`{"mode":"` + string(tc.kind) + `"}`)}
+			if err := h.Start(context.Background(), spec); err != nil {
 				t.Fatal(err)
 			}
 			l := startLoad(t, h.Strategy(), 2, false)

@@ -17,7 +17,7 @@ import (
 // called in the daemon for the in-process instance and the fallback, and in the plugin
 // process (see ServeBuiltin) when the strategy runs out of process. It must validate
 // the settings and do no I/O.
-type Builtin func(settings []byte) (sdk.Selector, error)
+type Builtin = sdk.Constructor
 
 // Defaults of Config.
 const (

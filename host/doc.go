@@ -17,12 +17,14 @@
 // One long-lived sdk.Session (a bidirectional gRPC stream) per plugin process carries
 // everything; there is no unary call per decision.
 //
-//   - Strategies whose Descriptor sets LocalApply (round-robin, latency-fault) publish
-//     their broker health table; the host applies the selection locally (see
-//     localApply: round-robin from a random start per topic and route version over
-//     available brokers, last-broker avoidance, least-bad when none is available, and
-//     isolations that expire at their Until without a round trip). A decision then
-//     costs what it costs in-process. Outcomes go to the plugin in batches without
+//   - Strategies whose Descriptor sets LocalApply (round-robin, latency-fault, the
+//     least-latency example, any strategy that publishes a policy) publish their broker
+//     health table with weights; the host decides locally with package
+//     plugins/sdk/pick, the one queue walk every strategy's own Select also uses
+//     (round-robin from a random start per topic and route version, weights,
+//     last-broker avoidance, exclusions that expire at their Until without a round
+//     trip, least-bad when none is available). The host holds no strategy's algorithm.
+//     A decision then costs what it costs in-process. Outcomes go to the plugin in batches without
 //     waiting; an urgent one (a failure, or an OK slower than UrgentLatency) is sent at
 //     once and Observe waits, at most Config.UrgentTimeout, for the plugin's updated
 //     table, so the very next Select already avoids the failed broker.
@@ -54,5 +56,10 @@
 // generation off to the side, seeds it with the old one's health, switches between two
 // decisions, waits for the old generation to drain, and keeps it on standby during
 // Config.Probation so that a new strategy that starts failing is rolled back (see
-// Swap for the exact rule).
+// Swap for the exact rule). SwapAndAwait returns once that probation ended: nil, or an
+// error wrapping ErrRolledBack with the reason.
+//
+// Every new strategy, whatever its kind, answers one trial decision on a synthetic
+// route before it goes live; Check runs the same build off to the side and closes it
+// (producerd validate).
 package host

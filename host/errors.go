@@ -33,6 +33,9 @@ var (
 	ErrCrashLoop = errors.New("host: plugin crash loop; restarts stopped")
 	// ErrAlreadyStarted: Start was called twice; use Swap.
 	ErrAlreadyStarted = errors.New("host: already started")
+	// ErrRolledBack: the strategy a swap installed failed its probation and the host
+	// switched back to the previous one (SwapAndAwait).
+	ErrRolledBack = errors.New("host: swapped strategy rolled back")
 	// ErrClosed: the Host was closed.
 	ErrClosed = errors.New("host: closed")
 )

@@ -126,6 +126,15 @@ type generation struct {
 	cancel  context.CancelFunc
 	supDone chan struct{}
 
+	// verdict is closed when the generation's probation ended (see Host.SwapAndAwait);
+	// verdictErr is then nil (it passed, or was superseded) or why it was rolled back.
+	// window, during a probation, counts the decisions that started in it.
+	window atomic.Pointer[probationWindow]
+
+	verdictOnce sync.Once
+	verdict     chan struct{}
+	verdictErr  error
+
 	stateMu sync.Mutex
 	mode    Mode
 	lastErr error
@@ -142,6 +151,7 @@ func (h *Host) newGeneration(ctx context.Context, spec Spec) (*generation, error
 		rr:   roundrobin.New(),
 	}
 	g.releaseFn = g.release
+	g.verdict = make(chan struct{})
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	switch {
 	case spec.wasm():
@@ -202,30 +212,61 @@ var (
 // Select implements sdk.Selector. It returns an error only when sel.Queues is empty.
 func (g *generation) Select(ctx context.Context, sel *sdk.Selection) (int, error) {
 	g.decisions.Add(1)
+	win := g.window.Load()
+	if win == nil {
+		i, _, err := g.decide(ctx, sel)
+		return i, err
+	}
+	// The decision and its failure go to the window in effect when it started, so a
+	// window never counts a failure without its decision.
+	win.decisions.Add(1)
+	i, reason, err := g.decide(ctx, sel)
+	if reason != noFallback && reason != FallbackCanceled {
+		win.failed.Add(1)
+	}
+	return i, err
+}
+
+// noFallback is decide's reason when the strategy decided.
+const noFallback = FallbackReason(255)
+
+// probationWindow counts the decisions that started while it was installed, and those
+// of them that fell back for a reason that counts against the strategy.
+type probationWindow struct {
+	decisions, failed atomic.Uint64
+}
+
+// decide makes one decision and reports the fallback reason (noFallback when the
+// strategy decided).
+func (g *generation) decide(ctx context.Context, sel *sdk.Selection) (int, FallbackReason, error) {
 	n := len(sel.Queues)
 	if n == 0 {
-		return -1, sdk.ErrNoQueues
+		return -1, noFallback, sdk.ErrNoQueues
 	}
 	if g.inproc != nil && g.brk == nil {
 		i, err := safeSelect(ctx, g.inproc, sel)
 		if err == nil && i >= 0 && i < n {
-			return i, nil
+			return i, noFallback, nil
 		}
-		return g.fallbackSelect(ctx, sel, reasonOf(err), err, i)
+		reason := reasonOf(err)
+		i, err = g.fallbackSelect(ctx, sel, reason, err, i)
+		return i, reason, err
 	}
 	brk := g.brk
 	c := g.conn.Load()
 	if g.inproc == nil {
 		if c == nil {
-			return g.fallbackSelect(ctx, sel, FallbackDown, nil, 0)
+			i, err := g.fallbackSelect(ctx, sel, FallbackDown, nil, 0)
+			return i, FallbackDown, err
 		}
 		if c.local != nil {
-			return c.local.Select(sel), nil
+			return c.local.Select(sel), noFallback, nil
 		}
 		brk = &c.brk
 	}
 	if !brk.allow() {
-		return g.fallbackSelect(ctx, sel, FallbackBreaker, nil, 0)
+		i, err := g.fallbackSelect(ctx, sel, FallbackBreaker, nil, 0)
+		return i, FallbackBreaker, err
 	}
 	var i int
 	var err error
@@ -239,7 +280,7 @@ func (g *generation) Select(ctx context.Context, sel *sdk.Selection) (int, error
 			g.log.Info("strategy circuit closed: a probe decision succeeded")
 			g.breakerEvent(false, nil)
 		}
-		return i, nil
+		return i, noFallback, nil
 	}
 	reason := reasonOf(err)
 	if reason != FallbackCanceled && reason != FallbackOverloaded {
@@ -253,7 +294,8 @@ func (g *generation) Select(ctx context.Context, sel *sdk.Selection) (int, error
 			g.breakerEvent(true, err)
 		}
 	}
-	return g.fallbackSelect(ctx, sel, reason, err, i)
+	i, err = g.fallbackSelect(ctx, sel, reason, err, i)
+	return i, reason, err
 }
 
 // breakerEvent calls Hooks.OnBreaker.
@@ -461,17 +503,10 @@ func (g *generation) close() {
 	})
 }
 
-// counters is a snapshot of a generation's counters.
-type counters struct {
-	decisions, failed, crashes uint64
-}
-
-func (g *generation) counters() counters {
-	var failed uint64
-	for r := FallbackTimeout; r < numReasons; r++ {
-		if r != FallbackCanceled {
-			failed += g.fallbacks[r].Load()
-		}
-	}
-	return counters{decisions: g.decisions.Load(), failed: failed, crashes: g.crashes.Load()}
+// setVerdict records the generation's probation verdict once.
+func (g *generation) setVerdict(err error) {
+	g.verdictOnce.Do(func() {
+		g.verdictErr = err
+		close(g.verdict)
+	})
 }

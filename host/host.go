@@ -98,6 +98,7 @@ func (h *Host) Start(ctx context.Context, spec Spec) error {
 	if g == nil {
 		return err
 	}
+	g.setVerdict(nil) // no probation for the first strategy
 	old := h.cur.Swap(g)
 	h.started = true
 	h.retire(old)
@@ -128,17 +129,39 @@ func (h *Host) Start(ctx context.Context, spec Spec) error {
 // retired (its plugin shut down). A further Swap during the window retires the
 // previous standby at once.
 func (h *Host) Swap(ctx context.Context, spec Spec) error {
+	_, err := h.swap(ctx, spec)
+	return err
+}
+
+// SwapAndAwait is Swap, then waits for the new strategy's probation (Config.Probation)
+// to end: it returns nil once the strategy passed it (or a later swap superseded it),
+// an error wrapping ErrRolledBack with the reason when the host rolled back to the
+// previous strategy, or ctx's error (the probation goes on).
+func (h *Host) SwapAndAwait(ctx context.Context, spec Spec) error {
+	g, err := h.swap(ctx, spec)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-g.verdict:
+		return g.verdictErr
+	case <-ctx.Done():
+		return fmt.Errorf("host: swap to %q done, probation still running: %w", spec.Name, ctx.Err())
+	}
+}
+
+func (h *Host) swap(ctx context.Context, spec Spec) (*generation, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	ctx, stop := h.bound(ctx)
 	defer stop()
 	old := h.cur.Load()
 	g, err := h.build(ctx, spec, false)
 	if err != nil {
-		return fmt.Errorf("host: swap to %q refused, %q stays active: %w", spec.Name, old.spec.Name, err)
+		return nil, fmt.Errorf("host: swap to %q refused, %q stays active: %w", spec.Name, old.spec.Name, err)
 	}
 	if rows := old.Health(); len(rows) > 0 {
 		g.Seed(rows)
@@ -153,6 +176,7 @@ func (h *Host) Swap(ctx context.Context, spec Spec) error {
 	if prev := h.standby.Swap(nil); prev != nil {
 		h.retire(prev)
 	}
+	old.setVerdict(nil) // a generation in probation that is swapped away is superseded
 	drained := old.startRetiring()
 	t := time.NewTimer(h.cfg.DrainTimeout)
 	defer t.Stop()
@@ -166,9 +190,10 @@ func (h *Host) Swap(ctx context.Context, spec Spec) error {
 		h.standby.Store(old)
 		h.bg.Go(func() { h.probation(g, old) })
 	} else {
+		g.setVerdict(nil)
 		h.retire(old)
 	}
-	return nil
+	return g, nil
 }
 
 // bound returns ctx, also cancelled by Close.
@@ -194,6 +219,11 @@ func (h *Host) build(ctx context.Context, spec Spec, degradedOK bool) (*generati
 	g.log = g.log.With("generation", g.id)
 	h.register(g)
 	if g.inproc != nil {
+		sel := func(ctx context.Context, s *sdk.Selection) (int, error) { return safeSelect(ctx, g.inproc, s) }
+		if err := trialDecision(ctx, sel, sdk.DescriptorOf(g.inproc).NeedsMessage); err != nil {
+			h.closeGen(g)
+			return nil, fmt.Errorf("%w: strategy %q: %w", ErrHealthCheck, spec.Name, err)
+		}
 		return g, nil
 	}
 	g.supDone = make(chan struct{})
@@ -214,7 +244,11 @@ func (h *Host) build(ctx context.Context, spec Spec, degradedOK bool) (*generati
 
 // probation watches g after a swap and rolls back to old if g starts failing.
 func (h *Host) probation(g, old *generation) {
-	base := g.counters()
+	defer g.setVerdict(nil) // passed, superseded or closed, unless rollback decided first
+	win := &probationWindow{}
+	g.window.Store(win)
+	defer g.window.Store(nil)
+	crashes := g.crashes.Load()
 	end := time.NewTimer(h.cfg.Probation)
 	defer end.Stop()
 	tick := time.NewTicker(25 * time.Millisecond)
@@ -234,11 +268,11 @@ func (h *Host) probation(g, old *generation) {
 			if h.cur.Load() != g || h.standby.Load() != old {
 				return
 			}
-			now := g.counters()
+			f := win.failed.Load() // a decision is counted before its failure
+			d := win.decisions.Load()
 			var reason error
-			d, f := now.decisions-base.decisions, now.failed-base.failed
 			switch {
-			case now.crashes > base.crashes:
+			case g.crashes.Load() > crashes:
 				reason = errors.New("its plugin failed during probation")
 				if last := g.lastError(); last != nil {
 					reason = fmt.Errorf("its plugin failed during probation: %w", last)
@@ -267,6 +301,7 @@ func (h *Host) rollback(g, old *generation, reason error) {
 	h.cur.Store(old)
 	h.rollbacks.Add(1)
 	err := fmt.Errorf("strategy %q (generation %d) rolled back to %q (generation %d): %w", g.spec.Name, g.id, old.spec.Name, old.id, reason)
+	g.setVerdict(fmt.Errorf("%w: %w", ErrRolledBack, err))
 	h.log.Error("strategy rolled back", "error", err)
 	if hook := h.cfg.Hooks.OnRollback; hook != nil {
 		hook(g.spec.Name, old.spec.Name, err)
@@ -389,3 +424,22 @@ func (s *strategy) Seed(rows []sdk.BrokerHealth) { s.h.cur.Load().Seed(rows) }
 // Describe returns the active generation's Descriptor. A send should use the
 // Descriptor of the generation it acquired.
 func (s *strategy) Describe() sdk.Descriptor { return s.h.cur.Load().Describe() }
+
+// Check builds the strategy spec describes off to the side, as Start would (trust and
+// SHA-256 checks, the plugin started or the module loaded with its settings, the
+// strategy's own constructor run, the trial decision), then closes it. It is
+// `producerd validate`'s dry run of a third-party strategy: a settings error is the
+// strategy's own (sdk.ErrInvalidSettings).
+func Check(ctx context.Context, cfg Config, spec Spec) error {
+	h, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	g, err := h.build(ctx, spec, false)
+	if err != nil {
+		return err
+	}
+	h.closeGen(g)
+	return nil
+}

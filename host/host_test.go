@@ -28,6 +28,8 @@ func conformanceSpecs(t *testing.T) map[string]Spec {
 		"roundrobin/plugin":       {Plugin: "roundrobin", Command: selfCommand("roundrobin")},
 		"latencyfault/plugin":     {Plugin: "latencyfault", Command: selfCommand("latencyfault")},
 		"keyhash/plugin-by-path":  {Name: "keyhash", Plugin: keyhashPlugin(t)},
+		"leastlatency/in-process": {Plugin: "leastlatency", InProcess: true},
+		"leastlatency/plugin":     {Plugin: "leastlatency", Command: selfCommand("leastlatency")},
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/producerd/producerd/plugins/examples/keyhash"
+	"github.com/producerd/producerd/plugins/examples/leastlatency"
 	"github.com/producerd/producerd/plugins/sdk"
 )
 
@@ -31,20 +32,29 @@ func TestMain(m *testing.M) {
 		servePluginMode(os.Args[2])
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	dirs := []string{keyhashBin.path, trialGuestBin.path}
+	wasmBuilt.Range(func(_, p any) bool { dirs = append(dirs, p.(string)); return true })
+	for _, p := range dirs {
+		if p != "" {
+			_ = os.RemoveAll(filepath.Dir(p))
+		}
+	}
+	os.Exit(code)
 }
 
 // testBuiltins are the default built-ins plus keyhash, so that the example can run
 // in-process and as a re-executed built-in too.
 func testBuiltins() map[string]Builtin {
 	b := DefaultBuiltins()
-	b["keyhash"] = func(settings []byte) (sdk.Selector, error) {
-		if !emptySettings(settings) {
-			return nil, fmt.Errorf("%w: keyhash takes no settings", sdk.ErrInvalidSettings)
-		}
-		return keyhash.New(), nil
-	}
+	b["keyhash"] = keyhash.Build
+	b["leastlatency"] = leastlatency.New
 	return b
+}
+
+// fixed is the constructor of a test strategy that takes no settings.
+func fixed(sel sdk.Selector) sdk.Constructor {
+	return sdk.NoSettings(func() sdk.Selector { return sel })
 }
 
 func servePluginMode(mode string) {
@@ -52,20 +62,20 @@ func servePluginMode(mode string) {
 	case "exit":
 		os.Exit(3)
 	case "hang":
-		sdk.Serve(misbehaving{hang: true})
+		sdk.Serve(fixed(misbehaving{hang: true}))
 	case "outofrange":
-		sdk.Serve(misbehaving{outOfRange: true})
+		sdk.Serve(fixed(misbehaving{outOfRange: true}))
 	case "failafter":
-		sdk.Serve(&failAfter{})
+		sdk.Serve(fixed(&failAfter{}))
 	case "badcookie":
 		// A plugin built for another host: it expects a different cookie and refuses.
 		hs := sdk.Handshake
 		hs.MagicCookieKey, hs.MagicCookieValue = "SOME_OTHER_HOST", "not-producerd"
-		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: sdk.PluginSet(misbehaving{}), GRPCServer: plugin.DefaultGRPCServer})
+		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: sdk.PluginSet(fixed(misbehaving{})), GRPCServer: plugin.DefaultGRPCServer})
 	case "badversion":
 		hs := sdk.Handshake
 		hs.ProtocolVersion = 99
-		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: sdk.PluginSet(misbehaving{}), GRPCServer: plugin.DefaultGRPCServer})
+		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: sdk.PluginSet(fixed(misbehaving{})), GRPCServer: plugin.DefaultGRPCServer})
 	case "helper":
 		runOrphanHelper()
 	case "envdump":
@@ -308,4 +318,33 @@ func startLoad(tb testing.TB, sel sdk.Selector, workers int, withMessage bool) l
 		}
 		return nil
 	}}
+}
+
+var trialGuestBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// trialGuest builds testdata/trialguest (a module that passes the trial decision and
+// then misbehaves as its settings say) once per test binary.
+func trialGuest(tb testing.TB) string {
+	tb.Helper()
+	trialGuestBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "producerd-trialguest-*")
+		if err != nil {
+			trialGuestBin.err = err
+			return
+		}
+		trialGuestBin.path = filepath.Join(dir, "trialguest.wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", trialGuestBin.path, "./testdata/trialguest")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			trialGuestBin.err = fmt.Errorf("go build trialguest: %v\n%s", err, out)
+		}
+	})
+	if trialGuestBin.err != nil {
+		tb.Skipf("cannot build the trial guest: %v", trialGuestBin.err)
+	}
+	return trialGuestBin.path
 }

@@ -101,12 +101,14 @@ func (g *generation) launch(ctx context.Context) (_ *conn, err error) {
 	if !ok {
 		return nil, fmt.Errorf("plugin %s: dispensed %T", path, raw)
 	}
-	c.info, err = remote.Describe(ctx)
+	c.info, err = remote.Describe(ctx, g.spec.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", path, err)
 	}
-	if err := remote.Configure(ctx, g.spec.Settings); err != nil {
-		return nil, fmt.Errorf("plugin %s: %w", path, err)
+	if c.info.ProtocolVersion < 2 {
+		if err := remote.Configure(ctx, g.spec.Settings); err != nil {
+			return nil, fmt.Errorf("plugin %s: %w", path, err)
+		}
 	}
 	opts := sdk.SessionOptions{
 		DecisionTimeout: g.spec.DecisionTimeout,
@@ -124,31 +126,32 @@ func (g *generation) launch(ctx context.Context) (_ *conn, err error) {
 	if err := c.sess.Sync(ctx); err != nil {
 		return nil, fmt.Errorf("%w: %s: sync: %w", ErrHealthCheck, path, err)
 	}
-	if c.local == nil {
-		if err := probeDecision(ctx, c); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrHealthCheck, path, err)
-		}
+	// Even a strategy the host applies locally answers one decision itself: every
+	// kind of strategy gets the same trial before it goes live.
+	if err := trialDecision(ctx, c.sess.Select, c.info.Descriptor.NeedsMessage); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrHealthCheck, path, err)
 	}
 	return c, nil
 }
 
-// probeDecision asks the plugin for one decision on a synthetic two-queue route. A
-// fresh process may miss the decision timeout once or twice; an error or an index
-// outside the route fails at once.
-func probeDecision(ctx context.Context, c *conn) error {
+// trialDecision asks a new strategy (plugin, WebAssembly module or in-process) for one
+// decision on a synthetic two-queue route before it goes live. A fresh process may miss
+// the decision timeout once or twice; an error (a panic included) or an index outside
+// the route fails at once.
+func trialDecision(ctx context.Context, selectFn func(context.Context, *sdk.Selection) (int, error), needsMessage bool) error {
 	sel := &sdk.Selection{
 		Topic:        healthCheckTopic,
 		RouteVersion: 1,
 		Queues:       []sdk.Queue{{Broker: "health-check-a"}, {Broker: "health-check-b"}},
 		Remaining:    time.Second,
 	}
-	if c.info.Descriptor.NeedsMessage {
+	if needsMessage {
 		sel.Message = &sdk.MessageInfo{ShardingKey: "health-check", Keys: []string{"health-check"}}
 	}
 	var err error
 	for range 20 {
 		var i int
-		i, err = c.sess.Select(ctx, sel)
+		i, err = selectFn(ctx, sel)
 		switch {
 		case err == nil && (i < 0 || i >= len(sel.Queues)):
 			return fmt.Errorf("probe decision: index %d outside [0, %d)", i, len(sel.Queues))

@@ -60,6 +60,7 @@ The dev broker auto-creates unknown topics. Use 127.0.0.1:0 for any address to t
 free port (the ports chosen are printed).`,
 		`  producerd dev
   producerd dev -brokers 3 -topics orders,payments
+  producerd dev -c producer.toml           (your strategies, on the dev broker)
   producerd dev -broker-only &   producerd run -c producer.toml
   producerd dev -grpc 127.0.0.1:0 -http 127.0.0.1:0 -admin 127.0.0.1:0 -namesrv 127.0.0.1:0`)
 	grpcAddr := fs.String("grpc", config.DefaultIngressGRPC, "ingress gRPC listen `address`")
@@ -72,6 +73,7 @@ free port (the ports chosen are printed).`,
 	format := fs.String("log-format", "text", "log `format`: text or json")
 	freePorts := fs.Bool("free-ports", false, "listen on free ports (127.0.0.1:0) for every address not given, and print them")
 	brokerOnly := fs.Bool("broker-only", false, "start only the dev broker (then run the daemon with: producerd run -c producer.toml)")
+	userConfig := fs.String("c", "", "run the producer groups and strategies of this config `file` (your own plugins and .wasm modules) against the dev broker; its name servers, listeners, TLS and ACL are replaced by the dev ones")
 	if _, code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -119,6 +121,9 @@ free port (the ports chosen are printed).`,
 	}
 	text := fmt.Sprintf(devConfig, *level, *grpcAddr, *httpAddr, *adminAddr, cluster.NameServerAddr())
 	parseDev := func() (*config.Config, error) { return config.Parse("dev.toml", []byte(text), ".") }
+	if *userConfig != "" {
+		parseDev = devUserConfig(*userConfig, *level, *grpcAddr, *httpAddr, *adminAddr, cluster.NameServerAddr())
+	}
 	cfg, err := parseDev()
 	if err != nil {
 		return fail(e, "dev: %v", err)
@@ -197,4 +202,22 @@ func portHint(err error, flags string) string {
 	}
 	return "\n  the port is taken (another producerd dev, NameServer or daemon?): choose another with " + flags +
 		" ADDR, or run 'producerd dev -free-ports' to take free ports (they are printed)"
+}
+
+// devUserConfig loads the user's config (and again on reload) and points it at the dev
+// broker: its producer groups and strategies stay, the cluster-facing and listening
+// parts become the dev ones.
+func devUserConfig(path, level, grpcAddr, httpAddr, adminAddr, ns string) func() (*config.Config, error) {
+	return func() (*config.Config, error) {
+		cfg, err := config.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Daemon.LogLevel = level
+		cfg.Ingress.GRPC, cfg.Ingress.HTTP, cfg.Ingress.TLS = grpcAddr, httpAddr, config.TLS{}
+		cfg.Admin.Listen, cfg.Admin.TLS = adminAddr, config.TLS{}
+		cfg.Client.NameServers, cfg.Client.InstanceName = []string{ns}, "producerd-dev"
+		cfg.Client.TLS, cfg.Client.TLSCA, cfg.Client.ACL = false, "", nil
+		return cfg, nil
+	}
 }

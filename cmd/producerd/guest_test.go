@@ -20,13 +20,13 @@ import (
 	"github.com/producerd/producerd/internal/wasmtest"
 )
 
-// TestMisbehavingGuests runs `producerd run` with WebAssembly strategies that never
-// return (a loop, a loop-free call tree), trap, or allocate without bound, each built
-// by hand (internal/wasmtest) and through the Go SDK (host/wasm/testdata/sdkbadguest,
-// which misbehaves by topic). While messages go through every one of them: every send
-// succeeds (its decisions fall back), /healthz keeps answering on the ingress and the
-// admin listener, each strategy's circuit opens and `producerd status` says why; then
-// SIGTERM exits 0.
+// TestMisbehavingGuests: WebAssembly strategies that never return (a loop, a loop-free
+// call tree), trap, or allocate without bound. Built by hand (internal/wasmtest) they
+// fail even the trial decision, and `producerd validate` refuses them. Built through
+// the Go SDK (host/wasm/testdata/sdkbadguest, which passes the trial and misbehaves by
+// topic) under `producerd run`: every send succeeds (its decisions fall back), /healthz
+// keeps answering on the ingress and the admin listener, the circuit opens and
+// `producerd status` says why; then SIGTERM exits 0.
 func TestMisbehavingGuests(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and a WebAssembly module")
@@ -49,9 +49,6 @@ func TestMisbehavingGuests(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build sdkbadguest: %v\n%s", err, out)
 	}
-	if err := os.Chmod(sdkGuest, 0o755); err != nil { // the config wants plugins executable
-		t.Fatal(err)
-	}
 
 	httpAddr, adminAddr := freeAddr(t), freeAddr(t)
 	var cfg strings.Builder
@@ -59,16 +56,21 @@ func TestMisbehavingGuests(t *testing.T) {
 	// group → the topics its sends go to.
 	groups := map[string][]string{"sdk": kinds}
 	fmt.Fprintf(&cfg, "[strategy.sdk]\nplugin = %q\n[[producer]]\ngroup = \"sdk\"\nstrategy = \"sdk\"\n", sdkGuest)
+	// Hand-built modules fail every decision, the trial decision included: the daemon
+	// refuses them before they go live (validate says so), so they never hold it.
 	for _, k := range kinds {
 		path, err := wasmtest.Write(dir, wasmtest.Kind(k))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chmod(path, 0o755); err != nil { // the config wants plugins executable
+		hand := filepath.Join(dir, "hand-"+k+".toml")
+		text := fmt.Sprintf("[client]\nname_servers = [%q]\n[strategy.hand]\nplugin = %q\n[[producer]]\ngroup = \"hand\"\nstrategy = \"hand\"\n", dev.NameServerAddr(), path)
+		if err := os.WriteFile(hand, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		groups["hand-"+k] = []string{"TopicTest"}
-		fmt.Fprintf(&cfg, "[strategy.hand-%s]\nplugin = %q\n[[producer]]\ngroup = \"hand-%s\"\nstrategy = \"hand-%s\"\n", k, path, k, k)
+		if code, _, errOut := runCLI("validate", "-c", hand); code != 1 || !strings.Contains(errOut, "failed its health check") {
+			t.Errorf("validate with a %s module: %d %s", k, code, errOut)
+		}
 	}
 	cfgPath := filepath.Join(dir, "producer.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {

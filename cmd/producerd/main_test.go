@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -98,52 +97,7 @@ func TestDevAndCLI(t *testing.T) {
 	bin := buildBinary(t)
 	// -free-ports: every listener on a free port, printed (the defaults may be taken here).
 	dev := exec.Command(bin, "dev", "-free-ports", "-log-level", "warn", "-log-format", "json")
-	stdout, err := dev.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var devErr bytes.Buffer
-	dev.Stderr = &devErr
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = syscall.Kill(dev.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("dev stderr:\n%s", devErr.String())
-		}
-	})
-	addrs := map[string]string{}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		closed := false
-		for sc.Scan() {
-			line := sc.Text()
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasPrefix(line, "  ") && !closed {
-				addrs[strings.TrimSpace(k)] = strings.TrimSpace(v)
-			}
-			if strings.HasPrefix(line, "Stop with") && !closed {
-				closed = true
-				close(ready)
-			}
-		}
-		exited <- dev.Wait()
-	}()
-	select {
-	case <-ready:
-	case err := <-exited:
-		exited <- err
-		t.Fatalf("dev exited: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("dev did not print its addresses")
-	}
+	addrs, exited := startDev(t, dev)
 	grpcAddr, httpAddr, adminAddr, ns := addrs["ingress gRPC"], addrs["ingress HTTP"], addrs["admin"], addrs["dev NameServer"]
 	if grpcAddr == "" || httpAddr == "" || adminAddr == "" || ns == "" {
 		t.Fatalf("addresses: %v", addrs)

@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/producerd/producerd/host"
 	"github.com/producerd/producerd/internal/builtin"
 	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/daemon"
@@ -95,20 +98,22 @@ func serveUntilSignal(d *daemon.Daemon, log hclog.Logger, sigs <-chan os.Signal)
 
 func cmdValidate(e *env, args []string) int {
 	fs := newFlags(e, "validate", "[-c FILE]", `
-Check a config file the way 'producerd run' would, without starting anything: unknown
+Check a config file the way 'producerd run' would, without binding ports: unknown
 keys, wrong types, bad durations and sizes, missing plugins, bad strategy settings,
 duplicate groups, ports out of range, two listeners on one address (127.0.0.1,
 localhost and 0.0.0.0 on one port included), non-loopback listeners without TLS (or
 insecure = true), secret and token files others can read and TLS files that do not
 load are each reported with FILE:LINE and the key; plugins others could replace and
-plugins that do not match their sha256 pin are refused as 'run' refuses them. The
-warnings 'run' logs at start are printed (on stderr, "warning: ..."). Only binding the
-ports and starting the plugins are left to 'run'. Exit status 0 when the config is
-valid, 1 otherwise.`,
+plugins that do not match their sha256 pin are refused as 'run' refuses them. Each
+strategy given by path (a plugin or a .wasm module) is then built once off to the side,
+as a swap would (its own settings parser, one trial decision), and closed; -no-start
+skips that. The warnings 'run' logs at start are printed (on stderr, "warning: ...").
+Exit status 0 when the config is valid, 1 otherwise.`,
 		`  producerd validate -c producer.toml
   producerd validate -c producer.toml && systemctl reload producerd`)
 	file := fs.String("c", "producer.toml", "config `file`")
 	printKeys := fs.Bool("print", false, "print every key's effective value and where it came from (file:line, env VAR or default)")
+	noStart := fs.Bool("no-start", false, "do not build the strategies given by path")
 	pos, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -128,6 +133,12 @@ valid, 1 otherwise.`,
 	if err := daemon.Check(cfg); err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return 1
+	}
+	if !*noStart {
+		if err := checkStrategies(*file, cfg); err != nil {
+			fmt.Fprintln(e.stderr, err)
+			return 1
+		}
 	}
 	for _, w := range daemon.StartWarnings(cfg) {
 		fmt.Fprintln(e.stderr, "warning:", w)
@@ -164,4 +175,23 @@ starts this itself; it is not meant to be run by hand.`, "")
 		return fail(e, "plugin %s: %v", pos[0], err)
 	}
 	return 0
+}
+
+// checkStrategies builds every strategy of cfg given by path off to the side
+// (host.Check) and reports each failure as FILE: strategy NAME: error.
+func checkStrategies(file string, cfg *config.Config) error {
+	var errs []error
+	for _, n := range cfg.StrategyNames() {
+		s := cfg.Strategies[n]
+		if s.Path == "" {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		spec := host.Spec{Name: s.Name, Plugin: s.Path, Settings: s.Settings, SHA256: s.SHA256, AllowInsecurePath: s.AllowInsecurePath, Env: s.Env}
+		if err := host.Check(ctx, host.Config{Logger: hclog.NewNullLogger()}, spec); err != nil {
+			errs = append(errs, fmt.Errorf("%s: strategy %s: %w", file, n, err))
+		}
+		cancel()
+	}
+	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/producerd/producerd/plugins/examples/keyhash"
+	"github.com/producerd/producerd/plugins/examples/leastlatency"
 	"github.com/producerd/producerd/plugins/latencyfault"
 	"github.com/producerd/producerd/plugins/roundrobin"
 	"github.com/producerd/producerd/plugins/sdk"
@@ -27,6 +28,13 @@ var benchStrategies = []struct {
 		return s
 	}},
 	{"keyhash", pkgKeyHash, func(testing.TB) sdk.Selector { return keyhash.New() }},
+	{"leastlatency", pkgLeastLatency, func(tb testing.TB) sdk.Selector {
+		s, err := leastlatency.New(nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return s
+	}},
 }
 
 var benchSink int

@@ -8,7 +8,7 @@ import (
 )
 
 // TestConformance runs the SDK's conformance suite against the WebAssembly builds of
-// round-robin, latency-fault (both presets) and the key-hash example. Each subtest
+// round-robin, latency-fault (both presets), the key-hash and least-latency examples. Each subtest
 // loads a fresh Strategy of two instances, so the suite also exercises the pool and
 // the Observe broadcast.
 func TestConformance(t *testing.T) {
@@ -21,6 +21,7 @@ func TestConformance(t *testing.T) {
 		{"latencyfault-rocketmq4", pkgLatencyFault, `{"preset":"rocketmq4"}`},
 		{"latencyfault-rocketmq5", pkgLatencyFault, `{"preset":"rocketmq5"}`},
 		{"keyhash", pkgKeyHash, ""},
+		{"leastlatency", pkgLeastLatency, `{"band":1.5}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

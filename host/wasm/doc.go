@@ -22,16 +22,22 @@
 // broadcast: every instance applies every outcome batch, and broadcasts are serialised,
 // so all copies see the same outcomes in the same order and make the same judgements
 // (latency-fault isolates a broker in every instance before Observe returns, so the
-// very next decision avoids it, whichever instance takes it). The alternatives were
-// worse: one state-owning instance serialises every decision of a stateful strategy,
-// and publishing the health table for the host to apply (LocalApply, as for plugin
-// processes) duplicates the strategy's logic in the host for no gain at this cost. The
-// price is that Observe costs one call per instance (outcomes are batched by the host
-// anyway) and waits for each instance's running decision. Health reads one instance.
-// Counters that are not shared (round-robin positions) are per instance: the spread
-// stays even, the exact sequence interleaves. A replacement instance (below) starts
-// from a sibling's health table through Seed, under the same serialisation, so it
-// misses no outcome.
+// very next decision avoids it, whichever instance takes it). One state-owning
+// instance would serialise every decision of a stateful strategy. Observe costs one
+// call per instance (outcomes are batched by the host anyway) and waits for each
+// instance's running decision. Health reads one instance. Counters that are not shared
+// (round-robin positions) are per instance: the spread stays even, the exact sequence
+// interleaves. A replacement instance (below) starts from a sibling's health table
+// through Seed, under the same serialisation, so it misses no outcome.
+//
+// # Local decisions
+//
+// A module that declares LocalApply is not called per decision: after each broadcast
+// (and at Load) the host reads one instance's health table, the strategy's published
+// policy (exclusions with expiry, weights; none for round-robin), and decides
+// in-process with package pick, the same walk the strategy's own Select runs
+// (Options.NoLocalApply turns this off). Only strategies that need each message, or
+// do not publish a policy, pay a guest call per decision.
 //
 // # Failures
 //

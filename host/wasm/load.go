@@ -18,6 +18,7 @@ import (
 
 	"github.com/producerd/producerd/host/wasm/internal/wasmbin"
 	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/plugins/sdk/pick"
 	"github.com/producerd/producerd/plugins/sdk/wasmguest/wasmabi"
 )
 
@@ -145,6 +146,10 @@ func Load(ctx context.Context, path string, opts Options) (Strategy, error) {
 		s.opts.Name = s.desc.Descriptor.Name
 	}
 	s.log = o.Logger.With("strategy", s.opts.Name, "wasm", filepath.Base(path))
+	if s.desc.Descriptor.LocalApply && !o.NoLocalApply {
+		s.local = pick.New(pick.Options{}) // without health: the zero policy (round-robin)
+		s.publishPolicy()
+	}
 	ok = true
 	return s, nil
 }

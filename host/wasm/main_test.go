@@ -21,6 +21,7 @@ const (
 	pkgRoundRobin   = "github.com/producerd/producerd/plugins/roundrobin/wasm"
 	pkgLatencyFault = "github.com/producerd/producerd/plugins/latencyfault/wasm"
 	pkgKeyHash      = "github.com/producerd/producerd/plugins/examples/keyhash/wasm"
+	pkgLeastLatency = "github.com/producerd/producerd/plugins/examples/leastlatency/wasm"
 	pkgBadGuest     = "./testdata/badguest"
 	pkgBadABI       = "./testdata/badabi"
 )

@@ -34,6 +34,10 @@ const (
 // Options configures Load. The zero value is usable; zero fields take the defaults
 // above. Load validates them and reports every problem at once.
 type Options struct {
+	// NoLocalApply makes every decision call the guest even when the module declares
+	// LocalApply and reports health (by default the host then decides in-process with
+	// package pick from the policy the module publishes). For comparisons and tests.
+	NoLocalApply bool
 	// CacheDir is a directory where compiled code is kept across processes (wazero's
 	// compilation cache; created if missing). Empty: compiled code is cached in memory
 	// only, shared by every Load of this process. Compiling a module takes about a

@@ -14,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/plugins/sdk/pick"
 	"github.com/producerd/producerd/plugins/sdk/wasmguest/wasmabi"
 )
 
@@ -74,6 +75,10 @@ type strategy struct {
 	desc     wasmabi.Description
 	features sdk.Features
 	clock    bool // the module reads the time: pass it with every decision
+	// local decides for a module that declares LocalApply: package pick over the policy
+	// the module publishes (its health table, if it reports one), read again after every
+	// broadcast of outcomes or seed. nil otherwise: every decision calls the guest.
+	local *pick.Picker
 
 	slots []*slot
 	// obsMu orders Observe and Seed broadcasts, and the seeding of a replacement, so
@@ -165,6 +170,9 @@ func (s *strategy) Select(ctx context.Context, sel *sdk.Selection) (int, error) 
 			return -1, ctx.Err()
 		default:
 		}
+	}
+	if s.local != nil {
+		return s.local.Pick(sel), nil
 	}
 	sl, in, err := s.acquire()
 	if err != nil {
@@ -259,6 +267,30 @@ func (s *strategy) flushLocked() {
 		s.broadcast(func(in *instance) { s.inputCall(in, in.fnObserve, s.obsBuf, "observe") })
 	}
 	s.pending = s.pending[:0]
+	s.publishPolicy()
+}
+
+// publishPolicy hands the local picker the policy one instance publishes now. It does
+// nothing without a local picker. s.obsMu is held (or the strategy is not shared yet).
+func (s *strategy) publishPolicy() {
+	if s.local == nil || !s.features.HealthReporter {
+		return
+	}
+	sl, in, err := s.acquire()
+	if err != nil {
+		return
+	}
+	defer sl.mu.Unlock()
+	rows, err := s.health(in, s.opts.CallTimeout)
+	if in.dead != nil {
+		s.fail(sl, in, "health")
+		return
+	}
+	if err != nil {
+		s.logLimited(logGuestError, "wasm strategy health failed", "error", err)
+		return
+	}
+	s.local.SetPolicy(pick.FromHealth(rows))
 }
 
 // Seed implements sdk.HealthSeeder: every live instance starts from rows (a
@@ -273,6 +305,7 @@ func (s *strategy) Seed(rows []sdk.BrokerHealth) {
 	s.flushLocked()
 	s.obsBuf = wasmabi.AppendSeed(s.obsBuf[:0], s.wall(s.nanos()), rows)
 	s.broadcast(func(in *instance) { s.inputCall(in, in.fnSeed, s.obsBuf, "seed") })
+	s.publishPolicy()
 }
 
 // broadcast runs f on every live instance, one at a time, holding its slot. s.obsMu

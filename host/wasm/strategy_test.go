@@ -27,14 +27,14 @@ func loadHeavy(t *testing.T, pkg string, adjust func(*wasm.Options)) wasm.Strate
 }
 
 // TestDescribeAndFeatures: each module describes itself as its in-process strategy
-// does, and declares the optional interfaces it implements (latency-fault's module
-// adds Configure for its settings).
+// does, and declares the optional interfaces it implements (every module built with a
+// constructor takes settings: Configurable).
 func TestDescribeAndFeatures(t *testing.T) {
 	for _, bs := range benchStrategies {
 		native := bs.native(t)
 		want := sdk.FeaturesOf(native)
 		want.Describer = true
-		want.Configurable = bs.name == "latencyfault"
+		want.Configurable = true
 		s := loadHeavy(t, bs.pkg, nil)
 		if got, want := s.Describe(), sdk.DescriptorOf(native); got != want {
 			t.Errorf("%s: Describe() = %+v, in-process %+v", bs.name, got, want)
@@ -147,7 +147,7 @@ func TestLatencyFaultState(t *testing.T) {
 // TestRouteSlotsReused: more topics than an instance's route slots; every decision
 // stays valid as slots are recycled.
 func TestRouteSlotsReused(t *testing.T) {
-	s := loadHeavy(t, pkgRoundRobin, func(o *wasm.Options) { o.Instances = 1 })
+	s := loadHeavy(t, pkgRoundRobin, func(o *wasm.Options) { o.Instances = 1; o.NoLocalApply = true })
 	routes := make([]*sdktest.Route, 5000)
 	for i := range routes {
 		routes[i] = sdktest.NewRoute("topic-"+strconv.Itoa(i), sdktest.Queues(1+i%4, 1+i%3))
@@ -165,7 +165,7 @@ func TestRouteSlotsReused(t *testing.T) {
 // TestMessageOnlyWhenNeeded: a strategy that does not declare NeedsMessage decides
 // the same with or without one (the host does not send it).
 func TestMessageOnlyWhenNeeded(t *testing.T) {
-	s := loadHeavy(t, pkgRoundRobin, func(o *wasm.Options) { o.Instances = 1 })
+	s := loadHeavy(t, pkgRoundRobin, func(o *wasm.Options) { o.Instances = 1; o.NoLocalApply = true })
 	rt := sdktest.NewRoute("t", sdktest.Queues(3, 1))
 	seen := map[string]bool{}
 	for range 30 {
@@ -211,7 +211,7 @@ func TestSettings(t *testing.T) {
 // also when the caller passes a message the strategy does not need.
 func TestSelectDoesNotAllocate(t *testing.T) {
 	for _, pkg := range []string{pkgRoundRobin, pkgKeyHash} {
-		s := loadHeavy(t, pkg, func(o *wasm.Options) { o.Instances = 1 })
+		s := loadHeavy(t, pkg, func(o *wasm.Options) { o.Instances = 1; o.NoLocalApply = true })
 		sel := sdktest.NewRoute("t", sdktest.Queues(4, 8)).Retry("broker-b", 1)
 		sel.Message = &sdk.MessageInfo{ShardingKey: "k", Keys: []string{"k"}}
 		sdktest.MustSelect(t, s, sel)

@@ -3,24 +3,23 @@
 //
 // The strategies themselves, and their constructors from settings, belong to package
 // host (host.DefaultBuiltins); this package adds what the daemon needs around them: a
-// summary and the accepted setting keys for `producerd strategy list` and strict config
-// decoding, Validate for `producerd validate`, and Serve for the hidden
+// summary and the accepted setting keys (read from each strategy's settings type) for
+// `producerd strategy list`, Validate for `producerd validate` (the strategy's own
+// constructor), and Serve for the hidden
 // `producerd plugin NAME` subcommand that the host re-executes. Settings travel as JSON
 // (the TOML [strategy.NAME.settings] table converted as is), durations as strings
 // ("3s").
 package builtin
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"time"
 
 	"github.com/producerd/producerd/host"
 	"github.com/producerd/producerd/plugins/latencyfault"
+	"github.com/producerd/producerd/plugins/sdk"
 )
 
 // Names of the built-in strategies.
@@ -33,20 +32,8 @@ const (
 var ErrUnknown = errors.New("builtin: unknown built-in strategy")
 
 // SettingError is a problem with one setting; Key is its name in the settings table
-// ("" when it concerns the table as a whole).
-type SettingError struct {
-	Key string
-	Err error
-}
-
-func (e *SettingError) Error() string {
-	if e.Key == "" {
-		return e.Err.Error()
-	}
-	return e.Key + ": " + e.Err.Error()
-}
-
-func (e *SettingError) Unwrap() error { return e.Err }
+// ("" when it concerns the table as a whole). It is the strategies' own error type.
+type SettingError = sdk.SettingError
 
 // Strategy describes one built-in strategy.
 type Strategy struct {
@@ -54,13 +41,14 @@ type Strategy struct {
 	Name string
 	// Summary is a one-line description for `producerd strategy list`.
 	Summary string
-	// Settings are the keys its settings table accepts.
+	// Settings are the keys its settings table accepts, read from the json tags of the
+	// strategy's own settings type (the one its parser decodes), never kept by hand.
 	Settings []string
 }
 
 var registry = []Strategy{
 	{Name: LatencyFault, Summary: "latency-fault avoidance (Java MQFaultStrategy), isolation cap, presets rocketmq4|rocketmq5",
-		Settings: []string{"preset", "latency_max", "not_available", "isolation_latency", "never_shorten", "max_isolated_share"}},
+		Settings: sdk.SettingKeys(latencyfault.Settings{})},
 	{Name: RoundRobin, Summary: "round-robin from a random start, avoiding the last failed broker on a retry"},
 }
 
@@ -90,23 +78,12 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-// Validate checks settings (JSON) for the built-in called name: the keyed checks of
-// this package first (so that a problem names its setting), then the host's own
-// constructor, whose result is closed at once.
+// Validate checks settings (JSON) for the built-in called name by building it with the
+// host's constructor (the strategy's one settings parser) and closing the result at
+// once. Problems with a key are *SettingError values, joined.
 func Validate(name string, settings []byte) error {
 	if _, ok := Lookup(name); !ok {
 		return fmt.Errorf("%w %q", ErrUnknown, name)
-	}
-	if name == LatencyFault && !emptySettings(settings) {
-		var s LatencyFaultSettings
-		dec := json.NewDecoder(bytes.NewReader(settings))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&s); err != nil {
-			return &SettingError{Err: err}
-		}
-		if err := s.check(); err != nil {
-			return err
-		}
 	}
 	b := host.DefaultBuiltins()[name]
 	if b == nil {
@@ -114,7 +91,7 @@ func Validate(name string, settings []byte) error {
 	}
 	sel, err := b(settings)
 	if err != nil {
-		return &SettingError{Err: err}
+		return err
 	}
 	if c, ok := sel.(io.Closer); ok {
 		_ = c.Close()
@@ -126,53 +103,4 @@ func Validate(name string, settings []byte) error {
 // `producerd plugin NAME` runs. It returns when the host shuts the plugin down.
 func Serve(name string) error {
 	return host.ServeBuiltin(name, nil)
-}
-
-func emptySettings(b []byte) bool {
-	switch string(bytes.TrimSpace(b)) {
-	case "", "{}", "null":
-		return true
-	}
-	return false
-}
-
-// LatencyFaultSettings are the settings of the latencyfault built-in. Zero fields take
-// the chosen preset's values.
-type LatencyFaultSettings struct {
-	// Preset is "rocketmq4" (default: Java 4.9 tables, isolation 30s => 10min) or
-	// "rocketmq5" (Java 5 tables, never shortens an isolation).
-	Preset string `json:"preset,omitempty"`
-	// LatencyMax and NotAvailable replace the fault tables (durations, index-aligned).
-	LatencyMax   []string `json:"latency_max,omitempty"`
-	NotAvailable []string `json:"not_available,omitempty"`
-	// IsolationLatency is what a failed attempt counts as (a duration).
-	IsolationLatency string `json:"isolation_latency,omitempty"`
-	// NeverShorten selects the Java 5 rule (an outcome never ends an isolation early).
-	NeverShorten *bool `json:"never_shorten,omitempty"`
-	// MaxIsolatedShare caps the share of brokers isolated at once, in (0, 1].
-	MaxIsolatedShare float64 `json:"max_isolated_share,omitempty"`
-}
-
-// check reports every malformed value, keyed by setting.
-func (s *LatencyFaultSettings) check() error {
-	var errs []error
-	if _, err := latencyfault.Preset(s.Preset); err != nil {
-		errs = append(errs, &SettingError{Key: "preset", Err: err})
-	}
-	for key, list := range map[string][]string{"latency_max": s.LatencyMax, "not_available": s.NotAvailable} {
-		for i, v := range list {
-			if _, err := time.ParseDuration(v); err != nil {
-				errs = append(errs, &SettingError{Key: fmt.Sprintf("%s[%d]", key, i), Err: fmt.Errorf("invalid duration %q", v)})
-			}
-		}
-	}
-	if s.IsolationLatency != "" {
-		if _, err := time.ParseDuration(s.IsolationLatency); err != nil {
-			errs = append(errs, &SettingError{Key: "isolation_latency", Err: fmt.Errorf("invalid duration %q", s.IsolationLatency)})
-		}
-	}
-	if s.MaxIsolatedShare < 0 || s.MaxIsolatedShare > 1 {
-		errs = append(errs, &SettingError{Key: "max_isolated_share", Err: fmt.Errorf("%v is out of range (0, 1]", s.MaxIsolatedShare)})
-	}
-	return errors.Join(errs...)
 }

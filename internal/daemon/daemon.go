@@ -127,7 +127,9 @@ func (g *group) strategyName() string {
 
 func (g *group) strategyStatus() strategyState {
 	st := g.host.Status()
-	st.Name = g.strategyName()
+	if st.Name == "" {
+		st.Name = g.strategyName()
+	}
 	return st
 }
 

@@ -25,7 +25,7 @@ type metrics struct {
 	attemptLatency  *prometheus.HistogramVec // broker
 	requestLatency  *prometheus.HistogramVec // api, mode
 	retries         *prometheus.CounterVec   // group, topic
-	decisions       *prometheus.CounterVec   // group, result
+	decisions       *prometheus.CounterVec   // group
 	decisionLatency *prometheus.HistogramVec // group
 	rejected        *prometheus.CounterVec   // api, reason
 	routeQueries    *prometheus.CounterVec   // result
@@ -57,8 +57,8 @@ func newMetrics(d *Daemon) *metrics {
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_send_retries_total",
 		Help: "Attempts beyond the first, by group and topic."}, []string{"group", "topic"})
 	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_strategy_decisions_total",
-		Help: "Queue decisions by group and result (strategy, or fallback when core's round-robin decided because the strategy failed)."},
-		[]string{"group", "result"})
+		Help: "Queue decisions by group, whoever made them; producerd_strategy_fallbacks_total counts those the strategy did not make."},
+		[]string{"group"})
 	m.decisionLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "producerd_strategy_decision_duration_seconds",
 		Help: "Latency of queue decisions by group.", Buckets: []float64{1e-7, 1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, .01, .05}},
 		[]string{"group"})
@@ -77,7 +77,7 @@ func newMetrics(d *Daemon) *metrics {
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_config_reloads_total",
 		Help: "Config reloads by result (ok, error)."}, []string{"result"})
 	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_strategy_fallbacks_total",
-		Help: "Decisions the strategy's plugin did not make (the host decided in-process), by group, strategy and reason."},
+		Help: "Decisions the strategy did not make (the host or core decided in-process), by group, strategy and reason (timeout, error, out_of_range, down, breaker, ..., core when core's round-robin decided)."},
 		[]string{"group", "strategy", "reason"})
 	m.pluginEvents = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_plugin_events_total",
 		Help: "Strategy plugin process events by group, strategy and event (crash, restart, crash_loop, rollback)."},
@@ -147,9 +147,10 @@ func (m *metrics) forgetTopic(group, topic string) {
 // producerHooks returns the core hooks of one group.
 func (m *metrics) producerHooks(group string) core.ProducerHooks {
 	dl := m.decisionLatency.WithLabelValues(group)
-	ok, fb := m.decisions.WithLabelValues(group, "strategy"), m.decisions.WithLabelValues(group, "fallback")
-	m.swaps.WithLabelValues(group, "ok")
-	m.swaps.WithLabelValues(group, "error")
+	all, fb := m.decisions.WithLabelValues(group), m.fallbacks.WithLabelValues(group, "", "core")
+	for _, r := range []string{"ok", "error", "rolled_back"} {
+		m.swaps.WithLabelValues(group, r)
+	}
 	return core.ProducerHooks{
 		OnAttempt: func(topic string, o sdk.Outcome) {
 			m.sends.WithLabelValues(group, m.topic(topic), o.Broker, outcomeResult(o)).Inc()
@@ -157,10 +158,9 @@ func (m *metrics) producerHooks(group string) core.ProducerHooks {
 		},
 		OnDecision: func(latency time.Duration, fallback bool, _ error) {
 			dl.Observe(latency.Seconds())
+			all.Inc()
 			if fallback {
 				fb.Inc()
-			} else {
-				ok.Inc()
 			}
 		},
 	}

@@ -121,6 +121,12 @@ func (d *Daemon) apply(ctx context.Context, next *config.Config) (changes, resta
 		if sameStrategy(have, want) {
 			continue
 		}
+		if keep, note := keepAdminSwap(cur.Strategies[g.cfg.Strategy], want, have, next); note != "" {
+			changes = append(changes, fmt.Sprintf("group %s: %s", p.Group, note))
+			if keep {
+				continue
+			}
+		}
 		if _, err := d.swapGroup(ctx, g, want); err != nil {
 			undo()
 			return nil, nil, err
@@ -174,6 +180,24 @@ func (d *Daemon) apply(ctx context.Context, next *config.Config) (changes, resta
 		d.log.Warn("changed setting takes effect only after a restart", "setting", r)
 	}
 	return changes, restartNeeded, nil
+}
+
+// keepAdminSwap decides whether a reload keeps a strategy swapped in through admin:
+// have runs, but the previous file configured was. The swap survives unless the file
+// changed the group's strategy (was -> want) or the swapped-in strategy itself (its
+// entry in next differs from have, or is gone). note says which, for the reload's
+// answer; it is empty when no admin swap is in effect.
+func keepAdminSwap(was, want, have *config.Strategy, next *config.Config) (keep bool, note string) {
+	if have == nil || sameStrategy(was, have) {
+		return false, ""
+	}
+	switch now := next.Strategies[have.Name]; {
+	case !sameStrategy(was, want):
+		return false, fmt.Sprintf("admin swap to %s replaced: the file changed the group's strategy %s", have.Name, nameOf(was))
+	case !sameStrategy(now, have):
+		return false, fmt.Sprintf("admin swap to %s undone: the file changed or removed %s", have.Name, have.Name)
+	}
+	return true, fmt.Sprintf("keeps %s (swapped through admin; the file did not change %s or %s)", have.Name, nameOf(was), have.Name)
 }
 
 func nameOf(s *config.Strategy) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/producerd/producerd/host"
@@ -69,23 +70,28 @@ func (d *Daemon) newHost(ctx context.Context, group string, s *config.Strategy) 
 		// keeps restarting the plugin.
 		log.Warn("strategy plugin is not running; deciding in-process meanwhile", "strategy", s.Name, "error", err)
 	}
-	return &hostAdapter{d: d, h: h, plugin: s.Plugin}, nil
+	return &hostAdapter{d: d, h: h, plugins: map[string]string{s.Name: s.Plugin}}, nil
 }
 
 // hostAdapter adapts *host.Host to strategyHost.
 type hostAdapter struct {
-	d      *Daemon
-	h      *host.Host
-	plugin string
+	d       *Daemon
+	h       *host.Host
+	mu      sync.Mutex
+	plugins map[string]string // configured plugin of each strategy name the host ran
 }
 
 func (a *hostAdapter) Selector() sdk.Selector { return a.h.Strategy() }
 
+// Swap returns once the new strategy passed its probation, or with an error wrapping
+// host.ErrRolledBack when the host switched back to the previous one.
 func (a *hostAdapter) Swap(ctx context.Context, s *config.Strategy) (uint64, error) {
-	if err := a.h.Swap(ctx, a.d.spec(s)); err != nil && !errors.Is(err, host.ErrPluginDown) {
+	a.mu.Lock()
+	a.plugins[s.Name] = s.Plugin
+	a.mu.Unlock()
+	if err := a.h.SwapAndAwait(ctx, a.d.spec(s)); err != nil && !errors.Is(err, host.ErrPluginDown) {
 		return 0, err
 	}
-	a.plugin = s.Plugin
 	return a.h.Status().Generation, nil
 }
 
@@ -93,7 +99,11 @@ func (a *hostAdapter) Close() error { return a.h.Close() }
 
 func (a *hostAdapter) Status() strategyState {
 	st := a.h.Status()
-	out := strategyState{Plugin: a.plugin, Generation: st.Generation, State: string(st.Mode), LastError: st.LastError,
+	a.mu.Lock()
+	plugin := a.plugins[st.Name]
+	a.mu.Unlock()
+	// Name and Plugin are the generation deciding now (after a rollback, the old one).
+	out := strategyState{Name: st.Name, Plugin: plugin, Generation: st.Generation, State: string(st.Mode), LastError: st.LastError,
 		Health: st.Health, Restarts: int64(st.Totals.Restarts)}
 	p := pluginProcess{Name: st.Name, PID: st.PID, Restarts: int64(st.Restarts), State: string(st.Mode)}
 	if st.Mode != host.ModeInProcess {

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/producerd/producerd/api/producerdpb"
+	"github.com/producerd/producerd/host"
 	"github.com/producerd/producerd/internal/config"
 )
 
@@ -40,6 +42,11 @@ func (d *Daemon) Swap(ctx context.Context, name, groupName string) ([]*producerd
 func (d *Daemon) swapGroup(ctx context.Context, g *group, s *config.Strategy) (uint64, error) {
 	from := g.strategyName()
 	gen, err := g.host.Swap(ctx, s)
+	if errors.Is(err, host.ErrRolledBack) {
+		d.met.swaps.WithLabelValues(g.name, "rolled_back").Inc()
+		d.log.Error("swapped strategy rolled back after its probation", "group", g.name, "from", from, "to", s.Name, "error", err)
+		return 0, fmt.Errorf("daemon: group %s: swap to %s: %w", g.name, s.Name, err)
+	}
 	if err != nil {
 		d.met.swaps.WithLabelValues(g.name, "error").Inc()
 		d.log.Error("strategy swap failed; the previous strategy stays", "group", g.name, "from", from, "to", s.Name, "error", err)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,7 +172,7 @@ func runOne(ctx context.Context, sc *Scenario, st Strategy, opts Options, dur ti
 		return nil, fmt.Errorf("%w: %w", ErrStrategyStart, err)
 	}
 	wantMode := host.ModePlugin
-	if st.InProcess {
+	if st.InProcess || strings.HasSuffix(st.Path, ".wasm") { // a module runs sandboxed in-process
 		wantMode = host.ModeInProcess
 	}
 	if m := h.Status().Mode; m != wantMode {

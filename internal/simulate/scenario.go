@@ -165,10 +165,13 @@ type Strategy struct {
 	Settings []byte
 }
 
-// Where returns "in-process" or "plugin process".
+// Where returns "in-process", "wasm" or "plugin process".
 func (s Strategy) Where() string {
-	if s.InProcess {
+	switch {
+	case s.InProcess:
 		return "in-process"
+	case strings.HasSuffix(s.Path, ".wasm"):
+		return "wasm"
 	}
 	return "plugin process"
 }
@@ -465,8 +468,8 @@ func (sc *Scenario) decodeStrategies(ts []*tomlx.Table, d *tomlx.Decoder, dir st
 			case err != nil:
 				t.Errorf("plugin", "plugin %q not found (a path relative to the scenario file, or \"builtin:NAME\")", s.Plugin)
 				ok = false
-			case fi.IsDir() || fi.Mode()&0o111 == 0:
-				t.Errorf("plugin", "plugin %q is not an executable file", s.Plugin)
+			case fi.IsDir() || fi.Mode()&0o111 == 0 && !strings.HasSuffix(s.Path, ".wasm"):
+				t.Errorf("plugin", "plugin %q is not an executable file or a .wasm module", s.Plugin)
 				ok = false
 			}
 			if s.InProcess {
@@ -490,19 +493,9 @@ func (sc *Scenario) decodeStrategies(ts []*tomlx.Table, d *tomlx.Decoder, dir st
 	}
 }
 
-// checkSettings validates a built-in's settings with internal/builtin, keyed by setting.
+// checkSettings validates a built-in's settings with the strategy's own constructor
+// (builtin.Validate), keyed by setting.
 func checkSettings(st *tomlx.Table, d *tomlx.Decoder, s Strategy) {
-	b, _ := builtin.Lookup(s.Builtin)
-	for k := range st.Map() {
-		if !slices.Contains(b.Settings, k) {
-			if len(b.Settings) == 0 {
-				st.Errorf(k, "unknown key: built-in %s takes no settings", s.Builtin)
-			} else {
-				st.Errorf(k, "unknown key (built-in %s takes %s)", s.Builtin, strings.Join(b.Settings, ", "))
-			}
-			return
-		}
-	}
 	err := builtin.Validate(s.Builtin, s.Settings)
 	if err == nil {
 		return

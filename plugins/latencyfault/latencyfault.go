@@ -7,10 +7,10 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/plugins/sdk/pick"
 )
 
 // Strategy is the latency-fault strategy: a selector that also observes outcomes,
@@ -49,8 +49,7 @@ func New(opts Options) (Strategy, error) {
 		}
 	}
 	s.maxIsolation = slices.Max(o.NotAvailable)
-	s.snap.Store(&snapshot{})
-	s.worst.Store(o.Rand())
+	s.picker = pick.New(pick.Options{Now: o.Now, Rand: o.Rand, Rotation: o.Rand()})
 	if o.Probe != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stop = cancel
@@ -67,8 +66,7 @@ type strategy struct {
 
 	routes  sync.Map // topic → *route
 	nroutes int      // topics in routes; guarded by mu
-	snap    atomic.Pointer[snapshot]
-	worst   atomic.Uint64 // pickOneAtLeast's rotation over the better half
+	picker  *pick.Picker
 
 	mu    sync.Mutex // guards table, nroutes, new routes and calls to opts.Rand
 	table map[string]*entry
@@ -85,47 +83,17 @@ type entry struct {
 	until   int64         // isolated while now < until (ns since base)
 }
 
-// snapshot is the immutable view Select reads: the brokers isolated when it was built.
-// An item whose until has passed is available again without a rebuild.
-type snapshot struct {
-	items    []isoItem // sorted by broker
-	index    map[string]int32
-	maxUntil int64
-}
-
+// isoItem is an isolated broker as the isolation cap orders it.
 type isoItem struct {
 	broker string
 	until  int64
 	score  time.Duration
 }
 
-// linearMax is the size up to which a snapshot is searched linearly.
-const linearMax = 8
-
-// lookup returns the item of broker, if it was isolated when the snapshot was built.
-func (sn *snapshot) lookup(broker string) (isoItem, bool) {
-	if sn.index != nil {
-		if i, ok := sn.index[broker]; ok {
-			return sn.items[i], true
-		}
-		return isoItem{}, false
-	}
-	for _, it := range sn.items {
-		if it.broker == broker {
-			return it, true
-		}
-	}
-	return isoItem{}, false
-}
-
-// route is one topic's derived state for one route version.
+// route records that a topic's route version was seen (its brokers are in the table).
 type route struct {
-	version  uint64
-	n        int
-	next     atomic.Uint64
-	brokers  []string  // distinct brokers in order of first appearance
-	queuesOf [][]int32 // queue indexes of each broker, parallel to brokers
-	_        [8]byte
+	version uint64
+	n       int
 }
 
 func (s *strategy) mono() int64 { return int64(s.opts.Now().Sub(s.base)) }
@@ -136,7 +104,8 @@ func (s *strategy) Describe() sdk.Descriptor {
 	return sdk.Descriptor{Name: "latencyfault", UrgentLatency: s.urgent, LocalApply: true}
 }
 
-// Select implements sdk.Selector; see the package documentation for the rules.
+// Select implements sdk.Selector; see the package documentation for the rules. The
+// walk is package pick's over the strategy's published isolations (its policy).
 func (s *strategy) Select(_ context.Context, sel *sdk.Selection) (int, error) {
 	n := len(sel.Queues)
 	if n == 0 {
@@ -147,184 +116,29 @@ func (s *strategy) Select(_ context.Context, sel *sdk.Selection) (int, error) {
 		r = v.(*route)
 	}
 	if r == nil || r.version != sel.RouteVersion || r.n != n {
-		r = s.newRoute(sel)
+		s.newRoute(sel)
 	}
-	pos := int(r.next.Add(1) % uint64(n))
-	sn := s.snap.Load()
-	if len(sn.items) == 0 {
-		return plainPick(sel, pos), nil
-	}
-	// The clock is read only when a candidate's broker is listed as isolated: most
-	// picks land on an available broker and cost no clock read.
-	var now int64
-	haveNow := false
-	onLast := -1
-	// Queues come grouped by broker, so remember the last broker's verdict.
-	prev, prevOK := "", false
-	for k := range n {
-		j := wrap(pos+k, n)
-		b := sel.Queues[j].Broker
-		ok := prevOK
-		if k == 0 || b != prev {
-			ok = true
-			if it, listed := sn.lookup(b); listed {
-				if !haveNow {
-					now, haveNow = s.mono(), true
-					if now >= sn.maxUntil {
-						s.prune(sn)
-						return plainPick(sel, pos), nil
-					}
-				}
-				if now < it.until {
-					ok = false
-				} else {
-					s.prune(sn) // this isolation has ended: drop it from the snapshot
-				}
-			}
-			prev, prevOK = b, ok
-		}
-		if !ok {
-			continue
-		}
-		if sel.LastBroker == "" || b != sel.LastBroker {
-			return j, nil
-		}
-		if onLast < 0 {
-			onLast = j
-		}
-	}
-	if onLast >= 0 {
-		return onLast, nil
-	}
-	return s.pickOneAtLeast(r, sel, sn, now, pos), nil
+	return s.picker.Pick(sel), nil
 }
 
-// plainPick is round-robin with last-broker avoidance: pos, or on a retry the first
-// queue from pos onwards not on LastBroker, else pos.
-func plainPick(sel *sdk.Selection, pos int) int {
-	if sel.LastBroker == "" {
-		return pos
-	}
-	n := len(sel.Queues)
-	for k := range n {
-		j := wrap(pos+k, n)
-		if sel.Queues[j].Broker != sel.LastBroker {
-			return j
-		}
-	}
-	return pos
-}
-
-// prune republishes a snapshot that lists an isolation that has ended, so that later
-// Selects stop reading the clock for it. It gives up rather than wait when the lock is
-// busy (a later Select retries) and does nothing when the snapshot was already replaced.
-func (s *strategy) prune(sn *snapshot) {
-	if !s.mu.TryLock() {
-		return
-	}
-	defer s.mu.Unlock()
-	if s.snap.Load() == sn {
-		s.publish(s.mono())
-	}
-}
-
-func wrap(j, n int) int {
-	if j >= n {
-		return j - n
-	}
-	return j
-}
-
-// pickOneAtLeast chooses a queue when no broker of the route is available: rank the
-// route's brokers (without LastBroker when another exists) by lower score, earlier
-// isolation end, then name; rotate over the better half (the best one when fewer than
-// two brokers remain); take that broker's queue at the round-robin position.
-func (s *strategy) pickOneAtLeast(r *route, sel *sdk.Selection, sn *snapshot, now int64, pos int) int {
-	skip := -1
-	if sel.LastBroker != "" && len(r.brokers) > 1 {
-		skip = slices.Index(r.brokers, sel.LastBroker)
-	}
-	count := len(r.brokers)
-	if skip >= 0 {
-		count--
-	}
-	want := 0
-	if half := count / 2; half > 0 {
-		want = int(s.worst.Add(1) % uint64(half))
-	}
-	var buf [16]isoItem // routes rarely have more brokers; more spill to the heap
-	items := buf[:0]
-	for _, b := range r.brokers {
-		items = append(items, itemOf(sn, b, now))
-	}
-	for i := range items {
-		if i == skip {
-			continue
-		}
-		rank := 0
-		for j := range items {
-			if j != skip && j != i && better(items[j], items[i]) {
-				rank++
-			}
-		}
-		if rank == want {
-			qs := r.queuesOf[i]
-			return int(qs[pos%len(qs)])
-		}
-	}
-	return pos // unreachable: ranks are a permutation of 0..count-1
-}
-
-// itemOf returns broker's ordering key. An available broker gets score -1 and the
-// lowest until, so it sorts before every isolated one.
-func itemOf(sn *snapshot, broker string, now int64) isoItem {
-	it, ok := sn.lookup(broker)
-	if !ok || now >= it.until {
-		return isoItem{broker: broker, until: math.MinInt64, score: -1}
-	}
-	return it
-}
-
-// better is pickOneAtLeast's order: available first (see itemOf), then lower score,
-// earlier end of isolation, then broker name.
-func better(a, b isoItem) bool {
-	if c := cmp.Compare(a.score, b.score); c != 0 {
-		return c < 0
-	}
-	if c := cmp.Compare(a.until, b.until); c != 0 {
-		return c < 0
-	}
-	return a.broker < b.broker
-}
-
-// newRoute installs the derived state of sel's route, registering its brokers in the
-// fault table (they count as known brokers for the isolation cap).
-func (s *strategy) newRoute(sel *sdk.Selection) *route {
+// newRoute registers the brokers of sel's route in the fault table (they count as known
+// brokers for the isolation cap).
+func (s *strategy) newRoute(sel *sdk.Selection) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := len(sel.Queues)
 	v, existed := s.routes.Load(sel.Topic)
 	if existed {
 		if r := v.(*route); r.version == sel.RouteVersion && r.n == n {
-			return r
+			return
 		}
 	}
 	r := &route{version: sel.RouteVersion, n: n}
-	slot := make(map[string]int)
-	for i, q := range sel.Queues {
-		k, ok := slot[q.Broker]
-		if !ok {
-			k = len(r.brokers)
-			slot[q.Broker] = k
-			r.brokers = append(r.brokers, q.Broker)
-			r.queuesOf = append(r.queuesOf, nil)
-		}
-		r.queuesOf[k] = append(r.queuesOf[k], int32(i))
+	for _, q := range sel.Queues {
 		if _, ok := s.table[q.Broker]; !ok && q.Broker != "" {
 			s.table[q.Broker] = &entry{}
 		}
 	}
-	r.next.Store(s.opts.Rand())
 	if !existed {
 		if s.nroutes++; s.nroutes > maxTopics {
 			s.routes.Clear()
@@ -332,7 +146,6 @@ func (s *strategy) newRoute(sel *sdk.Selection) *route {
 		}
 	}
 	s.routes.Store(sel.Topic, r)
-	return r
 }
 
 // Observe implements sdk.Observer: it applies the outcomes in order, then publishes a
@@ -452,23 +265,20 @@ func (s *strategy) isolatedCount(now int64) int {
 	return n
 }
 
-// publish rebuilds the snapshot from the table. s.mu is held.
+// publish hands the picker the isolations of the table: each isolated broker is
+// excluded until its end, with its score as cost. s.mu is held.
 func (s *strategy) publish(now int64) {
-	sn := &snapshot{}
+	var pol pick.Policy
 	for b, e := range s.table {
 		if e.until > now {
-			sn.items = append(sn.items, isoItem{broker: b, until: e.until, score: e.score})
-			sn.maxUntil = max(sn.maxUntil, e.until)
+			r := pick.Rule{Broker: b, Excluded: true, Cost: e.score}
+			if e.until != math.MaxInt64 {
+				r.Until = s.base.Add(time.Duration(e.until))
+			}
+			pol.Rules = append(pol.Rules, r)
 		}
 	}
-	slices.SortFunc(sn.items, func(a, b isoItem) int { return cmp.Compare(a.broker, b.broker) })
-	if len(sn.items) > linearMax {
-		sn.index = make(map[string]int32, len(sn.items))
-		for i, it := range sn.items {
-			sn.index[it.broker] = int32(i)
-		}
-	}
-	s.snap.Store(sn)
+	s.picker.SetPolicy(pol)
 }
 
 // Health implements sdk.HealthReporter: one row per broker the strategy knows (seen in

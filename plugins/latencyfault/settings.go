@@ -1,8 +1,6 @@
 package latencyfault
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -24,28 +22,27 @@ type Settings struct {
 }
 
 // ParseSettings decodes JSON settings (empty, "{}" and "null" mean none) into Options,
-// starting from the preset they name. Every error wraps sdk.ErrInvalidSettings. The
-// Options are not validated further: New does that.
+// starting from the preset they name. It is latency-fault's one settings parser (the
+// built-in, the plugin, the WebAssembly module, validate and simulate all reach it
+// through Constructor). Every problem is reported, each as an *sdk.SettingError naming
+// its key (so they wrap sdk.ErrInvalidSettings), joined. The Options are not validated
+// further: New does that.
 func ParseSettings(raw []byte) (Options, error) {
 	var s Settings
-	if t := bytes.TrimSpace(raw); len(t) > 0 && string(t) != "null" && string(t) != "{}" {
-		d := json.NewDecoder(bytes.NewReader(t))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&s); err != nil {
-			return Options{}, fmt.Errorf("%w: latencyfault: %w", sdk.ErrInvalidSettings, err)
-		}
-	}
-	opts, err := Preset(s.Preset)
-	if err != nil {
-		return Options{}, fmt.Errorf("%w: %w", sdk.ErrInvalidSettings, err)
+	if err := sdk.DecodeSettings(raw, &s); err != nil {
+		return Options{}, err
 	}
 	var errs []error
+	opts, err := Preset(s.Preset)
+	if err != nil {
+		errs = append(errs, &sdk.SettingError{Key: "preset", Err: err})
+	}
 	durations := func(key string, in []string) []time.Duration {
 		out := make([]time.Duration, len(in))
 		for i, v := range in {
 			d, err := time.ParseDuration(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s[%d]: %w", key, i, err))
+				errs = append(errs, &sdk.SettingError{Key: fmt.Sprintf("%s[%d]", key, i), Err: fmt.Errorf("invalid duration %q", v)})
 			}
 			out[i] = d
 		}
@@ -60,16 +57,38 @@ func ParseSettings(raw []byte) (Options, error) {
 	if s.IsolationLatency != "" {
 		d, err := time.ParseDuration(s.IsolationLatency)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("isolation_latency: %w", err))
+			errs = append(errs, &sdk.SettingError{Key: "isolation_latency", Err: fmt.Errorf("invalid duration %q", s.IsolationLatency)})
 		}
 		opts.IsolationLatency = d
 	}
 	if s.NeverShorten != nil {
 		opts.NeverShorten = *s.NeverShorten
 	}
+	if s.MaxIsolatedShare < 0 || s.MaxIsolatedShare > 1 {
+		errs = append(errs, &sdk.SettingError{Key: "max_isolated_share", Err: fmt.Errorf("%v is out of range (0, 1]", s.MaxIsolatedShare)})
+	}
 	opts.MaxIsolatedShare = s.MaxIsolatedShare
 	if len(errs) > 0 {
-		return Options{}, fmt.Errorf("%w: latencyfault: %w", sdk.ErrInvalidSettings, errors.Join(errs...))
+		return Options{}, errors.Join(errs...)
 	}
 	return opts, nil
+}
+
+// Constructor returns latency-fault's sdk.Constructor: ParseSettings, then New with
+// the clock now (nil: time.Now; a WebAssembly module passes wasmguest.Now).
+func Constructor(now func() time.Time) sdk.Constructor {
+	return func(settings []byte) (sdk.Selector, error) {
+		opts, err := ParseSettings(settings)
+		if err != nil {
+			return nil, err
+		}
+		if now != nil {
+			opts.Now = now
+		}
+		st, err := New(opts)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", sdk.ErrInvalidSettings, err)
+		}
+		return st, nil
+	}
 }

@@ -19,26 +19,25 @@
 //
 // # Concurrency and cost
 //
-// A Selector is safe for concurrent use. In steady state (topic and route version
-// already seen) Select takes no lock and allocates nothing: the per-topic counters sit
-// in a sync.Map; only a new topic or route version takes the selector's mutex. The
-// counters are shared by all goroutines, so concurrent sends interleave on one
-// sequence; each queue still receives an equal share. The map keeps at most MaxTopics
-// topics; past that it is cleared and rebuilt from the topics in use.
+// A Selector is safe for concurrent use. Select is package pick's walk with the zero
+// policy: in steady state (topic and route version already seen) it takes no lock and
+// allocates nothing; only a new topic or route version takes a lock. The counters are
+// shared by all goroutines, so concurrent sends interleave on one sequence; each queue
+// still receives an equal share. At most MaxTopics topics keep a counter; past that
+// they are cleared (each topic restarts at a new random position).
 package roundrobin
 
 import (
 	"context"
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 
 	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/plugins/sdk/pick"
 )
 
 // MaxTopics bounds the per-topic counter cache. When a new topic would exceed it, the
 // cache is cleared (each topic then restarts at a new random position).
-const MaxTopics = 4096
+const MaxTopics = pick.MaxTopics
 
 // Option configures a Selector built by New.
 type Option func(*config)
@@ -70,81 +69,28 @@ func New(opts ...Option) sdk.Selector {
 	for _, o := range opts {
 		o(&c)
 	}
-	return &selector{rand: c.rand}
+	return &selector{p: pick.New(pick.Options{Rand: c.rand})}
 }
 
 type selector struct {
-	topics sync.Map // topic → *position
-
-	mu      sync.Mutex // serialises new positions, ntopics and calls to rand
-	rand    func() uint64
-	ntopics int
+	p *pick.Picker
 }
 
-// position is one topic's counter for one route version. It is padded to a cache line
-// so that counters of different topics do not share one.
-type position struct {
-	version uint64
-	n       int
-	next    atomic.Uint64
-	_       [40]byte
-}
-
-// Describe implements sdk.Describer. Round-robin is LocalApply: with no published
-// isolations, a host applying the rule locally decides exactly as Select does.
+// Describe implements sdk.Describer. Round-robin is LocalApply: it publishes no policy,
+// so a host applying package pick's walk locally decides exactly as Select does.
 func (s *selector) Describe() sdk.Descriptor {
 	return sdk.Descriptor{Name: "roundrobin", LocalApply: true}
 }
 
-// Select implements sdk.Selector.
-func (s *selector) Select(_ context.Context, sel *sdk.Selection) (int, error) {
-	n := len(sel.Queues)
-	if n == 0 {
-		return -1, ErrNoQueues
-	}
-	var p *position
-	if v, ok := s.topics.Load(sel.Topic); ok {
-		p = v.(*position)
-	}
-	if p == nil || p.version != sel.RouteVersion || p.n != n {
-		p = s.reset(sel.Topic, sel.RouteVersion, n)
-	}
-	i := p.next.Add(1)
-	pos := int(i % uint64(n))
-	if sel.LastBroker == "" {
-		return pos, nil
-	}
-	for k := range n {
-		j := pos + k
-		if j >= n {
-			j -= n
-		}
-		if sel.Queues[j].Broker != sel.LastBroker {
-			return j, nil
-		}
-	}
-	return pos, nil
+// Build is round-robin's sdk.Constructor: it takes no settings.
+func Build(settings []byte) (sdk.Selector, error) {
+	return sdk.NoSettings(func() sdk.Selector { return New() })(settings)
 }
 
-// reset installs a fresh counter for (topic, version) unless another goroutine did it
-// first.
-func (s *selector) reset(topic string, version uint64, n int) *position {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, existed := s.topics.Load(topic)
-	if existed {
-		if p := v.(*position); p.version == version && p.n == n {
-			return p
-		}
+// Select implements sdk.Selector.
+func (s *selector) Select(_ context.Context, sel *sdk.Selection) (int, error) {
+	if len(sel.Queues) == 0 {
+		return -1, ErrNoQueues
 	}
-	p := &position{version: version, n: n}
-	p.next.Store(s.rand())
-	if !existed {
-		if s.ntopics++; s.ntopics > MaxTopics {
-			s.topics.Clear()
-			s.ntopics = 1
-		}
-	}
-	s.topics.Store(topic, p)
-	return p
+	return s.p.Pick(sel), nil
 }

@@ -1,64 +1,67 @@
 // # Writing a plugin
 //
-// A third-party strategy is a Go program whose main function calls Serve. This one
-// keeps the messages of one sharding key on one queue, spreads the others round-robin
-// away from a broker that just failed, and takes an optional salt from its settings:
+// A third-party strategy is a constructor from settings plus a Go program whose main
+// function calls Serve with it. This one keeps the messages of one sharding key on one
+// queue, spreads the others with package pick (round-robin away from a broker that just
+// failed) and takes an optional salt from its settings:
 //
 //	package main
 //
 //	import (
 //		"context"
-//		"encoding/json"
 //		"hash/fnv"
-//		"sync/atomic"
 //
 //		"github.com/producerd/producerd/plugins/sdk"
+//		"github.com/producerd/producerd/plugins/sdk/pick"
 //	)
 //
-//	type byKey struct {
+//	type settings struct {
 //		Salt string `json:"salt"`
-//		next atomic.Uint64
+//	}
+//
+//	type byKey struct {
+//		salt string
+//		rr   *pick.Picker
+//	}
+//
+//	func build(raw []byte) (sdk.Selector, error) {
+//		var s settings
+//		if err := sdk.DecodeSettings(raw, &s); err != nil {
+//			return nil, err // names the key: FILE:LINE in the daemon's config
+//		}
+//		return &byKey{salt: s.Salt, rr: pick.New(pick.Options{})}, nil
 //	}
 //
 //	func (s *byKey) Describe() sdk.Descriptor {
 //		return sdk.Descriptor{Name: "bykey", NeedsMessage: true}
 //	}
 //
-//	func (s *byKey) Configure(settings []byte) error {
-//		if len(settings) == 0 {
-//			return nil
-//		}
-//		return json.Unmarshal(settings, s)
-//	}
-//
 //	func (s *byKey) Select(_ context.Context, sel *sdk.Selection) (int, error) {
-//		n := len(sel.Queues)
 //		if m := sel.Message; m != nil && m.ShardingKey != "" {
 //			h := fnv.New32a()
-//			h.Write([]byte(s.Salt + m.ShardingKey))
-//			return int(h.Sum32() % uint32(n)), nil
+//			h.Write([]byte(s.salt + m.ShardingKey))
+//			return int(h.Sum32() % uint32(len(sel.Queues))), nil
 //		}
-//		start := int(s.next.Add(1) % uint64(n))
-//		for k := range n {
-//			if i := (start + k) % n; sel.Queues[i].Broker != sel.LastBroker {
-//				return i, nil
-//			}
-//		}
-//		return start, nil
+//		return s.rr.Pick(sel), nil
 //	}
 //
-//	func main() { sdk.Serve(&byKey{}) }
+//	func main() { sdk.Serve(build) }
 //
-// Build it, point the daemon's strategy config at the executable (optionally pinned by
-// its SHA-256), and test it with sdktest.Conformance before shipping it. Serve handles
-// the handshake, TLS, versioning, settings, logging and exit with the host; a panic or
-// error in Select only makes the host fall back for that decision.
+// A strategy that does not need each message should not answer decisions at all: it
+// declares LocalApply and publishes its policy (weights, exclusions) as its health
+// table, and the host decides in-process with package pick (see
+// plugins/examples/leastlatency). Build it, point the daemon's strategy config at the
+// executable (pinned by its SHA-256), and test it with sdktest.Conformance before
+// shipping it. Serve handles the handshake, TLS, versioning, settings, logging and exit
+// with the host; a panic or error in Select only makes the host fall back for that
+// decision.
 //
 // # Talking to a plugin (host side)
 //
 // A host starts the executable with go-plugin (Handshake, PluginSet(nil), gRPC,
-// AutoMTLS), dispenses PluginName to get a *Remote, calls Describe and Configure, and
-// opens one Session: a long-lived bidirectional stream that carries pipelined
-// selections, batched outcomes and the strategy's published health table. Package host
-// does all of this, adds deadlines, fallbacks, supervision and hot swap.
+// AutoMTLS), dispenses PluginName to get a *Remote, calls Describe with the settings
+// (and Configure for a version-1 plugin), and opens one Session: a long-lived
+// bidirectional stream that carries pipelined selections, batched outcomes and the
+// strategy's published health table. Package host does all of this, adds deadlines,
+// fallbacks, supervision and hot swap.
 package sdk

@@ -15,7 +15,7 @@ var (
 	ErrRouteUnknown = errors.New("sdk: plugin does not hold the route version")
 	// ErrDecisionTimeout: no answer within the session's decision timeout.
 	ErrDecisionTimeout = errors.New("sdk: plugin decision timed out")
-	// ErrInvalidSettings: Configure rejected the settings.
+	// ErrInvalidSettings: the strategy's constructor rejected its settings.
 	ErrInvalidSettings = errors.New("sdk: plugin rejected its settings")
 	// ErrUnsupportedVersion: host and plugin share no strategy protocol version.
 	ErrUnsupportedVersion = errors.New("sdk: unsupported strategy protocol version")

@@ -6,8 +6,9 @@ type Features struct {
 	Observer       bool
 	HealthReporter bool
 	HealthSeeder   bool
-	Configurable   bool
-	Describer      bool
+	// Configurable: the strategy takes settings (every Constructor-built one does).
+	Configurable bool
+	Describer    bool
 }
 
 // FeatureDeclarer is implemented by wrapper selectors that have the methods of more
@@ -27,9 +28,8 @@ func FeaturesOf(s Selector) Features {
 	_, obs := s.(Observer)
 	_, hr := s.(HealthReporter)
 	_, hs := s.(HealthSeeder)
-	_, cf := s.(Configurable)
 	_, d := s.(Describer)
-	return Features{Observer: obs, HealthReporter: hr, HealthSeeder: hs, Configurable: cf, Describer: d}
+	return Features{Observer: obs, HealthReporter: hr, HealthSeeder: hs, Describer: d}
 }
 
 // DescriptorOf returns s's Descriptor, or the zero Descriptor when s does not implement

@@ -81,6 +81,7 @@ func healthToPB(rows []BrokerHealth) *strategypb.HealthTable {
 			Available:     r.Available,
 			UntilUnixNano: until,
 			LatencyNs:     int64(r.Latency),
+			Weight:        r.Weight,
 		}
 	}
 	return t
@@ -98,6 +99,7 @@ func healthFromPB(t *strategypb.HealthTable) []BrokerHealth {
 			Available: r.GetAvailable(),
 			Until:     until,
 			Latency:   time.Duration(r.GetLatencyNs()),
+			Weight:    r.GetWeight(),
 		}
 	}
 	return rows

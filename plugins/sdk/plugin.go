@@ -16,7 +16,10 @@ import (
 const (
 	// ProtocolVersion is the strategy protocol version this SDK speaks; host and plugin
 	// agree on it in Describe. It changes when the session messages change meaning.
-	ProtocolVersion = 1
+	// Version 2 adds BrokerHealth.weight (a version-1 peer sends none: unweighted) and
+	// DescribeRequest.settings: the plugin builds its strategy from them in Describe
+	// and gets no Configure.
+	ProtocolVersion = 2
 	// MinProtocolVersion is the oldest strategy protocol version this SDK still speaks.
 	MinProtocolVersion = 1
 	// PluginName is the name a strategy is served and dispensed under.
@@ -42,23 +45,23 @@ var Handshake = plugin.HandshakeConfig{
 }
 
 // PluginSet returns the go-plugin plugin set of a strategy. The plugin side passes the
-// selector it serves (Serve does this); the host passes nil and dispenses PluginName to
-// get a *Remote.
-func PluginSet(impl Selector) plugin.PluginSet {
-	return plugin.PluginSet{PluginName: &grpcPlugin{impl: impl}}
+// constructor of the strategy it serves (Serve does this); the host passes nil and
+// dispenses PluginName to get a *Remote.
+func PluginSet(build Constructor) plugin.PluginSet {
+	return plugin.PluginSet{PluginName: &grpcPlugin{build: build}}
 }
 
 // grpcPlugin binds the strategy service to go-plugin's gRPC transport.
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl Selector
-	log  hclog.Logger
+	build Constructor
+	log   hclog.Logger
 }
 
 var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)
 
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	strategypb.RegisterStrategyServer(s, newServer(p.impl, p.log))
+	strategypb.RegisterStrategyServer(s, newServer(p.build, p.log))
 	return nil
 }
 

@@ -14,7 +14,8 @@ import (
 // dispensing PluginName from a go-plugin client configured with Handshake and
 // PluginSet(nil). A Remote is safe for concurrent use.
 //
-// The host calls Describe, then Configure, then Open, once per plugin process.
+// The host calls Describe (with the settings), then Configure only when the plugin
+// negotiated protocol version 1, then Open, once per plugin process.
 type Remote struct {
 	rpc strategypb.StrategyClient
 }
@@ -29,10 +30,12 @@ type Info struct {
 	PID int
 }
 
-// Describe negotiates the protocol version and returns the plugin's declarations. An
-// incompatible plugin yields an error wrapping ErrUnsupportedVersion.
-func (r *Remote) Describe(ctx context.Context) (Info, error) {
-	resp, err := r.rpc.Describe(ctx, &strategypb.DescribeRequest{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion})
+// Describe negotiates the protocol version, has the plugin build its strategy from
+// settings (JSON) and returns the plugin's declarations. An incompatible plugin yields
+// an error wrapping ErrUnsupportedVersion, rejected settings one wrapping
+// ErrInvalidSettings. A version-1 plugin ignores settings: call Configure.
+func (r *Remote) Describe(ctx context.Context, settings []byte) (Info, error) {
+	resp, err := r.rpc.Describe(ctx, &strategypb.DescribeRequest{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion, Settings: settings})
 	if err != nil {
 		return Info{}, fmt.Errorf("sdk: describe: %w", err)
 	}
@@ -51,9 +54,8 @@ func (r *Remote) Describe(ctx context.Context) (Info, error) {
 	}, nil
 }
 
-// Configure passes settings (JSON) to the plugin. A rejection yields an error wrapping
-// ErrInvalidSettings with the plugin's message. A plugin that does not implement
-// Configurable accepts only empty settings ("", "{}" or "null").
+// Configure passes settings (JSON) to a version-1 plugin. A rejection yields an error
+// wrapping ErrInvalidSettings with the plugin's message.
 func (r *Remote) Configure(ctx context.Context, settings []byte) error {
 	resp, err := r.rpc.Configure(ctx, &strategypb.ConfigureRequest{Settings: settings})
 	if err != nil {

@@ -157,8 +157,13 @@ type BrokerHealth struct {
 	Available bool
 	// Until is when the isolation ends (zero when Available).
 	Until time.Time
-	// Latency is the last observed latency.
+	// Latency is the last observed latency. For an unavailable broker it is also the
+	// cost that ranks it when every broker is unavailable (lower first).
 	Latency time.Duration
+	// Weight is the relative share of each of the broker's queues in the host's
+	// in-process decisions (see package pick); zero means unweighted. When any row sets
+	// a weight, brokers without one are standbys.
+	Weight uint32
 }
 
 // HealthReporter is implemented by strategies that keep per-broker state, so that the
@@ -171,13 +176,6 @@ type HealthReporter interface {
 // broker health (hot swap hands the old generation's table to the new one).
 type HealthSeeder interface {
 	Seed(rows []BrokerHealth)
-}
-
-// Configurable is implemented by strategies that take settings from the daemon's
-// config (the [strategy.settings] table, passed as JSON). Configure is called once,
-// before the first Select; an error rejects the strategy.
-type Configurable interface {
-	Configure(settings []byte) error
 }
 
 // Provider hands out the strategy generation that one send uses for its whole retry

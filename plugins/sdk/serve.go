@@ -20,19 +20,19 @@ const EnvLogLevel = "PRODUCERD_PLUGIN_LOG_LEVEL"
 // parentPoll is how often a plugin checks that the process that started it is alive.
 const parentPoll = 250 * time.Millisecond
 
-// Serve runs s as a producerd strategy plugin: a plugin's main function is one call,
-// func main() { sdk.Serve(mySelector{}) }. It does not return while the host uses the
-// plugin, and returns when the host shuts it down.
+// Serve runs the strategy build makes as a producerd strategy plugin: a plugin's main
+// function is one call, func main() { sdk.Serve(mystrategy.New) } (or
+// sdk.Serve(sdk.NoSettings(...)) for one without settings). It does not return while
+// the host uses the plugin, and returns when the host shuts it down.
 //
 // Serve owns the plugin side of the protocol:
 //
 //   - the go-plugin handshake (Handshake: magic cookie, protocol version), the gRPC
 //     server, and mutual TLS when the host asks for it (go-plugin AutoMTLS);
-//   - strategy protocol version negotiation and the declaration of the optional
-//     interfaces s implements (Observer, HealthReporter, HealthSeeder, Configurable,
-//     Describer), which the host discovers through Describe;
-//   - Configure: the host's settings (JSON) are passed to s.Configure when s implements
-//     Configurable; otherwise only empty settings are accepted;
+//   - strategy protocol version negotiation; the strategy is built once, by build,
+//     from the settings (JSON) the host sends in Describe, and the optional interfaces
+//     it implements (Observer, HealthReporter, HealthSeeder, Describer) are declared in
+//     the answer; a constructor error rejects the plugin with its message;
 //   - the decision session: selections, outcomes, health publication, with panics in
 //     Select and Observe recovered and reported as errors;
 //   - logging: an hclog JSON logger on stderr, which go-plugin forwards to the host's
@@ -41,9 +41,9 @@ const parentPoll = 250 * time.Millisecond
 //   - exit when the host goes away: go-plugin's handshake (the binary refuses to run
 //     when not started by a host, exit status 1) plus a watchdog that exits (status 3)
 //     as soon as the parent process is gone, even if it died by SIGKILL.
-func Serve(s Selector) {
-	if s == nil {
-		fmt.Fprintln(os.Stderr, "sdk.Serve: nil Selector")
+func Serve(build Constructor) {
+	if build == nil {
+		fmt.Fprintln(os.Stderr, "sdk.Serve: nil Constructor")
 		os.Exit(2)
 	}
 	log := Logger()
@@ -52,7 +52,7 @@ func Serve(s Selector) {
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: &grpcPlugin{impl: s, log: log}},
+		Plugins:         plugin.PluginSet{PluginName: &grpcPlugin{build: build, log: log}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, grpc.MaxRecvMsgSize(math.MaxInt32))
 			return grpc.NewServer(opts...)

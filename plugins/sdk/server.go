@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -24,56 +25,107 @@ import (
 // strategy ended early, a probe that re-admitted a broker).
 const healthRefresh = 200 * time.Millisecond
 
-// server is the plugin side of the strategy service.
+// server is the plugin side of the strategy service. It builds the strategy from the
+// settings Describe carries (protocol 2) or, for a version-1 host, rebuilds it when
+// Configure brings settings that differ.
 type server struct {
 	strategypb.UnimplementedStrategyServer
 
+	build Constructor
+	log   hclog.Logger
+
+	mu       sync.Mutex // serialises builds
+	cur      atomic.Pointer[served]
+	settings []byte // what cur was built from
+}
+
+// served is one built strategy with its optional interfaces.
+type served struct {
 	impl Selector
 	obs  Observer
 	hr   HealthReporter
 	hs   HealthSeeder
-	cfg  Configurable
 	feat Features
 	log  hclog.Logger
 }
 
-func newServer(impl Selector, log hclog.Logger) *server {
+func newServer(build Constructor, log hclog.Logger) *server {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &server{impl: impl, log: log}
+	return &server{build: build, log: log}
+}
+
+// newServed builds the strategy from settings.
+func (s *server) newServed(settings []byte) (*served, error) {
+	impl, err := s.build(settings)
+	if err != nil {
+		if !errors.Is(err, ErrInvalidSettings) {
+			err = fmt.Errorf("%w: %w", ErrInvalidSettings, err)
+		}
+		return nil, err
+	}
 	if impl == nil {
-		return s
+		return nil, fmt.Errorf("%w: the constructor returned no strategy", ErrInvalidSettings)
 	}
-	s.feat = FeaturesOf(impl)
-	if s.feat.Observer {
-		s.obs, _ = impl.(Observer)
+	st := &served{impl: impl, log: s.log, feat: FeaturesOf(impl)}
+	if st.feat.Observer {
+		st.obs, _ = impl.(Observer)
 	}
-	if s.feat.HealthReporter {
-		s.hr, _ = impl.(HealthReporter)
+	if st.feat.HealthReporter {
+		st.hr, _ = impl.(HealthReporter)
 	}
-	if s.feat.HealthSeeder {
-		s.hs, _ = impl.(HealthSeeder)
+	if st.feat.HealthSeeder {
+		st.hs, _ = impl.(HealthSeeder)
 	}
-	if s.feat.Configurable {
-		s.cfg, _ = impl.(Configurable)
+	st.feat.Observer, st.feat.HealthReporter, st.feat.HealthSeeder = st.obs != nil, st.hr != nil, st.hs != nil
+	st.feat.Configurable = true // a Constructor takes settings
+	return st, nil
+}
+
+// current returns the built strategy, building it with settings when there is none yet
+// or when the settings differ (the old one hands over its broker health and is closed).
+func (s *server) current(settings []byte, rebuild bool) (*served, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.cur.Load()
+	if old != nil && (!rebuild || bytes.Equal(bytes.TrimSpace(settings), bytes.TrimSpace(s.settings)) ||
+		EmptySettings(settings) && EmptySettings(s.settings)) {
+		return old, nil
 	}
-	s.feat.Observer, s.feat.HealthReporter = s.obs != nil, s.hr != nil
-	s.feat.HealthSeeder, s.feat.Configurable = s.hs != nil, s.cfg != nil
-	return s
+	st, err := s.newServed(settings)
+	if err != nil {
+		s.log.Error("settings rejected", "error", err)
+		return nil, err
+	}
+	if old != nil {
+		if st.feat != old.feat {
+			closeSelector(st.impl)
+			return nil, fmt.Errorf("%w: these settings change the strategy's declared interfaces", ErrInvalidSettings)
+		}
+		if old.hr != nil && st.hs != nil {
+			st.hs.Seed(old.hr.Health())
+		}
+		closeSelector(old.impl)
+	}
+	s.cur.Store(st)
+	s.settings = bytes.Clone(settings)
+	return st, nil
+}
+
+func closeSelector(sel Selector) {
+	if c, ok := sel.(io.Closer); ok {
+		_ = c.Close()
+	}
 }
 
 var errNoImpl = status.Error(codes.Unimplemented, "sdk: no strategy served")
 
 func (s *server) Describe(_ context.Context, req *strategypb.DescribeRequest) (*strategypb.DescribeResponse, error) {
-	if s.impl == nil {
+	if s.build == nil {
 		return nil, errNoImpl
 	}
-	resp := &strategypb.DescribeResponse{
-		Pid:      int64(os.Getpid()),
-		Features: featuresToPB(s.feat),
-		Declared: descriptorToPB(DescriptorOf(s.impl)),
-	}
+	resp := &strategypb.DescribeResponse{Pid: int64(os.Getpid())}
 	lo, hi := req.GetMinVersion(), req.GetMaxVersion()
 	if hi == 0 {
 		hi = lo
@@ -84,36 +136,39 @@ func (s *server) Describe(_ context.Context, req *strategypb.DescribeRequest) (*
 		return resp, nil
 	}
 	resp.Version = min(hi, ProtocolVersion)
+	st, err := s.current(req.GetSettings(), true)
+	if err != nil {
+		resp.Code, resp.Message = strategypb.Code_CODE_INVALID_SETTINGS, err.Error()
+		return resp, nil
+	}
+	resp.Features = featuresToPB(st.feat)
+	resp.Declared = descriptorToPB(DescriptorOf(st.impl))
 	return resp, nil
 }
 
+// Configure serves version-1 hosts, which send settings after Describe.
 func (s *server) Configure(_ context.Context, req *strategypb.ConfigureRequest) (*strategypb.ConfigureResponse, error) {
-	if s.impl == nil {
+	if s.build == nil {
 		return nil, errNoImpl
 	}
-	settings := req.GetSettings()
-	if s.cfg == nil {
-		switch string(bytes.TrimSpace(settings)) {
-		case "", "{}", "null":
-			return &strategypb.ConfigureResponse{}, nil
-		}
-		return &strategypb.ConfigureResponse{Code: strategypb.Code_CODE_INVALID_SETTINGS, Message: "strategy takes no settings"}, nil
-	}
-	if err := s.cfg.Configure(settings); err != nil {
-		s.log.Error("settings rejected", "error", err)
+	if _, err := s.current(req.GetSettings(), true); err != nil {
 		return &strategypb.ConfigureResponse{Code: strategypb.Code_CODE_INVALID_SETTINGS, Message: err.Error()}, nil
 	}
 	return &strategypb.ConfigureResponse{}, nil
 }
 
 func (s *server) Session(stream strategypb.Strategy_SessionServer) error {
-	if s.impl == nil {
+	if s.build == nil {
 		return errNoImpl
+	}
+	st, err := s.current(nil, false)
+	if err != nil {
+		return status.Error(codes.FailedPrecondition, err.Error())
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	ss := &serverSession{
-		srv:    s,
+		srv:    st,
 		stream: stream,
 		ctx:    ctx,
 		routes: make(map[string]*topicRoutes),
@@ -126,7 +181,7 @@ func (s *server) Session(stream strategypb.Strategy_SessionServer) error {
 // the answers itself: no hand-off between goroutines on the decision path. A second
 // goroutine publishes health changes that no message caused.
 type serverSession struct {
-	srv    *server
+	srv    *served
 	stream strategypb.Strategy_SessionServer
 	ctx    context.Context
 
@@ -421,7 +476,7 @@ func equalHealth(a, b []BrokerHealth, withLatency bool) bool {
 		return false
 	}
 	for i := range a {
-		if a[i].Broker != b[i].Broker || a[i].Available != b[i].Available ||
+		if a[i].Broker != b[i].Broker || a[i].Available != b[i].Available || a[i].Weight != b[i].Weight ||
 			!a[i].Until.Equal(b[i].Until) || withLatency && a[i].Latency != b[i].Latency {
 			return false
 		}

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"hash/fnv"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,7 +42,7 @@ func connect(t *testing.T, impl sdk.Selector, opts sdk.SessionOptions) *sdk.Sess
 	r := sdk.NewRemoteForTest(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	info, err := r.Describe(ctx)
+	info, err := r.Describe(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,28 +329,11 @@ func TestSessionUrgentOutcome(t *testing.T) {
 	}
 }
 
-type configurable struct {
-	roundrobinSel sdk.Selector
-	got           []byte
-}
-
-func (c *configurable) Select(ctx context.Context, s *sdk.Selection) (int, error) {
-	return c.roundrobinSel.Select(ctx, s)
-}
-
-func (c *configurable) Configure(settings []byte) error {
-	if string(settings) == `{"bad":true}` {
-		return errors.New("bad is not allowed")
-	}
-	c.got = settings
-	return nil
-}
-
 func TestDescribeConfigure(t *testing.T) {
 	s := connect(t, newIsolating(), sdk.SessionOptions{})
 	info := s.Info()
 	if info.ProtocolVersion != sdk.ProtocolVersion || info.Descriptor.Name != "isolating" || !info.Descriptor.LocalApply ||
-		!info.Features.Observer || !info.Features.HealthReporter || !info.Features.HealthSeeder || info.Features.Configurable {
+		!info.Features.Observer || !info.Features.HealthReporter || !info.Features.HealthSeeder || !info.Features.Configurable {
 		t.Fatalf("Info = %+v", info)
 	}
 	if err := s.Sync(context.Background()); err != nil {
@@ -356,21 +341,26 @@ func TestDescribeConfigure(t *testing.T) {
 	}
 }
 
-func TestConfigure(t *testing.T) {
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	c := &configurable{roundrobinSel: roundrobin.New()}
-	sdk.RegisterForTest(srv, c)
-	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
-	rr := grpc.NewServer()
-	rrLis := bufconn.Listen(1 << 20)
-	sdk.RegisterForTest(rr, roundrobin.New())
-	go func() { _ = rr.Serve(rrLis) }()
-	defer rr.Stop()
-	dial := func(l *bufconn.Listener) *sdk.Remote {
+// TestConstructorSettings: the plugin builds its strategy from the settings Describe
+// carries (protocol 2); a version-1 host's Configure rebuilds it with its settings; a
+// constructor error is ErrInvalidSettings with the constructor's message.
+func TestConstructorSettings(t *testing.T) {
+	var built []string
+	build := func(settings []byte) (sdk.Selector, error) {
+		if string(settings) == `{"bad":true}` {
+			return nil, &sdk.SettingError{Key: "bad", Err: errors.New("is not allowed")}
+		}
+		built = append(built, string(settings))
+		return roundrobin.New(), nil
+	}
+	dial := func(build sdk.Constructor) *sdk.Remote {
+		lis := bufconn.Listen(1 << 20)
+		srv := grpc.NewServer()
+		sdk.RegisterConstructorForTest(srv, build)
+		go func() { _ = srv.Serve(lis) }()
+		t.Cleanup(srv.Stop)
 		conn, err := grpc.NewClient("passthrough:///bufnet",
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }),
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 			grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
@@ -379,21 +369,27 @@ func TestConfigure(t *testing.T) {
 		return sdk.NewRemoteForTest(conn)
 	}
 	ctx := context.Background()
-	r := dial(lis)
-	if err := r.Configure(ctx, []byte(`{"bad":true}`)); !errors.Is(err, sdk.ErrInvalidSettings) {
-		t.Fatalf("Configure(bad) = %v, want ErrInvalidSettings", err)
+	if _, err := dial(build).Describe(ctx, []byte(`{"bad":true}`)); !errors.Is(err, sdk.ErrInvalidSettings) || !strings.Contains(err.Error(), "bad: is not allowed") {
+		t.Fatalf("Describe(bad) = %v, want ErrInvalidSettings naming the key", err)
 	}
-	if err := r.Configure(ctx, []byte(`{"x":1}`)); err != nil || string(c.got) != `{"x":1}` {
-		t.Fatalf("Configure = %v, got %q", err, c.got)
+	r := dial(build)
+	if _, err := r.Describe(ctx, []byte(`{"x":1}`)); err != nil || !slices.Equal(built, []string{`{"x":1}`}) {
+		t.Fatalf("Describe = %v, built %q", err, built)
 	}
-	plain := dial(rrLis)
+	if err := r.Configure(ctx, []byte(`{"x":1}`)); err != nil || len(built) != 1 {
+		t.Fatalf("Configure with the same settings = %v, built %q (want no rebuild)", err, built)
+	}
+	if err := r.Configure(ctx, []byte(`{"x":2}`)); err != nil || len(built) != 2 {
+		t.Fatalf("Configure with new settings = %v, built %q (want a rebuild)", err, built)
+	}
+	plain := dial(sdk.NoSettings(func() sdk.Selector { return roundrobin.New() }))
 	for _, ok := range []string{"", "{}", " null "} {
-		if err := plain.Configure(ctx, []byte(ok)); err != nil {
-			t.Errorf("Configure(%q) on a strategy without settings = %v", ok, err)
+		if _, err := plain.Describe(ctx, []byte(ok)); err != nil {
+			t.Errorf("Describe(%q) on a strategy without settings = %v", ok, err)
 		}
 	}
-	if err := plain.Configure(ctx, []byte(`{"x":1}`)); !errors.Is(err, sdk.ErrInvalidSettings) {
-		t.Errorf("Configure(settings) on a strategy without settings = %v, want ErrInvalidSettings", err)
+	if _, err := plain.Describe(ctx, []byte(`{"x":1}`)); !errors.Is(err, sdk.ErrInvalidSettings) {
+		t.Errorf("Describe({x:1}) on a strategy without settings = %v, want ErrInvalidSettings", err)
 	}
 }
 
@@ -414,13 +410,14 @@ func TestDescribeVersionNegotiation(t *testing.T) {
 	for _, tc := range []struct {
 		lo, hi uint32
 		ok     bool
-	}{{1, 1, true}, {1, 9, true}, {2, 9, false}, {0, 0, false}} {
+		want   uint32
+	}{{1, 1, true, 1}, {1, 9, true, 2}, {2, 9, true, 2}, {3, 9, false, 0}, {0, 0, false, 0}} {
 		resp, err := c.Describe(context.Background(), &strategypb.DescribeRequest{MinVersion: tc.lo, MaxVersion: tc.hi})
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := resp.GetCode() == strategypb.Code_CODE_OK
-		if got != tc.ok || got && resp.GetVersion() != sdk.ProtocolVersion {
+		if got != tc.ok || got && resp.GetVersion() != tc.want {
 			t.Errorf("host range [%d, %d]: code %v version %d", tc.lo, tc.hi, resp.GetCode(), resp.GetVersion())
 		}
 	}

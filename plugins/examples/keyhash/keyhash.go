@@ -11,9 +11,9 @@
 //   - A keyed message goes to Queues[Hash.Index(key, len(Queues))], on every attempt:
 //     LastBroker is ignored, because moving a key to another queue would break its
 //     order (the Java client's selector sends do not retry on another broker either).
-//   - A message without a key goes round-robin from a random start with last-broker
-//     avoidance on a retry (the first queue from the position onwards not on
-//     LastBroker), one counter for all topics.
+//   - A message without a key goes round-robin from a random start per topic with
+//     last-broker avoidance on a retry (the first queue from the position onwards not
+//     on LastBroker): package pick's walk with the zero policy.
 //   - Select never blocks, ignores ctx, allocates nothing and returns ErrNoQueues for
 //     an empty list. Describe returns Name "keyhash" and NeedsMessage true.
 //
@@ -37,10 +37,10 @@ package keyhash
 
 import (
 	"context"
-	"math/rand/v2"
-	"sync/atomic"
+	"fmt"
 
 	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/plugins/sdk/pick"
 )
 
 // Hash selects how a key maps to a queue index.
@@ -133,13 +133,13 @@ func New(opts ...Option) sdk.Selector {
 	for _, o := range opts {
 		o(s)
 	}
-	s.next.Store(rand.Uint64())
+	s.rr = pick.New(pick.Options{})
 	return s
 }
 
 type selector struct {
 	hash Hash
-	next atomic.Uint64 // round-robin position for messages without a key
+	rr   *pick.Picker // messages without a key
 }
 
 // Describe implements sdk.Describer.
@@ -156,20 +156,7 @@ func (s *selector) Select(_ context.Context, sel *sdk.Selection) (int, error) {
 	if key := keyOf(sel.Message); key != "" {
 		return s.hash.Index(key, n), nil
 	}
-	pos := int(s.next.Add(1) % uint64(n))
-	if sel.LastBroker == "" {
-		return pos, nil
-	}
-	for k := range n {
-		j := pos + k
-		if j >= n {
-			j -= n
-		}
-		if sel.Queues[j].Broker != sel.LastBroker {
-			return j, nil
-		}
-	}
-	return pos, nil
+	return s.rr.Pick(sel), nil
 }
 
 func keyOf(m *sdk.MessageInfo) string {
@@ -185,4 +172,25 @@ func keyOf(m *sdk.MessageInfo) string {
 		}
 	}
 	return ""
+}
+
+// Settings are keyhash's settings (JSON, unknown keys rejected).
+type Settings struct {
+	// Hash is "java" (default) or "fnv32a".
+	Hash string `json:"hash"`
+}
+
+// Build is keyhash's sdk.Constructor: the one parser of its settings.
+func Build(settings []byte) (sdk.Selector, error) {
+	var s Settings
+	if err := sdk.DecodeSettings(settings, &s); err != nil {
+		return nil, err
+	}
+	switch s.Hash {
+	case "", "java":
+		return New(WithHash(Java)), nil
+	case "fnv32a":
+		return New(WithHash(FNV32a)), nil
+	}
+	return nil, &sdk.SettingError{Key: "hash", Err: fmt.Errorf("%q is not java or fnv32a", s.Hash)}
 }

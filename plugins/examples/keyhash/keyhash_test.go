@@ -196,3 +196,36 @@ func BenchmarkSelect(b *testing.B) {
 		})
 	}
 }
+
+func TestBuildSettings(t *testing.T) {
+	t.Parallel()
+	rt := sdktest.NewRoute("t", sdktest.Queues(3, 4))
+	for _, tc := range []struct {
+		settings string
+		hash     keyhash.Hash
+		key      string // of the SettingError; "" when valid
+	}{
+		{``, keyhash.Java, ""},
+		{`{"hash":"java"}`, keyhash.Java, ""},
+		{`{"hash":"fnv32a"}`, keyhash.FNV32a, ""},
+		{`{"hash":"md5"}`, 0, "hash"},
+		{`{"salt":"x"}`, 0, "salt"},
+	} {
+		sel, err := keyhash.Build([]byte(tc.settings))
+		if tc.key != "" {
+			var se *sdk.SettingError
+			if !errors.As(err, &se) || se.Key != tc.key {
+				t.Errorf("Build(%s) = %v, want a SettingError for %s", tc.settings, err, tc.key)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Build(%s): %v", tc.settings, err)
+		}
+		s := rt.First()
+		s.Message = &sdk.MessageInfo{ShardingKey: "order-42"}
+		if got, want := sdktest.MustSelect(t, sel, s), rt.Queues[tc.hash.Index("order-42", len(rt.Queues))]; got != want {
+			t.Errorf("Build(%s) placed the key on %v, want %v", tc.settings, got, want)
+		}
+	}
+}

@@ -11,6 +11,6 @@ import (
 	"github.com/producerd/producerd/plugins/sdk/wasmguest"
 )
 
-func init() { wasmguest.Register(roundrobin.New()) }
+func init() { wasmguest.Register(roundrobin.Build) }
 
 func main() {}

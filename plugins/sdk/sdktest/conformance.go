@@ -45,18 +45,53 @@ import (
 //   - Health (sdk.HealthReporter / sdk.HealthSeeder): Health never returns a row without
 //     a broker name; Seed accepts nil, unknown brokers and odd rows.
 //   - Describe (sdk.Describer): Name is not empty and UrgentLatency is not negative.
+//
+// A panic in the strategy fails the check it happened in (with the panic value) and the
+// suite goes on with the next check.
 func Conformance(t *testing.T, newSelector func(t *testing.T) sdk.Selector) {
 	t.Helper()
-	t.Run("ValidIndexes", func(t *testing.T) { testValidIndexes(t, newSelector(t)) })
-	t.Run("RouteChange", func(t *testing.T) { testRouteChange(t, newSelector(t)) })
-	t.Run("SingleQueue", func(t *testing.T) { testSingleQueue(t, newSelector(t)) })
-	t.Run("EmptyQueues", func(t *testing.T) { testEmptyQueues(t, newSelector(t)) })
-	t.Run("LastBrokerAvoidance", func(t *testing.T) { testLastBroker(t, newSelector) })
-	t.Run("Deadline", func(t *testing.T) { testDeadline(t, newSelector(t)) })
-	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newSelector(t)) })
-	t.Run("Observe", func(t *testing.T) { testObserve(t, newSelector(t)) })
-	t.Run("Health", func(t *testing.T) { testHealth(t, newSelector(t)) })
-	t.Run("Describe", func(t *testing.T) { testDescribe(t, newSelector(t)) })
+	run := func(name string, check func(t *testing.T)) {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Errorf("the strategy panicked: %v", p)
+				}
+			}()
+			check(t)
+		})
+	}
+	run("ValidIndexes", func(t *testing.T) { testValidIndexes(t, newSelector(t)) })
+	run("RouteChange", func(t *testing.T) { testRouteChange(t, newSelector(t)) })
+	run("SingleQueue", func(t *testing.T) { testSingleQueue(t, newSelector(t)) })
+	run("EmptyQueues", func(t *testing.T) { testEmptyQueues(t, newSelector(t)) })
+	run("LastBrokerAvoidance", func(t *testing.T) { testLastBroker(t, newSelector) })
+	run("Deadline", func(t *testing.T) { testDeadline(t, newSelector(t)) })
+	run("Concurrent", func(t *testing.T) { testConcurrent(t, newSelector(t)) })
+	run("Observe", func(t *testing.T) { testObserve(t, newSelector(t)) })
+	run("Health", func(t *testing.T) { testHealth(t, newSelector(t)) })
+	run("Describe", func(t *testing.T) { testDescribe(t, newSelector(t)) })
+}
+
+// callSelect is sel.Select with a panic turned into an error, for goroutines other than
+// the test's own, where a panic would end the whole test binary.
+func callSelect(ctx context.Context, sel sdk.Selector, s *sdk.Selection) (i int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			i, err = -1, fmt.Errorf("the strategy's Select panicked: %v", p)
+		}
+	}()
+	return sel.Select(ctx, s)
+}
+
+// safely runs f, turning a panic into an error.
+func safely(what string, f func()) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s panicked: %v", what, p)
+		}
+	}()
+	f()
+	return nil
 }
 
 // randomMessage returns a message with a random mix of sharding key and keys, some
@@ -79,7 +114,7 @@ func randomMessage(r *rand.Rand, needs bool) *sdk.MessageInfo {
 
 func checkIndex(t *testing.T, sel sdk.Selector, s *sdk.Selection) int {
 	t.Helper()
-	i, err := sel.Select(context.Background(), s)
+	i, err := callSelect(context.Background(), sel, s)
 	if err != nil {
 		t.Fatalf("Select(%s): unexpected error %v", describeSelection(s), err)
 	}
@@ -207,7 +242,7 @@ func testDeadline(t *testing.T, sel sdk.Selector) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			i, err := sel.Select(tc.ctx, s)
+			i, err := callSelect(tc.ctx, sel, s)
 			done <- result{i, err}
 		}()
 		timer := time.NewTimer(watchdog + 20*time.Millisecond)
@@ -235,7 +270,7 @@ func testConcurrent(t *testing.T, sel sdk.Selector) {
 	}
 	ctx := context.Background()
 	var wg sync.WaitGroup
-	errs := make(chan error, workers)
+	errs := make(chan error, workers+1)
 	for w := range workers {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 9))
@@ -246,17 +281,23 @@ func testConcurrent(t *testing.T, sel sdk.Selector) {
 					s = cur.Retry(cur.Queues[r.IntN(len(cur.Queues))].Broker, 1)
 				}
 				s.Message = randomMessage(r, needs)
-				i, err := sel.Select(ctx, s)
+				i, err := callSelect(ctx, sel, s)
 				if err != nil || i < 0 || i >= len(s.Queues) {
 					errs <- fmt.Errorf("worker %d: Select(%s) = %d, %v", w, describeSelection(s), i, err)
 					return
 				}
 				q := s.Queues[i]
-				if k%5 == 0 {
-					Observe(ctx, sel, OK(q.Broker, time.Duration(r.IntN(2000))*time.Millisecond))
-				}
-				if k%37 == 0 {
-					Observe(ctx, sel, Failure(q.Broker, sdk.OutcomeTimeout, 3*time.Second))
+				err = safely("Observe", func() {
+					if k%5 == 0 {
+						Observe(ctx, sel, OK(q.Broker, time.Duration(r.IntN(2000))*time.Millisecond))
+					}
+					if k%37 == 0 {
+						Observe(ctx, sel, Failure(q.Broker, sdk.OutcomeTimeout, 3*time.Second))
+					}
+				})
+				if err != nil {
+					errs <- fmt.Errorf("worker %d: %w", w, err)
+					return
 				}
 			}
 		})
@@ -267,7 +308,10 @@ func testConcurrent(t *testing.T, sel sdk.Selector) {
 			rt.Update(Queues(2+k%4, 1+k%5))
 			mu.Unlock()
 			if h, ok := sel.(sdk.HealthReporter); ok {
-				_ = h.Health()
+				if err := safely("Health", func() { _ = h.Health() }); err != nil {
+					errs <- err
+					return
+				}
 			}
 		}
 	})

@@ -140,7 +140,7 @@ func Describe(sel sdk.Selector) sdk.Descriptor {
 // returns a nil error and an index into s.Queues. It returns the chosen queue.
 func MustSelect(tb testing.TB, sel sdk.Selector, s *sdk.Selection) sdk.Queue {
 	tb.Helper()
-	i, err := sel.Select(context.Background(), s)
+	i, err := callSelect(context.Background(), sel, s)
 	if err != nil {
 		tb.Fatalf("Select(%s): %v", describeSelection(s), err)
 	}

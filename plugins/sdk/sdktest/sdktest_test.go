@@ -39,10 +39,13 @@ func TestConformanceMinimal(t *testing.T) {
 // Broken selectors, run in a child process so that their failures do not fail this
 // test; the parent checks that the suite caught each one.
 type (
-	alwaysZero struct{}
-	outOfRange struct{}
-	panicky    struct{ rr }
+	alwaysZero   struct{}
+	outOfRange   struct{}
+	panicky      struct{ rr }
+	alwaysPanics struct{}
 )
+
+func (alwaysPanics) Select(context.Context, *sdk.Selection) (int, error) { panic("always") }
 
 func (alwaysZero) Select(context.Context, *sdk.Selection) (int, error) { return 0, nil }
 func (outOfRange) Select(_ context.Context, s *sdk.Selection) (int, error) {
@@ -54,9 +57,10 @@ func (p *panicky) Select(ctx context.Context, s *sdk.Selection) (int, error) {
 }
 
 var broken = map[string]func() sdk.Selector{
-	"alwaysZero": func() sdk.Selector { return alwaysZero{} },
-	"outOfRange": func() sdk.Selector { return outOfRange{} },
-	"panicky":    func() sdk.Selector { return &panicky{} },
+	"alwaysZero":   func() sdk.Selector { return alwaysZero{} },
+	"outOfRange":   func() sdk.Selector { return outOfRange{} },
+	"panicky":      func() sdk.Selector { return &panicky{} },
+	"alwaysPanics": func() sdk.Selector { return alwaysPanics{} },
 }
 
 func TestBrokenChild(t *testing.T) {
@@ -71,10 +75,17 @@ func TestConformanceCatchesBroken(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns child test processes")
 	}
-	tests := []struct{ name, wantFailed string }{
-		{"alwaysZero", "--- FAIL: TestBrokenChild/LastBrokerAvoidance"},
-		{"outOfRange", "--- FAIL: TestBrokenChild/ValidIndexes"},
-		{"panicky", "--- FAIL: TestBrokenChild/EmptyQueues"},
+	tests := []struct {
+		name       string
+		wantFailed []string
+	}{
+		{"alwaysZero", []string{"--- FAIL: TestBrokenChild/LastBrokerAvoidance"}},
+		{"outOfRange", []string{"--- FAIL: TestBrokenChild/ValidIndexes"}},
+		{"panicky", []string{"--- FAIL: TestBrokenChild/EmptyQueues"}},
+		// A panicking Select fails each check that selects, and the suite goes on to
+		// the last check, which passes.
+		{"alwaysPanics", []string{"--- FAIL: TestBrokenChild/ValidIndexes",
+			"--- FAIL: TestBrokenChild/Concurrent", "Select panicked: always", "--- SKIP: TestBrokenChild/Describe"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,8 +95,10 @@ func TestConformanceCatchesBroken(t *testing.T) {
 			if err == nil {
 				t.Fatalf("the suite passed a broken selector:\n%s", out)
 			}
-			if !strings.Contains(string(out), tc.wantFailed) {
-				t.Fatalf("want %q in:\n%s", tc.wantFailed, out)
+			for _, want := range tc.wantFailed {
+				if !strings.Contains(string(out), want) {
+					t.Fatalf("want %q in:\n%s", want, out)
+				}
 			}
 		})
 	}

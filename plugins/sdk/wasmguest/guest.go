@@ -11,7 +11,7 @@
 //		"github.com/producerd/producerd/plugins/sdk/wasmguest"
 //	)
 //
-//	func init() { wasmguest.Register(keyhash.New()) }
+//	func init() { wasmguest.Register(keyhash.Build) }
 //
 //	func main() {}
 //
@@ -24,8 +24,10 @@
 //
 // The package exports the functions of the producerd WebAssembly ABI (see
 // docs/wasm-abi.md and package wasmabi) and translates them to the sdk interfaces:
-// Select always, and Observe, Health, Seed, Configure and Describe when the registered
-// value implements them (sdk.FeaturesOf decides, so a wrapper can declare them).
+// Select always, and Observe, Health, Seed and Describe when the strategy implements
+// them. The strategy is built by the registered sdk.Constructor: from the settings of
+// the host's configure call, or with empty settings on the first call when the host has
+// none to send.
 //
 // # What differs from running in-process
 //
@@ -59,7 +61,9 @@
 package wasmguest
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -73,17 +77,17 @@ import (
 // guest needs no locking.
 var std guest
 
-// Register makes sel the strategy this module serves. Call it once, from an init
-// function of the main package; it panics when sel is nil or Register was already
-// called.
-func Register(sel sdk.Selector, opts ...Option) {
-	if sel == nil {
+// Register makes the strategy build makes the one this module serves. Call it once,
+// from an init function of the main package; it panics when build is nil or Register
+// was already called.
+func Register(build sdk.Constructor, opts ...Option) {
+	if build == nil {
 		panic("wasmguest: Register(nil)")
 	}
-	if std.sel != nil {
+	if std.build != nil {
 		panic("wasmguest: Register called twice")
 	}
-	std.register(sel)
+	std.register(build)
 	for _, o := range opts {
 		o(&std)
 	}
@@ -114,11 +118,12 @@ const (
 )
 
 type guest struct {
-	sel sdk.Selector
-	obs sdk.Observer
-	hr  sdk.HealthReporter
-	hs  sdk.HealthSeeder
-	cf  sdk.Configurable
+	build    sdk.Constructor
+	buildErr error // why building with empty settings failed
+	sel      sdk.Selector
+	obs      sdk.Observer
+	hr       sdk.HealthReporter
+	hs       sdk.HealthSeeder
 
 	flags uint32 // FlagObserver ... FlagConfigurable, FlagClock
 
@@ -144,9 +149,15 @@ type route struct {
 	brokers []string // distinct, in order
 }
 
-func (g *guest) register(sel sdk.Selector) {
+func (g *guest) register(build sdk.Constructor) {
+	g.build = build
+	g.names = make(map[string]string)
+}
+
+// install makes sel the strategy and derives the flags from what it implements.
+func (g *guest) install(sel sdk.Selector) {
 	f := sdk.FeaturesOf(sel)
-	g.sel = sel
+	g.sel, g.obs, g.hr, g.hs = sel, nil, nil, nil
 	if f.Observer {
 		g.obs, _ = sel.(sdk.Observer)
 	}
@@ -156,11 +167,37 @@ func (g *guest) register(sel sdk.Selector) {
 	if f.HealthSeeder {
 		g.hs, _ = sel.(sdk.HealthSeeder)
 	}
-	if f.Configurable {
-		g.cf, _ = sel.(sdk.Configurable)
+	clock := g.flags & wasmabi.FlagClock
+	g.flags = wasmabi.Flags(sdk.Descriptor{}, g.obs != nil, g.hr != nil, g.hs != nil, true) | clock
+}
+
+// ready builds the strategy with empty settings unless configure built it; it reports
+// whether there is one.
+func (g *guest) ready() bool {
+	if g.sel != nil {
+		return true
 	}
-	g.flags = wasmabi.Flags(sdk.Descriptor{}, g.obs != nil, g.hr != nil, g.hs != nil, g.cf != nil)
-	g.names = make(map[string]string)
+	if g.build == nil || g.buildErr != nil {
+		return false
+	}
+	sel, err := g.build(nil)
+	if err == nil && sel == nil {
+		err = errors.New("the constructor returned no strategy")
+	}
+	if err != nil {
+		g.buildErr = err
+		return false
+	}
+	g.install(sel)
+	return true
+}
+
+// notReady is the failure of a call made without a strategy.
+func (g *guest) notReady() int32 {
+	if g.buildErr != nil {
+		return g.fail(wasmabi.CodeInvalidSettings, "building the strategy with empty settings: %v", g.buildErr)
+	}
+	return g.fail(wasmabi.CodeUnsupported, "no strategy registered (call wasmguest.Register from init)")
 }
 
 // fail records msg for producerd_last_error and returns code.
@@ -195,27 +232,35 @@ func (g *guest) input(ptr uintptr, n uint32) ([]byte, bool) {
 }
 
 func (g *guest) describe() []byte {
-	if g.sel == nil {
+	if !g.ready() {
 		return nil
 	}
 	g.out = wasmabi.AppendDescribe(g.out[:0], sdk.DescriptorOf(g.sel), g.flags)
 	return g.out
 }
 
+// configure builds the strategy from the host's settings; the host calls it before any
+// other call when it has settings.
 func (g *guest) configure(in []byte) (code int32) {
-	if g.cf == nil {
-		return g.fail(wasmabi.CodeUnsupported, "the strategy takes no settings")
+	if g.build == nil {
+		return g.notReady()
 	}
-	defer g.recovered(&code, "Configure")
-	if err := g.cf.Configure(in); err != nil {
+	defer g.recovered(&code, "the constructor")
+	sel, err := g.build(bytes.Clone(in))
+	if err == nil && sel == nil {
+		err = errors.New("the constructor returned no strategy")
+	}
+	if err != nil {
 		return g.fail(wasmabi.CodeInvalidSettings, "%v", err)
 	}
+	g.buildErr = nil
+	g.install(sel)
 	return 0
 }
 
 func (g *guest) selectQueue(in []byte) (code int32) {
-	if g.sel == nil {
-		return g.fail(wasmabi.CodeUnsupported, "no strategy registered (call wasmguest.Register from init)")
+	if !g.ready() {
+		return g.notReady()
 	}
 	p := &g.parsed
 	if err := wasmabi.ParseSelect(in, p); err != nil {
@@ -300,6 +345,9 @@ func (g *guest) name(b []byte) string {
 }
 
 func (g *guest) observe(in []byte) (code int32) {
+	if !g.ready() {
+		return g.notReady()
+	}
 	if g.obs == nil {
 		return g.fail(wasmabi.CodeUnsupported, "the strategy does not observe outcomes")
 	}
@@ -315,6 +363,9 @@ func (g *guest) observe(in []byte) (code int32) {
 }
 
 func (g *guest) health(in []byte) (out []byte, code int32) {
+	if !g.ready() {
+		return nil, g.notReady()
+	}
 	if g.hr == nil {
 		return nil, g.fail(wasmabi.CodeUnsupported, "the strategy reports no health")
 	}
@@ -329,6 +380,9 @@ func (g *guest) health(in []byte) (out []byte, code int32) {
 }
 
 func (g *guest) seed(in []byte) (code int32) {
+	if !g.ready() {
+		return g.notReady()
+	}
 	if g.hs == nil {
 		return g.fail(wasmabi.CodeUnsupported, "the strategy takes no seed")
 	}

@@ -46,18 +46,24 @@ func (f *fake) Seed(rows []sdk.BrokerHealth) { f.seeded = rows }
 func (f *fake) Describe() sdk.Descriptor {
 	return sdk.Descriptor{Name: "fake", NeedsMessage: true, UrgentLatency: time.Second}
 }
-func (f *fake) Configure(b []byte) error {
-	if string(b) == "bad" {
-		return errors.New("bad settings")
+
+// constructor builds sel; settings "bad" are rejected, others recorded on a *fake.
+func constructor(sel sdk.Selector) sdk.Constructor {
+	return func(b []byte) (sdk.Selector, error) {
+		if string(b) == "bad" {
+			return nil, errors.New("bad settings")
+		}
+		if f, ok := sel.(*fake); ok {
+			f.settings = string(b)
+		}
+		return sel, nil
 	}
-	f.settings = string(b)
-	return nil
 }
 
 func newGuest(t *testing.T, sel sdk.Selector, opts ...Option) *guest {
 	t.Helper()
 	g := &guest{}
-	g.register(sel)
+	g.register(constructor(sel))
 	for _, o := range opts {
 		o(g)
 	}
@@ -180,7 +186,7 @@ func TestUnsupported(t *testing.T) {
 	if _, code := g.health(in); code != wasmabi.CodeUnsupported {
 		t.Fatalf("health: %d", code)
 	}
-	for name, fn := range map[string]func([]byte) int32{"observe": g.observe, "seed": g.seed, "configure": g.configure} {
+	for name, fn := range map[string]func([]byte) int32{"observe": g.observe, "seed": g.seed} {
 		if code := fn(in); code != wasmabi.CodeUnsupported {
 			t.Fatalf("%s: %d", name, code)
 		}

@@ -57,6 +57,6 @@ func (selector) Select(_ context.Context, sel *sdk.Selection) (int, error) {
 
 func (selector) Describe() sdk.Descriptor { return sdk.Descriptor{Name: "sdkbadguest"} }
 
-func init() { wasmguest.Register(selector{}) }
+func init() { wasmguest.Register(sdk.NoSettings(func() sdk.Selector { return selector{} })) }
 
 func main() {}

@@ -3,7 +3,7 @@
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o keyhash.wasm ./plugins/examples/keyhash/wasm
 //
-// It takes no settings.
+// Its settings are keyhash.Settings (hash: "java" or "fnv32a").
 package main
 
 import (
@@ -11,6 +11,6 @@ import (
 	"github.com/producerd/producerd/plugins/sdk/wasmguest"
 )
 
-func init() { wasmguest.Register(keyhash.New()) }
+func init() { wasmguest.Register(keyhash.Build) }
 
 func main() {}

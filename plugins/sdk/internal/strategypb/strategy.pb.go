@@ -175,8 +175,12 @@ func (Feature) EnumDescriptor() ([]byte, []int) {
 type DescribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The range of strategy protocol versions the host speaks.
-	MinVersion    uint32 `protobuf:"varint,1,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
-	MaxVersion    uint32 `protobuf:"varint,2,opt,name=max_version,json=maxVersion,proto3" json:"max_version,omitempty"`
+	MinVersion uint32 `protobuf:"varint,1,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
+	MaxVersion uint32 `protobuf:"varint,2,opt,name=max_version,json=maxVersion,proto3" json:"max_version,omitempty"`
+	// The strategy's settings (JSON). From protocol version 2 the plugin builds its
+	// strategy from them here and the host sends no Configure; a version-1 plugin ignores
+	// them and gets Configure.
+	Settings      []byte `protobuf:"bytes,3,opt,name=settings,proto3" json:"settings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +227,13 @@ func (x *DescribeRequest) GetMaxVersion() uint32 {
 		return x.MaxVersion
 	}
 	return 0
+}
+
+func (x *DescribeRequest) GetSettings() []byte {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
 }
 
 type DescribeResponse struct {
@@ -832,6 +843,9 @@ type BrokerHealth struct {
 	Available     bool                   `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
 	UntilUnixNano int64                  `protobuf:"varint,3,opt,name=until_unix_nano,json=untilUnixNano,proto3" json:"until_unix_nano,omitempty"`
 	LatencyNs     int64                  `protobuf:"varint,4,opt,name=latency_ns,json=latencyNs,proto3" json:"latency_ns,omitempty"`
+	// Relative share of the broker's queues in the host's in-process decisions (package
+	// pick); 0 is unweighted. Added in protocol version 2; a version-1 peer sends none.
+	Weight        uint32 `protobuf:"varint,5,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -890,6 +904,13 @@ func (x *BrokerHealth) GetUntilUnixNano() int64 {
 func (x *BrokerHealth) GetLatencyNs() int64 {
 	if x != nil {
 		return x.LatencyNs
+	}
+	return 0
+}
+
+func (x *BrokerHealth) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
 	}
 	return 0
 }
@@ -1172,12 +1193,13 @@ var File_strategy_proto protoreflect.FileDescriptor
 
 const file_strategy_proto_rawDesc = "" +
 	"\n" +
-	"\x0estrategy.proto\x12\x15producerd.strategy.v1\"S\n" +
+	"\x0estrategy.proto\x12\x15producerd.strategy.v1\"o\n" +
 	"\x0fDescribeRequest\x12\x1f\n" +
 	"\vmin_version\x18\x01 \x01(\rR\n" +
 	"minVersion\x12\x1f\n" +
 	"\vmax_version\x18\x02 \x01(\rR\n" +
-	"maxVersion\"\x84\x02\n" +
+	"maxVersion\x12\x1a\n" +
+	"\bsettings\x18\x03 \x01(\fR\bsettings\"\x84\x02\n" +
 	"\x10DescribeResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12/\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x1b.producerd.strategy.v1.CodeR\x04code\x12\x18\n" +
@@ -1228,13 +1250,14 @@ const file_strategy_proto_rawDesc = "" +
 	"latency_ns\x18\x05 \x03(\x03R\tlatencyNs\x12\x12\n" +
 	"\x04kind\x18\x06 \x03(\rR\x04kind\x12\x12\n" +
 	"\x04code\x18\a \x03(\x05R\x04code\x12\x1c\n" +
-	"\tisolation\x18\b \x03(\bR\tisolation\"\x8b\x01\n" +
+	"\tisolation\x18\b \x03(\bR\tisolation\"\xa3\x01\n" +
 	"\fBrokerHealth\x12\x16\n" +
 	"\x06broker\x18\x01 \x01(\tR\x06broker\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\bR\tavailable\x12&\n" +
 	"\x0funtil_unix_nano\x18\x03 \x01(\x03R\runtilUnixNano\x12\x1d\n" +
 	"\n" +
-	"latency_ns\x18\x04 \x01(\x03R\tlatencyNs\"F\n" +
+	"latency_ns\x18\x04 \x01(\x03R\tlatencyNs\x12\x16\n" +
+	"\x06weight\x18\x05 \x01(\rR\x06weight\"F\n" +
 	"\vHealthTable\x127\n" +
 	"\x04rows\x18\x01 \x03(\v2#.producerd.strategy.v1.BrokerHealthR\x04rows\"\xfc\x01\n" +
 	"\x02Up\x124\n" +

@@ -145,8 +145,11 @@ const rowMin = 4 + 1 + 3 + 8 + 8
 // AppendHealth appends the output of producerd_health:
 //
 //	u32 count, then count × {
-//	  str broker, u8 available (0 or 1), u8×3 zero,
+//	  str broker, u8 available (0 or 1), u16 weight (0 = unweighted), u8 zero,
 //	  i64 until (Unix nanoseconds, 0 = none), i64 latency (nanoseconds) }
+//
+// The weight sits in what ABI version 1 first defined as zero padding, so a guest that
+// writes zeros publishes no weights and a host that skips them ignores them.
 func AppendHealth(dst []byte, rows []sdk.BrokerHealth) []byte {
 	dst = appendU32(dst, uint32(len(rows)))
 	for i := range rows {
@@ -156,7 +159,8 @@ func AppendHealth(dst []byte, rows []sdk.BrokerHealth) []byte {
 		if row.Available {
 			avail = 1
 		}
-		dst = append(dst, avail, 0, 0, 0)
+		w := min(row.Weight, 0xFFFF)
+		dst = append(dst, avail, byte(w), byte(w>>8), 0)
 		dst = appendU64(dst, uint64(unixNanos(row.Until)))
 		dst = appendU64(dst, uint64(row.Latency))
 	}
@@ -182,7 +186,10 @@ func decodeRows(r *reader) []sdk.BrokerHealth {
 	for range n {
 		broker := r.str()
 		avail := r.u8()
-		r.take(3)
+		var weight uint32
+		if pad := r.take(3); pad != nil {
+			weight = uint32(pad[0]) | uint32(pad[1])<<8
+		}
 		until := int64(r.u64())
 		latency := time.Duration(r.u64())
 		if r.bad {
@@ -193,6 +200,7 @@ func decodeRows(r *reader) []sdk.BrokerHealth {
 			Available: avail != 0,
 			Until:     fromUnixNanos(until),
 			Latency:   latency,
+			Weight:    weight,
 		})
 	}
 	return rows

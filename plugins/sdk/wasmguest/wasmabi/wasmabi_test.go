@@ -69,7 +69,7 @@ func TestOtherRoundTrips(t *testing.T) {
 
 	until := time.Unix(1_800_000_000, 123)
 	rows := []sdk.BrokerHealth{
-		{Broker: "broker-a", Available: true, Latency: time.Millisecond},
+		{Broker: "broker-a", Available: true, Latency: time.Millisecond, Weight: 300},
 		{Broker: "broker-b", Until: until, Latency: 3 * time.Second},
 		{Broker: "broker-c", Until: time.Unix(0, 0)}, // the epoch is not the zero time
 	}

@@ -8,4 +8,4 @@ import (
 	"github.com/producerd/producerd/plugins/sdk"
 )
 
-func main() { sdk.Serve(keyhash.New()) }
+func main() { sdk.Serve(keyhash.Build) }
