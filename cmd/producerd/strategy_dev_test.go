@@ -116,7 +116,7 @@ strategy = "ll"
 	if out := cli("bench", "-addr", grpcAddr, "-n", "300", "-d", "60s", "TopicTest"); !strings.Contains(out, "summary: 300 ok, 0 errors") {
 		t.Fatalf("bench: %s", out)
 	}
-	if out := cli("status", "-admin", adminAddr); !strings.Contains(out, "group g  strategy ll") {
+	if out := cli("status", "-admin", adminAddr); !groupRow("ll").MatchString(out) {
 		t.Fatalf("status: %s", out)
 	}
 	if out := cli("strategy", "swap", "llwasm", "-admin", adminAddr); !strings.Contains(out, "group g: ll -> llwasm") {
@@ -125,7 +125,7 @@ strategy = "ll"
 	if out := cli("bench", "-addr", grpcAddr, "-n", "300", "-d", "60s", "TopicTest"); !strings.Contains(out, "summary: 300 ok, 0 errors") {
 		t.Fatalf("bench after the swap: %s", out)
 	}
-	if out := cli("status", "-admin", adminAddr); !strings.Contains(out, "group g  strategy llwasm") {
+	if out := cli("status", "-admin", adminAddr); !groupRow("llwasm").MatchString(out) {
 		t.Fatalf("status after the swap: %s", out)
 	}
 	resp, err := http.Get("http://" + adminAddr + "/metrics")
@@ -251,7 +251,7 @@ strategy = "ll"
 		t.Fatalf("swap to a failing strategy: %v\n%s", err, out)
 	}
 	st, err := exec.CommandContext(ctx, bin, "status", "-admin", adminAddr).CombinedOutput()
-	if err != nil || !strings.Contains(string(st), "group g  strategy ll") {
+	if err != nil || !groupRow("ll").MatchString(string(st)) {
 		t.Fatalf("status after the rollback: %v\n%s", err, st)
 	}
 	resp, err := http.Get("http://" + adminAddr + "/metrics")
@@ -264,4 +264,9 @@ strategy = "ll"
 		!regexp.MustCompile(`producerd_strategy_generation\{group="g",strategy="ll"\} \d`).Match(metrics) {
 		t.Fatalf("metrics after the rollback:\n%s", grepLines(string(metrics), "producerd_strategy_"))
 	}
+}
+
+// groupRow matches the row of group g in status's GROUP table with strategy name.
+func groupRow(strategy string) *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^g +` + regexp.QuoteMeta(strategy) + ` `)
 }
