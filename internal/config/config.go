@@ -42,6 +42,8 @@ const (
 	DefaultReadTimeout         = 60 * time.Second
 	DefaultIdleTimeout         = 120 * time.Second
 	DefaultMaxConnections      = 1024
+	DefaultKeepaliveTime       = 60 * time.Second
+	DefaultKeepaliveTimeout    = 20 * time.Second
 	DefaultMaxTopics           = 1000
 	DefaultTopicIdle           = 10 * time.Minute
 	DefaultGroup               = "producerd"
@@ -150,10 +152,18 @@ type Limits struct {
 	// ReadHeaderTimeout bounds reading an HTTP request's headers (read_header_timeout,
 	// default 10s); ReadTimeout the whole request including its body (read_timeout,
 	// default 60s); IdleTimeout a keep-alive connection between requests (idle_timeout,
-	// default 120s). They apply to the ingress HTTP and the admin listener.
+	// default 120s). They apply to the ingress HTTP and the admin listener; on the
+	// gRPC ingress listeners read_header_timeout bounds the HTTP/2 handshake and
+	// idle_timeout closes a connection without a call for that long.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
+	// KeepaliveTime is how long a gRPC ingress connection may be silent before the
+	// daemon pings it (keepalive_time, default 60s); KeepaliveTimeout how long the
+	// daemon then waits for the answer before it closes the connection
+	// (keepalive_timeout, default 20s).
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
 	// MaxConnections bounds the open connections of each listener (max_connections,
 	// default 1024); past it new connections wait in the kernel's backlog.
 	MaxConnections int
@@ -734,7 +744,7 @@ func (c *Config) decodeLimits(t *tomlx.Table) {
 	}
 	c.Limits = Limits{MaxRequestSize: 2*largest + 64<<10, ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		ReadTimeout: DefaultReadTimeout, IdleTimeout: DefaultIdleTimeout, MaxConnections: DefaultMaxConnections,
-		MaxTopics: DefaultMaxTopics, TopicIdle: DefaultTopicIdle}
+		KeepaliveTime: DefaultKeepaliveTime, KeepaliveTimeout: DefaultKeepaliveTimeout, MaxTopics: DefaultMaxTopics, TopicIdle: DefaultTopicIdle}
 	if t == nil {
 		return
 	}
@@ -745,6 +755,8 @@ func (c *Config) decodeLimits(t *tomlx.Table) {
 	t.Duration("read_timeout", &c.Limits.ReadTimeout, time.Millisecond, tomlx.NoMax)
 	t.Duration("idle_timeout", &c.Limits.IdleTimeout, time.Millisecond, tomlx.NoMax)
 	t.Int("max_connections", &c.Limits.MaxConnections, 1, 1<<20)
+	t.Duration("keepalive_time", &c.Limits.KeepaliveTime, time.Second, tomlx.NoMax)
+	t.Duration("keepalive_timeout", &c.Limits.KeepaliveTimeout, time.Millisecond, tomlx.NoMax)
 	t.Int("max_topics", &c.Limits.MaxTopics, 1, 1<<20)
 	t.Duration("topic_idle", &c.Limits.TopicIdle, time.Second, tomlx.NoMax)
 	t.Int("max_stream_inflight", &c.Limits.MaxStreamInflight, 1, 1<<24)
