@@ -44,6 +44,7 @@ const (
 	DefaultMaxConnections      = 1024
 	DefaultKeepaliveTime       = 60 * time.Second
 	DefaultKeepaliveTimeout    = 20 * time.Second
+	DefaultStreamAckTimeout    = 30 * time.Second
 	DefaultMaxTopics           = 1000
 	DefaultTopicIdle           = 10 * time.Minute
 	DefaultGroup               = "producerd"
@@ -145,10 +146,15 @@ type Readiness struct {
 // Limits is the [limits] table: what one client may cost the daemon before its request
 // is refused. Zero values are filled with the defaults at parse time.
 type Limits struct {
-	// MaxRequestSize bounds one HTTP request body and one gRPC message (max_request_size;
-	// default 2 × the largest max_message_size + 64KiB, so a base64 body or a batch of
+	// MaxRequestSize bounds one HTTP request body (max_request_size; default 2 × the
+	// largest max_message_size + 64KiB, so a base64, JSON-escaped body of
 	// max_message_size fits).
 	MaxRequestSize int64
+	// MaxGRPCMessageSize bounds one gRPC message received by the ingress listeners
+	// (max_grpc_message_size; default the largest max_message_size + an eighth + 64KiB:
+	// gRPC bodies are binary, the margin is the protobuf framing of a batch). gRPC
+	// buffers up to this much per call being received before the daemon can charge it.
+	MaxGRPCMessageSize int64
 	// ReadHeaderTimeout bounds reading an HTTP request's headers (read_header_timeout,
 	// default 10s); ReadTimeout the whole request including its body (read_timeout,
 	// default 60s); IdleTimeout a keep-alive connection between requests (idle_timeout,
@@ -178,6 +184,10 @@ type Limits struct {
 	// daemon bound (max_stream_inflight; default 0 = a quarter of
 	// daemon.max_inflight_messages).
 	MaxStreamInflight int
+	// StreamAckTimeout ends a SendStream whose client reads no ack for that long
+	// (stream_ack_timeout, default 30s): the daemon stops taking its messages and the
+	// acks not written are lost (their messages may or may not be stored).
+	StreamAckTimeout time.Duration
 }
 
 // Client is the [client] table: the RocketMQ client instance.
@@ -742,14 +752,18 @@ func (c *Config) decodeLimits(t *tomlx.Table) {
 	if largest == 0 {
 		largest = core.DefaultMaxMessageSize
 	}
-	c.Limits = Limits{MaxRequestSize: 2*largest + 64<<10, ReadHeaderTimeout: DefaultReadHeaderTimeout,
+	c.Limits = Limits{MaxRequestSize: 2*largest + 64<<10, MaxGRPCMessageSize: largest + largest/8 + 64<<10, ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		ReadTimeout: DefaultReadTimeout, IdleTimeout: DefaultIdleTimeout, MaxConnections: DefaultMaxConnections,
-		KeepaliveTime: DefaultKeepaliveTime, KeepaliveTimeout: DefaultKeepaliveTimeout, MaxTopics: DefaultMaxTopics, TopicIdle: DefaultTopicIdle}
+		KeepaliveTime: DefaultKeepaliveTime, KeepaliveTimeout: DefaultKeepaliveTimeout, MaxTopics: DefaultMaxTopics, TopicIdle: DefaultTopicIdle,
+		StreamAckTimeout: DefaultStreamAckTimeout}
 	if t == nil {
 		return
 	}
 	if t.Size("max_request_size", &c.Limits.MaxRequestSize, 1<<10, 1<<30) && c.Limits.MaxRequestSize < largest {
 		t.Errorf("max_request_size", "%d bytes is less than the largest max_message_size (%d): such messages could never be sent", c.Limits.MaxRequestSize, largest)
+	}
+	if t.Size("max_grpc_message_size", &c.Limits.MaxGRPCMessageSize, 1<<10, 1<<30) && c.Limits.MaxGRPCMessageSize < largest {
+		t.Errorf("max_grpc_message_size", "%d bytes is less than the largest max_message_size (%d): such messages could never be sent", c.Limits.MaxGRPCMessageSize, largest)
 	}
 	t.Duration("read_header_timeout", &c.Limits.ReadHeaderTimeout, time.Millisecond, tomlx.NoMax)
 	t.Duration("read_timeout", &c.Limits.ReadTimeout, time.Millisecond, tomlx.NoMax)
@@ -760,6 +774,7 @@ func (c *Config) decodeLimits(t *tomlx.Table) {
 	t.Int("max_topics", &c.Limits.MaxTopics, 1, 1<<20)
 	t.Duration("topic_idle", &c.Limits.TopicIdle, time.Second, tomlx.NoMax)
 	t.Int("max_stream_inflight", &c.Limits.MaxStreamInflight, 1, 1<<24)
+	t.Duration("stream_ack_timeout", &c.Limits.StreamAckTimeout, time.Millisecond, tomlx.NoMax)
 	t.Done()
 }
 

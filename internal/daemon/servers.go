@@ -87,13 +87,13 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		}
 	}
 	if d.grpcLn != nil {
-		opts := append(grpcConnOptions(lim), grpc.MaxRecvMsgSize(int(lim.MaxRequestSize)), grpc.ForceServerCodec(ingressCodec{}),
+		opts := append(grpcConnOptions(lim), grpc.MaxRecvMsgSize(int(lim.MaxGRPCMessageSize)), grpc.ForceServerCodecV2(ingressCodec{}),
 			grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow), grpc.MaxConcurrentStreams(maxStreamsPerConn))
 		if ingTLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(ingTLS)))
 		}
 		d.grpcSrv = grpc.NewServer(opts...)
-		producerdpb.RegisterIngressServer(d.grpcSrv, &ingress{d: d})
+		d.grpcSrv.RegisterService(d.ingressDesc(), &ingress{d: d})
 		healthpb.RegisterHealthServer(d.grpcSrv, d.health)
 		reflection.Register(d.grpcSrv)
 		d.serve("ingress grpc", func() error { return d.grpcSrv.Serve(d.grpcLn) })
