@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -22,27 +24,49 @@ type chargedFrame struct {
 	err     error // the charge was refused; b is empty
 }
 
-// ingressDesc is the Ingress service with every unary method receiving a chargedFrame
-// first: the frame's charge covers its copy and decoding and is returned once the
-// request is decoded, when the method charges the decoded message as usual.
+// recvPerConn bounds the unary requests of one connection that gRPC receives at a
+// time. A unary call's data waits in its stream's flow-control window (256 KiB) until
+// the call may receive, so what gRPC buffers of unary requests before the daemon can
+// charge them is at most recvPerConn × limits.max_grpc_message_size + the windows per
+// connection, instead of one whole message per concurrent call. A slow client slows
+// only its own connection.
+const recvPerConn = 2
+
+// ingressDesc is the Ingress service with every unary method served as a stream
+// handler: the call waits for its connection's receive gate before gRPC reads its
+// message, and receives a chargedFrame first, whose charge covers its copy and
+// decoding and is returned once the request is decoded (the method then charges the
+// decoded message as usual).
 func (d *Daemon) ingressDesc() *grpc.ServiceDesc {
-	desc := producerdpb.Ingress_ServiceDesc
-	desc.Methods = make([]grpc.MethodDesc, len(producerdpb.Ingress_ServiceDesc.Methods))
-	for i, md := range producerdpb.Ingress_ServiceDesc.Methods {
+	gate := &recvGate{conns: map[string]*connGate{}}
+	orig := producerdpb.Ingress_ServiceDesc
+	desc := orig
+	desc.Methods = nil
+	desc.Streams = append([]grpc.StreamDesc(nil), orig.Streams...)
+	for _, md := range orig.Methods {
 		api := apiGRPC
 		if md.MethodName == "SendBatch" {
 			api = apiBatch
 		}
-		desc.Methods[i] = grpc.MethodDesc{MethodName: md.MethodName, Handler: d.chargedHandler(api, md.Handler)}
+		desc.Streams = append(desc.Streams, grpc.StreamDesc{StreamName: md.MethodName, Handler: d.chargedHandler(gate, api, md.Handler)})
 	}
 	return &desc
 }
 
-func (d *Daemon) chargedHandler(api string, h grpc.MethodHandler) grpc.MethodHandler {
-	return func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+// chargedHandler serves the unary method h as a stream handler (the wire protocol is
+// the same): gate, charged frame, decode, h, one reply.
+func (d *Daemon) chargedHandler(gate *recvGate, api string, h grpc.MethodHandler) grpc.StreamHandler {
+	return func(srv any, stream grpc.ServerStream) error {
+		ctx := stream.Context()
+		leave, err := gate.enter(ctx)
+		if err != nil {
+			return status.FromContextError(err).Err()
+		}
 		f := &chargedFrame{d: d}
-		if err := dec(f); err != nil {
-			return nil, err
+		err = stream.RecvMsg(f)
+		leave()
+		if err != nil {
+			return err
 		}
 		released := false
 		release := func() {
@@ -53,7 +77,7 @@ func (d *Daemon) chargedHandler(api string, h grpc.MethodHandler) grpc.MethodHan
 		}
 		defer release()
 		if f.err != nil {
-			return nil, grpcError(d.reject(api, f.err))
+			return grpcError(d.reject(api, f.err))
 		}
 		decode := func(v any) error {
 			defer release()
@@ -68,6 +92,52 @@ func (d *Daemon) chargedHandler(api string, h grpc.MethodHandler) grpc.MethodHan
 			}
 			return nil
 		}
-		return h(srv, ctx, decode, ic)
+		reply, err := h(srv, ctx, decode, nil)
+		if err != nil {
+			return err
+		}
+		return stream.SendMsg(reply)
+	}
+}
+
+// recvGate holds a semaphore of recvPerConn per connection (by peer address), removed
+// when no call of the connection uses it.
+type recvGate struct {
+	mu    sync.Mutex
+	conns map[string]*connGate
+}
+
+type connGate struct {
+	sem  chan struct{}
+	refs int
+}
+
+// enter waits for the connection's turn to receive; leave gives it back.
+func (g *recvGate) enter(ctx context.Context) (leave func(), err error) {
+	key := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		key = p.Addr.String()
+	}
+	g.mu.Lock()
+	cg := g.conns[key]
+	if cg == nil {
+		cg = &connGate{sem: make(chan struct{}, recvPerConn)}
+		g.conns[key] = cg
+	}
+	cg.refs++
+	g.mu.Unlock()
+	unref := func() {
+		g.mu.Lock()
+		if cg.refs--; cg.refs == 0 {
+			delete(g.conns, key)
+		}
+		g.mu.Unlock()
+	}
+	select {
+	case cg.sem <- struct{}{}:
+		return func() { <-cg.sem; unref() }, nil
+	case <-ctx.Done():
+		unref()
+		return nil, ctx.Err()
 	}
 }
