@@ -494,9 +494,9 @@ func (ingressCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 func (ingressCodec) Name() string { return "proto" }
 
-// streamInflight is how many messages one stream may hold in flight
-// (limits.max_stream_inflight; default a quarter of max_inflight_messages), so that a
-// client that never reads its acks cannot take the whole bound from the others.
+// streamInflight is how many messages one stream may have at the brokers
+// (limits.max_stream_inflight; default a quarter of max_inflight_messages), so that one
+// stream cannot take the whole bound from the others.
 func (d *Daemon) streamInflight() int {
 	cfg := d.Config()
 	if n := cfg.Limits.MaxStreamInflight; n > 0 {
