@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"io"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -65,6 +67,9 @@ func (d *Daemon) chargedHandler(gate *recvGate, api string, h grpc.MethodHandler
 		f := &chargedFrame{d: d}
 		err = stream.RecvMsg(f)
 		leave()
+		if errors.Is(err, io.EOF) {
+			return status.Error(codes.InvalidArgument, "daemon: the call carries no request message")
+		}
 		if err != nil {
 			return err
 		}
