@@ -53,10 +53,13 @@ type IngressClient interface {
 	// order (not necessarily request order). Sends are pipelined.
 	//
 	// Flow control: a message holds a slot of the daemon's in-flight bound
-	// (max_inflight_messages / max_inflight_bytes) until its ack is written. When the
-	// bound is used up the daemon stops reading the stream until room appears (gRPC flow
-	// control then holds the client back); it does not refuse with RESOURCE_EXHAUSTED.
-	// A client that does not read its acks is therefore slowed down, not buffered.
+	// (max_inflight_messages / max_inflight_bytes) until the broker answered; its ack then
+	// holds its bytes until written. When the bound is used up the daemon stops reading
+	// the stream until room appears (gRPC flow control then holds the client back); it
+	// does not refuse with RESOURCE_EXHAUSTED. It also stops reading while 1024 acks wait
+	// for the client, so a client that does not read its acks is slowed down, not
+	// buffered; after limits.stream_ack_timeout (default 30s) without an ack read the
+	// daemon ends the stream with DEADLINE_EXCEEDED.
 	//
 	// The ack rule: every message the daemon took off the stream gets exactly one
 	// StreamAck before the stream ends, whatever ends it: the client closing its side
@@ -64,10 +67,11 @@ type IngressClient interface {
 	// acks), drain (each later message is answered UNAVAILABLE), shutdown (UNAVAILABLE
 	// after the acks; a message whose broker answer did not come before the shutdown
 	// deadline is acked UNAVAILABLE: it may or may not be stored). A message that got no
-	// ack when the stream ended was never handed to a broker and can be sent again. Two
-	// cases break the rule because the stream itself is gone: the client cancels or the
-	// connection breaks, and a frame larger than the gRPC receive limit (gRPC ends the
-	// stream with RESOURCE_EXHAUSTED itself).
+	// ack when the stream ended was never handed to a broker and can be sent again. Three
+	// cases break the rule because the stream itself is gone (a message without an ack
+	// may or may not be stored then): the client cancels or the connection breaks, the client
+	// read no ack for limits.stream_ack_timeout (DEADLINE_EXCEEDED), and a frame larger
+	// than the gRPC receive limit (gRPC ends the stream with RESOURCE_EXHAUSTED itself).
 	SendStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamRequest, StreamAck], error)
 	// SendBatch sends messages of one topic as one RocketMQ batch: all are stored, on the
 	// same queue, or none is.
@@ -180,10 +184,13 @@ type IngressServer interface {
 	// order (not necessarily request order). Sends are pipelined.
 	//
 	// Flow control: a message holds a slot of the daemon's in-flight bound
-	// (max_inflight_messages / max_inflight_bytes) until its ack is written. When the
-	// bound is used up the daemon stops reading the stream until room appears (gRPC flow
-	// control then holds the client back); it does not refuse with RESOURCE_EXHAUSTED.
-	// A client that does not read its acks is therefore slowed down, not buffered.
+	// (max_inflight_messages / max_inflight_bytes) until the broker answered; its ack then
+	// holds its bytes until written. When the bound is used up the daemon stops reading
+	// the stream until room appears (gRPC flow control then holds the client back); it
+	// does not refuse with RESOURCE_EXHAUSTED. It also stops reading while 1024 acks wait
+	// for the client, so a client that does not read its acks is slowed down, not
+	// buffered; after limits.stream_ack_timeout (default 30s) without an ack read the
+	// daemon ends the stream with DEADLINE_EXCEEDED.
 	//
 	// The ack rule: every message the daemon took off the stream gets exactly one
 	// StreamAck before the stream ends, whatever ends it: the client closing its side
@@ -191,10 +198,11 @@ type IngressServer interface {
 	// acks), drain (each later message is answered UNAVAILABLE), shutdown (UNAVAILABLE
 	// after the acks; a message whose broker answer did not come before the shutdown
 	// deadline is acked UNAVAILABLE: it may or may not be stored). A message that got no
-	// ack when the stream ended was never handed to a broker and can be sent again. Two
-	// cases break the rule because the stream itself is gone: the client cancels or the
-	// connection breaks, and a frame larger than the gRPC receive limit (gRPC ends the
-	// stream with RESOURCE_EXHAUSTED itself).
+	// ack when the stream ended was never handed to a broker and can be sent again. Three
+	// cases break the rule because the stream itself is gone (a message without an ack
+	// may or may not be stored then): the client cancels or the connection breaks, the client
+	// read no ack for limits.stream_ack_timeout (DEADLINE_EXCEEDED), and a frame larger
+	// than the gRPC receive limit (gRPC ends the stream with RESOURCE_EXHAUSTED itself).
 	SendStream(grpc.BidiStreamingServer[StreamRequest, StreamAck]) error
 	// SendBatch sends messages of one topic as one RocketMQ batch: all are stored, on the
 	// same queue, or none is.

@@ -42,6 +42,9 @@ const (
 	DefaultReadTimeout         = 60 * time.Second
 	DefaultIdleTimeout         = 120 * time.Second
 	DefaultMaxConnections      = 1024
+	DefaultKeepaliveTime       = 60 * time.Second
+	DefaultKeepaliveTimeout    = 20 * time.Second
+	DefaultStreamAckTimeout    = 30 * time.Second
 	DefaultMaxTopics           = 1000
 	DefaultTopicIdle           = 10 * time.Minute
 	DefaultGroup               = "producerd"
@@ -157,17 +160,30 @@ type Readiness struct {
 // Limits is the [limits] table: what one client may cost the daemon before its request
 // is refused. Zero values are filled with the defaults at parse time.
 type Limits struct {
-	// MaxRequestSize bounds one HTTP request body and one gRPC message (max_request_size;
-	// default 2 × the largest max_message_size + 64KiB, so a base64 body or a batch of
+	// MaxRequestSize bounds one HTTP request body (max_request_size; default 2 × the
+	// largest max_message_size + 64KiB, so a base64, JSON-escaped body of
 	// max_message_size fits).
 	MaxRequestSize int64
+	// MaxGRPCMessageSize bounds one gRPC message received by the ingress listeners
+	// (max_grpc_message_size; default the largest max_message_size + an eighth + 64KiB:
+	// gRPC bodies are binary, the margin is the protobuf framing of a batch). gRPC
+	// buffers up to this much per call being received before the daemon can charge it.
+	MaxGRPCMessageSize int64
 	// ReadHeaderTimeout bounds reading an HTTP request's headers (read_header_timeout,
 	// default 10s); ReadTimeout the whole request including its body (read_timeout,
 	// default 60s); IdleTimeout a keep-alive connection between requests (idle_timeout,
-	// default 120s). They apply to the ingress HTTP and the admin listener.
+	// default 120s). They apply to the ingress HTTP and the admin listener; on the
+	// gRPC ingress listeners read_header_timeout bounds the HTTP/2 handshake and
+	// idle_timeout closes a connection without a call for that long.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
+	// KeepaliveTime is how long a gRPC ingress connection may be silent before the
+	// daemon pings it (keepalive_time, default 60s); KeepaliveTimeout how long the
+	// daemon then waits for the answer before it closes the connection
+	// (keepalive_timeout, default 20s).
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
 	// MaxConnections bounds the open connections of each listener (max_connections,
 	// default 1024); past it new connections wait in the kernel's backlog.
 	MaxConnections int
@@ -182,6 +198,10 @@ type Limits struct {
 	// daemon bound (max_stream_inflight; default 0 = a quarter of
 	// daemon.max_inflight_messages).
 	MaxStreamInflight int
+	// StreamAckTimeout ends a SendStream whose client reads no ack for that long
+	// (stream_ack_timeout, default 30s): the daemon stops taking its messages and the
+	// acks not written are lost (their messages may or may not be stored).
+	StreamAckTimeout time.Duration
 }
 
 // Client is the [client] table: the RocketMQ client instance.
@@ -772,22 +792,29 @@ func (c *Config) decodeLimits(t *tomlx.Table) {
 	if largest == 0 {
 		largest = core.DefaultMaxMessageSize
 	}
-	c.Limits = Limits{MaxRequestSize: 2*largest + 64<<10, ReadHeaderTimeout: DefaultReadHeaderTimeout,
+	c.Limits = Limits{MaxRequestSize: 2*largest + 64<<10, MaxGRPCMessageSize: largest + largest/8 + 64<<10, ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		ReadTimeout: DefaultReadTimeout, IdleTimeout: DefaultIdleTimeout, MaxConnections: DefaultMaxConnections,
-		MaxTopics: DefaultMaxTopics, TopicIdle: DefaultTopicIdle}
+		KeepaliveTime: DefaultKeepaliveTime, KeepaliveTimeout: DefaultKeepaliveTimeout, MaxTopics: DefaultMaxTopics, TopicIdle: DefaultTopicIdle,
+		StreamAckTimeout: DefaultStreamAckTimeout}
 	if t == nil {
 		return
 	}
 	if t.Size("max_request_size", &c.Limits.MaxRequestSize, 1<<10, 1<<30) && c.Limits.MaxRequestSize < largest {
 		t.Errorf("max_request_size", "%d bytes is less than the largest max_message_size (%d): such messages could never be sent", c.Limits.MaxRequestSize, largest)
 	}
+	if t.Size("max_grpc_message_size", &c.Limits.MaxGRPCMessageSize, 1<<10, 1<<30) && c.Limits.MaxGRPCMessageSize < largest {
+		t.Errorf("max_grpc_message_size", "%d bytes is less than the largest max_message_size (%d): such messages could never be sent", c.Limits.MaxGRPCMessageSize, largest)
+	}
 	t.Duration("read_header_timeout", &c.Limits.ReadHeaderTimeout, time.Millisecond, tomlx.NoMax)
 	t.Duration("read_timeout", &c.Limits.ReadTimeout, time.Millisecond, tomlx.NoMax)
 	t.Duration("idle_timeout", &c.Limits.IdleTimeout, time.Millisecond, tomlx.NoMax)
 	t.Int("max_connections", &c.Limits.MaxConnections, 1, 1<<20)
+	t.Duration("keepalive_time", &c.Limits.KeepaliveTime, time.Second, tomlx.NoMax)
+	t.Duration("keepalive_timeout", &c.Limits.KeepaliveTimeout, time.Millisecond, tomlx.NoMax)
 	t.Int("max_topics", &c.Limits.MaxTopics, 1, 1<<20)
 	t.Duration("topic_idle", &c.Limits.TopicIdle, time.Second, tomlx.NoMax)
 	t.Int("max_stream_inflight", &c.Limits.MaxStreamInflight, 1, 1<<24)
+	t.Duration("stream_ack_timeout", &c.Limits.StreamAckTimeout, time.Millisecond, tomlx.NoMax)
 	t.Done()
 }
 

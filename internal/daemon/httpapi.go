@@ -255,14 +255,21 @@ func (d *Daemon) postMessages(w http.ResponseWriter, r *http.Request) {
 // errTooLarge: a request body over limits.max_request_size.
 var errTooLarge = fmt.Errorf("%w: the request is larger than limits.max_request_size", core.ErrInvalidMessage)
 
-// bodyChunk is the step in which a body of unknown length is charged to the in-flight
-// bytes while it is read.
-const bodyChunk = 64 << 10
+// bodyChunk is the largest step in which a request body is read; firstChunk the
+// first: a client that announces a large body and sends little of it costs the daemon
+// what it sent plus one small buffer, not its Content-Length.
+const (
+	bodyChunk  = 64 << 10
+	firstChunk = 4 << 10
+)
 
 // readBody reads a request body of at most limits.max_request_size, charging its bytes
-// to the in-flight bound before they are buffered: all of them at once when the length
-// is announced (a body over the bound is refused before it is read), else chunk by
-// chunk as they arrive. release returns the charge; call it when the request is done.
+// to the in-flight bound as they arrive (never by the announced Content-Length, which
+// costs nothing to send): a body over the bound is refused before it is read when its
+// length is announced, else when it grows past it. Bytes arrive into chunks that grow
+// with what was received (4 KiB first, then up to 64 KiB), joined once at the end (at
+// most the body twice, briefly). release returns the charge; call it when the request
+// is done.
 func (d *Daemon) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
 	limit := d.Config().Limits.MaxRequestSize
 	var charged int64
@@ -271,38 +278,43 @@ func (d *Daemon) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 		return nil, release, errTooLarge
 	}
 	rd := http.MaxBytesReader(w, r.Body, limit)
-	if r.ContentLength >= 0 {
-		if err := d.limit.reserve(r.ContentLength); err != nil {
-			return nil, release, err
-		}
-		charged = r.ContentLength
-		body = make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(rd, body); err != nil {
-			return nil, release, readError(err)
-		}
-		return body, release, nil
-	}
-	// Unknown length: chunks charged as they come, joined once at the end (no buffer
-	// doubling: at most the body twice, briefly).
 	var chunks [][]byte
-	var n int64
 	for {
-		if err := d.limit.reserve(bodyChunk); err != nil {
-			return nil, release, err
+		size := int64(min(bodyChunk, max(firstChunk, charged)))
+		if r.ContentLength >= 0 {
+			if charged == r.ContentLength {
+				break
+			}
+			size = min(size, r.ContentLength-charged)
 		}
-		charged += bodyChunk
-		chunk := make([]byte, bodyChunk)
-		m, err := io.ReadFull(rd, chunk)
-		chunks = append(chunks, chunk[:m])
-		n += int64(m)
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		chunk := make([]byte, size)
+		filled, rerr := 0, error(nil)
+		for filled < len(chunk) && rerr == nil {
+			var m int
+			m, rerr = rd.Read(chunk[filled:])
+			if m > 0 {
+				if err := d.limit.reserve(int64(m)); err != nil {
+					return nil, release, err
+				}
+				charged += int64(m)
+				filled += m
+			}
+		}
+		chunks = append(chunks, chunk[:filled])
+		if errors.Is(rerr, io.EOF) {
+			if r.ContentLength >= 0 && charged < r.ContentLength {
+				return nil, release, readError(io.ErrUnexpectedEOF)
+			}
 			break
 		}
-		if err != nil {
-			return nil, release, readError(err)
+		if rerr != nil {
+			return nil, release, readError(rerr)
 		}
 	}
-	body = make([]byte, 0, n)
+	if len(chunks) == 1 {
+		return chunks[0], release, nil
+	}
+	body = make([]byte, 0, charged)
 	for _, c := range chunks {
 		body = append(body, c...)
 	}

@@ -104,6 +104,14 @@ func (l *limiter) acquireWait(ctx context.Context, n int, b int64) error {
 // at once over the bound.
 func (l *limiter) reserve(b int64) error { return l.acquire(0, b) }
 
+// charge counts b bytes that are in memory already (a queued stream ack) without
+// admission: they must be counted, they cannot be refused.
+func (l *limiter) charge(b int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bytes += b
+}
+
 // release returns what acquire reserved.
 func (l *limiter) release(n int, b int64) {
 	if n == 0 && b == 0 {

@@ -58,7 +58,8 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 	lim := cfg.Limits
 	ln = newLimitListener(ln, d.connectionCap(lim.MaxConnections))
 	// The ingress limits apply (the later options override the service's defaults).
-	opts := append(svc.ServerOptions(), grpc.MaxRecvMsgSize(int(lim.MaxRequestSize)), grpc.ConnectionTimeout(lim.ReadHeaderTimeout))
+	opts := append(svc.ServerOptions(), grpc.MaxRecvMsgSize(int(lim.MaxGRPCMessageSize)))
+	opts = append(opts, grpcConnOptions(lim)...)
 	if tlsCfg != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/producerd/producerd/api/producerdpb"
@@ -94,14 +95,13 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		d.unixLn.start(perListener)
 	}
 	if d.grpcLn != nil || d.unixLn != nil {
-		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(lim.MaxRequestSize)), grpc.ForceServerCodec(ingressCodec{}),
-			grpc.ConnectionTimeout(lim.ReadHeaderTimeout),
-			grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow), grpc.MaxConcurrentStreams(maxStreamsPerConn)}
+		opts := append(grpcConnOptions(lim), grpc.MaxRecvMsgSize(int(lim.MaxGRPCMessageSize)), grpc.ForceServerCodecV2(ingressCodec{}),
+			grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow), grpc.MaxConcurrentStreams(maxStreamsPerConn))
 		if ingTLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(ingTLS)))
 		}
 		d.grpcSrv = grpc.NewServer(opts...)
-		producerdpb.RegisterIngressServer(d.grpcSrv, &ingress{d: d})
+		d.grpcSrv.RegisterService(d.ingressDesc(), &ingress{d: d})
 		healthpb.RegisterHealthServer(d.grpcSrv, d.health)
 		reflection.Register(d.grpcSrv)
 		if d.grpcLn != nil {
@@ -148,6 +148,16 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		d.serve("admin", func() error { return serveHTTP(d.adminHTTP, d.adminLn, admTLS != nil) })
 	}
 	return d.listenRMQv2(cfg, ingTLS)
+}
+
+// grpcConnOptions are the connection limits of an ingress gRPC server: the HTTP/2
+// handshake within read_header_timeout; a connection without a call for idle_timeout
+// is told to go away (GOAWAY) and closed, so idle connections cannot hold every
+// max_connections slot; a connection silent for keepalive_time is pinged and closed
+// when the answer does not come within keepalive_timeout.
+func grpcConnOptions(lim config.Limits) []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ConnectionTimeout(lim.ReadHeaderTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: lim.IdleTimeout, Time: lim.KeepaliveTime, Timeout: lim.KeepaliveTimeout})}
 }
 
 // serveHTTP serves ln; useTLS is decided by the caller, since Serve may set s.TLSConfig

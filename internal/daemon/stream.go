@@ -10,32 +10,46 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/internal/config"
 )
 
-// maxUnwrittenAcks bounds the acknowledgements of one stream that wait for the client
-// to read them and hold no in-flight slot (refusals). Past it the stream stops reading
-// until the client reads its acks, so a client that never reads cannot grow them.
-const maxUnwrittenAcks = 1024
+// maxUnwrittenAcks and maxUnwrittenAckBytes bound the acknowledgements of one stream
+// that wait for the client to read them. Past either the stream stops reading until
+// the client reads its acks, so a client that never reads cannot grow them.
+const (
+	maxUnwrittenAcks     = 1024
+	maxUnwrittenAckBytes = 1 << 20
+)
 
 // SendStream pipelines sends with core's async send: a reader goroutine accepts
 // messages and starts them, callbacks queue acknowledgements, and a writer goroutine
 // sends them.
 //
-// Flow control: a message holds its in-flight slot (and bytes) until its ack is written
-// to the stream or the stream is gone. When the daemon's bound is used up the reader
-// waits for room instead of refusing (the client is held back by gRPC flow control);
-// it also waits while maxUnwrittenAcks refusals wait for the client.
+// Flow control: a frame is charged to the in-flight bound (one message, its bytes)
+// before it is decoded, and the message holds that slot until the broker answered;
+// its ack then holds its own bytes until written. When the daemon's bound is used up
+// the reader waits for room instead of refusing (the client is held back by gRPC flow
+// control); it also waits while the stream holds limits.max_stream_inflight messages,
+// or maxUnwrittenAcks (maxUnwrittenAckBytes) acks wait for the client. A client that
+// never reads its acks therefore stalls itself: its messages leave the in-flight bound
+// as the brokers answer, and only its few unwritten acks stay charged.
 //
 // Acks: every message the reader took off the stream gets exactly one ack before the
 // stream ends, whatever ends it (the client closing its side, a frame that does not
-// decode, drain, shutdown), unless the stream itself broke. A message that gets no ack
-// was never handed to a broker. When the shutdown deadline passes before the broker
-// answered, the ack is UNAVAILABLE ("may or may not be stored").
+// decode, drain, shutdown), unless the stream itself broke: the client cancelled, the
+// connection failed, or the client read no ack for limits.stream_ack_timeout (the
+// daemon then ends the stream with DEADLINE_EXCEEDED without waiting for the writer).
+// A message that gets no ack in those cases may or may not be stored; otherwise a
+// message that gets no ack was never handed to a broker. When the shutdown deadline
+// passes before the broker answered, the ack is UNAVAILABLE ("may or may not be
+// stored").
 func (s *ingress) SendStream(stream producerdpb.Ingress_SendStreamServer) error {
 	d := s.d
 	ss := newStreamSession(d, stream)
@@ -45,25 +59,46 @@ func (s *ingress) SendStream(stream producerdpb.Ingress_SendStreamServer) error 
 	go func() { readerDone <- ss.reader() }()
 
 	var rerr error
-	stopping := false
+	stopping, stalled := false, false
 	select {
 	case rerr = <-readerDone:
 	case <-d.stopping:
 		stopping = true
 	case <-ss.ctx.Done():
 		rerr = ss.ctx.Err()
+	case <-ss.stalled:
+		stalled = true
 	}
-	// Wait for the callbacks of accepted messages.
-	select {
-	case <-ss.idleChan():
-	case <-d.hardStop:
-	case <-ss.ctx.Done():
+	if !stalled {
+		// Wait for the callbacks of accepted messages.
+		select {
+		case <-ss.idleChan():
+		case <-d.hardStop:
+		case <-ss.ctx.Done():
+		case <-ss.stalled:
+			stalled = true
+		}
 	}
 	ss.finish()
-	if werr := <-writerDone; werr != nil && rerr == nil {
-		rerr = werr
+	if !stalled {
+		// The writer sends what is queued; a client that does not read it is cut off
+		// after stream_ack_timeout (also during shutdown, which stops the server at
+		// its deadline anyway).
+		select {
+		case werr := <-writerDone:
+			if werr != nil && rerr == nil {
+				rerr = werr
+			}
+		case <-ss.stalled:
+			stalled = true
+		}
 	}
 	switch {
+	case stalled:
+		// Returning ends the stream; the writer's blocked Send then fails and it
+		// releases what is still queued.
+		d.log.Warn("SendStream ended: the client read no ack for limits.stream_ack_timeout", "timeout", ss.ackTimeout)
+		return status.Errorf(codes.DeadlineExceeded, "producerd: the client read no ack for %s (limits.stream_ack_timeout): stream ended; messages without an ack may or may not be stored", ss.ackTimeout)
 	case stopping:
 		return status.Error(codes.Unavailable, "producerd is shutting down")
 	case rerr == nil || errors.Is(rerr, io.EOF):
@@ -75,12 +110,10 @@ func (s *ingress) SendStream(stream producerdpb.Ingress_SendStreamServer) error 
 	return rerr
 }
 
-// queuedAck is an ack waiting for the writer and the in-flight share its message holds
-// until the ack is written (0 for refusals).
+// queuedAck is an ack waiting for the writer and the in-flight bytes charged for it.
 type queuedAck struct {
 	ack  *producerdpb.StreamAck
 	size int64
-	slot bool
 }
 
 // pendingSend is a message handed to core and awaiting its callback.
@@ -94,34 +127,42 @@ type pendingSend struct {
 //
 // Acknowledgements go through a queue: they are queued by send callbacks, which run on
 // the broker connection's goroutine and must never block (a blocked reader would stall
-// every request on that connection). The queue cannot grow without bound: acks of sent
-// messages hold in-flight slots until written, and refusals are capped by
-// maxUnwrittenAcks (the reader waits).
+// every request on that connection). The queue cannot grow without bound: the reader
+// waits while maxUnwrittenAcks or maxUnwrittenAckBytes acks are queued, and every
+// queued ack is one of at most max_stream_inflight messages answered since.
 type streamSession struct {
-	d      *Daemon
-	stream producerdpb.Ingress_SendStreamServer
-	ctx    context.Context
+	d          *Daemon
+	stream     producerdpb.Ingress_SendStreamServer
+	ctx        context.Context
+	ackTimeout time.Duration // limits.stream_ack_timeout
+	stalled    chan struct{} // closed when one ack's Send took longer than ackTimeout
+	stallOnce  sync.Once
 
-	mu        sync.Mutex
-	closed    bool        // no more acks are queued, no more sends start
-	queue     []queuedAck // acks waiting for the writer
-	unwritten int         // refusals queued or being written
-	held      int         // messages of this stream holding an in-flight slot
-	maxHeld   int         // limits.max_stream_inflight
-	wake      chan struct{}
-	room      chan struct{} // cap 1: the writer wrote refusals or a slot was released
-	seq       uint64
-	pend      map[uint64]*pendingSend
-	waiting   int           // pend entries not answered yet
-	idle      chan struct{} // closed while waiting == 0
+	mu             sync.Mutex
+	closed         bool        // no more acks are queued, no more sends start
+	queue          []queuedAck // acks waiting for the writer
+	unwritten      int         // acks queued or being written
+	unwrittenBytes int64       // their charged bytes
+	held           int         // messages of this stream holding an in-flight slot
+	maxHeld        int         // limits.max_stream_inflight
+	wake           chan struct{}
+	room           chan struct{} // cap 1: the writer wrote acks or a slot was released
+	seq            uint64
+	pend           map[uint64]*pendingSend
+	waiting        int           // pend entries not answered yet
+	idle           chan struct{} // closed while waiting == 0
 }
 
 func newStreamSession(d *Daemon, stream producerdpb.Ingress_SendStreamServer) *streamSession {
 	ss := &streamSession{
 		d: d, stream: stream, ctx: stream.Context(),
+		ackTimeout: d.Config().Limits.StreamAckTimeout, stalled: make(chan struct{}),
 		wake: make(chan struct{}, 1), room: make(chan struct{}, 1),
 		pend: make(map[uint64]*pendingSend), idle: make(chan struct{}),
 		maxHeld: d.streamInflight(),
+	}
+	if ss.ackTimeout <= 0 {
+		ss.ackTimeout = config.DefaultStreamAckTimeout
 	}
 	close(ss.idle)
 	return ss
@@ -133,19 +174,17 @@ func (ss *streamSession) idleChan() <-chan struct{} {
 	return ss.idle
 }
 
-// push queues an ack; ss.mu is held. After finish an ack is dropped and its slot
-// released.
-func (ss *streamSession) push(qa queuedAck) {
+// push queues an ack, charging its bytes to the in-flight bound until it is written;
+// ss.mu is held. After finish an ack is dropped.
+func (ss *streamSession) push(ack *producerdpb.StreamAck) {
 	if ss.closed {
-		if qa.slot {
-			ss.releaseLocked(qa.size)
-		}
 		return
 	}
-	if !qa.slot {
-		ss.unwritten++
-	}
-	ss.queue = append(ss.queue, qa)
+	size := int64(proto.Size(ack))
+	ss.d.limit.charge(size)
+	ss.unwritten++
+	ss.unwrittenBytes += size
+	ss.queue = append(ss.queue, queuedAck{ack: ack, size: size})
 	select {
 	case ss.wake <- struct{}{}:
 	default:
@@ -156,11 +195,12 @@ func (ss *streamSession) push(qa queuedAck) {
 func (ss *streamSession) refuse(id string, err error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	ss.push(queuedAck{ack: errorAck(id, err)})
+	ss.push(errorAck(id, err))
 }
 
-// begin records a message about to be handed to core; false when the session is over
-// (the caller then must not send it).
+// begin records a message about to be handed to core, which holds an in-flight slot
+// of size bytes; false when the session is over (the caller then must not send it and
+// releases the slot).
 func (ss *streamSession) begin(id string, size int64) (uint64, bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -177,8 +217,8 @@ func (ss *streamSession) begin(id string, size int64) (uint64, bool) {
 	return ss.seq, true
 }
 
-// done queues a sent message's ack, which keeps the message's slot until written; if
-// finish answered it already, the slot is released now. It never blocks.
+// done releases a sent message's slot and queues its ack (unless finish answered it
+// already). It never blocks.
 func (ss *streamSession) done(seq uint64, ack *producerdpb.StreamAck) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -187,11 +227,13 @@ func (ss *streamSession) done(seq uint64, ack *producerdpb.StreamAck) {
 		return
 	}
 	delete(ss.pend, seq)
+	ss.d.limit.release(1, p.size)
+	ss.held--
+	ss.signalRoom()
 	if p.answered {
-		ss.releaseLocked(p.size)
 		return
 	}
-	ss.push(queuedAck{ack: ack, size: p.size, slot: true})
+	ss.push(ack)
 	ss.waiting--
 	if ss.waiting == 0 {
 		close(ss.idle)
@@ -210,7 +252,7 @@ func (ss *streamSession) finish() {
 		for _, p := range ss.pend {
 			if !p.answered {
 				p.answered = true
-				ss.push(queuedAck{ack: errorAck(p.id, fmt.Errorf("%w: the shutdown deadline passed before the broker answered; the message may or may not be stored", errDraining))})
+				ss.push(errorAck(p.id, fmt.Errorf("%w: the shutdown deadline passed before the broker answered; the message may or may not be stored", errDraining)))
 			}
 		}
 		ss.waiting = 0
@@ -223,11 +265,18 @@ func (ss *streamSession) finish() {
 	}
 }
 
-// writer sends queued acks until finish and an empty queue, releasing each message's
-// slot once its ack is written; after a send error it keeps taking acks off the queue
-// (releasing their slots) without sending them.
+// stall ends the session: an ack's Send took longer than ackTimeout.
+func (ss *streamSession) stall() { ss.stallOnce.Do(func() { close(ss.stalled) }) }
+
+// writer sends queued acks until finish and an empty queue, releasing each ack's bytes
+// once it is written; after a send error it keeps taking acks off the queue (releasing
+// them) without sending them. A Send blocked longer than ackTimeout (the client reads
+// nothing) stalls the session.
 func (ss *streamSession) writer() error {
 	var err error
+	timer := time.AfterFunc(time.Hour, ss.stall)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		ss.mu.Lock()
 		batch, closed := ss.queue, ss.closed
@@ -235,15 +284,15 @@ func (ss *streamSession) writer() error {
 		ss.mu.Unlock()
 		for _, qa := range batch {
 			if err == nil {
+				timer.Reset(ss.ackTimeout)
 				err = ss.stream.Send(qa.ack)
+				timer.Stop()
 			}
 			ss.mu.Lock()
-			if qa.slot {
-				ss.releaseLocked(qa.size)
-			} else {
-				ss.unwritten--
-				ss.signalRoom()
-			}
+			ss.d.limit.release(0, qa.size)
+			ss.unwritten--
+			ss.unwrittenBytes -= qa.size
+			ss.signalRoom()
 			ss.mu.Unlock()
 		}
 		if closed && len(batch) == 0 {
@@ -264,13 +313,6 @@ func errorAck(id string, err error) *producerdpb.StreamAck {
 	return &producerdpb.StreamAck{Id: id, Outcome: &producerdpb.StreamAck_Error{Error: errorToPB(err)}}
 }
 
-// releaseLocked gives a message's slot back; ss.mu is held.
-func (ss *streamSession) releaseLocked(size int64) {
-	ss.d.limit.release(1, size)
-	ss.held--
-	ss.signalRoom()
-}
-
 // signalRoom wakes a waiting reader; ss.mu is held.
 func (ss *streamSession) signalRoom() {
 	select {
@@ -279,12 +321,12 @@ func (ss *streamSession) signalRoom() {
 	}
 }
 
-// waitRoom blocks while too many refusals wait for the client, or the stream holds
-// its share of the in-flight bound (limits.max_stream_inflight).
+// waitRoom blocks while too many acks wait for the client, or the stream holds its
+// share of the in-flight bound (limits.max_stream_inflight).
 func (ss *streamSession) waitRoom() error {
 	for {
 		ss.mu.Lock()
-		full := (ss.unwritten >= maxUnwrittenAcks || ss.held >= ss.maxHeld) && !ss.closed
+		full := (ss.unwritten >= maxUnwrittenAcks || ss.unwrittenBytes >= maxUnwrittenAckBytes || ss.held >= ss.maxHeld) && !ss.closed
 		ss.mu.Unlock()
 		if !full {
 			return nil
@@ -298,6 +340,7 @@ func (ss *streamSession) waitRoom() error {
 }
 
 func (ss *streamSession) reader() error {
+	d := ss.d
 	for {
 		if err := ss.waitRoom(); err != nil {
 			return err
@@ -306,51 +349,61 @@ func (ss *streamSession) reader() error {
 		if err := ss.stream.RecvMsg(&f); err != nil {
 			return err
 		}
+		// The frame takes its in-flight slot and bytes before it is decoded: while the
+		// bound is used up the stream waits here holding one received frame.
+		size := int64(len(f.b))
+		aerr := d.limit.acquireWait(ss.ctx, 1, size)
+		if aerr != nil && ss.ctx.Err() != nil {
+			return aerr
+		}
 		req := &producerdpb.StreamRequest{}
-		if err := proto.Unmarshal(f.b, req); err != nil {
+		err := proto.Unmarshal(f.b, req)
+		f.b = nil
+		if err != nil {
+			if aerr == nil {
+				d.limit.release(1, size)
+			}
 			return status.Errorf(codes.InvalidArgument, "daemon: a SendStream frame does not decode: %v", err)
 		}
-		if err := ss.start(req); err != nil {
-			return err
+		if aerr != nil {
+			ss.refuse(req.GetId(), d.reject(apiStream, aerr))
+			continue
 		}
+		ss.start(req, size)
 	}
 }
 
-// start accepts one message and starts its send; every path answers it exactly once,
-// unless the session is over (the message is then not sent). It waits for room in the
-// in-flight bound; an error ends the reader (the stream's context ended).
-func (ss *streamSession) start(req *producerdpb.StreamRequest) error {
+// start starts the send of one message holding an in-flight slot of size bytes; every
+// path answers it exactly once and releases the slot, unless the session is over (the
+// message is then not sent).
+func (ss *streamSession) start(req *producerdpb.StreamRequest, size int64) {
 	d := ss.d
 	id, m := req.GetId(), req.GetMessage()
+	refuse := func(err error) {
+		d.limit.release(1, size)
+		ss.refuse(id, d.reject(apiStream, err))
+	}
 	if m == nil {
-		ss.refuse(id, d.reject(apiStream, fmt.Errorf("%w: no message", core.ErrInvalidMessage)))
-		return nil
+		refuse(fmt.Errorf("%w: no message", core.ErrInvalidMessage))
+		return
 	}
 	g, err := d.lookup(m.GetProducerGroup())
 	if err != nil {
-		ss.refuse(id, d.reject(apiStream, err))
-		return nil
+		refuse(err)
+		return
 	}
 	if err := validatePB(m); err != nil {
-		ss.refuse(id, d.reject(apiStream, err))
-		return nil
+		refuse(err)
+		return
 	}
 	if err := d.admitTopic(g, m.GetTopic()); err != nil {
-		ss.refuse(id, d.reject(apiStream, err))
-		return nil
-	}
-	size := int64(proto.Size(m))
-	if err := d.limit.acquireWait(ss.ctx, 1, size); err != nil {
-		if ss.ctx.Err() != nil {
-			return err
-		}
-		ss.refuse(id, d.reject(apiStream, err))
-		return nil
+		refuse(err)
+		return
 	}
 	seq, ok := ss.begin(id, size)
 	if !ok {
-		d.limit.release(1, size) // never counted in held
-		return nil
+		d.limit.release(1, size)
+		return
 	}
 	start := time.Now()
 	cm := toCore(m)
@@ -366,7 +419,6 @@ func (ss *streamSession) start(req *producerdpb.StreamRequest) error {
 	} else {
 		go ss.launch(g, cm, id, seq, start, span)
 	}
-	return nil
 }
 
 func (ss *streamSession) oneway(g *group, cm *core.Message, id string, seq uint64, start time.Time, span trace.Span) {
@@ -409,33 +461,51 @@ func (ss *streamSession) launch(g *group, cm *core.Message, id string, seq uint6
 type streamFrame struct{ b []byte }
 
 // ingressCodec is the ingress server's codec: protobuf, except that a *streamFrame
-// receives the frame's bytes undecoded.
+// receives the frame's bytes undecoded and a *chargedFrame is charged to the in-flight
+// bytes before its bytes are copied out of gRPC's receive buffers.
 type ingressCodec struct{}
 
-func (ingressCodec) Marshal(v any) ([]byte, error) {
+var _ encoding.CodecV2 = ingressCodec{}
+
+func (ingressCodec) Marshal(v any) (mem.BufferSlice, error) {
 	m, ok := v.(proto.Message)
 	if !ok {
 		return nil, fmt.Errorf("daemon: cannot marshal %T", v)
 	}
-	return proto.Marshal(m)
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 }
 
-func (ingressCodec) Unmarshal(data []byte, v any) error {
+func (ingressCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	switch m := v.(type) {
 	case *streamFrame:
-		m.b = append(m.b[:0], data...)
+		m.b = data.Materialize()
+		return nil
+	case *chargedFrame:
+		n := int64(data.Len())
+		if err := m.d.limit.reserve(n); err != nil {
+			m.err = err
+			return nil
+		}
+		m.charged = n
+		m.b = data.Materialize()
 		return nil
 	case proto.Message:
-		return proto.Unmarshal(data, m)
+		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+		defer buf.Free()
+		return proto.Unmarshal(buf.ReadOnlyData(), m)
 	}
 	return fmt.Errorf("daemon: cannot unmarshal into %T", v)
 }
 
 func (ingressCodec) Name() string { return "proto" }
 
-// streamInflight is how many messages one stream may hold in flight
-// (limits.max_stream_inflight; default a quarter of max_inflight_messages), so that a
-// client that never reads its acks cannot take the whole bound from the others.
+// streamInflight is how many messages one stream may have at the brokers
+// (limits.max_stream_inflight; default a quarter of max_inflight_messages), so that one
+// stream cannot take the whole bound from the others.
 func (d *Daemon) streamInflight() int {
 	cfg := d.Config()
 	if n := cfg.Limits.MaxStreamInflight; n > 0 {
