@@ -99,7 +99,7 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		d.serve("ingress grpc", func() error { return d.grpcSrv.Serve(d.grpcLn) })
 	}
 	if d.httpLn != nil {
-		d.httpSrv = &http.Server{Handler: d.ingressHTTP(), ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout,
+		d.httpSrv = &http.Server{Handler: d.ingressGuard(config.IsLoopback(d.httpLn.Addr().String()), d.ingressHTTP()), ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout,
 			IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: maxHeaderBytes, TLSConfig: ingTLS,
 			ErrorLog: d.log.Named("http").StandardLogger(nil)}
 		d.serve("ingress http", func() error { return serveHTTP(d.httpSrv, d.httpLn) })
