@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,9 @@ func TestTransactionDecisionsBounded(t *testing.T) {
 	r := &txRouter{pending: map[string]*txEntry{}, handles: map[string]string{}, ended: map[string]txDecision{}, lastSweep: time.Now()}
 	now := time.Now()
 	const n = txMaxRemembered + 50_000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	r.mu.Lock()
 	for i := range n {
 		r.rememberLocked(fmt.Sprintf("TX%08d", i), core.TransactionCommit, now)
@@ -60,6 +64,9 @@ func TestTransactionDecisionsBounded(t *testing.T) {
 		}
 	}
 	r.mu.Unlock()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	t.Logf("%d decisions kept: heap %+d KiB", len(r.ended), (int64(after.HeapAlloc)-int64(before.HeapAlloc))>>10)
 	if len(r.ended) != txMaxRemembered || len(r.endOrder) > 2*txMaxRemembered+1024 {
 		t.Fatalf("%d decisions kept (%d in order), want %d", len(r.ended), len(r.endOrder), txMaxRemembered)
 	}
