@@ -1,8 +1,8 @@
 package daemon
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -16,32 +16,68 @@ import (
 // ({"Topic":"x"} would set topic). Map keys (properties) are exact in Go, so only
 // duplicates are refused there. It returns the keys of the top-level object, in order,
 // so a caller can refuse fields that mean nothing in a context (a batch's top level).
-// Syntax errors are left to the decoder, which reports them better.
+//
+// body must be valid JSON (decodeStrictKeys decodes it first). The walk scans bytes and
+// allocates only keys: a body string of megabytes is skipped, not copied again.
 func checkJSONKeys(body []byte, t reflect.Type) (top []string, err error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	w := keyWalker{dec: dec}
+	w := keyWalker{b: body}
 	top, err = w.value(t, "", true)
-	if err != nil && !w.syntax {
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", core.ErrInvalidMessage, err)
-	}
-	if w.syntax {
-		return nil, nil
 	}
 	return top, nil
 }
 
+// errJSONSyntax: the walk met bytes that are not JSON (the decoder should have refused them).
+var errJSONSyntax = errors.New("invalid JSON")
+
 type keyWalker struct {
-	dec    *json.Decoder
-	syntax bool // a token error: leave it to the decoder
+	b []byte
+	i int
 }
 
-func (w *keyWalker) token() (json.Token, error) {
-	tok, err := w.dec.Token()
-	if err != nil {
-		w.syntax = true
+func (w *keyWalker) space() {
+	for w.i < len(w.b) {
+		switch w.b[w.i] {
+		case ' ', '\t', '\n', '\r':
+			w.i++
+		default:
+			return
+		}
 	}
-	return tok, err
+}
+
+// next skips white space and returns the next byte without consuming it (0 at the end).
+func (w *keyWalker) next() byte {
+	w.space()
+	if w.i >= len(w.b) {
+		return 0
+	}
+	return w.b[w.i]
+}
+
+// str consumes a string and returns its raw bytes (between the quotes) and whether it
+// holds an escape.
+func (w *keyWalker) str() (raw []byte, escaped bool, err error) {
+	if w.next() != '"' {
+		return nil, false, errJSONSyntax
+	}
+	w.i++
+	start := w.i
+	for w.i < len(w.b) {
+		switch w.b[w.i] {
+		case '\\':
+			escaped = true
+			w.i += 2
+			continue
+		case '"':
+			raw = w.b[start:w.i]
+			w.i++
+			return raw, escaped, nil
+		}
+		w.i++
+	}
+	return nil, false, errJSONSyntax
 }
 
 // value consumes one JSON value that decodes into t (nil: anything) at path; wantKeys
@@ -50,29 +86,43 @@ func (w *keyWalker) value(t reflect.Type, path string, wantKeys bool) ([]string,
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	tok, err := w.token()
-	if err != nil {
-		return nil, err
-	}
-	delim, ok := tok.(json.Delim)
-	if !ok {
-		return nil, nil
-	}
-	switch delim {
+	switch w.next() {
+	case '{':
+		w.i++
+		return w.object(t, path, wantKeys)
 	case '[':
+		w.i++
 		var elem reflect.Type
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 			elem = t.Elem()
 		}
-		for i := 0; w.dec.More(); i++ {
-			if _, err := w.value(elem, fmt.Sprintf("%s[%d]", path, i), false); err != nil {
+		if w.next() == ']' {
+			w.i++
+			return nil, nil
+		}
+		for n := 0; ; n++ {
+			if _, err := w.value(elem, fmt.Sprintf("%s[%d]", path, n), false); err != nil {
 				return nil, err
 			}
+			switch w.next() {
+			case ',':
+				w.i++
+			case ']':
+				w.i++
+				return nil, nil
+			default:
+				return nil, errJSONSyntax
+			}
 		}
-		_, err := w.token()
+	case '"':
+		_, _, err := w.str()
 		return nil, err
-	case '{':
-		return w.object(t, path, wantKeys)
+	case 0:
+		return nil, errJSONSyntax
+	}
+	// A number, true, false or null: up to the next delimiter.
+	for w.i < len(w.b) && !strings.ContainsRune(",]} \t\n\r", rune(w.b[w.i])) {
+		w.i++
 	}
 	return nil, nil
 }
@@ -88,14 +138,23 @@ func (w *keyWalker) object(t reflect.Type, path string, wantKeys bool) ([]string
 			elem = t.Elem()
 		}
 	}
+	if w.next() == '}' {
+		w.i++
+		return nil, nil
+	}
 	seen := map[string]bool{}
 	var keys []string
-	for w.dec.More() {
-		tok, err := w.token()
+	for {
+		raw, escaped, err := w.str()
 		if err != nil {
 			return nil, err
 		}
-		key, _ := tok.(string)
+		key := string(raw)
+		if escaped {
+			if err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &key); err != nil {
+				return nil, errJSONSyntax
+			}
+		}
 		name := key
 		if path != "" {
 			name = path + "." + key
@@ -119,40 +178,50 @@ func (w *keyWalker) object(t reflect.Type, path string, wantKeys bool) ([]string
 			}
 			vt = ft
 		}
+		if w.next() != ':' {
+			return nil, errJSONSyntax
+		}
+		w.i++
 		if _, err := w.value(vt, name, false); err != nil {
 			return nil, err
 		}
+		switch w.next() {
+		case ',':
+			w.i++
+		case '}':
+			w.i++
+			return keys, nil
+		default:
+			return nil, errJSONSyntax
+		}
 	}
-	_, err := w.token()
-	return keys, err
 }
 
-// jsonFields maps the JSON names of a struct's fields (embedded structs' promoted) to
-// their types.
+// jsonFields maps the JSON names of a struct's fields (embedded structs' promoted, the
+// outer ones winning) to their types.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
+	var embedded []reflect.Type
 	for i := range t.NumField() {
 		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		name, _, _ := strings.Cut(tag, ",")
-		if name == "-" {
-			continue
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			embedded = append(embedded, f.Type)
+		case !f.IsExported():
+		case name == "":
+			out[f.Name] = f.Type
+		default:
+			out[name] = f.Type
 		}
-		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
-			for k, v := range jsonFields(f.Type) {
-				if _, ok := out[k]; !ok {
-					out[k] = v
-				}
+	}
+	for _, e := range embedded {
+		for k, v := range jsonFields(e) {
+			if _, ok := out[k]; !ok {
+				out[k] = v
 			}
-			continue
 		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = f.Type
 	}
 	return out
 }

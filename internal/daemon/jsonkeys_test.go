@@ -20,6 +20,8 @@ func TestDecodeHTTPRequestRefusesIgnoredAndAmbiguous(t *testing.T) {
 		{"upper-case only", `{"TOPIC":"x","body":"b"}`, `"TOPIC"`},
 		{"case in a batch message", `{"topic":"T","messages":[{"Body":"a"}]}`, `"messages[0].Body"`},
 		{"duplicate topic", `{"topic":"a","topic":"b","body":"x"}`, `field "topic" is given twice`},
+		{"duplicate through an escape", `{"topic":"a","top\u0069c":"b","body":"x"}`, `field "topic" is given twice`},
+		{"case through an escape", `{"\u0054opic":"b","body":"x"}`, `"Topic": field names are case-sensitive`},
 		{"duplicate property", `{"topic":"a","body":"x","properties":{"k":"1","k":"2"}}`, `"properties.k" is given twice`},
 		{"duplicate in a batch message", `{"topic":"T","messages":[{"body":"a","tags":"x","tags":"y"}]}`, `"messages[0].tags" is given twice`},
 		{"batch sharding_key", batch(`"sharding_key":"k1",`), `"sharding_key" at the top level of a batch`},
@@ -45,6 +47,9 @@ func TestDecodeHTTPRequestRefusesIgnoredAndAmbiguous(t *testing.T) {
 		`{"topic":"T","producer_group":"g","messages":[{"body":"a","tags":"x","sharding_key":"k"}]}`,
 		`{"topic":"T","body":"x","properties":{"Topic":"p","topic":"q"}}`, // map keys are exact
 		`{"topic":"T","body":"x","keys":["a","a"]}`,
+		`{"topic":"T","body":"a \"quoted\" \\ body, with: {braces} [and] \u00e9","delay_level":0,"keys":[]}`,
+		` { "topic" : "T" , "messages" : [ { "body" : "a" } , { "body_base64" : "Yg==" } ] } `,
+		`null`,
 	} {
 		if _, err := decodeHTTPRequest([]byte(body)); err != nil {
 			t.Errorf("decode(%s) = %v, want ok", body, err)
