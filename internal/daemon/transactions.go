@@ -490,6 +490,9 @@ func (r *txRouter) serveChecks(stream producerdpb.Ingress_TransactionChecksServe
 	}
 	deadline := defaultCheckDeadline
 	if reg.GetDeadline() != nil {
+		if err := reg.GetDeadline().CheckValid(); err != nil {
+			return status.Errorf(codes.InvalidArgument, "daemon: checker deadline is not a valid duration: %v", err)
+		}
 		deadline = reg.GetDeadline().AsDuration()
 		if deadline <= 0 || deadline > maxCheckDeadline {
 			return status.Errorf(codes.InvalidArgument, "daemon: checker deadline %v is not in (0, %v]", deadline, maxCheckDeadline)

@@ -352,6 +352,15 @@ func TestTransactionCheckRouting(t *testing.T) {
 	if err := register(withToken(testToken), "nope"); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("register for an unknown group: %v, want InvalidArgument", err)
 	}
+	st, err := h.ingress.TransactionChecks(withToken(testToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Send(&producerdpb.TransactionChecksRequest{Request: &producerdpb.TransactionChecksRequest_Register{
+		Register: &producerdpb.TransactionCheckerRegistration{ProducerGroup: "g1", Deadline: &durationpb.Duration{Seconds: 1, Nanos: -1}}}})
+	if _, err := st.Recv(); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("register with deadline {1s, -1ns}: %v, want InvalidArgument", err)
+	}
 	// Review finding 12: a checker receives the group's bodies and decides its
 	// transactions, so it needs the admin token.
 	if err := register(ctx, "g1"); status.Code(err) != codes.Unauthenticated {
