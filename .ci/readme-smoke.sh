@@ -39,7 +39,7 @@ step "producerd send TopicTest 'hello'"
 step "echo hi | producerd send -keys k1 -tags t TopicTest"
 echo hi | ./producerd send -keys k1 -tags t TopicTest >out.txt; expect SEND_OK
 step "curl POST /v1/messages"
-curl -sf -X POST http://127.0.0.1:7381/v1/messages -d '{"topic":"TopicTest","body":"hello","keys":["k1"]}' >out.txt; expect SEND_OK
+curl -sf -X POST http://127.0.0.1:7381/v1/messages -H 'Content-Type: application/json' -d '{"topic":"TopicTest","body":"hello","keys":["k1"]}' >out.txt; expect SEND_OK
 step "grpcurl producerd.v1.Ingress/Send"
 (cd "$REPO" && go run github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4 -plaintext \
   -d '{"message":{"topic":"TopicTest","body":"aGVsbG8="}}' 127.0.0.1:7380 producerd.v1.Ingress/Send) >out.txt; expect offsetMsgId

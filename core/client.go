@@ -51,9 +51,12 @@ type ClientConfig struct {
 	APITimeout time.Duration
 	// MaxQueuesPerBroker and MaxBrokersPerRoute bound the route data a NameServer may
 	// send (queues per broker, brokers per route): a route beyond them is refused with
-	// ErrBadRoute before anything is allocated for it. Defaults 1024 and 4096.
+	// ErrBadRoute before anything is allocated for it. Defaults 1024 and 256.
 	MaxQueuesPerBroker int
 	MaxBrokersPerRoute int
+	// MaxQueuesPerRoute bounds the write (and read) queues of one route in all, summed
+	// over its brokers; default 8192.
+	MaxQueuesPerRoute int
 	// Remoting configures the transport (dialer, TLS, header encoding, hooks).
 	Remoting remoting.Config
 	// Logger receives the client's logs; default: none.
@@ -79,6 +82,9 @@ func (c *ClientConfig) withDefaults() ClientConfig {
 	}
 	if out.MaxBrokersPerRoute == 0 {
 		out.MaxBrokersPerRoute = DefaultMaxBrokersPerRoute
+	}
+	if out.MaxQueuesPerRoute == 0 {
+		out.MaxQueuesPerRoute = DefaultMaxQueuesPerRoute
 	}
 	if out.ClientIP == "" {
 		if ip := localIP(); ip != nil {
@@ -106,9 +112,9 @@ func (c *ClientConfig) validate() error {
 			errs = append(errs, fmt.Errorf("%w: %s is negative (%v)", ErrInvalidConfig, name, d))
 		}
 	}
-	if c.MaxQueuesPerBroker < 0 || c.MaxBrokersPerRoute < 0 {
-		errs = append(errs, fmt.Errorf("%w: MaxQueuesPerBroker (%d) and MaxBrokersPerRoute (%d) must not be negative",
-			ErrInvalidConfig, c.MaxQueuesPerBroker, c.MaxBrokersPerRoute))
+	if c.MaxQueuesPerBroker < 0 || c.MaxBrokersPerRoute < 0 || c.MaxQueuesPerRoute < 0 {
+		errs = append(errs, fmt.Errorf("%w: MaxQueuesPerBroker (%d), MaxBrokersPerRoute (%d) and MaxQueuesPerRoute (%d) must not be negative",
+			ErrInvalidConfig, c.MaxQueuesPerBroker, c.MaxBrokersPerRoute, c.MaxQueuesPerRoute))
 	}
 	return errors.Join(errs...)
 }
@@ -414,7 +420,7 @@ func (c *Client) fetchRoute(ctx context.Context, topic string) (*TopicRoute, str
 	if err != nil {
 		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Cause: err}
 	}
-	if why := route.check(c.cfg.MaxQueuesPerBroker, c.cfg.MaxBrokersPerRoute); why != "" {
+	if why := route.check(c.cfg.MaxQueuesPerBroker, c.cfg.MaxBrokersPerRoute, c.cfg.MaxQueuesPerRoute); why != "" {
 		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Detail: why}
 	}
 	return route, addr, nil

@@ -90,6 +90,20 @@ var reservedProperties = func() map[string]bool {
 	return m
 }()
 
+// userRefused are system properties a user property may not set although Java's
+// putUserProperty takes them: the producer writes __SHARDINGKEY from ShardingKey (a user
+// __SHARDINGKEY beside it would put the queue choice and the stored key at odds), and the
+// broker writes the two transaction ones on a half message.
+var userRefused = map[string]bool{PropertyShardingKey: true, "__transactionId__": true, PropertyCheckTimes: true}
+
+// propertyHint names the Message field to use instead of a reserved property.
+var propertyHint = map[string]string{
+	PropertyShardingKey: ": set the message's sharding key instead", PropertyTags: ": set the message's tags instead",
+	PropertyKeys: ": set the message's keys instead", PropertyDelay: ": set the message's delay level instead",
+	PropertyTimerDeliverMS: ": set the message's deliver-at time instead", PropertyTimerDelayMS: ": set the message's delay instead",
+	PropertyTimerDelaySec: ": set the message's delay instead", PropertyUniqKey: ": the producer sets the message id",
+}
+
 // IsReservedProperty reports whether name is a system property a user may not set.
 func IsReservedProperty(name string) bool { return reservedProperties[name] }
 
@@ -179,8 +193,8 @@ func (m *Message) validate(maxSize, maxDelayLevel int) error {
 		if strings.TrimSpace(v) == "" {
 			return invalid("property.blank", "user property %q has a blank value", k)
 		}
-		if reservedProperties[k] {
-			return invalid("property.reserved", "%q is a reserved system property name", k)
+		if reservedProperties[k] || userRefused[k] {
+			return invalid("property.reserved", "%q is a reserved system property name%s", k, propertyHint[k])
 		}
 		if strings.ContainsAny(k, "\x01\x02") || strings.ContainsAny(v, "\x01\x02") {
 			return invalid("property.separator", "property %q contains a 0x01 or 0x02 byte", k)

@@ -85,3 +85,28 @@ func (p *Producer) appendInstanceID(props []byte) []byte {
 	}
 	return appendProperty(props, PropertyInstanceID, p.cfg.Namespace)
 }
+
+// bareRouteError shows a route error as the caller named the topic: without the
+// namespace, in Topic and in the cause's text (a NameServer's remark quotes the wrapped
+// name). The cause stays reachable for errors.Is and errors.As.
+func (p *Producer) bareRouteError(err error) error {
+	re, ok := err.(*RouteError)
+	if !ok || p.cfg.Namespace == "" {
+		return err
+	}
+	c := *re
+	c.Topic = WithoutNamespace(p.cfg.Namespace, re.Topic)
+	if re.Cause != nil {
+		c.Cause = &bareNameError{err: re.Cause, prefix: p.cfg.Namespace + NamespaceSeparator}
+	}
+	return &c
+}
+
+// bareNameError is err with every "ns%" removed from its text.
+type bareNameError struct {
+	err    error
+	prefix string
+}
+
+func (e *bareNameError) Error() string { return strings.ReplaceAll(e.err.Error(), e.prefix, "") }
+func (e *bareNameError) Unwrap() error { return e.err }

@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +77,22 @@ func TestNamespaceSend(t *testing.T) {
 	if _, err := core.NewProducer(core.ProducerConfig{Group: "g", Namespace: "bad%ns",
 		Client: core.ClientConfig{NameServers: []string{dev.NameServerAddr()}}}); !errors.Is(err, core.ErrInvalidConfig) {
 		t.Errorf("namespace with %%: %v", err)
+	}
+}
+
+// TestNamespaceRouteErrorBare: review finding 15. A route error of a namespaced producer
+// names the topic as its caller did ("topic T", not "topic ns1%T"), in Topic and in the
+// NameServer's remark, and still classifies.
+func TestNamespaceRouteErrorBare(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devbroker.Config{})
+	p := devProducer(t, dev, func(c *core.ProducerConfig) { c.Namespace = "ns1" })
+	_, err := p.Send(context.Background(), &core.Message{Topic: "Missing", Body: []byte("x")})
+	var re *core.RouteError
+	if !errors.As(err, &re) || !errors.Is(err, core.ErrTopicNotExist) {
+		t.Fatalf("send to a missing topic: %v; want a *RouteError, ErrTopicNotExist", err)
+	}
+	if re.Topic != "Missing" || strings.Contains(err.Error(), "ns1%") || !strings.Contains(err.Error(), "topic Missing") {
+		t.Fatalf("route error %q (Topic %q) shows the namespace", err, re.Topic)
 	}
 }

@@ -496,7 +496,8 @@ func (p *Producer) cachedRoute(topic string) *publishInfo {
 
 // route returns the topic's publish info, auto-creating through the default topic.
 func (p *Producer) route(ctx context.Context, topic string) (*publishInfo, error) {
-	return p.client.publishInfo(ctx, WithNamespace(p.cfg.Namespace, topic), p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	pi, err := p.client.publishInfo(ctx, WithNamespace(p.cfg.Namespace, topic), p.cfg.CreateTopicKey, p.cfg.DefaultTopicQueueNums)
+	return pi, p.bareRouteError(err)
 }
 
 // strategy returns the selector for one send and its release function.

@@ -207,35 +207,55 @@ func (r *TopicRoute) withDefaultQueueNums(n int) *TopicRoute {
 	return &c
 }
 
-// Default route sanity bounds (ClientConfig.MaxQueuesPerBroker, MaxBrokersPerRoute).
+// Default route sanity bounds (ClientConfig.MaxQueuesPerBroker, MaxBrokersPerRoute,
+// MaxQueuesPerRoute).
 const (
 	DefaultMaxQueuesPerBroker = 1024
-	DefaultMaxBrokersPerRoute = 4096
+	DefaultMaxBrokersPerRoute = 256
+	DefaultMaxQueuesPerRoute  = 8192
 )
+
+// maxAddrsPerBroker bounds the addresses of one broker group (its master and slaves) in
+// a route; real groups have a handful.
+const maxAddrsPerBroker = 64
 
 // check applies the sanity bounds to a parsed route before anything is allocated for its
 // queues: at most maxBrokers broker and queue entries (and orderTopicConf items), each
-// with 0..maxQueues queues. It returns what is wrong, or "".
-func (r *TopicRoute) check(maxQueues, maxBrokers int) string {
+// with 0..maxQueues queues, at most maxTotal write queues (and read queues) in all, and
+// at most maxAddrsPerBroker addresses per broker group. The per-broker and per-route
+// bounds alone would let a route carry maxBrokers*maxQueues (4M) queues. It returns
+// what is wrong, or "".
+func (r *TopicRoute) check(maxQueues, maxBrokers, maxTotal int) string {
 	if n := len(r.BrokerDatas); n > maxBrokers {
 		return fmt.Sprintf("%d brokers, the limit is %d", n, maxBrokers)
+	}
+	for _, bd := range r.BrokerDatas {
+		if n := len(bd.BrokerAddrs); n > maxAddrsPerBroker {
+			return fmt.Sprintf("broker %s has %d addresses, the limit is %d", bd.BrokerName, n, maxAddrsPerBroker)
+		}
 	}
 	if n := len(r.QueueDatas); n > maxBrokers {
 		return fmt.Sprintf("%d queue entries, the limit is %d", n, maxBrokers)
 	}
+	var writeTotal, readTotal int
 	for _, qd := range r.QueueDatas {
 		for _, n := range []int{qd.WriteQueueNums, qd.ReadQueueNums} {
 			if n < 0 || n > maxQueues {
 				return fmt.Sprintf("broker %s has %d queues, the limit is %d", qd.BrokerName, n, maxQueues)
 			}
 		}
+		writeTotal += qd.WriteQueueNums
+		readTotal += qd.ReadQueueNums
+		if max(writeTotal, readTotal) > maxTotal {
+			return fmt.Sprintf("more than %d queues in total (the limit per route)", maxTotal)
+		}
 	}
 	if conf := strings.TrimSpace(r.OrderTopicConf); conf != "" {
-		items := strings.Split(conf, ";")
-		if len(items) > maxBrokers {
-			return fmt.Sprintf("orderTopicConf has %d brokers, the limit is %d", len(items), maxBrokers)
+		if n := strings.Count(conf, ";") + 1; n > maxBrokers {
+			return fmt.Sprintf("orderTopicConf has %d brokers, the limit is %d", n, maxBrokers)
 		}
-		for _, item := range items {
+		total := 0
+		for _, item := range strings.Split(conf, ";") {
 			name, count, ok := strings.Cut(item, ":")
 			if !ok {
 				return fmt.Sprintf("orderTopicConf item %q is not broker:count", item)
@@ -243,6 +263,9 @@ func (r *TopicRoute) check(maxQueues, maxBrokers int) string {
 			n, err := strconv.Atoi(strings.TrimSpace(count))
 			if err != nil || n < 0 || n > maxQueues {
 				return fmt.Sprintf("orderTopicConf gives broker %s %q queues, the limit is %d", strings.TrimSpace(name), count, maxQueues)
+			}
+			if total += n; total > maxTotal {
+				return fmt.Sprintf("orderTopicConf has more than %d queues in total (the limit per route)", maxTotal)
 			}
 		}
 	}

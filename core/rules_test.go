@@ -148,6 +148,28 @@ func TestAbsurdRoutesRefused(t *testing.T) {
 		fmt.Fprintf(&many, `{"brokerAddrs":{"0":"127.0.0.1:%d"},"brokerName":"b%d","cluster":"c"}`, 10000+i%50000, i)
 	}
 	many.WriteString(`],"queueDatas":[]}`)
+	// Within the per-broker (1024) and per-route (256) bounds, but 262144 queues in all
+	// (4M with the former 4096 brokers: 170 MB of daemon memory per topic).
+	var product strings.Builder
+	product.WriteString(`{"brokerDatas":[`)
+	for i := range 256 {
+		if i > 0 {
+			product.WriteString(",")
+		}
+		fmt.Fprintf(&product, `{"brokerAddrs":{"0":%q},"brokerName":"b%d","cluster":"c"}`, addr, i)
+	}
+	product.WriteString(`],"queueDatas":[`)
+	for i := range 256 {
+		if i > 0 {
+			product.WriteString(",")
+		}
+		fmt.Fprintf(&product, `{"brokerName":"b%d","perm":6,"readQueueNums":1024,"writeQueueNums":1024}`, i)
+	}
+	product.WriteString(`]}`)
+	var addrs strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&addrs, `,"%d":"127.0.0.1:%d"`, i+1, 10000+i)
+	}
 	cases := map[string]struct {
 		body, want string
 	}{
@@ -163,8 +185,17 @@ func TestAbsurdRoutesRefused(t *testing.T) {
 			body: `{"brokerDatas":[` + brokerData + `],"queueDatas":[{"brokerName":"b","perm":6,"readQueueNums":4,"writeQueueNums":-5}]}`,
 			want: "broker b has -5 queues",
 		},
-		"60000 brokers": {body: many.String(), want: "60000 brokers, the limit is 4096"},
-		"not JSON":      {body: `{"brokerDatas":[`, want: "parse topic route"},
+		"60000 brokers":      {body: many.String(), want: "60000 brokers, the limit is 256"},
+		"256 brokers x 1024": {body: product.String(), want: "more than 8192 queues in total"},
+		"orderTopicConf 9 x 1024": {
+			body: `{"orderTopicConf":"b:1024;b:1024;b:1024;b:1024;b:1024;b:1024;b:1024;b:1024;b:1024","brokerDatas":[` + brokerData + `],"queueDatas":[]}`,
+			want: "orderTopicConf has more than 8192 queues in total",
+		},
+		"1001 broker addresses": {
+			body: `{"brokerDatas":[{"brokerAddrs":{"0":"` + addr + `"` + addrs.String() + `},"brokerName":"b","cluster":"c"}],"queueDatas":[{"brokerName":"b","perm":6,"readQueueNums":4,"writeQueueNums":4}]}`,
+			want: "broker b has 1001 addresses, the limit is 64",
+		},
+		"not JSON": {body: `{"brokerDatas":[`, want: "parse topic route"},
 	}
 	p := devProducer(t, dev, nil)
 	for name, tc := range cases {

@@ -159,7 +159,7 @@ free port (the ports chosen are printed).`,
 
 Send a message:
   producerd send -addr %s %s 'hello'
-  curl -s -X POST http://%s/v1/messages -d '{"topic":"%s","body":"hello","keys":["k1"]}'
+  curl -s -X POST http://%s/v1/messages -H 'Content-Type: application/json' -d '{"topic":"%s","body":"hello","keys":["k1"]}'
   go run github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4 -plaintext -d '{"message":{"topic":"%s","body":"aGVsbG8="}}' %s producerd.v1.Ingress/Send
 Look around:
   producerd status -admin %s

@@ -283,10 +283,12 @@ type Producer struct {
 	// NoAsyncRetries record an explicit 0 of retries and async_retries: 0 means 0, an
 	// absent key means core's default.
 	NoAsyncRetries bool
-	// MaxQueuesPerBroker and MaxBrokersPerRoute are the route sanity bounds
-	// max_queues_per_broker and max_brokers_per_route; 0 means core's defaults (1024, 4096).
+	// MaxQueuesPerBroker, MaxBrokersPerRoute and MaxQueuesPerRoute are the route sanity
+	// bounds max_queues_per_broker, max_brokers_per_route and max_queues_per_route (queues
+	// of one route in all); 0 means core's defaults (1024, 256, 8192).
 	MaxQueuesPerBroker int
 	MaxBrokersPerRoute int
+	MaxQueuesPerRoute  int
 	// Ordering of keyed messages: strict (default: never moved off the key's queue) or
 	// relaxed (retries may fail over) (ordering).
 	Ordering string
@@ -691,6 +693,7 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 		p.NoAsyncRetries = t.Has("async_retries") && p.AsyncRetries == 0
 		t.Int("max_queues_per_broker", &p.MaxQueuesPerBroker, 1, 1<<16)
 		t.Int("max_brokers_per_route", &p.MaxBrokersPerRoute, 1, 1<<20)
+		t.Int("max_queues_per_route", &p.MaxQueuesPerRoute, 1, 1<<20)
 		t.Size("max_message_size", &p.MaxMessageSize, 1, 16<<20-64<<10)
 		t.Bool("compress", &p.Compress)
 		t.Size("compress_threshold", &p.CompressThreshold, 0, 1<<30)

@@ -21,8 +21,8 @@ func TestProducerSendKeys(t *testing.T) {
 		{"retries = 1\nasync_retries = 3", func(p Producer) bool {
 			return p.Retries == 1 && p.AsyncRetries == 3 && !p.NoRetries && !p.NoAsyncRetries
 		}},
-		{"max_queues_per_broker = 64\nmax_brokers_per_route = 8", func(p Producer) bool {
-			return p.MaxQueuesPerBroker == 64 && p.MaxBrokersPerRoute == 8
+		{"max_queues_per_broker = 64\nmax_brokers_per_route = 8\nmax_queues_per_route = 100", func(p Producer) bool {
+			return p.MaxQueuesPerBroker == 64 && p.MaxBrokersPerRoute == 8 && p.MaxQueuesPerRoute == 100
 		}},
 		{``, func(p Producer) bool {
 			return p.AttemptTimeout == 0 && !p.NoRetries && !p.NoAsyncRetries && p.MaxQueuesPerBroker == 0
@@ -42,6 +42,7 @@ func TestProducerSendKeys(t *testing.T) {
 		`attempt_timeout = "0s"`:     "below the minimum",
 		`max_queues_per_broker = 0`:  "max_queues_per_broker",
 		`max_brokers_per_route = -1`: "max_brokers_per_route",
+		`max_queues_per_route = 0`:   "max_queues_per_route",
 		`attempt_timeout = "-1s"`:    "below the minimum",
 	} {
 		_, err := Parse("t.toml", []byte(base+src+"\n"), t.TempDir())

@@ -336,7 +336,7 @@ func (d *Daemon) producerConfig(cfg *config.Config, p config.Producer) (core.Pro
 			NameServers: c.NameServers, InstanceName: c.InstanceName, UnitName: c.UnitName, ClientIP: c.ClientIP,
 			RouteRefresh: c.RouteRefresh, Heartbeat: c.Heartbeat, APITimeout: c.APITimeout,
 			MaxQueuesPerBroker: p.MaxQueuesPerBroker, MaxBrokersPerRoute: p.MaxBrokersPerRoute,
-			Remoting: rc, Logger: d.log.Named("core"),
+			MaxQueuesPerRoute: p.MaxQueuesPerRoute, Remoting: rc, Logger: d.log.Named("core"),
 		},
 		SendTimeout:                      p.SendTimeout,
 		Retries:                          p.Retries,

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
@@ -329,29 +331,52 @@ func readError(err error) error {
 	return fmt.Errorf("%w: reading the request: %v", core.ErrInvalidMessage, err)
 }
 
-// decodeHTTPRequest decodes a POST /v1/messages body strictly (decodeStrict).
+// decodeHTTPRequest decodes a POST /v1/messages body strictly (decodeStrict). A batch
+// (messages present) takes producer_group and topic at its top level and nothing else:
+// every other message field there would apply to no message, so it is refused rather
+// than ignored.
 func decodeHTTPRequest(body []byte) (*HTTPRequest, error) {
 	var req HTTPRequest
-	if err := decodeStrict(body, &req, "send one message per request, or a batch in messages[]"); err != nil {
+	top, err := decodeStrictKeys(body, &req, "send one message per request, or a batch in messages[]")
+	if err != nil {
 		return nil, err
+	}
+	if !slices.Contains(top, "messages") {
+		return &req, nil
+	}
+	for _, k := range top {
+		switch k {
+		case "messages", "producer_group", "topic":
+		case "body", "body_base64":
+			return nil, fmt.Errorf("%w: a batch carries its bodies in messages[]: %q at the top level", core.ErrInvalidMessage, k)
+		default:
+			return nil, fmt.Errorf("%w: %q at the top level of a batch would apply to no message: set it on each message in messages[] (only producer_group and topic apply to the batch)", core.ErrInvalidMessage, k)
+		}
 	}
 	return &req, nil
 }
 
 // decodeStrict decodes an HTTP request body into v: valid UTF-8, exactly one JSON object,
-// nothing after it but white space, no unknown field. hint says what to do instead of
-// sending several values.
+// nothing after it but white space, no unknown field, no field given twice and no field
+// name in another case (checkJSONKeys). hint says what to do instead of sending several
+// values.
 func decodeStrict(body []byte, v any, hint string) error {
+	_, err := decodeStrictKeys(body, v, hint)
+	return err
+}
+
+// decodeStrictKeys is decodeStrict returning the keys of the top-level object.
+func decodeStrictKeys(body []byte, v any, hint string) ([]string, error) {
 	if !utf8.Valid(body) {
-		return fmt.Errorf("%w: the request is not valid UTF-8", core.ErrInvalidMessage)
+		return nil, fmt.Errorf("%w: the request is not valid UTF-8", core.ErrInvalidMessage)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: invalid JSON: %v", core.ErrInvalidMessage, err)
+		return nil, fmt.Errorf("%w: invalid JSON: %v", core.ErrInvalidMessage, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: invalid JSON: data after the request object (%s)", core.ErrInvalidMessage, hint)
+		return nil, fmt.Errorf("%w: invalid JSON: data after the request object (%s)", core.ErrInvalidMessage, hint)
 	}
-	return nil
+	return checkJSONKeys(body, reflect.TypeOf(v))
 }

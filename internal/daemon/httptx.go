@@ -49,7 +49,7 @@ func (d *Daemon) postTransaction(w http.ResponseWriter, r *http.Request) {
 		writeTxError(w, err)
 		return
 	}
-	resp, err := d.tx.begin(r.Context(), pm)
+	resp, err := d.tx.begin(r.Context(), apiHTTP, pm, int64(len(body)))
 	if err != nil {
 		writeTxError(w, err)
 		return

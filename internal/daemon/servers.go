@@ -112,7 +112,8 @@ func (d *Daemon) listen(cfg *config.Config) error {
 		}
 	}
 	if d.httpLn != nil || d.unixLn != nil {
-		d.httpSrv = &http.Server{Handler: d.ingressHTTP(), ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout,
+		loopback := d.httpLn == nil || config.IsLoopback(d.httpLn.Addr().String()) // a Unix socket is local
+		d.httpSrv = &http.Server{Handler: d.ingressGuard(loopback, d.ingressHTTP()), ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout,
 			IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: maxHeaderBytes, TLSConfig: ingTLS,
 			ErrorLog: d.log.Named("http").StandardLogger(nil)}
 		if d.httpLn != nil {

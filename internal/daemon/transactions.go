@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/producerd/producerd/api/producerdpb"
@@ -37,6 +39,10 @@ const (
 	txMaxPending = 100_000
 	// txRememberTTL is how long an end's decision answers check-backs.
 	txRememberTTL = 15 * time.Minute
+	// txMaxRemembered bounds the decisions kept (about 200 B each: 20 MB); past it the
+	// oldest is forgotten first, and its check-back goes to a checker like one of a
+	// transaction begun elsewhere.
+	txMaxRemembered = 100_000
 	// txSweepEvery is how often (at most) the maps are swept, on a begin or end.
 	txSweepEvery = time.Minute
 	// defaultCheckDeadline and maxCheckDeadline bound a checker's answer time; core stops
@@ -59,11 +65,15 @@ type txRouter struct {
 	d *Daemon
 
 	mu        sync.Mutex
-	pending   map[string]*txEntry       // transaction id -> begun, not ended
+	pending   map[string]*txEntry       // handle -> begun, not ended
+	handles   map[string]string         // transaction id -> handle, of the pending ones
 	ended     map[string]txDecision     // transaction id -> decision, answers lost ends
+	endOrder  []endedID                 // ended's ids, oldest first (with stale entries)
 	checkers  map[string][]*checkerConn // group -> streams, in registration order
 	rr        map[string]int
 	lastSweep time.Time
+	seq       uint64
+	forgotten uint64 // decisions dropped by txMaxRemembered before their TTL
 
 	checks   *prometheus.CounterVec // group, result
 	txs      *prometheus.CounterVec // group, action
@@ -79,10 +89,16 @@ type txEntry struct {
 type txDecision struct {
 	state core.TransactionState
 	at    time.Time
+	seq   uint64 // matches the endOrder entry that drops it
+}
+
+type endedID struct {
+	id  string
+	seq uint64
 }
 
 func newTxRouter(d *Daemon) *txRouter {
-	r := &txRouter{d: d, pending: map[string]*txEntry{}, ended: map[string]txDecision{},
+	r := &txRouter{d: d, pending: map[string]*txEntry{}, handles: map[string]string{}, ended: map[string]txDecision{},
 		checkers: map[string][]*checkerConn{}, rr: map[string]int{}, lastSweep: time.Now()}
 	r.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "producerd_transaction_checks_total",
 		Help: "Broker check-backs by group and result: commit, rollback, unknown (answered by a checker), remembered " +
@@ -99,7 +115,13 @@ func newTxRouter(d *Daemon) *txRouter {
 		defer r.mu.Unlock()
 		return float64(len(r.pending))
 	})
-	d.met.reg.MustRegister(r.checks, r.txs, r.checkerN, open)
+	forgotten := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "producerd_transaction_decisions_forgotten_total",
+		Help: "Ended transactions' decisions dropped before their 15 min because 100000 were kept (a check-back for one goes to a checker)."}, func() float64 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return float64(r.forgotten)
+	})
+	d.met.reg.MustRegister(r.checks, r.txs, r.checkerN, open, forgotten)
 	return r
 }
 
@@ -116,29 +138,76 @@ func (r *txRouter) sweepLocked(now time.Time) {
 		return
 	}
 	r.lastSweep = now
-	for id, e := range r.pending {
+	for h, e := range r.pending {
 		if now.Sub(e.born) > txHandleTTL {
-			delete(r.pending, id)
+			delete(r.pending, h)
+			delete(r.handles, e.tx.ID)
 		}
 	}
-	for id, dec := range r.ended {
-		if now.Sub(dec.at) > txRememberTTL {
-			delete(r.ended, id)
+	for len(r.endOrder) > 0 {
+		o := r.endOrder[0]
+		dec, ok := r.ended[o.id]
+		if ok && dec.seq == o.seq && now.Sub(dec.at) <= txRememberTTL {
+			break
 		}
+		if ok && dec.seq == o.seq {
+			delete(r.ended, o.id)
+		}
+		r.endOrder = r.endOrder[1:]
 	}
 }
 
-// begin sends a half message and keeps its handle.
-func (r *txRouter) begin(ctx context.Context, m *producerdpb.Message) (*producerdpb.BeginTransactionResponse, error) {
+// rememberLocked records a decision for check-backs, forgetting the oldest ones past
+// txMaxRemembered.
+func (r *txRouter) rememberLocked(id string, state core.TransactionState, now time.Time) {
+	r.seq++
+	r.ended[id] = txDecision{state: state, at: now, seq: r.seq}
+	r.endOrder = append(r.endOrder, endedID{id: id, seq: r.seq})
+	for len(r.ended) > txMaxRemembered && len(r.endOrder) > 0 {
+		o := r.endOrder[0]
+		r.endOrder = r.endOrder[1:]
+		if dec, ok := r.ended[o.id]; ok && dec.seq == o.seq {
+			delete(r.ended, o.id)
+			r.forgotten++
+		}
+	}
+	// Stale entries (an id remembered twice) are bounded by compacting when they
+	// outnumber the live ones.
+	if len(r.endOrder) > 2*len(r.ended)+1024 {
+		live := r.endOrder[:0:0]
+		for _, o := range r.endOrder {
+			if dec, ok := r.ended[o.id]; ok && dec.seq == o.seq {
+				live = append(live, o)
+			}
+		}
+		r.endOrder = live
+	}
+}
+
+// newHandle returns an unguessable transaction handle: the UNIQ_KEY is sequential, so
+// another application could end a transaction it did not begin by guessing it.
+func newHandle() string { return rand.Text() }
+
+// begin sends a half message and keeps it under a new handle. It is admitted as a send
+// is: the message checks, limits.max_topics and the in-flight limiter; prepaid is what
+// the caller already charged to the in-flight bytes (the HTTP body).
+func (r *txRouter) begin(ctx context.Context, api string, m *producerdpb.Message, prepaid int64) (*producerdpb.BeginTransactionResponse, error) {
+	d := r.d
 	if m == nil {
-		return nil, fmt.Errorf("%w: no message", core.ErrInvalidMessage)
+		return nil, d.reject(api, fmt.Errorf("%w: no message", core.ErrInvalidMessage))
 	}
 	if m.GetMode() != producerdpb.SendMode_SEND_MODE_SYNC {
-		return nil, fmt.Errorf("%w: a transactional message is sent in sync mode", core.ErrInvalidMessage)
+		return nil, d.reject(api, fmt.Errorf("%w: a transactional message is sent in sync mode", core.ErrInvalidMessage))
 	}
-	g, err := r.d.lookup(m.GetProducerGroup())
+	g, err := d.lookup(m.GetProducerGroup())
 	if err != nil {
-		return nil, err
+		return nil, d.reject(api, err)
+	}
+	if err := validatePB(m); err != nil {
+		return nil, d.reject(api, err)
+	}
+	if err := d.admitTopic(g, m.GetTopic()); err != nil {
+		return nil, d.reject(api, err)
 	}
 	r.mu.Lock()
 	full := len(r.pending) >= txMaxPending
@@ -146,11 +215,11 @@ func (r *txRouter) begin(ctx context.Context, m *producerdpb.Message) (*producer
 	if full {
 		return nil, errTooManyTx
 	}
-	size := int64(len(m.GetBody()))
-	if err := r.d.limit.acquire(1, size); err != nil {
-		return nil, err
+	size := max(0, int64(proto.Size(m))-prepaid)
+	if err := d.limit.acquire(1, size); err != nil {
+		return nil, d.reject(api, err)
 	}
-	defer r.d.limit.release(1, size)
+	defer d.limit.release(1, size)
 	tx, err := g.prod.BeginTransaction(ctx, toCore(m))
 	if err != nil {
 		r.txs.WithLabelValues(g.name, "begin_error").Inc()
@@ -158,11 +227,13 @@ func (r *txRouter) begin(ctx context.Context, m *producerdpb.Message) (*producer
 	}
 	r.txs.WithLabelValues(g.name, "begin").Inc()
 	now := time.Now()
+	h := newHandle()
 	r.mu.Lock()
 	r.sweepLocked(now)
-	r.pending[tx.ID] = &txEntry{group: g.name, tx: tx, born: now}
+	r.pending[h] = &txEntry{group: g.name, tx: tx, born: now}
+	r.handles[tx.ID] = h
 	r.mu.Unlock()
-	return &producerdpb.BeginTransactionResponse{TransactionId: tx.ID, Result: &producerdpb.SendResult{
+	return &producerdpb.BeginTransactionResponse{TransactionId: h, Result: &producerdpb.SendResult{
 		MsgId: tx.MsgID, OffsetMsgId: tx.OffsetMsgID, Topic: tx.Topic, Broker: tx.Broker,
 		QueueId: tx.Queue.ID, QueueOffset: tx.TranStateTableOffset, Attempts: 1}}, nil
 }
@@ -188,13 +259,15 @@ func (r *txRouter) end(ctx context.Context, groupName, id string, res producerdp
 	e := r.pending[id]
 	if e != nil && e.group == g.name {
 		delete(r.pending, id)
-		r.ended[id] = txDecision{state: state, at: now}
+		delete(r.handles, e.tx.ID)
+		r.rememberLocked(e.tx.ID, state, now)
 	}
 	r.mu.Unlock()
 	if e == nil || e.group != g.name {
 		r.txs.WithLabelValues(g.name, "end_unknown").Inc()
-		return fmt.Errorf("%w %q in group %s: not begun through this daemon, already ended, resolved by a check-back, "+
-			"or older than %v (a pending half message is resolved by the broker's check-back)", ErrUnknownTransaction, id, g.name, txHandleTTL)
+		// The handle is not echoed: it is a capability, and logs and proxies keep errors.
+		return fmt.Errorf("%w in group %s: not begun through this daemon, already ended, resolved by a check-back, "+
+			"or older than %v (a pending half message is resolved by the broker's check-back)", ErrUnknownTransaction, g.name, txHandleTTL)
 	}
 	r.txs.WithLabelValues(g.name, stateLabel(state)).Inc()
 	// The decision is remembered even if the oneway write fails: the check-back then gets
@@ -257,8 +330,11 @@ func (r *txRouter) route(ctx context.Context, group string, c *core.TransactionC
 // twice) and later checks of the same transaction get the same answer.
 func (r *txRouter) resolved(id string, state core.TransactionState) {
 	r.mu.Lock()
-	delete(r.pending, id)
-	r.ended[id] = txDecision{state: state, at: time.Now()}
+	if h, ok := r.handles[id]; ok {
+		delete(r.pending, h)
+		delete(r.handles, id)
+	}
+	r.rememberLocked(id, state, time.Now())
 	r.mu.Unlock()
 }
 
@@ -397,6 +473,9 @@ func (cc *checkerConn) answer(a *producerdpb.TransactionCheckAnswer) bool {
 
 // checks serves one TransactionChecks stream.
 func (r *txRouter) serveChecks(stream producerdpb.Ingress_TransactionChecksServer) error {
+	if err := r.d.checkerAuth(stream.Context()); err != nil {
+		return err
+	}
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -411,6 +490,9 @@ func (r *txRouter) serveChecks(stream producerdpb.Ingress_TransactionChecksServe
 	}
 	deadline := defaultCheckDeadline
 	if reg.GetDeadline() != nil {
+		if err := reg.GetDeadline().CheckValid(); err != nil {
+			return status.Errorf(codes.InvalidArgument, "daemon: checker deadline is not a valid duration: %v", err)
+		}
 		deadline = reg.GetDeadline().AsDuration()
 		if deadline <= 0 || deadline > maxCheckDeadline {
 			return status.Errorf(codes.InvalidArgument, "daemon: checker deadline %v is not in (0, %v]", deadline, maxCheckDeadline)
@@ -491,7 +573,7 @@ func txDetailed(code codes.Code, reason string, err error) error {
 
 // BeginTransaction implements the Ingress RPC.
 func (s *ingress) BeginTransaction(ctx context.Context, req *producerdpb.BeginTransactionRequest) (*producerdpb.BeginTransactionResponse, error) {
-	resp, err := s.d.tx.begin(ctx, req.GetMessage())
+	resp, err := s.d.tx.begin(ctx, apiGRPC, req.GetMessage(), 0)
 	if err != nil {
 		return nil, txStatus(err)
 	}

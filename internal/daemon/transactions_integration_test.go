@@ -135,7 +135,7 @@ func TestIntegrationDaemonTxCommitRollback(t *testing.T) {
 		if _, err := h.ingress.EndTransaction(ctx, &producerdpb.EndTransactionRequest{TransactionId: b.GetTransactionId(), Resolution: res}); err != nil {
 			t.Fatalf("end: %v", err)
 		}
-		ids = append(ids, b.GetTransactionId())
+		ids = append(ids, b.GetResult().GetMsgId())
 	}
 	if n := readback.Missing(t, rc, txITTopic, marks, []string{ids[0], ids[2]}); n != 0 {
 		t.Fatalf("%d committed transactions not delivered", n)
@@ -169,7 +169,8 @@ func TestIntegrationDaemonTxCrashCheckBack(t *testing.T) {
 		t.Fatalf("begin: %v", err)
 	}
 	app.Close() // the application is gone
-	id := b.GetTransactionId()
+	// The transaction id checks name is the message id (the handle is opaque).
+	id := b.GetResult().GetMsgId()
 	start := time.Now()
 	var m *producerdpb.TransactionCheck
 	for m == nil {
@@ -220,7 +221,7 @@ func TestIntegrationDaemonTxNoChecker(t *testing.T) {
 	if err != nil {
 		t.Fatalf("begin: %v", err)
 	}
-	id := b.GetTransactionId()
+	id := b.GetResult().GetMsgId() // the transaction id checks name
 	noChecker := func() float64 {
 		return counterValue(h.d, "producerd_transaction_checks_total", map[string]string{"group": group, "result": "no_checker"})
 	}
@@ -283,11 +284,13 @@ func TestIntegrationDaemonTxLostEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("begin: %v", err)
 	}
-	id := b.GetTransactionId()
+	id := b.GetResult().GetMsgId()
 	r := h.d.tx
 	r.mu.Lock()
-	delete(r.pending, id) // what end does before its oneway write, which is "lost" here
-	r.ended[id] = txDecision{state: core.TransactionCommit, at: time.Now()}
+	// What end does before its oneway write, which is "lost" here.
+	delete(r.pending, b.GetTransactionId())
+	delete(r.handles, id)
+	r.rememberLocked(id, core.TransactionCommit, time.Now())
 	r.mu.Unlock()
 	remembered := func() float64 {
 		return counterValue(h.d, "producerd_transaction_checks_total", map[string]string{"group": group, "result": "remembered"})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -67,10 +68,10 @@ func TestTransactionHandles(t *testing.T) {
 		return resp
 	}
 	resp := begin("half")
-	m, ok := stored(c, testTopic)[resp.GetTransactionId()]
+	m, ok := stored(c, testTopic)[resp.GetResult().GetMsgId()]
 	if !ok || m.Properties["TRAN_MSG"] != "true" || m.Properties["PGROUP"] != "g1" || m.SysFlag&0x4 == 0 ||
-		resp.GetResult().GetMsgId() != resp.GetTransactionId() {
-		t.Fatalf("half message %+v (stored %v), response %v: want TRAN_MSG=true, PGROUP=g1, sysFlag 0x4, id = msg id", m, ok, resp)
+		resp.GetResult().GetMsgId() == resp.GetTransactionId() || len(resp.GetTransactionId()) < 22 {
+		t.Fatalf("half message %+v (stored %v), response %v: want TRAN_MSG=true, PGROUP=g1, sysFlag 0x4, an opaque handle", m, ok, resp)
 	}
 	end := func(id string, r producerdpb.TransactionResolution) error {
 		_, err := h.ingress.EndTransaction(ctx, &producerdpb.EndTransactionRequest{TransactionId: id, Resolution: r})
@@ -96,6 +97,8 @@ func TestTransactionHandles(t *testing.T) {
 	}{
 		{"second commit", resp.GetTransactionId(), commit, codes.NotFound, "UNKNOWN_TRANSACTION"},
 		{"unknown handle", "C0FFEE", commit, codes.NotFound, "UNKNOWN_TRANSACTION"},
+		// The UNIQ_KEY is sequential: it must not end a transaction (review finding 12).
+		{"the message id", begin("guess").GetResult().GetMsgId(), commit, codes.NotFound, "UNKNOWN_TRANSACTION"},
 		{"unknown resolution", begin("x").GetTransactionId(), producerdpb.TransactionResolution_TRANSACTION_RESOLUTION_UNKNOWN,
 			codes.InvalidArgument, "INVALID_MESSAGE"},
 	} {
@@ -134,8 +137,8 @@ func TestTransactionHandles(t *testing.T) {
 		!strings.Contains(out["error"].(map[string]any)["code"].(string), "UNKNOWN_TRANSACTION") {
 		t.Fatalf("HTTP commit after rollback: %d %v, want 404 UNKNOWN_TRANSACTION", code, out)
 	}
-	if got := counterValue(h.d, "producerd_transactions_total", map[string]string{"group": "g1", "action": "end_unknown"}); got != 3 {
-		t.Errorf("end_unknown = %v, want 3", got)
+	if got := counterValue(h.d, "producerd_transactions_total", map[string]string{"group": "g1", "action": "end_unknown"}); got != 4 {
+		t.Errorf("end_unknown = %v, want 4", got)
 	}
 }
 
@@ -151,6 +154,7 @@ func registerChecker(t *testing.T, h *harness, reg *producerdpb.TransactionCheck
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+testToken)
 	st, err := h.ingress.TransactionChecks(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +317,7 @@ func TestTransactionCheckRouting(t *testing.T) {
 	if _, err := h.ingress.EndTransaction(ctx, &producerdpb.EndTransactionRequest{TransactionId: br.GetTransactionId(), Resolution: commit}); err != nil {
 		t.Fatal(err)
 	}
-	if s := wait(route(br.GetTransactionId())); s != core.TransactionCommit || count("remembered") != 1 {
+	if s := wait(route(br.GetResult().GetMsgId())); s != core.TransactionCommit || count("remembered") != 1 {
 		t.Fatalf("remembered: %s, %v; want COMMIT, 1", s, count("remembered"))
 	}
 	// A transaction resolved by a checker cannot be ended again by the application.
@@ -321,7 +325,7 @@ func TestTransactionCheckRouting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res = route(br.GetTransactionId())
+	res = route(br.GetResult().GetMsgId())
 	slow.answer(slow.next(), commit)
 	if s := wait(res); s != core.TransactionCommit {
 		t.Fatalf("checker commit: %s", s)
@@ -332,13 +336,37 @@ func TestTransactionCheckRouting(t *testing.T) {
 	}
 
 	// Registration errors.
-	st, err := h.ingress.TransactionChecks(ctx)
+	register := func(ctx context.Context, group string) error {
+		st, err := h.ingress.TransactionChecks(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = st.Send(&producerdpb.TransactionChecksRequest{Request: &producerdpb.TransactionChecksRequest_Register{
+			Register: &producerdpb.TransactionCheckerRegistration{ProducerGroup: group}}})
+		_, err = st.Recv()
+		return err
+	}
+	withToken := func(tok string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+	}
+	if err := register(withToken(testToken), "nope"); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("register for an unknown group: %v, want InvalidArgument", err)
+	}
+	st, err := h.ingress.TransactionChecks(withToken(testToken))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = st.Send(&producerdpb.TransactionChecksRequest{Request: &producerdpb.TransactionChecksRequest_Register{
-		Register: &producerdpb.TransactionCheckerRegistration{ProducerGroup: "nope"}}})
+		Register: &producerdpb.TransactionCheckerRegistration{ProducerGroup: "g1", Deadline: &durationpb.Duration{Seconds: 1, Nanos: -1}}}})
 	if _, err := st.Recv(); status.Code(err) != codes.InvalidArgument {
-		t.Errorf("register for an unknown group: %v, want InvalidArgument", err)
+		t.Errorf("register with deadline {1s, -1ns}: %v, want InvalidArgument", err)
+	}
+	// Review finding 12: a checker receives the group's bodies and decides its
+	// transactions, so it needs the admin token.
+	if err := register(ctx, "g1"); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("register without the admin token: %v, want Unauthenticated", err)
+	}
+	if err := register(withToken("wrong"), "g1"); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("register with a wrong token: %v, want Unauthenticated", err)
 	}
 }

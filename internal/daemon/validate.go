@@ -25,6 +25,9 @@ func validatePB(m *producerdpb.Message) error {
 	default:
 		return fmt.Errorf("%w: unknown send mode %d: want SYNC (0) or ONEWAY (1)", core.ErrInvalidMessage, int32(m.GetMode()))
 	}
+	if err := validateTimerPB(m); err != nil {
+		return err
+	}
 	if !utf8.ValidString(m.GetTags()) || !utf8.ValidString(m.GetShardingKey()) {
 		return fmt.Errorf("%w: tags and sharding_key must be valid UTF-8", core.ErrInvalidMessage)
 	}
