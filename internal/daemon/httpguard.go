@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 )
@@ -16,7 +17,13 @@ import (
 // (curl -H 'Content-Type: application/json', every HTTP client library) are unaffected.
 func (d *Daemon) ingressGuard(loopback bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		code, err := checkIngressBrowser(r, loopback)
+		// A Unix socket is out of a browser's reach and has no host name to rebind: only
+		// the TCP listener's Host is checked.
+		lb := loopback
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && a.Network() == "unix" {
+			lb = false
+		}
+		code, err := checkIngressBrowser(r, lb)
 		if err != nil {
 			d.reject(apiHTTP, err)
 			reason := "PERMISSION_DENIED"

@@ -31,7 +31,7 @@ func TestHTTPHeaderOnlyBodiesChargeWhatArrived(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
-		req := fmt.Sprintf("POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", announced)
+		req := fmt.Sprintf("POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", announced)
 		if _, err := conn.Write([]byte(req)); err != nil {
 			t.Fatal(err)
 		}

@@ -118,6 +118,7 @@ func TestTracingDevBroker(t *testing.T) {
 
 	req, _ := http.NewRequest("POST", "http://"+httpAddr+"/v1/messages", strings.NewReader(`{"topic":"TopicTest","body":"traced http"}`))
 	req.Header.Set("traceparent", callerTP)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
