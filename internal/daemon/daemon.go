@@ -273,6 +273,7 @@ func (d *Daemon) Addrs() (ingressGRPC, ingressHTTP, admin string) {
 // startGroup starts a group's strategy, then its producer.
 func (d *Daemon) startGroup(ctx context.Context, cfg *config.Config, p config.Producer) (*group, error) {
 	spec := cfg.Strategies[p.Strategy]
+	d.met.strategySeries(p.Group, p.Strategy)
 	h, err := d.newHost(ctx, p.Group, spec)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: group %s: strategy %s: %w", p.Group, p.Strategy, err)

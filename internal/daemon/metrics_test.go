@@ -40,6 +40,8 @@ func TestMetricsLint(t *testing.T) {
 		"# TYPE producerd_plugin_restarts_total counter",
 		`producerd_message_trace_messages_total{group="g1",result="error"} 0`,
 		`producerd_message_trace_dropped_records_total{group="g1"} 0`,
+		`producerd_strategy_fallbacks_total{group="g1",reason="timeout",strategy="rr"} 0`,
+		`producerd_plugin_events_total{event="crash",group="g1",strategy="rr"} 0`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -112,6 +112,20 @@ func (a *hostAdapter) Status() strategyState {
 	return out
 }
 
+// pluginEventNames are the event label values of producerd_plugin_events_total.
+var pluginEventNames = []string{"crash", "restart", "crash_loop", "rollback"}
+
+// strategySeries gives a group's strategy its zero series of the fallback and plugin
+// event counters, so that a dashboard sees 0 rather than no data before the first event.
+func (m *metrics) strategySeries(group, strategy string) {
+	for r := host.FallbackReason(0); r.String() != "unknown"; r++ {
+		m.fallbacks.WithLabelValues(group, strategy, r.String())
+	}
+	for _, e := range pluginEventNames {
+		m.pluginEvents.WithLabelValues(group, strategy, e)
+	}
+}
+
 // hostHooks counts plugin events of one group's host.
 func (m *metrics) hostHooks(group string) host.Hooks {
 	return host.Hooks{

@@ -56,6 +56,7 @@ func (d *Daemon) swapGroup(ctx context.Context, g *group, s *config.Strategy) (u
 	g.strategy, g.spec = s.Name, s
 	g.mu.Unlock()
 	d.met.swaps.WithLabelValues(g.name, "ok").Inc()
+	d.met.strategySeries(g.name, s.Name)
 	d.log.Info("strategy swapped", "group", g.name, "from", from, "to", s.Name, "generation", gen)
 	return gen, nil
 }
