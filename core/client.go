@@ -305,6 +305,10 @@ func (c *Client) release(p *Producer) {
 	}
 }
 
+// forgetTopic drops a topic's cached route, so the scheduled refresh stops asking the
+// NameServer for it; its next send fetches the route again.
+func (c *Client) forgetTopic(name string) { c.topics.Delete(name) }
+
 func (c *Client) topic(name string) *topicState {
 	if ts, ok := c.topics.Load(name); ok {
 		return ts.(*topicState)

@@ -293,6 +293,15 @@ func (p *Producer) Group() string { return WithoutNamespace(p.cfg.Namespace, p.c
 // Client returns the shared client instance.
 func (p *Producer) Client() *Client { return p.client }
 
+// ForgetTopic drops the cached route of topic (in this producer's namespace) from the
+// client instance, for a caller that bounds the topics it tracks: the scheduled route
+// refresh no longer asks the NameServer for it. A later send to the topic, by this or
+// another producer of the instance, fetches its route again, so forgetting a topic in use
+// costs one route lookup, never a failed send.
+func (p *Producer) ForgetTopic(topic string) {
+	p.client.forgetTopic(WithNamespace(p.cfg.Namespace, topic))
+}
+
 // Close waits for sends in flight to end (bounded by ctx), unregisters the group from
 // every known broker and, when it was the last group, stops the client instance.
 func (p *Producer) Close(ctx context.Context) error {

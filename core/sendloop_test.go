@@ -533,3 +533,38 @@ func TestBatchResultIDs(t *testing.T) {
 		t.Fatalf("single send: MsgIDs %q, %v", one.MsgIDs, err)
 	}
 }
+
+// ForgetTopic drops the route (so the refresh stops asking for it); the next send
+// fetches it again and succeeds.
+func TestForgetTopic(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devbroker.Config{Topics: map[string]int{"T": 4, "U": 2}})
+	p := devProducer(t, dev, nil)
+	ctx := context.Background()
+	for _, topic := range []string{"T", "U"} {
+		if _, err := p.Send(ctx, &core.Message{Topic: topic, Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routed := func() []string {
+		var out []string
+		for _, r := range p.Client().Routes() {
+			out = append(out, r.Topic)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := routed(); !slices.Equal(got, []string{"T", "U"}) {
+		t.Fatalf("routes %v, want T and U", got)
+	}
+	p.ForgetTopic("U")
+	if got := routed(); !slices.Equal(got, []string{"T"}) {
+		t.Fatalf("routes after forgetting U: %v, want T", got)
+	}
+	if _, err := p.Send(ctx, &core.Message{Topic: "U", Body: []byte("again")}); err != nil {
+		t.Fatalf("send after forgetting: %v", err)
+	}
+	if got := routed(); !slices.Equal(got, []string{"T", "U"}) {
+		t.Fatalf("routes after the next send: %v, want T and U", got)
+	}
+}

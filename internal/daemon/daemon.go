@@ -302,7 +302,7 @@ func (d *Daemon) startGroup(ctx context.Context, cfg *config.Config, p config.Pr
 	}
 	prod.SetTransactionChecker(d.tx.checker(p.Group))
 	d.log.Info("producer group started", "group", p.Group, "client", prod.Client().ID(), "strategy", p.Strategy)
-	topics := newTopicTracker(cfg.Limits.MaxTopics, cfg.Limits.TopicIdle, func(topic string) { d.met.forgetTopic(p.Group, topic) })
+	topics := newTopicTracker(cfg.Limits.MaxTopics, cfg.Limits.TopicIdle, func(topic string) { d.met.forgetTopic(p.Group, topic); prod.ForgetTopic(topic) })
 	return &group{name: p.Group, cfg: p, prod: prod, host: h, tracer: tracer, strategy: p.Strategy, spec: spec, topics: topics}, nil
 }
 
