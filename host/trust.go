@@ -90,7 +90,7 @@ func checkEnvNames(names []string) error {
 	var errs []error
 	for _, n := range names {
 		if n == "" || strings.ContainsAny(n, "=\x00") {
-			errs = append(errs, fmt.Errorf("Env: %q is not an environment variable name", n))
+			errs = append(errs, fmt.Errorf("env: %q is not an environment variable name", n))
 		}
 	}
 	return errors.Join(errs...)

@@ -776,8 +776,6 @@ func (c *Config) Producer(name string) (*Producer, bool) {
 	return nil, false
 }
 
-func isString(v any) bool { _, ok := v.(string); return ok }
-
 // readTokenFile reads an admin token file, refusing one that group or others may read.
 func readTokenFile(t *tomlx.Table, path, asWritten string) string {
 	return readSecretFile(t, "token_file", "token", path, asWritten)
