@@ -112,18 +112,27 @@ func RequireExclusive(t testing.TB) *Cluster {
 func require(t testing.TB, mode int) *Cluster {
 	t.Helper()
 	path := StatePath()
-	c, err := load(path)
-	if err != nil {
+	unavailable := func(err error) {
+		t.Helper()
 		msg := fmt.Sprintf("real RocketMQ not available (%v); start it with `bash testinfra/rocketmq/cluster.sh start` or run `bash .ci/run`", err)
 		if os.Getenv("CI") == "true" {
 			t.Fatal("rmqtest: " + msg)
 		}
 		t.Skip("rmqtest: " + msg)
 	}
+	if _, err := os.Stat(path); err != nil {
+		unavailable(err)
+	}
 	if err := acquire(filepath.Join(filepath.Dir(path), "cluster.lock"), mode); err != nil {
 		t.Fatalf("rmqtest: lock cluster: %v", err)
 	}
 	t.Cleanup(release)
+	// Read (and check the recorded processes) only under the lock: a test in another
+	// process holding it exclusively may be between killing and restarting a broker.
+	c, err := load(path)
+	if err != nil {
+		unavailable(err)
+	}
 	return c
 }
 
