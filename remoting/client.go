@@ -472,10 +472,10 @@ func (c *Client) runDial(addr string, d *dialCall) {
 	d.conn, d.err = cn, err
 	close(d.done)
 	if cn == nil {
-		c.cfg.Logger.Debug("remoting: connect failed", "addr", addr, "error", err)
+		c.cfg.Logger.Debug("connect failed", "addr", addr, "error", err)
 		return
 	}
-	c.cfg.Logger.Debug("remoting: connection opened", "addr", addr, "local", raw.LocalAddr().String(), "tls", cn.tls)
+	c.cfg.Logger.Debug("connection opened", "addr", addr, "local", raw.LocalAddr().String(), "tls", cn.tls)
 	if h := c.cfg.Hooks.OnConn; h != nil {
 		h(ConnEvent{Addr: addr, Open: true})
 	}

@@ -203,7 +203,7 @@ func (cn *conn) enqueueRaw(frame []byte) {
 			case <-space:
 			case <-cn.done:
 			case <-timer.C:
-				cn.c.cfg.Logger.Warn("remoting: closing connection", "addr", cn.addr, "reason", errRequestFlood)
+				cn.c.cfg.Logger.Warn("closing connection", "addr", cn.addr, "reason", errRequestFlood)
 				cn.shutdown(errRequestFlood)
 				return
 			}
@@ -267,7 +267,7 @@ func (cn *conn) timedOut(cl *call) {
 	if waited < minSilentWait || cn.lastRead.Load() >= cl.sentAt {
 		return
 	}
-	cn.c.cfg.Logger.Warn("remoting: closing silent connection after a timeout", "addr", cn.addr, "waited", waited)
+	cn.c.cfg.Logger.Warn("closing silent connection after a timeout", "addr", cn.addr, "waited", waited)
 	cn.shutdown(fmt.Errorf("nothing received for %v after sending %s (opaque %d)", waited.Round(time.Millisecond), cl.code, cl.opaque))
 }
 
@@ -356,7 +356,7 @@ func (cn *conn) readError(err error) error {
 		closing := cn.closing
 		cn.mu.Unlock()
 		if !closing {
-			cn.c.cfg.Logger.Warn("remoting: protocol error, closing connection", "addr", cn.addr, "error", err)
+			cn.c.cfg.Logger.Warn("protocol error, closing connection", "addr", cn.addr, "error", err)
 		}
 		return err
 	}
@@ -370,7 +370,7 @@ func (cn *conn) deliver(resp *Command, n int) {
 	cl := cn.pending[resp.Opaque]
 	if cl == nil {
 		cn.mu.Unlock()
-		cn.c.cfg.Logger.Debug("remoting: dropped response without a pending request", "addr", cn.addr,
+		cn.c.cfg.Logger.Debug("dropped response without a pending request", "addr", cn.addr,
 			"opaque", resp.Opaque, "code", resp.ResponseCode())
 		return
 	}
@@ -487,7 +487,7 @@ func (cn *conn) writeLoop() {
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				cn.c.cfg.Logger.Warn("remoting: closing connection: the peer stopped reading", "addr", cn.addr, "error", err)
+				cn.c.cfg.Logger.Warn("closing connection: the peer stopped reading", "addr", cn.addr, "error", err)
 			}
 			cn.shutdown(fmt.Errorf("write: %w", err))
 			return
@@ -568,11 +568,11 @@ func (cn *conn) teardown(readErr error) {
 	switch {
 	case reason == errClientClosed || reason == errCloseConn:
 		event = nil
-		cn.c.cfg.Logger.Debug("remoting: connection closed", "addr", cn.addr, "reason", reason)
+		cn.c.cfg.Logger.Debug("connection closed", "addr", cn.addr, "reason", reason)
 	case errors.Is(reason, errIdle):
-		cn.c.cfg.Logger.Debug("remoting: connection closed", "addr", cn.addr, "reason", reason)
+		cn.c.cfg.Logger.Debug("connection closed", "addr", cn.addr, "reason", reason)
 	default:
-		cn.c.cfg.Logger.Info("remoting: connection closed", "addr", cn.addr, "reason", reason,
+		cn.c.cfg.Logger.Info("connection closed", "addr", cn.addr, "reason", reason,
 			"failed", len(syncs)+len(ones)+asyncFailed)
 	}
 	if h := cn.c.cfg.Hooks.OnConn; h != nil {

@@ -103,7 +103,7 @@ free port (the ports chosen are printed).`,
 	defer cancel()
 
 	bcfg := devbroker.Config{Host: nsHost, NameServerPort: nsPort, AutoCreate: true, Topics: map[string]int{},
-		DefaultTopicQueueNums: 4, Logger: log.Named("devbroker")}
+		DefaultTopicQueueNums: 4, Logger: log}
 	for i := range *brokers {
 		bcfg.Brokers = append(bcfg.Brokers, "broker-"+string(rune('a'+i)))
 	}

@@ -150,7 +150,7 @@ func runOne(ctx context.Context, sc *Scenario, st Strategy, opts Options, dur ti
 	defer cancel()
 	cluster, err := devbroker.Start(startCtx, devbroker.Config{
 		Brokers: sc.Brokers, Topics: map[string]int{sc.Topic: sc.Queues}, Timeline: sc.timeline(dur),
-		ManualTimeline: true, Seed: sc.Seed, Logger: log.Named("devbroker"),
+		ManualTimeline: true, Seed: sc.Seed, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the dev broker: %w", err)
