@@ -696,7 +696,11 @@ func (c *Config) decodeProducers(root *tomlx.Table, d *tomlx.Decoder) {
 		t.Int("max_queues_per_route", &p.MaxQueuesPerRoute, 1, 1<<20)
 		t.Size("max_message_size", &p.MaxMessageSize, 1, 16<<20-64<<10)
 		t.Bool("compress", &p.Compress)
-		t.Size("compress_threshold", &p.CompressThreshold, 0, 1<<30)
+		if t.Size("compress_threshold", &p.CompressThreshold, 0, 1<<30) && p.CompressThreshold == 0 {
+			// 0 means every body. RocketMQ bodies are never empty, so core's threshold 1
+			// says the same; core's own 0 means "its default" (4096).
+			p.CompressThreshold = 1
+		}
 		t.Int("compress_level", &p.CompressLevel, 1, 9)
 		if t.Str("create_topic_key", &p.CreateTopicKey) {
 			if err := core.ValidateTopic(p.CreateTopicKey); err != nil {

@@ -24,8 +24,10 @@ func TestProducerSendKeys(t *testing.T) {
 		{"max_queues_per_broker = 64\nmax_brokers_per_route = 8\nmax_queues_per_route = 100", func(p Producer) bool {
 			return p.MaxQueuesPerBroker == 64 && p.MaxBrokersPerRoute == 8 && p.MaxQueuesPerRoute == 100
 		}},
+		{`compress_threshold = 0`, func(p Producer) bool { return p.CompressThreshold == 1 }}, // every (non-empty) body
+		{`compress_threshold = "8KiB"`, func(p Producer) bool { return p.CompressThreshold == 8<<10 }},
 		{``, func(p Producer) bool {
-			return p.AttemptTimeout == 0 && !p.NoRetries && !p.NoAsyncRetries && p.MaxQueuesPerBroker == 0
+			return p.AttemptTimeout == 0 && !p.NoRetries && !p.NoAsyncRetries && p.MaxQueuesPerBroker == 0 && p.CompressThreshold == 0
 		}},
 	} {
 		c, err := Parse("t.toml", []byte(base+tc.src+"\n"), t.TempDir())
