@@ -63,6 +63,10 @@ func errorToPB(err error) *producerdpb.Error {
 		code, e.Reason = codes.Unavailable, "UNAVAILABLE"
 	case errors.Is(err, ErrUnknownGroup):
 		code, e.Reason = codes.InvalidArgument, "UNKNOWN_GROUP"
+	case errors.Is(err, ErrUnknownTransaction):
+		code, e.Reason = codes.NotFound, "UNKNOWN_TRANSACTION"
+	case errors.Is(err, errTooManyTx):
+		code, e.Reason = codes.ResourceExhausted, "RESOURCE_EXHAUSTED"
 	case errors.Is(err, core.ErrInvalidMessage):
 		code, e.Reason = codes.InvalidArgument, "INVALID_MESSAGE"
 	// Route problems first: each keeps its cause (a NameServer's TOPIC_NOT_EXIST, a

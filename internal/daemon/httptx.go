@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/producerd/producerd/api/producerdpb"
@@ -36,22 +35,22 @@ func (d *Daemon) postTransaction(w http.ResponseWriter, r *http.Request) {
 	body, release, err := d.readBody(w, r)
 	defer release()
 	if err != nil {
-		writeTxError(w, err)
+		writeError(w, err)
 		return
 	}
 	var m HTTPMessage
 	if err := decodeStrict(body, &m, "begin one transaction per request"); err != nil {
-		writeTxError(w, err)
+		writeError(w, err)
 		return
 	}
 	pm, err := m.toPB()
 	if err != nil {
-		writeTxError(w, err)
+		writeError(w, err)
 		return
 	}
 	resp, err := d.tx.begin(r.Context(), apiHTTP, pm, int64(len(body)))
 	if err != nil {
-		writeTxError(w, err)
+		writeError(w, err)
 		return
 	}
 	res := httpResult(resp.GetResult())
@@ -60,20 +59,8 @@ func (d *Daemon) postTransaction(w http.ResponseWriter, r *http.Request) {
 
 func (d *Daemon) endTransactionHTTP(w http.ResponseWriter, r *http.Request, res producerdpb.TransactionResolution) {
 	if err := d.tx.end(r.Context(), r.URL.Query().Get("producer_group"), r.PathValue("id"), res); err != nil {
-		writeTxError(w, err)
+		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func writeTxError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, ErrUnknownTransaction):
-		writeErrorCode(w, http.StatusNotFound, "UNKNOWN_TRANSACTION", err.Error())
-	case errors.Is(err, errTooManyTx):
-		w.Header().Set("Retry-After", "1")
-		writeErrorCode(w, http.StatusTooManyRequests, "RESOURCE_EXHAUSTED", err.Error())
-	default:
-		writeError(w, err)
-	}
 }

@@ -486,7 +486,7 @@ func (r *txRouter) serveChecks(stream producerdpb.Ingress_TransactionChecksServe
 	}
 	g, err := r.d.lookup(reg.GetProducerGroup())
 	if err != nil {
-		return txStatus(err)
+		return grpcError(err)
 	}
 	deadline := defaultCheckDeadline
 	if reg.GetDeadline() != nil {
@@ -551,31 +551,11 @@ func (r *txRouter) serveChecks(stream producerdpb.Ingress_TransactionChecksServe
 	}
 }
 
-// txStatus is grpcError with the transaction errors mapped.
-func txStatus(err error) error {
-	switch {
-	case errors.Is(err, ErrUnknownTransaction):
-		return txDetailed(codes.NotFound, "UNKNOWN_TRANSACTION", err)
-	case errors.Is(err, errTooManyTx):
-		return txDetailed(codes.ResourceExhausted, "RESOURCE_EXHAUSTED", err)
-	}
-	return grpcError(err)
-}
-
-func txDetailed(code codes.Code, reason string, err error) error {
-	pe := &producerdpb.Error{Reason: reason, Message: err.Error(), GrpcCode: int32(code)}
-	st := status.New(code, pe.Message)
-	if withDetails, derr := st.WithDetails(pe); derr == nil {
-		st = withDetails
-	}
-	return st.Err()
-}
-
 // BeginTransaction implements the Ingress RPC.
 func (s *ingress) BeginTransaction(ctx context.Context, req *producerdpb.BeginTransactionRequest) (*producerdpb.BeginTransactionResponse, error) {
 	resp, err := s.d.tx.begin(ctx, apiGRPC, req.GetMessage(), 0)
 	if err != nil {
-		return nil, txStatus(err)
+		return nil, grpcError(err)
 	}
 	return resp, nil
 }
@@ -583,7 +563,7 @@ func (s *ingress) BeginTransaction(ctx context.Context, req *producerdpb.BeginTr
 // EndTransaction implements the Ingress RPC.
 func (s *ingress) EndTransaction(ctx context.Context, req *producerdpb.EndTransactionRequest) (*producerdpb.EndTransactionResponse, error) {
 	if err := s.d.tx.end(ctx, req.GetProducerGroup(), req.GetTransactionId(), req.GetResolution()); err != nil {
-		return nil, txStatus(err)
+		return nil, grpcError(err)
 	}
 	return &producerdpb.EndTransactionResponse{}, nil
 }
