@@ -125,7 +125,7 @@ func (d *Daemon) adminAuth(ctx context.Context, req any, info *grpc.UnaryServerI
 // JSON content type nor AdminRequestHeader).
 func (d *Daemon) browserGuard(loopback bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := checkBrowser(r, loopback); err != nil {
+		if _, err := checkBrowser(r, loopback, "admin "); err != nil {
 			writeErrorCode(w, http.StatusForbidden, "PERMISSION_DENIED", err.Error())
 			return
 		}
@@ -133,26 +133,30 @@ func (d *Daemon) browserGuard(loopback bool, h http.Handler) http.Handler {
 	})
 }
 
-func checkBrowser(r *http.Request, loopback bool) error {
+// checkBrowser returns why r looks like a request a web page made through a browser on
+// this machine, and the HTTP status that fits (403, or 415 for a POST a browser can send
+// without a preflight), or a nil error. what names the API in the messages ("admin ").
+// The admin API and the HTTP ingress share it.
+func checkBrowser(r *http.Request, loopback bool, what string) (int, error) {
 	if loopback && !loopbackHost(r.Host) {
-		return fmt.Errorf("daemon: Host %q is not a loopback name: the admin API answers only requests addressed to this machine", r.Host)
+		return http.StatusForbidden, fmt.Errorf("daemon: Host %q is not a loopback name: this %slistener answers only requests addressed to this machine", r.Host, what)
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		u, err := url.Parse(o)
 		if err != nil || u.Host != r.Host {
-			return errors.New("daemon: cross-origin admin requests are refused")
+			return http.StatusForbidden, fmt.Errorf("daemon: cross-origin %srequests (Origin %q) are refused", what, o)
 		}
 	}
 	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-		return errors.New("daemon: cross-site admin requests are refused")
+		return http.StatusForbidden, fmt.Errorf("daemon: cross-site %srequests are refused", what)
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Header.Get(AdminRequestHeader) == "" {
-		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		if mt != "application/json" {
-			return fmt.Errorf("daemon: an admin %s needs Content-Type: application/json or the %s header", r.Method, AdminRequestHeader)
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+			return http.StatusUnsupportedMediaType, fmt.Errorf("daemon: this %s%s request needs Content-Type: application/json or the %s header (got %q)",
+				what, r.Method, AdminRequestHeader, r.Header.Get("Content-Type"))
 		}
 	}
-	return nil
+	return 0, nil
 }
 
 // loopbackHost reports whether a Host header names this machine.

@@ -1,11 +1,8 @@
 package daemon
 
 import (
-	"fmt"
-	"mime"
 	"net"
 	"net/http"
-	"net/url"
 )
 
 // ingressGuard refuses ingress HTTP requests a web page could make through a browser on
@@ -23,7 +20,7 @@ func (d *Daemon) ingressGuard(loopback bool, h http.Handler) http.Handler {
 		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && a.Network() == "unix" {
 			lb = false
 		}
-		code, err := checkIngressBrowser(r, lb)
+		code, err := checkBrowser(r, lb, "")
 		if err != nil {
 			d.reject(apiHTTP, err)
 			reason := "PERMISSION_DENIED"
@@ -35,27 +32,4 @@ func (d *Daemon) ingressGuard(loopback bool, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// checkIngressBrowser returns the HTTP status and the reason to refuse r, or nil.
-func checkIngressBrowser(r *http.Request, loopback bool) (int, error) {
-	if loopback && !loopbackHost(r.Host) {
-		return http.StatusForbidden, fmt.Errorf("daemon: Host %q is not a loopback name: this listener answers only requests addressed to this machine", r.Host)
-	}
-	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		if err != nil || u.Host != r.Host {
-			return http.StatusForbidden, fmt.Errorf("daemon: cross-origin requests (Origin %q) are refused", o)
-		}
-	}
-	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-		return http.StatusForbidden, fmt.Errorf("daemon: cross-site requests are refused")
-	}
-	if r.Method == http.MethodPost && r.Header.Get(AdminRequestHeader) == "" {
-		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		if mt != "application/json" {
-			return http.StatusUnsupportedMediaType, fmt.Errorf("daemon: a POST needs Content-Type: application/json (got %q)", r.Header.Get("Content-Type"))
-		}
-	}
-	return 0, nil
 }
