@@ -9,6 +9,7 @@ import (
 
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/testwait"
 )
 
 func TestNamespaceWrap(t *testing.T) {
@@ -60,13 +61,11 @@ func TestNamespaceSend(t *testing.T) {
 	for _, b := range dev.Brokers() {
 		stored = append(stored, b.Messages("ns1%T")...)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, ok := dev.Broker("broker-a").Producers()["ns1%g_ns"]; ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no heartbeat for group ns1%%g_ns: %v", dev.Broker("broker-a").Producers())
-		}
+	if !testwait.Until(10*time.Second, func() bool {
+		_, ok := dev.Broker("broker-a").Producers()["ns1%g_ns"]
+		return ok
+	}) {
+		t.Fatalf("no heartbeat for group ns1%%g_ns: %v", dev.Broker("broker-a").Producers())
 	}
 	if len(stored) != 3 {
 		t.Fatalf("%d messages in ns1%%T, want 3", len(stored))

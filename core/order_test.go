@@ -11,6 +11,7 @@ import (
 
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/remoting"
 )
@@ -221,13 +222,14 @@ func TestKeyedQueueCountChange(t *testing.T) {
 	if err := dev.CreateTopic("T", 8); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for now.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no queue count change reported")
+	if !testwait.Until(10*time.Second, func() bool {
+		if now.Load() != 0 {
+			return true
 		}
 		send()
-		time.Sleep(5 * time.Millisecond)
+		return false
+	}) {
+		t.Fatal("no queue count change reported")
 	}
 	if old.Load() != 8 || now.Load() != 16 {
 		t.Errorf("change %d -> %d, want 8 -> 16", old.Load(), now.Load())

@@ -17,6 +17,7 @@ import (
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/remoting"
 )
@@ -351,16 +352,15 @@ func view(t *testing.T, rc *remoting.Client, topic, offsetMsgID string) *core.Me
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for {
-		m, err := core.ViewMessage(ctx, rc, topic, offsetMsgID)
-		if err == nil {
-			return m
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("view %s: %v", offsetMsgID, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var m *core.MessageExt
+	var err error
+	if !testwait.Until(10*time.Second, func() bool {
+		m, err = core.ViewMessage(ctx, rc, topic, offsetMsgID)
+		return err == nil
+	}) {
+		t.Fatalf("view %s: %v", offsetMsgID, err)
 	}
+	return m
 }
 
 // Findings 5 and 7 against 5.3.3, read back: (a) a broker drops an empty-valued property

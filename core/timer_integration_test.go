@@ -9,6 +9,7 @@ import (
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -38,15 +39,15 @@ func TestIntegrationTimerMessages(t *testing.T) {
 	delayed := send(&core.Message{Topic: topic, Body: []byte("delay 3s"), Delay: 3 * time.Second})
 
 	arrived := make(map[string]time.Duration)
-	for time.Since(start) < 20*time.Second && len(arrived) < 3 {
+	testwait.Until(20*time.Second-time.Since(start), func() bool {
 		readback.Scan(t, rc, topic, from, func(m *core.MessageExt) bool {
 			if id := m.UniqKey(); (id == future || id == past || id == delayed) && arrived[id] == 0 {
 				arrived[id] = time.Since(start)
 			}
 			return false
 		})
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(arrived) == 3
+	})
 	t.Logf("arrival after the send: DeliverAt+5s %v, DeliverAt in the past %v, Delay 3s %v", arrived[future], arrived[past], arrived[delayed])
 	switch {
 	case arrived[past] == 0 || arrived[future] == 0 || arrived[delayed] == 0:
@@ -82,10 +83,10 @@ func TestIntegrationTimerDisabledBroker(t *testing.T) {
 func waitSend(t *testing.T, p *core.Producer, m *core.Message) {
 	t.Helper()
 	var err error
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if _, err = p.Send(context.Background(), m); err == nil {
-			return
-		}
+	if !testwait.Until(20*time.Second, func() bool {
+		_, err = p.Send(context.Background(), m)
+		return err == nil
+	}) {
+		t.Fatalf("send: %v", err)
 	}
-	t.Fatalf("send: %v", err)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -46,12 +47,10 @@ func TestBeginTransactionWire(t *testing.T) {
 	if err := p.EndTransaction(ctx, tx, core.TransactionCommit); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for dev.Broker(tx.Broker).Stats().ByCode[remoting.EndTransaction] != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("END_TRANSACTION never reached the broker holding the half message")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testwait.Until(10*time.Second, func() bool {
+		return dev.Broker(tx.Broker).Stats().ByCode[remoting.EndTransaction] == 1
+	}) {
+		t.Fatal("END_TRANSACTION never reached the broker holding the half message")
 	}
 	if err := p.EndTransaction(ctx, tx, core.TransactionState(3)); err == nil {
 		t.Error("EndTransaction with state 3 succeeded")
@@ -92,16 +91,12 @@ func TestBeginTransactionRetryRule(t *testing.T) {
 			if err == nil || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
 				t.Fatalf("BeginTransaction: %v, want an error (%v)", err, tc.wantErr)
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				sends, ends := totalStats(dev)
-				if sends == tc.wantSends && ends == tc.wantEnds {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("half message: %d sends, %d END_TRANSACTION; want %d, %d", sends, ends, tc.wantSends, tc.wantEnds)
-				}
-				time.Sleep(5 * time.Millisecond)
+			var sends, ends int64
+			if !testwait.Until(10*time.Second, func() bool {
+				sends, ends = totalStats(dev)
+				return sends == tc.wantSends && ends == tc.wantEnds
+			}) {
+				t.Fatalf("half message: %d sends, %d END_TRANSACTION; want %d, %d", sends, ends, tc.wantSends, tc.wantEnds)
 			}
 			// The same failure on an ordinary send (control): retried up to 3 attempts.
 			before, _ := totalStats(dev)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -100,17 +101,17 @@ strategy = "roundrobin"
 			t.Logf("daemon stderr:\n%s", a.stderr.String())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var dialErr error
+	if !testwait.Until(30*time.Second, func() bool {
 		c, err := net.Dial("tcp", a.http)
-		if err == nil {
-			c.Close()
-			break
+		if err != nil {
+			dialErr = err
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the daemon did not listen: %v\n%s", err, a.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		c.Close()
+		return true
+	}) {
+		t.Fatalf("the daemon did not listen: %v\n%s", dialErr, a.stderr.String())
 	}
 	a.baseline = a.rss("VmRSS")
 	return a
@@ -161,7 +162,7 @@ func attackCluster(t *testing.T) *devbroker.Cluster {
 func waitStalled(counter *atomic.Int64, n int64) {
 	last := int64(-1)
 	for still := 0; still < 4; {
-		time.Sleep(250 * time.Millisecond)
+		testwait.Pause(250 * time.Millisecond) // a window of real time: did the counter move in it?
 		cur := counter.Load()
 		if cur >= n {
 			return

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/internal/wasmtest"
 )
 
@@ -129,6 +130,8 @@ func TestMisbehavingGuests(t *testing.T) {
 	stopHealth := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
 		for {
 			select {
 			case <-stopHealth:
@@ -140,7 +143,11 @@ func TestMisbehavingGuests(t *testing.T) {
 					healthErr.CompareAndSwap(nil, &err)
 				}
 			}
-			time.Sleep(10 * time.Millisecond)
+			select {
+			case <-stopHealth:
+				return
+			case <-tick.C:
+			}
 		}
 	})
 	var sends atomic.Int64
@@ -188,10 +195,9 @@ func TestMisbehavingGuests(t *testing.T) {
 			}
 		})
 	}
-	// The senders return once their circuit is open (or fail the test).
-	for !allOpen(status(), groups) && !t.Failed() {
-		time.Sleep(50 * time.Millisecond)
-	}
+	// The senders return once their circuit is open (or fail the test) within 60 s each;
+	// the status check below fails any group whose circuit is not open by then.
+	testwait.Until(2*time.Minute, func() bool { return allOpen(status(), groups) || t.Failed() })
 	close(stopHealth)
 	wg.Wait()
 	if p := healthErr.Load(); p != nil {

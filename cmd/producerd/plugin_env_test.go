@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/testwait"
 )
 
 // TestPluginGetsNoSecrets runs `producerd run` with an admin token in its config and
@@ -82,20 +83,17 @@ strategy = "lf"
 	})
 	pidRE := regexp.MustCompile(`(?m)^lf +(\d+) +\d+ `) // a row of the PLUGIN table
 	var pid int
-	for deadline := time.Now().Add(60 * time.Second); pid == 0; {
+	var out []byte
+	if !testwait.Until(60*time.Second, func() bool {
 		st := exec.Command(bin, "status", "-admin", adminAddr)
 		st.Env = append(os.Environ(), "PRODUCERD_ADMIN_TOKEN="+token)
-		out, _ := st.CombinedOutput()
+		out, _ = st.CombinedOutput()
 		if m := pidRE.FindSubmatch(out); m != nil {
 			pid, _ = strconv.Atoi(string(m[1]))
 		}
-		if pid != 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no plugin process in status:\n%s", out)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return pid != 0
+	}) {
+		t.Fatalf("no plugin process in status:\n%s", out)
 	}
 	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 	if err != nil {

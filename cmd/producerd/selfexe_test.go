@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/testwait"
 )
 
 // TestBuiltinPluginRestartRunsOwnImage runs `producerd run` with a built-in strategy
@@ -85,7 +86,9 @@ strategy = "rr"
 	pidRE := regexp.MustCompile(`(?m)^rr +(\d+) +\d+ `) // a row of the PLUGIN table
 	pluginPID := func(not int, marker string) int {
 		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); ; {
+		var pid int
+		var out []byte
+		if !testwait.Until(60*time.Second, func() bool {
 			if marker != "" {
 				if _, err := os.Stat(marker); err == nil {
 					t.Fatal("the plugin restart ran the file now at the daemon's path, not the daemon's image")
@@ -93,17 +96,18 @@ strategy = "rr"
 			}
 			st := exec.Command(cli, "status", "-admin", adminAddr)
 			st.Env = append(os.Environ(), "PRODUCERD_ADMIN_TOKEN="+token)
-			out, _ := st.CombinedOutput()
+			out, _ = st.CombinedOutput()
 			if m := pidRE.FindSubmatch(out); m != nil {
-				if pid, _ := strconv.Atoi(string(m[1])); pid != 0 && pid != not {
-					return pid
+				if p, _ := strconv.Atoi(string(m[1])); p != 0 && p != not {
+					pid = p
+					return true
 				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no new running plugin process in status:\n%s", out)
-			}
-			time.Sleep(50 * time.Millisecond)
+			return false
+		}) {
+			t.Fatalf("no new running plugin process in status:\n%s", out)
 		}
+		return pid
 	}
 	first := pluginPID(0, "")
 
