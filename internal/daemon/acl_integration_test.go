@@ -22,6 +22,7 @@ import (
 	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -71,14 +72,12 @@ func TestIntegrationACL(t *testing.T) {
 	good, goodIngress, goodLog, goodAdmin := start("it-acl-good", `secret_key_env = "PRODUCERD_TEST_ACL_SECRET"`)
 	var res *producerdpb.SendResponse
 	var err error
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	testwait.Until(20*time.Second, func() bool {
 		// The first send auto-creates the topic through TBW102; until the NameServer
 		// routes it, a send may find no route.
 		res, err = goodIngress.Send(context.Background(), &producerdpb.SendRequest{Message: &producerdpb.Message{Topic: topic, Body: []byte("signed")}})
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-	}
+		return err == nil
+	})
 	if err != nil {
 		t.Fatalf("send with the right key pair: %v\nlog:\n%s", err, goodLog.String())
 	}

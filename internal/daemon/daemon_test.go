@@ -29,6 +29,7 @@ import (
 	"github.com/producerd/producerd/devbroker"
 	"github.com/producerd/producerd/internal/builtin"
 	"github.com/producerd/producerd/internal/config"
+	"github.com/producerd/producerd/internal/testwait"
 )
 
 // TestMain lets the test binary serve the built-in strategies as plugins: the daemon
@@ -220,13 +221,7 @@ func stored(c *devbroker.Cluster, topic string) map[string]devbroker.Message {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, 20*time.Second, what, cond)
 }
 
 // pluginChildren lists the child processes of this test process (the plugins).

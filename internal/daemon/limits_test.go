@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/producerd/producerd/api/producerdpb"
+	"github.com/producerd/producerd/internal/testwait"
 )
 
 // TestHTTPHeaderOnlyBodiesChargeWhatArrived: clients that announce a Content-Length of
@@ -111,16 +112,13 @@ func neverReadingStream(t *testing.T, h *harness, ctx context.Context, sent *ato
 // what the clients send); it is a wait, not an assertion.
 func waitStill(t *testing.T, counter *atomic.Int64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last, still := int64(-1), 0
-	for still < 4 && time.Now().Before(deadline) {
-		time.Sleep(250 * time.Millisecond)
-		if cur := counter.Load(); cur == last {
-			still++
-		} else {
-			last, still = cur, 0
+	last, since := counter.Load(), time.Now()
+	testwait.Until(30*time.Second, func() bool {
+		if cur := counter.Load(); cur != last {
+			last, since = cur, time.Now()
 		}
-	}
+		return time.Since(since) >= time.Second
+	})
 }
 
 // TestStreamsNeverReadingDoNotStarve: five SendStreams that never read their acks must

@@ -25,6 +25,7 @@ import (
 	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/remoting"
 )
@@ -166,8 +167,7 @@ func TestIntegrationKeyedOrder(t *testing.T) {
 		}
 	}
 	var storedCount int
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testwait.Until(20*time.Second, func() bool {
 		clear(stored)
 		clear(where)
 		storedCount = 0
@@ -181,11 +181,8 @@ func TestIntegrationKeyedOrder(t *testing.T) {
 			storedCount++
 			return false
 		})
-		if storedCount >= ackedCount || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return storedCount >= ackedCount
+	})
 
 	var failed, lateFailed, outOfPlace int
 	for k := range keys {

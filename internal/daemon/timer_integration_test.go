@@ -16,6 +16,7 @@ import (
 	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -63,15 +64,15 @@ func TestIntegrationTimerHTTP(t *testing.T) {
 		t.Fatalf("POST: %d %v %+v", resp.StatusCode, err, out)
 	}
 	var arrived time.Duration
-	for arrived == 0 && time.Since(start) < 20*time.Second {
+	testwait.Until(time.Until(start.Add(20*time.Second)), func() bool {
 		readback.Scan(t, rc, topic, from, func(m *core.MessageExt) bool {
 			if m.UniqKey() == out.Result.MsgID {
 				arrived = time.Since(start)
 			}
 			return arrived != 0
 		})
-		time.Sleep(50 * time.Millisecond)
-	}
+		return arrived != 0
+	})
 	t.Logf("deliver_at now+4s over HTTP: visible after %v", arrived)
 	if arrived == 0 || arrived < 3*time.Second {
 		t.Fatalf("arrival after %v, want about 4 s", arrived)

@@ -19,6 +19,7 @@ import (
 	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -225,12 +226,8 @@ func TestIntegrationDaemonTxNoChecker(t *testing.T) {
 	noChecker := func() float64 {
 		return counterValue(h.d, "producerd_transaction_checks_total", map[string]string{"group": group, "result": "no_checker"})
 	}
-	deadline := time.Now().Add(wait)
-	for noChecker() < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no check-back answered UNKNOWN within %v", wait)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testwait.Until(wait, func() bool { return noChecker() >= 1 }) {
+		t.Fatalf("no check-back answered UNKNOWN within %v", wait)
 	}
 	if !strings.Contains(h.log.String(), "no checker connected") {
 		t.Error("the UNKNOWN answer was not logged")
@@ -295,12 +292,8 @@ func TestIntegrationDaemonTxLostEnd(t *testing.T) {
 	remembered := func() float64 {
 		return counterValue(h.d, "producerd_transaction_checks_total", map[string]string{"group": group, "result": "remembered"})
 	}
-	deadline := time.Now().Add(wait)
-	for remembered() < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no check-back answered from memory within %v", wait)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testwait.Until(wait, func() bool { return remembered() >= 1 }) {
+		t.Fatalf("no check-back answered from memory within %v", wait)
 	}
 	if n := readback.Missing(t, rc, txITTopic, marks, []string{id}); n != 0 {
 		t.Fatal("the commit whose END_TRANSACTION was lost is not delivered after the check-back")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/rmqtest"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -128,10 +129,10 @@ func TestCompareWithProxy(t *testing.T) {
 		var stopAt, contAt time.Time
 		var sigErr error
 		r := run("sync-16, broker-b SIGSTOP 10 s", "sync", 16, 20, tg, func() {
-			time.Sleep(6 * time.Second) // JVM start and warm-up, then 3 s of steady load
+			testwait.Pause(6 * time.Second) // JVM start and warm-up, then 3 s of steady load
 			stopAt = time.Now()
 			sigErr = syscall.Kill(brokerB.PID, syscall.SIGSTOP)
-			time.Sleep(10 * time.Second)
+			testwait.Pause(10 * time.Second)
 			if err := syscall.Kill(brokerB.PID, syscall.SIGCONT); sigErr == nil {
 				sigErr = err
 			}
@@ -296,19 +297,19 @@ func startProcess(t *testing.T, name, addr string, cmd *exec.Cmd) *target {
 		}
 	})
 	t.Cleanup(stop)
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	if !testwait.Until(90*time.Second, func() bool {
 		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			conn.Close()
-			break
+			return true
 		}
 		select {
 		case <-done:
 			t.Fatalf("%s exited:\n%s", name, log.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s", name, addr)
-		}
+		return false
+	}) {
+		t.Fatalf("%s does not listen on %s", name, addr)
 	}
 	return &target{name: name, endpoint: addr, pid: cmd.Process.Pid, stop: stop}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/producerd/producerd/internal/daemon"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/remoting"
 )
 
@@ -387,15 +388,14 @@ func readAll(t *testing.T, rc *remoting.Client, from readback.Marks, acks []sent
 		want[s.ID] = true
 	}
 	got := map[string]*core.MessageExt{}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	testwait.Until(30*time.Second, func() bool {
 		readback.Scan(t, rc, itTopic, from, func(m *core.MessageExt) bool {
 			if want[m.UniqKey()] {
 				got[m.UniqKey()] = m
 			}
 			return false
 		})
-		if len(got) == len(want) || time.Now().After(deadline) {
-			return got
-		}
-	}
+		return len(got) == len(want)
+	})
+	return got
 }
