@@ -305,6 +305,18 @@ func (c *Client) release(p *Producer) {
 	}
 }
 
+// cancelOnStop cancels ctx (through its cancel) when the client stops, for work the
+// client owns that must not outlive it.
+func (c *Client) cancelOnStop(ctx context.Context, cancel context.CancelFunc) {
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+}
+
 // forgetTopic drops a topic's cached route, so the scheduled refresh stops asking the
 // NameServer for it; its next send fetches the route again.
 func (c *Client) forgetTopic(name string) { c.topics.Delete(name) }
@@ -539,13 +551,7 @@ func (c *Client) heartbeatOnConnect(addr string) {
 		defer c.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.APITimeout)
 		defer cancel()
-		go func() {
-			select {
-			case <-c.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		c.cancelOnStop(ctx, cancel)
 		resp, err := c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, c.heartbeatBody()))
 		if err == nil {
 			err = remoting.ResponseError(addr, resp)

@@ -88,13 +88,7 @@ func (c *Client) runProbe(addr string, pc *probeCall, deadline time.Time) {
 	defer c.wg.Done()
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	go func() {
-		select {
-		case <-c.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	c.cancelOnStop(ctx, cancel)
 	_, pc.err = c.rc.InvokeSync(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, c.heartbeatBody()))
 	close(pc.done)
 	c.mu.Lock()

@@ -311,13 +311,7 @@ func (c *Client) answerCheck(addr string, req *remoting.Command) {
 	chk.Topic = WithoutNamespace(p.cfg.Namespace, chk.Topic)
 	ctx, cancel := context.WithTimeout(context.Background(), TransactionCheckTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-c.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	c.cancelOnStop(ctx, cancel)
 	state, remark := TransactionUnknown, ""
 	if ck := p.transactionChecker(); ck != nil {
 		s, err := ck.CheckTransaction(ctx, chk)
