@@ -55,9 +55,9 @@ func (d *Daemon) finished(api string, g *group, topic string, start time.Time, a
 	}
 }
 
-// send sends one message for the unary gRPC and HTTP APIs. prepaid is what the caller
-// already charged to the in-flight bytes for it (the HTTP body it came in).
-func (d *Daemon) send(ctx context.Context, api string, m *producerdpb.Message, prepaid int64) (*producerdpb.SendResult, error) {
+// admitMessage checks one message of a unary call (present, its group known, valid, its
+// topic within limits.max_topics) and returns its group; a refusal is counted.
+func (d *Daemon) admitMessage(api string, m *producerdpb.Message) (*group, error) {
 	if m == nil {
 		return nil, d.reject(api, fmt.Errorf("%w: no message", core.ErrInvalidMessage))
 	}
@@ -70,6 +70,16 @@ func (d *Daemon) send(ctx context.Context, api string, m *producerdpb.Message, p
 	}
 	if err := d.admitTopic(g, m.GetTopic()); err != nil {
 		return nil, d.reject(api, err)
+	}
+	return g, nil
+}
+
+// send sends one message for the unary gRPC and HTTP APIs. prepaid is what the caller
+// already charged to the in-flight bytes for it (the HTTP body it came in).
+func (d *Daemon) send(ctx context.Context, api string, m *producerdpb.Message, prepaid int64) (*producerdpb.SendResult, error) {
+	g, err := d.admitMessage(api, m)
+	if err != nil {
+		return nil, err
 	}
 	size := max(0, int64(proto.Size(m))-prepaid)
 	if err := d.limit.acquire(1, size); err != nil {

@@ -193,21 +193,12 @@ func newHandle() string { return rand.Text() }
 // the caller already charged to the in-flight bytes (the HTTP body).
 func (r *txRouter) begin(ctx context.Context, api string, m *producerdpb.Message, prepaid int64) (*producerdpb.BeginTransactionResponse, error) {
 	d := r.d
-	if m == nil {
-		return nil, d.reject(api, fmt.Errorf("%w: no message", core.ErrInvalidMessage))
-	}
-	if m.GetMode() != producerdpb.SendMode_SEND_MODE_SYNC {
+	if m != nil && m.GetMode() != producerdpb.SendMode_SEND_MODE_SYNC {
 		return nil, d.reject(api, fmt.Errorf("%w: a transactional message is sent in sync mode", core.ErrInvalidMessage))
 	}
-	g, err := d.lookup(m.GetProducerGroup())
+	g, err := d.admitMessage(api, m)
 	if err != nil {
-		return nil, d.reject(api, err)
-	}
-	if err := validatePB(m); err != nil {
-		return nil, d.reject(api, err)
-	}
-	if err := d.admitTopic(g, m.GetTopic()); err != nil {
-		return nil, d.reject(api, err)
+		return nil, err
 	}
 	r.mu.Lock()
 	full := len(r.pending) >= txMaxPending
