@@ -5,21 +5,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/core"
-	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/internal/testwait"
@@ -40,33 +35,8 @@ func TestIntegrationACL(t *testing.T) {
 		t.Helper()
 		text := strings.Replace(configText(c.NameServer, instance, "rr", 100), "heartbeat = \"100ms\"\n",
 			"heartbeat = \"100ms\"\naccess_key = \""+rmqtest.ACLAccessKey+"\"\n"+secretLine+"\n", 1)
-		path := filepath.Join(t.TempDir(), "producer.toml")
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		log := &syncBuffer{}
-		d, err := New(Options{Config: cfg, Logger: hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Trace}),
-			PluginCommand: []string{os.Args[0], "plugin"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := d.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Shutdown(context.Background()) })
-		grpcAddr, _, admin := d.Addrs()
-		cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cc.Close() })
-		return d, producerdpb.NewIngressClient(cc), log, admin
+		h := startDaemon(t, text, hclog.Trace)
+		return h.d, h.ingress, h.log, h.adminAddr
 	}
 
 	good, goodIngress, goodLog, goodAdmin := start("it-acl-good", `secret_key_env = "PRODUCERD_TEST_ACL_SECRET"`)

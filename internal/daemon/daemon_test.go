@@ -137,22 +137,33 @@ func instanceName(t *testing.T) string {
 	return strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
 }
 
-// startText runs a daemon with the config text.
+// startText runs a daemon in front of the dev cluster c with the config text.
 func startText(t *testing.T, c *devbroker.Cluster, text string) *harness {
 	t.Helper()
-	h := &harness{t: t, cluster: c, log: &syncBuffer{}}
+	h := startDaemon(t, text, hclog.Debug)
+	h.cluster = c
+	return h
+}
+
+// startDaemon runs a daemon with the config text, written to a file (for reloads), whose
+// [client] names the NameServer: the dev cluster's or the real one's. It logs at level
+// into h.log, printed when the test fails, and is shut down at the end of the test
+// unless the test did (h.stopped).
+func startDaemon(t *testing.T, text string, level hclog.Level) *harness {
+	t.Helper()
+	h := &harness{t: t, log: &syncBuffer{}}
 	h.cfgPath = filepath.Join(t.TempDir(), "producer.toml")
 	h.write(text)
 	cfg, err := config.Load(h.cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: h.log})
+	logger := hclog.New(&hclog.LoggerOptions{Level: level, Output: h.log})
 	d, err := New(Options{Config: cfg, Logger: logger, PluginCommand: []string{os.Args[0], "plugin"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := d.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -3,18 +3,13 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/producerd/producerd/api/producerdpb"
-	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/remoting"
@@ -33,32 +28,8 @@ func TestIntegrationShutdownUnderLoad(t *testing.T) {
 	defer rc.Close()
 	from := readback.Mark(t, rc, c, topic, 4)
 
-	cfgPath := filepath.Join(t.TempDir(), "producer.toml")
-	if err := os.WriteFile(cfgPath, []byte(configText(c.NameServer, "it-shutdown", "latency", 10000)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &syncBuffer{}
-	d, err := New(Options{Config: cfg, Logger: hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Info}),
-		PluginCommand: []string{os.Args[0], "plugin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	grpcAddr, _, _ := d.Addrs()
-	cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	ingress := producerdpb.NewIngressClient(cc)
+	h := startDaemon(t, configText(c.NameServer, "it-shutdown", "latency", 10000), hclog.Info)
+	d, ingress := h.d, h.ingress
 	waitFor(t, "plugin processes", func() bool { return len(pluginChildren()) > 0 })
 
 	var (
@@ -93,6 +64,7 @@ func TestIntegrationShutdownUnderLoad(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the load never reached 2000 acknowledgements")
 	}
+	h.stopped = true
 	if err := d.Shutdown(context.Background()); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}

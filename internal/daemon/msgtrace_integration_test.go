@@ -11,12 +11,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/core"
-	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/remoting"
@@ -41,31 +38,9 @@ func TestIntegrationMessageTrace(t *testing.T) {
 	defer rc.Close()
 	before := traceMarks(rc, c)
 
-	cfgPath := filepath.Join(t.TempDir(), "producer.toml")
-	if err := os.WriteFile(cfgPath, []byte(configText(c.NameServer, "it-msgtrace", "rr", 100)+"message_trace = true\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(Options{Config: cfg, Logger: hclog.NewNullLogger(), PluginCommand: []string{os.Args[0], "plugin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Shutdown(context.Background())
-	grpcAddr, _, _ := d.Addrs()
-	cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	res, err := producerdpb.NewIngressClient(cc).Send(ctx, &producerdpb.SendRequest{Message: &producerdpb.Message{
+	h := startDaemon(t, configText(c.NameServer, "it-msgtrace", "rr", 100)+"message_trace = true\n", hclog.Info)
+	ctx := callCtx(t)
+	res, err := h.ingress.Send(ctx, &producerdpb.SendRequest{Message: &producerdpb.Message{
 		Topic: topic, Body: []byte("traced"), Tags: "tagA", Keys: []string{"order-1", "customer-2"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +84,7 @@ func TestIntegrationMessageTrace(t *testing.T) {
 		t.Errorf("trace message KEYS %q lack the message's keys", m.Properties[core.PropertyKeys])
 	}
 	t.Logf("trace message %s in %s: KEYS %q, record %+v", m.UniqKey(), m.Topic, m.Properties[core.PropertyKeys], rec)
-	if _, sent, _ := d.groupList()[0].tracer.Stats(); sent < 1 {
+	if _, sent, _ := h.d.groupList()[0].tracer.Stats(); sent < 1 {
 		t.Errorf("trace messages sent: %d", sent)
 	}
 

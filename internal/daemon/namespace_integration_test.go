@@ -1,20 +1,13 @@
 package daemon
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/core"
-	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/remoting"
@@ -34,31 +27,9 @@ func TestIntegrationNamespace(t *testing.T) {
 	createTopic(t, rc, c, wire)
 	from := readback.Mark(t, rc, c, wire, 4)
 
-	cfgPath := filepath.Join(t.TempDir(), "producer.toml")
-	if err := os.WriteFile(cfgPath, []byte(configText(c.NameServer, "it-ns", "rr", 100)+"namespace = \"ns1\"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(Options{Config: cfg, Logger: hclog.NewNullLogger(), PluginCommand: []string{os.Args[0], "plugin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Shutdown(context.Background())
-	grpcAddr, _, _ := d.Addrs()
-	cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	res, err := producerdpb.NewIngressClient(cc).Send(ctx, &producerdpb.SendRequest{Message: &producerdpb.Message{
+	h := startDaemon(t, configText(c.NameServer, "it-ns", "rr", 100)+"namespace = \"ns1\"\n", hclog.Info)
+	ctx := callCtx(t)
+	res, err := h.ingress.Send(ctx, &producerdpb.SendRequest{Message: &producerdpb.Message{
 		Topic: topic, Body: []byte("namespaced")}})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +42,7 @@ func TestIntegrationNamespace(t *testing.T) {
 	if m.Topic != wire || m.Properties[core.PropertyInstanceID] != "ns1" {
 		t.Errorf("stored in %q with INSTANCE_ID %q, want %q and ns1", m.Topic, m.Properties[core.PropertyInstanceID], wire)
 	}
-	st := d.Status()
+	st := h.d.Status()
 	var topics, groups []string
 	for _, cs := range st.GetClients() {
 		groups = append(groups, cs.GetGroups()...)

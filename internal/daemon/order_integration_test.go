@@ -16,13 +16,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/core"
-	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/internal/testwait"
@@ -55,34 +52,8 @@ func TestIntegrationKeyedOrder(t *testing.T) {
 	javaQueues := javaHashQueues(t, c.NameServer, orderTopic, keys)
 	from := readback.Mark(t, rc, c, orderTopic, 4)
 
-	cfgPath := filepath.Join(t.TempDir(), "producer.toml")
-	cfgText := configText(c.NameServer, "it-order", "rr", 10000) + "send_timeout = \"3s\"\nattempt_timeout = \"500ms\"\n"
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &syncBuffer{}
-	d, err := New(Options{Config: cfg, Logger: hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Info}),
-		PluginCommand: []string{os.Args[0], "plugin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Shutdown(context.Background())
-	grpcAddr, _, _ := d.Addrs()
-	cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	ingress := producerdpb.NewIngressClient(cc)
+	h := startDaemon(t, configText(c.NameServer, "it-order", "rr", 10000)+"send_timeout = \"3s\"\nattempt_timeout = \"500ms\"\n", hclog.Info)
+	d, ingress, log := h.d, h.ingress, h.log
 
 	type sent struct {
 		seq   int

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/producerd/producerd/core"
-	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/internal/testwait"
@@ -31,23 +28,7 @@ func TestIntegrationTimerHTTP(t *testing.T) {
 	}
 	defer rc.Close()
 	from := readback.Mark(t, rc, c, topic, 4)
-	cfgPath := filepath.Join(t.TempDir(), "producer.toml")
-	if err := os.WriteFile(cfgPath, []byte(configText(c.NameServer, "it-timer", "rr", 100)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(Options{Config: cfg, Logger: hclog.NewNullLogger(), PluginCommand: []string{os.Args[0], "plugin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Shutdown(t.Context())
-	_, httpAddr, _ := d.Addrs()
+	httpAddr := startDaemon(t, configText(c.NameServer, "it-timer", "rr", 100), hclog.Info).httpAddr
 
 	start := time.Now()
 	body := fmt.Sprintf(`{"topic":%q,"body":"timer over http","deliver_at":%q}`, topic, start.Add(4*time.Second).UTC().Format(time.RFC3339Nano))

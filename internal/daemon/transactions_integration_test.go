@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/core"
-	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/internal/testwait"
@@ -30,32 +27,7 @@ const txITTopic = "IT_Daemon"
 func realTxDaemon(t *testing.T, c *rmqtest.Cluster) (*harness, string) {
 	t.Helper()
 	group := fmt.Sprintf("it_tx_%s_%d", strings.ToLower(t.Name()[len("TestIntegrationDaemonTx"):]), time.Now().UnixNano()%1e9)
-	h := &harness{t: t, log: &syncBuffer{}}
-	h.cfgPath = filepath.Join(t.TempDir(), "producer.toml")
-	h.write(strings.Replace(configText(c.NameServer, group, "rr", 1000), `group = "g1"`, "group = "+strconv.Quote(group), 1))
-	cfg, err := config.Load(h.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(Options{Config: cfg, Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: h.log}),
-		PluginCommand: []string{os.Args[0], "plugin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h.d = d
-	t.Cleanup(func() {
-		_ = d.Shutdown(context.Background())
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", h.log.String())
-		}
-	})
-	h.grpcAddr, h.httpAddr, h.adminAddr = d.Addrs()
-	h.ingress = producerdpb.NewIngressClient(h.dial(h.grpcAddr))
+	h := startDaemon(t, strings.Replace(configText(c.NameServer, group, "rr", 1000), `group = "g1"`, "group = "+strconv.Quote(group), 1), hclog.Info)
 	return h, group
 }
 
