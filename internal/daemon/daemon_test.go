@@ -148,8 +148,8 @@ func startText(t *testing.T, c *devbroker.Cluster, text string) *harness {
 // startDaemon runs a daemon with the config text, written to a file (for reloads), whose
 // [client] names the NameServer: the dev cluster's or the real one's. It logs at level
 // into h.log, printed when the test fails, and is shut down at the end of the test
-// unless the test did (h.stopped).
-func startDaemon(t *testing.T, text string, level hclog.Level) *harness {
+// unless the test did (h.stopped). Each with adjusts the daemon's options.
+func startDaemon(t *testing.T, text string, level hclog.Level, with ...func(*Options)) *harness {
 	t.Helper()
 	h := &harness{t: t, log: &syncBuffer{}}
 	h.cfgPath = filepath.Join(t.TempDir(), "producer.toml")
@@ -159,7 +159,11 @@ func startDaemon(t *testing.T, text string, level hclog.Level) *harness {
 		t.Fatal(err)
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Level: level, Output: h.log})
-	d, err := New(Options{Config: cfg, Logger: logger, PluginCommand: []string{os.Args[0], "plugin"}})
+	opts := Options{Config: cfg, Logger: logger, PluginCommand: []string{os.Args[0], "plugin"}}
+	for _, w := range with {
+		w(&opts)
+	}
+	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

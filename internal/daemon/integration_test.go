@@ -12,7 +12,6 @@ import (
 	"github.com/producerd/producerd/api/producerdpb"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
-	"github.com/producerd/producerd/remoting"
 )
 
 // TestIntegrationShutdownUnderLoad: a daemon in front of the real Apache RocketMQ is shut
@@ -21,11 +20,7 @@ import (
 func TestIntegrationShutdownUnderLoad(t *testing.T) {
 	c := rmqtest.Require(t)
 	const topic = "IT_Daemon"
-	rc, err := remoting.NewClient(remoting.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := readback.Client(t)
 	from := readback.Mark(t, rc, c, topic, 4)
 
 	h := startDaemon(t, configText(c.NameServer, "it-shutdown", "latency", 10000), hclog.Info)

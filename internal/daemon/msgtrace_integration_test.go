@@ -31,11 +31,7 @@ import (
 func TestIntegrationMessageTrace(t *testing.T) {
 	c := rmqtest.Require(t)
 	const topic = "IT_Daemon"
-	rc, err := remoting.NewClient(remoting.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := readback.Client(t)
 	before := traceMarks(rc, c)
 
 	h := startDaemon(t, configText(c.NameServer, "it-msgtrace", "rr", 100)+"message_trace = true\n", hclog.Info)

@@ -10,7 +10,6 @@ import (
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
-	"github.com/producerd/producerd/remoting"
 )
 
 // TestIntegrationNamespace: a group with namespace "ns1" sends to IT_NS through the
@@ -19,11 +18,7 @@ import (
 func TestIntegrationNamespace(t *testing.T) {
 	c := rmqtest.Require(t)
 	const topic, wire = "IT_NS", "ns1%IT_NS"
-	rc, err := remoting.NewClient(remoting.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := readback.Client(t)
 	createTopic(t, rc, c, wire)
 	from := readback.Mark(t, rc, c, wire, 4)
 

@@ -43,11 +43,7 @@ const orderTopic = "IT_Order"
 func TestIntegrationKeyedOrder(t *testing.T) {
 	c := rmqtest.RequireExclusive(t)
 	total, senders, keys := envInt("PRODUCERD_ORDER_MESSAGES", 2000), envInt("PRODUCERD_ORDER_SENDERS", 10), 100
-	rc, err := remoting.NewClient(remoting.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := readback.Client(t)
 	queues := createTopic(t, rc, c, orderTopic)
 	javaQueues := javaHashQueues(t, c.NameServer, orderTopic, keys)
 	from := readback.Mark(t, rc, c, orderTopic, 4)

@@ -4,20 +4,15 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	pb "github.com/producerd/producerd/api/rmqv2"
 	"github.com/producerd/producerd/devbroker"
-	"github.com/producerd/producerd/internal/config"
 )
 
 // TestRocketMQGRPCIngress sends through the apache.rocketmq.v2 listener of a daemon on the
@@ -27,29 +22,9 @@ func TestRocketMQGRPCIngress(t *testing.T) {
 	c := startCluster(t)
 	text := strings.Replace(configText(c.NameServerAddr(), "rmqv2", "rr", 100), `http = "127.0.0.1:0"`,
 		`http = "127.0.0.1:0"`+"\nrocketmq_grpc_listen = \"127.0.0.1:0\"", 1)
-	path := filepath.Join(t.TempDir(), "producer.toml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(Options{Config: cfg, Logger: hclog.NewNullLogger(), PluginCommand: []string{os.Args[0], "plugin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = d.Shutdown(context.Background())
-		}
-	})
+	h := startText(t, c, text)
+	d := h.d
+	ctx := callCtx(t)
 	if d.RocketMQGRPCAddr() == "" {
 		t.Fatal("rocketmq_grpc_listen set but no listener")
 	}
@@ -103,7 +78,7 @@ func TestRocketMQGRPCIngress(t *testing.T) {
 		}
 	}
 
-	stopped = true
+	h.stopped = true
 	if err := d.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -118,24 +93,8 @@ func TestRocketMQGRPCIngressBusy(t *testing.T) {
 	c := startCluster(t)
 	text := strings.Replace(configText(c.NameServerAddr(), "rmqv2busy", "rr", 1), `http = "127.0.0.1:0"`,
 		`http = ""`+"\nrocketmq_grpc_listen = \"127.0.0.1:0\"", 1)
-	path := filepath.Join(t.TempDir(), "producer.toml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(Options{Config: cfg, Logger: hclog.NewNullLogger(), PluginCommand: []string{os.Args[0], "plugin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	d := startText(t, c, text).d
+	ctx := callCtx(t)
 	cc, err := grpc.NewClient(d.RocketMQGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/internal/testwait"
-	"github.com/producerd/producerd/remoting"
 )
 
 // TestIntegrationTimerHTTP: a message posted to the HTTP API with deliver_at = now+4s is
@@ -22,11 +21,7 @@ import (
 func TestIntegrationTimerHTTP(t *testing.T) {
 	c := rmqtest.Require(t)
 	const topic = "IT_Daemon"
-	rc, err := remoting.NewClient(remoting.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := readback.Client(t)
 	from := readback.Mark(t, rc, c, topic, 4)
 	httpAddr := startDaemon(t, configText(c.NameServer, "it-timer", "rr", 100), hclog.Info).httpAddr
 

@@ -11,7 +11,6 @@ import (
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
-	"github.com/producerd/producerd/remoting"
 )
 
 // TestIntegrationTracing: against the real cluster, the caller's trace id is on the
@@ -20,11 +19,7 @@ import (
 func TestIntegrationTracing(t *testing.T) {
 	c := rmqtest.Require(t)
 	const topic = "IT_Daemon"
-	rc, err := remoting.NewClient(remoting.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := readback.Client(t)
 	from := readback.Mark(t, rc, c, topic, 4)
 	d, exp := startTraced(t, configText(c.NameServer, "it-tracing", "rr", 100))
 	grpcAddr, _, _ := d.Addrs()

@@ -1,14 +1,10 @@
 package daemon
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -19,7 +15,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/producerd/producerd/api/producerdpb"
-	"github.com/producerd/producerd/internal/config"
 )
 
 // Caller trace contexts of the tests: W3C traceparent values.
@@ -32,27 +27,10 @@ const (
 // startTraced runs a daemon whose spans go to an in-memory exporter.
 func startTraced(t *testing.T, text string) (*Daemon, *tracetest.InMemoryExporter) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "producer.toml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	d, err := New(Options{Config: cfg, Logger: hclog.NewNullLogger(), PluginCommand: []string{os.Args[0], "plugin"}, TracerProvider: tp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
-	return d, exp
+	h := startDaemon(t, text, hclog.Info, func(o *Options) { o.TracerProvider = tp })
+	return h.d, exp
 }
 
 // checkSendTrace checks the spans of the send of msgID: a send span in the caller's

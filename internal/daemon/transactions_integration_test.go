@@ -60,16 +60,6 @@ func brokerCheckWait(t *testing.T, rc *remoting.Client, c *rmqtest.Cluster) time
 	return worst
 }
 
-func readbackClient(t *testing.T) *remoting.Client {
-	t.Helper()
-	rc, err := remoting.NewClient(remoting.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rc.Close() })
-	return rc
-}
-
 // deliveredCount counts the messages of topic since m with each UNIQ_KEY of ids.
 func deliveredCount(t *testing.T, rc *remoting.Client, m readback.Marks, ids ...string) map[string]int {
 	t.Helper()
@@ -91,7 +81,7 @@ func TestIntegrationDaemonTxCommitRollback(t *testing.T) {
 	t.Parallel()
 	c := rmqtest.Require(t)
 	h, _ := realTxDaemon(t, c)
-	rc := readbackClient(t)
+	rc := readback.Client(t)
 	marks := readback.Mark(t, rc, c, txITTopic, 4)
 	ctx := callCtx(t)
 	var ids []string
@@ -127,7 +117,7 @@ func TestIntegrationDaemonTxCrashCheckBack(t *testing.T) {
 	t.Parallel()
 	c := rmqtest.Require(t)
 	h, group := realTxDaemon(t, c)
-	rc := readbackClient(t)
+	rc := readback.Client(t)
 	wait := brokerCheckWait(t, rc, c)
 	marks := readback.Mark(t, rc, c, txITTopic, 4)
 	ck := registerChecker(t, h, &producerdpb.TransactionCheckerRegistration{Deadline: nil})
@@ -186,7 +176,7 @@ func TestIntegrationDaemonTxNoChecker(t *testing.T) {
 	t.Parallel()
 	c := rmqtest.Require(t)
 	h, group := realTxDaemon(t, c)
-	rc := readbackClient(t)
+	rc := readback.Client(t)
 	wait := brokerCheckWait(t, rc, c)
 	marks := readback.Mark(t, rc, c, txITTopic, 4)
 	b, err := h.ingress.BeginTransaction(callCtx(t), &producerdpb.BeginTransactionRequest{Message: &producerdpb.Message{
@@ -245,7 +235,7 @@ func TestIntegrationDaemonTxLostEnd(t *testing.T) {
 	t.Parallel()
 	c := rmqtest.Require(t)
 	h, group := realTxDaemon(t, c)
-	rc := readbackClient(t)
+	rc := readback.Client(t)
 	wait := brokerCheckWait(t, rc, c)
 	marks := readback.Mark(t, rc, c, txITTopic, 4)
 	b, err := h.ingress.BeginTransaction(callCtx(t), &producerdpb.BeginTransactionRequest{Message: &producerdpb.Message{

@@ -27,6 +27,17 @@ type Queue struct {
 // starts there.
 type Marks map[Queue]int64
 
+// Client returns a remoting client for reading back, closed at the end of the test.
+func Client(t testing.TB) *remoting.Client {
+	t.Helper()
+	rc, err := remoting.NewClient(remoting.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	return rc
+}
+
 // Mark records the next offset of queues 0..queues-1 of topic on every broker of c.
 func Mark(t testing.TB, rc *remoting.Client, c *rmqtest.Cluster, topic string, queues int32) Marks {
 	t.Helper()
