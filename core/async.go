@@ -234,7 +234,7 @@ func (a *asyncSend) failed(at *asyncAttempt, o sdk.Outcome, err error, retryable
 		return
 	}
 	a.finish(nil, &SendError{Topic: a.pr.topic, Attempts: len(a.brokers), Brokers: a.brokers,
-		Elapsed: time.Since(a.start), Timeout: !time.Now().Before(a.deadline), Last: err})
+		Elapsed: time.Since(a.start), Timeout: !time.Now().Before(a.deadline), Last: a.p.bareCause(err)})
 }
 
 func (a *asyncSend) finish(res *SendResult, err error) {

@@ -96,10 +96,22 @@ func (p *Producer) bareRouteError(err error) error {
 	}
 	c := *re
 	c.Topic = WithoutNamespace(p.cfg.Namespace, re.Topic)
-	if re.Cause != nil {
-		c.Cause = &bareNameError{err: re.Cause, prefix: p.cfg.Namespace + NamespaceSeparator}
-	}
+	c.Cause = p.bareCause(re.Cause)
 	return &c
+}
+
+// bareCause shows err's text without this producer's namespace (a broker's remark quotes
+// the wrapped topic: "the topic[ns1%T] sending message is forbidden"); errors.Is and
+// errors.As still reach err.
+func (p *Producer) bareCause(err error) error {
+	if err == nil || p.cfg.Namespace == "" {
+		return err
+	}
+	prefix := p.cfg.Namespace + NamespaceSeparator
+	if !strings.Contains(err.Error(), prefix) {
+		return err
+	}
+	return &bareNameError{err: err, prefix: prefix}
 }
 
 // bareNameError is err with every "ns%" removed from its text.

@@ -10,6 +10,7 @@ import (
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/devbroker"
 	"github.com/producerd/producerd/internal/testwait"
+	"github.com/producerd/producerd/remoting"
 )
 
 func TestNamespaceWrap(t *testing.T) {
@@ -94,4 +95,35 @@ func TestNamespaceRouteErrorBare(t *testing.T) {
 	if re.Topic != "Missing" || strings.Contains(err.Error(), "ns1%") || !strings.Contains(err.Error(), "topic Missing") {
 		t.Fatalf("route error %q (Topic %q) shows the namespace", err, re.Topic)
 	}
+}
+
+// TestNamespaceBrokerErrorBare: a broker's remark quotes the wrapped topic; a namespaced
+// producer's send error shows the topic as its caller named it, sync and async, and
+// still carries the broker's code.
+func TestNamespaceBrokerErrorBare(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devbroker.Config{Topics: map[string]int{"ns1%Denied": 4}})
+	remark := "the topic[ns1%Denied] sending message is forbidden"
+	for _, b := range dev.Brokers() {
+		setFault(t, b, devbroker.Fault{Errors: []devbroker.InjectedError{{Code: remoting.NoPermission, Rate: 1, Remark: remark}}})
+	}
+	p := devProducer(t, dev, func(c *core.ProducerConfig) { c.Namespace = "ns1" })
+	check := func(how string, err error) {
+		t.Helper()
+		var re *remoting.Error
+		if !errors.As(err, &re) || re.Code != remoting.NoPermission {
+			t.Fatalf("%s send: %v; want the broker's NO_PERMISSION", how, err)
+		}
+		if strings.Contains(err.Error(), "ns1%") || !strings.Contains(err.Error(), "topic[Denied]") {
+			t.Fatalf("%s send error %q shows the namespace", how, err)
+		}
+	}
+	_, err := p.Send(context.Background(), &core.Message{Topic: "Denied", Body: []byte("x")})
+	check("sync", err)
+	done := make(chan error, 1)
+	if err := p.SendAsync(context.Background(), &core.Message{Topic: "Denied", Body: []byte("x")},
+		func(_ *core.SendResult, err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	check("async", <-done)
 }

@@ -699,7 +699,7 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		timedOut = true
 	}
 	return nil, &SendError{Topic: pr.topic, Attempts: len(brokers), Brokers: slices.Clone(brokers),
-		Elapsed: time.Since(start), Timeout: timedOut, Last: lastErr}
+		Elapsed: time.Since(start), Timeout: timedOut, Last: p.bareCause(lastErr)}
 }
 
 // callerEnded reports whether an attempt that lasted latency failed because the caller's
@@ -903,7 +903,7 @@ func (p *Producer) SendToQueue(ctx context.Context, m *Message, q sdk.Queue) (*S
 	}
 	res, _, err := p.attempt(ctx, pi, pr, q, time.Now().Add(p.cfg.SendTimeout), 0)
 	if err != nil {
-		return nil, &SendError{Topic: pr.topic, Attempts: 1, Brokers: []string{q.Broker}, Last: err}
+		return nil, &SendError{Topic: pr.topic, Attempts: 1, Brokers: []string{q.Broker}, Last: p.bareCause(err)}
 	}
 	res.Attempts = 1
 	return res, nil
