@@ -14,6 +14,9 @@ import (
 	"github.com/producerd/producerd/bench/internal/load"
 )
 
+// variantUnix is the daemon driver over the ingress Unix socket instead of TCP.
+const variantUnix = "unix"
+
 // cell is one driver run of one scenario.
 type cell struct {
 	Scenario string
@@ -122,7 +125,11 @@ func (h *harness) command(c *cell) ([]string, string) {
 		if _, err := os.Stat(bin); err != nil {
 			return nil, "daemon-driver not built: " + err.Error()
 		}
-		return append([]string{bin, "-addr", h.daemon.addr}, a...), ""
+		addr := h.daemon.addr
+		if c.Variant == variantUnix {
+			addr = "unix://" + h.daemon.unix
+		}
+		return append([]string{bin, "-addr", addr}, a...), ""
 	case "java":
 		if _, err := os.Stat(h.javaJar); err != nil {
 			return nil, "java driver not built: " + err.Error()

@@ -309,8 +309,13 @@ func scenarios(scale float64, profile string, host bool) []scenario {
 		}
 		return s
 	}
+	sync1 := headline("sync-1", "sync send, 1 sender, 1 KiB", "sync", 1, 1024, 1, 40000, 10*time.Second)
+	// The daemon's unary Send with one sender also over the ingress Unix socket.
+	unix := sync1.Cells[len(sync1.Cells)-1]
+	unix.Variant = variantUnix
+	sync1.Cells = append(sync1.Cells, unix)
 	out := []scenario{
-		headline("sync-1", "sync send, 1 sender, 1 KiB", "sync", 1, 1024, 1, 40000, 10*time.Second),
+		sync1,
 		headline("sync-64", "sync send, 64 senders, 1 KiB", "sync", 64, 1024, 1, 150000, 10*time.Second),
 		headline("async-1k", "async/pipelined, 256 in flight, 1 KiB", "async", 256, 1024, 1, 150000, 10*time.Second),
 		headline("async-16k", "async/pipelined, 256 in flight, 16 KiB (zlib-compressed by every client)", "async", 256, 16384, 1, 30000, 10*time.Second),

@@ -231,6 +231,32 @@ func (r *report) write() error {
 		known := !math.IsNaN(td) && !math.IsNaN(tj)
 		p("| daemon stream ≥ 0.8× Java | %s | %s vs %s msgs/s (%s) | %s |\n", s.ID, fmtNum(td), fmtNum(tj), ratio(td, tj), verdict(td >= 0.8*tj, known))
 	}
+	// The single-sender and many-sender targets of the daemon and core against the
+	// other clients (issue 19).
+	for _, t := range []struct {
+		what, scen, drv, variant, peer string
+		min                            float64
+	}{
+		{"core ≥ 1.2× client-go, one sync sender", "sync-1", "core", "", "clientgo", 1.2},
+		{"daemon unary Send ≥ 0.85× Java, TCP", "sync-1", "daemon", "", "java", 0.85},
+		{"daemon unary Send ≥ 0.95× Java, Unix socket", "sync-1", "daemon", variantUnix, "java", 0.95},
+		{"daemon ≥ 1.0× Java", "sync-64", "daemon", "", "java", 1.0},
+	} {
+		d, j := r.find(t.scen, t.drv, t.variant), r.find(t.scen, t.peer, "")
+		td, tj := thr(d), thr(j)
+		p("| %s | %s | %s vs %s msgs/s (%s) | %s |\n", t.what, t.scen, fmtNum(td), fmtNum(tj), ratio(td, tj), verdict(td >= t.min*tj, !math.IsNaN(td) && !math.IsNaN(tj)))
+	}
+	for _, s := range heads {
+		c, g := r.find(s.ID, "core", ""), r.find(s.ID, "clientgo", "")
+		tc, tg := thr(c), thr(g)
+		p("| core ≥ 1.0× client-go | %s | %s vs %s msgs/s (%s) | %s |\n", s.ID, fmtNum(tc), fmtNum(tg), ratio(tc, tg), verdict(tc >= tg, !math.IsNaN(tc) && !math.IsNaN(tg)))
+	}
+	for _, v := range []string{"", variantUnix} {
+		d, j := r.find("sync-1", "daemon", v), r.find("sync-1", "java", "")
+		cd, cj := cpuPer(d), cpuPer(j)
+		p("| daemon CPU/msg ≤ 1.0× Java (daemon process) | sync-1%s | %s vs %s µs/msg (%s) | %s |\n", map[string]string{"": "", variantUnix: " (Unix socket)"}[v],
+			fmtNum(cd), fmtNum(cj), ratio(cd, cj), verdict(cd <= cj, !math.IsNaN(cd) && !math.IsNaN(cj)))
+	}
 	jf := r.find("failover", "java", "*")
 	for _, drv := range []string{"core", "daemon"} {
 		f := r.find("failover", drv, "*")
@@ -364,6 +390,9 @@ func (r *report) write() error {
 
 func (r *report) row(b *strings.Builder, scen string, cr *cellResult, c cell) {
 	name := driverName[c.Driver]
+	if c.Variant == variantUnix {
+		name = "producerd daemon (gRPC, Unix socket)"
+	}
 	if !ok(cr) {
 		fmt.Fprintf(b, "| %s | %s | | | | | | | | | | | %s |\n", scen, name, missingNote(cr))
 		return
