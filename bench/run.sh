@@ -71,6 +71,16 @@ if ! build_go core-driver ./cmd/core-driver; then
   build_go core-driver ./cmd/core-driver -tags nohost || { cat results/raw/build-core-driver.log >&2; exit 1; }
 fi
 
+# The strategies' WebAssembly modules for the strategy-paths scenario, next to the core
+# driver (bin/wasm/NAME.wasm).
+mkdir -p bin/wasm results/raw/build-wasm
+for w in roundrobin:plugins/roundrobin/wasm latencyfault:plugins/latencyfault/wasm \
+  leastlatency:plugins/examples/leastlatency/wasm keyhash:plugins/examples/keyhash/wasm; do
+  if ! GOOS=wasip1 GOARCH=wasm build_go "wasm/${w%%:*}.wasm" "github.com/producerd/producerd/${w#*:}" -buildmode=c-shared; then
+    log "the ${w%%:*} wasm module does not build (results/raw/build-wasm/${w%%:*}.wasm.log): its wasm cell will fail"
+  fi
+done
+
 if ! build_go daemon-driver ./cmd/daemon-driver; then
   log "daemon-driver (gRPC load client) does not build: driver 1 will be reported missing"
   rm -f bin/daemon-driver

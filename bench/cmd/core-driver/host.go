@@ -5,29 +5,67 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/producerd/producerd/host"
+	"github.com/producerd/producerd/plugins/examples/keyhash"
+	"github.com/producerd/producerd/plugins/examples/leastlatency"
 	"github.com/producerd/producerd/plugins/sdk"
 )
 
 // latencySettings are the latency-fault settings of producer.toml's example.
 const latencySettings = `{"preset":"rocketmq5","max_isolated_share":0.5}`
 
-// hostStrategy starts a host with one built-in, in process or as a plugin process
-// (this executable, "plugin NAME").
+// benchStrategies are the strategies of the -strategy NAME-PATH forms, by short name:
+// the two built-ins, the least-latency example and keyhash (which needs each message).
+var benchStrategies = map[string]string{"rr": "roundrobin", "lf": "latencyfault", "ll": "leastlatency", "kh": "keyhash"}
+
+// benchBuiltins are the constructors the host knows them by, in process and in the
+// plugin process ("core-driver plugin NAME").
+var benchBuiltins = map[string]host.Builtin{
+	"roundrobin":   host.RoundRobin,
+	"latencyfault": host.LatencyFault,
+	"leastlatency": leastlatency.New,
+	"keyhash":      keyhash.Build,
+}
+
+// hostStrategy starts a host with one of benchStrategies on one path: in process
+// (NAME-inproc), as a plugin process (NAME-plugin: this executable, "plugin NAME") or as
+// a WebAssembly module (NAME-wasm: wasm/NAME.wasm next to this executable, which
+// bench/run.sh builds). At the end the driver prints the host's decision and fallback
+// counts (STRATEGY line).
 func hostStrategy(name string) (sdk.Selector, func(), error) {
-	spec := host.Spec{Name: name}
-	switch name {
-	case "rr-inproc", "rr-plugin":
-		spec.Plugin = "roundrobin"
-	case "lf-inproc", "lf-plugin":
-		spec.Plugin, spec.Settings = "latencyfault", []byte(latencySettings)
-	default:
+	short, path, _ := strings.Cut(name, "-")
+	long, ok := benchStrategies[short]
+	if !ok {
 		return nil, nil, fmt.Errorf("unknown -strategy %q", name)
 	}
-	spec.InProcess = name == "rr-inproc" || name == "lf-inproc"
-	h, err := host.New(host.Config{})
+	spec := host.Spec{Name: long, Plugin: long}
+	if long == "latencyfault" {
+		spec.Settings = []byte(latencySettings)
+	}
+	switch path {
+	case "inproc":
+		spec.InProcess = true
+	case "plugin":
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, nil, err
+		}
+		spec.Command = []string{exe, "plugin", long}
+	case "wasm":
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, nil, err
+		}
+		spec.Plugin = filepath.Join(filepath.Dir(exe), "wasm", long+".wasm")
+	default:
+		return nil, nil, fmt.Errorf("unknown -strategy %q (want NAME-inproc, NAME-plugin or NAME-wasm)", name)
+	}
+	h, err := host.New(host.Config{Builtins: benchBuiltins})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -37,7 +75,11 @@ func hostStrategy(name string) (sdk.Selector, func(), error) {
 		h.Close()
 		return nil, nil, fmt.Errorf("start strategy %s: %w", name, err)
 	}
-	return h.Strategy(), func() { h.Close() }, nil
+	return h.Strategy(), func() {
+		st := h.Status()
+		fmt.Printf("STRATEGY decisions=%d fallbacks=%d\n", st.Decisions, st.Fallbacks)
+		h.Close()
+	}, nil
 }
 
-func servePlugin(name string) error { return host.ServeBuiltin(name, nil) }
+func servePlugin(name string) error { return host.ServeBuiltin(name, benchBuiltins) }

@@ -8,10 +8,13 @@
 //	"" / default  core's built-in in-process round-robin (no strategy)
 //	rr-lib        plugins/roundrobin in this process, called directly
 //	lf-lib        plugins/latencyfault (preset rocketmq5) in this process, called directly
-//	rr-inproc     host package, round-robin built-in in-process
-//	rr-plugin     host package, round-robin built-in out of process (a plugin process)
-//	lf-inproc     host package, latency-fault built-in in-process
-//	lf-plugin     host package, latency-fault built-in out of process
+//	S-inproc      host package, strategy S in-process
+//	S-plugin      host package, strategy S out of process (a plugin process)
+//	S-wasm        host package, strategy S as a WebAssembly module (wasm/S.wasm next to
+//	              this executable)
+//
+// with S one of rr (round-robin), lf (latency-fault, preset rocketmq5), ll (the
+// least-latency example) and kh (keyhash, which decides per message).
 //
 // The host strategies need the host package to compile; without it, build with
 // -tags nohost and they are reported as unavailable. "core-driver plugin NAME" is the

@@ -5,13 +5,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/producerd/producerd/plugins/sdk"
 )
 
 func hostStrategy(name string) (sdk.Selector, func(), error) {
-	switch name {
-	case "rr-inproc", "rr-plugin", "lf-inproc", "lf-plugin":
+	if strings.HasSuffix(name, "-inproc") || strings.HasSuffix(name, "-plugin") || strings.HasSuffix(name, "-wasm") {
 		return nil, nil, errNoHost
 	}
 	return nil, nil, fmt.Errorf("unknown -strategy %q", name)

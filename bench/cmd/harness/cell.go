@@ -85,6 +85,9 @@ type cellResult struct {
 	Trace        string
 	Profile      string
 	Failover     *failoverResult
+	// Decisions and Fallbacks: the host's counts over the driver's life (warm-up
+	// included) for the host strategies (the driver's STRATEGY line); -1 when not told.
+	Decisions, Fallbacks int64
 }
 
 // args renders the common driver flags.
@@ -144,7 +147,7 @@ func (h *harness) command(c *cell) ([]string, string) {
 // /proc entries at the driver's marks and parses its result line. onStart, when set,
 // runs in its own goroutine once the measured phase started.
 func (h *harness) runCell(c cell, onStart func(pid int)) *cellResult {
-	r := &cellResult{Cell: c, LoadAvg: loadAvg()}
+	r := &cellResult{Cell: c, LoadAvg: loadAvg(), Decisions: -1, Fallbacks: -1}
 	argv, missing := h.command(&c)
 	if missing != "" {
 		r.Status, r.Note = "missing", missing
@@ -237,6 +240,10 @@ func (h *harness) runCell(c cell, onStart func(pid int)) *cellResult {
 			stdin.Close()
 		case strings.HasPrefix(text, "RESULT "):
 			line = text
+		case strings.HasPrefix(text, "STRATEGY "):
+			if _, err := fmt.Sscanf(text, "STRATEGY decisions=%d fallbacks=%d", &r.Decisions, &r.Fallbacks); err != nil {
+				logf("%s: unreadable %q: %v", c.name(), text, err)
+			}
 		}
 	}
 	stdin.Close()

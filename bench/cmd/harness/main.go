@@ -284,6 +284,8 @@ type scenario struct {
 	// Headline scenarios are compared across drivers and checked against the targets.
 	Headline bool
 	Plugin   bool
+	// Paths: the strategy-paths table (in-process, plugin process, wasm side by side).
+	Paths bool
 	Failover *failoverSpec
 	Cells    []cell
 }
@@ -334,6 +336,17 @@ func scenarios(scale float64, profile string, host bool) []scenario {
 		}
 		out = append(out, s)
 	}
+	// Strategy paths (issue 15): each strategy in-process, as a plugin process and as a
+	// wasm module, async 1 KiB at saturation (1024 in flight).
+	sp := scenario{ID: "strategy-paths", Title: "strategy paths: core, async, 1024 in flight, 1 KiB", Paths: true}
+	for _, st := range []string{"rr", "lf", "ll", "kh"} {
+		for _, path := range []string{"inproc", "plugin", "wasm"} {
+			v := st + "-" + path
+			sp.Cells = append(sp.Cells, cell{Scenario: sp.ID, Driver: "core", Variant: v, Strategy: v, Mode: "async", Conc: 1024,
+				Size: 1024, Batch: 1, N: sc(100000), Duration: dur(8 * time.Second), Warmup: sc(warm)})
+		}
+	}
+	out = append(out, sp)
 	// Failover: 30 s of paced sync load (8 senders, 2000 msgs/s in total); broker-b is
 	// SIGSTOPped from 10 s to 20 s. Durations are not scaled below 30 s: the fault needs
 	// them.

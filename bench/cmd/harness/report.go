@@ -292,6 +292,13 @@ func (r *report) write() error {
 	}
 	p("\n")
 
+	// Strategy paths.
+	for _, s := range r.scen {
+		if s.Paths {
+			r.strategyPaths(&b, s)
+		}
+	}
+
 	// Failover.
 	p("## Failover\n\n")
 	for _, s := range r.scen {
@@ -424,4 +431,50 @@ func orDefault(s string) string {
 		return "default"
 	}
 	return s
+}
+
+// strategyPaths writes the table of one strategy on its three paths side by side, with
+// issue 15's targets: a plugin process at least 90 % of in-process throughput (70 % for
+// keyhash, which decides per message) and wasm at least 95 %.
+func (r *report) strategyPaths(b *strings.Builder, s scenario) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	p("## Strategy paths (in process, plugin process, wasm)\n\n")
+	p("%s. Every strategy runs through the host package in the core driver: *inproc* in the driver's process, *plugin* as a go-plugin process (the driver re-run as `core-driver plugin NAME`), *wasm* as a WebAssembly module under wazero. rr = round-robin, lf = latency-fault (preset rocketmq5), ll = the least-latency example, kh = keyhash (it needs each message, so every decision crosses to the plugin or the module; the others publish a policy the host applies). CPU is the driver's plus its plugin process's. *Fell back* counts the host's fallback decisions over the driver's life, warm-up included.\n\n", s.Title)
+	p("| strategy | path | msgs/s | vs inproc | target | p50 ms | p99 ms | errors | CPU µs/msg | plugin CPU s | decisions | fell back | notes |\n")
+	p("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, st := range []string{"rr", "lf", "ll", "kh"} {
+		base := r.find(s.ID, "core", st+"-inproc")
+		for _, path := range []string{"inproc", "plugin", "wasm"} {
+			cr := r.find(s.ID, "core", st+"-"+path)
+			if !ok(cr) {
+				p("| %s | %s | | | | | | | | | | | %s |\n", st, path, missingNote(cr))
+				continue
+			}
+			target := ""
+			switch {
+			case path == "plugin" && st == "kh":
+				target = "≥ 0.70×"
+			case path == "plugin":
+				target = "≥ 0.90×"
+			case path == "wasm":
+				target = "≥ 0.95×"
+			}
+			rel := ratio(thr(cr), thr(base))
+			if target != "" && !math.IsNaN(thr(base)) {
+				min := map[string]float64{"≥ 0.70×": 0.70, "≥ 0.90×": 0.90, "≥ 0.95×": 0.95}[target]
+				if thr(cr) >= min*thr(base) {
+					target += " **met**"
+				} else {
+					target += " **missed**"
+				}
+			}
+			dec, fb := "", ""
+			if cr.Decisions >= 0 {
+				dec, fb = fmt.Sprint(cr.Decisions), fmt.Sprint(cr.Fallbacks)
+			}
+			p("| %s | %s | %.0f | %s | %s | %.3f | %.3f | %d | %.1f | %.2f | %s | %s | %s |\n", st, path, cr.Res.MsgsPerSec, rel, target,
+				cr.Res.P50, cr.Res.P99, cr.Res.Errors, cr.Res.CPUPerMsg(), cr.PluginCPU, dec, fb, r.roundsNote(cr))
+		}
+	}
+	p("\n")
 }
