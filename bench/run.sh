@@ -13,6 +13,7 @@
 #   bench/run.sh -scale 0.3               shorter cells, for a quick look
 #   bench/run.sh -scenarios sync-64,failover -drivers core,java
 #   bench/run.sh -dry                     print the driver commands only
+#   bench/run.sh -scenarios rmqv2-proxy   only the RocketMQ 5 gRPC comparison with the Proxy
 #
 # Any argument is passed to the harness (bin/harness -h lists them).
 # Environment: PRODUCERD_RMQ_STATE (cluster state file), MVN, JAVA, GO.
@@ -108,4 +109,30 @@ fi
 
 # --- run ---------------------------------------------------------------------------
 log "running the harness (it waits for the cluster's exclusive lock)"
-bin/harness -state "$STATE" -host-missing "$host_missing" -invocation "bench/run.sh $*" "$@"
+# The RocketMQ 5 gRPC comparison (below) runs with every scenario, or when -scenarios
+# names rmqv2-proxy; the harness runs unless that is all -scenarios names.
+want_rmqv2=1 only_rmqv2=0 prev=""
+for a in "$@"; do
+  if [[ "$prev" == "-scenarios" || "$prev" == "--scenarios" ]]; then
+    [[ ",$a," == *",rmqv2-proxy,"* ]] || want_rmqv2=0
+    [[ "$a" == rmqv2-proxy ]] && only_rmqv2=1
+  fi
+  [[ "$a" == -dry || "$a" == --dry ]] && want_rmqv2=0
+  prev="$a"
+done
+if ((!only_rmqv2)); then
+  bin/harness -state "$STATE" -host-missing "$host_missing" -invocation "bench/run.sh $*" "$@"
+fi
+
+# --- RocketMQ 5 gRPC: producerd vs the Apache RocketMQ Proxy --------------------------
+# The official Java SDK (5.0.8) against producerd's apache.rocketmq.v2 listener and
+# against the Proxy 5.3.3 on the same brokers (internal/rmqv2 TestCompareWithProxy, about
+# 4 minutes), written to results/rmqv2-proxy.md.
+if ((want_rmqv2)); then
+  log "comparing producerd's RocketMQ 5 gRPC endpoint with the Apache RocketMQ Proxy"
+  if ! (cd "$REPO" && PRODUCERD_RMQ_STATE="$STATE" PRODUCERD_RMQV2_COMPARE=1 PRODUCERD_RMQV2_RESULTS="$HERE/results/rmqv2-proxy.md" \
+    "$GO" test -count=1 -timeout 30m -run '^TestCompareWithProxy$' ./internal/rmqv2/ >"$HERE/results/raw/rmqv2-proxy.log" 2>&1); then
+    log "the Proxy comparison failed (results/raw/rmqv2-proxy.log): $(tail -n 3 "$HERE/results/raw/rmqv2-proxy.log")"
+  fi
+fi
+
