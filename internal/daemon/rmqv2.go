@@ -47,10 +47,14 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 	}
 	svc, err := rmqv2.New(rmqv2.Options{Sender: &rmqv2Sender{d: d, group: cfg.Ingress.RocketMQGRPCGroup},
 		MaxBodySize: maxBody, Logger: d.log.Named("rmqv2"),
-		OnInvalid: func(pb.Code) { d.met.rejected.WithLabelValues(apiRMQv2, "invalid").Inc() }})
+		OnInvalid:    func(pb.Code) { d.met.rejected.WithLabelValues(apiRMQv2, "invalid").Inc() },
+		Transactions: &rmqv2Tx{d: d, group: cfg.Ingress.RocketMQGRPCGroup}})
 	if err != nil {
 		return err
 	}
+	d.tx.mu.Lock()
+	d.tx.v2check = svc.CheckTransaction
+	d.tx.mu.Unlock()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("daemon: ingress rocketmq_grpc_listen: %w", err)

@@ -54,6 +54,12 @@ type Options struct {
 	// OnInvalid, if set, is called for every SendMessage refused before sending (a
 	// malformed request), with the code answered; it must not block.
 	OnInvalid func(code pb.Code)
+	// Transactions, if set, serves TRANSACTION messages and EndTransaction; without it
+	// they are refused (UNSUPPORTED) and routes do not accept the type.
+	Transactions Transactions
+	// CheckTimeout bounds how long a check-back waits for a client's answer; default
+	// DefaultCheckTimeout.
+	CheckTimeout time.Duration
 }
 
 // Service implements the producer methods of apache.rocketmq.v2.MessagingService. It is
@@ -62,6 +68,7 @@ type Service struct {
 	pb.UnimplementedMessagingServiceServer
 	opts Options
 	done chan struct{}
+	tx   txState
 }
 
 var _ pb.MessagingServiceServer = (*Service)(nil)
@@ -77,7 +84,13 @@ func New(opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	return &Service{opts: opts, done: make(chan struct{})}, nil
+	if opts.CheckTimeout <= 0 {
+		opts.CheckTimeout = DefaultCheckTimeout
+	}
+	s := &Service{opts: opts, done: make(chan struct{})}
+	s.tx.sessions = map[string]*session{}
+	s.tx.checks = map[string]*orphanCheck{}
+	return s, nil
 }
 
 // ServerOptions are the options a gRPC server for the service needs: a receive limit
@@ -119,9 +132,12 @@ func (s *Service) Close() { close(s.done) }
 const brokerName = "producerd"
 
 // acceptTypes are the message types producerd sends. Topics are not checked against their
-// message.type attribute (remoting producers are not either); transactional messages are
-// not supported, so the SDKs refuse them before sending.
-var acceptTypes = []pb.MessageType{pb.MessageType_NORMAL, pb.MessageType_FIFO, pb.MessageType_DELAY}
+// message.type attribute (remoting producers are not either). Without Transactions,
+// transactional messages are not supported, so the SDKs refuse them before sending.
+var (
+	acceptTypes   = []pb.MessageType{pb.MessageType_NORMAL, pb.MessageType_FIFO, pb.MessageType_DELAY}
+	acceptTypesTx = []pb.MessageType{pb.MessageType_NORMAL, pb.MessageType_FIFO, pb.MessageType_DELAY, pb.MessageType_TRANSACTION}
+)
 
 // Settings producerd announces: the Proxy's defaults for the backoff after
 // TOO_MANY_REQUESTS (10 ms doubling to 1 s).
@@ -179,6 +195,9 @@ func (s *Service) QueryRoute(ctx context.Context, req *pb.QueryRouteRequest) (*p
 		Broker:             &pb.Broker{Name: brokerName, Id: 0, Endpoints: ep},
 		AcceptMessageTypes: acceptTypes,
 	}
+	if s.opts.Transactions != nil {
+		mq.AcceptMessageTypes = acceptTypesTx
+	}
 	return &pb.QueryRouteResponse{Status: okStatus(), MessageQueues: []*pb.MessageQueue{mq}}, nil
 }
 
@@ -233,6 +252,8 @@ func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 	if id == "" {
 		return stream.Send(&pb.TelemetryCommand{Status: errNoClientID()})
 	}
+	ss := s.openSession(id)
+	defer s.closeSession(ss)
 	in := make(chan *pb.TelemetryCommand)
 	errc := make(chan error, 1)
 	go func() {
@@ -258,6 +279,10 @@ func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 		case <-errc:
 			// The client closed its side (io.EOF) or the stream broke: both end the call.
 			return nil
+		case cmd := <-ss.out:
+			if err := stream.Send(cmd); err != nil {
+				return err
+			}
 		case cmd := <-in:
 			settings := cmd.GetSettings()
 			if settings == nil {
@@ -267,6 +292,7 @@ func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 			if err != nil {
 				return err
 			}
+			s.setTopics(ss, settings.GetPublishing().GetTopics())
 			s.opts.Logger.Debug("rmqv2 settings", "client", id, "topics", len(settings.GetPublishing().GetTopics()))
 			if err := stream.Send(&pb.TelemetryCommand{Status: okStatus(), Command: &pb.TelemetryCommand_Settings{Settings: answer}}); err != nil {
 				return err
@@ -305,11 +331,22 @@ func (s *Service) SendMessage(ctx context.Context, req *pb.SendMessageRequest) (
 		return &pb.SendMessageResponse{Status: errNoClientID()}, nil
 	}
 	msgs, st := s.convert(ctx, req.GetMessages(), time.Now())
+	if st == nil && isTransaction(req.GetMessages()) {
+		st = s.checkTransaction(req.GetMessages())
+	}
 	if st != nil {
 		if s.opts.OnInvalid != nil {
 			s.opts.OnInvalid(st.GetCode())
 		}
 		return &pb.SendMessageResponse{Status: st}, nil
+	}
+	if isTransaction(req.GetMessages()) {
+		h, tx, err := s.opts.Transactions.Begin(ctx, clientID(ctx), msgs[0])
+		if err != nil {
+			return &pb.SendMessageResponse{Status: statusOf(err)}, nil
+		}
+		return &pb.SendMessageResponse{Status: okStatus(), Entries: []*pb.SendResultEntry{{
+			Status: okStatus(), MessageId: tx.MsgID, TransactionId: h, Offset: tx.TranStateTableOffset}}}, nil
 	}
 	var (
 		res *core.SendResult
@@ -324,6 +361,36 @@ func (s *Service) SendMessage(ctx context.Context, req *pb.SendMessageRequest) (
 		return &pb.SendMessageResponse{Status: statusOf(err)}, nil
 	}
 	return &pb.SendMessageResponse{Status: okStatus(), Entries: entries(res, msgs)}, nil
+}
+
+// isTransaction reports whether a request carries a TRANSACTION message.
+func isTransaction(msgs []*pb.Message) bool {
+	for _, m := range msgs {
+		if m.GetSystemProperties().GetMessageType() == pb.MessageType_TRANSACTION {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTransaction refuses what a transactional send cannot be: more than one message (a
+// transaction holds one, as in the SDKs) and transactions where none are served.
+func (s *Service) checkTransaction(msgs []*pb.Message) *pb.Status {
+	switch {
+	case s.opts.Transactions == nil:
+		return newStatus(pb.Code_UNSUPPORTED, "producerd does not send transactional messages on this listener")
+	case len(msgs) != 1:
+		return newStatus(pb.Code_MESSAGE_CORRUPTED, "a transactional message is sent alone, not in a batch of %d", len(msgs))
+	}
+	return nil
+}
+
+// checkCall checks what every call must carry: the x-mq-client-id header.
+func (s *Service) checkCall(ctx context.Context, _ *pb.Resource) *pb.Status {
+	if clientID(ctx) == "" {
+		return errNoClientID()
+	}
+	return nil
 }
 
 // entries answers one entry per message. A batch's result carries the ids joined with
