@@ -37,18 +37,20 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 	if addr == "" {
 		return nil
 	}
-	maxBody := core.DefaultMaxMessageSize
+	maxBody, namespace := core.DefaultMaxMessageSize, ""
 	for _, p := range cfg.Producers {
 		if p.Group == cfg.Ingress.RocketMQGRPCGroup || (cfg.Ingress.RocketMQGRPCGroup == "" && len(cfg.Producers) == 1) {
 			if p.MaxMessageSize > 0 {
 				maxBody = int(p.MaxMessageSize)
 			}
+			namespace = p.Namespace
 		}
 	}
 	svc, err := rmqv2.New(rmqv2.Options{Sender: &rmqv2Sender{d: d, group: cfg.Ingress.RocketMQGRPCGroup},
 		MaxBodySize: maxBody, Logger: d.log.Named("rmqv2"),
 		OnInvalid:    func(pb.Code) { d.met.rejected.WithLabelValues(apiRMQv2, "invalid").Inc() },
-		Transactions: &rmqv2Tx{d: d, group: cfg.Ingress.RocketMQGRPCGroup}})
+		Transactions: &rmqv2Tx{d: d, group: cfg.Ingress.RocketMQGRPCGroup},
+		Auth:         cfg.Ingress.RocketMQGRPCAuth, Namespace: namespace})
 	if err != nil {
 		return err
 	}
@@ -71,7 +73,8 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 	svc.Register(srv)
 	healthpb.RegisterHealthServer(srv, d.health)
 	d.rmq = &rmqv2Ingress{ln: ln, srv: srv, svc: svc}
-	d.log.Info("rocketmq grpc ingress", "addr", ln.Addr().String(), "group", cfg.Ingress.RocketMQGRPCGroup)
+	d.log.Info("rocketmq grpc ingress", "addr", ln.Addr().String(), "group", cfg.Ingress.RocketMQGRPCGroup,
+		"namespace", namespace, "authentication", cfg.Ingress.RocketMQGRPCAuth != nil)
 	if !config.IsLoopback(addr) && tlsCfg == nil {
 		// config refuses this unless ingress.insecure = true
 		d.log.Warn("INSECURE: a listener on a non-loopback address without TLS (ingress.insecure = true)",

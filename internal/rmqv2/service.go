@@ -31,6 +31,7 @@ import (
 
 	pb "github.com/producerd/producerd/api/rmqv2"
 	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/remoting"
 )
 
 // Sender sends messages built by the service. *core.Producer implements it; the daemon
@@ -60,6 +61,13 @@ type Options struct {
 	// CheckTimeout bounds how long a check-back waits for a client's answer; default
 	// DefaultCheckTimeout.
 	CheckTimeout time.Duration
+	// Auth, if set, is the credential every call must be signed with (the SDKs'
+	// authorization header); only AccessKey and SecretKey are used. Nil: no
+	// authentication.
+	Auth *remoting.Credentials
+	// Namespace is the namespace served: that of the producer group the Sender sends
+	// through. Calls naming another namespace are refused (FORBIDDEN); "" is accepted.
+	Namespace string
 }
 
 // Service implements the producer methods of apache.rocketmq.v2.MessagingService. It is
@@ -173,8 +181,8 @@ func errNoClientID() *pb.Status {
 // the Proxy). Unlike the Proxy, the topic's existence is checked at the first send, where
 // producerd also creates topics when the producer group allows it.
 func (s *Service) QueryRoute(ctx context.Context, req *pb.QueryRouteRequest) (*pb.QueryRouteResponse, error) {
-	if clientID(ctx) == "" {
-		return &pb.QueryRouteResponse{Status: errNoClientID()}, nil
+	if st := s.checkCall(ctx, req.GetTopic()); st != nil {
+		return &pb.QueryRouteResponse{Status: st}, nil
 	}
 	topic := req.GetTopic().GetName()
 	if err := core.ValidateTopic(topic); err != nil {
@@ -222,8 +230,8 @@ func localEndpoints(ctx context.Context) *pb.Endpoints {
 // a heartbeat is accepted before the settings handshake too (the Proxy answers 40015
 // then); a consumer's is answered UNRECOGNIZED_CLIENT_TYPE.
 func (s *Service) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
-	if clientID(ctx) == "" {
-		return &pb.HeartbeatResponse{Status: errNoClientID()}, nil
+	if st := s.checkCall(ctx, nil); st != nil {
+		return &pb.HeartbeatResponse{Status: st}, nil
 	}
 	switch req.GetClientType() {
 	case pb.ClientType_PRODUCER, pb.ClientType_CLIENT_TYPE_UNSPECIFIED: // 5.0.0-5.0.3 send an empty request
@@ -235,8 +243,8 @@ func (s *Service) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.
 
 // NotifyClientTermination acknowledges a client's shutdown.
 func (s *Service) NotifyClientTermination(ctx context.Context, _ *pb.NotifyClientTerminationRequest) (*pb.NotifyClientTerminationResponse, error) {
-	if clientID(ctx) == "" {
-		return &pb.NotifyClientTerminationResponse{Status: errNoClientID()}, nil
+	if st := s.checkCall(ctx, nil); st != nil {
+		return &pb.NotifyClientTerminationResponse{Status: st}, nil
 	}
 	return &pb.NotifyClientTerminationResponse{Status: okStatus()}, nil
 }
@@ -249,8 +257,9 @@ func (s *Service) NotifyClientTermination(ctx context.Context, _ *pb.NotifyClien
 func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 	ctx := stream.Context()
 	id := clientID(ctx)
-	if id == "" {
-		return stream.Send(&pb.TelemetryCommand{Status: errNoClientID()})
+	if st := s.checkCall(ctx, nil); st != nil {
+		// As the Proxy: the refusal as a command, then the stream ends.
+		return stream.Send(&pb.TelemetryCommand{Status: st})
 	}
 	ss := s.openSession(id)
 	defer s.closeSession(ss)
@@ -308,6 +317,11 @@ func (s *Service) settings(in *pb.Settings) (*pb.Settings, error) {
 		return nil, status.Error(codes.InvalidArgument,
 			"producerd is a producer endpoint: the settings carry no publishing; consumers need a RocketMQ Proxy")
 	}
+	for _, t := range pub.GetTopics() {
+		if st := s.checkNamespace(t.GetResourceNamespace()); st != nil {
+			return nil, status.Error(codes.InvalidArgument, st.GetMessage())
+		}
+	}
 	out := proto.Clone(in).(*pb.Settings)
 	attempts := in.GetBackoffPolicy().GetMaxAttempts()
 	if attempts <= 0 {
@@ -327,8 +341,12 @@ func (s *Service) settings(in *pb.Settings) (*pb.Settings, error) {
 // SendMessage validates and converts the request's messages, sends them (one message
 // with Send, several as one RocketMQ batch) and answers one entry per message.
 func (s *Service) SendMessage(ctx context.Context, req *pb.SendMessageRequest) (*pb.SendMessageResponse, error) {
-	if clientID(ctx) == "" {
-		return &pb.SendMessageResponse{Status: errNoClientID()}, nil
+	var first *pb.Resource
+	if len(req.GetMessages()) > 0 {
+		first = req.GetMessages()[0].GetTopic()
+	}
+	if st := s.checkCall(ctx, first); st != nil {
+		return &pb.SendMessageResponse{Status: st}, nil
 	}
 	msgs, st := s.convert(ctx, req.GetMessages(), time.Now())
 	if st == nil && isTransaction(req.GetMessages()) {
@@ -381,14 +399,6 @@ func (s *Service) checkTransaction(msgs []*pb.Message) *pb.Status {
 		return newStatus(pb.Code_UNSUPPORTED, "producerd does not send transactional messages on this listener")
 	case len(msgs) != 1:
 		return newStatus(pb.Code_MESSAGE_CORRUPTED, "a transactional message is sent alone, not in a batch of %d", len(msgs))
-	}
-	return nil
-}
-
-// checkCall checks what every call must carry: the x-mq-client-id header.
-func (s *Service) checkCall(ctx context.Context, _ *pb.Resource) *pb.Status {
-	if clientID(ctx) == "" {
-		return errNoClientID()
 	}
 	return nil
 }

@@ -155,7 +155,7 @@ func (s *Service) CheckTransaction(ctx context.Context, c *core.TransactionCheck
 		}
 	}()
 	cmd := &pb.TelemetryCommand{Command: &pb.TelemetryCommand_RecoverOrphanedTransactionCommand{
-		RecoverOrphanedTransactionCommand: &pb.RecoverOrphanedTransactionCommand{Message: checkMessage(c), TransactionId: id}}}
+		RecoverOrphanedTransactionCommand: &pb.RecoverOrphanedTransactionCommand{Message: checkMessage(c, s.opts.Namespace), TransactionId: id}}}
 	select {
 	case ss.out <- cmd:
 	default:
@@ -181,7 +181,7 @@ func (s *Service) CheckTransaction(ctx context.Context, c *core.TransactionCheck
 
 // checkMessage is the half message of a check as the SDKs read it (the Proxy's
 // GrpcConverter fields that a check carries).
-func checkMessage(c *core.TransactionCheck) *pb.Message {
+func checkMessage(c *core.TransactionCheck, ns string) *pb.Message {
 	sum := md5.Sum(c.Body) //nolint:gosec // see import
 	sp := &pb.SystemProperties{
 		Keys: c.Keys, MessageId: c.MsgID,
@@ -194,7 +194,7 @@ func checkMessage(c *core.TransactionCheck) *pb.Message {
 	if c.Tags != "" {
 		sp.Tag = &c.Tags
 	}
-	return &pb.Message{Topic: &pb.Resource{Name: c.Topic}, UserProperties: c.Properties, SystemProperties: sp, Body: c.Body}
+	return &pb.Message{Topic: &pb.Resource{ResourceNamespace: ns, Name: c.Topic}, UserProperties: c.Properties, SystemProperties: sp, Body: c.Body}
 }
 
 // EndTransaction commits or rolls back a transaction begun by SendMessage, or answers a
