@@ -175,3 +175,68 @@ func TestIntegrationJavaSDKTransactions(t *testing.T) {
 	}
 	t.Logf("Java SDK transactions through producerd: commit read back, rollback not, open one committed by the checker after %d check(s): %q", len(checked), checked)
 }
+
+// TestIntegrationJavaSDKAuthNamespace: the listener has credentials and its group a
+// namespace. The Java SDK with the right credentials and namespace (its own
+// StaticSessionCredentialsProvider and setNamespace) sends, and its messages are stored
+// in the namespaced topic; a wrong secret and no credentials are refused UNAUTHORIZED
+// (UnauthorizedException), another namespace FORBIDDEN (ForbiddenException).
+func TestIntegrationJavaSDKAuthNamespace(t *testing.T) {
+	c := rmqtest.Require(t)
+	java := javaDriver(t)
+	rc, err := remoting.NewClient(remoting.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const topic, ns = "IT_RMQv2_NS", "itns"
+	stored := core.WithNamespace(ns, topic)
+	from := createTopic(t, ctx, c, rc, stored)
+	d := startV2Daemon(t, ctx, c, "it_rmqv2_ns", "[ingress.rocketmq_grpc_auth]\naccess_key = \"it-ak\"\nsecret_key = \"it-secret-1\"\n",
+		fmt.Sprintf("namespace = %q", ns))
+
+	drive := func(env ...string) (acks []sent, out string, err error) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, java[0], append(java[1:], d.RocketMQGRPCAddr(), topic, strconv.FormatInt(time.Now().UnixNano(), 36), "1", "plain")...)
+		cmd.Env = append(os.Environ(), env...)
+		b, err := cmd.CombinedOutput()
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "SENT "); ok {
+				var s sent
+				if json.Unmarshal([]byte(rest), &s) == nil {
+					acks = append(acks, s)
+				}
+			}
+		}
+		return acks, string(b), err
+	}
+	acks, out, err := drive("RMQV2_ACCESS_KEY=it-ak", "RMQV2_SECRET_KEY=it-secret-1", "RMQV2_NAMESPACE="+ns)
+	if err != nil || len(acks) != 10 {
+		t.Fatalf("right credentials and namespace: %v, %d acknowledged\n%s", err, len(acks), out)
+	}
+	ids := make([]string, len(acks))
+	for i, s := range acks {
+		ids[i] = s.ID
+	}
+	if n := readback.Missing(t, rc, stored, from, ids); n != 0 {
+		t.Errorf("%d of %d acknowledged messages not in %s", n, len(ids), stored)
+	}
+	for _, tc := range []struct {
+		name, want string
+		env        []string
+	}{
+		{"wrong secret", "UnauthorizedException", []string{"RMQV2_ACCESS_KEY=it-ak", "RMQV2_SECRET_KEY=wrong", "RMQV2_NAMESPACE=" + ns}},
+		{"no credentials", "UnauthorizedException", []string{"RMQV2_NAMESPACE=" + ns}},
+		{"other namespace", "ForbiddenException", []string{"RMQV2_ACCESS_KEY=it-ak", "RMQV2_SECRET_KEY=it-secret-1", "RMQV2_NAMESPACE=other"}},
+	} {
+		acks, out, err := drive(tc.env...)
+		if err == nil || len(acks) != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: exit %v, %d acknowledged, want a failure with %s\n%s", tc.name, err, len(acks), tc.want, out)
+		}
+		if strings.Contains(out, "it-secret-1") {
+			t.Errorf("%s: the output shows the secret", tc.name)
+		}
+	}
+}
