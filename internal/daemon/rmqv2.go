@@ -128,6 +128,15 @@ func (s *rmqv2Sender) SendBatch(ctx context.Context, msgs []*core.Message) (*cor
 	return s.send(ctx, msgs[0].Topic, msgs)
 }
 
+// RecallMessage implements rmqv2.Recaller through the group's producer.
+func (s *rmqv2Sender) RecallMessage(ctx context.Context, topic, handle string) (string, error) {
+	g, err := s.d.lookup(s.group)
+	if err != nil {
+		return "", err
+	}
+	return g.prod.RecallMessage(ctx, topic, handle)
+}
+
 func (s *rmqv2Sender) send(ctx context.Context, topic string, msgs []*core.Message) (*core.SendResult, error) {
 	d := s.d
 	g, err := d.lookup(s.group)

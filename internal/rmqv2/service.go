@@ -43,6 +43,15 @@ type Sender interface {
 	SendBatch(ctx context.Context, msgs []*core.Message) (*core.SendResult, error)
 }
 
+// Recaller is the optional extension of a Sender that recalls timer messages
+// (RecallMessage, RocketMQ 5.3.2+): *core.Producer implements it. Without it RecallMessage
+// answers NOT_IMPLEMENTED.
+type Recaller interface {
+	// RecallMessage recalls the timer message of topic whose send answered handle and
+	// returns its message id.
+	RecallMessage(ctx context.Context, topic, handle string) (string, error)
+}
+
 // Options configures a Service.
 type Options struct {
 	// Sender sends the messages; required.
@@ -420,7 +429,7 @@ func entries(res *core.SendResult, msgs []*core.Message) []*pb.SendResultEntry {
 	for i, m := range msgs {
 		out[i] = &pb.SendResultEntry{Status: st, MessageId: m.UniqKey, Offset: res.QueueOffset + int64(i)}
 		if len(msgs) == 1 {
-			out[i].TransactionId = res.TransactionID
+			out[i].TransactionId, out[i].RecallHandle = res.TransactionID, res.RecallHandle
 		}
 	}
 	return out

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/producerd/producerd/api/rmqv2"
@@ -260,5 +261,54 @@ func TestTransactionCheckReachesTelemetry(t *testing.T) {
 		TransactionId: rec.GetTransactionId(), Resolution: pb.TransactionResolution_COMMIT, Source: pb.TransactionSource_SOURCE_SERVER_CHECK})
 	if err != nil || r.GetStatus().GetCode() != pb.Code_INVALID_TRANSACTION_ID {
 		t.Errorf("a second answer to a check: %v %v, want INVALID_TRANSACTION_ID", r.GetStatus(), err)
+	}
+}
+
+// recallSender is a Sender that recalls.
+type recallSender struct {
+	noSender
+	err error
+}
+
+func (r recallSender) RecallMessage(_ context.Context, topic, handle string) (string, error) {
+	return "id-of-" + handle, r.err
+}
+
+var (
+	_ Recaller = (*core.Producer)(nil)
+	_ Recaller = recallSender{}
+)
+
+// TestRecallMessage: RecallMessage goes to the Sender's Recaller and answers its message
+// id; an empty handle, a malformed one, a broker refusal and a Sender without recall get
+// the codes the SDKs map.
+func TestRecallMessage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		sender Sender
+		handle string
+		want   pb.Code
+	}{
+		{"recalled", recallSender{}, "h1", pb.Code_OK},
+		{"empty handle", recallSender{}, "", pb.Code_BAD_REQUEST},
+		{"malformed handle", recallSender{err: fmt.Errorf("x: %w", &core.ValidationError{Rule: "recall.handle"})}, "h", pb.Code_BAD_REQUEST},
+		{"broker refusal", recallSender{err: &remoting.Error{Code: remoting.SystemError}}, "h", pb.Code_INTERNAL_SERVER_ERROR},
+		{"recall disabled", recallSender{err: &remoting.Error{Code: remoting.NoPermission, Remark: "recall failed, operation is forbidden"}}, "h", pb.Code_FORBIDDEN},
+		{"old broker", recallSender{err: &remoting.Error{Code: remoting.RequestCodeNotSupported}}, "h", pb.Code_NOT_IMPLEMENTED},
+		{"no recaller", noSender{}, "h", pb.Code_NOT_IMPLEMENTED},
+	} {
+		svc, err := New(Options{Sender: tc.sender})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-mq-client-id", "c"))
+		r, err := svc.RecallMessage(ctx, &pb.RecallMessageRequest{Topic: &pb.Resource{Name: topic}, RecallHandle: tc.handle})
+		if err != nil || r.GetStatus().GetCode() != tc.want {
+			t.Errorf("%s: %v %v, want %v", tc.name, r.GetStatus(), err, tc.want)
+		}
+		if tc.want == pb.Code_OK && r.GetMessageId() != "id-of-h1" {
+			t.Errorf("%s: message id %q", tc.name, r.GetMessageId())
+		}
 	}
 }

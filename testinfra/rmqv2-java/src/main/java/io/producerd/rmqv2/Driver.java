@@ -11,6 +11,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.CountDownLatch;
 import org.apache.rocketmq.client.apis.ClientConfiguration;
+import org.apache.rocketmq.client.apis.ClientException;
 import org.apache.rocketmq.client.apis.ClientConfigurationBuilder;
 import org.apache.rocketmq.client.apis.StaticSessionCredentialsProvider;
 import org.apache.rocketmq.client.apis.ClientServiceProvider;
@@ -86,6 +87,20 @@ public final class Driver {
       for (int i = 0; i < 2; i++) {
         Message m = message(topic, run, "delay", i, null, at);
         print("delay", i, m, producer.send(m));
+      }
+      // A delayed message recalled before its delivery with the SDK's recallMessage.
+      Message recalled = message(topic, run, "recall", 0, null, at);
+      SendReceipt rr = producer.send(recalled);
+      if (rr.getRecallHandle() == null || rr.getRecallHandle().isEmpty()) {
+        throw new IllegalStateException("no recall handle for a delayed message");
+      }
+      try {
+        System.out.println("RECALLED " + rr.getMessageId() + " "
+            + producer.recallMessage(topic, rr.getRecallHandle()).getMessageId());
+      } catch (ClientException e) {
+        // A broker with recallMessageEnable=false (its default) refuses every recall.
+        System.out.println("RECALL-REFUSED " + rr.getMessageId() + " "
+            + e.toString().replace('\n', ' '));
       }
       sendBatch(producer, topic, run, n);
     }
