@@ -21,16 +21,15 @@ const signatureAlgorithm = "MQv2-HMAC-SHA1"
 // authentication failure), the x-mq-client-id header (CLIENT_ID_REQUIRED), and a
 // namespace this listener serves, in the x-mq-namespace header and in res (FORBIDDEN).
 func (s *Service) checkCall(ctx context.Context, res *pb.Resource) *pb.Status {
-	md, _ := metadata.FromIncomingContext(ctx)
 	if s.opts.Auth != nil {
-		if why := s.authenticate(md); why != "" {
+		if why := s.authenticate(ctx); why != "" {
 			return newStatus(pb.Code_UNAUTHORIZED, "authentication failed: %s", why)
 		}
 	}
 	if clientID(ctx) == "" {
 		return errNoClientID()
 	}
-	if st := s.checkNamespace(header(md, "x-mq-namespace")); st != nil {
+	if st := s.checkNamespace(header(ctx, "x-mq-namespace")); st != nil {
 		return st
 	}
 	return s.checkNamespace(res.GetResourceNamespace())
@@ -52,8 +51,8 @@ func (s *Service) checkNamespace(ns string) *pb.Status {
 // Credential=AK[/...], SignedHeaders=x-mq-date-time, Signature=HEX", where HEX (either
 // case) is HMAC-SHA1(secret, x-mq-date-time). It returns why a call fails, never naming
 // the secret or the signature; "" when it passes.
-func (s *Service) authenticate(md metadata.MD) string {
-	h := header(md, "authorization")
+func (s *Service) authenticate(ctx context.Context) string {
+	h := header(ctx, "authorization")
 	if h == "" {
 		return "the call carries no authorization header; set the SDK's credentials"
 	}
@@ -71,7 +70,7 @@ func (s *Service) authenticate(md metadata.MD) string {
 	if err != nil || len(sig) == 0 {
 		return "the authorization header carries no hex signature"
 	}
-	date := header(md, "x-mq-date-time")
+	date := header(ctx, "x-mq-date-time")
 	if date == "" {
 		return "the call carries no x-mq-date-time header to check the signature against"
 	}
@@ -84,9 +83,10 @@ func (s *Service) authenticate(md metadata.MD) string {
 	return ""
 }
 
-// header returns the first value of a metadata key, "" when absent.
-func header(md metadata.MD, k string) string {
-	if v := md.Get(k); len(v) > 0 {
+// header returns the first value of an incoming metadata key (lowercase), "" when absent.
+// metadata.FromIncomingContext would copy the whole map on every call.
+func header(ctx context.Context, k string) string {
+	if v := metadata.ValueFromIncomingContext(ctx, k); len(v) > 0 {
 		return v[0]
 	}
 	return ""

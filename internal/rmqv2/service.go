@@ -23,7 +23,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -171,14 +170,7 @@ func newStatus(c pb.Code, format string, args ...any) *pb.Status {
 }
 
 // clientID returns the x-mq-client-id header, which every RPC must carry.
-func clientID(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-mq-client-id"); len(v) > 0 {
-			return v[0]
-		}
-	}
-	return ""
-}
+func clientID(ctx context.Context) string { return header(ctx, "x-mq-client-id") }
 
 func errNoClientID() *pb.Status {
 	return newStatus(pb.Code_CLIENT_ID_REQUIRED, "the x-mq-client-id header is required")
