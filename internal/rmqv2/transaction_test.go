@@ -57,6 +57,17 @@ func (noSender) SendBatch(context.Context, []*core.Message) (*core.SendResult, e
 func startTx(t *testing.T, opts Options) (*Service, pb.MessagingServiceClient) {
 	t.Helper()
 	opts.Sender = noSender{}
+	return serve(t, opts)
+}
+
+func startBench(b *testing.B) (*Service, pb.MessagingServiceClient) {
+	b.Helper()
+	return serve(b, Options{Sender: okSender{}})
+}
+
+// serve runs the service with opts on a loopback listener and returns a client of it.
+func serve(t testing.TB, opts Options) (*Service, pb.MessagingServiceClient) {
+	t.Helper()
 	svc, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
