@@ -3,9 +3,11 @@
 // rocketmq-clients SDKs can set their endpoint to producerd unchanged.
 //
 // QueryRoute points the client at producerd itself (the address it called); Telemetry
-// answers the settings handshake; SendMessage turns v2 messages into core messages and
-// sends them through a Sender (the daemon's producer group, so its strategy, limits and
-// metrics apply); Heartbeat and NotifyClientTermination are acknowledged. Every other
+// answers the settings handshake and carries check-backs to the client; SendMessage turns
+// v2 messages into core messages and sends them through a Sender (the daemon's producer
+// group, so its strategy, limits and metrics apply), transactional ones through
+// Transactions; EndTransaction ends those or answers a check-back; RecallMessage recalls a
+// timer message; Heartbeat and NotifyClientTermination are acknowledged. Every other
 // method of the service, the consumer RPCs among them, answers gRPC UNIMPLEMENTED.
 //
 // Unary answers always end with gRPC status OK and carry their outcome in the response's
