@@ -289,9 +289,9 @@ func stateLabel(s core.TransactionState) string {
 func (r *txRouter) route(ctx context.Context, group string, c *core.TransactionCheck) core.TransactionState {
 	r.mu.Lock()
 	dec, remembered := r.ended[c.ID]
-	origin := ""
+	origin, known := "", false
 	if e := r.pending[r.handles[c.ID]]; e != nil {
-		origin = e.origin
+		origin, known = e.origin, true
 	}
 	v2check, daemonCheckers := r.v2check, len(r.checkers[group]) > 0
 	r.mu.Unlock()
@@ -299,14 +299,16 @@ func (r *txRouter) route(ctx context.Context, group string, c *core.TransactionC
 		r.checks.WithLabelValues(group, "remembered").Inc()
 		return dec.state
 	}
-	// A v2 client's transaction is asked of v2 clients only (a checker of the daemon's
-	// API does not know it, and might roll it back); one of unknown origin goes to the
-	// daemon's checkers first, as registered for the group, else to v2 clients.
+	// A v2 client's transaction is asked of v2 clients only, and one begun through the
+	// daemon's API of the daemon's checkers only (neither knows the other's, and might
+	// roll it back). One of unknown origin (begun before a restart, or its handle expired)
+	// goes to the daemon's checkers when the group has any, else to v2 clients.
 	client, v2 := strings.CutPrefix(origin, rmqv2Origin)
-	if v2check != nil && (v2 || (origin == "" && !daemonCheckers)) {
+	if v2check != nil && (v2 || (!known && !daemonCheckers)) {
 		state, ok := v2check(ctx, c, client)
 		switch {
 		case !ok:
+			state = core.TransactionUnknown
 			r.checks.WithLabelValues(group, "no_checker").Inc()
 			r.d.log.Warn("transaction check answered UNKNOWN: no RocketMQ v2 client session publishes to its topic; the broker asks again later",
 				"group", group, "transaction", c.ID, "topic", c.Topic, "check_times", c.CheckTimes)
