@@ -238,6 +238,9 @@ type SendResult struct {
 	TransactionID string
 	RegionID      string
 	TraceOn       bool
+	// RecallHandle is the broker's handle for recalling a timer message before it is
+	// delivered (5.3.2+ brokers, timer messages only; Producer.RecallMessage), else "".
+	RecallHandle string
 	// Attempts is how many attempts the send took.
 	Attempts int
 }
@@ -838,7 +841,7 @@ func (p *Producer) result(addr string, pr *prepared, q sdk.Queue, resp *remoting
 	}
 	res := &SendResult{Status: status, MsgID: pr.uniqKey, MsgIDs: pr.ids, OffsetMsgID: msgID, Topic: pr.topic,
 		Queue: q, QueueOffset: offset, TransactionID: ext["transactionId"], RegionID: ext["MSG_REGION"],
-		TraceOn: ext["TRACE_ON"] != "false"}
+		TraceOn: ext["TRACE_ON"] != "false", RecallHandle: ext["recallHandle"]}
 	res.Queue.ID = int32(qid)
 	if res.RegionID == "" {
 		res.RegionID = "DefaultRegion"

@@ -127,6 +127,22 @@ type TransactionCheck struct {
 
 	tranStateTableOffset, commitLogOffset int64
 	headerTopic                           string
+	answered                              func(error)
+}
+
+// OnAnswered asks that the answer to this check be sent as a request instead of oneway,
+// and that f be called with the broker's verdict (nil: it accepted the end; else the
+// transport or broker error) once it is known. A checker calls it before it returns. f is
+// called once for a COMMIT or ROLLBACK answer, on the check's goroutine, and never for an
+// UNKNOWN one (the broker does not answer those).
+func (c *TransactionCheck) OnAnswered(f func(error)) { c.answered = f }
+
+// Answered reports the broker's verdict on this check's answer to the OnAnswered function,
+// if any. core calls it; a test standing in for core may too.
+func (c *TransactionCheck) Answered(err error) {
+	if c.answered != nil {
+		c.answered(err)
+	}
 }
 
 // TransactionChecker answers check-backs. It is called on its own goroutine, at most
@@ -224,6 +240,22 @@ func (p *Producer) BeginTransaction(ctx context.Context, m *Message) (*Transacti
 // callers track which ones they ended. TransactionUnknown sends commitOrRollback=0, which
 // the broker only logs.
 func (p *Producer) EndTransaction(ctx context.Context, tx *Transaction, state TransactionState) error {
+	return p.endTransaction(ctx, tx, state, false)
+}
+
+// EndTransactionAcked is EndTransaction sent as a request instead of oneway: it returns
+// once the broker answered, with a *remoting.Error when the broker refused the end (for
+// example SYSTEM_ERROR "Find prepared transaction message failed" or a producer group that
+// does not match). state must be TransactionCommit or TransactionRollback: the broker does
+// not answer an UNKNOWN end. A transport error leaves it open whether the end arrived.
+func (p *Producer) EndTransactionAcked(ctx context.Context, tx *Transaction, state TransactionState) error {
+	if state != TransactionCommit && state != TransactionRollback {
+		return fmt.Errorf("core: end transaction: an acknowledged end must commit or roll back, not %s", state)
+	}
+	return p.endTransaction(ctx, tx, state, true)
+}
+
+func (p *Producer) endTransaction(ctx context.Context, tx *Transaction, state TransactionState, acked bool) error {
 	if err := p.begin(); err != nil {
 		return err
 	}
@@ -257,7 +289,18 @@ func (p *Producer) EndTransaction(ctx context.Context, tx *Transaction, state Tr
 	if tx.ID != "" {
 		ext["transactionId"] = tx.ID
 	}
-	if err := p.client.rc.InvokeOneway(ctx, addr, remoting.NewRequest(remoting.EndTransaction, ext, nil)); err != nil {
+	req := remoting.NewRequest(remoting.EndTransaction, ext, nil)
+	if acked {
+		resp, err := p.client.rc.InvokeSync(ctx, addr, req)
+		if err == nil {
+			err = remoting.ResponseError(addr, resp)
+		}
+		if err != nil {
+			return fmt.Errorf("core: end transaction %s (%s) on %s (%s): %w", tx.ID, state, tx.Broker, addr, err)
+		}
+		return nil
+	}
+	if err := p.client.rc.InvokeOneway(ctx, addr, req); err != nil {
 		return fmt.Errorf("core: end transaction %s (%s) on %s (%s): %w", tx.ID, state, tx.Broker, addr, err)
 	}
 	return nil
@@ -345,6 +388,18 @@ func (c *Client) answerCheck(addr string, req *remoting.Command) {
 	end.Remark = remark
 	ectx, ecancel := context.WithTimeout(context.Background(), p.cfg.SendTimeout)
 	defer ecancel()
+	if chk.answered != nil && state != TransactionUnknown {
+		resp, err := c.rc.InvokeSync(ectx, addr, end)
+		if err == nil {
+			err = remoting.ResponseError(addr, resp)
+		}
+		if err != nil {
+			c.log.Warn("transaction check answer not accepted; the broker asks again later", "addr", addr,
+				"transaction", chk.ID, "state", state, "error", err)
+		}
+		chk.Answered(err)
+		return
+	}
 	if err := c.rc.InvokeOneway(ectx, addr, end); err != nil {
 		c.log.Warn("transaction check answer not sent; the broker asks again later", "addr", addr,
 			"transaction", chk.ID, "state", state, "error", err)

@@ -157,4 +157,24 @@ func TestCheckBackAnswer(t *testing.T) {
 	if end := next(); end.ExtFields["commitOrRollback"] != "0" {
 		t.Errorf("no checker: commitOrRollback %q, want 0", end.ExtFields["commitOrRollback"])
 	}
+
+	// A checker that asks for the broker's verdict (OnAnswered): the answer is a request,
+	// and the verdict reaches it (this fake broker never answers: the send's timeout).
+	verdict := make(chan error, 1)
+	p.SetTransactionChecker(TransactionCheckerFunc(func(_ context.Context, c *TransactionCheck) (TransactionState, error) {
+		c.OnAnswered(func(err error) { verdict <- err })
+		return TransactionRollback, nil
+	}))
+	p.client.onServerRequest(addr, check())
+	if end := next(); end.IsOneway() || end.ExtFields["commitOrRollback"] != "12" {
+		t.Errorf("acknowledged answer: oneway %v, commitOrRollback %q; want a request with 12", end.IsOneway(), end.ExtFields["commitOrRollback"])
+	}
+	select {
+	case err := <-verdict:
+		if err == nil {
+			t.Error("verdict nil from a broker that never answered")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("OnAnswered never called")
+	}
 }

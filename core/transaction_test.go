@@ -65,6 +65,29 @@ func TestBeginTransactionWire(t *testing.T) {
 	}
 }
 
+// TestEndTransactionAcked: the acknowledged end is a request whose answer is returned (the
+// dev broker does not serve END_TRANSACTION: REQUEST_CODE_NOT_SUPPORTED), and an UNKNOWN
+// end, which brokers never answer, is refused before any I/O.
+func TestEndTransactionAcked(t *testing.T) {
+	dev := startDev(t, devbroker.Config{})
+	p := devProducer(t, dev, nil)
+	ctx := context.Background()
+	tx, err := p.BeginTransaction(ctx, &core.Message{Topic: "T", Body: []byte("half")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.EndTransactionAcked(ctx, tx, core.TransactionUnknown); err == nil {
+		t.Error("an acknowledged UNKNOWN end was sent")
+	}
+	var re *remoting.Error
+	if err := p.EndTransactionAcked(ctx, tx, core.TransactionCommit); !errors.As(err, &re) || re.Code != remoting.RequestCodeNotSupported {
+		t.Fatalf("EndTransactionAcked: %v, want the broker's REQUEST_CODE_NOT_SUPPORTED", err)
+	}
+	if _, ends := totalStats(dev); ends != 1 {
+		t.Errorf("%d END_TRANSACTION requests, want 1", ends)
+	}
+}
+
 // TestBeginTransactionRetryRule: a half message is retried on another broker only when it
 // certainly was not stored; a plain send with the same failure is retried.
 func TestBeginTransactionRetryRule(t *testing.T) {

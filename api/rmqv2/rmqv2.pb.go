@@ -588,6 +588,104 @@ func (Code) EnumDescriptor() ([]byte, []int) {
 	return file_rmqv2_proto_rawDescGZIP(), []int{7}
 }
 
+type TransactionResolution int32
+
+const (
+	TransactionResolution_TRANSACTION_RESOLUTION_UNSPECIFIED TransactionResolution = 0
+	TransactionResolution_COMMIT                             TransactionResolution = 1
+	TransactionResolution_ROLLBACK                           TransactionResolution = 2
+)
+
+// Enum value maps for TransactionResolution.
+var (
+	TransactionResolution_name = map[int32]string{
+		0: "TRANSACTION_RESOLUTION_UNSPECIFIED",
+		1: "COMMIT",
+		2: "ROLLBACK",
+	}
+	TransactionResolution_value = map[string]int32{
+		"TRANSACTION_RESOLUTION_UNSPECIFIED": 0,
+		"COMMIT":                             1,
+		"ROLLBACK":                           2,
+	}
+)
+
+func (x TransactionResolution) Enum() *TransactionResolution {
+	p := new(TransactionResolution)
+	*p = x
+	return p
+}
+
+func (x TransactionResolution) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TransactionResolution) Descriptor() protoreflect.EnumDescriptor {
+	return file_rmqv2_proto_enumTypes[8].Descriptor()
+}
+
+func (TransactionResolution) Type() protoreflect.EnumType {
+	return &file_rmqv2_proto_enumTypes[8]
+}
+
+func (x TransactionResolution) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TransactionResolution.Descriptor instead.
+func (TransactionResolution) EnumDescriptor() ([]byte, []int) {
+	return file_rmqv2_proto_rawDescGZIP(), []int{8}
+}
+
+type TransactionSource int32
+
+const (
+	TransactionSource_SOURCE_UNSPECIFIED  TransactionSource = 0
+	TransactionSource_SOURCE_CLIENT       TransactionSource = 1
+	TransactionSource_SOURCE_SERVER_CHECK TransactionSource = 2
+)
+
+// Enum value maps for TransactionSource.
+var (
+	TransactionSource_name = map[int32]string{
+		0: "SOURCE_UNSPECIFIED",
+		1: "SOURCE_CLIENT",
+		2: "SOURCE_SERVER_CHECK",
+	}
+	TransactionSource_value = map[string]int32{
+		"SOURCE_UNSPECIFIED":  0,
+		"SOURCE_CLIENT":       1,
+		"SOURCE_SERVER_CHECK": 2,
+	}
+)
+
+func (x TransactionSource) Enum() *TransactionSource {
+	p := new(TransactionSource)
+	*p = x
+	return p
+}
+
+func (x TransactionSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TransactionSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_rmqv2_proto_enumTypes[9].Descriptor()
+}
+
+func (TransactionSource) Type() protoreflect.EnumType {
+	return &file_rmqv2_proto_enumTypes[9]
+}
+
+func (x TransactionSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TransactionSource.Descriptor instead.
+func (TransactionSource) EnumDescriptor() ([]byte, []int) {
+	return file_rmqv2_proto_rawDescGZIP(), []int{9}
+}
+
 type Resource struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	ResourceNamespace string                 `protobuf:"bytes,1,opt,name=resource_namespace,json=resourceNamespace,proto3" json:"resource_namespace,omitempty"`
@@ -2588,6 +2686,238 @@ func (*TelemetryCommand_PrintThreadStackTraceCommand) isTelemetryCommand_Command
 
 func (*TelemetryCommand_VerifyMessageCommand) isTelemetryCommand_Command() {}
 
+type EndTransactionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         *Resource              `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	MessageId     string                 `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	TransactionId string                 `protobuf:"bytes,3,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	Resolution    TransactionResolution  `protobuf:"varint,4,opt,name=resolution,proto3,enum=apache.rocketmq.v2.TransactionResolution" json:"resolution,omitempty"`
+	Source        TransactionSource      `protobuf:"varint,5,opt,name=source,proto3,enum=apache.rocketmq.v2.TransactionSource" json:"source,omitempty"`
+	TraceContext  string                 `protobuf:"bytes,6,opt,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndTransactionRequest) Reset() {
+	*x = EndTransactionRequest{}
+	mi := &file_rmqv2_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndTransactionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndTransactionRequest) ProtoMessage() {}
+
+func (x *EndTransactionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rmqv2_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndTransactionRequest.ProtoReflect.Descriptor instead.
+func (*EndTransactionRequest) Descriptor() ([]byte, []int) {
+	return file_rmqv2_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *EndTransactionRequest) GetTopic() *Resource {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
+func (x *EndTransactionRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *EndTransactionRequest) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *EndTransactionRequest) GetResolution() TransactionResolution {
+	if x != nil {
+		return x.Resolution
+	}
+	return TransactionResolution_TRANSACTION_RESOLUTION_UNSPECIFIED
+}
+
+func (x *EndTransactionRequest) GetSource() TransactionSource {
+	if x != nil {
+		return x.Source
+	}
+	return TransactionSource_SOURCE_UNSPECIFIED
+}
+
+func (x *EndTransactionRequest) GetTraceContext() string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return ""
+}
+
+type EndTransactionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndTransactionResponse) Reset() {
+	*x = EndTransactionResponse{}
+	mi := &file_rmqv2_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndTransactionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndTransactionResponse) ProtoMessage() {}
+
+func (x *EndTransactionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rmqv2_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndTransactionResponse.ProtoReflect.Descriptor instead.
+func (*EndTransactionResponse) Descriptor() ([]byte, []int) {
+	return file_rmqv2_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *EndTransactionResponse) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type RecallMessageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         *Resource              `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	RecallHandle  string                 `protobuf:"bytes,2,opt,name=recall_handle,json=recallHandle,proto3" json:"recall_handle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecallMessageRequest) Reset() {
+	*x = RecallMessageRequest{}
+	mi := &file_rmqv2_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecallMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecallMessageRequest) ProtoMessage() {}
+
+func (x *RecallMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rmqv2_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecallMessageRequest.ProtoReflect.Descriptor instead.
+func (*RecallMessageRequest) Descriptor() ([]byte, []int) {
+	return file_rmqv2_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RecallMessageRequest) GetTopic() *Resource {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
+func (x *RecallMessageRequest) GetRecallHandle() string {
+	if x != nil {
+		return x.RecallHandle
+	}
+	return ""
+}
+
+type RecallMessageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	MessageId     string                 `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecallMessageResponse) Reset() {
+	*x = RecallMessageResponse{}
+	mi := &file_rmqv2_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecallMessageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecallMessageResponse) ProtoMessage() {}
+
+func (x *RecallMessageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rmqv2_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecallMessageResponse.ProtoReflect.Descriptor instead.
+func (*RecallMessageResponse) Descriptor() ([]byte, []int) {
+	return file_rmqv2_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RecallMessageResponse) GetStatus() *Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *RecallMessageResponse) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
 var File_rmqv2_proto protoreflect.FileDescriptor
 
 const file_rmqv2_proto_rawDesc = "" +
@@ -2761,7 +3091,26 @@ const file_rmqv2_proto_rawDesc = "" +
 	" print_thread_stack_trace_command\x18\x06 \x01(\v20.apache.rocketmq.v2.PrintThreadStackTraceCommandH\x00R\x1cprintThreadStackTraceCommand\x12`\n" +
 	"\x16verify_message_command\x18\a \x01(\v2(.apache.rocketmq.v2.VerifyMessageCommandH\x00R\x14verifyMessageCommandB\t\n" +
 	"\acommandB\t\n" +
-	"\a_status*T\n" +
+	"\a_status\"\xc0\x02\n" +
+	"\x15EndTransactionRequest\x122\n" +
+	"\x05topic\x18\x01 \x01(\v2\x1c.apache.rocketmq.v2.ResourceR\x05topic\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\tR\tmessageId\x12%\n" +
+	"\x0etransaction_id\x18\x03 \x01(\tR\rtransactionId\x12I\n" +
+	"\n" +
+	"resolution\x18\x04 \x01(\x0e2).apache.rocketmq.v2.TransactionResolutionR\n" +
+	"resolution\x12=\n" +
+	"\x06source\x18\x05 \x01(\x0e2%.apache.rocketmq.v2.TransactionSourceR\x06source\x12#\n" +
+	"\rtrace_context\x18\x06 \x01(\tR\ftraceContext\"L\n" +
+	"\x16EndTransactionResponse\x122\n" +
+	"\x06status\x18\x01 \x01(\v2\x1a.apache.rocketmq.v2.StatusR\x06status\"o\n" +
+	"\x14RecallMessageRequest\x122\n" +
+	"\x05topic\x18\x01 \x01(\v2\x1c.apache.rocketmq.v2.ResourceR\x05topic\x12#\n" +
+	"\rrecall_handle\x18\x02 \x01(\tR\frecallHandle\"j\n" +
+	"\x15RecallMessageResponse\x122\n" +
+	"\x06status\x18\x01 \x01(\v2\x1a.apache.rocketmq.v2.StatusR\x06status\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\tR\tmessageId*T\n" +
 	"\rAddressScheme\x12\x1e\n" +
 	"\x1aADDRESS_SCHEME_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04IPv4\x10\x01\x12\b\n" +
@@ -2857,14 +3206,25 @@ const file_rmqv2_proto_rawDesc = "" +
 	"\x1aMASTER_PERSISTENCE_TIMEOUT\x10\xe1\x89\x03\x12\x1f\n" +
 	"\x19SLAVE_PERSISTENCE_TIMEOUT\x10\xe2\x89\x03\x12\x11\n" +
 	"\vUNSUPPORTED\x10Ċ\x03\x12\x19\n" +
-	"\x13VERSION_UNSUPPORTED\x10Ŋ\x032\x95\x04\n" +
+	"\x13VERSION_UNSUPPORTED\x10Ŋ\x03*Y\n" +
+	"\x15TransactionResolution\x12&\n" +
+	"\"TRANSACTION_RESOLUTION_UNSPECIFIED\x10\x00\x12\n" +
+	"\n" +
+	"\x06COMMIT\x10\x01\x12\f\n" +
+	"\bROLLBACK\x10\x02*W\n" +
+	"\x11TransactionSource\x12\x16\n" +
+	"\x12SOURCE_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rSOURCE_CLIENT\x10\x01\x12\x17\n" +
+	"\x13SOURCE_SERVER_CHECK\x10\x022\xe8\x05\n" +
 	"\x10MessagingService\x12]\n" +
 	"\n" +
 	"QueryRoute\x12%.apache.rocketmq.v2.QueryRouteRequest\x1a&.apache.rocketmq.v2.QueryRouteResponse\"\x00\x12Z\n" +
 	"\tHeartbeat\x12$.apache.rocketmq.v2.HeartbeatRequest\x1a%.apache.rocketmq.v2.HeartbeatResponse\"\x00\x12`\n" +
 	"\vSendMessage\x12&.apache.rocketmq.v2.SendMessageRequest\x1a'.apache.rocketmq.v2.SendMessageResponse\"\x00\x12]\n" +
-	"\tTelemetry\x12$.apache.rocketmq.v2.TelemetryCommand\x1a$.apache.rocketmq.v2.TelemetryCommand\"\x00(\x010\x01\x12\x84\x01\n" +
-	"\x17NotifyClientTermination\x122.apache.rocketmq.v2.NotifyClientTerminationRequest\x1a3.apache.rocketmq.v2.NotifyClientTerminationResponse\"\x00B*Z(github.com/producerd/producerd/api/rmqv2b\x06proto3"
+	"\tTelemetry\x12$.apache.rocketmq.v2.TelemetryCommand\x1a$.apache.rocketmq.v2.TelemetryCommand\"\x00(\x010\x01\x12i\n" +
+	"\x0eEndTransaction\x12).apache.rocketmq.v2.EndTransactionRequest\x1a*.apache.rocketmq.v2.EndTransactionResponse\"\x00\x12\x84\x01\n" +
+	"\x17NotifyClientTermination\x122.apache.rocketmq.v2.NotifyClientTerminationRequest\x1a3.apache.rocketmq.v2.NotifyClientTerminationResponse\"\x00\x12f\n" +
+	"\rRecallMessage\x12(.apache.rocketmq.v2.RecallMessageRequest\x1a).apache.rocketmq.v2.RecallMessageResponse\"\x00B*Z(github.com/producerd/producerd/api/rmqv2b\x06proto3"
 
 var (
 	file_rmqv2_proto_rawDescOnce sync.Once
@@ -2878,8 +3238,8 @@ func file_rmqv2_proto_rawDescGZIP() []byte {
 	return file_rmqv2_proto_rawDescData
 }
 
-var file_rmqv2_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_rmqv2_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_rmqv2_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_rmqv2_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_rmqv2_proto_goTypes = []any{
 	(AddressScheme)(0),                        // 0: apache.rocketmq.v2.AddressScheme
 	(Permission)(0),                           // 1: apache.rocketmq.v2.Permission
@@ -2889,114 +3249,130 @@ var file_rmqv2_proto_goTypes = []any{
 	(ClientType)(0),                           // 5: apache.rocketmq.v2.ClientType
 	(Language)(0),                             // 6: apache.rocketmq.v2.Language
 	(Code)(0),                                 // 7: apache.rocketmq.v2.Code
-	(*Resource)(nil),                          // 8: apache.rocketmq.v2.Resource
-	(*Address)(nil),                           // 9: apache.rocketmq.v2.Address
-	(*Endpoints)(nil),                         // 10: apache.rocketmq.v2.Endpoints
-	(*Broker)(nil),                            // 11: apache.rocketmq.v2.Broker
-	(*MessageQueue)(nil),                      // 12: apache.rocketmq.v2.MessageQueue
-	(*Digest)(nil),                            // 13: apache.rocketmq.v2.Digest
-	(*UA)(nil),                                // 14: apache.rocketmq.v2.UA
-	(*Status)(nil),                            // 15: apache.rocketmq.v2.Status
-	(*ExponentialBackoff)(nil),                // 16: apache.rocketmq.v2.ExponentialBackoff
-	(*CustomizedBackoff)(nil),                 // 17: apache.rocketmq.v2.CustomizedBackoff
-	(*RetryPolicy)(nil),                       // 18: apache.rocketmq.v2.RetryPolicy
-	(*Metric)(nil),                            // 19: apache.rocketmq.v2.Metric
-	(*Publishing)(nil),                        // 20: apache.rocketmq.v2.Publishing
-	(*Settings)(nil),                          // 21: apache.rocketmq.v2.Settings
-	(*SystemProperties)(nil),                  // 22: apache.rocketmq.v2.SystemProperties
-	(*Message)(nil),                           // 23: apache.rocketmq.v2.Message
-	(*QueryRouteRequest)(nil),                 // 24: apache.rocketmq.v2.QueryRouteRequest
-	(*QueryRouteResponse)(nil),                // 25: apache.rocketmq.v2.QueryRouteResponse
-	(*SendMessageRequest)(nil),                // 26: apache.rocketmq.v2.SendMessageRequest
-	(*SendResultEntry)(nil),                   // 27: apache.rocketmq.v2.SendResultEntry
-	(*SendMessageResponse)(nil),               // 28: apache.rocketmq.v2.SendMessageResponse
-	(*HeartbeatRequest)(nil),                  // 29: apache.rocketmq.v2.HeartbeatRequest
-	(*HeartbeatResponse)(nil),                 // 30: apache.rocketmq.v2.HeartbeatResponse
-	(*NotifyClientTerminationRequest)(nil),    // 31: apache.rocketmq.v2.NotifyClientTerminationRequest
-	(*NotifyClientTerminationResponse)(nil),   // 32: apache.rocketmq.v2.NotifyClientTerminationResponse
-	(*ThreadStackTrace)(nil),                  // 33: apache.rocketmq.v2.ThreadStackTrace
-	(*VerifyMessageResult)(nil),               // 34: apache.rocketmq.v2.VerifyMessageResult
-	(*RecoverOrphanedTransactionCommand)(nil), // 35: apache.rocketmq.v2.RecoverOrphanedTransactionCommand
-	(*PrintThreadStackTraceCommand)(nil),      // 36: apache.rocketmq.v2.PrintThreadStackTraceCommand
-	(*VerifyMessageCommand)(nil),              // 37: apache.rocketmq.v2.VerifyMessageCommand
-	(*TelemetryCommand)(nil),                  // 38: apache.rocketmq.v2.TelemetryCommand
-	nil,                                       // 39: apache.rocketmq.v2.Message.UserPropertiesEntry
-	(*durationpb.Duration)(nil),               // 40: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),             // 41: google.protobuf.Timestamp
+	(TransactionResolution)(0),                // 8: apache.rocketmq.v2.TransactionResolution
+	(TransactionSource)(0),                    // 9: apache.rocketmq.v2.TransactionSource
+	(*Resource)(nil),                          // 10: apache.rocketmq.v2.Resource
+	(*Address)(nil),                           // 11: apache.rocketmq.v2.Address
+	(*Endpoints)(nil),                         // 12: apache.rocketmq.v2.Endpoints
+	(*Broker)(nil),                            // 13: apache.rocketmq.v2.Broker
+	(*MessageQueue)(nil),                      // 14: apache.rocketmq.v2.MessageQueue
+	(*Digest)(nil),                            // 15: apache.rocketmq.v2.Digest
+	(*UA)(nil),                                // 16: apache.rocketmq.v2.UA
+	(*Status)(nil),                            // 17: apache.rocketmq.v2.Status
+	(*ExponentialBackoff)(nil),                // 18: apache.rocketmq.v2.ExponentialBackoff
+	(*CustomizedBackoff)(nil),                 // 19: apache.rocketmq.v2.CustomizedBackoff
+	(*RetryPolicy)(nil),                       // 20: apache.rocketmq.v2.RetryPolicy
+	(*Metric)(nil),                            // 21: apache.rocketmq.v2.Metric
+	(*Publishing)(nil),                        // 22: apache.rocketmq.v2.Publishing
+	(*Settings)(nil),                          // 23: apache.rocketmq.v2.Settings
+	(*SystemProperties)(nil),                  // 24: apache.rocketmq.v2.SystemProperties
+	(*Message)(nil),                           // 25: apache.rocketmq.v2.Message
+	(*QueryRouteRequest)(nil),                 // 26: apache.rocketmq.v2.QueryRouteRequest
+	(*QueryRouteResponse)(nil),                // 27: apache.rocketmq.v2.QueryRouteResponse
+	(*SendMessageRequest)(nil),                // 28: apache.rocketmq.v2.SendMessageRequest
+	(*SendResultEntry)(nil),                   // 29: apache.rocketmq.v2.SendResultEntry
+	(*SendMessageResponse)(nil),               // 30: apache.rocketmq.v2.SendMessageResponse
+	(*HeartbeatRequest)(nil),                  // 31: apache.rocketmq.v2.HeartbeatRequest
+	(*HeartbeatResponse)(nil),                 // 32: apache.rocketmq.v2.HeartbeatResponse
+	(*NotifyClientTerminationRequest)(nil),    // 33: apache.rocketmq.v2.NotifyClientTerminationRequest
+	(*NotifyClientTerminationResponse)(nil),   // 34: apache.rocketmq.v2.NotifyClientTerminationResponse
+	(*ThreadStackTrace)(nil),                  // 35: apache.rocketmq.v2.ThreadStackTrace
+	(*VerifyMessageResult)(nil),               // 36: apache.rocketmq.v2.VerifyMessageResult
+	(*RecoverOrphanedTransactionCommand)(nil), // 37: apache.rocketmq.v2.RecoverOrphanedTransactionCommand
+	(*PrintThreadStackTraceCommand)(nil),      // 38: apache.rocketmq.v2.PrintThreadStackTraceCommand
+	(*VerifyMessageCommand)(nil),              // 39: apache.rocketmq.v2.VerifyMessageCommand
+	(*TelemetryCommand)(nil),                  // 40: apache.rocketmq.v2.TelemetryCommand
+	(*EndTransactionRequest)(nil),             // 41: apache.rocketmq.v2.EndTransactionRequest
+	(*EndTransactionResponse)(nil),            // 42: apache.rocketmq.v2.EndTransactionResponse
+	(*RecallMessageRequest)(nil),              // 43: apache.rocketmq.v2.RecallMessageRequest
+	(*RecallMessageResponse)(nil),             // 44: apache.rocketmq.v2.RecallMessageResponse
+	nil,                                       // 45: apache.rocketmq.v2.Message.UserPropertiesEntry
+	(*durationpb.Duration)(nil),               // 46: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),             // 47: google.protobuf.Timestamp
 }
 var file_rmqv2_proto_depIdxs = []int32{
 	0,  // 0: apache.rocketmq.v2.Endpoints.scheme:type_name -> apache.rocketmq.v2.AddressScheme
-	9,  // 1: apache.rocketmq.v2.Endpoints.addresses:type_name -> apache.rocketmq.v2.Address
-	10, // 2: apache.rocketmq.v2.Broker.endpoints:type_name -> apache.rocketmq.v2.Endpoints
-	8,  // 3: apache.rocketmq.v2.MessageQueue.topic:type_name -> apache.rocketmq.v2.Resource
+	11, // 1: apache.rocketmq.v2.Endpoints.addresses:type_name -> apache.rocketmq.v2.Address
+	12, // 2: apache.rocketmq.v2.Broker.endpoints:type_name -> apache.rocketmq.v2.Endpoints
+	10, // 3: apache.rocketmq.v2.MessageQueue.topic:type_name -> apache.rocketmq.v2.Resource
 	1,  // 4: apache.rocketmq.v2.MessageQueue.permission:type_name -> apache.rocketmq.v2.Permission
-	11, // 5: apache.rocketmq.v2.MessageQueue.broker:type_name -> apache.rocketmq.v2.Broker
+	13, // 5: apache.rocketmq.v2.MessageQueue.broker:type_name -> apache.rocketmq.v2.Broker
 	2,  // 6: apache.rocketmq.v2.MessageQueue.accept_message_types:type_name -> apache.rocketmq.v2.MessageType
 	4,  // 7: apache.rocketmq.v2.Digest.type:type_name -> apache.rocketmq.v2.DigestType
 	6,  // 8: apache.rocketmq.v2.UA.language:type_name -> apache.rocketmq.v2.Language
 	7,  // 9: apache.rocketmq.v2.Status.code:type_name -> apache.rocketmq.v2.Code
-	40, // 10: apache.rocketmq.v2.ExponentialBackoff.initial:type_name -> google.protobuf.Duration
-	40, // 11: apache.rocketmq.v2.ExponentialBackoff.max:type_name -> google.protobuf.Duration
-	40, // 12: apache.rocketmq.v2.CustomizedBackoff.next:type_name -> google.protobuf.Duration
-	16, // 13: apache.rocketmq.v2.RetryPolicy.exponential_backoff:type_name -> apache.rocketmq.v2.ExponentialBackoff
-	17, // 14: apache.rocketmq.v2.RetryPolicy.customized_backoff:type_name -> apache.rocketmq.v2.CustomizedBackoff
-	10, // 15: apache.rocketmq.v2.Metric.endpoints:type_name -> apache.rocketmq.v2.Endpoints
-	8,  // 16: apache.rocketmq.v2.Publishing.topics:type_name -> apache.rocketmq.v2.Resource
+	46, // 10: apache.rocketmq.v2.ExponentialBackoff.initial:type_name -> google.protobuf.Duration
+	46, // 11: apache.rocketmq.v2.ExponentialBackoff.max:type_name -> google.protobuf.Duration
+	46, // 12: apache.rocketmq.v2.CustomizedBackoff.next:type_name -> google.protobuf.Duration
+	18, // 13: apache.rocketmq.v2.RetryPolicy.exponential_backoff:type_name -> apache.rocketmq.v2.ExponentialBackoff
+	19, // 14: apache.rocketmq.v2.RetryPolicy.customized_backoff:type_name -> apache.rocketmq.v2.CustomizedBackoff
+	12, // 15: apache.rocketmq.v2.Metric.endpoints:type_name -> apache.rocketmq.v2.Endpoints
+	10, // 16: apache.rocketmq.v2.Publishing.topics:type_name -> apache.rocketmq.v2.Resource
 	5,  // 17: apache.rocketmq.v2.Settings.client_type:type_name -> apache.rocketmq.v2.ClientType
-	10, // 18: apache.rocketmq.v2.Settings.access_point:type_name -> apache.rocketmq.v2.Endpoints
-	18, // 19: apache.rocketmq.v2.Settings.backoff_policy:type_name -> apache.rocketmq.v2.RetryPolicy
-	40, // 20: apache.rocketmq.v2.Settings.request_timeout:type_name -> google.protobuf.Duration
-	20, // 21: apache.rocketmq.v2.Settings.publishing:type_name -> apache.rocketmq.v2.Publishing
-	14, // 22: apache.rocketmq.v2.Settings.user_agent:type_name -> apache.rocketmq.v2.UA
-	19, // 23: apache.rocketmq.v2.Settings.metric:type_name -> apache.rocketmq.v2.Metric
-	13, // 24: apache.rocketmq.v2.SystemProperties.body_digest:type_name -> apache.rocketmq.v2.Digest
+	12, // 18: apache.rocketmq.v2.Settings.access_point:type_name -> apache.rocketmq.v2.Endpoints
+	20, // 19: apache.rocketmq.v2.Settings.backoff_policy:type_name -> apache.rocketmq.v2.RetryPolicy
+	46, // 20: apache.rocketmq.v2.Settings.request_timeout:type_name -> google.protobuf.Duration
+	22, // 21: apache.rocketmq.v2.Settings.publishing:type_name -> apache.rocketmq.v2.Publishing
+	16, // 22: apache.rocketmq.v2.Settings.user_agent:type_name -> apache.rocketmq.v2.UA
+	21, // 23: apache.rocketmq.v2.Settings.metric:type_name -> apache.rocketmq.v2.Metric
+	15, // 24: apache.rocketmq.v2.SystemProperties.body_digest:type_name -> apache.rocketmq.v2.Digest
 	3,  // 25: apache.rocketmq.v2.SystemProperties.body_encoding:type_name -> apache.rocketmq.v2.Encoding
 	2,  // 26: apache.rocketmq.v2.SystemProperties.message_type:type_name -> apache.rocketmq.v2.MessageType
-	41, // 27: apache.rocketmq.v2.SystemProperties.born_timestamp:type_name -> google.protobuf.Timestamp
-	41, // 28: apache.rocketmq.v2.SystemProperties.store_timestamp:type_name -> google.protobuf.Timestamp
-	41, // 29: apache.rocketmq.v2.SystemProperties.delivery_timestamp:type_name -> google.protobuf.Timestamp
-	40, // 30: apache.rocketmq.v2.SystemProperties.invisible_duration:type_name -> google.protobuf.Duration
-	40, // 31: apache.rocketmq.v2.SystemProperties.orphaned_transaction_recovery_duration:type_name -> google.protobuf.Duration
-	8,  // 32: apache.rocketmq.v2.Message.topic:type_name -> apache.rocketmq.v2.Resource
-	39, // 33: apache.rocketmq.v2.Message.user_properties:type_name -> apache.rocketmq.v2.Message.UserPropertiesEntry
-	22, // 34: apache.rocketmq.v2.Message.system_properties:type_name -> apache.rocketmq.v2.SystemProperties
-	8,  // 35: apache.rocketmq.v2.QueryRouteRequest.topic:type_name -> apache.rocketmq.v2.Resource
-	10, // 36: apache.rocketmq.v2.QueryRouteRequest.endpoints:type_name -> apache.rocketmq.v2.Endpoints
-	15, // 37: apache.rocketmq.v2.QueryRouteResponse.status:type_name -> apache.rocketmq.v2.Status
-	12, // 38: apache.rocketmq.v2.QueryRouteResponse.message_queues:type_name -> apache.rocketmq.v2.MessageQueue
-	23, // 39: apache.rocketmq.v2.SendMessageRequest.messages:type_name -> apache.rocketmq.v2.Message
-	15, // 40: apache.rocketmq.v2.SendResultEntry.status:type_name -> apache.rocketmq.v2.Status
-	15, // 41: apache.rocketmq.v2.SendMessageResponse.status:type_name -> apache.rocketmq.v2.Status
-	27, // 42: apache.rocketmq.v2.SendMessageResponse.entries:type_name -> apache.rocketmq.v2.SendResultEntry
-	8,  // 43: apache.rocketmq.v2.HeartbeatRequest.group:type_name -> apache.rocketmq.v2.Resource
+	47, // 27: apache.rocketmq.v2.SystemProperties.born_timestamp:type_name -> google.protobuf.Timestamp
+	47, // 28: apache.rocketmq.v2.SystemProperties.store_timestamp:type_name -> google.protobuf.Timestamp
+	47, // 29: apache.rocketmq.v2.SystemProperties.delivery_timestamp:type_name -> google.protobuf.Timestamp
+	46, // 30: apache.rocketmq.v2.SystemProperties.invisible_duration:type_name -> google.protobuf.Duration
+	46, // 31: apache.rocketmq.v2.SystemProperties.orphaned_transaction_recovery_duration:type_name -> google.protobuf.Duration
+	10, // 32: apache.rocketmq.v2.Message.topic:type_name -> apache.rocketmq.v2.Resource
+	45, // 33: apache.rocketmq.v2.Message.user_properties:type_name -> apache.rocketmq.v2.Message.UserPropertiesEntry
+	24, // 34: apache.rocketmq.v2.Message.system_properties:type_name -> apache.rocketmq.v2.SystemProperties
+	10, // 35: apache.rocketmq.v2.QueryRouteRequest.topic:type_name -> apache.rocketmq.v2.Resource
+	12, // 36: apache.rocketmq.v2.QueryRouteRequest.endpoints:type_name -> apache.rocketmq.v2.Endpoints
+	17, // 37: apache.rocketmq.v2.QueryRouteResponse.status:type_name -> apache.rocketmq.v2.Status
+	14, // 38: apache.rocketmq.v2.QueryRouteResponse.message_queues:type_name -> apache.rocketmq.v2.MessageQueue
+	25, // 39: apache.rocketmq.v2.SendMessageRequest.messages:type_name -> apache.rocketmq.v2.Message
+	17, // 40: apache.rocketmq.v2.SendResultEntry.status:type_name -> apache.rocketmq.v2.Status
+	17, // 41: apache.rocketmq.v2.SendMessageResponse.status:type_name -> apache.rocketmq.v2.Status
+	29, // 42: apache.rocketmq.v2.SendMessageResponse.entries:type_name -> apache.rocketmq.v2.SendResultEntry
+	10, // 43: apache.rocketmq.v2.HeartbeatRequest.group:type_name -> apache.rocketmq.v2.Resource
 	5,  // 44: apache.rocketmq.v2.HeartbeatRequest.client_type:type_name -> apache.rocketmq.v2.ClientType
-	15, // 45: apache.rocketmq.v2.HeartbeatResponse.status:type_name -> apache.rocketmq.v2.Status
-	8,  // 46: apache.rocketmq.v2.NotifyClientTerminationRequest.group:type_name -> apache.rocketmq.v2.Resource
-	15, // 47: apache.rocketmq.v2.NotifyClientTerminationResponse.status:type_name -> apache.rocketmq.v2.Status
-	23, // 48: apache.rocketmq.v2.RecoverOrphanedTransactionCommand.message:type_name -> apache.rocketmq.v2.Message
-	23, // 49: apache.rocketmq.v2.VerifyMessageCommand.message:type_name -> apache.rocketmq.v2.Message
-	15, // 50: apache.rocketmq.v2.TelemetryCommand.status:type_name -> apache.rocketmq.v2.Status
-	21, // 51: apache.rocketmq.v2.TelemetryCommand.settings:type_name -> apache.rocketmq.v2.Settings
-	33, // 52: apache.rocketmq.v2.TelemetryCommand.thread_stack_trace:type_name -> apache.rocketmq.v2.ThreadStackTrace
-	34, // 53: apache.rocketmq.v2.TelemetryCommand.verify_message_result:type_name -> apache.rocketmq.v2.VerifyMessageResult
-	35, // 54: apache.rocketmq.v2.TelemetryCommand.recover_orphaned_transaction_command:type_name -> apache.rocketmq.v2.RecoverOrphanedTransactionCommand
-	36, // 55: apache.rocketmq.v2.TelemetryCommand.print_thread_stack_trace_command:type_name -> apache.rocketmq.v2.PrintThreadStackTraceCommand
-	37, // 56: apache.rocketmq.v2.TelemetryCommand.verify_message_command:type_name -> apache.rocketmq.v2.VerifyMessageCommand
-	24, // 57: apache.rocketmq.v2.MessagingService.QueryRoute:input_type -> apache.rocketmq.v2.QueryRouteRequest
-	29, // 58: apache.rocketmq.v2.MessagingService.Heartbeat:input_type -> apache.rocketmq.v2.HeartbeatRequest
-	26, // 59: apache.rocketmq.v2.MessagingService.SendMessage:input_type -> apache.rocketmq.v2.SendMessageRequest
-	38, // 60: apache.rocketmq.v2.MessagingService.Telemetry:input_type -> apache.rocketmq.v2.TelemetryCommand
-	31, // 61: apache.rocketmq.v2.MessagingService.NotifyClientTermination:input_type -> apache.rocketmq.v2.NotifyClientTerminationRequest
-	25, // 62: apache.rocketmq.v2.MessagingService.QueryRoute:output_type -> apache.rocketmq.v2.QueryRouteResponse
-	30, // 63: apache.rocketmq.v2.MessagingService.Heartbeat:output_type -> apache.rocketmq.v2.HeartbeatResponse
-	28, // 64: apache.rocketmq.v2.MessagingService.SendMessage:output_type -> apache.rocketmq.v2.SendMessageResponse
-	38, // 65: apache.rocketmq.v2.MessagingService.Telemetry:output_type -> apache.rocketmq.v2.TelemetryCommand
-	32, // 66: apache.rocketmq.v2.MessagingService.NotifyClientTermination:output_type -> apache.rocketmq.v2.NotifyClientTerminationResponse
-	62, // [62:67] is the sub-list for method output_type
-	57, // [57:62] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	17, // 45: apache.rocketmq.v2.HeartbeatResponse.status:type_name -> apache.rocketmq.v2.Status
+	10, // 46: apache.rocketmq.v2.NotifyClientTerminationRequest.group:type_name -> apache.rocketmq.v2.Resource
+	17, // 47: apache.rocketmq.v2.NotifyClientTerminationResponse.status:type_name -> apache.rocketmq.v2.Status
+	25, // 48: apache.rocketmq.v2.RecoverOrphanedTransactionCommand.message:type_name -> apache.rocketmq.v2.Message
+	25, // 49: apache.rocketmq.v2.VerifyMessageCommand.message:type_name -> apache.rocketmq.v2.Message
+	17, // 50: apache.rocketmq.v2.TelemetryCommand.status:type_name -> apache.rocketmq.v2.Status
+	23, // 51: apache.rocketmq.v2.TelemetryCommand.settings:type_name -> apache.rocketmq.v2.Settings
+	35, // 52: apache.rocketmq.v2.TelemetryCommand.thread_stack_trace:type_name -> apache.rocketmq.v2.ThreadStackTrace
+	36, // 53: apache.rocketmq.v2.TelemetryCommand.verify_message_result:type_name -> apache.rocketmq.v2.VerifyMessageResult
+	37, // 54: apache.rocketmq.v2.TelemetryCommand.recover_orphaned_transaction_command:type_name -> apache.rocketmq.v2.RecoverOrphanedTransactionCommand
+	38, // 55: apache.rocketmq.v2.TelemetryCommand.print_thread_stack_trace_command:type_name -> apache.rocketmq.v2.PrintThreadStackTraceCommand
+	39, // 56: apache.rocketmq.v2.TelemetryCommand.verify_message_command:type_name -> apache.rocketmq.v2.VerifyMessageCommand
+	10, // 57: apache.rocketmq.v2.EndTransactionRequest.topic:type_name -> apache.rocketmq.v2.Resource
+	8,  // 58: apache.rocketmq.v2.EndTransactionRequest.resolution:type_name -> apache.rocketmq.v2.TransactionResolution
+	9,  // 59: apache.rocketmq.v2.EndTransactionRequest.source:type_name -> apache.rocketmq.v2.TransactionSource
+	17, // 60: apache.rocketmq.v2.EndTransactionResponse.status:type_name -> apache.rocketmq.v2.Status
+	10, // 61: apache.rocketmq.v2.RecallMessageRequest.topic:type_name -> apache.rocketmq.v2.Resource
+	17, // 62: apache.rocketmq.v2.RecallMessageResponse.status:type_name -> apache.rocketmq.v2.Status
+	26, // 63: apache.rocketmq.v2.MessagingService.QueryRoute:input_type -> apache.rocketmq.v2.QueryRouteRequest
+	31, // 64: apache.rocketmq.v2.MessagingService.Heartbeat:input_type -> apache.rocketmq.v2.HeartbeatRequest
+	28, // 65: apache.rocketmq.v2.MessagingService.SendMessage:input_type -> apache.rocketmq.v2.SendMessageRequest
+	40, // 66: apache.rocketmq.v2.MessagingService.Telemetry:input_type -> apache.rocketmq.v2.TelemetryCommand
+	41, // 67: apache.rocketmq.v2.MessagingService.EndTransaction:input_type -> apache.rocketmq.v2.EndTransactionRequest
+	33, // 68: apache.rocketmq.v2.MessagingService.NotifyClientTermination:input_type -> apache.rocketmq.v2.NotifyClientTerminationRequest
+	43, // 69: apache.rocketmq.v2.MessagingService.RecallMessage:input_type -> apache.rocketmq.v2.RecallMessageRequest
+	27, // 70: apache.rocketmq.v2.MessagingService.QueryRoute:output_type -> apache.rocketmq.v2.QueryRouteResponse
+	32, // 71: apache.rocketmq.v2.MessagingService.Heartbeat:output_type -> apache.rocketmq.v2.HeartbeatResponse
+	30, // 72: apache.rocketmq.v2.MessagingService.SendMessage:output_type -> apache.rocketmq.v2.SendMessageResponse
+	40, // 73: apache.rocketmq.v2.MessagingService.Telemetry:output_type -> apache.rocketmq.v2.TelemetryCommand
+	42, // 74: apache.rocketmq.v2.MessagingService.EndTransaction:output_type -> apache.rocketmq.v2.EndTransactionResponse
+	34, // 75: apache.rocketmq.v2.MessagingService.NotifyClientTermination:output_type -> apache.rocketmq.v2.NotifyClientTerminationResponse
+	44, // 76: apache.rocketmq.v2.MessagingService.RecallMessage:output_type -> apache.rocketmq.v2.RecallMessageResponse
+	70, // [70:77] is the sub-list for method output_type
+	63, // [63:70] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_rmqv2_proto_init() }
@@ -3029,8 +3405,8 @@ func file_rmqv2_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rmqv2_proto_rawDesc), len(file_rmqv2_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   32,
+			NumEnums:      10,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,7 +30,9 @@ const (
 	MessagingService_Heartbeat_FullMethodName               = "/apache.rocketmq.v2.MessagingService/Heartbeat"
 	MessagingService_SendMessage_FullMethodName             = "/apache.rocketmq.v2.MessagingService/SendMessage"
 	MessagingService_Telemetry_FullMethodName               = "/apache.rocketmq.v2.MessagingService/Telemetry"
+	MessagingService_EndTransaction_FullMethodName          = "/apache.rocketmq.v2.MessagingService/EndTransaction"
 	MessagingService_NotifyClientTermination_FullMethodName = "/apache.rocketmq.v2.MessagingService/NotifyClientTermination"
+	MessagingService_RecallMessage_FullMethodName           = "/apache.rocketmq.v2.MessagingService/RecallMessage"
 )
 
 // MessagingServiceClient is the client API for MessagingService service.
@@ -43,7 +45,9 @@ type MessagingServiceClient interface {
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
 	SendMessage(ctx context.Context, in *SendMessageRequest, opts ...grpc.CallOption) (*SendMessageResponse, error)
 	Telemetry(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TelemetryCommand, TelemetryCommand], error)
+	EndTransaction(ctx context.Context, in *EndTransactionRequest, opts ...grpc.CallOption) (*EndTransactionResponse, error)
 	NotifyClientTermination(ctx context.Context, in *NotifyClientTerminationRequest, opts ...grpc.CallOption) (*NotifyClientTerminationResponse, error)
+	RecallMessage(ctx context.Context, in *RecallMessageRequest, opts ...grpc.CallOption) (*RecallMessageResponse, error)
 }
 
 type messagingServiceClient struct {
@@ -97,10 +101,30 @@ func (c *messagingServiceClient) Telemetry(ctx context.Context, opts ...grpc.Cal
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MessagingService_TelemetryClient = grpc.BidiStreamingClient[TelemetryCommand, TelemetryCommand]
 
+func (c *messagingServiceClient) EndTransaction(ctx context.Context, in *EndTransactionRequest, opts ...grpc.CallOption) (*EndTransactionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EndTransactionResponse)
+	err := c.cc.Invoke(ctx, MessagingService_EndTransaction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *messagingServiceClient) NotifyClientTermination(ctx context.Context, in *NotifyClientTerminationRequest, opts ...grpc.CallOption) (*NotifyClientTerminationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(NotifyClientTerminationResponse)
 	err := c.cc.Invoke(ctx, MessagingService_NotifyClientTermination_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagingServiceClient) RecallMessage(ctx context.Context, in *RecallMessageRequest, opts ...grpc.CallOption) (*RecallMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecallMessageResponse)
+	err := c.cc.Invoke(ctx, MessagingService_RecallMessage_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +141,9 @@ type MessagingServiceServer interface {
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
 	SendMessage(context.Context, *SendMessageRequest) (*SendMessageResponse, error)
 	Telemetry(grpc.BidiStreamingServer[TelemetryCommand, TelemetryCommand]) error
+	EndTransaction(context.Context, *EndTransactionRequest) (*EndTransactionResponse, error)
 	NotifyClientTermination(context.Context, *NotifyClientTerminationRequest) (*NotifyClientTerminationResponse, error)
+	RecallMessage(context.Context, *RecallMessageRequest) (*RecallMessageResponse, error)
 	mustEmbedUnimplementedMessagingServiceServer()
 }
 
@@ -140,8 +166,14 @@ func (UnimplementedMessagingServiceServer) SendMessage(context.Context, *SendMes
 func (UnimplementedMessagingServiceServer) Telemetry(grpc.BidiStreamingServer[TelemetryCommand, TelemetryCommand]) error {
 	return status.Errorf(codes.Unimplemented, "method Telemetry not implemented")
 }
+func (UnimplementedMessagingServiceServer) EndTransaction(context.Context, *EndTransactionRequest) (*EndTransactionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EndTransaction not implemented")
+}
 func (UnimplementedMessagingServiceServer) NotifyClientTermination(context.Context, *NotifyClientTerminationRequest) (*NotifyClientTerminationResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method NotifyClientTermination not implemented")
+}
+func (UnimplementedMessagingServiceServer) RecallMessage(context.Context, *RecallMessageRequest) (*RecallMessageResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RecallMessage not implemented")
 }
 func (UnimplementedMessagingServiceServer) mustEmbedUnimplementedMessagingServiceServer() {}
 func (UnimplementedMessagingServiceServer) testEmbeddedByValue()                          {}
@@ -225,6 +257,24 @@ func _MessagingService_Telemetry_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MessagingService_TelemetryServer = grpc.BidiStreamingServer[TelemetryCommand, TelemetryCommand]
 
+func _MessagingService_EndTransaction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndTransactionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServiceServer).EndTransaction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessagingService_EndTransaction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServiceServer).EndTransaction(ctx, req.(*EndTransactionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _MessagingService_NotifyClientTermination_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(NotifyClientTerminationRequest)
 	if err := dec(in); err != nil {
@@ -239,6 +289,24 @@ func _MessagingService_NotifyClientTermination_Handler(srv interface{}, ctx cont
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(MessagingServiceServer).NotifyClientTermination(ctx, req.(*NotifyClientTerminationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MessagingService_RecallMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecallMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServiceServer).RecallMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessagingService_RecallMessage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServiceServer).RecallMessage(ctx, req.(*RecallMessageRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -263,8 +331,16 @@ var MessagingService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _MessagingService_SendMessage_Handler,
 		},
 		{
+			MethodName: "EndTransaction",
+			Handler:    _MessagingService_EndTransaction_Handler,
+		},
+		{
 			MethodName: "NotifyClientTermination",
 			Handler:    _MessagingService_NotifyClientTermination_Handler,
+		},
+		{
+			MethodName: "RecallMessage",
+			Handler:    _MessagingService_RecallMessage_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -109,6 +109,11 @@ type Ingress struct {
 	// RocketMQGRPCGroup is the producer group it sends through (rocketmq_grpc_group,
 	// default "" = the only group).
 	RocketMQGRPC, RocketMQGRPCGroup string
+	// RocketMQGRPCAuth, when set, is the one credential the v2 listener accepts: every
+	// call must carry the SDKs' `authorization` signature made with it
+	// ([ingress.rocketmq_grpc_auth]: access_key and one of secret_key, secret_key_file,
+	// secret_key_env). Nil: calls are not authenticated.
+	RocketMQGRPCAuth *remoting.Credentials
 	// HTTP is the HTTP/JSON listen address (http, default 127.0.0.1:7381); "" disables it.
 	HTTP string
 	TLS  TLS
@@ -442,6 +447,13 @@ func (c *Config) decodeIngress(t *tomlx.Table, d *tomlx.Decoder, dir string) {
 	t.Str("rocketmq_grpc_listen", &c.Ingress.RocketMQGRPC)
 	t.Str("rocketmq_grpc_group", &c.Ingress.RocketMQGRPCGroup)
 	checkAddr(t, "rocketmq_grpc_listen", c.Ingress.RocketMQGRPC)
+	if at := t.Sub("rocketmq_grpc_auth"); at != nil {
+		c.Ingress.RocketMQGRPCAuth = decodeACL(at, dir)
+		if a := c.Ingress.RocketMQGRPCAuth; a != nil && a.SecurityToken != "" {
+			at.Errorf("security_token", "is not checked by the v2 listener; remove it")
+		}
+		at.Done()
+	}
 	t.Done()
 }
 

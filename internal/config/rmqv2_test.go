@@ -36,3 +36,31 @@ func TestRocketMQGRPCIngress(t *testing.T) {
 		}
 	}
 }
+
+// TestRocketMQGRPCAuth: [ingress.rocketmq_grpc_auth] holds the one credential the v2
+// listener checks; its problems are reported without the secret.
+func TestRocketMQGRPCAuth(t *testing.T) {
+	t.Parallel()
+	base := "[client]\nname_servers = [\"127.0.0.1:9876\"]\n[[producer]]\ngroup = \"g\"\n[ingress]\nrocketmq_grpc_listen = \"127.0.0.1:8081\"\n"
+	c, err := Parse("t.toml", []byte(base+"[ingress.rocketmq_grpc_auth]\naccess_key = \"ak\"\nsecret_key = \"s3cr3t\"\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Ingress.RocketMQGRPCAuth; a == nil || a.AccessKey != "ak" || a.SecretKey != "s3cr3t" {
+		t.Fatalf("auth %v", a)
+	}
+	for _, tt := range []struct{ table, want string }{
+		{"access_key = \"ak\"\n", "needs one of secret_key"},
+		{"secret_key = \"s3cr3t\"\n", "access_key"},
+		{"access_key = \"ak\"\nsecret_key = \"s3cr3t\"\nsecurity_token = \"tok3n\"\n", "not checked"},
+		{"access_key = \"ak\"\nsecret_key = \"s3cr3t\"\nsecret = 1\n", "secret"},
+	} {
+		_, err := Parse("t.toml", []byte(base+"[ingress.rocketmq_grpc_auth]\n"+tt.table), t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want one naming %q", tt.table, err, tt.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "tok3n")) {
+			t.Errorf("%q: error %v shows a secret", tt.table, err)
+		}
+	}
+}

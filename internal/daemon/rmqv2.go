@@ -37,20 +37,26 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 	if addr == "" {
 		return nil
 	}
-	maxBody := core.DefaultMaxMessageSize
+	maxBody, namespace := core.DefaultMaxMessageSize, ""
 	for _, p := range cfg.Producers {
 		if p.Group == cfg.Ingress.RocketMQGRPCGroup || (cfg.Ingress.RocketMQGRPCGroup == "" && len(cfg.Producers) == 1) {
 			if p.MaxMessageSize > 0 {
 				maxBody = int(p.MaxMessageSize)
 			}
+			namespace = p.Namespace
 		}
 	}
 	svc, err := rmqv2.New(rmqv2.Options{Sender: &rmqv2Sender{d: d, group: cfg.Ingress.RocketMQGRPCGroup},
 		MaxBodySize: maxBody, Logger: d.log.Named("rmqv2"),
-		OnInvalid: func(pb.Code) { d.met.rejected.WithLabelValues(apiRMQv2, "invalid").Inc() }})
+		OnInvalid:    func(pb.Code) { d.met.rejected.WithLabelValues(apiRMQv2, "invalid").Inc() },
+		Transactions: &rmqv2Tx{d: d, group: cfg.Ingress.RocketMQGRPCGroup},
+		Auth:         cfg.Ingress.RocketMQGRPCAuth, Namespace: namespace})
 	if err != nil {
 		return err
 	}
+	d.tx.mu.Lock()
+	d.tx.v2check = svc.CheckTransaction
+	d.tx.mu.Unlock()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("daemon: ingress rocketmq_grpc_listen: %w", err)
@@ -67,7 +73,8 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 	svc.Register(srv)
 	healthpb.RegisterHealthServer(srv, d.health)
 	d.rmq = &rmqv2Ingress{ln: ln, srv: srv, svc: svc}
-	d.log.Info("rocketmq grpc ingress", "addr", ln.Addr().String(), "group", cfg.Ingress.RocketMQGRPCGroup)
+	d.log.Info("rocketmq grpc ingress", "addr", ln.Addr().String(), "group", cfg.Ingress.RocketMQGRPCGroup,
+		"namespace", namespace, "authentication", cfg.Ingress.RocketMQGRPCAuth != nil)
 	if !config.IsLoopback(addr) && tlsCfg == nil {
 		// config refuses this unless ingress.insecure = true
 		d.log.Warn("INSECURE: a listener on a non-loopback address without TLS (ingress.insecure = true)",
@@ -119,6 +126,15 @@ func (s *rmqv2Sender) Send(ctx context.Context, m *core.Message) (*core.SendResu
 
 func (s *rmqv2Sender) SendBatch(ctx context.Context, msgs []*core.Message) (*core.SendResult, error) {
 	return s.send(ctx, msgs[0].Topic, msgs)
+}
+
+// RecallMessage implements rmqv2.Recaller through the group's producer.
+func (s *rmqv2Sender) RecallMessage(ctx context.Context, topic, handle string) (string, error) {
+	g, err := s.d.lookup(s.group)
+	if err != nil {
+		return "", err
+	}
+	return g.prod.RecallMessage(ctx, topic, handle)
 }
 
 func (s *rmqv2Sender) send(ctx context.Context, topic string, msgs []*core.Message) (*core.SendResult, error) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,12 +65,14 @@ var (
 type txRouter struct {
 	d *Daemon
 
-	mu        sync.Mutex
-	pending   map[string]*txEntry       // handle -> begun, not ended
-	handles   map[string]string         // transaction id -> handle, of the pending ones
-	ended     map[string]txDecision     // transaction id -> decision, answers lost ends
-	endOrder  []endedID                 // ended's ids, oldest first (with stale entries)
-	checkers  map[string][]*checkerConn // group -> streams, in registration order
+	mu       sync.Mutex
+	pending  map[string]*txEntry       // handle -> begun, not ended
+	handles  map[string]string         // transaction id -> handle, of the pending ones
+	ended    map[string]txDecision     // transaction id -> decision, answers lost ends
+	endOrder []endedID                 // ended's ids, oldest first (with stale entries)
+	checkers map[string][]*checkerConn // group -> streams, in registration order
+	// v2check, when the v2 ingress serves transactions, asks its clients (rmqv2tx.go).
+	v2check   func(ctx context.Context, c *core.TransactionCheck, client string) (core.TransactionState, bool)
 	rr        map[string]int
 	lastSweep time.Time
 	seq       uint64
@@ -84,6 +87,9 @@ type txEntry struct {
 	group string
 	tx    *core.Transaction
 	born  time.Time
+	// origin is rmqv2Origin + the client id for a v2 client's transaction, "" for the
+	// daemon's own API: it decides who answers the check-backs (rmqv2tx.go).
+	origin string
 }
 
 type txDecision struct {
@@ -283,10 +289,36 @@ func stateLabel(s core.TransactionState) string {
 func (r *txRouter) route(ctx context.Context, group string, c *core.TransactionCheck) core.TransactionState {
 	r.mu.Lock()
 	dec, remembered := r.ended[c.ID]
+	origin, known := "", false
+	if e := r.pending[r.handles[c.ID]]; e != nil {
+		origin, known = e.origin, true
+	}
+	v2check, daemonCheckers := r.v2check, len(r.checkers[group]) > 0
 	r.mu.Unlock()
 	if remembered {
 		r.checks.WithLabelValues(group, "remembered").Inc()
 		return dec.state
+	}
+	// A v2 client's transaction is asked of v2 clients only, and one begun through the
+	// daemon's API of the daemon's checkers only (neither knows the other's, and might
+	// roll it back). One of unknown origin (begun before a restart, or its handle expired)
+	// goes to the daemon's checkers when the group has any, else to v2 clients.
+	client, v2 := strings.CutPrefix(origin, rmqv2Origin)
+	if v2check != nil && (v2 || (!known && !daemonCheckers)) {
+		state, ok := v2check(ctx, c, client)
+		switch {
+		case !ok:
+			state = core.TransactionUnknown
+			r.checks.WithLabelValues(group, "no_checker").Inc()
+			r.d.log.Warn("transaction check answered UNKNOWN: no RocketMQ v2 client session publishes to its topic; the broker asks again later",
+				"group", group, "transaction", c.ID, "topic", c.Topic, "check_times", c.CheckTimes)
+		case state != core.TransactionUnknown:
+			r.checks.WithLabelValues(group, stateLabel(state)).Inc()
+			r.resolved(c.ID, state)
+		default:
+			r.checks.WithLabelValues(group, "unknown").Inc()
+		}
+		return state
 	}
 	var tried []*checkerConn
 	for {

@@ -144,12 +144,26 @@ func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time) (*c
 	if tc := sp.GetTraceContext(); tc != "" && !hasControl(tc) {
 		sys[core.PropertyTraceContext] = tc
 	}
+	var recovery string
+	if sp.GetMessageType() == pb.MessageType_TRANSACTION {
+		if recovery, st = recoverySeconds(sp); st != nil {
+			return nil, st
+		}
+	}
 	cm := &core.Message{
 		Topic: m.GetTopic().GetName(), Body: body, Tags: sp.GetTag(), Keys: sp.GetKeys(),
 		ShardingKey: group, UniqKey: id, SystemProperties: sys, DeliverAt: deliverAt,
 	}
 	if len(m.GetUserProperties()) > 0 {
 		cm.Properties = m.GetUserProperties()
+	}
+	if recovery != "" {
+		props := make(map[string]string, len(cm.Properties)+1)
+		for k, v := range cm.Properties {
+			props[k] = v
+		}
+		props[core.PropertyCheckImmunity] = recovery
+		cm.Properties = props
 	}
 	return cm, nil
 }
@@ -177,7 +191,9 @@ func checkType(sp *pb.SystemProperties) *pb.Status {
 			return newStatus(pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, "a DELAY message needs a delivery timestamp")
 		}
 	case pb.MessageType_TRANSACTION:
-		return newStatus(pb.Code_UNSUPPORTED, "producerd does not send transactional messages")
+		if group || delay {
+			return newStatus(pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, "a TRANSACTION message cannot have a message group or a delivery timestamp")
+		}
 	default:
 		return newStatus(pb.Code_MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, "unknown message type %d", sp.GetMessageType())
 	}

@@ -10,4 +10,7 @@ var (
 	// ErrUnavailable means producerd is draining or shutting down; answered as
 	// INTERNAL_SERVER_ERROR (50001), which the SDKs retry.
 	ErrUnavailable = errors.New("rmqv2: unavailable")
+	// ErrUnknownTransaction means an EndTransaction names a transaction this producerd
+	// does not hold; answered as INVALID_TRANSACTION_ID (40008).
+	ErrUnknownTransaction = errors.New("rmqv2: unknown transaction")
 )

@@ -224,8 +224,16 @@ strategy = "latency"
 	}()
 	sc := bufio.NewScanner(stdout)
 	started := false
+	var recalled []string // the SDK's id, then the id RecallMessage answered
+	recallRefused := ""
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
+		if rest, ok := strings.CutPrefix(sc.Text(), "RECALLED "); ok {
+			recalled = strings.Fields(rest)
+		}
+		if rest, ok := strings.CutPrefix(sc.Text(), "RECALL-REFUSED "); ok {
+			recallRefused = rest
+		}
 		line, ok := strings.CutPrefix(sc.Text(), "SENT ")
 		if !ok {
 			continue
@@ -258,6 +266,19 @@ strategy = "latency"
 	}
 
 	got := readAll(t, rc, from, acks)
+	// The recalled message had the delayed ones' delivery time, which has passed: it must
+	// not have been delivered. A broker with recallMessageEnable=false (the default) refuses
+	// the recall: the SDK must then get FORBIDDEN with the broker's reason.
+	switch enabled := brokerConfig(t, rc, c, "recallMessageEnable"); {
+	case enabled != "true":
+		if !strings.Contains(recallRefused, "ForbiddenException") || !strings.Contains(recallRefused, "forbidden") {
+			t.Errorf("recall on brokers with recallMessageEnable=%q: driver said %q, want a ForbiddenException", enabled, recallRefused)
+		}
+	case len(recalled) != 2 || recalled[0] != recalled[1]:
+		t.Errorf("recall: driver said %q (refused: %q), want the recalled message's id twice", recalled, recallRefused)
+	case readback.Scan(t, rc, itTopic, from, func(m *core.MessageExt) bool { return m.UniqKey() == recalled[0] }):
+		t.Errorf("recalled message %s was delivered", recalled[0])
+	}
 	fifoQueues := map[string]bool{}
 	fifoLast := map[string]int64{} // acks are in send order
 	for _, s := range acks {
@@ -398,4 +419,21 @@ func readAll(t *testing.T, rc *remoting.Client, from readback.Marks, acks []sent
 		return len(got) == len(want)
 	})
 	return got
+}
+
+// brokerConfig returns key from the first broker's configuration (GET_BROKER_CONFIG).
+func brokerConfig(t *testing.T, rc *remoting.Client, c *rmqtest.Cluster, key string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := rc.InvokeSync(ctx, c.Brokers[0].Addr, remoting.NewRequest(26, nil, nil)) // GET_BROKER_CONFIG
+	if err != nil {
+		t.Fatalf("broker config: %v", err)
+	}
+	for _, line := range strings.Split(string(resp.Body), "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

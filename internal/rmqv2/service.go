@@ -3,9 +3,11 @@
 // rocketmq-clients SDKs can set their endpoint to producerd unchanged.
 //
 // QueryRoute points the client at producerd itself (the address it called); Telemetry
-// answers the settings handshake; SendMessage turns v2 messages into core messages and
-// sends them through a Sender (the daemon's producer group, so its strategy, limits and
-// metrics apply); Heartbeat and NotifyClientTermination are acknowledged. Every other
+// answers the settings handshake and carries check-backs to the client; SendMessage turns
+// v2 messages into core messages and sends them through a Sender (the daemon's producer
+// group, so its strategy, limits and metrics apply), transactional ones through
+// Transactions; EndTransaction ends those or answers a check-back; RecallMessage recalls a
+// timer message; Heartbeat and NotifyClientTermination are acknowledged. Every other
 // method of the service, the consumer RPCs among them, answers gRPC UNIMPLEMENTED.
 //
 // Unary answers always end with gRPC status OK and carry their outcome in the response's
@@ -23,7 +25,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -31,6 +32,7 @@ import (
 
 	pb "github.com/producerd/producerd/api/rmqv2"
 	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/remoting"
 )
 
 // Sender sends messages built by the service. *core.Producer implements it; the daemon
@@ -40,6 +42,15 @@ import (
 type Sender interface {
 	Send(ctx context.Context, m *core.Message) (*core.SendResult, error)
 	SendBatch(ctx context.Context, msgs []*core.Message) (*core.SendResult, error)
+}
+
+// Recaller is the optional extension of a Sender that recalls timer messages
+// (RecallMessage, RocketMQ 5.3.2+): *core.Producer implements it. Without it RecallMessage
+// answers NOT_IMPLEMENTED.
+type Recaller interface {
+	// RecallMessage recalls the timer message of topic whose send answered handle and
+	// returns its message id.
+	RecallMessage(ctx context.Context, topic, handle string) (string, error)
 }
 
 // Options configures a Service.
@@ -54,6 +65,19 @@ type Options struct {
 	// OnInvalid, if set, is called for every SendMessage refused before sending (a
 	// malformed request), with the code answered; it must not block.
 	OnInvalid func(code pb.Code)
+	// Transactions, if set, serves TRANSACTION messages and EndTransaction; without it
+	// they are refused (UNSUPPORTED) and routes do not accept the type.
+	Transactions Transactions
+	// CheckTimeout bounds how long a check-back waits for a client's answer; default
+	// DefaultCheckTimeout.
+	CheckTimeout time.Duration
+	// Auth, if set, is the credential every call must be signed with (the SDKs'
+	// authorization header); only AccessKey and SecretKey are used. Nil: no
+	// authentication.
+	Auth *remoting.Credentials
+	// Namespace is the namespace served: that of the producer group the Sender sends
+	// through. Calls naming another namespace are refused (FORBIDDEN); "" is accepted.
+	Namespace string
 }
 
 // Service implements the producer methods of apache.rocketmq.v2.MessagingService. It is
@@ -62,6 +86,7 @@ type Service struct {
 	pb.UnimplementedMessagingServiceServer
 	opts Options
 	done chan struct{}
+	tx   txState
 }
 
 var _ pb.MessagingServiceServer = (*Service)(nil)
@@ -77,7 +102,13 @@ func New(opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	return &Service{opts: opts, done: make(chan struct{})}, nil
+	if opts.CheckTimeout <= 0 {
+		opts.CheckTimeout = DefaultCheckTimeout
+	}
+	s := &Service{opts: opts, done: make(chan struct{})}
+	s.tx.sessions = map[string]*session{}
+	s.tx.checks = map[string]*orphanCheck{}
+	return s, nil
 }
 
 // ServerOptions are the options a gRPC server for the service needs: a receive limit
@@ -119,9 +150,12 @@ func (s *Service) Close() { close(s.done) }
 const brokerName = "producerd"
 
 // acceptTypes are the message types producerd sends. Topics are not checked against their
-// message.type attribute (remoting producers are not either); transactional messages are
-// not supported, so the SDKs refuse them before sending.
-var acceptTypes = []pb.MessageType{pb.MessageType_NORMAL, pb.MessageType_FIFO, pb.MessageType_DELAY}
+// message.type attribute (remoting producers are not either). Without Transactions,
+// transactional messages are not supported, so the SDKs refuse them before sending.
+var (
+	acceptTypes   = []pb.MessageType{pb.MessageType_NORMAL, pb.MessageType_FIFO, pb.MessageType_DELAY}
+	acceptTypesTx = []pb.MessageType{pb.MessageType_NORMAL, pb.MessageType_FIFO, pb.MessageType_DELAY, pb.MessageType_TRANSACTION}
+)
 
 // Settings producerd announces: the Proxy's defaults for the backoff after
 // TOO_MANY_REQUESTS (10 ms doubling to 1 s).
@@ -138,14 +172,7 @@ func newStatus(c pb.Code, format string, args ...any) *pb.Status {
 }
 
 // clientID returns the x-mq-client-id header, which every RPC must carry.
-func clientID(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-mq-client-id"); len(v) > 0 {
-			return v[0]
-		}
-	}
-	return ""
-}
+func clientID(ctx context.Context) string { return header(ctx, "x-mq-client-id") }
 
 func errNoClientID() *pb.Status {
 	return newStatus(pb.Code_CLIENT_ID_REQUIRED, "the x-mq-client-id header is required")
@@ -157,8 +184,8 @@ func errNoClientID() *pb.Status {
 // the Proxy). Unlike the Proxy, the topic's existence is checked at the first send, where
 // producerd also creates topics when the producer group allows it.
 func (s *Service) QueryRoute(ctx context.Context, req *pb.QueryRouteRequest) (*pb.QueryRouteResponse, error) {
-	if clientID(ctx) == "" {
-		return &pb.QueryRouteResponse{Status: errNoClientID()}, nil
+	if st := s.checkCall(ctx, req.GetTopic()); st != nil {
+		return &pb.QueryRouteResponse{Status: st}, nil
 	}
 	topic := req.GetTopic().GetName()
 	if err := core.ValidateTopic(topic); err != nil {
@@ -178,6 +205,9 @@ func (s *Service) QueryRoute(ctx context.Context, req *pb.QueryRouteRequest) (*p
 		Permission:         pb.Permission_WRITE,
 		Broker:             &pb.Broker{Name: brokerName, Id: 0, Endpoints: ep},
 		AcceptMessageTypes: acceptTypes,
+	}
+	if s.opts.Transactions != nil {
+		mq.AcceptMessageTypes = acceptTypesTx
 	}
 	return &pb.QueryRouteResponse{Status: okStatus(), MessageQueues: []*pb.MessageQueue{mq}}, nil
 }
@@ -203,8 +233,8 @@ func localEndpoints(ctx context.Context) *pb.Endpoints {
 // a heartbeat is accepted before the settings handshake too (the Proxy answers 40015
 // then); a consumer's is answered UNRECOGNIZED_CLIENT_TYPE.
 func (s *Service) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
-	if clientID(ctx) == "" {
-		return &pb.HeartbeatResponse{Status: errNoClientID()}, nil
+	if st := s.checkCall(ctx, nil); st != nil {
+		return &pb.HeartbeatResponse{Status: st}, nil
 	}
 	switch req.GetClientType() {
 	case pb.ClientType_PRODUCER, pb.ClientType_CLIENT_TYPE_UNSPECIFIED: // 5.0.0-5.0.3 send an empty request
@@ -216,8 +246,8 @@ func (s *Service) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.
 
 // NotifyClientTermination acknowledges a client's shutdown.
 func (s *Service) NotifyClientTermination(ctx context.Context, _ *pb.NotifyClientTerminationRequest) (*pb.NotifyClientTerminationResponse, error) {
-	if clientID(ctx) == "" {
-		return &pb.NotifyClientTerminationResponse{Status: errNoClientID()}, nil
+	if st := s.checkCall(ctx, nil); st != nil {
+		return &pb.NotifyClientTerminationResponse{Status: st}, nil
 	}
 	return &pb.NotifyClientTerminationResponse{Status: okStatus()}, nil
 }
@@ -230,9 +260,12 @@ func (s *Service) NotifyClientTermination(ctx context.Context, _ *pb.NotifyClien
 func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 	ctx := stream.Context()
 	id := clientID(ctx)
-	if id == "" {
-		return stream.Send(&pb.TelemetryCommand{Status: errNoClientID()})
+	if st := s.checkCall(ctx, nil); st != nil {
+		// As the Proxy: the refusal as a command, then the stream ends.
+		return stream.Send(&pb.TelemetryCommand{Status: st})
 	}
+	ss := s.openSession(id)
+	defer s.closeSession(ss)
 	in := make(chan *pb.TelemetryCommand)
 	errc := make(chan error, 1)
 	go func() {
@@ -258,6 +291,10 @@ func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 		case <-errc:
 			// The client closed its side (io.EOF) or the stream broke: both end the call.
 			return nil
+		case cmd := <-ss.out:
+			if err := stream.Send(cmd); err != nil {
+				return err
+			}
 		case cmd := <-in:
 			settings := cmd.GetSettings()
 			if settings == nil {
@@ -267,6 +304,7 @@ func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 			if err != nil {
 				return err
 			}
+			s.setTopics(ss, settings.GetPublishing().GetTopics())
 			s.opts.Logger.Debug("rmqv2 settings", "client", id, "topics", len(settings.GetPublishing().GetTopics()))
 			if err := stream.Send(&pb.TelemetryCommand{Status: okStatus(), Command: &pb.TelemetryCommand_Settings{Settings: answer}}); err != nil {
 				return err
@@ -281,6 +319,11 @@ func (s *Service) settings(in *pb.Settings) (*pb.Settings, error) {
 	if pub == nil || (in.ClientType != nil && in.GetClientType() != pb.ClientType_PRODUCER) {
 		return nil, status.Error(codes.InvalidArgument,
 			"producerd is a producer endpoint: the settings carry no publishing; consumers need a RocketMQ Proxy")
+	}
+	for _, t := range pub.GetTopics() {
+		if st := s.checkNamespace(t.GetResourceNamespace()); st != nil {
+			return nil, status.Error(codes.InvalidArgument, st.GetMessage())
+		}
 	}
 	out := proto.Clone(in).(*pb.Settings)
 	attempts := in.GetBackoffPolicy().GetMaxAttempts()
@@ -301,15 +344,30 @@ func (s *Service) settings(in *pb.Settings) (*pb.Settings, error) {
 // SendMessage validates and converts the request's messages, sends them (one message
 // with Send, several as one RocketMQ batch) and answers one entry per message.
 func (s *Service) SendMessage(ctx context.Context, req *pb.SendMessageRequest) (*pb.SendMessageResponse, error) {
-	if clientID(ctx) == "" {
-		return &pb.SendMessageResponse{Status: errNoClientID()}, nil
+	var first *pb.Resource
+	if len(req.GetMessages()) > 0 {
+		first = req.GetMessages()[0].GetTopic()
+	}
+	if st := s.checkCall(ctx, first); st != nil {
+		return &pb.SendMessageResponse{Status: st}, nil
 	}
 	msgs, st := s.convert(ctx, req.GetMessages(), time.Now())
+	if st == nil && isTransaction(req.GetMessages()) {
+		st = s.checkTransaction(req.GetMessages())
+	}
 	if st != nil {
 		if s.opts.OnInvalid != nil {
 			s.opts.OnInvalid(st.GetCode())
 		}
 		return &pb.SendMessageResponse{Status: st}, nil
+	}
+	if isTransaction(req.GetMessages()) {
+		h, tx, err := s.opts.Transactions.Begin(ctx, clientID(ctx), msgs[0])
+		if err != nil {
+			return &pb.SendMessageResponse{Status: statusOf(err)}, nil
+		}
+		return &pb.SendMessageResponse{Status: okStatus(), Entries: []*pb.SendResultEntry{{
+			Status: okStatus(), MessageId: tx.MsgID, TransactionId: h, Offset: tx.TranStateTableOffset}}}, nil
 	}
 	var (
 		res *core.SendResult
@@ -324,6 +382,28 @@ func (s *Service) SendMessage(ctx context.Context, req *pb.SendMessageRequest) (
 		return &pb.SendMessageResponse{Status: statusOf(err)}, nil
 	}
 	return &pb.SendMessageResponse{Status: okStatus(), Entries: entries(res, msgs)}, nil
+}
+
+// isTransaction reports whether a request carries a TRANSACTION message.
+func isTransaction(msgs []*pb.Message) bool {
+	for _, m := range msgs {
+		if m.GetSystemProperties().GetMessageType() == pb.MessageType_TRANSACTION {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTransaction refuses what a transactional send cannot be: more than one message (a
+// transaction holds one, as in the SDKs) and transactions where none are served.
+func (s *Service) checkTransaction(msgs []*pb.Message) *pb.Status {
+	switch {
+	case s.opts.Transactions == nil:
+		return newStatus(pb.Code_UNSUPPORTED, "producerd does not send transactional messages on this listener")
+	case len(msgs) != 1:
+		return newStatus(pb.Code_MESSAGE_CORRUPTED, "a transactional message is sent alone, not in a batch of %d", len(msgs))
+	}
+	return nil
 }
 
 // entries answers one entry per message. A batch's result carries the ids joined with
@@ -343,7 +423,7 @@ func entries(res *core.SendResult, msgs []*core.Message) []*pb.SendResultEntry {
 	for i, m := range msgs {
 		out[i] = &pb.SendResultEntry{Status: st, MessageId: m.UniqKey, Offset: res.QueueOffset + int64(i)}
 		if len(msgs) == 1 {
-			out[i].TransactionId = res.TransactionID
+			out[i].TransactionId, out[i].RecallHandle = res.TransactionID, res.RecallHandle
 		}
 	}
 	return out

@@ -299,7 +299,7 @@ func TestMalformedRequestsGetDocumentedCodes(t *testing.T) {
 func TestConsumerRPCsAreUnimplemented(t *testing.T) {
 	t.Parallel()
 	f := start(t)
-	for _, method := range []string{"ReceiveMessage", "AckMessage", "ChangeInvisibleDuration", "QueryAssignment", "EndTransaction"} {
+	for _, method := range []string{"ReceiveMessage", "AckMessage", "ChangeInvisibleDuration", "QueryAssignment"} {
 		err := f.conn.Invoke(call(t), "/apache.rocketmq.v2.MessagingService/"+method, &emptypb.Empty{}, &emptypb.Empty{})
 		if status.Code(err) != codes.Unimplemented {
 			t.Errorf("%s: %v, want UNIMPLEMENTED", method, err)

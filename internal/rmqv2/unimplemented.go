@@ -26,8 +26,6 @@ func Unimplemented(_ any, stream grpc.ServerStream) error {
 		return status.Errorf(codes.Unimplemented, "producerd serves apache.rocketmq.v2.MessagingService only, not %s", full)
 	case consumerMethods[method]:
 		return status.Errorf(codes.Unimplemented, "producerd is a producer endpoint: %s is a consumer RPC; consumers connect to a RocketMQ Proxy or the brokers", method)
-	case method == "EndTransaction":
-		return status.Errorf(codes.Unimplemented, "producerd is a producer endpoint without transactional messages: %s is not served", method)
 	}
 	return status.Errorf(codes.Unimplemented, "producerd is a producer endpoint: %s is not served", method)
 }

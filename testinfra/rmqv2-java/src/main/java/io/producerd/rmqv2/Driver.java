@@ -9,7 +9,11 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.CountDownLatch;
 import org.apache.rocketmq.client.apis.ClientConfiguration;
+import org.apache.rocketmq.client.apis.ClientException;
+import org.apache.rocketmq.client.apis.ClientConfigurationBuilder;
+import org.apache.rocketmq.client.apis.StaticSessionCredentialsProvider;
 import org.apache.rocketmq.client.apis.ClientServiceProvider;
 import org.apache.rocketmq.client.apis.consumer.FilterExpression;
 import org.apache.rocketmq.client.apis.consumer.SimpleConsumer;
@@ -17,6 +21,9 @@ import org.apache.rocketmq.client.apis.message.Message;
 import org.apache.rocketmq.client.apis.message.MessageBuilder;
 import org.apache.rocketmq.client.apis.producer.Producer;
 import org.apache.rocketmq.client.apis.producer.SendReceipt;
+import org.apache.rocketmq.client.apis.producer.Transaction;
+import org.apache.rocketmq.client.apis.producer.TransactionChecker;
+import org.apache.rocketmq.client.apis.producer.TransactionResolution;
 
 /**
  * Sends through an apache.rocketmq.v2 endpoint with the official Java SDK only: a producer
@@ -27,7 +34,9 @@ import org.apache.rocketmq.client.apis.producer.SendReceipt;
  *
  * <p>Usage: {@code Driver ENDPOINT TOPIC RUN_ID [COUNT [tls|plain]]}: {@code tls} keeps the SDK's
  * default (TLS, any server certificate accepted). RUN_ID {@code consumer} tries a
- * SimpleConsumer instead. Exit status 0 when every send was
+ * SimpleConsumer instead; a RUN_ID starting with {@code tx-} sends transactional messages
+ * instead. RMQV2_ACCESS_KEY/RMQV2_SECRET_KEY and RMQV2_NAMESPACE in the environment set the
+ * SDK's credentials and namespace. Exit status 0 when every send was
  * acknowledged.
  */
 public final class Driver {
@@ -47,11 +56,11 @@ public final class Driver {
     }
     int n = args.length > 3 ? Integer.parseInt(args[3]) : 5;
     boolean tls = args.length > 4 && args[4].equals("tls");
-    ClientConfiguration cfg = ClientConfiguration.newBuilder()
-        .setEndpoints(endpoint)
-        .enableSsl(tls)
-        .setRequestTimeout(Duration.ofSeconds(5))
-        .build();
+    ClientConfiguration cfg = config(endpoint, tls, 5);
+    if (run.startsWith("tx-")) {
+      transactions(cfg, topic, run);
+      return;
+    }
     try (Producer producer = PROVIDER.newProducerBuilder()
         .setClientConfiguration(cfg)
         .setTopics(topic)
@@ -79,7 +88,100 @@ public final class Driver {
         Message m = message(topic, run, "delay", i, null, at);
         print("delay", i, m, producer.send(m));
       }
+      // A delayed message recalled before its delivery with the SDK's recallMessage.
+      Message recalled = message(topic, run, "recall", 0, null, at);
+      SendReceipt rr = producer.send(recalled);
+      if (rr.getRecallHandle() == null || rr.getRecallHandle().isEmpty()) {
+        throw new IllegalStateException("no recall handle for a delayed message");
+      }
+      try {
+        System.out.println("RECALLED " + rr.getMessageId() + " "
+            + producer.recallMessage(topic, rr.getRecallHandle()).getMessageId());
+      } catch (ClientException e) {
+        // A broker with recallMessageEnable=false (its default) refuses every recall.
+        System.out.println("RECALL-REFUSED " + rr.getMessageId() + " "
+            + e.toString().replace('\n', ' '));
+      }
       sendBatch(producer, topic, run, n);
+    }
+  }
+
+  /**
+   * The client configuration: the endpoint, TLS or not, the request timeout, and from the
+   * environment the SDK's own credentials (RMQV2_ACCESS_KEY, RMQV2_SECRET_KEY) and namespace
+   * (RMQV2_NAMESPACE) when they are set.
+   */
+  private static ClientConfiguration config(String endpoint, boolean tls, int timeoutSeconds) {
+    ClientConfigurationBuilder b = ClientConfiguration.newBuilder()
+        .setEndpoints(endpoint)
+        .enableSsl(tls)
+        .setRequestTimeout(Duration.ofSeconds(timeoutSeconds));
+    String ak = System.getenv("RMQV2_ACCESS_KEY");
+    String sk = System.getenv("RMQV2_SECRET_KEY");
+    if (ak != null && sk != null) {
+      b.setCredentialProvider(new StaticSessionCredentialsProvider(ak, sk));
+    }
+    String ns = System.getenv("RMQV2_NAMESPACE");
+    if (ns != null) {
+      b.setNamespace(ns);
+    }
+    return b.build();
+  }
+
+  /**
+   * Transactional messages with the SDK's own API: one committed ({@code SENT} kind
+   * {@code commit}), one rolled back ({@code rollback}), and one left open ({@code check}),
+   * which the TransactionChecker commits when producerd relays the broker's check-back as a
+   * RecoverOrphanedTransactionCommand. The checker prints {@code CHECKED <id> <case>}; the
+   * driver waits up to 90 s for the open one's check, prints {@code WAITING} and keeps the
+   * producer up (its EndTransaction for the check is sent after check() returned) until
+   * stdin is closed.
+   */
+  private static void transactions(ClientConfiguration cfg, String topic, String run) throws Exception {
+    CountDownLatch checked = new CountDownLatch(1);
+    TransactionChecker checker = view -> {
+      String c = view.getProperties().getOrDefault("case", "");
+      System.out.println("CHECKED " + view.getMessageId() + " " + c);
+      if (c.equals("check")) {
+        checked.countDown();
+        return TransactionResolution.COMMIT;
+      }
+      return c.equals("rollback") ? TransactionResolution.ROLLBACK : TransactionResolution.COMMIT;
+    };
+    try (Producer producer = PROVIDER.newProducerBuilder()
+        .setClientConfiguration(cfg)
+        .setTopics(topic)
+        .setTransactionChecker(checker)
+        .build()) {
+      for (String c : new String[] {"commit", "rollback", "check"}) {
+        Message m = PROVIDER.newMessageBuilder()
+            .setTopic(topic)
+            .setTag("tx")
+            .setKeys(run + "-" + c)
+            .addProperty("run", run)
+            .addProperty("case", c)
+            .addProperty("index", "0")
+            .setBody((run + " tx " + c).getBytes(StandardCharsets.UTF_8))
+            .build();
+        Transaction tx = producer.beginTransaction();
+        SendReceipt r = producer.send(m, tx);
+        if (c.equals("commit")) {
+          tx.commit();
+        } else if (c.equals("rollback")) {
+          tx.rollback();
+        }
+        print(c, 0, m, r);
+      }
+      if (!checked.await(90, TimeUnit.SECONDS)) {
+        throw new IllegalStateException("no check-back for the open transaction within 90 s");
+      }
+      // The SDK sends the checker's answer after check() returned: the producer stays
+      // up until the caller closes stdin (it reads the committed message back first).
+      System.out.println("WAITING");
+      System.out.flush();
+      while (System.in.read() >= 0) {
+        // drain until EOF
+      }
     }
   }
 

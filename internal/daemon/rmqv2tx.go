@@ -1,0 +1,96 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/internal/rmqv2"
+)
+
+// rmqv2Tx is the v2 ingress's rmqv2.Transactions: the daemon's own transaction machinery
+// (txRouter: handles, limits, memory of ended transactions, check-back routing), with the
+// end sent as a request so that the client's EndTransaction is answered after the broker
+// accepted it.
+type rmqv2Tx struct {
+	d     *Daemon
+	group string
+}
+
+var _ rmqv2.Transactions = (*rmqv2Tx)(nil)
+
+// rmqv2Origin marks a transaction begun by a v2 client in txEntry.origin.
+const rmqv2Origin = "rmqv2:"
+
+// Begin sends the half message as the daemon's BeginTransaction does (admitted as a send:
+// limits.max_topics and the in-flight limiter) and keeps it under a new handle, with the
+// client as its origin, so that its check-backs go to that client first.
+func (t *rmqv2Tx) Begin(ctx context.Context, client string, m *core.Message) (string, *core.Transaction, error) {
+	d, r := t.d, t.d.tx
+	g, err := d.lookup(t.group)
+	if err != nil {
+		return "", nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	if err := d.admitTopic(g, m.Topic); err != nil {
+		return "", nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	r.mu.Lock()
+	full := len(r.pending) >= txMaxPending
+	r.mu.Unlock()
+	if full {
+		return "", nil, fmt.Errorf("%w: %w", rmqv2.ErrTooManyRequests, errTooManyTx)
+	}
+	size := int64(len(m.Body))
+	if err := d.limit.acquire(1, size); err != nil {
+		return "", nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	defer d.limit.release(1, size)
+	start := time.Now()
+	tx, err := g.prod.BeginTransaction(ctx, m)
+	d.finished(apiRMQv2, g, m.Topic, start, 1, err)
+	if err != nil {
+		r.txs.WithLabelValues(g.name, "begin_error").Inc()
+		return "", nil, err
+	}
+	r.txs.WithLabelValues(g.name, "begin").Inc()
+	now := time.Now()
+	h := newHandle()
+	r.mu.Lock()
+	r.sweepLocked(now)
+	r.pending[h] = &txEntry{group: g.name, tx: tx, born: now, origin: rmqv2Origin + client}
+	r.handles[tx.ID] = h
+	r.mu.Unlock()
+	return h, tx, nil
+}
+
+// End consumes the handle, remembers the decision for check-backs and sends
+// END_TRANSACTION as a request: it returns the broker's verdict.
+func (t *rmqv2Tx) End(ctx context.Context, handle, topic string, state core.TransactionState) error {
+	r := t.d.tx
+	g, err := t.d.lookup(t.group)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	r.mu.Lock()
+	r.sweepLocked(now)
+	e := r.pending[handle]
+	ok := e != nil && e.group == g.name && e.tx.Topic == topic
+	if ok {
+		delete(r.pending, handle)
+		delete(r.handles, e.tx.ID)
+		r.rememberLocked(e.tx.ID, state, now)
+	}
+	r.mu.Unlock()
+	if !ok {
+		r.txs.WithLabelValues(g.name, "end_unknown").Inc()
+		return fmt.Errorf("%w of topic %s: not begun through this producerd, already ended, resolved by a check-back, "+
+			"or older than %v (a pending half message is resolved by the broker's check-back)", rmqv2.ErrUnknownTransaction, topic, txHandleTTL)
+	}
+	r.txs.WithLabelValues(g.name, stateLabel(state)).Inc()
+	if err := g.prod.EndTransactionAcked(ctx, e.tx, state); err != nil {
+		return fmt.Errorf("%w (the %s decision is kept: the broker's check-back of this transaction will apply it)", err, stateLabel(state))
+	}
+	return nil
+}
