@@ -415,6 +415,7 @@ EOF
     # check-back tests take seconds (no minimum is enforced; the check thread reads the
     # interval when it starts, so only a broker start applies it). The tests read both from
     # the broker (GET_BROKER_CONFIG), so they also work against the defaults.
+    # recallMessageEnable=true (default false) lets the v2 RecallMessage test recall for real.
     cat >"$RUN/$b.conf" <<EOF
 brokerClusterName=$CLUSTER_NAME
 brokerName=$b
@@ -440,6 +441,7 @@ defaultTopicQueueNums=4
 enablePropertyFilter=true
 transactionTimeOut=3000
 transactionCheckInterval=5000
+recallMessageEnable=true
 EOF
     if [[ "$PROFILE" == acl ]]; then
       # 5.x authentication (ACL 2.0); ACL 1.0 (plain_acl.yml, aclEnable) is gone in 5.3.3.
