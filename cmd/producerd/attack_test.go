@@ -243,6 +243,9 @@ func TestAttackHugePosts(t *testing.T) {
 		for range parallel {
 			wg.Go(func() {
 				req, _ := http.NewRequest("POST", "http://"+a.http+"/v1/messages", hugeBody(size))
+				// A JSON post, so that the body is really read (without the type it is
+				// refused with 415 before any byte of it).
+				req.Header.Set("Content-Type", "application/json")
 				if !chunked {
 					req.ContentLength = size
 				}
@@ -262,6 +265,11 @@ func TestAttackHugePosts(t *testing.T) {
 			got = append(got, c)
 		}
 		t.Logf("chunked=%v: answers %v; peak RSS so far %d MiB", chunked, got, a.rss("VmHWM")>>20)
+		for _, code := range got {
+			if code != http.StatusRequestEntityTooLarge && code != http.StatusTooManyRequests && code != -1 {
+				t.Errorf("chunked=%v: answer %d to a 31 MiB post, want 413, 429 (budget spent) or the connection closed", chunked, code)
+			}
+		}
 	}
 	a.check(fmt.Sprintf("%d parallel 31 MiB posts, with and without Content-Length", parallel))
 }

@@ -128,6 +128,7 @@ free port (the ports chosen are printed).`,
 	if err != nil {
 		return fail(e, "dev: %v", err)
 	}
+	tuneRuntime(cfg.Daemon, log)
 	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: versionString(), ReloadConfig: parseDev})
 	if err != nil {
 		return fail(e, "dev: %v", err)

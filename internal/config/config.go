@@ -90,7 +90,24 @@ type Daemon struct {
 	MaxInflightMessages int
 	// MaxInflightBytes bounds their body bytes (max_inflight_bytes, default 64MiB).
 	MaxInflightBytes int64
+	// GCPercent is the Go collector's GOGC for the daemon process (gc_percent, default
+	// 400: a quarter of the collections of Go's 100, bounded by MemoryLimit); GCOff for
+	// gc_percent = "off". The GOGC environment variable, when set, wins.
+	GCPercent int
+	// MemoryLimit is the Go runtime's soft memory limit (memory_limit, default
+	// 2 × max_inflight_bytes + 64MiB), at which the collector runs whatever GCPercent
+	// says; NoMemoryLimit for memory_limit = "off". GOMEMLIMIT, when set, wins.
+	MemoryLimit int64
 }
+
+// GCOff and NoMemoryLimit are the "off" values of gc_percent and memory_limit.
+const (
+	GCOff         = -1
+	NoMemoryLimit = -1
+)
+
+// DefaultGCPercent is gc_percent's default.
+const DefaultGCPercent = 400
 
 // TLS is a listener's certificate (cert and key, PEM files); empty means plaintext.
 type TLS struct {
@@ -379,7 +396,8 @@ func ParseEnv(name string, data []byte, dir string, environ []string) (*Config, 
 
 func (c *Config) decodeDaemon(t *tomlx.Table, d *tomlx.Decoder) {
 	c.Daemon = Daemon{LogLevel: "info", LogFormat: "text", ShutdownTimeout: DefaultShutdownTimeout,
-		MaxInflightMessages: DefaultMaxInflightMessages, MaxInflightBytes: DefaultMaxInflightBytes}
+		MaxInflightMessages: DefaultMaxInflightMessages, MaxInflightBytes: DefaultMaxInflightBytes,
+		GCPercent: DefaultGCPercent, MemoryLimit: 2*DefaultMaxInflightBytes + 64<<20}
 	if t == nil {
 		return
 	}
@@ -388,6 +406,17 @@ func (c *Config) decodeDaemon(t *tomlx.Table, d *tomlx.Decoder) {
 	t.Duration("shutdown_timeout", &c.Daemon.ShutdownTimeout, 0, tomlx.NoMax)
 	t.Int("max_inflight_messages", &c.Daemon.MaxInflightMessages, 1, 1<<24)
 	t.Size("max_inflight_bytes", &c.Daemon.MaxInflightBytes, 1<<10, 1<<40)
+	c.Daemon.GCPercent, c.Daemon.MemoryLimit = DefaultGCPercent, 2*c.Daemon.MaxInflightBytes+64<<20
+	if v, ok := t.Get("gc_percent"); ok && plain(v) == "off" {
+		c.Daemon.GCPercent = GCOff
+	} else {
+		t.Int("gc_percent", &c.Daemon.GCPercent, 1, 1<<20)
+	}
+	if v, ok := t.Get("memory_limit"); ok && plain(v) == "off" {
+		c.Daemon.MemoryLimit = NoMemoryLimit
+	} else {
+		t.Size("memory_limit", &c.Daemon.MemoryLimit, 16<<20, 1<<50)
+	}
 	t.Done()
 }
 

@@ -87,11 +87,48 @@ compress_threshold = "8KiB"
 	if c.Daemon.MaxInflightBytes != 1<<20 || c.Daemon.ShutdownTimeout != 90*time.Second || c.Daemon.MaxInflightMessages != DefaultMaxInflightMessages {
 		t.Errorf("daemon = %+v", c.Daemon)
 	}
+	// The memory limit follows max_inflight_bytes unless set.
+	if c.Daemon.GCPercent != DefaultGCPercent || c.Daemon.MemoryLimit != 2<<20+64<<20 {
+		t.Errorf("gc_percent %d, memory_limit %d; want %d and 66 MiB", c.Daemon.GCPercent, c.Daemon.MemoryLimit, DefaultGCPercent)
+	}
 	if got := string(c.Strategies["lf"].Settings); got != `{"max_isolated_share":1,"preset":"rocketmq5"}` {
 		t.Errorf("settings JSON = %s", got)
 	}
 	if !c.Strategies["roundrobin"].Implicit || c.Strategies["lf"].Implicit {
 		t.Errorf("implicit built-ins wrong: %+v", c.Strategies)
+	}
+}
+
+// TestGCSettings: gc_percent and memory_limit take a value or "off", and refuse what the
+// runtime would misread.
+func TestGCSettings(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		lines     string
+		gc        int
+		limit     int64
+		wantError string
+	}{
+		{`gc_percent = 100` + "\n" + `memory_limit = "1GiB"`, 100, 1 << 30, ""},
+		{`gc_percent = "off"` + "\n" + `memory_limit = "off"`, GCOff, NoMemoryLimit, ""},
+		{`gc_percent = 0`, 0, 0, "daemon.gc_percent"},
+		{`memory_limit = "1MiB"`, 0, 0, "daemon.memory_limit"},
+		{`gc_percent = "sometimes"`, 0, 0, "daemon.gc_percent"},
+	} {
+		c, err := Parse("t.toml", []byte("[daemon]\n"+tc.lines+"\n[client]\nname_servers = [\"127.0.0.1:9876\"]\n[[producer]]\n"), t.TempDir())
+		if tc.wantError != "" {
+			if err == nil || !strings.Contains(err.Error(), "t.toml:") || !strings.Contains(err.Error(), tc.wantError) {
+				t.Errorf("%q: err %v, want t.toml:LINE: %s", tc.lines, err, tc.wantError)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.lines, err)
+			continue
+		}
+		if c.Daemon.GCPercent != tc.gc || c.Daemon.MemoryLimit != tc.limit {
+			t.Errorf("%q: gc_percent %d, memory_limit %d; want %d, %d", tc.lines, c.Daemon.GCPercent, c.Daemon.MemoryLimit, tc.gc, tc.limit)
+		}
 	}
 }
 
