@@ -318,8 +318,12 @@ func (c *Client) cancelOnStop(ctx context.Context, cancel context.CancelFunc) {
 }
 
 // forgetTopic drops a topic's cached route, so the scheduled refresh stops asking the
-// NameServer for it; its next send fetches the route again.
-func (c *Client) forgetTopic(name string) { c.topics.Delete(name) }
+// NameServer for it; its next send fetches the route again. Its round-robin counter
+// goes too.
+func (c *Client) forgetTopic(name string) {
+	c.topics.Delete(name)
+	c.rr.Forget(name)
+}
 
 func (c *Client) topic(name string) *topicState {
 	if ts, ok := c.topics.Load(name); ok {
