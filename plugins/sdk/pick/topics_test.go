@@ -138,3 +138,32 @@ func TestBytesPerTopic(t *testing.T) {
 	}
 	runtime.KeepAlive(p)
 }
+
+func TestConcurrentTopicsAndForget(t *testing.T) {
+	t.Parallel()
+	p := New(Options{MaxTopics: 64})
+	qs := queues(2, 2)
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 2000 {
+				topic := fmt.Sprint("t-", (i*7+g)%300)
+				if i%10 == g {
+					p.Forget(topic)
+					continue
+				}
+				if j := p.Pick(&sdk.Selection{Topic: topic, RouteVersion: uint64(i % 3), Queues: qs}); j < 0 || j >= len(qs) {
+					t.Errorf("Pick = %d", j)
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	if n := p.check(t); n > 64 {
+		t.Fatalf("%d counters, bound 64", n)
+	}
+}
