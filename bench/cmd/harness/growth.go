@@ -25,7 +25,7 @@ const (
 // growthScenarios are the two growth tables: topics at 1 group, groups at 1 topic.
 func growthScenarios(scale float64, conc int) []scenario {
 	dur := time.Duration(float64(15*time.Second) * scale).Round(100 * time.Millisecond)
-	refresh := growthRefresh(dur)
+	refresh := growthRefresh(scale)
 	warm := max(1, int(2000*scale))
 	mk := func(id, title string, points [][2]int) scenario {
 		s := scenario{ID: id, Title: title, Growth: true}
@@ -50,9 +50,12 @@ func growthScenarios(scale float64, conc int) []scenario {
 	}
 }
 
-// growthRefresh is the daemons' route_refresh: the measured phase (at least 5 s), so
-// that the phase holds one whole refresh cycle, spread over it.
-func growthRefresh(phase time.Duration) time.Duration { return max(phase, 5*time.Second) }
+// growthRefresh is the daemons' route_refresh: the default, 30 s, scaled (at least
+// 5 s). A cycle spreads its topics evenly over the interval, so any part of the phase
+// after a cycle that knows every topic started sees the steady refresh rate.
+func growthRefresh(scale float64) time.Duration {
+	return max(time.Duration(float64(30*time.Second)*scale).Round(time.Second), 5*time.Second)
+}
 
 // growthStats are what a growth point adds to its cell's result.
 type growthStats struct {
@@ -145,7 +148,7 @@ func (h *harness) runGrowthCell(c cell, bin string) *cellResult {
 	}
 	ns := h.dev.NameServerAddr()
 	d, err := h.startDaemon(bin, "producerd-"+c.name(), func(addr, admin string) string {
-		return growthConfig(ns, addr, admin, c.Topics, c.Groups, growthRefresh(c.Duration))
+		return growthConfig(ns, addr, admin, c.Topics, c.Groups, growthRefresh(h.scale))
 	})
 	if err != nil {
 		logf("%-28s FAILED: producerd did not start: %v", c.name(), err)
@@ -206,8 +209,8 @@ func (r *report) growthSection() string {
 			scen = append(scen, s)
 		}
 	}
-	p("Generated on %s (%s, %d cores). Each point starts its own `producerd run` against a dev broker in the harness's process (`devbroker`: 2 brokers, every growth topic created with 4 queues on each) with `limits.max_topics` ≥ the topics and the producer groups on ONE strategy, `builtin:roundrobin` as a plugin process; the load client sends 1 KiB messages with the same sync load at every point, to the topics and through the groups in turn. Warm-up sends to every topic of every group once (route fetch) and is not measured; the daemon's `route_refresh` is the phase's length (at least 5 s), and the driver idles one refresh interval after the warm-up, so that the phase holds one whole refresh cycle of every topic. **Daemon CPU** is utime+stime of `producerd run` and its plugin processes over the phase (`/proc/PID/stat`); **RSS** the daemon's peak in the phase; **plugins** the daemon's child processes at the end and the sum of their peak RSS; **NameServer** the dev NameServer's requests per second over the phase (mean, and the busiest second). Each row is the best of %d rounds by msgs/s.\n\n",
-		r.env.Date, r.env.CPU, r.env.Cores, r.rounds)
+	p("Generated on %s (%s, %d cores). Each point starts its own `producerd run` against a dev broker in the harness's process (`devbroker`: 2 brokers, every growth topic created with 4 queues on each) with `limits.max_topics` ≥ the topics and the producer groups on ONE strategy, `builtin:roundrobin` as a plugin process; the load client sends 1 KiB messages with the same sync load at every point, to the topics and through the groups in turn. Warm-up sends to every topic of every group once (route fetch) and is not measured; the daemon's `route_refresh` is %v (the default 30 s × scale) and the driver idles one refresh interval after the warm-up, so that the phase sees the steady refresh of every topic (a cycle spreads its topics evenly over the interval). **Daemon CPU** is utime+stime of `producerd run` and its plugin processes over the phase (`/proc/PID/stat`); **RSS** the daemon's peak in the phase; **plugins** the daemon's child processes at the end and the sum of their peak RSS; **NameServer** the dev NameServer's requests per second over the phase (mean, and the busiest second). Each row is the best of %d rounds by msgs/s.\n\n",
+		r.env.Date, r.env.CPU, r.env.Cores, growthRefresh(r.h.scale), r.rounds)
 	p("| table | topics | groups | msgs/s | p50 ms | p99 ms | errors | daemon CPU µs/msg | CPU/msg vs first point | msgs/s vs first point | daemon peak RSS MiB | plugin processes | plugin RSS MiB | NameServer req/s mean / peak | notes |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	type verdict struct{ what, measured string }
@@ -236,7 +239,7 @@ func (r *report) growthSection() string {
 					fmt.Sprintf("%d plugin processes, %s", g.Plugins, ratio(thr(cr), thr(base)))})
 			}
 			if s.ID == "growth-topics" && g.Topics >= 1000 {
-				interval := growthRefresh(c.Duration)
+				interval := growthRefresh(r.h.scale)
 				limit := float64(g.Topics) / interval.Seconds() * 1.2
 				checks = append(checks, verdict{fmt.Sprintf("NameServer ≤ topics/%v × 1.2 = %.0f requests in any second (%d topics)", interval, limit, g.Topics),
 					fmt.Sprintf("peak %.0f (%s)", g.NameServerPeak, map[bool]string{true: "met", false: "missed"}[g.NameServerPeak <= limit])})

@@ -10,12 +10,12 @@ import (
 
 func TestGrowthConfigParses(t *testing.T) {
 	for _, groups := range []int{1, 20} {
-		text := growthConfig("127.0.0.1:9876", "127.0.0.1:1", "127.0.0.1:2", 100_000, groups, 15*time.Second)
+		text := growthConfig("127.0.0.1:9876", "127.0.0.1:1", "127.0.0.1:2", 100_000, groups, growthRefresh(1))
 		cfg, err := config.Parse("growth.toml", []byte(text), ".")
 		if err != nil {
 			t.Fatalf("%d groups: %v\n%s", groups, err, text)
 		}
-		if len(cfg.Producers) != groups || cfg.Limits.MaxTopics != 100_000 || cfg.Client.RouteRefresh != 15*time.Second {
+		if len(cfg.Producers) != groups || cfg.Limits.MaxTopics != 100_000 || cfg.Client.RouteRefresh != 30*time.Second {
 			t.Fatalf("%d groups: producers %d, max_topics %d, route_refresh %v", groups, len(cfg.Producers), cfg.Limits.MaxTopics, cfg.Client.RouteRefresh)
 		}
 	}

@@ -37,6 +37,7 @@ type harness struct {
 	rawDir  string
 	outDir  string
 	dry     bool
+	scale   float64
 
 	dev           *devbroker.Cluster // the growth points' dev broker, in this process
 	daemon        *daemonProc
@@ -111,7 +112,7 @@ func main() {
 	flag.StringVar(&o.hostMissing, "host-missing", "", "reason the host strategies are unavailable (set by run.sh when package host does not compile)")
 	flag.StringVar(&o.invocation, "invocation", "", "how the harness was invoked, for RESULTS.md")
 	flag.BoolVar(&o.growth, "growth", false, "also run the growth table (scenarios growth-topics and growth-groups: the daemon on a dev broker "+
-		"at 1..100k topics and 1..20 producer groups, about 10 min at -scale 1); -scenarios growth-topics,growth-groups runs only them")
+		"at 1..100k topics and 1..20 producer groups, about 20 min at -scale 1 with 2 rounds); -scenarios growth-topics,growth-groups runs only them")
 	flag.IntVar(&o.growthConc, "growth-conc", 16, "sync senders of every growth point")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -144,7 +145,7 @@ func run(o options) error {
 	}
 	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 	h := &harness{cl: cl, topic: o.topic, binDir: abs(o.binDir), javaJar: abs(o.javaJar), outDir: abs(o.outDir),
-		rawDir: abs(filepath.Join(o.outDir, "raw")), dry: o.dry, pids: map[int]bool{}, hostMissing: o.hostMissing,
+		rawDir: abs(filepath.Join(o.outDir, "raw")), dry: o.dry, scale: o.scale, pids: map[int]bool{}, hostMissing: o.hostMissing,
 		profileDaemon: o.profile == "all"}
 	if err := os.MkdirAll(h.rawDir, 0o755); err != nil {
 		return err
