@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -323,6 +324,10 @@ func (c *Client) cancelOnStop(ctx context.Context, cancel context.CancelFunc) {
 func (c *Client) forgetTopic(name string) {
 	c.topics.Delete(name)
 	c.rr.Forget(name)
+	c.mu.Lock()
+	delete(c.routes, name) // else kept for ever, and walked by every offline-broker sweep
+	delete(c.routeNS, name)
+	c.mu.Unlock()
 }
 
 func (c *Client) topic(name string) *topicState {
@@ -454,11 +459,12 @@ func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDe
 	c.routes[topic] = route
 	c.routeNS[topic] = ns
 	for _, bd := range route.BrokerDatas {
-		addrs := make(map[int64]string, len(bd.BrokerAddrs))
-		for id, a := range bd.BrokerAddrs {
-			addrs[id] = a
+		// Every topic's refresh names the same brokers: replace a broker's table only
+		// when it changed, not with a new map per route.
+		if maps.Equal(c.brokerAddrs[bd.BrokerName], bd.BrokerAddrs) {
+			continue
 		}
-		c.brokerAddrs[bd.BrokerName] = addrs
+		c.brokerAddrs[bd.BrokerName] = maps.Clone(bd.BrokerAddrs)
 	}
 	c.mu.Unlock()
 
@@ -491,17 +497,18 @@ func isTopicNotExist(err error) bool {
 func (c *Client) cleanOfflineBrokers() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	live := make(map[string]bool)
+	type brokerAddr struct{ name, addr string }
+	live := make(map[brokerAddr]bool)
 	for _, r := range c.routes {
 		for _, bd := range r.BrokerDatas {
 			for _, a := range bd.BrokerAddrs {
-				live[bd.BrokerName+"/"+a] = true
+				live[brokerAddr{bd.BrokerName, a}] = true
 			}
 		}
 	}
 	for name, addrs := range c.brokerAddrs {
 		for id, a := range addrs {
-			if !live[name+"/"+a] {
+			if !live[brokerAddr{name, a}] {
 				delete(addrs, id)
 			}
 		}
