@@ -142,11 +142,12 @@ type Client struct {
 
 	mu          sync.Mutex
 	groups      map[string]*Producer
-	brokerAddrs map[string]map[int64]string // broker name -> id -> addr
-	routes      map[string]*TopicRoute      // last route per topic (incl. TBW102 fallbacks)
-	routeNS     map[string]string           // NameServer of each last route
-	probes      map[string]*probeCall       // latest liveness probe per broker address
-	checks      int                         // transaction check-backs being answered
+	brokerAddrs map[string]map[int64]string       // broker name -> id -> addr
+	masters     atomic.Pointer[map[string]string] // broker name -> master addr: brokerAddrs' masters, for sends without c.mu
+	routes      map[string]*TopicRoute            // last route per topic (incl. TBW102 fallbacks)
+	routeNS     map[string]string                 // NameServer of each last route
+	probes      map[string]*probeCall             // latest liveness probe per broker address
+	checks      int                               // transaction check-backs being answered
 	closed      bool
 
 	topics   sync.Map // topic -> *topicState
@@ -455,6 +456,7 @@ func (c *Client) fetchRoute(ctx context.Context, topic string) (*TopicRoute, str
 // changed; the route version changes exactly then.
 func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDefault bool, ns string) *publishInfo {
 	queues, ordered := route.publishQueues()
+	changed := false
 	c.mu.Lock()
 	c.routes[topic] = route
 	c.routeNS[topic] = ns
@@ -465,6 +467,10 @@ func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDe
 			continue
 		}
 		c.brokerAddrs[bd.BrokerName] = maps.Clone(bd.BrokerAddrs)
+		changed = true
+	}
+	if changed {
+		c.publishMasters()
 	}
 	c.mu.Unlock()
 
@@ -481,11 +487,25 @@ func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDe
 	return pi
 }
 
-// masterAddr returns a broker's master address from the broker table.
+// masterAddr returns a broker's master address from the broker table. It takes no
+// lock: every attempt asks, while route refreshes and the offline-broker sweep (which
+// walks every route) hold c.mu.
 func (c *Client) masterAddr(broker string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.brokerAddrs[broker][masterID]
+	if m := c.masters.Load(); m != nil {
+		return (*m)[broker]
+	}
+	return ""
+}
+
+// publishMasters republishes the masters of brokerAddrs after it changed; c.mu is held.
+func (c *Client) publishMasters() {
+	m := make(map[string]string, len(c.brokerAddrs))
+	for name, addrs := range c.brokerAddrs {
+		if a := addrs[masterID]; a != "" {
+			m[name] = a
+		}
+	}
+	c.masters.Store(&m)
 }
 
 func isTopicNotExist(err error) bool {
@@ -506,15 +526,20 @@ func (c *Client) cleanOfflineBrokers() {
 			}
 		}
 	}
+	changed := false
 	for name, addrs := range c.brokerAddrs {
 		for id, a := range addrs {
 			if !live[brokerAddr{name, a}] {
 				delete(addrs, id)
+				changed = true
 			}
 		}
 		if len(addrs) == 0 {
 			delete(c.brokerAddrs, name)
 		}
+	}
+	if changed {
+		c.publishMasters()
 	}
 }
 

@@ -47,4 +47,8 @@ func TestRouteStateGrowth(t *testing.T) {
 	if len(c.routes) != 0 || len(c.routeNS) != 0 {
 		t.Fatalf("%d routes and %d NameServers left after forgetting every topic", len(c.routes), len(c.routeNS))
 	}
+	c.cleanOfflineBrokers()
+	if got := c.masterAddr("a"); got != "" {
+		t.Fatalf("master of a broker no route names: %q", got)
+	}
 }
