@@ -147,8 +147,12 @@ type Client struct {
 	routes      map[string]*TopicRoute            // last route per topic (incl. TBW102 fallbacks)
 	routeNS     map[string]string                 // NameServer of each last route
 	probes      map[string]*probeCall             // latest liveness probe per broker address
-	checks      int                               // transaction check-backs being answered
-	closed      bool
+	// The last installed route's parts, shared by the next equal one (shareRoute).
+	lastBrokers    []BrokerData
+	lastQueueDatas []QueueData
+	lastQueues     []sdk.Queue
+	checks         int // transaction check-backs being answered
+	closed         bool
 
 	topics   sync.Map // topic -> *topicState
 	routeSeq atomic.Uint64
@@ -458,6 +462,7 @@ func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDe
 	queues, ordered := route.publishQueues()
 	changed := false
 	c.mu.Lock()
+	c.shareRoute(route, &queues)
 	c.routes[topic] = route
 	c.routeNS[topic] = ns
 	for _, bd := range route.BrokerDatas {
@@ -485,6 +490,40 @@ func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDe
 	ts.info.Store(pi)
 	c.log.Debug("route changed", "topic", topic, "version", pi.version, "queues", len(queues), "fromDefault", fromDefault)
 	return pi
+}
+
+// shareRoute makes route and queues share the broker list, queue data and publish queue
+// list of the last route installed when they are equal (all of them are read-only once
+// installed): topics on the same brokers then cost their name and counters, not a
+// copy of the cluster each (two maps per broker). c.mu is held.
+func (c *Client) shareRoute(route *TopicRoute, queues *[]sdk.Queue) {
+	if sameBrokers(c.lastBrokers, route.BrokerDatas) {
+		route.BrokerDatas = c.lastBrokers
+	} else {
+		c.lastBrokers = route.BrokerDatas
+	}
+	if len(route.QueueDatas) > 0 && slices.Equal(c.lastQueueDatas, route.QueueDatas) {
+		route.QueueDatas = c.lastQueueDatas
+	} else {
+		c.lastQueueDatas = route.QueueDatas
+	}
+	if len(*queues) > 0 && slices.Equal(c.lastQueues, *queues) {
+		*queues = c.lastQueues
+	} else {
+		c.lastQueues = *queues
+	}
+}
+
+func sameBrokers(a, b []BrokerData) bool {
+	if len(a) != len(b) || len(a) == 0 {
+		return false
+	}
+	for i := range a {
+		if a[i].Cluster != b[i].Cluster || a[i].BrokerName != b[i].BrokerName || !maps.Equal(a[i].BrokerAddrs, b[i].BrokerAddrs) {
+			return false
+		}
+	}
+	return true
 }
 
 // masterAddr returns a broker's master address from the broker table. It takes no
@@ -682,7 +721,8 @@ func (c *Client) Routes() []RouteInfo {
 	var out []RouteInfo
 	c.topics.Range(func(k, v any) bool {
 		if pi := v.(*topicState).info.Load(); pi != nil {
-			out = append(out, RouteInfo{Topic: pi.topic, Version: pi.version, Queues: pi.queues, FromDefault: pi.fromDefault})
+			// A copy: topics with equal routes share one queue list (shareRoute).
+			out = append(out, RouteInfo{Topic: pi.topic, Version: pi.version, Queues: slices.Clone(pi.queues), FromDefault: pi.fromDefault})
 		}
 		return true
 	})

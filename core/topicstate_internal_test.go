@@ -3,6 +3,7 @@ package core
 import (
 	"fmt"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -51,4 +52,39 @@ func TestRouteStateGrowth(t *testing.T) {
 	if got := c.masterAddr("a"); got != "" {
 		t.Fatalf("master of a broker no route names: %q", got)
 	}
+}
+
+// TestRouteBytesPerTopic measures the route state of 100,000 topics on the same two
+// brokers (parsed route bodies installed as a refresh does) and holds it to a bound.
+func TestRouteBytesPerTopic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs 100,000 routes")
+	}
+	const n = 100_000
+	body := []byte(`{"brokerDatas":[{"brokerAddrs":{"0":"127.0.0.1:10911"},"brokerName":"broker-a","cluster":"c"},` +
+		`{"brokerAddrs":{"0":"127.0.0.1:10921"},"brokerName":"broker-b","cluster":"c"}],` +
+		`"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":4,"writeQueueNums":4},{"brokerName":"broker-b","perm":6,"readQueueNums":4,"writeQueueNums":4}]}`)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("topic-%06d", i)
+	}
+	c := bareClient()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, topic := range names {
+		route, err := ParseTopicRoute(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.install(topic, c.topic(topic), route, false, "ns")
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("%.0f bytes of route state per topic at %d topics on 2 brokers", per, n)
+	if per > 1024 {
+		t.Fatalf("%.0f bytes per topic", per)
+	}
+	runtime.KeepAlive(c)
 }
