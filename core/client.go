@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -151,7 +152,8 @@ type Client struct {
 	lastBrokers    []BrokerData
 	lastQueueDatas []QueueData
 	lastQueues     []sdk.Queue
-	checks         int // transaction check-backs being answered
+	lastBody       atomic.Pointer[lastBody] // the last route body parsed
+	checks         int                      // transaction check-backs being answered
 	closed         bool
 
 	topics   sync.Map // topic -> *topicState
@@ -368,7 +370,7 @@ func (c *Client) publishInfo(ctx context.Context, topic, defaultTopic string, de
 	case defaultTopic == "":
 		return nil, &RouteError{Topic: topic, Kind: ErrTopicNotExist, NameServer: nsOf(err), Detail: "auto-create is off", Cause: err}
 	}
-	route, ns, derr := c.fetchRoute(ctx, defaultTopic)
+	fr, ns, derr := c.fetchRoute(ctx, defaultTopic)
 	if derr != nil {
 		if isTopicNotExist(derr) {
 			return nil, &RouteError{Topic: topic, Kind: ErrTopicNotExist, NameServer: ns,
@@ -376,10 +378,10 @@ func (c *Client) publishInfo(ctx context.Context, topic, defaultTopic string, de
 		}
 		return nil, derr
 	}
-	pi = c.install(topic, ts, route.withDefaultQueueNums(defaultQueueNums), true, ns)
+	pi = c.install(topic, ts, c.prepareRoute(fr.route.withDefaultQueueNums(defaultQueueNums)), true, ns)
 	if !pi.ok() {
 		return nil, &RouteError{Topic: topic, Kind: ErrNoWritableQueue, NameServer: ns,
-			Detail: "the default topic " + defaultTopic + " has no writable queue: " + route.unwritable(), Cause: err}
+			Detail: "the default topic " + defaultTopic + " has no writable queue: " + fr.route.unwritable(), Cause: err}
 	}
 	return pi, nil
 }
@@ -416,17 +418,41 @@ func (c *Client) lastRouteNS(topic string) string {
 
 // updateRoute fetches topic's route and installs it; on any failure the cached info stays.
 func (c *Client) updateRoute(ctx context.Context, topic string, ts *topicState) (*publishInfo, error) {
-	route, ns, err := c.fetchRoute(ctx, topic)
+	fr, ns, err := c.fetchRoute(ctx, topic)
 	if err != nil {
 		return ts.info.Load(), err
 	}
-	return c.install(topic, ts, route, false, ns), nil
+	return c.install(topic, ts, fr, false, ns), nil
+}
+
+// preparedRoute is a route with its publish queue list, read-only from the moment it is
+// prepared: topics with the same route body share one.
+type preparedRoute struct {
+	route   *TopicRoute
+	queues  []sdk.Queue
+	ordered bool
+}
+
+// lastBody is the last route body parsed, with what it was parsed into.
+type lastBody struct {
+	body []byte
+	pr   *preparedRoute
+}
+
+// prepareRoute computes route's publish queues and shares its parts with the last route
+// prepared when equal (shareRoute). route must not have been seen by anyone else yet.
+func (c *Client) prepareRoute(route *TopicRoute) *preparedRoute {
+	queues, ordered := route.publishQueues()
+	c.mu.Lock()
+	c.shareRoute(route, &queues)
+	c.mu.Unlock()
+	return &preparedRoute{route: route, queues: queues, ordered: ordered}
 }
 
 // fetchRoute asks a NameServer for topic's route and checks it against the sanity bounds.
 // Errors are *RouteError, except a NameServer's answer other than TOPIC_NOT_EXIST, which is
 // returned as the *remoting.Error it is.
-func (c *Client) fetchRoute(ctx context.Context, topic string) (*TopicRoute, string, error) {
+func (c *Client) fetchRoute(ctx context.Context, topic string) (*preparedRoute, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.APITimeout)
 	defer cancel()
 	req := remoting.NewRequest(remoting.GetRouteInfoByTopic, map[string]string{"topic": topic}, nil)
@@ -446,6 +472,12 @@ func (c *Client) fetchRoute(ctx context.Context, topic string) (*TopicRoute, str
 	if len(resp.Body) == 0 {
 		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Detail: "empty route body"}
 	}
+	// A route body names no topic: the refresh of topics on the same brokers gets the
+	// same bytes again and again, parsed and checked once (the body of a frame is never
+	// written again once read, so it can be kept).
+	if lb := c.lastBody.Load(); lb != nil && bytes.Equal(lb.body, resp.Body) {
+		return lb.pr, addr, nil
+	}
 	route, err := ParseTopicRoute(resp.Body)
 	if err != nil {
 		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Cause: err}
@@ -453,16 +485,17 @@ func (c *Client) fetchRoute(ctx context.Context, topic string) (*TopicRoute, str
 	if why := route.check(c.cfg.MaxQueuesPerBroker, c.cfg.MaxBrokersPerRoute, c.cfg.MaxQueuesPerRoute); why != "" {
 		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Detail: why}
 	}
-	return route, addr, nil
+	pr := c.prepareRoute(route)
+	c.lastBody.Store(&lastBody{body: resp.Body, pr: pr})
+	return pr, addr, nil
 }
 
 // install records a fetched route and publishes a new publish info when the queue set
 // changed; the route version changes exactly then.
-func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDefault bool, ns string) *publishInfo {
-	queues, ordered := route.publishQueues()
+func (c *Client) install(topic string, ts *topicState, pr *preparedRoute, fromDefault bool, ns string) *publishInfo {
+	route, queues, ordered := pr.route, pr.queues, pr.ordered
 	changed := false
 	c.mu.Lock()
-	c.shareRoute(route, &queues)
 	c.routes[topic] = route
 	c.routeNS[topic] = ns
 	for _, bd := range route.BrokerDatas {

@@ -29,16 +29,16 @@ func TestRouteStateGrowth(t *testing.T) {
 	c := bareClient()
 	for i := range 100 {
 		topic := fmt.Sprint("t", i)
-		c.install(topic, c.topic(topic), testRoute(), false, "ns")
+		c.install(topic, c.topic(topic), c.prepareRoute(testRoute()), false, "ns")
 	}
 	table := reflect.ValueOf(c.brokerAddrs["a"]).Pointer()
-	c.install("t0", c.topic("t0"), testRoute(), false, "ns")
+	c.install("t0", c.topic("t0"), c.prepareRoute(testRoute()), false, "ns")
 	if reflect.ValueOf(c.brokerAddrs["a"]).Pointer() != table {
 		t.Fatal("an unchanged broker table was replaced")
 	}
 	moved := testRoute()
 	moved.BrokerDatas[0].BrokerAddrs[0] = "127.0.0.1:20911"
-	c.install("t1", c.topic("t1"), moved, false, "ns")
+	c.install("t1", c.topic("t1"), c.prepareRoute(moved), false, "ns")
 	if got := c.masterAddr("a"); got != "127.0.0.1:20911" {
 		t.Fatalf("master after a change: %q", got)
 	}
@@ -77,7 +77,7 @@ func TestRouteBytesPerTopic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.install(topic, c.topic(topic), route, false, "ns")
+		c.install(topic, c.topic(topic), c.prepareRoute(route), false, "ns")
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
