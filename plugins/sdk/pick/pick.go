@@ -36,8 +36,8 @@
 // passes over at most 16 counters, skipping those used since its last pass), so a
 // new topic never clears the others and never costs more than a bounded number of
 // steps. A counter is 64 bytes on its own cache line; with its trie entry, its key
-// and its ring slot a topic costs about 200 bytes (TestBytesPerTopic), so the default
-// bound of 131,072 topics is about 26 MiB at the most.
+// and its ring slot a topic costs about 185 bytes (TestBytesPerTopic), so the default
+// bound of 131,072 topics is about 24 MiB at the most.
 package pick
 
 import (

@@ -134,7 +134,7 @@ func TestBytesPerTopic(t *testing.T) {
 	per := float64(after.HeapAlloc-before.HeapAlloc) / n
 	t.Logf("%.0f bytes per topic at %d topics", per, n)
 	if per > 256 {
-		t.Fatalf("%.0f bytes per topic, documented about 200", per)
+		t.Fatalf("%.0f bytes per topic, documented about 185", per)
 	}
 	runtime.KeepAlive(p)
 }
