@@ -14,6 +14,8 @@
 #   bench/run.sh -scenarios sync-64,failover -drivers core,java
 #   bench/run.sh -dry                     print the driver commands only
 #   bench/run.sh -scenarios rmqv2-proxy   only the RocketMQ 5 gRPC comparison with the Proxy
+#   bench/run.sh -growth                  also the growth table (dev broker, ~20 min more)
+#   bench/run.sh -scenarios growth-topics,growth-groups   only the growth table
 #
 # Any argument is passed to the harness (bin/harness -h lists them).
 # Environment: PRODUCERD_RMQ_STATE (cluster state file), MVN, JAVA, GO.

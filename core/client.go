@@ -1,10 +1,12 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -141,12 +143,18 @@ type Client struct {
 
 	mu          sync.Mutex
 	groups      map[string]*Producer
-	brokerAddrs map[string]map[int64]string // broker name -> id -> addr
-	routes      map[string]*TopicRoute      // last route per topic (incl. TBW102 fallbacks)
-	routeNS     map[string]string           // NameServer of each last route
-	probes      map[string]*probeCall       // latest liveness probe per broker address
-	checks      int                         // transaction check-backs being answered
-	closed      bool
+	brokerAddrs map[string]map[int64]string       // broker name -> id -> addr
+	masters     atomic.Pointer[map[string]string] // broker name -> master addr: brokerAddrs' masters, for sends without c.mu
+	routes      map[string]*TopicRoute            // last route per topic (incl. TBW102 fallbacks)
+	routeNS     map[string]string                 // NameServer of each last route
+	probes      map[string]*probeCall             // latest liveness probe per broker address
+	// The last installed route's parts, shared by the next equal one (shareRoute).
+	lastBrokers    []BrokerData
+	lastQueueDatas []QueueData
+	lastQueues     []sdk.Queue
+	lastBody       atomic.Pointer[lastBody] // the last route body parsed
+	checks         int                      // transaction check-backs being answered
+	closed         bool
 
 	topics   sync.Map // topic -> *topicState
 	routeSeq atomic.Uint64
@@ -318,8 +326,16 @@ func (c *Client) cancelOnStop(ctx context.Context, cancel context.CancelFunc) {
 }
 
 // forgetTopic drops a topic's cached route, so the scheduled refresh stops asking the
-// NameServer for it; its next send fetches the route again.
-func (c *Client) forgetTopic(name string) { c.topics.Delete(name) }
+// NameServer for it; its next send fetches the route again. Its round-robin counter
+// goes too.
+func (c *Client) forgetTopic(name string) {
+	c.topics.Delete(name)
+	c.rr.Forget(name)
+	c.mu.Lock()
+	delete(c.routes, name) // else kept for ever, and walked by every offline-broker sweep
+	delete(c.routeNS, name)
+	c.mu.Unlock()
+}
 
 func (c *Client) topic(name string) *topicState {
 	if ts, ok := c.topics.Load(name); ok {
@@ -354,7 +370,7 @@ func (c *Client) publishInfo(ctx context.Context, topic, defaultTopic string, de
 	case defaultTopic == "":
 		return nil, &RouteError{Topic: topic, Kind: ErrTopicNotExist, NameServer: nsOf(err), Detail: "auto-create is off", Cause: err}
 	}
-	route, ns, derr := c.fetchRoute(ctx, defaultTopic)
+	fr, ns, derr := c.fetchRoute(ctx, defaultTopic)
 	if derr != nil {
 		if isTopicNotExist(derr) {
 			return nil, &RouteError{Topic: topic, Kind: ErrTopicNotExist, NameServer: ns,
@@ -362,10 +378,10 @@ func (c *Client) publishInfo(ctx context.Context, topic, defaultTopic string, de
 		}
 		return nil, derr
 	}
-	pi = c.install(topic, ts, route.withDefaultQueueNums(defaultQueueNums), true, ns)
+	pi = c.install(topic, ts, c.prepareRoute(fr.route.withDefaultQueueNums(defaultQueueNums)), true, ns)
 	if !pi.ok() {
 		return nil, &RouteError{Topic: topic, Kind: ErrNoWritableQueue, NameServer: ns,
-			Detail: "the default topic " + defaultTopic + " has no writable queue: " + route.unwritable(), Cause: err}
+			Detail: "the default topic " + defaultTopic + " has no writable queue: " + fr.route.unwritable(), Cause: err}
 	}
 	return pi, nil
 }
@@ -402,17 +418,41 @@ func (c *Client) lastRouteNS(topic string) string {
 
 // updateRoute fetches topic's route and installs it; on any failure the cached info stays.
 func (c *Client) updateRoute(ctx context.Context, topic string, ts *topicState) (*publishInfo, error) {
-	route, ns, err := c.fetchRoute(ctx, topic)
+	fr, ns, err := c.fetchRoute(ctx, topic)
 	if err != nil {
 		return ts.info.Load(), err
 	}
-	return c.install(topic, ts, route, false, ns), nil
+	return c.install(topic, ts, fr, false, ns), nil
+}
+
+// preparedRoute is a route with its publish queue list, read-only from the moment it is
+// prepared: topics with the same route body share one.
+type preparedRoute struct {
+	route   *TopicRoute
+	queues  []sdk.Queue
+	ordered bool
+}
+
+// lastBody is the last route body parsed, with what it was parsed into.
+type lastBody struct {
+	body []byte
+	pr   *preparedRoute
+}
+
+// prepareRoute computes route's publish queues and shares its parts with the last route
+// prepared when equal (shareRoute). route must not have been seen by anyone else yet.
+func (c *Client) prepareRoute(route *TopicRoute) *preparedRoute {
+	queues, ordered := route.publishQueues()
+	c.mu.Lock()
+	c.shareRoute(route, &queues)
+	c.mu.Unlock()
+	return &preparedRoute{route: route, queues: queues, ordered: ordered}
 }
 
 // fetchRoute asks a NameServer for topic's route and checks it against the sanity bounds.
 // Errors are *RouteError, except a NameServer's answer other than TOPIC_NOT_EXIST, which is
 // returned as the *remoting.Error it is.
-func (c *Client) fetchRoute(ctx context.Context, topic string) (*TopicRoute, string, error) {
+func (c *Client) fetchRoute(ctx context.Context, topic string) (*preparedRoute, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.APITimeout)
 	defer cancel()
 	req := remoting.NewRequest(remoting.GetRouteInfoByTopic, map[string]string{"topic": topic}, nil)
@@ -432,6 +472,12 @@ func (c *Client) fetchRoute(ctx context.Context, topic string) (*TopicRoute, str
 	if len(resp.Body) == 0 {
 		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Detail: "empty route body"}
 	}
+	// A route body names no topic: the refresh of topics on the same brokers gets the
+	// same bytes again and again, parsed and checked once (the body of a frame is never
+	// written again once read, so it can be kept).
+	if lb := c.lastBody.Load(); lb != nil && bytes.Equal(lb.body, resp.Body) {
+		return lb.pr, addr, nil
+	}
 	route, err := ParseTopicRoute(resp.Body)
 	if err != nil {
 		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Cause: err}
@@ -439,22 +485,30 @@ func (c *Client) fetchRoute(ctx context.Context, topic string) (*TopicRoute, str
 	if why := route.check(c.cfg.MaxQueuesPerBroker, c.cfg.MaxBrokersPerRoute, c.cfg.MaxQueuesPerRoute); why != "" {
 		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Detail: why}
 	}
-	return route, addr, nil
+	pr := c.prepareRoute(route)
+	c.lastBody.Store(&lastBody{body: resp.Body, pr: pr})
+	return pr, addr, nil
 }
 
 // install records a fetched route and publishes a new publish info when the queue set
 // changed; the route version changes exactly then.
-func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDefault bool, ns string) *publishInfo {
-	queues, ordered := route.publishQueues()
+func (c *Client) install(topic string, ts *topicState, pr *preparedRoute, fromDefault bool, ns string) *publishInfo {
+	route, queues, ordered := pr.route, pr.queues, pr.ordered
+	changed := false
 	c.mu.Lock()
 	c.routes[topic] = route
 	c.routeNS[topic] = ns
 	for _, bd := range route.BrokerDatas {
-		addrs := make(map[int64]string, len(bd.BrokerAddrs))
-		for id, a := range bd.BrokerAddrs {
-			addrs[id] = a
+		// Every topic's refresh names the same brokers: replace a broker's table only
+		// when it changed, not with a new map per route.
+		if maps.Equal(c.brokerAddrs[bd.BrokerName], bd.BrokerAddrs) {
+			continue
 		}
-		c.brokerAddrs[bd.BrokerName] = addrs
+		c.brokerAddrs[bd.BrokerName] = maps.Clone(bd.BrokerAddrs)
+		changed = true
+	}
+	if changed {
+		c.publishMasters()
 	}
 	c.mu.Unlock()
 
@@ -471,11 +525,59 @@ func (c *Client) install(topic string, ts *topicState, route *TopicRoute, fromDe
 	return pi
 }
 
-// masterAddr returns a broker's master address from the broker table.
+// shareRoute makes route and queues share the broker list, queue data and publish queue
+// list of the last route installed when they are equal (all of them are read-only once
+// installed): topics on the same brokers then cost their name and counters, not a
+// copy of the cluster each (two maps per broker). c.mu is held.
+func (c *Client) shareRoute(route *TopicRoute, queues *[]sdk.Queue) {
+	if sameBrokers(c.lastBrokers, route.BrokerDatas) {
+		route.BrokerDatas = c.lastBrokers
+	} else {
+		c.lastBrokers = route.BrokerDatas
+	}
+	if len(route.QueueDatas) > 0 && slices.Equal(c.lastQueueDatas, route.QueueDatas) {
+		route.QueueDatas = c.lastQueueDatas
+	} else {
+		c.lastQueueDatas = route.QueueDatas
+	}
+	if len(*queues) > 0 && slices.Equal(c.lastQueues, *queues) {
+		*queues = c.lastQueues
+	} else {
+		c.lastQueues = *queues
+	}
+}
+
+func sameBrokers(a, b []BrokerData) bool {
+	if len(a) != len(b) || len(a) == 0 {
+		return false
+	}
+	for i := range a {
+		if a[i].Cluster != b[i].Cluster || a[i].BrokerName != b[i].BrokerName || !maps.Equal(a[i].BrokerAddrs, b[i].BrokerAddrs) {
+			return false
+		}
+	}
+	return true
+}
+
+// masterAddr returns a broker's master address from the broker table. It takes no
+// lock: every attempt asks, while route refreshes and the offline-broker sweep (which
+// walks every route) hold c.mu.
 func (c *Client) masterAddr(broker string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.brokerAddrs[broker][masterID]
+	if m := c.masters.Load(); m != nil {
+		return (*m)[broker]
+	}
+	return ""
+}
+
+// publishMasters republishes the masters of brokerAddrs after it changed; c.mu is held.
+func (c *Client) publishMasters() {
+	m := make(map[string]string, len(c.brokerAddrs))
+	for name, addrs := range c.brokerAddrs {
+		if a := addrs[masterID]; a != "" {
+			m[name] = a
+		}
+	}
+	c.masters.Store(&m)
 }
 
 func isTopicNotExist(err error) bool {
@@ -487,23 +589,29 @@ func isTopicNotExist(err error) bool {
 func (c *Client) cleanOfflineBrokers() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	live := make(map[string]bool)
+	type brokerAddr struct{ name, addr string }
+	live := make(map[brokerAddr]bool)
 	for _, r := range c.routes {
 		for _, bd := range r.BrokerDatas {
 			for _, a := range bd.BrokerAddrs {
-				live[bd.BrokerName+"/"+a] = true
+				live[brokerAddr{bd.BrokerName, a}] = true
 			}
 		}
 	}
+	changed := false
 	for name, addrs := range c.brokerAddrs {
 		for id, a := range addrs {
-			if !live[name+"/"+a] {
+			if !live[brokerAddr{name, a}] {
 				delete(addrs, id)
+				changed = true
 			}
 		}
 		if len(addrs) == 0 {
 			delete(c.brokerAddrs, name)
 		}
+	}
+	if changed {
+		c.publishMasters()
 	}
 }
 
@@ -646,7 +754,8 @@ func (c *Client) Routes() []RouteInfo {
 	var out []RouteInfo
 	c.topics.Range(func(k, v any) bool {
 		if pi := v.(*topicState).info.Load(); pi != nil {
-			out = append(out, RouteInfo{Topic: pi.topic, Version: pi.version, Queues: pi.queues, FromDefault: pi.fromDefault})
+			// A copy: topics with equal routes share one queue list (shareRoute).
+			out = append(out, RouteInfo{Topic: pi.topic, Version: pi.version, Queues: slices.Clone(pi.queues), FromDefault: pi.fromDefault})
 		}
 		return true
 	})

@@ -139,6 +139,16 @@ func (o *orderState) noteCount(p *Producer, topic string, n int) {
 	}
 }
 
+// forget drops a topic's bookkeeping (Producer.ForgetTopic), so it does not grow with
+// every topic ever sent to.
+// counts is keyed by the bare topic, fnv by the wire one.
+func (o *orderState) forget(bare, wire string) {
+	o.mu.Lock()
+	delete(o.counts, bare)
+	delete(o.fnv, wire)
+	o.mu.Unlock()
+}
+
 // clientGoQueues is the publish queue list as rocketmq-client-go builds it (see
 // KeyHashFNV), cached per route version.
 func (o *orderState) clientGoQueues(pi *publishInfo) []sdk.Queue {

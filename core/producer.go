@@ -300,9 +300,12 @@ func (p *Producer) Client() *Client { return p.client }
 // client instance, for a caller that bounds the topics it tracks: the scheduled route
 // refresh no longer asks the NameServer for it. A later send to the topic, by this or
 // another producer of the instance, fetches its route again, so forgetting a topic in use
-// costs one route lookup, never a failed send.
+// costs one route lookup, never a failed send. The topic's round-robin counter and this
+// producer's keyed-send bookkeeping for it go too.
 func (p *Producer) ForgetTopic(topic string) {
-	p.client.forgetTopic(WithNamespace(p.cfg.Namespace, topic))
+	wire := WithNamespace(p.cfg.Namespace, topic)
+	p.client.forgetTopic(wire)
+	p.order.forget(topic, wire)
 }
 
 // Close waits for sends in flight to end (bounded by ctx), unregisters the group from

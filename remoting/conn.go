@@ -72,12 +72,18 @@ type conn struct {
 	wbuf      []byte  // frames waiting for the writer
 	oneways   []*call // oneway calls whose frames are in wbuf
 	wdeadline time.Time
+	writing   bool          // a write is in progress (the writer's, or a caller's direct write)
+	wdone     *sync.Cond    // on mu: a direct write ended while closing (teardown waits for it)
 	queued    int64         // bytes ever queued
 	written   int64         // bytes ever written
 	space     chan struct{} // closed when the writer takes wbuf; senders wait on it when full
 	cbq       []completion
 	cbClosed  bool
 	idle      *time.Timer
+
+	// iov is the direct write's hdr and body (writing is held): one writev, no copy.
+	iov    net.Buffers
+	iovArr [2][]byte
 }
 
 // completion is an async call's outcome waiting for the callback goroutine.
@@ -102,6 +108,7 @@ func newConn(c *Client, addr string, raw, nc net.Conn) *conn {
 		writerDone: make(chan struct{}),
 		pending:    make(map[int32]*call),
 	}
+	cn.wdone = sync.NewCond(&cn.mu)
 	cn.lastRead.Store(-1)
 	cn.lastWrite.Store(-1)
 	cn.idle = time.AfterFunc(c.cfg.IdleTimeout, cn.checkIdle)
@@ -169,10 +176,20 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, hdr, body []byte) error {
 		cn.oneways = append(cn.oneways, cl)
 	}
 	wasEmpty := len(cn.wbuf) == 0
-	cn.wbuf = append(cn.wbuf, hdr...)
-	cn.wbuf = append(cn.wbuf, body...)
 	cn.queued += int64(n)
 	cl.seq = cn.queued
+	if wasEmpty && !cn.writing && cl.kind == kindSync && !cn.tls {
+		// Nothing queued and nothing being written: the caller writes its frame itself,
+		// from hdr and body as they are, instead of copying it into wbuf and waking the
+		// writer goroutine, which would then wake the reader's peer a scheduler hand-off
+		// later. Frames queued meanwhile wait for the writer, which this write wakes.
+		cn.writing = true
+		cn.mu.Unlock()
+		cn.writeDirect(cl.deadline, hdr, body)
+		return nil
+	}
+	cn.wbuf = append(cn.wbuf, hdr...)
+	cn.wbuf = append(cn.wbuf, body...)
 	if cl.deadline.After(cn.wdeadline) {
 		cn.wdeadline = cl.deadline
 	}
@@ -181,6 +198,58 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, hdr, body []byte) error {
 		cn.wake(cn.wsig)
 	}
 	return nil
+}
+
+// directWriteWait bounds a caller's direct write: what the kernel did not take by then
+// goes to the writer goroutine, so the caller is back to waiting for its answer (which
+// its context and the liveness check can end) instead of blocking in a write.
+const directWriteWait = 20 * time.Millisecond
+
+// writeDirect writes hdr and body on the caller's goroutine (cn.writing is held); what
+// is left after directWriteWait goes to the front of wbuf for the writer. Not for TLS:
+// a timed-out TLS write breaks the session.
+func (cn *conn) writeDirect(deadline time.Time, hdr, body []byte) {
+	err := cn.nc.SetWriteDeadline(time.Now().Add(directWriteWait))
+	var n int64
+	if err == nil {
+		cn.iovArr[0], cn.iovArr[1] = hdr, body
+		cn.iov = cn.iovArr[:]
+		n, err = cn.iov.WriteTo(cn.nc)
+		cn.iovArr[0], cn.iovArr[1], cn.iov = nil, nil, nil
+	}
+	if n > 0 {
+		cn.bytesOut.Add(n)
+		cn.lastWrite.Store(cn.now())
+	}
+	cn.mu.Lock()
+	cn.written += n
+	cn.writing = false
+	if cn.closing {
+		cn.wdone.Broadcast()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && !cn.closing {
+		// The peer is slow to read: the rest of the frame goes first in the queue.
+		rest := make([]byte, 0, len(hdr)+len(body)-int(n)+len(cn.wbuf))
+		if int(n) < len(hdr) {
+			rest = append(append(rest, hdr[n:]...), body...)
+		} else {
+			rest = append(rest, body[int(n)-len(hdr):]...)
+		}
+		cn.wbuf = append(rest, cn.wbuf...)
+		if deadline.After(cn.wdeadline) {
+			cn.wdeadline = deadline
+		}
+		err = nil
+	}
+	more := len(cn.wbuf) > 0
+	cn.mu.Unlock()
+	if err != nil {
+		cn.shutdown(fmt.Errorf("write: %w", err))
+		return
+	}
+	if more {
+		cn.wake(cn.wsig)
+	}
 }
 
 // enqueueRaw queues a frame that nobody waits for (a reply to a server request) under
@@ -424,7 +493,7 @@ func (cn *conn) writeLoop() {
 	smallBatches := 0
 	for {
 		cn.mu.Lock()
-		for len(cn.wbuf) == 0 && !cn.closing {
+		for (len(cn.wbuf) == 0 || cn.writing) && !cn.closing {
 			cn.mu.Unlock()
 			select {
 			case <-cn.wsig:
@@ -436,6 +505,7 @@ func (cn *conn) writeLoop() {
 			cn.mu.Unlock()
 			return
 		}
+		cn.writing = true
 		batch, cn.wbuf = cn.wbuf, batch[:0]
 		ones, cn.oneways = cn.oneways, ones[:0]
 		deadline := cn.wdeadline
@@ -465,6 +535,7 @@ func (cn *conn) writeLoop() {
 		}
 		cn.mu.Lock()
 		cn.written += int64(n)
+		cn.writing = false
 		written := cn.written
 		cn.mu.Unlock()
 		for i, cl := range ones {
@@ -534,6 +605,9 @@ func (cn *conn) teardown(readErr error) {
 	<-cn.writerDone
 
 	cn.mu.Lock()
+	for cn.writing { // a caller's direct write: its byte count decides the failures below
+		cn.wdone.Wait()
+	}
 	reason := cn.closeErr
 	written := cn.written
 	var syncs []*call

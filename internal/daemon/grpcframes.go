@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -20,10 +21,35 @@ import (
 // budget are refused while they cost only gRPC's receive buffer (one message of at most
 // limits.max_grpc_message_size per call being received).
 type chargedFrame struct {
-	d       *Daemon
-	b       []byte
-	charged int64
-	err     error // the charge was refused; b is empty
+	d        *Daemon
+	b        []byte
+	charged  int64
+	released bool  // the charge was returned
+	err      error // the charge was refused; b is empty
+}
+
+// release returns the frame's charge, once.
+func (f *chargedFrame) release() {
+	if !f.released {
+		f.released = true
+		f.d.limit.release(0, f.charged)
+	}
+}
+
+// decode is the method handler's decoder: it decodes the frame into v and returns the
+// frame's charge (the method then charges the decoded message).
+func (f *chargedFrame) decode(v any) error {
+	defer f.release()
+	m, ok := v.(proto.Message)
+	if !ok {
+		return status.Errorf(codes.Internal, "daemon: cannot decode into %T", v)
+	}
+	err := proto.Unmarshal(f.b, m)
+	f.b = nil
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "daemon: the request does not decode: %v", err)
+	}
+	return nil
 }
 
 // recvPerConn bounds the unary requests of one connection that gRPC receives at a
@@ -40,7 +66,7 @@ const recvPerConn = 2
 // decoding and is returned once the request is decoded (the method then charges the
 // decoded message as usual).
 func (d *Daemon) ingressDesc() *grpc.ServiceDesc {
-	gate := &recvGate{conns: map[string]*connGate{}}
+	gate := &recvGate{conns: map[any]*connGate{}}
 	orig := producerdpb.Ingress_ServiceDesc
 	desc := orig
 	desc.Methods = nil
@@ -60,43 +86,24 @@ func (d *Daemon) ingressDesc() *grpc.ServiceDesc {
 func (d *Daemon) chargedHandler(gate *recvGate, api string, h grpc.MethodHandler) grpc.StreamHandler {
 	return func(srv any, stream grpc.ServerStream) error {
 		ctx := stream.Context()
-		leave, err := gate.enter(ctx)
+		key, cg, err := gate.enter(ctx)
 		if err != nil {
 			return status.FromContextError(err).Err()
 		}
 		f := &chargedFrame{d: d}
 		err = stream.RecvMsg(f)
-		leave()
+		gate.leave(key, cg)
 		if errors.Is(err, io.EOF) {
 			return status.Error(codes.InvalidArgument, "daemon: the call carries no request message")
 		}
 		if err != nil {
 			return err
 		}
-		released := false
-		release := func() {
-			if !released {
-				released = true
-				d.limit.release(0, f.charged)
-			}
-		}
-		defer release()
+		defer f.release()
 		if f.err != nil {
 			return grpcError(d.reject(api, f.err))
 		}
-		decode := func(v any) error {
-			defer release()
-			m, ok := v.(proto.Message)
-			if !ok {
-				return status.Errorf(codes.Internal, "daemon: cannot decode into %T", v)
-			}
-			err := proto.Unmarshal(f.b, m)
-			f.b = nil
-			if err != nil {
-				return status.Errorf(codes.InvalidArgument, "daemon: the request does not decode: %v", err)
-			}
-			return nil
-		}
+		decode := f.decode // one allocation for the method value; the frame holds the rest
 		reply, err := h(srv, ctx, decode, nil)
 		if err != nil {
 			return err
@@ -105,11 +112,13 @@ func (d *Daemon) chargedHandler(gate *recvGate, api string, h grpc.MethodHandler
 	}
 }
 
-// recvGate holds a semaphore of recvPerConn per connection (by peer address), removed
-// when no call of the connection uses it.
+// recvGate holds a semaphore of recvPerConn per connection, removed when no call of
+// the connection uses it (kept in a small free list for the next one, so that a
+// connection with one call at a time does not build a gate per call).
 type recvGate struct {
 	mu    sync.Mutex
-	conns map[string]*connGate
+	conns map[any]*connGate
+	free  []*connGate
 }
 
 type connGate struct {
@@ -117,32 +126,65 @@ type connGate struct {
 	refs int
 }
 
-// enter waits for the connection's turn to receive; leave gives it back.
-func (g *recvGate) enter(ctx context.Context) (leave func(), err error) {
-	key := ""
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		key = p.Addr.String()
+// maxFreeGates bounds the recvGate's free list.
+const maxFreeGates = 64
+
+// connKey identifies a call's connection: gRPC gives every call of a connection the
+// same peer address value, so a pointer address is the key without formatting it.
+func connKey(ctx context.Context) any {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
 	}
+	switch a := p.Addr.(type) {
+	case *net.TCPAddr:
+		return a
+	case *net.UnixAddr:
+		if a != nil && a.Name != "" && a.Name != "@" {
+			return a.Name
+		}
+		return a // unnamed Unix peers: one per connection (a nil one is shared)
+	}
+	return p.Addr.String()
+}
+
+// enter waits for the connection's turn to receive; leave(key, cg) gives it back.
+func (g *recvGate) enter(ctx context.Context) (key any, cg *connGate, err error) {
+	key = connKey(ctx)
 	g.mu.Lock()
-	cg := g.conns[key]
+	cg = g.conns[key]
 	if cg == nil {
-		cg = &connGate{sem: make(chan struct{}, recvPerConn)}
+		if n := len(g.free); n > 0 {
+			cg, g.free = g.free[n-1], g.free[:n-1]
+		} else {
+			cg = &connGate{sem: make(chan struct{}, recvPerConn)}
+		}
 		g.conns[key] = cg
 	}
 	cg.refs++
 	g.mu.Unlock()
-	unref := func() {
-		g.mu.Lock()
-		if cg.refs--; cg.refs == 0 {
-			delete(g.conns, key)
-		}
-		g.mu.Unlock()
-	}
 	select {
 	case cg.sem <- struct{}{}:
-		return func() { <-cg.sem; unref() }, nil
+		return key, cg, nil
 	case <-ctx.Done():
-		unref()
-		return nil, ctx.Err()
+		g.unref(key, cg)
+		return nil, nil, ctx.Err()
 	}
+}
+
+// leave gives back the turn enter gave.
+func (g *recvGate) leave(key any, cg *connGate) {
+	<-cg.sem
+	g.unref(key, cg)
+}
+
+func (g *recvGate) unref(key any, cg *connGate) {
+	g.mu.Lock()
+	if cg.refs--; cg.refs == 0 {
+		delete(g.conns, key)
+		if len(g.free) < maxFreeGates {
+			g.free = append(g.free, cg) // empty: every holder took its token back
+		}
+	}
+	g.mu.Unlock()
 }

@@ -18,7 +18,8 @@ type limiter struct {
 	msgs, bytes       int64
 	maxMsgs, maxBytes int64
 	draining          bool
-	// idle is closed while no message is in flight; replaced when one is accepted.
+	// idle, made by wait only while messages are in flight, is closed when the last
+	// one is released: a send does not make a channel.
 	idle chan struct{}
 	// changed is closed (and replaced) when room may have appeared or draining
 	// started, if someone waits for it (waiters > 0).
@@ -27,9 +28,7 @@ type limiter struct {
 }
 
 func newLimiter(maxMsgs int, maxBytes int64) *limiter {
-	idle := make(chan struct{})
-	close(idle)
-	return &limiter{maxMsgs: int64(maxMsgs), maxBytes: maxBytes, idle: idle, changed: make(chan struct{})}
+	return &limiter{maxMsgs: int64(maxMsgs), maxBytes: maxBytes, changed: make(chan struct{})}
 }
 
 // admit reports why n messages of b bytes cannot be taken now (nil: they can); l.mu
@@ -50,9 +49,6 @@ func (l *limiter) admit(n int, b int64) error {
 
 // take records n messages of b bytes; l.mu is held.
 func (l *limiter) take(n int, b int64) {
-	if l.msgs == 0 && n > 0 {
-		l.idle = make(chan struct{})
-	}
 	l.msgs += int64(n)
 	l.bytes += b
 }
@@ -121,8 +117,9 @@ func (l *limiter) release(n int, b int64) {
 	defer l.mu.Unlock()
 	l.msgs -= int64(n)
 	l.bytes -= b
-	if l.msgs == 0 && n > 0 {
+	if l.msgs == 0 && l.idle != nil {
 		close(l.idle)
+		l.idle = nil
 	}
 	l.signal()
 }
@@ -172,6 +169,13 @@ func (l *limiter) isDraining() bool {
 // wait blocks until no message is in flight or ctx ends, and returns what remains.
 func (l *limiter) wait(ctx context.Context) int64 {
 	l.mu.Lock()
+	if l.msgs == 0 {
+		l.mu.Unlock()
+		return 0
+	}
+	if l.idle == nil {
+		l.idle = make(chan struct{})
+	}
 	idle := l.idle
 	l.mu.Unlock()
 	select {

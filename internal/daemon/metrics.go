@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,7 @@ type metrics struct {
 	pluginEvents    *prometheus.CounterVec // group, strategy, event
 	keyedMoves      *prometheus.CounterVec // group, topic (order.go)
 	authFailures    *prometheus.CounterVec // api
+	perTopic        atomic.Bool            // some series was given a topic label
 }
 
 // latencyBuckets cover 100us..10s.
@@ -132,13 +134,20 @@ func (m *metrics) handler() http.Handler {
 // admin.metrics_per_topic is on, else "" (one series per group, broker and result).
 func (m *metrics) topic(topic string) string {
 	if cfg := m.d.Config(); cfg != nil && cfg.Admin.MetricsPerTopic {
+		if !m.perTopic.Load() {
+			m.perTopic.Store(true)
+		}
 		return topic
 	}
 	return ""
 }
 
-// forgetTopic drops the series of a topic the group no longer tracks.
+// forgetTopic drops the series of a topic the group no longer tracks. Until a series
+// had a topic label there are none, and the scan over every series is skipped.
 func (m *metrics) forgetTopic(group, topic string) {
+	if !m.perTopic.Load() {
+		return
+	}
 	l := prometheus.Labels{"group": group, "topic": topic}
 	m.sends.DeletePartialMatch(l)
 	m.retries.DeletePartialMatch(l)

@@ -14,14 +14,19 @@ import (
 // refused (RESOURCE_EXHAUSTED) unless a topic not sent to for limits.topic_idle can be
 // forgotten to make room; forgetting drops the topic's metric series.
 //
-// core keeps its own route for a forgotten topic (it offers no way to drop one), so the
-// routes the client refreshes are bounded by the topics admitted, not by max_topics.
+// Forgetting also drops the topic's cached route and round-robin counter in core
+// (Producer.ForgetTopic). Every admission costs O(1): a full tracker looks for idle
+// topics only once one can be idle (noIdleBefore), so refusals at 100,000 tracked
+// topics do not scan them.
 type topicTracker struct {
-	mu       sync.Mutex
-	max      int
-	idle     time.Duration
-	last     map[string]time.Time
-	onForget func(topic string)
+	mu   sync.Mutex
+	max  int
+	idle time.Duration
+	last map[string]time.Time
+	// noIdleBefore is the oldest last-seen time at the last scan plus idle: times only
+	// grow, so no tracked topic is idle before it.
+	noIdleBefore time.Time
+	onForget     func(topic string)
 }
 
 func newTopicTracker(maxTopics int, idle time.Duration, onForget func(string)) *topicTracker {
@@ -53,11 +58,17 @@ func (t *topicTracker) admit(group, topic string) error {
 		return nil
 	}
 	var forgotten []string
-	for name, at := range t.last {
-		if now.Sub(at) >= t.idle {
-			delete(t.last, name)
-			forgotten = append(forgotten, name)
+	if !now.Before(t.noIdleBefore) {
+		oldest := now
+		for name, at := range t.last {
+			if now.Sub(at) >= t.idle {
+				delete(t.last, name)
+				forgotten = append(forgotten, name)
+			} else if at.Before(oldest) {
+				oldest = at
+			}
 		}
+		t.noIdleBefore = oldest.Add(t.idle)
 	}
 	ok := len(t.last) < t.max
 	if ok {

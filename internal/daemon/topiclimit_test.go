@@ -22,6 +22,9 @@ func TestTopicTracker(t *testing.T) {
 			}
 		}
 		err := tr.admit("g", "c")
+		if want := time.Now().Add(time.Minute); !tr.noIdleBefore.Equal(want) {
+			t.Fatalf("after a scan: no topic idle before %v, want %v", tr.noIdleBefore, want)
+		}
 		var tm *tooManyTopicsError
 		if !errors.As(err, &tm) || !errors.Is(err, errBusy) || !strings.Contains(err.Error(), "limits.max_topics") {
 			t.Fatalf("third topic: %v", err)
@@ -30,6 +33,13 @@ func TestTopicTracker(t *testing.T) {
 		if err := tr.admit("g", "a"); err != nil { // a is fresh again, b is not
 			t.Fatal(err)
 		}
+		// Refused without a scan: b cannot be idle before noIdleBefore.
+		before := tr.noIdleBefore
+		tr.last["b"] = time.Time{} // a scan now would forget b
+		if err := tr.admit("g", "d"); err == nil || tr.noIdleBefore != before || len(forgotten) != 0 {
+			t.Fatalf("refusal before noIdleBefore scanned: %v, forgotten %v", err, forgotten)
+		}
+		tr.last["b"] = before.Add(-time.Minute)
 		time.Sleep(31 * time.Second)
 		if err := tr.admit("g", "c"); err != nil {
 			t.Fatalf("after b went idle: %v", err)

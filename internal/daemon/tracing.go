@@ -123,6 +123,10 @@ func (t *tracing) startSend(ctx context.Context, api, group, topic string, batch
 
 // endSend ends a send span with its outcome.
 func endSend(span trace.Span, msgID string, err error) {
+	if !span.IsRecording() { // tracing off: no attribute slice per send for a span that drops it
+		span.End()
+		return
+	}
 	if msgID != "" {
 		span.SetAttributes(attribute.String("messaging.message.id", msgID))
 	}

@@ -6,7 +6,9 @@
 //	async  one Ingress.SendStream, -concurrency messages in flight
 //	batch  unary Ingress.SendBatch of -batch messages, -concurrency goroutines
 //
-// -group picks the daemon's producer group (and so its strategy). The CPU and RSS in its
+// -group picks the daemon's producer group (and so its strategy). With -topics N,
+// message i goes to topic load.Name(-topic, i mod N); with -groups N, to producer group
+// load.Name(-group, i mod N) (the harness's growth points). The CPU and RSS in its
 // result line are this client's; the harness measures the daemon's.
 //
 //	daemon-driver -addr 127.0.0.1:7380 -group bench_rr -mode async -concurrency 1024
@@ -34,11 +36,13 @@ const driver = "daemon"
 func main() {
 	p := load.Register(flag.CommandLine)
 	addr := flag.String("addr", "127.0.0.1:7380", "producerd ingress gRPC address")
+	topics := flag.Int("topics", 0, "send to `N` topics -topic-0 .. -topic-(N-1) in turn (0: -topic only)")
+	groups := flag.Int("groups", 0, "send through `N` producer groups -group-0 .. -group-(N-1) in turn (0: -group only)")
 	flag.Parse()
-	load.Exit(driver, run(p, *addr))
+	load.Exit(driver, run(p, *addr, *topics, *groups))
 }
 
-func run(p *load.Params, addr string) error {
+func run(p *load.Params, addr string, topics, groups int) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
@@ -47,7 +51,13 @@ func run(p *load.Params, addr string) error {
 		return err
 	}
 	defer cc.Close()
-	s := &sender{c: producerdpb.NewIngressClient(cc), group: p.Group, topic: p.Topic, body: load.Body(p.Size), timeout: p.Timeout + 2*time.Second}
+	s := &sender{c: producerdpb.NewIngressClient(cc), groups: []string{p.Group}, topics: []string{p.Topic}, body: load.Body(p.Size), timeout: p.Timeout + 2*time.Second}
+	if topics > 0 {
+		s.topics = load.Names(p.Topic, topics)
+	}
+	if groups > 0 {
+		s.groups = load.Names(p.Group, groups)
+	}
 	if p.Mode == load.ModeAsync {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -62,8 +72,8 @@ func run(p *load.Params, addr string) error {
 
 type sender struct {
 	c       producerdpb.IngressClient
-	group   string
-	topic   string
+	groups  []string // message i goes through groups[i % len]
+	topics  []string // and to topics[i % len]
 	body    []byte
 	timeout time.Duration
 
@@ -75,7 +85,7 @@ type sender struct {
 }
 
 func (s *sender) msg(i int) *producerdpb.Message {
-	return &producerdpb.Message{ProducerGroup: s.group, Topic: s.topic, Body: s.body, Tags: load.Tag, Keys: []string{load.Key(i)}}
+	return &producerdpb.Message{ProducerGroup: s.groups[i%len(s.groups)], Topic: s.topics[i%len(s.topics)], Body: s.body, Tags: load.Tag, Keys: []string{load.Key(i)}}
 }
 
 func (s *sender) Send(ctx context.Context, i int) (string, error) {
@@ -97,7 +107,7 @@ func (s *sender) SendBatch(ctx context.Context, first, n int) (string, error) {
 		m.ProducerGroup, m.Topic = "", ""
 		msgs[k] = m
 	}
-	r, err := s.c.SendBatch(ctx, &producerdpb.SendBatchRequest{ProducerGroup: s.group, Topic: s.topic, Messages: msgs})
+	r, err := s.c.SendBatch(ctx, &producerdpb.SendBatchRequest{ProducerGroup: s.groups[first%len(s.groups)], Topic: s.topics[first%len(s.topics)], Messages: msgs})
 	if err != nil {
 		return "", err
 	}

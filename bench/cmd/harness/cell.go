@@ -32,10 +32,19 @@ type cell struct {
 	Rate     float64
 	Strategy string
 	Group    string // daemon: producer group
-	Trace    bool
-	Profile  bool
+	// Topic overrides the harness's topic; Topics and Groups (daemon, growth points)
+	// send to Topics numbered topics through Groups numbered groups (load.Name).
+	Topic          string
+	Topics, Groups int
+	// WarmupTime bounds the warm-up (0: the driver's default, at most 30 s); Pause is
+	// the driver's idle time between the warm-up and the measured phase.
+	WarmupTime, Pause time.Duration
+	Trace             bool
+	Profile           bool
 	// Round is 1, 2, ... when a scenario runs several rounds.
 	Round int
+	// addr is the ingress of the daemon the cell drives when it is not the shared one.
+	addr string
 }
 
 func (c *cell) name() string {
@@ -88,12 +97,27 @@ type cellResult struct {
 	// Decisions and Fallbacks: the host's counts over the driver's life (warm-up
 	// included) for the host strategies (the driver's STRATEGY line); -1 when not told.
 	Decisions, Fallbacks int64
+	Growth               *growthStats
+	// daemonChildren and daemonChildRSS: the daemon's child processes at the end mark
+	// and the sum of their peak RSS (MiB).
+	daemonChildren int
+	daemonChildRSS float64
 }
 
 // args renders the common driver flags.
 func (c *cell) args(h *harness) []string {
+	topic := h.topic
+	if c.Topic != "" {
+		topic = c.Topic
+	}
+	ns := h.cl.NameServer
+	if c.Topics > 0 && h.dev != nil {
+		ns = h.dev.NameServerAddr()
+	} else if ns == "" {
+		ns = "none" // the daemon driver does not use it
+	}
 	a := []string{
-		"-namesrv", h.cl.NameServer, "-topic", h.topic, "-mode", c.Mode,
+		"-namesrv", ns, "-topic", topic, "-mode", c.Mode,
 		"-n", strconv.Itoa(c.N), "-duration", c.Duration.String(), "-size", strconv.Itoa(c.Size),
 		"-concurrency", strconv.Itoa(c.Conc), "-batch", strconv.Itoa(max(c.Batch, 1)),
 		"-warmup", strconv.Itoa(c.Warmup), "-timeout", "3s", "-label", c.Scenario, "-handshake",
@@ -106,6 +130,18 @@ func (c *cell) args(h *harness) []string {
 	}
 	if c.Group != "" {
 		a = append(a, "-group", c.Group)
+	}
+	if c.Topics > 0 {
+		a = append(a, "-topics", strconv.Itoa(c.Topics))
+	}
+	if c.Groups > 0 {
+		a = append(a, "-groups", strconv.Itoa(c.Groups))
+	}
+	if c.WarmupTime > 0 {
+		a = append(a, "-warmup-time", c.WarmupTime.String())
+	}
+	if c.Pause > 0 {
+		a = append(a, "-pause", c.Pause.String())
 	}
 	return a
 }
@@ -121,16 +157,17 @@ func (h *harness) command(c *cell) ([]string, string) {
 		}
 		return append([]string{bin}, a...), ""
 	case "daemon":
-		if h.daemon == nil {
+		addr := c.addr
+		if addr == "" && h.daemon == nil {
 			return nil, h.daemonMissing
+		} else if addr == "" && c.Variant == variantUnix {
+			addr = "unix://" + h.daemon.unix
+		} else if addr == "" {
+			addr = h.daemon.addr
 		}
 		bin := filepath.Join(h.binDir, "daemon-driver")
 		if _, err := os.Stat(bin); err != nil {
 			return nil, "daemon-driver not built: " + err.Error()
-		}
-		addr := h.daemon.addr
-		if c.Variant == variantUnix {
-			addr = "unix://" + h.daemon.unix
 		}
 		return append([]string{bin, "-addr", addr}, a...), ""
 	case "java":
@@ -207,7 +244,7 @@ func (h *harness) runCell(c cell, onStart func(pid int)) *cellResult {
 
 	// Bound the whole run: warm-up (≤30 s), phase, the drivers' own 15 s grace, start-up
 	// and shutdown.
-	limit := 30*time.Second + c.Duration + 3*time.Second + 15*time.Second + 60*time.Second
+	limit := max(30*time.Second, c.WarmupTime) + c.Pause + c.Duration + 3*time.Second + 15*time.Second + 60*time.Second
 	timer := time.AfterFunc(limit, func() {
 		logf("%s: still running after %v, SIGKILL pid %d", c.name(), limit, pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -286,6 +323,7 @@ func (h *harness) runCell(c cell, onStart func(pid int)) *cellResult {
 		r.PluginCPU = end.daemonChildCPU - start.daemonChildCPU
 		res.CPU = end.daemonCPU - start.daemonCPU + r.PluginCPU
 		res.RSSMiB = end.daemonRSSMiB
+		r.daemonChildren, r.daemonChildRSS = end.daemonChildren, end.daemonChildRSSMiB
 	}
 	r.ServerCPU = end.serverCPU - start.serverCPU
 	measured := r.ProcCPU + r.ChildCPU
@@ -305,6 +343,8 @@ type marks struct {
 	daemonCPU              float64
 	daemonChildCPU         float64
 	daemonRSSMiB           float64
+	daemonChildren         int
+	daemonChildRSSMiB      float64
 	machineBusy, serverCPU float64
 }
 
@@ -319,6 +359,10 @@ func (h *harness) sample(pid int, end bool) marks {
 	}
 	if h.cl.NameServerPID > 0 {
 		c, _ := load.ProcCPU(h.cl.NameServerPID)
+		m.serverCPU += c
+	}
+	if h.dev != nil { // the dev broker runs in this process
+		c, _ := load.ProcCPU(0)
 		m.serverCPU += c
 	}
 	m.cpu, _ = load.ProcCPU(pid)
@@ -339,6 +383,11 @@ func (h *harness) sample(pid int, end bool) marks {
 		for _, ch := range load.Children(d.pid) {
 			c, _ := load.ProcCPU(ch)
 			m.daemonChildCPU += c
+			if end {
+				r, _ := load.PeakRSS(ch)
+				m.daemonChildren++
+				m.daemonChildRSSMiB += float64(r) / (1 << 20)
+			}
 		}
 		if end {
 			r, _ := load.PeakRSS(d.pid)
@@ -408,6 +457,10 @@ func (h *harness) waitQuiet() (time.Duration, float64) {
 		}
 		if h.cl.NameServerPID > 0 {
 			c, _ := load.ProcCPU(h.cl.NameServerPID)
+			t += c
+		}
+		if h.dev != nil {
+			c, _ := load.ProcCPU(0)
 			t += c
 		}
 		if d := h.daemon; d != nil && d.pid > 0 {

@@ -82,9 +82,10 @@ strategy = "latency"
 `, addr, unix, admin, namesrv, os.Getpid(), daemonGroupRR, daemonGroupLF)
 }
 
-// startDaemon writes the config and starts `producerd run`, then waits (at most 30 s)
-// until its ingress answers the gRPC health check.
-func (h *harness) startDaemon(bin string) (*daemonProc, error) {
+// startDaemon writes the config (config(ingress, unix socket, admin) under name.toml in the raw
+// directory) and starts `producerd run`, then waits (at most 30 s) until its ingress
+// answers the gRPC health check.
+func (h *harness) startDaemon(bin, name string, config func(addr, unix, admin string) string) (*daemonProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -99,11 +100,11 @@ func (h *harness) startDaemon(bin string) (*daemonProc, error) {
 		return nil, err
 	}
 	unix := filepath.Join(sockDir, "ingress.sock")
-	cfg := filepath.Join(h.rawDir, "producerd.toml")
-	if err := os.WriteFile(cfg, []byte(daemonConfig(h.cl.NameServer, addr, unix, admin)), 0o644); err != nil {
+	cfg := filepath.Join(h.rawDir, name+".toml")
+	if err := os.WriteFile(cfg, []byte(config(addr, unix, admin)), 0o644); err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(h.rawDir, "producerd.log")
+	logPath := filepath.Join(h.rawDir, name+".log")
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -155,7 +156,7 @@ func (h *harness) startDaemon(bin string) (*daemonProc, error) {
 
 // stopDaemon sends SIGTERM to the daemon's PID and SIGKILL after 20 s.
 func (h *harness) stopDaemon(d *daemonProc, exited <-chan error) {
-	if d == nil {
+	if d == nil || d.pid <= 0 { // never kill(0): that is our process group
 		return
 	}
 	_ = syscall.Kill(d.pid, syscall.SIGTERM)

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/producerd/producerd/devbroker"
 )
 
 // harness is one run.
@@ -35,7 +37,9 @@ type harness struct {
 	rawDir  string
 	outDir  string
 	dry     bool
+	scale   float64
 
+	dev           *devbroker.Cluster // the growth points' dev broker, in this process
 	daemon        *daemonProc
 	daemonExited  <-chan error
 	daemonMissing string
@@ -84,6 +88,8 @@ type options struct {
 	profile                                                    string
 	rounds                                                     int
 	hostMissing, invocation                                    string
+	growth                                                     bool
+	growthConc                                                 int
 }
 
 func main() {
@@ -105,6 +111,9 @@ func main() {
 		"the report shows each cell's best round, since other people's load on the machine only ever slows a cell down")
 	flag.StringVar(&o.hostMissing, "host-missing", "", "reason the host strategies are unavailable (set by run.sh when package host does not compile)")
 	flag.StringVar(&o.invocation, "invocation", "", "how the harness was invoked, for RESULTS.md")
+	flag.BoolVar(&o.growth, "growth", false, "also run the growth table (scenarios growth-topics and growth-groups: the daemon on a dev broker "+
+		"at 1..100k topics and 1..20 producer groups, about 20 min at -scale 1 with 2 rounds); -scenarios growth-topics,growth-groups runs only them")
+	flag.IntVar(&o.growthConc, "growth-conc", 16, "sync senders of every growth point")
 	flag.Parse()
 	if err := run(o); err != nil {
 		logf("ERROR: %v", err)
@@ -113,13 +122,30 @@ func main() {
 }
 
 func run(o options) error {
+	selected := map[string]bool{}
+	for _, s := range strings.Split(o.only, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			selected[s] = true
+		}
+	}
+	scen := append(scenarios(o.scale, o.profile, o.hostMissing == ""), growthScenarios(o.scale, o.growthConc)...)
+	runs := func(s scenario) bool {
+		if len(selected) > 0 {
+			return selected[s.ID] || s.Growth && o.growth
+		}
+		return !s.Growth || o.growth
+	}
+	sideBySide := slices.ContainsFunc(scen, func(s scenario) bool { return !s.Growth && runs(s) })
 	cl, err := loadCluster(o.state)
-	if err != nil {
+	switch {
+	case err != nil && sideBySide:
 		return fmt.Errorf("no running cluster (start one with `bash testinfra/rocketmq/cluster.sh start`): %w", err)
+	case err != nil:
+		cl = &cluster{} // the growth points need only their dev broker
 	}
 	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 	h := &harness{cl: cl, topic: o.topic, binDir: abs(o.binDir), javaJar: abs(o.javaJar), outDir: abs(o.outDir),
-		rawDir: abs(filepath.Join(o.outDir, "raw")), dry: o.dry, pids: map[int]bool{}, hostMissing: o.hostMissing,
+		rawDir: abs(filepath.Join(o.outDir, "raw")), dry: o.dry, scale: o.scale, pids: map[int]bool{}, hostMissing: o.hostMissing,
 		profileDaemon: o.profile == "all"}
 	if err := os.MkdirAll(h.rawDir, 0o755); err != nil {
 		return err
@@ -128,7 +154,7 @@ func run(o options) error {
 	if lockPath == "" {
 		lockPath = filepath.Join(filepath.Dir(o.state), "cluster.lock")
 	}
-	if !o.dry {
+	if !o.dry && sideBySide {
 		lf, err := lockExclusive(lockPath, 10*time.Minute)
 		if err != nil {
 			return err
@@ -156,10 +182,12 @@ func run(o options) error {
 	for _, d := range strings.Split(o.drivers, ",") {
 		want[strings.TrimSpace(d)] = true
 	}
-	if want["daemon"] && !o.dry {
+	if want["daemon"] && !o.dry && sideBySide {
 		if _, err := os.Stat(o.producerd); err != nil {
 			h.daemonMissing = "producerd binary not built (cmd/producerd did not compile): " + err.Error()
-		} else if d, err := h.startDaemon(abs(o.producerd)); err != nil {
+		} else if d, err := h.startDaemon(abs(o.producerd), "producerd", func(addr, unix, admin string) string {
+			return daemonConfig(h.cl.NameServer, addr, unix, admin)
+		}); err != nil {
 			h.daemonMissing = "producerd did not start: " + err.Error()
 		} else {
 			h.daemon = d
@@ -167,22 +195,14 @@ func run(o options) error {
 		if h.daemonMissing != "" {
 			logf("driver 1 (daemon) unavailable: %s", h.daemonMissing)
 		}
-	} else if want["daemon"] {
+	} else if want["daemon"] && o.dry && sideBySide {
 		h.daemon = &daemonProc{addr: "127.0.0.1:PORT"}
 	}
-	hostMissing, dry, only, scale := o.hostMissing, o.dry, o.only, o.scale
-	profile := o.profile
+	hostMissing, dry := o.hostMissing, o.dry
 
 	var results []*cellResult
-	scen := scenarios(scale, profile, hostMissing == "")
-	selected := map[string]bool{}
-	for _, s := range strings.Split(only, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			selected[s] = true
-		}
-	}
 	for _, s := range scen {
-		if len(selected) > 0 && !selected[s.ID] {
+		if !runs(s) || s.Growth {
 			continue
 		}
 		logf("=== scenario %s: %s", s.ID, s.Title)
@@ -223,6 +243,8 @@ func run(o options) error {
 	if h.daemon != nil && !dry {
 		h.stopDaemon(h.daemon, h.daemonExited)
 	}
+	h.daemon, h.daemonExited = nil, nil
+	results = append(results, h.runGrowth(o, scen, runs)...)
 	if dry {
 		return nil
 	}
@@ -230,12 +252,57 @@ func run(o options) error {
 	env.Invocation = o.invocation
 	raw, _ := json.MarshalIndent(results, "", "  ")
 	_ = os.WriteFile(filepath.Join(h.rawDir, "results.json"), raw, 0o644)
-	rep := &report{h: h, env: env, scen: scen, results: results, rounds: max(1, o.rounds)}
+	var ran []scenario
+	for _, s := range scen {
+		if runs(s) {
+			ran = append(ran, s)
+		}
+	}
+	rep := &report{h: h, env: env, scen: ran, results: results, rounds: max(1, o.rounds)}
 	if err := rep.write(); err != nil {
 		return err
 	}
 	logf("wrote %s in %v", filepath.Join(h.outDir, "RESULTS.md"), env.Elapsed.Round(time.Second))
 	return nil
+}
+
+// runGrowth runs the selected growth scenarios, each point in every round, on a dev
+// broker it starts in this process (and closes).
+func (h *harness) runGrowth(o options, scen []scenario, runs func(scenario) bool) []*cellResult {
+	var todo []scenario
+	for _, s := range scen {
+		if s.Growth && runs(s) {
+			todo = append(todo, s)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	bin, _ := filepath.Abs(o.producerd)
+	if !h.dry {
+		if err := h.startDev(todo); err != nil {
+			logf("growth: %v", err)
+			return nil
+		}
+		defer func() { h.dev.Close(); h.dev = nil }()
+	}
+	var results []*cellResult
+	for _, s := range todo {
+		logf("=== scenario %s: %s", s.ID, s.Title)
+		for round := 1; round <= max(1, o.rounds); round++ {
+			cells := slices.Clone(s.Cells)
+			if round%2 == 0 {
+				slices.Reverse(cells)
+			}
+			for _, c := range cells {
+				if o.rounds > 1 {
+					c.Round = round
+				}
+				results = append(results, h.runGrowthCell(c, bin))
+			}
+		}
+	}
+	return results
 }
 
 // runFailover runs one failover cell: SIGSTOP broker-b in the middle of the load, then
@@ -286,6 +353,8 @@ type scenario struct {
 	Plugin   bool
 	// Paths: the strategy-paths table (in-process, plugin process, wasm side by side).
 	Paths bool
+	// Growth scenarios run the daemon on a dev broker, one daemon per point (growth.go).
+	Growth   bool
 	Failover *failoverSpec
 	Cells    []cell
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -147,6 +148,16 @@ func ratio(a, b float64) string {
 }
 
 func (r *report) write() error {
+	path := filepath.Join(r.h.outDir, "RESULTS.md")
+	old, _ := os.ReadFile(path)
+	growth := oldGrowth(string(old))
+	if slices.ContainsFunc(r.scen, func(s scenario) bool { return s.Growth }) {
+		growth = r.growthSection()
+	}
+	if !slices.ContainsFunc(r.scen, func(s scenario) bool { return !s.Growth }) {
+		// Only the growth table ran: keep the side-by-side results.
+		return os.WriteFile(path, []byte(spliceGrowth(string(old), growth)), 0o644)
+	}
 	var b strings.Builder
 	e := r.env
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
@@ -200,6 +211,12 @@ func (r *report) write() error {
 			ratio(thr(d), thr(j)), ratio(cpuPer(d), cpuPer(j)), ratio(thr(d), thr(g)), ratio(cpuPer(d), cpuPer(g)))
 	}
 	p("\n")
+
+	// The growth table, next to the side-by-side one (the last one measured when this run
+	// had no growth points).
+	if growth != "" {
+		p("%s\n", growth)
+	}
 
 	// Targets.
 	p("## Targets\n\n")
@@ -394,7 +411,7 @@ func (r *report) write() error {
 		}
 		p("\n")
 	}
-	return os.WriteFile(filepath.Join(r.h.outDir, "RESULTS.md"), []byte(b.String()), 0o644)
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 func (r *report) row(b *strings.Builder, scen string, cr *cellResult, c cell) {

@@ -25,3 +25,16 @@ const Tag = "bench"
 
 // Key returns the key of message i ("k" + i), as the Java driver sets it.
 func Key(i int) string { return "k" + strconv.Itoa(i) }
+
+// Name is the k-th of a numbered set of topic or producer group names: prefix-k. The
+// harness's growth points create them and the daemon driver sends to them.
+func Name(prefix string, k int) string { return prefix + "-" + strconv.Itoa(k) }
+
+// Names returns Name(prefix, 0..n-1).
+func Names(prefix string, n int) []string {
+	out := make([]string, n)
+	for k := range out {
+		out[k] = Name(prefix, k)
+	}
+	return out
+}

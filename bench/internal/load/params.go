@@ -45,8 +45,14 @@ type Params struct {
 	// Batch is the number of messages per batch in batch mode (-batch).
 	Batch int
 	// Warmup is the number of messages sent, in the same mode, before the measured phase
-	// (-warmup); bounded by 30 s.
+	// (-warmup); bounded by WarmupTime.
 	Warmup int
+	// Pause is an idle time between the warm-up and the measured phase (-pause), e.g.
+	// for the daemon's route refresh to reach every topic the warm-up introduced.
+	Pause time.Duration
+	// WarmupTime bounds the warm-up (-warmup-time); 0 means the phase's duration
+	// between 10 s and 30 s.
+	WarmupTime time.Duration
 	// Rate, when positive, paces the load to this many messages per second in total
 	// (-rate); 0 sends as fast as the client allows.
 	Rate float64
@@ -80,6 +86,8 @@ func Register(fs *flag.FlagSet) *Params {
 	fs.IntVar(&p.Concurrency, "concurrency", 1, "senders (sync, batch) or async sends in flight")
 	fs.IntVar(&p.Batch, "batch", 32, "messages per batch (batch mode)")
 	fs.IntVar(&p.Warmup, "warmup", 1000, "warm-up messages in the same mode (not measured)")
+	fs.DurationVar(&p.Pause, "pause", 0, "idle time between the warm-up and the measured phase")
+	fs.DurationVar(&p.WarmupTime, "warmup-time", 0, "upper bound of the warm-up (0: the -duration, at least 10s and at most 30s)")
 	fs.Float64Var(&p.Rate, "rate", 0, "total messages per second (0 = unpaced)")
 	fs.StringVar(&p.Strategy, "strategy", "", "queue selection strategy (driver specific)")
 	fs.StringVar(&p.Group, "group", "", "producer group (default bench_<driver>_<pid>)")
@@ -106,6 +114,8 @@ func (p *Params) Validate() error {
 	check(p.Concurrency > 0, "-concurrency must be positive, got %d", p.Concurrency)
 	check(p.Batch > 0, "-batch must be positive, got %d", p.Batch)
 	check(p.Warmup >= 0, "-warmup must not be negative, got %d", p.Warmup)
+	check(p.Pause >= 0, "-pause must not be negative, got %v", p.Pause)
+	check(p.WarmupTime >= 0, "-warmup-time must not be negative, got %v", p.WarmupTime)
 	check(p.Rate >= 0, "-rate must not be negative, got %v", p.Rate)
 	check(p.Timeout > 0, "-timeout must be positive, got %v", p.Timeout)
 	check(p.Topic != "", "-topic is empty")

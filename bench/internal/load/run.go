@@ -25,7 +25,7 @@ type Sender interface {
 	SendBatch(ctx context.Context, first, n int) (broker string, err error)
 }
 
-// warmupLimit bounds the warm-up phase.
+// warmupLimit is the default bound of the warm-up phase.
 const warmupLimit = 30 * time.Second
 
 // Execute runs p against s: the warm-up, then the measured phase between the marks
@@ -39,7 +39,11 @@ func Execute(driver string, p *Params, s Sender) (*Result, error) {
 	if p.Warmup > 0 {
 		ops := (p.Warmup + p.perOp() - 1) / p.perOp()
 		rec := NewRecorder(ops, p.perOp())
-		runPhase(p, s, rec, ops, 1_000_000_000, min(warmupLimit, max(p.Duration, 10*time.Second)), 0)
+		limit := min(warmupLimit, max(p.Duration, 10*time.Second))
+		if p.WarmupTime > 0 {
+			limit = p.WarmupTime
+		}
+		runPhase(p, s, rec, ops, 1_000_000_000, limit, 0)
 		var w Result
 		rec.Fill(&w, time.Second)
 		if w.Msgs == 0 {
@@ -47,6 +51,7 @@ func Execute(driver string, p *Params, s Sender) (*Result, error) {
 		}
 		fmt.Fprintf(os.Stderr, "%s: warm-up %d messages ok, %d failed\n", driver, w.Msgs, w.Errors)
 	}
+	time.Sleep(p.Pause)
 
 	ops := (p.N + p.perOp() - 1) / p.perOp()
 	cpu0, err := ProcCPU(0)

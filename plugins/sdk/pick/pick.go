@@ -26,12 +26,28 @@
 // A broker is excluded while its rule says Excluded and the clock is before Until (a
 // zero Until means until the next policy): an exclusion ends at its Until without a new
 // policy. Brokers without a rule are available and unweighted.
+//
+// # Per-topic state
+//
+// A decision does the same work at 1 and at 100,000 topics (only cache misses grow
+// once the counters outgrow the CPU caches): the counters live in a
+// concurrent hash trie (sync.Map: a lookup takes no lock, a new topic adds one entry
+// and copies nothing), at most Options.MaxTopics of them, spread over up to 64 shards.
+// A shard that is full forgets one topic to make room, chosen by CLOCK (the hand
+// passes over at most 16 counters, skipping those used since its last pass), so a
+// new topic never clears the others and never costs more than a bounded number of
+// steps. A counter is 64 bytes on its own cache line; with its trie entry, its key
+// and its ring slot a topic costs about 185 bytes (TestBytesPerTopic), so the default
+// bound of 131,072 topics is about 24 MiB at the most.
 package pick
 
 import (
 	"cmp"
+	"hash/maphash"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,9 +58,16 @@ import (
 // MaxWeight caps Rule.Weight; larger weights count as MaxWeight.
 const MaxWeight = 64
 
-// MaxTopics bounds the per-topic counters of a Picker; when a new topic would exceed
-// it they are cleared (each topic restarts at a new random position).
-const MaxTopics = 4096
+// MaxTopics is the default bound on the per-topic counters of a Picker
+// (Options.MaxTopics): past it a new topic takes the place of one not used recently,
+// which restarts at a new random position when it comes back.
+const MaxTopics = 1 << 17
+
+// maxShards bounds the shards of the counters; each has its own lock for new topics.
+const maxShards = 64
+
+// clockScan bounds the counters the CLOCK hand looks at to free one slot.
+const clockScan = 16
 
 // maxTime is the last instant UnixNano represents; a later Until means "until the next
 // policy".
@@ -84,22 +107,37 @@ func FromHealth(rows []sdk.BrokerHealth) Policy {
 type Options struct {
 	// Now is the clock exclusions are compared with.
 	Now func() time.Time
-	// Rand gives the counters' random starts; it is called under the Picker's lock.
+	// Rand gives the counters' random starts; it is called under the Picker's lock, so
+	// it need not be safe for concurrent use.
 	Rand func() uint64
 	// Rotation is where rule 4's rotation over the better half starts.
 	Rotation uint64
+	// MaxTopics bounds the topics that keep a counter (default MaxTopics); see the
+	// package documentation.
+	MaxTopics int
 }
 
 // Picker makes decisions from the last published Policy. It is safe for concurrent use.
 type Picker struct {
-	now     func() time.Time
-	rand    func() uint64
-	snap    atomic.Pointer[snapshot]
-	topics  sync.Map   // topic → *position
-	mu      sync.Mutex // serialises new positions, ntopics, wgen and calls to rand
-	ntopics int
-	worst   atomic.Uint64
-	wgen    uint64 // weight-set generation
+	now      func() time.Time
+	rand     func() uint64
+	randMu   *sync.Mutex // serialises calls to a caller's Rand; nil for math/rand/v2
+	snap     atomic.Pointer[snapshot]
+	topics   sync.Map // topic → *position; changed only under its shard's lock
+	seed     maphash.Seed
+	shards   []shard
+	perShard int
+	mu       sync.Mutex // serialises SetPolicy and wgen
+	worst    atomic.Uint64
+	wgen     uint64 // weight-set generation
+}
+
+// shard holds the CLOCK ring of the topics whose hash falls on it.
+type shard struct {
+	mu   sync.Mutex
+	ring []*position
+	hand int
+	_    [24]byte // one shard per cache line
 }
 
 type exclusion struct {
@@ -115,30 +153,85 @@ type snapshot struct {
 	wgen     uint64
 }
 
-// position is one topic's counter for one route version and weight set.
+// position is one topic's counter for one route version and weight set: 64 bytes, so
+// the allocator gives each its own cache line and counters of different topics do not
+// share one.
 type position struct {
-	version  uint64
-	n        int
-	wgen     uint64
-	sched    []int32 // weighted schedule; nil without weights
-	brokers  []string
-	queuesOf [][]int32
-	next     atomic.Uint64
-	_        [40]byte
+	next    atomic.Uint64
+	version uint64
+	wgen    uint64
+	topic   string
+	sched   *[]int32 // weighted schedule; nil without weights
+	n       int32
+	slot    int32         // index in its shard's ring; under the shard's lock
+	used    atomic.Uint32 // CLOCK reference bit: decided with since the hand passed
 }
 
 // New returns a Picker with the zero Policy.
 func New(o Options) *Picker {
-	p := &Picker{now: o.Now, rand: o.Rand}
+	p := &Picker{now: o.Now, rand: o.Rand, seed: maphash.MakeSeed()}
 	if p.now == nil {
 		p.now = time.Now
 	}
 	if p.rand == nil {
-		p.rand = rand.Uint64
+		p.rand = rand.Uint64 // safe for concurrent use
+	} else {
+		p.randMu = new(sync.Mutex)
 	}
+	limit := o.MaxTopics
+	if limit <= 0 {
+		limit = MaxTopics
+	}
+	// Shards of at least 1024 counters, so that a small bound is not cut into slivers
+	// that evict while the Picker as a whole has room.
+	n := 1
+	for n < maxShards && n*2*1024 <= limit {
+		n *= 2
+	}
+	p.shards = make([]shard, n)
+	p.perShard = (limit + n - 1) / n
 	p.snap.Store(&snapshot{})
 	p.worst.Store(o.Rotation)
 	return p
+}
+
+// Forget drops topic's counter, if it has one; its next decision starts at a new random
+// position. Callers that know a topic is gone (the daemon's idle topics) free its
+// memory before the bound would.
+func (p *Picker) Forget(topic string) {
+	s := p.shard(topic)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := p.topics.Load(topic)
+	if !ok {
+		return
+	}
+	t := v.(*position)
+	p.topics.Delete(topic)
+	last := len(s.ring) - 1
+	moved := s.ring[last]
+	s.ring[t.slot], moved.slot = moved, t.slot
+	s.ring[last] = nil
+	s.ring = s.ring[:last]
+	if s.hand >= len(s.ring) {
+		s.hand = 0
+	}
+}
+
+func (p *Picker) shard(topic string) *shard {
+	if len(p.shards) == 1 {
+		return &p.shards[0]
+	}
+	return &p.shards[maphash.String(p.seed, topic)&uint64(len(p.shards)-1)]
+}
+
+func (p *Picker) random() uint64 {
+	if p.randMu == nil {
+		return p.rand()
+	}
+	p.randMu.Lock()
+	defer p.randMu.Unlock()
+	return p.rand()
 }
 
 // SetPolicy installs pol for the decisions that follow. It does not retain pol.
@@ -211,10 +304,11 @@ func (p *Picker) Pick(sel *sdk.Selection) int {
 		}
 	}
 	if t.sched != nil {
-		m := len(t.sched)
+		sched := *t.sched
+		m := len(sched)
 		k0 := int(c % uint64(m))
 		for k := range m {
-			j := int(t.sched[wrap(k0+k, m)])
+			j := int(sched[wrap(k0+k, m)])
 			if b := sel.Queues[j].Broker; b != sel.LastBroker && w.available(b) {
 				return j
 			}
@@ -237,7 +331,7 @@ func (p *Picker) Pick(sel *sdk.Selection) int {
 	if onLast >= 0 {
 		return onLast
 	}
-	return p.leastBad(t, sel, &w, pos)
+	return p.leastBad(sel, &w, pos)
 }
 
 // walker answers availability, reading the clock at most once and only when a
@@ -288,18 +382,23 @@ func wrap(j, n int) int {
 	return j
 }
 
-// leastBad is rule 4; it runs only when every broker of the route is excluded.
-func (p *Picker) leastBad(t *position, sel *sdk.Selection, w *walker, pos int) int {
-	skip := -1
-	if sel.LastBroker != "" && len(t.brokers) > 1 {
-		for i, b := range t.brokers {
-			if b == sel.LastBroker {
-				skip = i
-				break
-			}
+// leastBad is rule 4; it runs only when every broker of the route is excluded, so it
+// reads the route's brokers from sel instead of keeping them per topic.
+func (p *Picker) leastBad(sel *sdk.Selection, w *walker, pos int) int {
+	var buf [16]string
+	brokers := buf[:0]
+	for _, q := range sel.Queues {
+		// A route lists a broker's queues together: compare with the last one first.
+		if n := len(brokers); n > 0 && brokers[n-1] == q.Broker || slices.Contains(brokers, q.Broker) {
+			continue
 		}
+		brokers = append(brokers, q.Broker)
 	}
-	count := len(t.brokers)
+	skip := -1
+	if sel.LastBroker != "" && len(brokers) > 1 {
+		skip = slices.Index(brokers, sel.LastBroker)
+	}
+	count := len(brokers)
 	if skip >= 0 {
 		count--
 	}
@@ -308,73 +407,120 @@ func (p *Picker) leastBad(t *position, sel *sdk.Selection, w *walker, pos int) i
 		want = int(p.worst.Add(1) % uint64(half))
 	}
 	better := func(a, b int) bool {
-		ea, eb := w.sn.excluded[t.brokers[a]], w.sn.excluded[t.brokers[b]]
+		ea, eb := w.sn.excluded[brokers[a]], w.sn.excluded[brokers[b]]
 		if c := cmp.Compare(ea.cost, eb.cost); c != 0 {
 			return c < 0
 		}
 		if c := cmp.Compare(ea.until, eb.until); c != 0 {
 			return c < 0
 		}
-		return t.brokers[a] < t.brokers[b]
+		return brokers[a] < brokers[b]
 	}
-	for i := range t.brokers {
+	for i := range brokers {
 		if i == skip {
 			continue
 		}
 		rank := 0
-		for j := range t.brokers {
+		for j := range brokers {
 			if j != skip && j != i && better(j, i) {
 				rank++
 			}
 		}
 		if rank == want {
-			qs := t.queuesOf[i]
-			return int(qs[pos%len(qs)])
+			return nthOn(sel.Queues, brokers[i], pos)
 		}
 	}
 	return pos // unreachable: ranks are a permutation of 0..count-1
 }
 
-// position returns sel.Topic's counter for the route version and weight set of sn.
+// nthOn returns the index of broker's queue number pos (modulo its queue count) in
+// the order of qs; broker has at least one queue in qs.
+func nthOn(qs []sdk.Queue, broker string, pos int) int {
+	c := 0
+	for _, q := range qs {
+		if q.Broker == broker {
+			c++
+		}
+	}
+	k := pos % c
+	for j, q := range qs {
+		if q.Broker == broker {
+			if k == 0 {
+				return j
+			}
+			k--
+		}
+	}
+	return pos // unreachable
+}
+
+// position returns sel.Topic's counter for the route version and weight set of sn. In
+// steady state it is one lookup and no write but the counter's; a new topic, route
+// version or weight set builds one under its shard's lock.
 func (p *Picker) position(sel *sdk.Selection, sn *snapshot) *position {
-	n := len(sel.Queues)
 	if v, ok := p.topics.Load(sel.Topic); ok {
-		if t := v.(*position); t.version == sel.RouteVersion && t.n == n && t.wgen == sn.wgen {
+		if t := v.(*position); t.fits(sel, sn) {
+			if t.used.Load() == 0 {
+				t.used.Store(1)
+			}
 			return t
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	return p.build(sel, sn)
+}
+
+func (t *position) fits(sel *sdk.Selection, sn *snapshot) bool {
+	return t.version == sel.RouteVersion && int(t.n) == len(sel.Queues) && t.wgen == sn.wgen
+}
+
+func (p *Picker) build(sel *sdk.Selection, sn *snapshot) *position {
+	s := p.shard(sel.Topic)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	v, existed := p.topics.Load(sel.Topic)
+	var old *position
 	if existed {
-		if t := v.(*position); t.version == sel.RouteVersion && t.n == n && t.wgen == sn.wgen {
-			return t
+		if old = v.(*position); old.fits(sel, sn) {
+			return old
 		}
 	}
-	t := &position{version: sel.RouteVersion, n: n, wgen: sn.wgen}
-	slot := make(map[string]int)
-	for i, q := range sel.Queues {
-		k, ok := slot[q.Broker]
-		if !ok {
-			k = len(t.brokers)
-			slot[q.Broker] = k
-			t.brokers = append(t.brokers, q.Broker)
-			t.queuesOf = append(t.queuesOf, nil)
-		}
-		t.queuesOf[k] = append(t.queuesOf[k], int32(i))
-	}
+	t := &position{version: sel.RouteVersion, n: int32(len(sel.Queues)), wgen: sn.wgen}
 	if sn.weights != nil {
-		t.sched = schedule(sel.Queues, sn.weights)
-	}
-	t.next.Store(p.rand())
-	if !existed {
-		if p.ntopics++; p.ntopics > MaxTopics {
-			p.topics.Clear()
-			p.ntopics = 1
+		if sched := schedule(sel.Queues, sn.weights); sched != nil {
+			t.sched = &sched
 		}
 	}
-	p.topics.Store(sel.Topic, t)
+	t.next.Store(p.random())
+	switch {
+	case old != nil: // a new route version or weight set: take the old one's slot
+		t.topic, t.slot = old.topic, old.slot
+	case len(s.ring) < p.perShard:
+		t.topic, t.slot = strings.Clone(sel.Topic), int32(len(s.ring))
+		s.ring = append(s.ring, nil)
+	default:
+		t.topic, t.slot = strings.Clone(sel.Topic), s.evict(&p.topics)
+	}
+	s.ring[t.slot] = t
+	p.topics.Store(t.topic, t)
 	return t
+}
+
+// evict frees one slot of a full ring by CLOCK and returns it: the hand clears the
+// reference bits of the counters it passes until one was not used since its last
+// pass, and takes the clockScan-th when all were.
+func (s *shard) evict(topics *sync.Map) int32 {
+	for k := 1; ; k++ {
+		t := s.ring[s.hand]
+		if s.hand++; s.hand == len(s.ring) {
+			s.hand = 0
+		}
+		if t.used.Load() != 0 && k < clockScan {
+			t.used.Store(0)
+			continue
+		}
+		topics.Delete(t.topic)
+		return t.slot
+	}
 }
 
 // schedule is the smooth weighted round-robin order (as nginx interleaves upstreams) of

@@ -1,6 +1,8 @@
 package pick_test
 
 import (
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,6 +125,50 @@ func BenchmarkPick(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					p.Pick(sel)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkPickTopics cycles round-robin over 1, 4,096 and 100,000 topics (one shared
+// route), the growth case of issue 19: a decision must cost the same at any count.
+func BenchmarkPickTopics(b *testing.B) {
+	qs := route()
+	for _, n := range []int{1, 4096, 100_000} {
+		sels := make([]sdk.Selection, n)
+		for i := range sels {
+			sels[i] = sdk.Selection{Topic: fmt.Sprintf("topic-%06d", i), RouteVersion: 1, Queues: qs}
+		}
+		b.Run(fmt.Sprintf("topics=%d", n), func(b *testing.B) {
+			p := pick.New(pick.Options{})
+			for i := range sels {
+				p.Pick(&sels[i]) // warm: every topic has its position
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				p.Pick(&sels[i])
+				if i++; i == n {
+					i = 0
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("topics=%d/parallel", n), func(b *testing.B) {
+			p := pick.New(pick.Options{})
+			for i := range sels {
+				p.Pick(&sels[i])
+			}
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(7919)) % n
+				for pb.Next() {
+					p.Pick(&sels[i])
+					if i++; i == n {
+						i = 0
+					}
 				}
 			})
 		})
