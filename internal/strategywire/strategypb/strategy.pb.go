@@ -1,6 +1,6 @@
 // The wire protocol between producerd (the host) and an out-of-process queue-selection
 // strategy (the plugin). Plugin authors never see these types: package sdk translates
-// them to and from its plain Go contract. Regenerate with `go generate ./plugins/sdk`.
+// them to and from its plain Go contract. Regenerate with `go generate ./internal/strategywire`.
 //
 // Protocol in short:
 //   1. go-plugin handshake (magic cookie, go-plugin protocol version, AutoMTLS).
@@ -22,11 +22,12 @@
 package strategypb
 
 import (
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -487,7 +488,7 @@ func (x *ConfigureResponse) GetMessage() string {
 }
 
 // Route defines the queue list of (topic, version) for the rest of the session. The
-// plugin keeps the most recent versions of each topic (see sdk.RouteVersionsKept);
+// plugin keeps the most recent versions of each topic (see strategywire.RouteVersionsKept);
 // brokers is a dictionary that queue_broker indexes.
 type Route struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1298,7 +1299,7 @@ const file_strategy_proto_rawDesc = "" +
 	"\bStrategy\x12[\n" +
 	"\bDescribe\x12&.producerd.strategy.v1.DescribeRequest\x1a'.producerd.strategy.v1.DescribeResponse\x12^\n" +
 	"\tConfigure\x12'.producerd.strategy.v1.ConfigureRequest\x1a(.producerd.strategy.v1.ConfigureResponse\x12E\n" +
-	"\aSession\x12\x19.producerd.strategy.v1.Up\x1a\x1b.producerd.strategy.v1.Down(\x010\x01B@Z>github.com/producerd/producerd/plugins/sdk/internal/strategypbb\x06proto3"
+	"\aSession\x12\x19.producerd.strategy.v1.Up\x1a\x1b.producerd.strategy.v1.Down(\x010\x01BAZ?github.com/producerd/producerd/internal/strategywire/strategypbb\x06proto3"
 
 var (
 	file_strategy_proto_rawDescOnce sync.Once
