@@ -86,7 +86,7 @@ func (s *server) current(settings []byte, rebuild bool) (*served, error) {
 	defer s.mu.Unlock()
 	old := s.cur.Load()
 	if old != nil && (!rebuild || bytes.Equal(bytes.TrimSpace(settings), bytes.TrimSpace(s.settings)) ||
-		EmptySettings(settings) && EmptySettings(s.settings)) {
+		emptySettings(settings) && emptySettings(s.settings)) {
 		return old, nil
 	}
 	st, err := s.newServed(settings)
