@@ -1,3 +1,5 @@
+//go:build !wasip1
+
 package strategywire
 
 import (
@@ -5,18 +7,6 @@ import (
 
 	"github.com/producerd/producerd/internal/strategywire/strategypb"
 )
-
-// HealthRow is the shape of sdk.BrokerHealth: the same fields in the same order. Both
-// sides translate health tables (the plugin publishes them, the host seeds them), so
-// the translation lives here, generic over that shape: a field added to
-// sdk.BrokerHealth and not here stops the build instead of being dropped on the wire.
-type HealthRow = struct {
-	Broker    string
-	Available bool
-	Until     time.Time
-	Latency   time.Duration
-	Weight    uint32
-}
 
 // HealthToPB encodes a health table.
 func HealthToPB[T ~HealthRow](rows []T) *strategypb.HealthTable {

@@ -3,12 +3,12 @@
 // apply in step, the error codes that cross the process and the generated protocol
 // (subpackage strategypb). The plugin side is package sdk (Serve); the host side is
 // host/internal/pluginclient. It imports neither, so both can import it; it is
-// internal because no plugin author needs it.
+// internal because no plugin author needs it. Under GOOS=wasip1 only its plain Go
+// part builds (no go-plugin, gRPC or protobuf), so that a WebAssembly guest importing
+// sdk links none of them.
 package strategywire
 
-import (
-	"github.com/hashicorp/go-plugin"
-)
+import "time"
 
 // Protocol constants shared by sdk.Serve (the plugin side) and the host's client.
 const (
@@ -34,17 +34,6 @@ const (
 	// the plugin's environment.
 	EnvLogLevel = "PRODUCERD_PLUGIN_LOG_LEVEL"
 )
-
-// Handshake is the go-plugin handshake of producerd strategy plugins. The magic cookie
-// only keeps a plugin binary from being run by hand by mistake; it is not a security
-// measure (AutoMTLS and the optional SHA-256 pin are). ProtocolVersion is go-plugin's
-// application protocol version: it changes only with an incompatible change of the
-// gRPC service; compatible changes are negotiated in Describe.
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  1,
-	MagicCookieKey:   "PRODUCERD_STRATEGY_PLUGIN",
-	MagicCookieValue: "7c1e4b0a9d2f46e8b3a5producerd-strategy",
-}
 
 // Features lists the optional interfaces of the sdk contract a strategy implements. A
 // plugin declares them in Describe (a type assertion cannot cross a process); a
@@ -98,4 +87,16 @@ func (t *TopicRoutes[V]) Put(v uint64, val V) {
 	}
 	t.version[t.n], t.value[t.n] = v, val
 	t.n++
+}
+
+// HealthRow is the shape of sdk.BrokerHealth: the same fields in the same order. Both
+// sides translate health tables (the plugin publishes them, the host seeds them), so
+// the translation lives here, generic over that shape: a field added to
+// sdk.BrokerHealth and not here stops the build instead of being dropped on the wire.
+type HealthRow = struct {
+	Broker    string
+	Available bool
+	Until     time.Time
+	Latency   time.Duration
+	Weight    uint32
 }
