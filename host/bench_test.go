@@ -48,7 +48,7 @@ func benchHost(b *testing.B, spec Spec) (*cpuMeter, sdk.Selector) {
 	if err := h.Start(context.Background(), spec); err != nil {
 		b.Fatal(err)
 	}
-	if st := h.Status(); !spec.InProcess && st.Mode != ModePlugin {
+	if st := h.Status(); !spec.InProcess && !spec.wasm() && st.Mode != ModePlugin {
 		b.Fatalf("plugin not running: %+v", st)
 	}
 	b.Cleanup(func() {
@@ -69,24 +69,25 @@ func benchHost(b *testing.B, spec Spec) (*cpuMeter, sdk.Selector) {
 	return &cpuMeter{h: h}, s
 }
 
+// benchSpecs returns the paths of plugin compared: in-process, a plugin process and a
+// WebAssembly module.
 func benchSpecs(b *testing.B, plugin string) []struct {
 	name string
 	spec Spec
 } {
-	out := []struct {
+	type path = struct {
 		name string
 		spec Spec
-	}{{"in-process", Spec{Plugin: plugin, InProcess: true}}}
-	if plugin == "keyhash" {
-		return append(out, struct {
-			name string
-			spec Spec
-		}{"plugin", Spec{Name: "keyhash", Plugin: keyhashPlugin(b)}})
 	}
-	return append(out, struct {
-		name string
-		spec Spec
-	}{"plugin", Spec{Plugin: plugin, Command: selfCommand(plugin)}})
+	proc := Spec{Plugin: plugin, Command: selfCommand(plugin)}
+	if plugin == "keyhash" {
+		proc = Spec{Name: "keyhash", Plugin: keyhashPlugin(b)}
+	}
+	return []path{
+		{"in-process", Spec{Plugin: plugin, InProcess: true}},
+		{"plugin", proc},
+		{"wasm", sendSpec(b, plugin, "wasm")},
+	}
 }
 
 func decide(ctx context.Context, b *testing.B, s sdk.Selector, obs sdk.Observer, sel *sdk.Selection) {
