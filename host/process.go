@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/producerd/producerd/host/internal/pluginclient"
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/plugins/sdk"
 )
 
@@ -19,8 +21,8 @@ import (
 type conn struct {
 	client *plugin.Client
 	cmd    *exec.Cmd
-	sess   *sdk.Session
-	info   sdk.Info
+	sess   *pluginclient.Session
+	info   pluginclient.Info
 	pid    int
 	local  *localApply // set when the strategy declares LocalApply
 
@@ -64,8 +66,8 @@ func (g *generation) launch(ctx context.Context) (_ *conn, err error) {
 	cmd.Env = pluginEnv(g.spec.Env)
 	setProcAttr(cmd)
 	cc := &plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		Plugins:          sdk.PluginSet(nil),
+		HandshakeConfig:  strategywire.Handshake,
+		Plugins:          pluginclient.PluginSet(),
 		Cmd:              cmd,
 		SkipHostEnv:      true, // cmd.Env is the whole environment (with go-plugin's)
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -93,11 +95,11 @@ func (g *generation) launch(ctx context.Context) (_ *conn, err error) {
 	if cmd.Process != nil {
 		c.pid = cmd.Process.Pid
 	}
-	raw, err := proto.Dispense(sdk.PluginName)
+	raw, err := proto.Dispense(strategywire.PluginName)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", path, err)
 	}
-	remote, ok := raw.(*sdk.Remote)
+	remote, ok := raw.(*pluginclient.Remote)
 	if !ok {
 		return nil, fmt.Errorf("plugin %s: dispensed %T", path, raw)
 	}
@@ -110,7 +112,7 @@ func (g *generation) launch(ctx context.Context) (_ *conn, err error) {
 			return nil, fmt.Errorf("plugin %s: %w", path, err)
 		}
 	}
-	opts := sdk.SessionOptions{
+	opts := pluginclient.SessionOptions{
 		DecisionTimeout: g.spec.DecisionTimeout,
 		UrgentTimeout:   g.h.cfg.UrgentTimeout,
 		SyncTimeout:     g.h.cfg.StallRestart,
@@ -157,7 +159,7 @@ func trialDecision(ctx context.Context, selectFn func(context.Context, *sdk.Sele
 			return fmt.Errorf("probe decision: index %d outside [0, %d)", i, len(sel.Queues))
 		case err == nil:
 			return nil
-		case !errors.Is(err, sdk.ErrDecisionTimeout):
+		case !errors.Is(err, strategywire.ErrDecisionTimeout):
 			return fmt.Errorf("probe decision: %w", err)
 		}
 	}
@@ -204,7 +206,7 @@ func (g *generation) supervise(first *conn, firstErr error) {
 			hook(g.spec.Name, err)
 		}
 		switch {
-		case errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrUntrustedPlugin), errors.Is(err, sdk.ErrInvalidSettings), errors.Is(err, sdk.ErrUnsupportedVersion):
+		case errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrUntrustedPlugin), errors.Is(err, sdk.ErrInvalidSettings), errors.Is(err, strategywire.ErrUnsupportedVersion):
 			g.log.Error("strategy plugin cannot be used; deciding in-process until the next swap", "error", err)
 			g.setMode(ModeFailed, err)
 			return

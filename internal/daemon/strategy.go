@@ -14,7 +14,7 @@ import (
 )
 
 // strategyHost is what a group needs from its strategy host: one selector handed to
-// core once (an sdk.Provider across swaps), swap, status and close. hostAdapter
+// core once (a host.Provider across swaps), swap, status and close. hostAdapter
 // implements it with package host.
 type strategyHost interface {
 	Selector() sdk.Selector
