@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,7 +81,7 @@ func sendSpec(b *testing.B, name, path string) Spec {
 }
 
 func benchSend(b *testing.B, c *rmqtest.Cluster, spec Spec) {
-	h, _ := newHost(b, func(c *Config) {
+	h, logs := newHost(b, func(c *Config) {
 		c.DecisionTimeout = pluginclient.DefaultDecisionTimeout
 		c.UrgentTimeout = pluginclient.DefaultUrgentTimeout
 	})
@@ -129,6 +130,13 @@ func benchSend(b *testing.B, c *rmqtest.Cluster, spec Spec) {
 	st := h.Status()
 	if fb := st.Fallbacks - st0.Fallbacks; fb > 0 {
 		b.Logf("%s: %d of %d decisions fell back: %v", spec.Plugin, fb, st.Decisions-st0.Decisions, st.FallbacksByReason)
+		n := 0
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "[ERROR]") && n < 5 {
+				b.Log(strings.TrimSpace(line))
+				n++
+			}
+		}
 	}
 	b.ReportMetric(float64(st.Fallbacks-st0.Fallbacks), "fallbacks")
 }
