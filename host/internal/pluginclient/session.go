@@ -318,6 +318,9 @@ func (s *Session) noteTransit(now int64, up uint64, took int64) {
 	s.lagCur = max(s.lagCur, now-s.upSentAt[up%uint64(len(s.upSentAt))]-took)
 }
 
+// errMalformedAnswer fails a request whose id came without an index.
+var errMalformedAnswer = fmt.Errorf("%w: malformed answer", strategywire.ErrRemote)
+
 // maxLagGrace bounds the transit allowance of a request without an answer.
 const maxLagGrace = time.Second
 
@@ -607,13 +610,15 @@ func (s *Session) receiver() {
 			for i, id := range ids {
 				if c, ok := s.calls[id]; ok {
 					delete(s.calls, id)
-					r := callResult{idx: -1, err: fmt.Errorf("%w: malformed answer", strategywire.ErrRemote)}
+					var r callResult
 					switch {
 					case took > int64(s.opts.DecisionTimeout):
 						s.timeouts.Add(1) // the plugin answered, after the deadline
 						r = callResult{idx: -1, err: strategywire.ErrDecisionTimeout}
 					case i < len(idx):
 						r = callResult{idx: idx[i]}
+					default:
+						r = callResult{idx: -1, err: errMalformedAnswer}
 					}
 					c.ch <- r
 				}
