@@ -99,6 +99,17 @@ func TestOrdinaryOutcomesFlushInTheBackground(t *testing.T) {
 	}
 	s.Observe(ctx, batch)
 	testwait.For(t, 10*time.Second, "the full batch's broadcast", func() bool { return s.Stats().Calls-base >= 3 })
+	// A backlog the flusher has not taken (the guest is not keeping up) is broadcast by
+	// the caller: the queue stays bounded.
+	base = s.Stats().Calls
+	backlog := make([]sdk.Outcome, 4*1024)
+	for i := range backlog {
+		backlog[i] = sdktest.OK("broker-c", time.Millisecond)
+	}
+	s.Observe(ctx, backlog)
+	if got := s.Stats().Calls - base; got < 2 {
+		t.Fatalf("Observe of a %d-outcome backlog returned after %d guest calls, want it applied on every instance", len(backlog), got)
+	}
 }
 
 // TestOnlyInstanceReplacedKeepsPolicy: the one instance of a locally applied module
