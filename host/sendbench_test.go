@@ -20,15 +20,18 @@ import (
 // the real RocketMQ (PRODUCERD_RMQ_STATE) through core with each strategy on each path,
 // side by side in one run:
 //
-//	PRODUCERD_RMQ_STATE=/work/rmq/cluster.json go test -run '^$' -bench StrategySend -benchtime 20000x ./host/
+//	PRODUCERD_RMQ_STATE=/work/rmq/cluster.json go test -run '^$' -bench StrategySend -benchtime 50000x -count 2 ./host/
 //
 // Strategies: round-robin, latency-fault, the least-latency example (they publish a
 // policy: the host decides in-process on every path) and keyhash (it needs the message:
 // every decision crosses to the plugin or the module). Messages carry keys (Keys), not
 // a sharding key, since a sharding key is placed by core (core/order.go) and never
 // reaches a strategy. Paths: in-process, process (a plugin process), wasm. Reported:
-// msgs/s, host-cpu-ns/op (the test process: core, host and, for wasm, the module) and
-// plugin-cpu-ns/op.
+// msgs/s, host-cpu-ns/op (the test process: core, host and, for wasm, the module;
+// getrusage), plugin-cpu-ns/op (the plugin process's threads, from schedstat) and
+// fallbacks (decisions the strategy did not make; the host's first error lines are
+// logged when there are any). On a machine shared with the broker msgs/s varies by
+// ±30 % from run to run: compare the CPU per op, and run the paths side by side.
 func BenchmarkStrategySend(b *testing.B) {
 	c := rmqtest.Require(b)
 	for _, name := range []string{"roundrobin", "latencyfault", "leastlatency", "keyhash"} {
