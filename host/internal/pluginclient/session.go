@@ -16,8 +16,8 @@ import (
 )
 
 // Session is the host side of the one long-lived stream to a plugin. It implements the
-// contract (sdk.Selector, sdk.Observer, sdk.HealthReporter, sdk.HealthSeeder, sdk.Describer) on top of the
-// stream, so that a host can call it like an in-process strategy:
+// sdk contract (Selector, Observer, HealthReporter, HealthSeeder, Describer) on top of
+// the stream, so that a host can call it like an in-process strategy:
 //
 //   - Select sends the decision and waits for its answer (or until ctx is done). Many
 //     callers are pipelined: a sender goroutine packs every waiting request into one
@@ -25,9 +25,10 @@ import (
 //     unanswered new requests wait and leave together with the next answer
 //     (self-clocked batching: a lone caller never waits, many callers get large
 //     batches). The queue list crosses only when (topic, RouteVersion) is new to the
-//     plugin. On any failure Select returns -1 and an error wrapping one of this
-//     package's sentinels (strategywire.ErrDecisionTimeout, ErrSessionClosed, ErrOverloaded,
-//     strategywire.ErrSelectFailed, ...); the caller falls back. The index is not range-checked.
+//     plugin. On any failure Select returns -1 and an error wrapping a sentinel
+//     (ErrSessionClosed, ErrOverloaded, strategywire.ErrDecisionTimeout,
+//     strategywire.ErrSelectFailed, ...); the caller falls back. The index is not
+//     range-checked.
 //   - DecisionTimeout measures the plugin's lateness, not the host's own queueing: an
 //     answer is late when the plugin took longer than DecisionTimeout between receiving
 //     the request and sending its answer (it stamps both with the machine's clock),
@@ -41,7 +42,7 @@ import (
 //     to be sent fails the same way, from when it was made.
 //   - Observe batches outcomes and returns without waiting; they leave after at most
 //     FlushInterval or FlushOutcomes outcomes. An urgent outcome (Kind.Failed(), or OK
-//     and slower than the sdk.Descriptor's UrgentLatency) is sent at once and Observe waits,
+//     and slower than the Descriptor's UrgentLatency) is sent at once and Observe waits,
 //     at most UrgentTimeout, until the plugin has applied it and published its health
 //     table, so that a selection made after Observe returns sees its effect.
 //   - Health returns the last table the plugin published.
