@@ -96,7 +96,7 @@ strategy = "ll"
 	if err := os.WriteFile(badPath, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errOut := runCLI("validate", "-c", badPath); code != 1 || !strings.Contains(errOut, badPath+": strategy ll:") || !strings.Contains(errOut, "band: 0.5 is not ≥ 1") {
+	if code, _, errOut := runCLI("validate", "-c", badPath); code != 1 || !strings.Contains(errOut, badPath+":7: key strategy.ll.settings.band: 0.5 is not ≥ 1") {
 		t.Fatalf("validate with a bad setting: %d %s", code, errOut)
 	}
 
@@ -138,6 +138,19 @@ strategy = "ll"
 		!strings.Contains(string(metrics), `producerd_strategy_generation{group="g",strategy="llwasm"} 2`) ||
 		regexp.MustCompile(`producerd_strategy_fallbacks_total\{[^}]*\} [1-9]`).MatchString(string(metrics)) {
 		t.Fatalf("metrics: want 600 decisions and no fallback:\n%s", grepLines(string(metrics), "producerd_strategy_"))
+	}
+
+	// A reload whose new settings the plugin rejects names the key's line, and keeps
+	// the running strategy.
+	if err := os.WriteFile(cfgPath, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "reload", "-admin", adminAddr).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), cfgPath+":7: key strategy.ll.settings.band: 0.5 is not ≥ 1") {
+		t.Fatalf("reload with a bad setting: %v\n%s", err, out)
+	}
+	if out := cli("status", "-admin", adminAddr); !groupRow("llwasm").MatchString(out) {
+		t.Fatalf("status after the refused reload: %s", out)
 	}
 }
 

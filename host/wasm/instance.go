@@ -162,7 +162,7 @@ func (s *strategy) initInstance(in *instance) error {
 	case code == wasmabi.CodeUnsupported:
 		return fmt.Errorf("%w: the module takes no settings", sdk.ErrInvalidSettings)
 	case code < 0:
-		return fmt.Errorf("%w: %s", sdk.ErrInvalidSettings, s.guestText(in, code))
+		return wasmabi.SettingsError(s.guestText(in, code))
 	}
 	return nil
 }

@@ -97,3 +97,17 @@ func outcomesFromPB(p *strategypb.Outcomes, out []Outcome) ([]Outcome, error) {
 	}
 	return out, nil
 }
+
+// settingProblemsToPB lists the *SettingError values of a constructor's error, so that
+// the host can place each at its key's line in its config.
+func settingProblemsToPB(err error) []*strategypb.SettingProblem {
+	var out []*strategypb.SettingProblem
+	for _, se := range strategywire.ErrorsOf[*SettingError](err) {
+		p := &strategypb.SettingProblem{Key: se.Key}
+		if se.Err != nil {
+			p.Message = se.Err.Error()
+		}
+		out = append(out, p)
+	}
+	return out
+}

@@ -25,17 +25,19 @@ const parentPoll = 250 * time.Millisecond
 //
 // Serve owns the plugin side of the protocol:
 //
-//   - the go-plugin handshake (magic cookie, protocol version), the gRPC
-//     server, and mutual TLS when the host asks for it (go-plugin AutoMTLS);
+//   - the go-plugin handshake (magic cookie, protocol version), the gRPC server, and
+//     mutual TLS when the host asks for it (go-plugin AutoMTLS);
 //   - strategy protocol version negotiation; the strategy is built once, by build,
 //     from the settings (JSON) the host sends in Describe, and the optional interfaces
 //     it implements (Observer, HealthReporter, HealthSeeder, Describer) are declared in
-//     the answer; a constructor error rejects the plugin with its message;
+//     the answer; a constructor error rejects the plugin with its message, and each
+//     *SettingError in it reaches the host with its key (the daemon reports it at the
+//     key's line);
 //   - the decision session: selections, outcomes, health publication, with panics in
 //     Select and Observe recovered and reported as errors;
 //   - logging: an hclog JSON logger on stderr, which go-plugin forwards to the host's
-//     log tagged with the plugin's name (level from the environment variable PRODUCERD_PLUGIN_LOG_LEVEL); plugin code can log
-//     through Logger();
+//     log tagged with the plugin's name (level from PRODUCERD_PLUGIN_LOG_LEVEL: trace,
+//     debug, info, warn, error; default info); plugin code logs through Logger();
 //   - exit when the host goes away: go-plugin's handshake (the binary refuses to run
 //     when not started by a host, exit status 1) plus a watchdog that exits (status 3)
 //     as soon as the parent process is gone, even if it died by SIGKILL.

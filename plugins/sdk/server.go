@@ -135,6 +135,7 @@ func (s *server) Describe(_ context.Context, req *strategypb.DescribeRequest) (*
 	st, err := s.current(req.GetSettings(), true)
 	if err != nil {
 		resp.Code, resp.Message = strategypb.Code_CODE_INVALID_SETTINGS, err.Error()
+		resp.SettingProblems = settingProblemsToPB(err)
 		return resp, nil
 	}
 	resp.Features = featuresToPB(st.feat)
@@ -148,7 +149,7 @@ func (s *server) Configure(_ context.Context, req *strategypb.ConfigureRequest) 
 		return nil, errNoImpl
 	}
 	if _, err := s.current(req.GetSettings(), true); err != nil {
-		return &strategypb.ConfigureResponse{Code: strategypb.Code_CODE_INVALID_SETTINGS, Message: err.Error()}, nil
+		return &strategypb.ConfigureResponse{Code: strategypb.Code_CODE_INVALID_SETTINGS, Message: err.Error(), SettingProblems: settingProblemsToPB(err)}, nil
 	}
 	return &strategypb.ConfigureResponse{}, nil
 }

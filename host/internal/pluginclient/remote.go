@@ -4,6 +4,7 @@ package pluginclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -42,7 +43,7 @@ func (r *Remote) Describe(ctx context.Context, settings []byte) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("pluginclient: describe: %w", err)
 	}
-	if err := strategywire.ErrOf(resp.GetCode(), resp.GetMessage()); err != nil {
+	if err := settingsErrOf(resp.GetCode(), resp.GetMessage(), resp.GetSettingProblems()); err != nil {
 		return Info{}, err
 	}
 	v := int(resp.GetVersion())
@@ -64,7 +65,21 @@ func (r *Remote) Configure(ctx context.Context, settings []byte) error {
 	if err != nil {
 		return fmt.Errorf("pluginclient: configure: %w", err)
 	}
-	return strategywire.ErrOf(resp.GetCode(), resp.GetMessage())
+	return settingsErrOf(resp.GetCode(), resp.GetMessage(), resp.GetSettingProblems())
+}
+
+// settingsErrOf is strategywire.ErrOf, except that the setting problems a plugin lists
+// with a settings rejection come back as *sdk.SettingError values (joined, wrapped in
+// sdk.ErrInvalidSettings), so that the daemon can place each at its key's line.
+func settingsErrOf(code strategypb.Code, msg string, problems []*strategypb.SettingProblem) error {
+	if code != strategypb.Code_CODE_INVALID_SETTINGS || len(problems) == 0 {
+		return strategywire.ErrOf(code, msg)
+	}
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = &sdk.SettingError{Key: p.GetKey(), Err: errors.New(p.GetMessage())}
+	}
+	return fmt.Errorf("%w: %w", sdk.ErrInvalidSettings, errors.Join(errs...))
 }
 
 // Defaults of SessionOptions.

@@ -460,6 +460,30 @@ func TestConstructorSettings(t *testing.T) {
 	if err := r.Configure(ctx, []byte(`{"x":2}`)); err != nil || len(built) != 2 {
 		t.Fatalf("Configure with new settings = %v, built %q (want a rebuild)", err, built)
 	}
+	// Each key crosses as its own problem (protocol field setting_problems), in
+	// Describe and in a version-1 host's Configure.
+	twoBad := func([]byte) (sdk.Selector, error) {
+		return nil, errors.Join(&sdk.SettingError{Key: "a", Err: errors.New("too big")}, &sdk.SettingError{Key: "b", Err: errors.New("unknown key")})
+	}
+	_, dErr := dial(twoBad).Describe(ctx, []byte(`{"a":1,"b":2}`))
+	r2 := dial(build)
+	if _, err := r2.Describe(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	cErr := r2.Configure(ctx, []byte(`{"bad":true}`))
+	for _, tc := range []struct {
+		name string
+		err  error
+		want []string
+	}{{"Describe", dErr, []string{"a: too big", "b: unknown key"}}, {"Configure", cErr, []string{"bad: is not allowed"}}} {
+		var got []string
+		for _, se := range strategywire.ErrorsOf[*sdk.SettingError](tc.err) {
+			got = append(got, se.Error())
+		}
+		if !errors.Is(tc.err, sdk.ErrInvalidSettings) || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: setting errors %q (error %v), want %q", tc.name, got, tc.err, tc.want)
+		}
+	}
 	plain := dial(sdk.NoSettings(func() sdk.Selector { return roundrobin.New() }))
 	for _, ok := range []string{"", "{}", " null "} {
 		if _, err := plain.Describe(ctx, []byte(ok)); err != nil {

@@ -254,7 +254,8 @@ func (g *guest) configure(in []byte) (code int32) {
 		err = errors.New("the constructor returned no strategy")
 	}
 	if err != nil {
-		return g.fail(wasmabi.CodeInvalidSettings, "%v", err)
+		g.lastErr = wasmabi.AppendSettingsError(g.lastErr[:0], err)
+		return wasmabi.CodeInvalidSettings
 	}
 	g.buildErr = nil
 	g.install(sel)
