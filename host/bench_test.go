@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,21 +25,6 @@ import (
 type cpuMeter struct {
 	h         *Host
 	self, plg time.Duration
-}
-
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+k) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 func (m *cpuMeter) start() {
@@ -65,7 +49,7 @@ func benchHost(b *testing.B, spec Spec) (*cpuMeter, sdk.Selector) {
 	if err := h.Start(context.Background(), spec); err != nil {
 		b.Fatal(err)
 	}
-	if st := h.Status(); !spec.InProcess && st.Mode != ModePlugin {
+	if st := h.Status(); !spec.InProcess && !spec.wasm() && st.Mode != ModePlugin {
 		b.Fatalf("plugin not running: %+v", st)
 	}
 	b.Cleanup(func() {
@@ -86,24 +70,25 @@ func benchHost(b *testing.B, spec Spec) (*cpuMeter, sdk.Selector) {
 	return &cpuMeter{h: h}, s
 }
 
+// benchSpecs returns the paths of plugin compared: in-process, a plugin process and a
+// WebAssembly module.
 func benchSpecs(b *testing.B, plugin string) []struct {
 	name string
 	spec Spec
 } {
-	out := []struct {
+	type path = struct {
 		name string
 		spec Spec
-	}{{"in-process", Spec{Plugin: plugin, InProcess: true}}}
-	if plugin == "keyhash" {
-		return append(out, struct {
-			name string
-			spec Spec
-		}{"plugin", Spec{Name: "keyhash", Plugin: keyhashPlugin(b)}})
 	}
-	return append(out, struct {
-		name string
-		spec Spec
-	}{"plugin", Spec{Plugin: plugin, Command: selfCommand(plugin)}})
+	proc := Spec{Plugin: plugin, Command: selfCommand(plugin)}
+	if plugin == "keyhash" {
+		proc = Spec{Name: "keyhash", Plugin: keyhashPlugin(b)}
+	}
+	return []path{
+		{"in-process", Spec{Plugin: plugin, InProcess: true}},
+		{"plugin", proc},
+		{"wasm", sendSpec(b, plugin, "wasm")},
+	}
 }
 
 func decide(ctx context.Context, b *testing.B, s sdk.Selector, obs sdk.Observer, sel *sdk.Selection) {

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,15 +20,18 @@ import (
 // the real RocketMQ (PRODUCERD_RMQ_STATE) through core with each strategy on each path,
 // side by side in one run:
 //
-//	PRODUCERD_RMQ_STATE=/work/rmq/cluster.json go test -run '^$' -bench StrategySend -benchtime 20000x ./host/
+//	PRODUCERD_RMQ_STATE=/work/rmq/cluster.json go test -run '^$' -bench StrategySend -benchtime 50000x -count 2 ./host/
 //
 // Strategies: round-robin, latency-fault, the least-latency example (they publish a
 // policy: the host decides in-process on every path) and keyhash (it needs the message:
 // every decision crosses to the plugin or the module). Messages carry keys (Keys), not
 // a sharding key, since a sharding key is placed by core (core/order.go) and never
 // reaches a strategy. Paths: in-process, process (a plugin process), wasm. Reported:
-// msgs/s, host-cpu-ns/op (the test process: core, host and, for wasm, the module) and
-// plugin-cpu-ns/op.
+// msgs/s, host-cpu-ns/op (the test process: core, host and, for wasm, the module;
+// getrusage), plugin-cpu-ns/op (the plugin process's threads, from schedstat) and
+// fallbacks (decisions the strategy did not make; the host's first error lines are
+// logged when there are any). On a machine shared with the broker msgs/s varies by
+// ±30 % from run to run: compare the CPU per op, and run the paths side by side.
 func BenchmarkStrategySend(b *testing.B) {
 	c := rmqtest.Require(b)
 	for _, name := range []string{"roundrobin", "latencyfault", "leastlatency", "keyhash"} {
@@ -80,7 +84,7 @@ func sendSpec(b *testing.B, name, path string) Spec {
 }
 
 func benchSend(b *testing.B, c *rmqtest.Cluster, spec Spec) {
-	h, _ := newHost(b, func(c *Config) {
+	h, logs := newHost(b, func(c *Config) {
 		c.DecisionTimeout = pluginclient.DefaultDecisionTimeout
 		c.UrgentTimeout = pluginclient.DefaultUrgentTimeout
 	})
@@ -129,6 +133,13 @@ func benchSend(b *testing.B, c *rmqtest.Cluster, spec Spec) {
 	st := h.Status()
 	if fb := st.Fallbacks - st0.Fallbacks; fb > 0 {
 		b.Logf("%s: %d of %d decisions fell back: %v", spec.Plugin, fb, st.Decisions-st0.Decisions, st.FallbacksByReason)
+		n := 0
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "[ERROR]") && n < 5 {
+				b.Log(strings.TrimSpace(line))
+				n++
+			}
+		}
 	}
 	b.ReportMetric(float64(st.Fallbacks-st0.Fallbacks), "fallbacks")
 }

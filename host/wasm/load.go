@@ -86,13 +86,15 @@ func Load(ctx context.Context, path string, opts Options) (Strategy, error) {
 		return nil, err
 	}
 	s := &strategy{
-		opts:    o,
-		path:    path,
-		ctx:     context.Background(),
-		epoch:   time.Now(),
-		done:    make(chan struct{}),
-		stop:    make(chan struct{}),
-		watched: make(map[*instance]struct{}),
+		opts:     o,
+		path:     path,
+		ctx:      context.Background(),
+		epoch:    time.Now(),
+		done:     make(chan struct{}),
+		stop:     make(chan struct{}),
+		flushNow: make(chan struct{}, 1),
+		arm:      make(chan struct{}, 1),
+		watched:  make(map[*instance]struct{}),
 	}
 	s.epochWall = s.epoch.UnixNano()
 	s.log = o.Logger.With("wasm", filepath.Base(path))
@@ -126,7 +128,7 @@ func Load(ctx context.Context, path string, opts Options) (Strategy, error) {
 	for i := range s.slots {
 		s.slots[i] = &slot{id: i}
 	}
-	for i := range s.slots {
+	for i := 0; i < len(s.slots); i++ { // s.slots may shrink after the first
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -139,6 +141,11 @@ func Load(ctx context.Context, path string, opts Options) (Strategy, error) {
 				s.discard(in)
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
+			if opts.Instances == 0 && s.localApply() {
+				// Decisions never enter the guest: one instance holds the strategy's
+				// state, and each outcome is applied once instead of once per core.
+				s.slots = s.slots[:1]
+			}
 		}
 		s.slots[i].inst.Store(in)
 	}
@@ -146,9 +153,13 @@ func Load(ctx context.Context, path string, opts Options) (Strategy, error) {
 		s.opts.Name = s.desc.Descriptor.Name
 	}
 	s.log = o.Logger.With("strategy", s.opts.Name, "wasm", filepath.Base(path))
-	if s.desc.Descriptor.LocalApply && !o.NoLocalApply {
+	if s.localApply() {
 		s.local = pick.New(pick.Options{}) // without health: the zero policy (round-robin)
 		s.publishPolicy()
+	}
+	if s.features.Observer {
+		s.workers.Add(1)
+		go s.flusher()
 	}
 	ok = true
 	return s, nil
@@ -197,6 +208,12 @@ func (s *strategy) describe(in *instance, mod *wasmbin.Module) error {
 		Describer:      true,
 	}
 	return nil
+}
+
+// localApply reports whether the host decides for the module with package pick (see
+// Options.NoLocalApply).
+func (s *strategy) localApply() bool {
+	return s.desc.Descriptor.LocalApply && !s.opts.NoLocalApply
 }
 
 // emptySettings reports settings that say nothing: empty, {} or null.

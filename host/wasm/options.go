@@ -44,7 +44,9 @@ type Options struct {
 	// second per 2 MB of WebAssembly; loading it from the cache, milliseconds.
 	CacheDir string
 	// Instances is the number of module instances in the pool: concurrent decisions
-	// up to this number run in parallel. Default runtime.GOMAXPROCS(0); at most
+	// up to this number run in parallel. Default runtime.GOMAXPROCS(0), or 1 for a
+	// module the host applies locally (LocalApply without NoLocalApply: its decisions
+	// never enter the guest, and every instance would apply every outcome); at most
 	// MaxInstances.
 	Instances int
 	// MemoryLimitPages caps each instance's linear memory, in 64 KiB pages; a guest that

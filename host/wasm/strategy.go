@@ -58,10 +58,12 @@ var _ Strategy = (*strategy)(nil)
 const observeChunk = 1024
 
 // Ordinary outcomes wait for a broadcast until observeBatch of them are pending or
-// observeFlush has passed since the last one.
+// observeFlush has passed since the first of them arrived; past observeBacklog waiting
+// outcomes, Observe broadcasts them itself.
 const (
-	observeBatch = 64
-	observeFlush = 2 * time.Millisecond
+	observeBatch   = 64
+	observeFlush   = 2 * time.Millisecond
+	observeBacklog = 4 * observeChunk
 )
 
 type strategy struct {
@@ -85,10 +87,20 @@ type strategy struct {
 	slots []*slot
 	// obsMu orders Observe and Seed broadcasts, and the seeding of a replacement, so
 	// that every instance applies the same outcomes in the same order.
-	obsMu     sync.Mutex
-	obsBuf    []byte
-	pending   []sdk.Outcome // ordinary outcomes not yet broadcast
-	lastFlush int64         // s.nanos() of the last broadcast
+	obsMu  sync.Mutex
+	obsBuf []byte
+	taken  []sdk.Outcome // the batch being broadcast; obsMu
+	// policy is the table the local picker decides from (the last one an instance
+	// published); it seeds a replacement that has no live sibling. obsMu.
+	policy []sdk.BrokerHealth
+	// pendMu guards pending, the outcomes not yet broadcast, in arrival order. Observe
+	// only appends to it; the broadcast runs on the flusher goroutine (or on the
+	// caller's for an urgent outcome), so that a connection's reader goroutine, which
+	// reports most outcomes, never waits for the guest.
+	pendMu   sync.Mutex
+	pending  []sdk.Outcome
+	flushNow chan struct{} // a full batch waits
+	arm      chan struct{} // an outcome entered an empty batch: start the flush timer
 
 	watchMu  sync.Mutex
 	watched  map[*instance]struct{}
@@ -228,11 +240,14 @@ func (s *strategy) Select(ctx context.Context, sel *sdk.Selection) (int, error) 
 // Observe implements sdk.Observer. Every live instance receives the outcomes, in the
 // same order for all (broadcasts are serialised), so that each instance's copy of the
 // strategy's state stays the same. Ordinary outcomes (OK, not slower than the
-// strategy's UrgentLatency) are batched: they reach the instances with the next urgent
-// outcome, once observeBatch of them wait, or once observeFlush has passed, because a
-// broadcast costs one guest call per instance. An urgent outcome (a failure, or a slow
-// OK) is applied at once, after those waiting, and Observe returns when every instance
-// has applied it, so the next Select sees it. It does nothing when the module does not
+// strategy's UrgentLatency) are batched: Observe only queues them, and the flusher
+// goroutine broadcasts them with the next urgent outcome, once observeBatch of them
+// wait, or observeFlush after the first of a batch arrived, because a broadcast costs
+// one guest call per instance and 0.3-0.8 µs per outcome in a Go guest. An
+// urgent outcome (a failure, or a slow OK) is applied at once on the caller's
+// goroutine, after those waiting, and Observe returns when every instance has applied
+// it, so the next Select sees it; so does any outcome that finds observeBacklog
+// waiting (the guest is not keeping up). It does nothing when the module does not
 // observe.
 func (s *strategy) Observe(_ context.Context, outcomes []sdk.Outcome) {
 	if !s.features.Observer || len(outcomes) == 0 || s.closed.Load() {
@@ -246,29 +261,77 @@ func (s *strategy) Observe(_ context.Context, outcomes []sdk.Outcome) {
 			break
 		}
 	}
-	s.obsMu.Lock()
-	defer s.obsMu.Unlock()
+	s.pendMu.Lock()
 	s.pending = append(s.pending, outcomes...)
-	if !urgent && len(s.pending) < observeBatch && s.nanos()-s.lastFlush < int64(observeFlush) {
-		return
+	n := len(s.pending)
+	s.pendMu.Unlock()
+	switch {
+	case urgent || n >= observeBacklog:
+		// A backlog means the guest cannot keep up: the caller helps, which also
+		// bounds the queue.
+		s.obsMu.Lock()
+		s.flushLocked()
+		s.obsMu.Unlock()
+	case n >= observeBatch:
+		notify(s.flushNow)
+	case n == len(outcomes):
+		notify(s.arm)
 	}
-	s.flushLocked()
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// flusher broadcasts batches of ordinary outcomes (see Observe). It runs from Load
+// until shutdown, for a module that observes.
+func (s *strategy) flusher() {
+	defer s.workers.Done()
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	armed := false
+	for {
+		select {
+		case <-s.done:
+			t.Stop()
+			return
+		case <-s.arm:
+			if !armed {
+				t.Reset(observeFlush)
+				armed = true
+			}
+			continue
+		case <-t.C:
+			armed = false
+		case <-s.flushNow:
+		}
+		s.obsMu.Lock()
+		s.flushLocked()
+		s.obsMu.Unlock()
+	}
 }
 
 // flushLocked broadcasts the pending outcomes. s.obsMu is held.
 func (s *strategy) flushLocked() {
-	s.lastFlush = s.nanos()
-	if len(s.pending) == 0 {
+	s.pendMu.Lock()
+	pend := s.pending
+	s.pending = s.taken[:0] // the batch broadcast last time: swap the two buffers
+	s.pendMu.Unlock()
+	s.taken = pend
+	if len(pend) == 0 {
 		return
 	}
-	now := s.wall(s.lastFlush)
-	for pend := s.pending; len(pend) > 0; {
+	now := s.wall(s.nanos())
+	for len(pend) > 0 {
 		chunk := pend[:min(len(pend), observeChunk)]
 		pend = pend[len(chunk):]
 		s.obsBuf = wasmabi.AppendObserve(s.obsBuf[:0], now, chunk)
 		s.broadcast(func(in *instance) { s.inputCall(in, in.fnObserve, s.obsBuf, "observe") })
 	}
-	s.pending = s.pending[:0]
+	clear(s.taken) // keep no outcome's strings alive
 	s.publishPolicy()
 }
 
@@ -292,7 +355,28 @@ func (s *strategy) publishPolicy() {
 		s.logLimited(logGuestError, "wasm strategy health failed", "error", err)
 		return
 	}
+	if sameHealth(rows, s.policy) {
+		return // most batches of ordinary outcomes change nothing the picker reads
+	}
+	s.policy = rows
 	s.local.SetPolicy(pick.FromHealth(rows))
+}
+
+// sameHealth reports whether two tables give the same policy: the latency of an
+// available broker is not part of it (pick.FromHealth makes it the cost of an
+// exclusion only).
+func sameHealth(a, b []sdk.BrokerHealth) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := &a[i], &b[i]
+		if x.Broker != y.Broker || x.Available != y.Available || x.Weight != y.Weight || !x.Until.Equal(y.Until) ||
+			!x.Available && x.Latency != y.Latency {
+			return false
+		}
+	}
+	return true
 }
 
 // Seed implements sdk.HealthSeeder: every live instance starts from rows (a

@@ -123,7 +123,13 @@ func (s *strategy) install(sl *slot, in *instance) error {
 	s.obsMu.Lock()
 	defer s.obsMu.Unlock()
 	if s.features.HealthReporter && s.features.HealthSeeder {
-		if rows := s.siblingHealth(sl); len(rows) > 0 {
+		rows := s.siblingHealth(sl)
+		if len(rows) == 0 {
+			// No live sibling (a locally applied module runs one instance): start
+			// from the policy the host decides with.
+			rows = s.policy
+		}
+		if len(rows) > 0 {
 			in.enc = wasmabi.AppendSeed(in.enc[:0], s.wall(s.nanos()), rows)
 			code, err := s.callInput(in, in.fnSeed, in.enc, s.opts.StartTimeout)
 			if err == nil && code < 0 {

@@ -206,6 +206,7 @@ func (ss *serverSession) run(cancel context.CancelFunc) error {
 	defer cancel()
 	for {
 		up, err := ss.stream.Recv()
+		received := time.Now().UnixNano()
 		if err != nil {
 			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
 				return nil
@@ -213,6 +214,9 @@ func (ss *serverSession) run(cancel context.CancelFunc) error {
 			return err
 		}
 		down := ss.apply(up)
+		if down != nil && len(up.GetSelects()) > 0 {
+			down.ReceivedUnixNano = received
+		}
 		if down == nil {
 			continue
 		}
@@ -355,6 +359,7 @@ func (ss *serverSession) safeSelect(ctx context.Context, sel *Selection) (n int,
 func (ss *serverSession) send(d *strategypb.Down) error {
 	ss.sendMu.Lock()
 	defer ss.sendMu.Unlock()
+	d.SentUnixNano = time.Now().UnixNano() // the host judges lateness by it
 	return ss.stream.Send(d)
 }
 

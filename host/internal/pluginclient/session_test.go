@@ -22,6 +22,7 @@ import (
 	"github.com/producerd/producerd/host/internal/pluginclient"
 	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/internal/strategywire/strategypb"
+	"github.com/producerd/producerd/internal/testwait"
 	"github.com/producerd/producerd/plugins/roundrobin"
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/plugins/sdk/sdktest"
@@ -31,12 +32,25 @@ import (
 // returns a described, configured session to it.
 func connect(t *testing.T, impl sdk.Selector, opts pluginclient.SessionOptions) *pluginclient.Session {
 	t.Helper()
+	return connectVia(t, impl, opts, nil)
+}
+
+// connectVia is connect with the host's end of the connection wrapped by wrap (nil:
+// not wrapped).
+func connectVia(t *testing.T, impl sdk.Selector, opts pluginclient.SessionOptions, wrap func(net.Conn) net.Conn) *pluginclient.Session {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
 	strategywire.RegisterServer(srv, sdk.NoSettings(func() sdk.Selector { return impl }))
 	go func() { _ = srv.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			c, err := lis.DialContext(ctx)
+			if err == nil && wrap != nil {
+				c = wrap(c)
+			}
+			return c, err
+		}),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +221,68 @@ func TestSessionErrors(t *testing.T) {
 		}
 		<-s.Done()
 	})
+}
+
+// slowReads delays everything the host reads by d: answers spend d between the
+// processes, as on a machine so busy that the host's reader waits that long to run.
+type slowReads struct {
+	net.Conn
+	d time.Duration
+}
+
+func (c slowReads) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	testwait.Pause(c.d)
+	return n, err
+}
+
+// sleepy answers after d.
+type sleepy struct{ d time.Duration }
+
+func (s sleepy) Select(context.Context, *sdk.Selection) (int, error) {
+	testwait.Pause(s.d)
+	return 0, nil
+}
+
+// TestSessionLatenessIsThePlugins: the decision timeout measures the plugin's own time
+// between receiving a request and answering it (both stamped by the plugin), not the
+// time the answer spends between the processes: behind a connection that delays the
+// host's reads by three times the timeout, a plugin that answers at once keeps
+// deciding, and one that takes twice the timeout still times out.
+func TestSessionLatenessIsThePlugins(t *testing.T) {
+	t.Parallel()
+	const timeout = 50 * time.Millisecond
+	tests := []struct {
+		name   string
+		plugin sdk.Selector
+		want   error
+	}{
+		{"prompt", roundrobin.New(), nil},
+		{"slow", sleepy{d: 2 * timeout}, strategywire.ErrDecisionTimeout},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := connectVia(t, tc.plugin, pluginclient.SessionOptions{DecisionTimeout: timeout},
+				func(c net.Conn) net.Conn { return slowReads{Conn: c, d: 3 * timeout} })
+			rt := sdktest.NewRoute("transit", sdktest.Queues(2, 2))
+			ctx := context.Background()
+			// The first answers show the session how long the connection takes; one
+			// may time out before it knows.
+			for range 2 {
+				_, _ = s.Select(ctx, rt.First())
+			}
+			base := s.Stats().Timeouts
+			for k := range 4 {
+				if _, err := s.Select(ctx, rt.First()); !errors.Is(err, tc.want) {
+					t.Fatalf("decision %d: err = %v, want %v", k, err, tc.want)
+				}
+			}
+			if got := s.Stats().Timeouts - base; tc.want == nil && got != 0 {
+				t.Fatalf("%d timeouts for a plugin that answers at once", got)
+			}
+		})
+	}
 }
 
 // isolating isolates a broker for an hour on any failure and publishes it.

@@ -1185,9 +1185,17 @@ type Down struct {
 	// How many Up messages carrying selections the plugin has answered completely so
 	// far in this session. The host keeps at most a few such messages unanswered and
 	// batches the selections that arrive meanwhile (self-clocked batching).
-	Answered      uint64 `protobuf:"varint,6,opt,name=answered,proto3" json:"answered,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Answered uint64 `protobuf:"varint,6,opt,name=answered,proto3" json:"answered,omitempty"`
+	// The plugin's wall clock (Unix nanoseconds) when it received the Up message whose
+	// selections this message answers, and when it sent this message. An answer is late
+	// when the plugin took longer than the decision timeout between the two: the time a
+	// request spent between the processes (the host's and the plugin's scheduling on a
+	// busy machine) is not the strategy's. Host and plugin share the machine's clock.
+	// Zero from plugins built before they existed.
+	ReceivedUnixNano int64 `protobuf:"varint,7,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
+	SentUnixNano     int64 `protobuf:"varint,8,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Down) Reset() {
@@ -1258,6 +1266,20 @@ func (x *Down) GetAck() uint64 {
 func (x *Down) GetAnswered() uint64 {
 	if x != nil {
 		return x.Answered
+	}
+	return 0
+}
+
+func (x *Down) GetReceivedUnixNano() int64 {
+	if x != nil {
+		return x.ReceivedUnixNano
+	}
+	return 0
+}
+
+func (x *Down) GetSentUnixNano() int64 {
+	if x != nil {
+		return x.SentUnixNano
 	}
 	return 0
 }
@@ -1347,14 +1369,16 @@ const file_strategy_proto_rawDesc = "" +
 	"\vSelectError\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x1b.producerd.strategy.v1.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xd8\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xac\x02\n" +
 	"\x04Down\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x04R\x03ids\x12\x18\n" +
 	"\aindexes\x18\x02 \x03(\x05R\aindexes\x12:\n" +
 	"\x06errors\x18\x03 \x03(\v2\".producerd.strategy.v1.SelectErrorR\x06errors\x12:\n" +
 	"\x06health\x18\x04 \x01(\v2\".producerd.strategy.v1.HealthTableR\x06health\x12\x10\n" +
 	"\x03ack\x18\x05 \x01(\x04R\x03ack\x12\x1a\n" +
-	"\banswered\x18\x06 \x01(\x04R\banswered*\xce\x01\n" +
+	"\banswered\x18\x06 \x01(\x04R\banswered\x12,\n" +
+	"\x12received_unix_nano\x18\a \x01(\x03R\x10receivedUnixNano\x12$\n" +
+	"\x0esent_unix_nano\x18\b \x01(\x03R\fsentUnixNano*\xce\x01\n" +
 	"\x04Code\x12\v\n" +
 	"\aCODE_OK\x10\x00\x12\x11\n" +
 	"\rCODE_INTERNAL\x10\x01\x12\x16\n" +

@@ -203,3 +203,35 @@ func unsafeSame(a, b string) bool {
 }
 
 func stringData(s string) *byte { return unsafe.StringData(s) }
+
+// TestNameInterning: an outcome's topic and broker become strings that do not point
+// into the input buffer, the same string for the same name, whether it is among the
+// recent names or has to come from the map (more distinct names than recentNames).
+func TestNameInterning(t *testing.T) {
+	g := &guest{}
+	g.register(func([]byte) (sdk.Selector, error) { return &fake{}, nil })
+	first := map[string]string{}
+	buf := make([]byte, 0, 64)
+	for round := range 3 {
+		for k := range 2 * recentNames {
+			name := "broker-" + strings.Repeat("x", k)
+			buf = append(buf[:0], name...)
+			s := g.name(buf)
+			if s != name {
+				t.Fatalf("name(%q) = %q", name, s)
+			}
+			if unsafe.StringData(s) == unsafe.SliceData(buf) {
+				t.Fatalf("name(%q) points into its input", name)
+			}
+			if round == 0 {
+				first[name] = s
+			} else if unsafe.StringData(s) != unsafe.StringData(first[name]) {
+				t.Fatalf("round %d: name(%q) is not the interned string", round, name)
+			}
+			buf[0] = 'X' // the caller reuses its buffer: the interned string must not change
+			if s != name {
+				t.Fatalf("name(%q) changed with its input to %q", name, s)
+			}
+		}
+	}
+}
