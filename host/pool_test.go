@@ -253,4 +253,3 @@ func TestPoolKey(t *testing.T) {
 		}
 	})
 }
-
