@@ -148,13 +148,15 @@ func (p *Pool) join(ctx context.Context, g *generation) error {
 		}
 		pr.ctx, pr.cancel = context.WithCancel(context.Background())
 		p.procs[key] = pr
-		go pr.supervise()
 	}
 	pr.mu.Lock()
 	pr.users[g] = u
 	up := pr.run != nil
 	pr.mu.Unlock()
 	p.of[g] = pr
+	if fresh {
+		go pr.supervise() // after g is a user: its first start opens g's session
+	}
 	p.mu.Unlock()
 	context.AfterFunc(g.ctx, func() {
 		pr.leave(g)
