@@ -34,6 +34,11 @@ import (
 // sharing a process share one Selector and its broker health (what one generation
 // learns about a broker, the others see at its next health table).
 //
+// WebAssembly strategies are shared the same way: one loaded module (its instances
+// and their strategy state) per module file, settings and decision timeout, released
+// by the last generation that uses it. (Compiled code is cached by host/wasm anyway;
+// the sharing saves the instances, ~20 MiB per generation.)
+//
 // A Pool is safe for concurrent use and needs no Close: it holds no process and no
 // goroutine once its last user left.
 type Pool struct {
@@ -42,6 +47,7 @@ type Pool struct {
 	mu    sync.Mutex
 	procs map[string]*proc
 	of    map[*generation]*proc
+	wasm  map[string]*wasmEntry // poolwasm.go
 }
 
 // NewPool returns an empty Pool. log receives the supervision events of its
@@ -51,7 +57,7 @@ func NewPool(log hclog.Logger) *Pool {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Pool{log: log, procs: make(map[string]*proc), of: make(map[*generation]*proc)}
+	return &Pool{log: log, procs: make(map[string]*proc), of: make(map[*generation]*proc), wasm: make(map[string]*wasmEntry)}
 }
 
 // ProcessStatus describes one plugin process of a Pool.

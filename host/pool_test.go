@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -252,4 +253,71 @@ func TestPoolKey(t *testing.T) {
 			t.Fatal("different commands share a process")
 		}
 	})
+}
+
+// builtWasm builds the module of a strategy in wasmPkgs once per test binary.
+func builtWasm(t *testing.T, name string) string {
+	t.Helper()
+	if p, ok := wasmBuilt.Load(name); ok {
+		return p.(string)
+	}
+	dir, err := os.MkdirTemp("", "producerd-pooltest-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, name+".wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, wasmPkgs[name])
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("cannot build %s as a module: %v\n%s", name, err, msg)
+	}
+	wasmBuilt.Store(name, out)
+	return out
+}
+
+// TestPoolSharesWasm: hosts on one Pool running the same module with the same settings
+// share one loaded strategy (its instances); each host decides through it, and the
+// last one to close releases it.
+func TestPoolSharesWasm(t *testing.T) {
+	hosts, pool, _ := pooledHosts(t, 3)
+	ctx := context.Background()
+	spec := Spec{Name: "lf-wasm", Plugin: builtWasm(t, "latencyfault"), Settings: []byte(`{"preset":"rocketmq5"}`)}
+	for _, h := range hosts {
+		if err := h.Start(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := pool.wasmModules(); n != 1 {
+		t.Fatalf("%d hosts on one module hold %d loaded modules, want 1", len(hosts), n)
+	}
+	other := spec
+	other.Settings = []byte(`{"preset":"rocketmq4"}`)
+	if err := hosts[2].SwapAndAwait(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the swapped host's old generation to release the module", 10*time.Second, func() bool { return pool.wasmModules() == 2 })
+	for i, h := range hosts[:2] {
+		l := startLoad(t, h.Strategy(), 2, false)
+		waitFor(t, "decisions", 10*time.Second, func() bool { return l.count.Load() > 200 })
+		if err := l.stop(); err != nil {
+			t.Fatalf("host %d: %v", i, err)
+		}
+		if st := h.Status(); st.Fallbacks != 0 || st.Mode != ModeInProcess {
+			t.Fatalf("host %d: mode %s fallbacks %v", i, st.Mode, st.FallbacksByReason)
+		}
+	}
+	_ = hosts[0].Close()
+	if n := pool.wasmModules(); n != 2 {
+		t.Fatalf("after one of two users closed: %d modules, want 2", n)
+	}
+	l := startLoad(t, hosts[1].Strategy(), 2, false)
+	waitFor(t, "decisions of the remaining user", 10*time.Second, func() bool { return l.count.Load() > 200 })
+	if err := l.stop(); err != nil {
+		t.Fatal(err)
+	}
+	_ = hosts[1].Close()
+	_ = hosts[2].Close()
+	if n := pool.wasmModules(); n != 0 {
+		t.Fatalf("after every host closed: %d modules, want 0", n)
+	}
 }
