@@ -15,16 +15,21 @@ import (
 )
 
 // TestPluginProcessRSS measures (does not assert) the plugin processes of 20 groups
-// on one out-of-process strategy: their count and summed RSS from /proc after 5 s of
-// sends through every group, and the sends per second meanwhile. Set
-// PRODUCERD_MEASURE_RSS=1 to run it:
+// (PRODUCERD_MEASURE_GROUPS to change) on one out-of-process strategy: their count and
+// summed RSS from /proc after 5 s of sends by 20 senders spread over the groups, and the
+// sends per second meanwhile (through the dev broker in this process: a comparison of
+// group counts, not a benchmark). Set PRODUCERD_MEASURE_RSS=1 to run it:
 //
 //	PRODUCERD_MEASURE_RSS=1 go test -count=1 -run TestPluginProcessRSS -v ./internal/daemon/
 func TestPluginProcessRSS(t *testing.T) {
 	if os.Getenv("PRODUCERD_MEASURE_RSS") == "" {
 		t.Skip("a measurement: set PRODUCERD_MEASURE_RSS=1")
 	}
-	const groups = 20
+	const senders = 20
+	groups := senders
+	if n, err := strconv.Atoi(os.Getenv("PRODUCERD_MEASURE_GROUPS")); err == nil && n > 0 {
+		groups = n
+	}
 	c := startCluster(t)
 	var b strings.Builder
 	b.WriteString(configText(c.NameServerAddr(), instanceName(t), "latency", 10000))
@@ -36,8 +41,8 @@ func TestPluginProcessRSS(t *testing.T) {
 	var sent, failed atomic.Int64
 	end := time.Now().Add(window)
 	var wg sync.WaitGroup
-	for i := 1; i <= groups; i++ {
-		group := fmt.Sprintf("g%d", i)
+	for i := range senders {
+		group := fmt.Sprintf("g%d", i%groups+1)
 		wg.Go(func() {
 			for time.Now().Before(end) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -54,11 +59,14 @@ func TestPluginProcessRSS(t *testing.T) {
 	wg.Wait()
 	children := pluginChildren()
 	var rss int64
+	var cpu time.Duration
 	for _, pid := range children {
 		rss += vmRSSKiB(pid)
+		cpu += cpuTime(pid)
 	}
-	t.Logf("%d groups: %d plugin processes, %.1f MiB RSS in all; %d sends in %v (%.0f/s), %d failed",
-		groups, len(children), float64(rss)/1024, sent.Load(), window, float64(sent.Load())/window.Seconds(), failed.Load())
+	t.Logf("%d groups: %d plugin processes, %.1f MiB RSS in all, %v CPU in all (%.1f µs per send); %d sends in %v (%.0f/s), %d failed",
+		groups, len(children), float64(rss)/1024, cpu, float64(cpu.Microseconds())/float64(max(sent.Load(), 1)),
+		sent.Load(), window, float64(sent.Load())/window.Seconds(), failed.Load())
 }
 
 // vmRSSKiB returns a process's resident set size in KiB (0 if unknown).
@@ -74,4 +82,26 @@ func vmRSSKiB(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// cpuTime returns a process's user and system CPU time so far (0 if unknown).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	// After "pid (comm)": state is field 3; utime and stime are fields 14 and 15.
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks
 }
