@@ -321,3 +321,36 @@ func TestPoolSharesWasm(t *testing.T) {
 		t.Fatalf("after every host closed: %d modules, want 0", n)
 	}
 }
+
+// TestPoolReopensBrokenSession: a session that breaks while the shared process runs is
+// opened again for its generation alone: same process, no crash counted anywhere.
+func TestPoolReopensBrokenSession(t *testing.T) {
+	hosts, _, _ := pooledHosts(t, 2)
+	ctx := context.Background()
+	spec := Spec{Plugin: "latencyfault", Command: selfCommand("latencyfault")}
+	for _, h := range hosts {
+		if err := h.Start(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pid := hosts[0].Status().PID
+	broken := hosts[0].cur.Load().conn.Load()
+	_ = broken.sess.Close()
+	waitFor(t, "a new session for the host whose session broke", 10*time.Second, func() bool {
+		c := hosts[0].cur.Load().conn.Load()
+		return c != nil && c != broken && hosts[0].Status().Mode == ModePlugin
+	})
+	for i, h := range hosts {
+		if st := h.Status(); st.PID != pid || st.Crashes != 0 || st.Restarts != 0 {
+			t.Fatalf("host %d: pid %d crashes %d restarts %d, want %d 0 0", i, st.PID, st.Crashes, st.Restarts, pid)
+		}
+	}
+	l := startLoad(t, hosts[0].Strategy(), 2, false)
+	waitFor(t, "decisions on the new session", 10*time.Second, func() bool { return l.count.Load() > 200 })
+	if err := l.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := hosts[0].Status(); st.Fallbacks > 0 && st.FallbacksByReason["plugin-down"] != st.Fallbacks {
+		t.Fatalf("fallbacks other than while the session was down: %v", st.FallbacksByReason)
+	}
+}

@@ -421,11 +421,22 @@ func (p *proc) checkSessions(r *running) error {
 		c.kill(true)
 	}
 	if len(broken) > 0 {
+		// A dying process breaks every session, the control one maybe last: only a
+		// process that still answers keeps running.
+		ctx, cancel := context.WithTimeout(p.ctx, p.cfg.StallRestart)
+		err := r.ctl.Sync(ctx)
+		cancel()
+		if err != nil || !r.alive() {
+			return fmt.Errorf("%w (pid %d): %d sessions broke, then the control session: %v", ErrPluginExited, r.pid, len(broken), err)
+		}
 		p.log.Warn("strategy plugin sessions broke while the plugin runs; opening them again", "sessions", len(broken), "pid", r.pid)
 	}
 	p.attachPending(r)
 	return nil
 }
+
+// alive reports whether the process runs and its control session is up.
+func (r *running) alive() bool { return r.ctl.Err() == nil && !r.client.Exited() }
 
 // attachPending opens a session for every user without one and installs it, unless
 // the user left meanwhile. A user whose session cannot be opened while the process
@@ -447,6 +458,9 @@ func (p *proc) attachPending(r *running) {
 			return
 		}
 		c, err := p.attach(r, g)
+		if err != nil && !r.alive() {
+			return // the process failed: watch counts that once, for every user
+		}
 		p.mu.Lock()
 		u := p.users[g]
 		switch {
