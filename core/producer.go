@@ -82,8 +82,9 @@ type ProducerConfig struct {
 	// context ends. Default 10000.
 	MaxAsyncInFlight int
 	// Strategy selects queues and observes outcomes. Default: in-process round-robin from
-	// a random start, avoiding the last broker on a retry. If it implements sdk.Provider,
-	// each send acquires one generation for its whole retry loop.
+	// a random start, avoiding the last broker on a retry. If it has an
+	// Acquire() (sdk.Selector, func()) method (host.Provider), each send acquires one
+	// generation for its whole retry loop.
 	Strategy sdk.Selector
 	// UseV1Header sends SEND_MESSAGE (10) with long header names instead of
 	// SEND_MESSAGE_V2 (310).
@@ -515,7 +516,7 @@ func (p *Producer) strategy() (sdk.Selector, func()) {
 	if s == nil {
 		return nil, func() {}
 	}
-	if prov, ok := s.(sdk.Provider); ok {
+	if prov, ok := s.(interface{ Acquire() (sdk.Selector, func()) }); ok {
 		return prov.Acquire()
 	}
 	return s, func() {}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/producerd/producerd/host/internal/pluginclient"
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/plugins/sdk/sdktest"
 )
@@ -58,8 +59,8 @@ func (m *cpuMeter) report(b *testing.B) {
 func benchHost(b *testing.B, spec Spec) (*cpuMeter, sdk.Selector) {
 	b.Helper()
 	h, _ := newHost(b, func(c *Config) {
-		c.DecisionTimeout = sdk.DefaultDecisionTimeout
-		c.UrgentTimeout = sdk.DefaultUrgentTimeout
+		c.DecisionTimeout = pluginclient.DefaultDecisionTimeout
+		c.UrgentTimeout = pluginclient.DefaultUrgentTimeout
 	})
 	if err := h.Start(context.Background(), spec); err != nil {
 		b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/internal/wasmtest"
 	"github.com/producerd/producerd/plugins/roundrobin"
 	"github.com/producerd/producerd/plugins/sdk"
@@ -25,7 +26,7 @@ type flaky struct {
 func (f *flaky) Select(context.Context, *sdk.Selection) (int, error) {
 	f.asked.Add(1)
 	if f.broken.Load() {
-		return -1, sdk.ErrDecisionTimeout
+		return -1, strategywire.ErrDecisionTimeout
 	}
 	return 0, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/producerd/producerd/host/internal/pluginclient"
 	"github.com/producerd/producerd/plugins/sdk"
 )
 
@@ -21,8 +22,8 @@ type Builtin = sdk.Constructor
 
 // Defaults of Config.
 const (
-	DefaultDecisionTimeout      = sdk.DefaultDecisionTimeout // 10 ms
-	DefaultUrgentTimeout        = sdk.DefaultUrgentTimeout   // 10 ms
+	DefaultDecisionTimeout      = pluginclient.DefaultDecisionTimeout // 10 ms
+	DefaultUrgentTimeout        = pluginclient.DefaultUrgentTimeout   // 10 ms
 	DefaultStartTimeout         = 10 * time.Second
 	DefaultRestartBackoff       = 100 * time.Millisecond
 	DefaultMaxRestartBackoff    = 10 * time.Second
@@ -69,7 +70,7 @@ type Config struct {
 	CrashLoopLimit  int
 	CrashLoopWindow time.Duration
 	// DrainTimeout bounds how long Swap waits for sends still using the old generation
-	// (sdk.Provider releases). Default 30 s.
+	// (Provider releases). Default 30 s.
 	DrainTimeout time.Duration
 	// Probation is how long after a Swap the new generation may be rolled back (see
 	// Host.Swap for the rule); the old generation's plugin is kept running until then.
@@ -233,7 +234,7 @@ type Spec struct {
 	AllowInsecurePath bool
 	// Env names the variables of the daemon's environment that the plugin process
 	// gets. Nothing else is passed but go-plugin's handshake variables, the SDK's log
-	// level (sdk.EnvLogLevel) and TMPDIR: not the daemon's secrets.
+	// level (strategywire.EnvLogLevel) and TMPDIR: not the daemon's secrets.
 	Env []string
 	// Settings are passed to Configure (JSON); for built-ins also to the Builtin.
 	Settings []byte

@@ -8,13 +8,13 @@
 // re-executes Spec.Command (the daemon's own binary with "plugin NAME", which calls
 // ServeBuiltin); with Spec.InProcess they run in the daemon. Plugins by path may be
 // pinned by SHA-256. Every plugin process is started with go-plugin (AutoMTLS on, the
-// sdk.Handshake), its stderr log lines are re-logged through Config.Logger tagged with
+// strategywire.Handshake), its stderr log lines are re-logged through Config.Logger tagged with
 // the strategy name, and it dies with the daemon: Pdeathsig=SIGKILL on Linux plus the
 // plugin-side parent watchdog of sdk.Serve.
 //
 // # Cost of a decision across the process boundary
 //
-// One long-lived sdk.Session (a bidirectional gRPC stream) per plugin process carries
+// One long-lived pluginclient.Session (a bidirectional gRPC stream) per plugin process carries
 // everything; there is no unary call per decision.
 //
 //   - Strategies whose Descriptor sets LocalApply (round-robin, latency-fault, the
@@ -51,7 +51,7 @@
 //
 // # Hot swap
 //
-// Host.Strategy returns a stable value (it implements sdk.Provider); each generation
+// Host.Strategy returns a stable value (it implements Provider); each generation
 // is immutable behind an atomic pointer. Host.Swap builds and health-checks the new
 // generation off to the side, seeds it with the old one's health, switches between two
 // decisions, waits for the old generation to drain, and keeps it on standby during

@@ -3,7 +3,7 @@ package host
 import "errors"
 
 // Errors of package host. Plugin-side failures that crossed the process boundary wrap
-// the sentinels of package sdk (sdk.ErrInvalidSettings, sdk.ErrUnsupportedVersion, ...).
+// the sentinels of package sdk (sdk.ErrInvalidSettings, strategywire.ErrUnsupportedVersion, ...).
 var (
 	// ErrInvalidSpec: the Spec failed validation (the error joins every problem).
 	ErrInvalidSpec = errors.New("host: invalid strategy spec")

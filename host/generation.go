@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/producerd/producerd/host/internal/pluginclient"
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/plugins/roundrobin"
 	"github.com/producerd/producerd/plugins/sdk"
 )
@@ -191,9 +193,9 @@ func (h *Host) newGeneration(ctx context.Context, spec Spec) (*generation, error
 	g.fbHS, _ = g.fallback.(sdk.HealthSeeder)
 	d := sdk.Descriptor{Name: spec.Name}
 	if g.inproc != nil {
-		d = sdk.DescriptorOf(g.inproc)
+		d = descriptorOf(g.inproc)
 	} else if spec.builtin() {
-		d = sdk.DescriptorOf(g.fallback)
+		d = descriptorOf(g.fallback)
 	}
 	g.desc.Store(&d)
 	return g, nil
@@ -321,11 +323,11 @@ func reasonOf(err error) FallbackReason {
 	switch {
 	case err == nil:
 		return FallbackOutOfRange
-	case errors.Is(err, sdk.ErrDecisionTimeout):
+	case errors.Is(err, strategywire.ErrDecisionTimeout):
 		return FallbackTimeout
-	case errors.Is(err, sdk.ErrOverloaded):
+	case errors.Is(err, pluginclient.ErrOverloaded):
 		return FallbackOverloaded
-	case errors.Is(err, sdk.ErrSessionClosed):
+	case errors.Is(err, pluginclient.ErrSessionClosed):
 		return FallbackDown
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return FallbackCanceled
@@ -374,7 +376,7 @@ func (g *generation) noteFallback(reason FallbackReason, err error, idx int) {
 func safeSelect(ctx context.Context, s sdk.Selector, sel *sdk.Selection) (i int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			i, err = -1, fmt.Errorf("%w: %v", sdk.ErrSelectPanic, p)
+			i, err = -1, fmt.Errorf("%w: %v", strategywire.ErrSelectPanic, p)
 		}
 	}()
 	return s.Select(ctx, sel)

@@ -66,7 +66,7 @@ func New(cfg Config) (*Host, error) {
 	g.fallback = g.rr
 	g.releaseFn = g.release
 	g.ctx, g.cancel = context.WithCancel(context.Background())
-	d := sdk.DescriptorOf(g.inproc)
+	d := descriptorOf(g.inproc)
 	g.desc.Store(&d)
 	h.register(g)
 	h.cur.Store(g)
@@ -74,7 +74,7 @@ func New(cfg Config) (*Host, error) {
 }
 
 // Strategy returns the Host's stable strategy: the value to hand to core. It never
-// changes; it implements sdk.Selector, sdk.Observer, sdk.Provider, sdk.HealthReporter,
+// changes; it implements sdk.Selector, sdk.Observer, Provider, sdk.HealthReporter,
 // sdk.HealthSeeder and sdk.Describer by delegating to the active generation. Its Select
 // returns an error only for an empty queue list: every other failure is a counted
 // fallback to an in-process decision.
@@ -118,7 +118,7 @@ func (h *Host) Start(ctx context.Context, spec Spec) error {
 //     stays active;
 //  2. the new one is seeded with the old one's broker health table (sdk.HealthSeeder);
 //  3. the pointer is switched between two decisions: a send that acquired the old
-//     generation (sdk.Provider) keeps it for its whole retry loop;
+//     generation (Provider) keeps it for its whole retry loop;
 //  4. Swap waits until every such send released the old generation (at most
 //     Config.DrainTimeout, or until ctx ends; the old generation keeps deciding for
 //     late releasers either way), then returns.
@@ -224,7 +224,7 @@ func (h *Host) build(ctx context.Context, spec Spec, degradedOK bool) (*generati
 	h.register(g)
 	if g.inproc != nil {
 		sel := func(ctx context.Context, s *sdk.Selection) (int, error) { return safeSelect(ctx, g.inproc, s) }
-		if err := trialDecision(ctx, sel, sdk.DescriptorOf(g.inproc).NeedsMessage); err != nil {
+		if err := trialDecision(ctx, sel, descriptorOf(g.inproc).NeedsMessage); err != nil {
 			h.closeGen(g)
 			return nil, fmt.Errorf("%w: strategy %q: %w", ErrHealthCheck, spec.Name, err)
 		}
@@ -387,7 +387,7 @@ type strategy struct{ h *Host }
 var (
 	_ sdk.Selector       = (*strategy)(nil)
 	_ sdk.Observer       = (*strategy)(nil)
-	_ sdk.Provider       = (*strategy)(nil)
+	_ Provider           = (*strategy)(nil)
 	_ sdk.HealthReporter = (*strategy)(nil)
 	_ sdk.HealthSeeder   = (*strategy)(nil)
 	_ sdk.Describer      = (*strategy)(nil)
@@ -406,7 +406,7 @@ func (s *strategy) Observe(ctx context.Context, outcomes []sdk.Outcome) {
 	s.h.cur.Load().Observe(ctx, outcomes)
 }
 
-// Acquire implements sdk.Provider: the returned selector (which also implements
+// Acquire implements Provider: the returned selector (which also implements
 // sdk.Observer and sdk.Describer) stays usable for the whole send, across a swap; call
 // release exactly once when the send ends.
 func (s *strategy) Acquire() (sdk.Selector, func()) {

@@ -81,12 +81,12 @@ func TestProviderPinsGeneration(t *testing.T) {
 	if err := h.Start(ctx, Spec{Plugin: "roundrobin", InProcess: true}); err != nil {
 		t.Fatal(err)
 	}
-	held, release := h.Strategy().(sdk.Provider).Acquire()
+	held, release := h.Strategy().(Provider).Acquire()
 	swapped := make(chan error, 1)
 	go func() { swapped <- h.Swap(ctx, Spec{Plugin: "latencyfault", InProcess: true}) }()
 	waitFor(t, "the switch", 10*time.Second, func() bool { return h.Status().Generation == 2 })
 	rt := sdktest.NewRoute("t", sdktest.Queues(2, 2))
-	if d := sdk.DescriptorOf(held); d.Name != "roundrobin" {
+	if d := descriptorOf(held); d.Name != "roundrobin" {
 		t.Fatalf("held generation describes itself as %q", d.Name)
 	}
 	sdktest.MustSelect(t, held, rt.First())

@@ -18,6 +18,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/producerd/producerd/host/internal/pluginclient"
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/plugins/examples/keyhash"
 	"github.com/producerd/producerd/plugins/examples/leastlatency"
 	"github.com/producerd/producerd/plugins/sdk"
@@ -69,13 +71,13 @@ func servePluginMode(mode string) {
 		sdk.Serve(fixed(&failAfter{}))
 	case "badcookie":
 		// A plugin built for another host: it expects a different cookie and refuses.
-		hs := sdk.Handshake
+		hs := strategywire.Handshake
 		hs.MagicCookieKey, hs.MagicCookieValue = "SOME_OTHER_HOST", "not-producerd"
-		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: sdk.PluginSet(fixed(misbehaving{})), GRPCServer: plugin.DefaultGRPCServer})
+		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: pluginclient.PluginSet(), GRPCServer: plugin.DefaultGRPCServer})
 	case "badversion":
-		hs := sdk.Handshake
+		hs := strategywire.Handshake
 		hs.ProtocolVersion = 99
-		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: sdk.PluginSet(fixed(misbehaving{})), GRPCServer: plugin.DefaultGRPCServer})
+		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, Plugins: pluginclient.PluginSet(), GRPCServer: plugin.DefaultGRPCServer})
 	case "helper":
 		runOrphanHelper()
 	case "envdump":
@@ -282,11 +284,11 @@ func startLoad(tb testing.TB, sel sdk.Selector, workers int, withMessage bool) l
 		wg.Go(func() {
 			for k := 0; ctx.Err() == nil; k++ {
 				s, release := sel, func() {}
-				if p, ok := sel.(sdk.Provider); ok {
+				if p, ok := sel.(Provider); ok {
 					s, release = p.Acquire()
 				}
 				selection := &sdk.Selection{Topic: "load", RouteVersion: 1, Queues: qs, Remaining: time.Second}
-				if withMessage || sdk.DescriptorOf(s).NeedsMessage {
+				if withMessage || descriptorOf(s).NeedsMessage {
 					selection.Message = &sdk.MessageInfo{ShardingKey: fmt.Sprintf("k%d-%d", w, k)}
 				}
 				i, err := s.Select(context.Background(), selection)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/producerd/producerd/host/internal/pluginclient"
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/plugins/sdk"
 )
 
@@ -19,8 +21,8 @@ import (
 // stream, decisions, outcomes and circuit breaker. The process may be shared with
 // other generations, of this host and of other hosts on the same Pool.
 type conn struct {
-	sess  *sdk.Session
-	info  sdk.Info
+	sess  *pluginclient.Session
+	info  pluginclient.Info
 	pid   int
 	local *localApply // set when the strategy declares LocalApply
 
@@ -45,10 +47,10 @@ func (c *conn) kill(bool) {
 type running struct {
 	client *plugin.Client
 	cmd    *exec.Cmd
-	remote *sdk.Remote
-	info   sdk.Info
+	remote *pluginclient.Remote
+	info   pluginclient.Info
 	pid    int
-	ctl    *sdk.Session
+	ctl    *pluginclient.Session
 
 	stopOnce sync.Once
 }
@@ -89,8 +91,8 @@ func (p *proc) launch(ctx context.Context) (_ *running, err error) {
 	cmd.Env = pluginEnv(p.spec.Env)
 	setProcAttr(cmd)
 	cc := &plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		Plugins:          sdk.PluginSet(nil),
+		HandshakeConfig:  strategywire.Handshake,
+		Plugins:          pluginclient.PluginSet(),
 		Cmd:              cmd,
 		SkipHostEnv:      true, // cmd.Env is the whole environment (with go-plugin's)
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -118,11 +120,11 @@ func (p *proc) launch(ctx context.Context) (_ *running, err error) {
 	if cmd.Process != nil {
 		r.pid = cmd.Process.Pid
 	}
-	raw, err := proto.Dispense(sdk.PluginName)
+	raw, err := proto.Dispense(strategywire.PluginName)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", path, err)
 	}
-	remote, ok := raw.(*sdk.Remote)
+	remote, ok := raw.(*pluginclient.Remote)
 	if !ok {
 		return nil, fmt.Errorf("plugin %s: dispensed %T", path, raw)
 	}
@@ -136,7 +138,7 @@ func (p *proc) launch(ctx context.Context) (_ *running, err error) {
 			return nil, fmt.Errorf("plugin %s: %w", path, err)
 		}
 	}
-	r.ctl, err = remote.Open(ctx, r.info, sdk.SessionOptions{
+	r.ctl, err = remote.Open(ctx, r.info, pluginclient.SessionOptions{
 		DecisionTimeout: p.spec.DecisionTimeout,
 		UrgentTimeout:   p.cfg.UrgentTimeout,
 		SyncTimeout:     p.cfg.StallRestart,
@@ -163,7 +165,7 @@ func (p *proc) attach(r *running, g *generation) (_ *conn, err error) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.StartTimeout)
 	defer cancel()
 	c := &conn{info: r.info, pid: r.pid}
-	opts := sdk.SessionOptions{
+	opts := pluginclient.SessionOptions{
 		DecisionTimeout: g.spec.DecisionTimeout,
 		UrgentTimeout:   g.h.cfg.UrgentTimeout,
 		SyncTimeout:     g.h.cfg.StallRestart,
@@ -217,7 +219,7 @@ func trialDecision(ctx context.Context, selectFn func(context.Context, *sdk.Sele
 			return fmt.Errorf("probe decision: index %d outside [0, %d)", i, len(sel.Queues))
 		case err == nil:
 			return nil
-		case !errors.Is(err, sdk.ErrDecisionTimeout):
+		case !errors.Is(err, strategywire.ErrDecisionTimeout):
 			return fmt.Errorf("probe decision: %w", err)
 		}
 	}
@@ -269,7 +271,7 @@ func (p *proc) supervise() {
 			failures = failures[1:]
 		}
 		switch {
-		case errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrUntrustedPlugin), errors.Is(err, sdk.ErrInvalidSettings), errors.Is(err, sdk.ErrUnsupportedVersion):
+		case errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrUntrustedPlugin), errors.Is(err, sdk.ErrInvalidSettings), errors.Is(err, strategywire.ErrUnsupportedVersion):
 			p.log.Error("strategy plugin cannot be used; deciding in-process until the next swap", "error", err, "users", p.userCount())
 			p.end(ModeFailed, err)
 			return

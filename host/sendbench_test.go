@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/host/internal/pluginclient"
 	"github.com/producerd/producerd/internal/rmqtest"
-	"github.com/producerd/producerd/plugins/sdk"
 )
 
 // BenchmarkStrategySend sends async 1 KiB messages at saturation (1024 in flight) to
@@ -81,8 +81,8 @@ func sendSpec(b *testing.B, name, path string) Spec {
 
 func benchSend(b *testing.B, c *rmqtest.Cluster, spec Spec) {
 	h, _ := newHost(b, func(c *Config) {
-		c.DecisionTimeout = sdk.DefaultDecisionTimeout
-		c.UrgentTimeout = sdk.DefaultUrgentTimeout
+		c.DecisionTimeout = pluginclient.DefaultDecisionTimeout
+		c.UrgentTimeout = pluginclient.DefaultUrgentTimeout
 	})
 	if err := h.Start(context.Background(), spec); err != nil {
 		b.Fatal(err)

@@ -34,7 +34,7 @@ type Status struct {
 	// reason in FallbacksByReason (keyed by FallbackReason.String()).
 	Decisions, Fallbacks uint64
 	FallbacksByReason    map[string]uint64
-	// InFlight is the number of sends holding this generation (sdk.Provider).
+	// InFlight is the number of sends holding this generation (Provider).
 	InFlight int64
 	// Health is the broker health table of whoever decides now.
 	Health []sdk.BrokerHealth

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/internal/strategywire"
 )
 
 // checkTrust refuses to run the plugin executable at path when anyone but its owner
@@ -65,7 +65,7 @@ func trustedOwner(uid uint32) bool { return uid == 0 || int64(uid) == int64(os.G
 // pluginEnvBase are the variables a plugin process gets besides Spec.Env and
 // go-plugin's own handshake variables: the SDK's log level, and where temporary files
 // (go-plugin's socket) go.
-var pluginEnvBase = []string{sdk.EnvLogLevel, "TMPDIR"}
+var pluginEnvBase = []string{strategywire.EnvLogLevel, "TMPDIR"}
 
 // pluginEnv returns the environment of a plugin process: the daemon's values of
 // pluginEnvBase and of the allowlisted names (those set), nothing else. go-plugin adds

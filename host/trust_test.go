@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/internal/wasmtest"
 	"github.com/producerd/producerd/plugins/sdk"
 )
@@ -90,7 +91,7 @@ func TestPluginEnvironmentAndDescriptors(t *testing.T) {
 			t.Errorf("the plugin's environment holds %s", k)
 		}
 	}
-	for _, want := range []string{"PRODUCERD_TEST_ALLOWED=visible\n", envDumpVar + "=", sdk.Handshake.MagicCookieKey + "="} {
+	for _, want := range []string{"PRODUCERD_TEST_ALLOWED=visible\n", envDumpVar + "=", strategywire.Handshake.MagicCookieKey + "="} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the plugin's environment lacks %q", want)
 		}
@@ -111,7 +112,7 @@ func TestPluginEnvironmentAndDescriptors(t *testing.T) {
 // allowedInPlugin: the variables a plugin may see in TestPluginEnvironmentAndDescriptors.
 func allowedInPlugin(k string) bool {
 	switch k {
-	case envDumpVar, "PRODUCERD_TEST_ALLOWED", "TMPDIR", sdk.EnvLogLevel, sdk.Handshake.MagicCookieKey:
+	case envDumpVar, "PRODUCERD_TEST_ALLOWED", "TMPDIR", strategywire.EnvLogLevel, strategywire.Handshake.MagicCookieKey:
 		return true
 	}
 	// go-plugin's handshake, and what /bin/sh (the test's script plugin) sets itself.

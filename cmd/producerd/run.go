@@ -178,7 +178,9 @@ starts this itself; it is not meant to be run by hand.`, "")
 }
 
 // checkStrategies builds every strategy of cfg given by path off to the side
-// (host.Check) and reports each failure as FILE: strategy NAME: error.
+// (host.Check) and reports each failure as FILE: strategy NAME: error, or, when the
+// strategy's own settings parser rejected its settings naming the keys, each as
+// FILE:LINE: key strategy.NAME.settings.KEY: problem (Strategy.SettingsError).
 func checkStrategies(file string, cfg *config.Config) error {
 	var errs []error
 	for _, n := range cfg.StrategyNames() {
@@ -189,7 +191,12 @@ func checkStrategies(file string, cfg *config.Config) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		spec := host.Spec{Name: s.Name, Plugin: s.Path, Settings: s.Settings, SHA256: s.SHA256, AllowInsecurePath: s.AllowInsecurePath, Env: s.Env}
 		if err := host.Check(ctx, host.Config{Logger: hclog.NewNullLogger()}, spec); err != nil {
-			errs = append(errs, fmt.Errorf("%s: strategy %s: %w", file, n, err))
+			var se *builtin.SettingError
+			if errors.As(err, &se) {
+				errs = append(errs, s.SettingsError(err))
+			} else {
+				errs = append(errs, fmt.Errorf("%s: strategy %s: %w", file, n, err))
+			}
 		}
 		cancel()
 	}

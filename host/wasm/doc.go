@@ -7,7 +7,8 @@
 // it if its imports or exports do not match the ABI, compiles it once (through a
 // compilation cache, on disk with Options.CacheDir), starts a pool of instances and
 // returns a Strategy: an sdk.Selector, sdk.Observer, sdk.Describer, sdk.HealthReporter,
-// sdk.HealthSeeder, sdk.FeatureDeclarer and io.Closer.
+// sdk.HealthSeeder and io.Closer, and reports the optional parts the module
+// really implements (Features).
 //
 // # Pool and state
 //
@@ -55,7 +56,7 @@
 // A call that traps (an out-of-bounds access, an unreachable, a stack overflow), that
 // makes a Go guest die (a runtime fatal error such as out of memory when it grows past
 // Options.MemoryLimitPages, or an exit), or that is interrupted, kills its instance:
-// the decision returns ErrTrap or ErrTimeout (the latter wraps sdk.ErrDecisionTimeout)
+// the decision returns ErrTrap or ErrTimeout (the latter wraps strategywire.ErrDecisionTimeout)
 // so the caller falls back, the failure is counted (Stats) and logged with the first
 // lines the guest printed (at most once a second per kind), and a goroutine owned by
 // the Strategy starts a replacement, retrying with backoff. Decisions meanwhile use the

@@ -3,8 +3,8 @@ package wasm
 import "errors"
 
 // Errors of package wasm. Errors of one decision also wrap the sdk sentinel the host's
-// fallback logic classifies (sdk.ErrDecisionTimeout, sdk.ErrSelectFailed,
-// sdk.ErrSelectPanic), so errors.Is works with either.
+// fallback logic classifies (strategywire.ErrDecisionTimeout, strategywire.ErrSelectFailed,
+// strategywire.ErrSelectPanic), so errors.Is works with either.
 var (
 	// ErrInvalidOptions: Options failed validation (the error joins every problem).
 	ErrInvalidOptions = errors.New("wasm: invalid options")
@@ -17,7 +17,7 @@ var (
 	ErrChecksumMismatch = errors.New("wasm: module does not match its SHA-256 pin")
 	// ErrTimeout: a guest call outlived Options.CallTimeout (or StartTimeout) and was
 	// interrupted; its instance was discarded and is being replaced. It wraps
-	// sdk.ErrDecisionTimeout.
+	// strategywire.ErrDecisionTimeout.
 	ErrTimeout = errors.New("wasm: guest call exceeded its deadline")
 	// ErrTrap: the guest died during a call (a WebAssembly trap such as an
 	// out-of-bounds access, a Go runtime fatal error such as out of memory, or an exit);

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/host/wasm"
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/plugins/sdk/sdktest"
 )
@@ -50,11 +51,11 @@ func TestGuestFailures(t *testing.T) {
 		log    []string // the log line contains all of these
 		killed bool     // the instance dies and is replaced
 	}{
-		{"loop", []error{wasm.ErrTimeout, sdk.ErrDecisionTimeout}, []string{"exceeded its deadline", "instance failed; replacing it"}, true},
+		{"loop", []error{wasm.ErrTimeout, strategywire.ErrDecisionTimeout}, []string{"exceeded its deadline", "instance failed; replacing it"}, true},
 		{"trap", []error{wasm.ErrTrap}, []string{"out of bounds memory access", "instance failed; replacing it"}, true},
 		{"fatal", []error{wasm.ErrTrap}, []string{"fatal error: sync: unlock of unlocked mutex"}, true},
 		{"grow", []error{wasm.ErrTrap}, []string{"out of memory"}, true},
-		{"error", []error{wasm.ErrGuest, sdk.ErrSelectFailed}, []string{"deliberate error"}, false},
+		{"error", []error{wasm.ErrGuest, strategywire.ErrSelectFailed}, []string{"deliberate error"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.topic, func(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/host/wasm"
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/internal/wasmtest"
-	"github.com/producerd/producerd/plugins/sdk"
 )
 
 // pkgSDKBadGuest is a misbehaving strategy built with the Go SDK (wasmguest).
@@ -65,8 +65,8 @@ func TestGuestsCannotHoldTheHost(t *testing.T) {
 			if !errors.Is(err, tc.want) && !(grewTooLong && errors.Is(err, wasm.ErrTimeout)) {
 				t.Fatalf("Select = %v, want %v", err, tc.want)
 			}
-			if errors.Is(tc.want, wasm.ErrTimeout) && !errors.Is(err, sdk.ErrDecisionTimeout) {
-				t.Fatalf("Select = %v, want it to wrap sdk.ErrDecisionTimeout", err)
+			if errors.Is(tc.want, wasm.ErrTimeout) && !errors.Is(err, strategywire.ErrDecisionTimeout) {
+				t.Fatalf("Select = %v, want it to wrap strategywire.ErrDecisionTimeout", err)
 			}
 			waitLive(t, s)
 			if st := s.Stats(); st.Replaced == 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/plugins/sdk/wasmguest/wasmabi"
 )
@@ -161,7 +162,7 @@ func (s *strategy) initInstance(in *instance) error {
 	case code == wasmabi.CodeUnsupported:
 		return fmt.Errorf("%w: the module takes no settings", sdk.ErrInvalidSettings)
 	case code < 0:
-		return fmt.Errorf("%w: %s", sdk.ErrInvalidSettings, s.guestText(in, code))
+		return wasmabi.SettingsError(s.guestText(in, code))
 	}
 	return nil
 }
@@ -186,7 +187,7 @@ func (s *strategy) call(in *instance, fn api.Function, timeout time.Duration) er
 	if !in.state.CompareAndSwap(v, v+1) {
 		// The watchdog set the interrupt: even if the call returned just in time,
 		// the flag is set and the instance must go.
-		err = fmt.Errorf("%w (%w): no answer within %v", ErrTimeout, sdk.ErrDecisionTimeout, timeout)
+		err = fmt.Errorf("%w (%w): no answer within %v", ErrTimeout, strategywire.ErrDecisionTimeout, timeout)
 	} else if err != nil {
 		var exit *sys.ExitError
 		if errors.As(err, &exit) {
@@ -292,9 +293,9 @@ func (s *strategy) guestText(in *instance, code int32) string {
 func selectError(code int32, text string) error {
 	switch code {
 	case wasmabi.CodePanic:
-		return fmt.Errorf("%w (%w): %s", ErrGuest, sdk.ErrSelectPanic, text)
+		return fmt.Errorf("%w (%w): %s", ErrGuest, strategywire.ErrSelectPanic, text)
 	default:
-		return fmt.Errorf("%w (%w): %s", ErrGuest, sdk.ErrSelectFailed, text)
+		return fmt.Errorf("%w (%w): %s", ErrGuest, strategywire.ErrSelectFailed, text)
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/producerd/producerd/host/wasm/internal/wasmbin"
-	"github.com/producerd/producerd/plugins/sdk"
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/plugins/sdk/pick"
 	"github.com/producerd/producerd/plugins/sdk/wasmguest/wasmabi"
 )
@@ -189,7 +189,7 @@ func (s *strategy) describe(in *instance, mod *wasmbin.Module) error {
 	}
 	s.desc = d
 	s.clock = d.Has(wasmabi.FlagClock)
-	s.features = sdk.Features{
+	s.features = strategywire.Features{
 		Observer:       d.Has(wasmabi.FlagObserver),
 		HealthReporter: d.Has(wasmabi.FlagHealthReporter),
 		HealthSeeder:   d.Has(wasmabi.FlagHealthSeeder),

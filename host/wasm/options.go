@@ -16,7 +16,7 @@ const (
 	// DefaultMemoryLimitPages is 512 pages of 64 KiB: 32 MiB per instance.
 	DefaultMemoryLimitPages = 512
 	// DefaultCallTimeout bounds one call into the guest. It is deliberately longer
-	// than the host's decision timeout (sdk.DefaultDecisionTimeout, 10 ms): it exists to
+	// than the host's decision timeout (pluginclient.DefaultDecisionTimeout, 10 ms): it exists to
 	// stop a guest that is stuck, and an interrupted instance costs a replacement (tens
 	// of milliseconds of CPU), while a healthy guest can take milliseconds now and then
 	// (a Go module collects garbage inside the call that triggers it; a busy machine
@@ -55,7 +55,7 @@ type Options struct {
 	// CallTimeout bounds each call into the guest (Select, Observe, Health, Seed). A
 	// call still running after it is interrupted within about CallTimeout/2 more, its
 	// instance is replaced, and the decision returns ErrTimeout (wrapping
-	// sdk.ErrDecisionTimeout). Default DefaultCallTimeout (100 ms).
+	// strategywire.ErrDecisionTimeout). Default DefaultCallTimeout (100 ms).
 	CallTimeout time.Duration
 	// StartTimeout bounds starting each instance (the guest's initialisation,
 	// Configure, Describe, and seeding a replacement). Default DefaultStartTimeout.

@@ -13,6 +13,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/plugins/sdk/pick"
 	"github.com/producerd/producerd/plugins/sdk/wasmguest/wasmabi"
@@ -28,7 +29,8 @@ type Strategy interface {
 	sdk.Describer
 	sdk.HealthReporter
 	sdk.HealthSeeder
-	sdk.FeatureDeclarer
+	// Features reports the optional interfaces the module declares.
+	Features() strategywire.Features
 	io.Closer
 	// Stats returns the strategy's counters.
 	Stats() Stats
@@ -73,7 +75,7 @@ type strategy struct {
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
 	desc     wasmabi.Description
-	features sdk.Features
+	features strategywire.Features
 	clock    bool // the module reads the time: pass it with every decision
 	// local decides for a module that declares LocalApply: package pick over the policy
 	// the module publishes (its health table, if it reports one), read again after every
@@ -379,8 +381,8 @@ func (s *strategy) health(in *instance, timeout time.Duration) ([]sdk.BrokerHeal
 // Describe implements sdk.Describer: the module's Descriptor, read once at Load.
 func (s *strategy) Describe() sdk.Descriptor { return s.desc.Descriptor }
 
-// Features implements sdk.FeatureDeclarer: the optional interfaces the module declares.
-func (s *strategy) Features() sdk.Features { return s.features }
+// Features implements Strategy: the optional interfaces the module declares.
+func (s *strategy) Features() strategywire.Features { return s.features }
 
 // Stats implements Strategy.
 func (s *strategy) Stats() Stats {

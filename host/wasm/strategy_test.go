@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/host/wasm"
+	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/plugins/examples/keyhash"
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/plugins/sdk/sdktest"
@@ -32,11 +33,12 @@ func loadHeavy(t *testing.T, pkg string, adjust func(*wasm.Options)) wasm.Strate
 func TestDescribeAndFeatures(t *testing.T) {
 	for _, bs := range benchStrategies {
 		native := bs.native(t)
-		want := sdk.FeaturesOf(native)
-		want.Describer = true
-		want.Configurable = true
+		_, obs := native.(sdk.Observer)
+		_, hr := native.(sdk.HealthReporter)
+		_, hs := native.(sdk.HealthSeeder)
+		want := strategywire.Features{Observer: obs, HealthReporter: hr, HealthSeeder: hs, Describer: true, Configurable: true}
 		s := loadHeavy(t, bs.pkg, nil)
-		if got, want := s.Describe(), sdk.DescriptorOf(native); got != want {
+		if got, want := s.Describe(), native.(sdk.Describer).Describe(); got != want {
 			t.Errorf("%s: Describe() = %+v, in-process %+v", bs.name, got, want)
 		}
 		if got := s.Features(); got != want {

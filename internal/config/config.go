@@ -256,6 +256,13 @@ type Strategy struct {
 	// Env names the daemon's environment variables the plugin process receives (env,
 	// default none): plugins get no other part of the daemon's environment.
 	Env []string
+
+	// file, keyPath and lineOf place settings problems found after Load
+	// (SettingsError): the settings table's key path and the file's line of a path
+	// (of its nearest ancestor when the file does not set it).
+	file    string
+	keyPath string
+	lineOf  func(path string) int
 }
 
 // Producer is one [[producer]] table; zero durations and sizes mean core's defaults.
@@ -531,6 +538,7 @@ func (c *Config) decodeStrategies(t *tomlx.Table, d *tomlx.Decoder, dir string) 
 				continue
 			}
 			if s := decodeStrategy(st, d, name, dir); s != nil {
+				s.file = c.File
 				c.Strategies[name] = s
 				if s.AllowInsecurePath && s.Path != "" {
 					c.warnAt(d, st.Key("allow_insecure_path"), "plugin %s runs even if someone other than its owner could replace it", s.Path)
@@ -581,6 +589,7 @@ func decodeStrategy(t *tomlx.Table, d *tomlx.Decoder, name, dir string) *Strateg
 		}
 	}
 	decodeStrategyTrust(t, s)
+	s.keyPath, s.lineOf = t.Key("settings"), d.Line
 	if st := t.Sub("settings"); st != nil {
 		b, err := json.Marshal(st.Map())
 		if err != nil {
@@ -597,46 +606,15 @@ func decodeStrategy(t *tomlx.Table, d *tomlx.Decoder, name, dir string) *Strateg
 	return s
 }
 
+// checkBuiltinSettings builds the built-in with its settings (its own parser) and
+// reports each problem at its key.
 func checkBuiltinSettings(st *tomlx.Table, d *tomlx.Decoder, s *Strategy) {
-	b, _ := builtin.Lookup(s.Builtin)
-	known := true
-	keys := make([]string, 0, len(st.Map()))
-	for k := range st.Map() {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !slices.Contains(b.Settings, k) {
-			known = false
-			if len(b.Settings) == 0 {
-				st.Errorf(k, "unknown key: built-in %s takes no settings", s.Builtin)
-			} else {
-				st.Errorf(k, "unknown key (built-in %s takes %s)", s.Builtin, strings.Join(b.Settings, ", "))
-			}
-		}
-	}
-	if !known {
+	err := builtin.Validate(s.Builtin, s.Settings)
+	if err == nil {
 		return
 	}
-	if err := builtin.Validate(s.Builtin, s.Settings); err != nil {
-		var errs []error
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			errs = j.Unwrap()
-		} else {
-			errs = []error{err}
-		}
-		for _, e := range errs {
-			var se *builtin.SettingError
-			if errors.As(e, &se) {
-				path := st.Path()
-				if se.Key != "" {
-					path = st.Key(se.Key)
-				}
-				d.Errorf(path, "%v", se.Err)
-			} else {
-				d.Errorf(st.Path(), "%v", e)
-			}
-		}
+	if !s.placeSettings(err, func(line int, key, problem string) { d.ErrorAt(line, key, "%s", problem) }) {
+		d.Errorf(st.Path(), "%v", err)
 	}
 }
 

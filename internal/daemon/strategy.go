@@ -16,7 +16,7 @@ import (
 )
 
 // strategyHost is what a group needs from its strategy host: one selector handed to
-// core once (an sdk.Provider across swaps), swap, status and close. hostAdapter
+// core once (a host.Provider across swaps), swap, status and close. hostAdapter
 // implements it with package host.
 type strategyHost interface {
 	Selector() sdk.Selector
@@ -75,7 +75,7 @@ func (d *Daemon) newHost(ctx context.Context, group string, s *config.Strategy) 
 	if err := h.Start(ctx, d.spec(s)); err != nil {
 		if !errors.Is(err, host.ErrPluginDown) {
 			_ = h.Close()
-			return nil, err
+			return nil, s.SettingsError(err)
 		}
 		// Installed in fallback mode: decisions are made in-process while the host
 		// keeps restarting the plugin.
@@ -101,7 +101,7 @@ func (a *hostAdapter) Swap(ctx context.Context, s *config.Strategy) (uint64, err
 	a.plugins[s.Name] = s.Plugin
 	a.mu.Unlock()
 	if err := a.h.SwapAndAwait(ctx, a.d.spec(s)); err != nil && !errors.Is(err, host.ErrPluginDown) {
-		return 0, err
+		return 0, s.SettingsError(err)
 	}
 	return a.h.Status().Generation, nil
 }

@@ -56,12 +56,12 @@
 // with the host; a panic or error in Select only makes the host fall back for that
 // decision.
 //
-// # Talking to a plugin (host side)
+// # What is not here
 //
-// A host starts the executable with go-plugin (Handshake, PluginSet(nil), gRPC,
-// AutoMTLS), dispenses PluginName to get a *Remote, calls Describe with the settings
-// (and Configure for a version-1 plugin), and opens one Session: a long-lived
-// bidirectional stream that carries pipelined selections, batched outcomes and the
-// strategy's published health table. Package host does all of this, adds deadlines,
-// fallbacks, supervision and hot swap.
+// The host side of the protocol (starting plugin processes, the decision stream,
+// deadlines, fallbacks, supervision, hot swap) is package host and its internal
+// packages; what both sides share (handshake, protocol versions, the generated
+// protocol) is internal to producerd. A plugin author needs none of it: Serve speaks
+// the protocol, and package sdktest runs a strategy through the same checks the host
+// applies.
 package sdk

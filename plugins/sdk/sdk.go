@@ -177,10 +177,3 @@ type HealthReporter interface {
 type HealthSeeder interface {
 	Seed(rows []BrokerHealth)
 }
-
-// Provider hands out the strategy generation that one send uses for its whole retry
-// loop. The host's hot-swap wrapper implements it; core calls Acquire once per send and
-// release when the send ends, so a swap can wait for the old generation to drain.
-type Provider interface {
-	Acquire() (s Selector, release func())
-}

@@ -11,11 +11,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
-)
 
-// EnvLogLevel names the environment variable that sets a plugin's log level (trace,
-// debug, info, warn, error); the default is info.
-const EnvLogLevel = "PRODUCERD_PLUGIN_LOG_LEVEL"
+	"github.com/producerd/producerd/internal/strategywire"
+)
 
 // parentPoll is how often a plugin checks that the process that started it is alive.
 const parentPoll = 250 * time.Millisecond
@@ -27,7 +25,7 @@ const parentPoll = 250 * time.Millisecond
 //
 // Serve owns the plugin side of the protocol:
 //
-//   - the go-plugin handshake (Handshake: magic cookie, protocol version), the gRPC
+//   - the go-plugin handshake (magic cookie, protocol version), the gRPC
 //     server, and mutual TLS when the host asks for it (go-plugin AutoMTLS);
 //   - strategy protocol version negotiation; the strategy is built once, by build,
 //     from the settings (JSON) the host sends in Describe, and the optional interfaces
@@ -36,7 +34,7 @@ const parentPoll = 250 * time.Millisecond
 //   - the decision session: selections, outcomes, health publication, with panics in
 //     Select and Observe recovered and reported as errors;
 //   - logging: an hclog JSON logger on stderr, which go-plugin forwards to the host's
-//     log tagged with the plugin's name (level from EnvLogLevel); plugin code can log
+//     log tagged with the plugin's name (level from the environment variable PRODUCERD_PLUGIN_LOG_LEVEL); plugin code can log
 //     through Logger();
 //   - exit when the host goes away: go-plugin's handshake (the binary refuses to run
 //     when not started by a host, exit status 1) plus a watchdog that exits (status 3)
@@ -47,12 +45,12 @@ func Serve(build Constructor) {
 		os.Exit(2)
 	}
 	log := Logger()
-	if os.Getenv(Handshake.MagicCookieKey) == Handshake.MagicCookieValue {
+	if os.Getenv(strategywire.Handshake.MagicCookieKey) == strategywire.Handshake.MagicCookieValue {
 		go watchParent(log, os.Getppid())
 	}
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: &grpcPlugin{build: build, log: log}},
+		HandshakeConfig: strategywire.Handshake,
+		Plugins:         plugin.PluginSet{strategywire.PluginName: &grpcPlugin{build: build, log: log}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, grpc.MaxRecvMsgSize(math.MaxInt32))
 			return grpc.NewServer(opts...)
@@ -63,7 +61,7 @@ func Serve(build Constructor) {
 
 var pluginLogger = hclog.New(&hclog.LoggerOptions{
 	Name:       "plugin",
-	Level:      hclog.LevelFromString(envOr(EnvLogLevel, "info")),
+	Level:      hclog.LevelFromString(envOr(strategywire.EnvLogLevel, "info")),
 	Output:     os.Stderr,
 	JSONFormat: true,
 })

@@ -17,7 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/producerd/producerd/plugins/sdk/internal/strategypb"
+	"github.com/producerd/producerd/internal/strategywire"
+	"github.com/producerd/producerd/internal/strategywire/strategypb"
 )
 
 // healthRefresh is how often a plugin session compares its strategy's health table with
@@ -45,7 +46,7 @@ type served struct {
 	obs  Observer
 	hr   HealthReporter
 	hs   HealthSeeder
-	feat Features
+	feat strategywire.Features
 	log  hclog.Logger
 }
 
@@ -68,17 +69,12 @@ func (s *server) newServed(settings []byte) (*served, error) {
 	if impl == nil {
 		return nil, fmt.Errorf("%w: the constructor returned no strategy", ErrInvalidSettings)
 	}
-	st := &served{impl: impl, log: s.log, feat: FeaturesOf(impl)}
-	if st.feat.Observer {
-		st.obs, _ = impl.(Observer)
-	}
-	if st.feat.HealthReporter {
-		st.hr, _ = impl.(HealthReporter)
-	}
-	if st.feat.HealthSeeder {
-		st.hs, _ = impl.(HealthSeeder)
-	}
-	st.feat.Observer, st.feat.HealthReporter, st.feat.HealthSeeder = st.obs != nil, st.hr != nil, st.hs != nil
+	st := &served{impl: impl, log: s.log}
+	st.obs, _ = impl.(Observer)
+	st.hr, _ = impl.(HealthReporter)
+	st.hs, _ = impl.(HealthSeeder)
+	_, describer := impl.(Describer)
+	st.feat = strategywire.Features{Observer: st.obs != nil, HealthReporter: st.hr != nil, HealthSeeder: st.hs != nil, Describer: describer}
 	st.feat.Configurable = true // a Constructor takes settings
 	return st, nil
 }
@@ -90,7 +86,7 @@ func (s *server) current(settings []byte, rebuild bool) (*served, error) {
 	defer s.mu.Unlock()
 	old := s.cur.Load()
 	if old != nil && (!rebuild || bytes.Equal(bytes.TrimSpace(settings), bytes.TrimSpace(s.settings)) ||
-		EmptySettings(settings) && EmptySettings(s.settings)) {
+		emptySettings(settings) && emptySettings(s.settings)) {
 		return old, nil
 	}
 	st, err := s.newServed(settings)
@@ -130,19 +126,20 @@ func (s *server) Describe(_ context.Context, req *strategypb.DescribeRequest) (*
 	if hi == 0 {
 		hi = lo
 	}
-	if lo > ProtocolVersion || hi < MinProtocolVersion || lo > hi {
+	if lo > strategywire.ProtocolVersion || hi < strategywire.MinProtocolVersion || lo > hi {
 		resp.Code = strategypb.Code_CODE_UNSUPPORTED_VERSION
-		resp.Message = fmt.Sprintf("host speaks strategy protocol %d..%d, plugin %d..%d", lo, hi, MinProtocolVersion, ProtocolVersion)
+		resp.Message = fmt.Sprintf("host speaks strategy protocol %d..%d, plugin %d..%d", lo, hi, strategywire.MinProtocolVersion, strategywire.ProtocolVersion)
 		return resp, nil
 	}
-	resp.Version = min(hi, ProtocolVersion)
+	resp.Version = min(hi, strategywire.ProtocolVersion)
 	st, err := s.current(req.GetSettings(), true)
 	if err != nil {
 		resp.Code, resp.Message = strategypb.Code_CODE_INVALID_SETTINGS, err.Error()
+		resp.SettingProblems = settingProblemsToPB(err)
 		return resp, nil
 	}
 	resp.Features = featuresToPB(st.feat)
-	resp.Declared = descriptorToPB(DescriptorOf(st.impl))
+	resp.Declared = descriptorToPB(descriptorOf(st.impl))
 	return resp, nil
 }
 
@@ -152,7 +149,7 @@ func (s *server) Configure(_ context.Context, req *strategypb.ConfigureRequest) 
 		return nil, errNoImpl
 	}
 	if _, err := s.current(req.GetSettings(), true); err != nil {
-		return &strategypb.ConfigureResponse{Code: strategypb.Code_CODE_INVALID_SETTINGS, Message: err.Error()}, nil
+		return &strategypb.ConfigureResponse{Code: strategypb.Code_CODE_INVALID_SETTINGS, Message: err.Error(), SettingProblems: settingProblemsToPB(err)}, nil
 	}
 	return &strategypb.ConfigureResponse{}, nil
 }
@@ -195,42 +192,9 @@ type serverSession struct {
 	lastHealth []BrokerHealth
 }
 
-// topicRoutes keeps the RouteVersionsKept most recently defined versions of a topic,
-// oldest first. Defining a version again makes it the most recent. The host keeps the
-// same structure as a mirror (Session.sent) and applies the same definitions in the
-// same order, so it knows which versions the plugin holds.
-type topicRoutes struct {
-	n       int
-	version [RouteVersionsKept]uint64
-	queues  [RouteVersionsKept][]Queue
-}
-
-func (t *topicRoutes) get(v uint64) ([]Queue, bool) {
-	for i := range t.n {
-		if t.version[i] == v {
-			return t.queues[i], true
-		}
-	}
-	return nil, false
-}
-
-func (t *topicRoutes) put(v uint64, qs []Queue) {
-	for i := range t.n {
-		if t.version[i] == v {
-			copy(t.version[i:t.n], t.version[i+1:t.n])
-			copy(t.queues[i:t.n], t.queues[i+1:t.n])
-			t.n--
-			break
-		}
-	}
-	if t.n == RouteVersionsKept {
-		copy(t.version[:], t.version[1:])
-		copy(t.queues[:], t.queues[1:])
-		t.n--
-	}
-	t.version[t.n], t.queues[t.n] = v, qs
-	t.n++
-}
+// topicRoutes keeps a topic's most recently defined queue lists; the host keeps a
+// mirror of it (strategywire.TopicRoutes) and so knows which versions the plugin holds.
+type topicRoutes = strategywire.TopicRoutes[[]Queue]
 
 func (ss *serverSession) run(cancel context.CancelFunc) error {
 	s := ss.srv
@@ -269,17 +233,17 @@ func (ss *serverSession) apply(up *strategypb.Up) *strategypb.Down {
 		}
 		tr := ss.routes[r.GetTopic()]
 		if tr == nil {
-			if len(ss.routes) >= RouteTopicsKept {
+			if len(ss.routes) >= strategywire.RouteTopicsKept {
 				clear(ss.routes)
 			}
 			tr = &topicRoutes{}
 			ss.routes[r.GetTopic()] = tr
 		}
-		tr.put(r.GetVersion(), qs)
+		tr.Put(r.GetVersion(), qs)
 	}
 	changed := false
 	if seed := up.GetSeed(); seed != nil && s.hs != nil {
-		s.hs.Seed(healthFromPB(seed))
+		s.hs.Seed(strategywire.HealthFromPB[BrokerHealth](seed))
 		changed = true
 	}
 	if o := up.GetOutcomes(); o != nil && s.obs != nil {
@@ -311,7 +275,7 @@ func (ss *serverSession) apply(up *strategypb.Up) *strategypb.Down {
 			ss.sendMu.Lock()
 			ss.lastHealth = rows
 			ss.sendMu.Unlock()
-			down.Health = healthToPB(rows)
+			down.Health = strategywire.HealthToPB(rows)
 		}
 	case changed && s.hr != nil:
 		// Availability changes go out at once; latency-only changes wait for the
@@ -343,7 +307,7 @@ func (ss *serverSession) decide(reqs []*strategypb.Select, down *strategypb.Down
 		var qs []Queue
 		ok := false
 		if tr := ss.routes[r.GetTopic()]; tr != nil {
-			qs, ok = tr.get(r.GetRouteVersion())
+			qs, ok = tr.Get(r.GetRouteVersion())
 		}
 		if !ok {
 			down.Errors = append(down.Errors, &strategypb.SelectError{Id: r.GetId(), Code: strategypb.Code_CODE_ROUTE_UNKNOWN})
@@ -358,7 +322,7 @@ func (ss *serverSession) decide(reqs []*strategypb.Select, down *strategypb.Down
 			n, err = ss.safeSelect(ctx, &ss.sel)
 		}
 		if err != nil {
-			down.Errors = append(down.Errors, &strategypb.SelectError{Id: r.GetId(), Code: codeOf(err), Message: err.Error()})
+			down.Errors = append(down.Errors, &strategypb.SelectError{Id: r.GetId(), Code: strategywire.CodeOf(err), Message: err.Error()})
 			continue
 		}
 		down.Ids = append(down.Ids, r.GetId())
@@ -381,7 +345,7 @@ func (ss *serverSession) observe(outs []Outcome) {
 func (ss *serverSession) safeSelect(ctx context.Context, sel *Selection) (n int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			n, err = -1, fmt.Errorf("%w: %v", ErrSelectPanic, p)
+			n, err = -1, fmt.Errorf("%w: %v", strategywire.ErrSelectPanic, p)
 			ss.srv.log.Error("Select panicked", "panic", fmt.Sprint(p))
 		}
 	}()
@@ -405,7 +369,7 @@ func (ss *serverSession) healthChange(withLatency bool) *strategypb.HealthTable 
 		return nil
 	}
 	ss.lastHealth = rows
-	return healthToPB(rows)
+	return strategywire.HealthToPB(rows)
 }
 
 func (ss *serverSession) refreshHealth() {
@@ -482,4 +446,13 @@ func equalHealth(a, b []BrokerHealth, withLatency bool) bool {
 		}
 	}
 	return true
+}
+
+// descriptorOf returns s's Descriptor, or the zero Descriptor when s does not implement
+// Describer.
+func descriptorOf(s Selector) Descriptor {
+	if d, ok := s.(Describer); ok {
+		return d.Describe()
+	}
+	return Descriptor{}
 }

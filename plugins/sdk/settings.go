@@ -30,8 +30,8 @@ func NoSettings(newSel func() Selector) Constructor {
 	}
 }
 
-// EmptySettings reports whether settings are empty: "", "{}" or "null" (spaces aside).
-func EmptySettings(settings []byte) bool {
+// emptySettings reports whether settings are empty: "", "{}" or "null" (spaces aside).
+func emptySettings(settings []byte) bool {
 	switch string(bytes.TrimSpace(settings)) {
 	case "", "{}", "null":
 		return true
@@ -65,7 +65,7 @@ func (e *SettingError) Is(target error) bool { return target == ErrInvalidSettin
 // that all problems are reported at once, each as a *SettingError naming its key,
 // joined with errors.Join. Empty settings leave v unchanged.
 func DecodeSettings(settings []byte, v any) error {
-	if EmptySettings(settings) {
+	if emptySettings(settings) {
 		return nil
 	}
 	var table map[string]json.RawMessage

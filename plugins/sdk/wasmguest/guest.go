@@ -156,17 +156,10 @@ func (g *guest) register(build sdk.Constructor) {
 
 // install makes sel the strategy and derives the flags from what it implements.
 func (g *guest) install(sel sdk.Selector) {
-	f := sdk.FeaturesOf(sel)
-	g.sel, g.obs, g.hr, g.hs = sel, nil, nil, nil
-	if f.Observer {
-		g.obs, _ = sel.(sdk.Observer)
-	}
-	if f.HealthReporter {
-		g.hr, _ = sel.(sdk.HealthReporter)
-	}
-	if f.HealthSeeder {
-		g.hs, _ = sel.(sdk.HealthSeeder)
-	}
+	g.sel = sel
+	g.obs, _ = sel.(sdk.Observer)
+	g.hr, _ = sel.(sdk.HealthReporter)
+	g.hs, _ = sel.(sdk.HealthSeeder)
 	clock := g.flags & wasmabi.FlagClock
 	g.flags = wasmabi.Flags(sdk.Descriptor{}, g.obs != nil, g.hr != nil, g.hs != nil, true) | clock
 }
@@ -235,7 +228,11 @@ func (g *guest) describe() []byte {
 	if !g.ready() {
 		return nil
 	}
-	g.out = wasmabi.AppendDescribe(g.out[:0], sdk.DescriptorOf(g.sel), g.flags)
+	var d sdk.Descriptor
+	if ds, ok := g.sel.(sdk.Describer); ok {
+		d = ds.Describe()
+	}
+	g.out = wasmabi.AppendDescribe(g.out[:0], d, g.flags)
 	return g.out
 }
 
@@ -251,7 +248,8 @@ func (g *guest) configure(in []byte) (code int32) {
 		err = errors.New("the constructor returned no strategy")
 	}
 	if err != nil {
-		return g.fail(wasmabi.CodeInvalidSettings, "%v", err)
+		g.lastErr = wasmabi.AppendSettingsError(g.lastErr[:0], err)
+		return wasmabi.CodeInvalidSettings
 	}
 	g.buildErr = nil
 	g.install(sel)

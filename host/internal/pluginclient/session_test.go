@@ -1,6 +1,6 @@
 //go:build !wasip1
 
-package sdk_test
+package pluginclient_test
 
 import (
 	"context"
@@ -19,19 +19,21 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/producerd/producerd/host/internal/pluginclient"
+	"github.com/producerd/producerd/internal/strategywire"
+	"github.com/producerd/producerd/internal/strategywire/strategypb"
 	"github.com/producerd/producerd/plugins/roundrobin"
 	"github.com/producerd/producerd/plugins/sdk"
-	"github.com/producerd/producerd/plugins/sdk/internal/strategypb"
 	"github.com/producerd/producerd/plugins/sdk/sdktest"
 )
 
 // connect serves impl on an in-memory gRPC connection, as a plugin process does, and
 // returns a described, configured session to it.
-func connect(t *testing.T, impl sdk.Selector, opts sdk.SessionOptions) *sdk.Session {
+func connect(t *testing.T, impl sdk.Selector, opts pluginclient.SessionOptions) *pluginclient.Session {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	sdk.RegisterForTest(srv, impl)
+	strategywire.RegisterServer(srv, sdk.NoSettings(func() sdk.Selector { return impl }))
 	go func() { _ = srv.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
@@ -39,7 +41,7 @@ func connect(t *testing.T, impl sdk.Selector, opts sdk.SessionOptions) *sdk.Sess
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := sdk.NewRemoteForTest(conn)
+	r := pluginclient.NewRemote(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	info, err := r.Describe(ctx, nil)
@@ -93,13 +95,13 @@ func TestSessionConformance(t *testing.T) {
 		{"isolating", func() sdk.Selector { return newIsolating() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sdktest.Conformance(t, func(t *testing.T) sdk.Selector { return connect(t, tc.new(), sdk.SessionOptions{}) })
+			sdktest.Conformance(t, func(t *testing.T) sdk.Selector { return connect(t, tc.new(), pluginclient.SessionOptions{}) })
 		})
 	}
 }
 
 func TestSessionPipelinedAnswersMatch(t *testing.T) {
-	s := connect(t, keyed{}, sdk.SessionOptions{})
+	s := connect(t, keyed{}, pluginclient.SessionOptions{})
 	rt := sdktest.NewRoute("pipelined", sdktest.Queues(4, 8))
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -134,8 +136,8 @@ func errString(err error) string {
 // TestSessionRouteVersions interleaves more route versions of one topic than a plugin
 // keeps: every selection must still be answered (the host re-sends evicted lists).
 func TestSessionRouteVersions(t *testing.T) {
-	s := connect(t, roundrobin.New(), sdk.SessionOptions{})
-	routes := make([]*sdktest.Route, 3*sdk.RouteVersionsKept)
+	s := connect(t, roundrobin.New(), pluginclient.SessionOptions{})
+	routes := make([]*sdktest.Route, 3*strategywire.RouteVersionsKept)
 	for i := range routes {
 		routes[i] = &sdktest.Route{Topic: "versions", Version: uint64(i + 1), Queues: sdktest.Queues(1+i%3, 2)}
 	}
@@ -167,21 +169,21 @@ func (b blocking) Select(ctx context.Context, _ *sdk.Selection) (int, error) {
 func TestSessionErrors(t *testing.T) {
 	rt := sdktest.NewRoute("errors", sdktest.Queues(2, 2))
 	t.Run("error", func(t *testing.T) {
-		s := connect(t, failing{}, sdk.SessionOptions{})
-		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, sdk.ErrSelectFailed) {
+		s := connect(t, failing{}, pluginclient.SessionOptions{})
+		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, strategywire.ErrSelectFailed) {
 			t.Fatalf("err = %v, want ErrSelectFailed", err)
 		}
 	})
 	t.Run("panic", func(t *testing.T) {
-		s := connect(t, failing{panics: true}, sdk.SessionOptions{})
-		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, sdk.ErrSelectPanic) {
+		s := connect(t, failing{panics: true}, pluginclient.SessionOptions{})
+		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, strategywire.ErrSelectPanic) {
 			t.Fatalf("err = %v, want ErrSelectPanic", err)
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {
 		b := blocking{release: make(chan struct{})}
-		s := connect(t, b, sdk.SessionOptions{DecisionTimeout: 20 * time.Millisecond})
-		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, sdk.ErrDecisionTimeout) {
+		s := connect(t, b, pluginclient.SessionOptions{DecisionTimeout: 20 * time.Millisecond})
+		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, strategywire.ErrDecisionTimeout) {
 			t.Fatalf("err = %v, want ErrDecisionTimeout", err)
 		}
 		close(b.release)
@@ -190,7 +192,7 @@ func TestSessionErrors(t *testing.T) {
 		}
 	})
 	t.Run("cancelled", func(t *testing.T) {
-		s := connect(t, roundrobin.New(), sdk.SessionOptions{})
+		s := connect(t, roundrobin.New(), pluginclient.SessionOptions{})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := s.Select(ctx, rt.First()); !errors.Is(err, context.Canceled) {
@@ -198,9 +200,9 @@ func TestSessionErrors(t *testing.T) {
 		}
 	})
 	t.Run("closed", func(t *testing.T) {
-		s := connect(t, roundrobin.New(), sdk.SessionOptions{})
+		s := connect(t, roundrobin.New(), pluginclient.SessionOptions{})
 		_ = s.Close()
-		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, sdk.ErrSessionClosed) {
+		if _, err := s.Select(context.Background(), rt.First()); !errors.Is(err, pluginclient.ErrSessionClosed) {
 			t.Fatalf("err = %v, want ErrSessionClosed", err)
 		}
 		<-s.Done()
@@ -288,7 +290,7 @@ func availability(rows []sdk.BrokerHealth) map[string]bool {
 func TestSessionUrgentOutcome(t *testing.T) {
 	var mu sync.Mutex
 	var published [][]sdk.BrokerHealth
-	s := connect(t, newIsolating(), sdk.SessionOptions{
+	s := connect(t, newIsolating(), pluginclient.SessionOptions{
 		UrgentTimeout: 10 * time.Second, // the test waits for the ack, not a timing bound
 		OnHealth: func(rows []sdk.BrokerHealth) {
 			mu.Lock()
@@ -330,9 +332,9 @@ func TestSessionUrgentOutcome(t *testing.T) {
 }
 
 func TestDescribeConfigure(t *testing.T) {
-	s := connect(t, newIsolating(), sdk.SessionOptions{})
+	s := connect(t, newIsolating(), pluginclient.SessionOptions{})
 	info := s.Info()
-	if info.ProtocolVersion != sdk.ProtocolVersion || info.Descriptor.Name != "isolating" || !info.Descriptor.LocalApply ||
+	if info.ProtocolVersion != strategywire.ProtocolVersion || info.Descriptor.Name != "isolating" || !info.Descriptor.LocalApply ||
 		!info.Features.Observer || !info.Features.HealthReporter || !info.Features.HealthSeeder || !info.Features.Configurable {
 		t.Fatalf("Info = %+v", info)
 	}
@@ -353,10 +355,10 @@ func TestConstructorSettings(t *testing.T) {
 		built = append(built, string(settings))
 		return roundrobin.New(), nil
 	}
-	dial := func(build sdk.Constructor) *sdk.Remote {
+	dial := func(build sdk.Constructor) *pluginclient.Remote {
 		lis := bufconn.Listen(1 << 20)
 		srv := grpc.NewServer()
-		sdk.RegisterConstructorForTest(srv, build)
+		strategywire.RegisterServer(srv, build)
 		go func() { _ = srv.Serve(lis) }()
 		t.Cleanup(srv.Stop)
 		conn, err := grpc.NewClient("passthrough:///bufnet",
@@ -366,7 +368,7 @@ func TestConstructorSettings(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = conn.Close() })
-		return sdk.NewRemoteForTest(conn)
+		return pluginclient.NewRemote(conn)
 	}
 	ctx := context.Background()
 	if _, err := dial(build).Describe(ctx, []byte(`{"bad":true}`)); !errors.Is(err, sdk.ErrInvalidSettings) || !strings.Contains(err.Error(), "bad: is not allowed") {
@@ -382,6 +384,30 @@ func TestConstructorSettings(t *testing.T) {
 	if err := r.Configure(ctx, []byte(`{"x":2}`)); err != nil || len(built) != 2 {
 		t.Fatalf("Configure with new settings = %v, built %q (want a rebuild)", err, built)
 	}
+	// Each key crosses as its own problem (protocol field setting_problems), in
+	// Describe and in a version-1 host's Configure.
+	twoBad := func([]byte) (sdk.Selector, error) {
+		return nil, errors.Join(&sdk.SettingError{Key: "a", Err: errors.New("too big")}, &sdk.SettingError{Key: "b", Err: errors.New("unknown key")})
+	}
+	_, dErr := dial(twoBad).Describe(ctx, []byte(`{"a":1,"b":2}`))
+	r2 := dial(build)
+	if _, err := r2.Describe(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	cErr := r2.Configure(ctx, []byte(`{"bad":true}`))
+	for _, tc := range []struct {
+		name string
+		err  error
+		want []string
+	}{{"Describe", dErr, []string{"a: too big", "b: unknown key"}}, {"Configure", cErr, []string{"bad: is not allowed"}}} {
+		var got []string
+		for _, se := range strategywire.ErrorsOf[*sdk.SettingError](tc.err) {
+			got = append(got, se.Error())
+		}
+		if !errors.Is(tc.err, sdk.ErrInvalidSettings) || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: setting errors %q (error %v), want %q", tc.name, got, tc.err, tc.want)
+		}
+	}
 	plain := dial(sdk.NoSettings(func() sdk.Selector { return roundrobin.New() }))
 	for _, ok := range []string{"", "{}", " null "} {
 		if _, err := plain.Describe(ctx, []byte(ok)); err != nil {
@@ -396,7 +422,7 @@ func TestConstructorSettings(t *testing.T) {
 func TestDescribeVersionNegotiation(t *testing.T) {
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	sdk.RegisterForTest(srv, roundrobin.New())
+	strategywire.RegisterServer(srv, sdk.NoSettings(func() sdk.Selector { return roundrobin.New() }))
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
 	conn, err := grpc.NewClient("passthrough:///bufnet",

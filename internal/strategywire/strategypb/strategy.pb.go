@@ -1,6 +1,6 @@
 // The wire protocol between producerd (the host) and an out-of-process queue-selection
 // strategy (the plugin). Plugin authors never see these types: package sdk translates
-// them to and from its plain Go contract. Regenerate with `go generate ./plugins/sdk`.
+// them to and from its plain Go contract. Regenerate with `go generate ./internal/strategywire`.
 //
 // Protocol in short:
 //   1. go-plugin handshake (magic cookie, go-plugin protocol version, AutoMTLS).
@@ -245,9 +245,12 @@ type DescribeResponse struct {
 	Features []Feature   `protobuf:"varint,4,rep,packed,name=features,proto3,enum=producerd.strategy.v1.Feature" json:"features,omitempty"`
 	Declared *Descriptor `protobuf:"bytes,5,opt,name=declared,proto3" json:"declared,omitempty"`
 	// The plugin's process id, for status and supervision.
-	Pid           int64 `protobuf:"varint,6,opt,name=pid,proto3" json:"pid,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Pid int64 `protobuf:"varint,6,opt,name=pid,proto3" json:"pid,omitempty"`
+	// With CODE_INVALID_SETTINGS: each problem with one setting, so that the host can
+	// point at the key's line in its config. Empty from older plugins (message only).
+	SettingProblems []*SettingProblem `protobuf:"bytes,7,rep,name=setting_problems,json=settingProblems,proto3" json:"setting_problems,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DescribeResponse) Reset() {
@@ -322,6 +325,67 @@ func (x *DescribeResponse) GetPid() int64 {
 	return 0
 }
 
+func (x *DescribeResponse) GetSettingProblems() []*SettingProblem {
+	if x != nil {
+		return x.SettingProblems
+	}
+	return nil
+}
+
+// SettingProblem is one rejected setting (sdk.SettingError).
+type SettingProblem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key in the settings table; empty when the problem concerns the whole table.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettingProblem) Reset() {
+	*x = SettingProblem{}
+	mi := &file_strategy_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettingProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettingProblem) ProtoMessage() {}
+
+func (x *SettingProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_strategy_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettingProblem.ProtoReflect.Descriptor instead.
+func (*SettingProblem) Descriptor() ([]byte, []int) {
+	return file_strategy_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SettingProblem) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *SettingProblem) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type Descriptor struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -334,7 +398,7 @@ type Descriptor struct {
 
 func (x *Descriptor) Reset() {
 	*x = Descriptor{}
-	mi := &file_strategy_proto_msgTypes[2]
+	mi := &file_strategy_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +410,7 @@ func (x *Descriptor) String() string {
 func (*Descriptor) ProtoMessage() {}
 
 func (x *Descriptor) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[2]
+	mi := &file_strategy_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +423,7 @@ func (x *Descriptor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Descriptor.ProtoReflect.Descriptor instead.
 func (*Descriptor) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{2}
+	return file_strategy_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Descriptor) GetName() string {
@@ -399,7 +463,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_strategy_proto_msgTypes[3]
+	mi := &file_strategy_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -411,7 +475,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[3]
+	mi := &file_strategy_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -424,7 +488,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{3}
+	return file_strategy_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ConfigureRequest) GetSettings() []byte {
@@ -435,16 +499,18 @@ func (x *ConfigureRequest) GetSettings() []byte {
 }
 
 type ConfigureResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=producerd.strategy.v1.Code" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=producerd.strategy.v1.Code" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// As DescribeResponse.setting_problems.
+	SettingProblems []*SettingProblem `protobuf:"bytes,3,rep,name=setting_problems,json=settingProblems,proto3" json:"setting_problems,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_strategy_proto_msgTypes[4]
+	mi := &file_strategy_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +522,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[4]
+	mi := &file_strategy_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +535,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{4}
+	return file_strategy_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfigureResponse) GetCode() Code {
@@ -486,8 +552,15 @@ func (x *ConfigureResponse) GetMessage() string {
 	return ""
 }
 
+func (x *ConfigureResponse) GetSettingProblems() []*SettingProblem {
+	if x != nil {
+		return x.SettingProblems
+	}
+	return nil
+}
+
 // Route defines the queue list of (topic, version) for the rest of the session. The
-// plugin keeps the most recent versions of each topic (see sdk.RouteVersionsKept);
+// plugin keeps the most recent versions of each topic (see strategywire.RouteVersionsKept);
 // brokers is a dictionary that queue_broker indexes.
 type Route struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -502,7 +575,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_strategy_proto_msgTypes[5]
+	mi := &file_strategy_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +587,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[5]
+	mi := &file_strategy_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +600,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{5}
+	return file_strategy_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Route) GetTopic() string {
@@ -577,7 +650,7 @@ type MessageInfo struct {
 
 func (x *MessageInfo) Reset() {
 	*x = MessageInfo{}
-	mi := &file_strategy_proto_msgTypes[6]
+	mi := &file_strategy_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +662,7 @@ func (x *MessageInfo) String() string {
 func (*MessageInfo) ProtoMessage() {}
 
 func (x *MessageInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[6]
+	mi := &file_strategy_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +675,7 @@ func (x *MessageInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageInfo.ProtoReflect.Descriptor instead.
 func (*MessageInfo) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{6}
+	return file_strategy_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MessageInfo) GetKeys() []string {
@@ -651,7 +724,7 @@ type Select struct {
 
 func (x *Select) Reset() {
 	*x = Select{}
-	mi := &file_strategy_proto_msgTypes[7]
+	mi := &file_strategy_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +736,7 @@ func (x *Select) String() string {
 func (*Select) ProtoMessage() {}
 
 func (x *Select) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[7]
+	mi := &file_strategy_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +749,7 @@ func (x *Select) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Select.ProtoReflect.Descriptor instead.
 func (*Select) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{7}
+	return file_strategy_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Select) GetId() uint64 {
@@ -753,7 +826,7 @@ type Outcomes struct {
 
 func (x *Outcomes) Reset() {
 	*x = Outcomes{}
-	mi := &file_strategy_proto_msgTypes[8]
+	mi := &file_strategy_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +838,7 @@ func (x *Outcomes) String() string {
 func (*Outcomes) ProtoMessage() {}
 
 func (x *Outcomes) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[8]
+	mi := &file_strategy_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +851,7 @@ func (x *Outcomes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outcomes.ProtoReflect.Descriptor instead.
 func (*Outcomes) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{8}
+	return file_strategy_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Outcomes) GetNames() []string {
@@ -852,7 +925,7 @@ type BrokerHealth struct {
 
 func (x *BrokerHealth) Reset() {
 	*x = BrokerHealth{}
-	mi := &file_strategy_proto_msgTypes[9]
+	mi := &file_strategy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +937,7 @@ func (x *BrokerHealth) String() string {
 func (*BrokerHealth) ProtoMessage() {}
 
 func (x *BrokerHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[9]
+	mi := &file_strategy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +950,7 @@ func (x *BrokerHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrokerHealth.ProtoReflect.Descriptor instead.
 func (*BrokerHealth) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{9}
+	return file_strategy_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BrokerHealth) GetBroker() string {
@@ -924,7 +997,7 @@ type HealthTable struct {
 
 func (x *HealthTable) Reset() {
 	*x = HealthTable{}
-	mi := &file_strategy_proto_msgTypes[10]
+	mi := &file_strategy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1009,7 @@ func (x *HealthTable) String() string {
 func (*HealthTable) ProtoMessage() {}
 
 func (x *HealthTable) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[10]
+	mi := &file_strategy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1022,7 @@ func (x *HealthTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthTable.ProtoReflect.Descriptor instead.
 func (*HealthTable) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{10}
+	return file_strategy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HealthTable) GetRows() []*BrokerHealth {
@@ -976,7 +1049,7 @@ type Up struct {
 
 func (x *Up) Reset() {
 	*x = Up{}
-	mi := &file_strategy_proto_msgTypes[11]
+	mi := &file_strategy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1061,7 @@ func (x *Up) String() string {
 func (*Up) ProtoMessage() {}
 
 func (x *Up) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[11]
+	mi := &file_strategy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1074,7 @@ func (x *Up) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Up.ProtoReflect.Descriptor instead.
 func (*Up) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{11}
+	return file_strategy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Up) GetRoutes() []*Route {
@@ -1050,7 +1123,7 @@ type SelectError struct {
 
 func (x *SelectError) Reset() {
 	*x = SelectError{}
-	mi := &file_strategy_proto_msgTypes[12]
+	mi := &file_strategy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1135,7 @@ func (x *SelectError) String() string {
 func (*SelectError) ProtoMessage() {}
 
 func (x *SelectError) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[12]
+	mi := &file_strategy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1148,7 @@ func (x *SelectError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SelectError.ProtoReflect.Descriptor instead.
 func (*SelectError) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{12}
+	return file_strategy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SelectError) GetId() uint64 {
@@ -1119,7 +1192,7 @@ type Down struct {
 
 func (x *Down) Reset() {
 	*x = Down{}
-	mi := &file_strategy_proto_msgTypes[13]
+	mi := &file_strategy_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1204,7 @@ func (x *Down) String() string {
 func (*Down) ProtoMessage() {}
 
 func (x *Down) ProtoReflect() protoreflect.Message {
-	mi := &file_strategy_proto_msgTypes[13]
+	mi := &file_strategy_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1217,7 @@ func (x *Down) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Down.ProtoReflect.Descriptor instead.
 func (*Down) Descriptor() ([]byte, []int) {
-	return file_strategy_proto_rawDescGZIP(), []int{13}
+	return file_strategy_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Down) GetIds() []uint64 {
@@ -1199,14 +1272,18 @@ const file_strategy_proto_rawDesc = "" +
 	"minVersion\x12\x1f\n" +
 	"\vmax_version\x18\x02 \x01(\rR\n" +
 	"maxVersion\x12\x1a\n" +
-	"\bsettings\x18\x03 \x01(\fR\bsettings\"\x84\x02\n" +
+	"\bsettings\x18\x03 \x01(\fR\bsettings\"\xd6\x02\n" +
 	"\x10DescribeResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12/\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x1b.producerd.strategy.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12:\n" +
 	"\bfeatures\x18\x04 \x03(\x0e2\x1e.producerd.strategy.v1.FeatureR\bfeatures\x12=\n" +
 	"\bdeclared\x18\x05 \x01(\v2!.producerd.strategy.v1.DescriptorR\bdeclared\x12\x10\n" +
-	"\x03pid\x18\x06 \x01(\x03R\x03pid\"\x92\x01\n" +
+	"\x03pid\x18\x06 \x01(\x03R\x03pid\x12P\n" +
+	"\x10setting_problems\x18\a \x03(\v2%.producerd.strategy.v1.SettingProblemR\x0fsettingProblems\"<\n" +
+	"\x0eSettingProblem\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x92\x01\n" +
 	"\n" +
 	"Descriptor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
@@ -1215,10 +1292,11 @@ const file_strategy_proto_rawDesc = "" +
 	"\vlocal_apply\x18\x04 \x01(\bR\n" +
 	"localApply\".\n" +
 	"\x10ConfigureRequest\x12\x1a\n" +
-	"\bsettings\x18\x01 \x01(\fR\bsettings\"^\n" +
+	"\bsettings\x18\x01 \x01(\fR\bsettings\"\xb0\x01\n" +
 	"\x11ConfigureResponse\x12/\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1b.producerd.strategy.v1.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x8f\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12P\n" +
+	"\x10setting_problems\x18\x03 \x03(\v2%.producerd.strategy.v1.SettingProblemR\x0fsettingProblems\"\x8f\x01\n" +
 	"\x05Route\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x18\n" +
@@ -1298,7 +1376,7 @@ const file_strategy_proto_rawDesc = "" +
 	"\bStrategy\x12[\n" +
 	"\bDescribe\x12&.producerd.strategy.v1.DescribeRequest\x1a'.producerd.strategy.v1.DescribeResponse\x12^\n" +
 	"\tConfigure\x12'.producerd.strategy.v1.ConfigureRequest\x1a(.producerd.strategy.v1.ConfigureResponse\x12E\n" +
-	"\aSession\x12\x19.producerd.strategy.v1.Up\x1a\x1b.producerd.strategy.v1.Down(\x010\x01B@Z>github.com/producerd/producerd/plugins/sdk/internal/strategypbb\x06proto3"
+	"\aSession\x12\x19.producerd.strategy.v1.Up\x1a\x1b.producerd.strategy.v1.Down(\x010\x01BAZ?github.com/producerd/producerd/internal/strategywire/strategypbb\x06proto3"
 
 var (
 	file_strategy_proto_rawDescOnce sync.Once
@@ -1313,50 +1391,53 @@ func file_strategy_proto_rawDescGZIP() []byte {
 }
 
 var file_strategy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strategy_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_strategy_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_strategy_proto_goTypes = []any{
 	(Code)(0),                 // 0: producerd.strategy.v1.Code
 	(Feature)(0),              // 1: producerd.strategy.v1.Feature
 	(*DescribeRequest)(nil),   // 2: producerd.strategy.v1.DescribeRequest
 	(*DescribeResponse)(nil),  // 3: producerd.strategy.v1.DescribeResponse
-	(*Descriptor)(nil),        // 4: producerd.strategy.v1.Descriptor
-	(*ConfigureRequest)(nil),  // 5: producerd.strategy.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 6: producerd.strategy.v1.ConfigureResponse
-	(*Route)(nil),             // 7: producerd.strategy.v1.Route
-	(*MessageInfo)(nil),       // 8: producerd.strategy.v1.MessageInfo
-	(*Select)(nil),            // 9: producerd.strategy.v1.Select
-	(*Outcomes)(nil),          // 10: producerd.strategy.v1.Outcomes
-	(*BrokerHealth)(nil),      // 11: producerd.strategy.v1.BrokerHealth
-	(*HealthTable)(nil),       // 12: producerd.strategy.v1.HealthTable
-	(*Up)(nil),                // 13: producerd.strategy.v1.Up
-	(*SelectError)(nil),       // 14: producerd.strategy.v1.SelectError
-	(*Down)(nil),              // 15: producerd.strategy.v1.Down
+	(*SettingProblem)(nil),    // 4: producerd.strategy.v1.SettingProblem
+	(*Descriptor)(nil),        // 5: producerd.strategy.v1.Descriptor
+	(*ConfigureRequest)(nil),  // 6: producerd.strategy.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 7: producerd.strategy.v1.ConfigureResponse
+	(*Route)(nil),             // 8: producerd.strategy.v1.Route
+	(*MessageInfo)(nil),       // 9: producerd.strategy.v1.MessageInfo
+	(*Select)(nil),            // 10: producerd.strategy.v1.Select
+	(*Outcomes)(nil),          // 11: producerd.strategy.v1.Outcomes
+	(*BrokerHealth)(nil),      // 12: producerd.strategy.v1.BrokerHealth
+	(*HealthTable)(nil),       // 13: producerd.strategy.v1.HealthTable
+	(*Up)(nil),                // 14: producerd.strategy.v1.Up
+	(*SelectError)(nil),       // 15: producerd.strategy.v1.SelectError
+	(*Down)(nil),              // 16: producerd.strategy.v1.Down
 }
 var file_strategy_proto_depIdxs = []int32{
 	0,  // 0: producerd.strategy.v1.DescribeResponse.code:type_name -> producerd.strategy.v1.Code
 	1,  // 1: producerd.strategy.v1.DescribeResponse.features:type_name -> producerd.strategy.v1.Feature
-	4,  // 2: producerd.strategy.v1.DescribeResponse.declared:type_name -> producerd.strategy.v1.Descriptor
-	0,  // 3: producerd.strategy.v1.ConfigureResponse.code:type_name -> producerd.strategy.v1.Code
-	8,  // 4: producerd.strategy.v1.Select.message:type_name -> producerd.strategy.v1.MessageInfo
-	11, // 5: producerd.strategy.v1.HealthTable.rows:type_name -> producerd.strategy.v1.BrokerHealth
-	7,  // 6: producerd.strategy.v1.Up.routes:type_name -> producerd.strategy.v1.Route
-	12, // 7: producerd.strategy.v1.Up.seed:type_name -> producerd.strategy.v1.HealthTable
-	10, // 8: producerd.strategy.v1.Up.outcomes:type_name -> producerd.strategy.v1.Outcomes
-	9,  // 9: producerd.strategy.v1.Up.selects:type_name -> producerd.strategy.v1.Select
-	0,  // 10: producerd.strategy.v1.SelectError.code:type_name -> producerd.strategy.v1.Code
-	14, // 11: producerd.strategy.v1.Down.errors:type_name -> producerd.strategy.v1.SelectError
-	12, // 12: producerd.strategy.v1.Down.health:type_name -> producerd.strategy.v1.HealthTable
-	2,  // 13: producerd.strategy.v1.Strategy.Describe:input_type -> producerd.strategy.v1.DescribeRequest
-	5,  // 14: producerd.strategy.v1.Strategy.Configure:input_type -> producerd.strategy.v1.ConfigureRequest
-	13, // 15: producerd.strategy.v1.Strategy.Session:input_type -> producerd.strategy.v1.Up
-	3,  // 16: producerd.strategy.v1.Strategy.Describe:output_type -> producerd.strategy.v1.DescribeResponse
-	6,  // 17: producerd.strategy.v1.Strategy.Configure:output_type -> producerd.strategy.v1.ConfigureResponse
-	15, // 18: producerd.strategy.v1.Strategy.Session:output_type -> producerd.strategy.v1.Down
-	16, // [16:19] is the sub-list for method output_type
-	13, // [13:16] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	5,  // 2: producerd.strategy.v1.DescribeResponse.declared:type_name -> producerd.strategy.v1.Descriptor
+	4,  // 3: producerd.strategy.v1.DescribeResponse.setting_problems:type_name -> producerd.strategy.v1.SettingProblem
+	0,  // 4: producerd.strategy.v1.ConfigureResponse.code:type_name -> producerd.strategy.v1.Code
+	4,  // 5: producerd.strategy.v1.ConfigureResponse.setting_problems:type_name -> producerd.strategy.v1.SettingProblem
+	9,  // 6: producerd.strategy.v1.Select.message:type_name -> producerd.strategy.v1.MessageInfo
+	12, // 7: producerd.strategy.v1.HealthTable.rows:type_name -> producerd.strategy.v1.BrokerHealth
+	8,  // 8: producerd.strategy.v1.Up.routes:type_name -> producerd.strategy.v1.Route
+	13, // 9: producerd.strategy.v1.Up.seed:type_name -> producerd.strategy.v1.HealthTable
+	11, // 10: producerd.strategy.v1.Up.outcomes:type_name -> producerd.strategy.v1.Outcomes
+	10, // 11: producerd.strategy.v1.Up.selects:type_name -> producerd.strategy.v1.Select
+	0,  // 12: producerd.strategy.v1.SelectError.code:type_name -> producerd.strategy.v1.Code
+	15, // 13: producerd.strategy.v1.Down.errors:type_name -> producerd.strategy.v1.SelectError
+	13, // 14: producerd.strategy.v1.Down.health:type_name -> producerd.strategy.v1.HealthTable
+	2,  // 15: producerd.strategy.v1.Strategy.Describe:input_type -> producerd.strategy.v1.DescribeRequest
+	6,  // 16: producerd.strategy.v1.Strategy.Configure:input_type -> producerd.strategy.v1.ConfigureRequest
+	14, // 17: producerd.strategy.v1.Strategy.Session:input_type -> producerd.strategy.v1.Up
+	3,  // 18: producerd.strategy.v1.Strategy.Describe:output_type -> producerd.strategy.v1.DescribeResponse
+	7,  // 19: producerd.strategy.v1.Strategy.Configure:output_type -> producerd.strategy.v1.ConfigureResponse
+	16, // 20: producerd.strategy.v1.Strategy.Session:output_type -> producerd.strategy.v1.Down
+	18, // [18:21] is the sub-list for method output_type
+	15, // [15:18] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_strategy_proto_init() }
@@ -1370,7 +1451,7 @@ func file_strategy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strategy_proto_rawDesc), len(file_strategy_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

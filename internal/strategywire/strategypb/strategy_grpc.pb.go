@@ -1,6 +1,6 @@
 // The wire protocol between producerd (the host) and an out-of-process queue-selection
 // strategy (the plugin). Plugin authors never see these types: package sdk translates
-// them to and from its plain Go contract. Regenerate with `go generate ./plugins/sdk`.
+// them to and from its plain Go contract. Regenerate with `go generate ./internal/strategywire`.
 //
 // Protocol in short:
 //   1. go-plugin handshake (magic cookie, go-plugin protocol version, AutoMTLS).

@@ -1,6 +1,6 @@
 //go:build !wasip1
 
-package sdk
+package pluginclient
 
 import (
 	"context"
@@ -10,11 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/producerd/producerd/plugins/sdk/internal/strategypb"
+	"github.com/producerd/producerd/internal/strategywire"
+	"github.com/producerd/producerd/internal/strategywire/strategypb"
+	"github.com/producerd/producerd/plugins/sdk"
 )
 
 // Session is the host side of the one long-lived stream to a plugin. It implements the
-// contract (Selector, Observer, HealthReporter, HealthSeeder, Describer) on top of the
+// contract (sdk.Selector, sdk.Observer, sdk.HealthReporter, sdk.HealthSeeder, sdk.Describer) on top of the
 // stream, so that a host can call it like an in-process strategy:
 //
 //   - Select sends the decision and waits for its answer, at most DecisionTimeout (or
@@ -24,11 +26,11 @@ import (
 //     next answer (self-clocked batching: a lone caller never waits, many callers get
 //     large batches). The queue list crosses only when (topic, RouteVersion) is new to
 //     the plugin. On any failure Select returns -1 and an error wrapping one of this
-//     package's sentinels (ErrDecisionTimeout, ErrSessionClosed, ErrOverloaded,
-//     ErrSelectFailed, ...); the caller falls back. The index is not range-checked.
+//     package's sentinels (strategywire.ErrDecisionTimeout, ErrSessionClosed, ErrOverloaded,
+//     strategywire.ErrSelectFailed, ...); the caller falls back. The index is not range-checked.
 //   - Observe batches outcomes and returns without waiting; they leave after at most
 //     FlushInterval or FlushOutcomes outcomes. An urgent outcome (Kind.Failed(), or OK
-//     and slower than the Descriptor's UrgentLatency) is sent at once and Observe waits,
+//     and slower than the sdk.Descriptor's UrgentLatency) is sent at once and Observe waits,
 //     at most UrgentTimeout, until the plugin has applied it and published its health
 //     table, so that a selection made after Observe returns sees its effect.
 //   - Health returns the last table the plugin published.
@@ -64,7 +66,7 @@ type Session struct {
 	ackMu sync.Mutex
 	ackCh chan struct{} // closed and replaced on every ack
 
-	health atomic.Pointer[[]BrokerHealth]
+	health atomic.Pointer[[]sdk.BrokerHealth]
 
 	done    chan struct{}
 	errOnce sync.Once
@@ -76,9 +78,9 @@ type Session struct {
 	lastRecv atomic.Int64
 }
 
-// sentRoutes mirrors a plugin's topicRoutes: both sides apply the same definitions in
+// sentRoutes mirrors a plugin's route cache: both sides apply the same definitions in
 // the same order with the same eviction rule, so the host knows what the plugin holds.
-type sentRoutes = topicRoutes
+type sentRoutes = strategywire.TopicRoutes[struct{}]
 
 type call struct {
 	ch chan callResult
@@ -104,11 +106,11 @@ const maxUpsInFlight = 2
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan callResult, 1)} }}
 
 var (
-	_ Selector       = (*Session)(nil)
-	_ Observer       = (*Session)(nil)
-	_ HealthReporter = (*Session)(nil)
-	_ HealthSeeder   = (*Session)(nil)
-	_ Describer      = (*Session)(nil)
+	_ sdk.Selector       = (*Session)(nil)
+	_ sdk.Observer       = (*Session)(nil)
+	_ sdk.HealthReporter = (*Session)(nil)
+	_ sdk.HealthSeeder   = (*Session)(nil)
+	_ sdk.Describer      = (*Session)(nil)
 )
 
 func newSession(stream strategypb.Strategy_SessionClient, cancel context.CancelFunc, info Info, opts SessionOptions) *Session {
@@ -136,13 +138,13 @@ func newSession(stream strategypb.Strategy_SessionClient, cancel context.CancelF
 // Info returns what the plugin declared in Describe.
 func (s *Session) Info() Info { return s.info }
 
-// Describe implements Describer with the plugin's declared Descriptor.
-func (s *Session) Describe() Descriptor { return s.info.Descriptor }
+// Describe implements sdk.Describer with the plugin's declared sdk.Descriptor.
+func (s *Session) Describe() sdk.Descriptor { return s.info.Descriptor }
 
-// Select implements Selector; see the type's documentation.
-func (s *Session) Select(ctx context.Context, sel *Selection) (int, error) {
+// Select implements sdk.Selector; see the type's documentation.
+func (s *Session) Select(ctx context.Context, sel *sdk.Selection) (int, error) {
 	if len(sel.Queues) == 0 {
-		return -1, ErrNoQueues
+		return -1, sdk.ErrNoQueues
 	}
 	if err := ctx.Err(); err != nil {
 		return -1, err
@@ -168,21 +170,21 @@ func (s *Session) Select(ctx context.Context, sel *Selection) (int, error) {
 	s.expiries = append(s.expiries, expiry{id: id, deadline: time.Now().UnixNano() + int64(s.opts.DecisionTimeout)})
 	tr := s.sent[sel.Topic]
 	if tr == nil {
-		if len(s.sent) >= RouteTopicsKept {
+		if len(s.sent) >= strategywire.RouteTopicsKept {
 			clear(s.sent) // the plugin does the same when it sees this definition
 		}
 		tr = &sentRoutes{}
 		s.sent[sel.Topic] = tr
 	}
-	if _, ok := tr.get(sel.RouteVersion); !ok {
-		tr.put(sel.RouteVersion, nil)
+	if _, ok := tr.Get(sel.RouteVersion); !ok {
+		tr.Put(sel.RouteVersion, struct{}{})
 		s.routes = append(s.routes, routeToPB(sel.Topic, sel.RouteVersion, sel.Queues))
 	}
 	s.sels = append(s.sels, selectToPB(id, sel, s.opts.DecisionTimeout))
 	s.mu.Unlock()
 	s.notify(s.wake)
 
-	// The sweeper delivers ErrDecisionTimeout; only cancellation is handled here.
+	// The sweeper delivers strategywire.ErrDecisionTimeout; only cancellation is handled here.
 	var r callResult
 	if done := ctx.Done(); done == nil {
 		r = <-c.ch
@@ -231,7 +233,7 @@ func (s *Session) sweeper() {
 			if c, ok := s.calls[s.expiries[n].id]; ok {
 				delete(s.calls, s.expiries[n].id)
 				s.timeouts.Add(1)
-				c.ch <- callResult{idx: -1, err: ErrDecisionTimeout}
+				c.ch <- callResult{idx: -1, err: strategywire.ErrDecisionTimeout}
 			}
 			n++
 		}
@@ -258,10 +260,10 @@ func (s *Session) sweeper() {
 	}
 }
 
-// Observe implements Observer; see the type's documentation. Outcomes are dropped when
+// Observe implements sdk.Observer; see the type's documentation. Outcomes are dropped when
 // the plugin does not observe, when the session is closed, or when
 // MaxPendingOutcomes are already waiting (counted in Stats().Dropped).
-func (s *Session) Observe(ctx context.Context, outcomes []Outcome) {
+func (s *Session) Observe(ctx context.Context, outcomes []sdk.Outcome) {
 	if len(outcomes) == 0 || !s.info.Features.Observer {
 		return
 	}
@@ -308,29 +310,29 @@ func (s *Session) Observe(ctx context.Context, outcomes []Outcome) {
 
 // Health implements HealthReporter: the last table the plugin published (nil before
 // the first one). The caller may modify the returned slice.
-func (s *Session) Health() []BrokerHealth {
+func (s *Session) Health() []sdk.BrokerHealth {
 	p := s.health.Load()
 	if p == nil {
 		return nil
 	}
-	return append([]BrokerHealth(nil), (*p)...)
+	return append([]sdk.BrokerHealth(nil), (*p)...)
 }
 
 // Seed implements HealthSeeder: it sends rows to the plugin and waits, at most
 // SyncTimeout, until the plugin applied them. It does nothing when the plugin does not
-// declare HealthSeeder.
-func (s *Session) Seed(rows []BrokerHealth) {
+// declare sdk.HealthSeeder.
+func (s *Session) Seed(rows []sdk.BrokerHealth) {
 	if !s.info.Features.HealthSeeder {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.SyncTimeout)
 	defer cancel()
-	_ = s.sync(ctx, healthToPB(rows))
+	_ = s.sync(ctx, strategywire.HealthToPB(rows))
 }
 
 // Sync waits until the plugin has applied everything sent before it (outcomes, seeds)
 // and answered; it is the session's health check. It fails with ctx's error,
-// ErrSessionClosed, or ErrDecisionTimeout after SyncTimeout.
+// ErrSessionClosed, or strategywire.ErrDecisionTimeout after SyncTimeout.
 func (s *Session) Sync(ctx context.Context) error {
 	return s.sync(ctx, nil)
 }
@@ -368,7 +370,7 @@ func (s *Session) waitAck(ctx context.Context, id uint64, timeout time.Duration)
 		select {
 		case <-ch:
 		case <-t.C:
-			return ErrDecisionTimeout
+			return strategywire.ErrDecisionTimeout
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.done:
@@ -512,7 +514,7 @@ func (s *Session) receiver() {
 		}
 		s.lastRecv.Store(time.Now().UnixNano())
 		if h := d.GetHealth(); h != nil {
-			rows := healthFromPB(h)
+			rows := strategywire.HealthFromPB[sdk.BrokerHealth](h)
 			s.health.Store(&rows)
 			if s.opts.OnHealth != nil {
 				s.opts.OnHealth(rows)
@@ -530,7 +532,7 @@ func (s *Session) receiver() {
 			for i, id := range ids {
 				if c, ok := s.calls[id]; ok {
 					delete(s.calls, id)
-					r := callResult{idx: -1, err: fmt.Errorf("%w: malformed answer", ErrRemote)}
+					r := callResult{idx: -1, err: fmt.Errorf("%w: malformed answer", strategywire.ErrRemote)}
 					if i < len(idx) {
 						r = callResult{idx: idx[i]}
 					}
@@ -545,9 +547,9 @@ func (s *Session) receiver() {
 				}
 				if c, ok := s.calls[e.GetId()]; ok {
 					delete(s.calls, e.GetId())
-					err := errOf(e.GetCode(), e.GetMessage())
+					err := strategywire.ErrOf(e.GetCode(), e.GetMessage())
 					if err == nil {
-						err = fmt.Errorf("%w: error without code", ErrRemote)
+						err = fmt.Errorf("%w: error without code", strategywire.ErrRemote)
 					}
 					c.ch <- callResult{idx: -1, err: err}
 				}

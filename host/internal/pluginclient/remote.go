@@ -1,18 +1,22 @@
 //go:build !wasip1
 
-package sdk
+package pluginclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/producerd/producerd/plugins/sdk/internal/strategypb"
+	"github.com/producerd/producerd/internal/strategywire"
+	"github.com/producerd/producerd/internal/strategywire/strategypb"
+	"github.com/producerd/producerd/plugins/sdk"
 )
 
 // Remote is the host side of a connection to one strategy plugin process. Get one by
-// dispensing PluginName from a go-plugin client configured with Handshake and
-// PluginSet(nil). A Remote is safe for concurrent use.
+// dispensing strategywire.PluginName from a go-plugin client configured with
+// strategywire.Handshake and PluginSet(), or with NewRemote. A Remote is safe for
+// concurrent use.
 //
 // The host calls Describe (with the settings), then Configure only when the plugin
 // negotiated protocol version 1, then Open, once per plugin process.
@@ -24,27 +28,27 @@ type Remote struct {
 type Info struct {
 	// ProtocolVersion is the negotiated strategy protocol version.
 	ProtocolVersion int
-	Descriptor      Descriptor
-	Features        Features
+	Descriptor      sdk.Descriptor
+	Features        strategywire.Features
 	// PID is the plugin's process id as the plugin reports it.
 	PID int
 }
 
 // Describe negotiates the protocol version, has the plugin build its strategy from
 // settings (JSON) and returns the plugin's declarations. An incompatible plugin yields
-// an error wrapping ErrUnsupportedVersion, rejected settings one wrapping
-// ErrInvalidSettings. A version-1 plugin ignores settings: call Configure.
+// an error wrapping strategywire.ErrUnsupportedVersion, rejected settings one wrapping
+// sdk.ErrInvalidSettings. A version-1 plugin ignores settings: call Configure.
 func (r *Remote) Describe(ctx context.Context, settings []byte) (Info, error) {
-	resp, err := r.rpc.Describe(ctx, &strategypb.DescribeRequest{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion, Settings: settings})
+	resp, err := r.rpc.Describe(ctx, &strategypb.DescribeRequest{MinVersion: strategywire.MinProtocolVersion, MaxVersion: strategywire.ProtocolVersion, Settings: settings})
 	if err != nil {
-		return Info{}, fmt.Errorf("sdk: describe: %w", err)
+		return Info{}, fmt.Errorf("pluginclient: describe: %w", err)
 	}
-	if err := errOf(resp.GetCode(), resp.GetMessage()); err != nil {
+	if err := settingsErrOf(resp.GetCode(), resp.GetMessage(), resp.GetSettingProblems()); err != nil {
 		return Info{}, err
 	}
 	v := int(resp.GetVersion())
-	if v < MinProtocolVersion || v > ProtocolVersion {
-		return Info{}, fmt.Errorf("%w: plugin chose version %d", ErrUnsupportedVersion, v)
+	if v < strategywire.MinProtocolVersion || v > strategywire.ProtocolVersion {
+		return Info{}, fmt.Errorf("%w: plugin chose version %d", strategywire.ErrUnsupportedVersion, v)
 	}
 	return Info{
 		ProtocolVersion: v,
@@ -55,13 +59,27 @@ func (r *Remote) Describe(ctx context.Context, settings []byte) (Info, error) {
 }
 
 // Configure passes settings (JSON) to a version-1 plugin. A rejection yields an error
-// wrapping ErrInvalidSettings with the plugin's message.
+// wrapping sdk.ErrInvalidSettings with the plugin's message.
 func (r *Remote) Configure(ctx context.Context, settings []byte) error {
 	resp, err := r.rpc.Configure(ctx, &strategypb.ConfigureRequest{Settings: settings})
 	if err != nil {
-		return fmt.Errorf("sdk: configure: %w", err)
+		return fmt.Errorf("pluginclient: configure: %w", err)
 	}
-	return errOf(resp.GetCode(), resp.GetMessage())
+	return settingsErrOf(resp.GetCode(), resp.GetMessage(), resp.GetSettingProblems())
+}
+
+// settingsErrOf is strategywire.ErrOf, except that the setting problems a plugin lists
+// with a settings rejection come back as *sdk.SettingError values (joined, wrapped in
+// sdk.ErrInvalidSettings), so that the daemon can place each at its key's line.
+func settingsErrOf(code strategypb.Code, msg string, problems []*strategypb.SettingProblem) error {
+	if code != strategypb.Code_CODE_INVALID_SETTINGS || len(problems) == 0 {
+		return strategywire.ErrOf(code, msg)
+	}
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = &sdk.SettingError{Key: p.GetKey(), Err: errors.New(p.GetMessage())}
+	}
+	return fmt.Errorf("%w: %w", sdk.ErrInvalidSettings, errors.Join(errs...))
 }
 
 // Defaults of SessionOptions.
@@ -89,7 +107,7 @@ type SessionOptions struct {
 	// DecisionTimeout bounds each Select. Default DefaultDecisionTimeout.
 	DecisionTimeout time.Duration
 	// UrgentTimeout bounds Observe's wait after an urgent outcome (a failed one, or an
-	// OK one slower than the Descriptor's UrgentLatency). Default DefaultUrgentTimeout.
+	// OK one slower than the sdk.Descriptor's UrgentLatency). Default DefaultUrgentTimeout.
 	UrgentTimeout time.Duration
 	// SyncTimeout bounds Seed. Default DefaultSyncTimeout.
 	SyncTimeout time.Duration
@@ -109,7 +127,7 @@ type SessionOptions struct {
 	// the session's receive goroutine, before any result or ack that follows it in the
 	// stream is delivered. It must not block. The session does not reuse rows, so the
 	// callee may keep it.
-	OnHealth func(rows []BrokerHealth)
+	OnHealth func(rows []sdk.BrokerHealth)
 }
 
 func (o SessionOptions) withDefaults() SessionOptions {
@@ -138,8 +156,8 @@ func (o SessionOptions) withDefaults() SessionOptions {
 }
 
 // Open starts the session stream. info is what Describe returned; it decides whether
-// outcomes are sent at all (Features.Observer) and which are urgent
-// (Descriptor.UrgentLatency). The session lives until Close or until the stream breaks
+// outcomes are sent at all (Info.Features.Observer) and which are urgent
+// (sdk.Descriptor.UrgentLatency). The session lives until Close or until the stream breaks
 // (see Session.Done); ctx only bounds the opening.
 func (r *Remote) Open(ctx context.Context, info Info, opts SessionOptions) (*Session, error) {
 	if err := ctx.Err(); err != nil {
@@ -149,7 +167,7 @@ func (r *Remote) Open(ctx context.Context, info Info, opts SessionOptions) (*Ses
 	stream, err := r.rpc.Session(sctx)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("sdk: open session: %w", err)
+		return nil, fmt.Errorf("pluginclient: open session: %w", err)
 	}
 	return newSession(stream, cancel, info, opts.withDefaults()), nil
 }
