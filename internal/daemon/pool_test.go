@@ -123,8 +123,20 @@ func TestGroupsShareOnePluginProcess(t *testing.T) {
 			t.Fatalf("group %s: plugin pid %d, want the shared %d", g, p, pid)
 		}
 	}
-	if n := groupHost(t, h.d, "g1").Status().ProcessUsers; n != poolGroups {
-		t.Fatalf("ProcessUsers = %d, want %d", n, poolGroups)
+	// The admin status (the JSON and the `producerd status` table) shows the one
+	// process in every group, with its users.
+	st, err := h.admin.Status(adminCtx(t), &producerdpb.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.GetGroups()) != poolGroups {
+		t.Fatalf("status lists %d groups, want %d", len(st.GetGroups()), poolGroups)
+	}
+	for _, g := range st.GetGroups() {
+		ps := g.GetStrategy().GetPlugins()
+		if len(ps) != 1 || ps[0].GetPid() != int64(pid) || ps[0].GetUsers() != poolGroups {
+			t.Fatalf("group %s: status plugins %v, want pid %d with %d users", g.GetGroup(), ps, pid, poolGroups)
+		}
 	}
 
 	l := startGroupLoad(t, h)

@@ -42,6 +42,7 @@ type pluginProcess struct {
 	PID      int
 	Restarts int64
 	State    string
+	Users    int // generations of every group running in this process
 }
 
 // spec turns a configured strategy into a host spec.
@@ -116,7 +117,7 @@ func (a *hostAdapter) Status() strategyState {
 	// Name and Plugin are the generation deciding now (after a rollback, the old one).
 	out := strategyState{Name: st.Name, Plugin: plugin, Generation: st.Generation, State: string(st.Mode), LastError: st.LastError,
 		Health: st.Health, Restarts: int64(st.Totals.Restarts)}
-	p := pluginProcess{Name: st.Name, PID: st.PID, Restarts: int64(st.Restarts), State: string(st.Mode)}
+	p := pluginProcess{Name: st.Name, PID: st.PID, Restarts: int64(st.Restarts), State: string(st.Mode), Users: st.ProcessUsers}
 	if st.Mode != host.ModeInProcess {
 		out.Plugins = append(out.Plugins, p)
 	}
