@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -352,5 +353,52 @@ func TestPoolReopensBrokenSession(t *testing.T) {
 	}
 	if st := hosts[0].Status(); st.Fallbacks > 0 && st.FallbacksByReason["plugin-down"] != st.Fallbacks {
 		t.Fatalf("fallbacks other than while the session was down: %v", st.FallbacksByReason)
+	}
+}
+
+// TestPoolCrashLoopLeavesPool: a shared process that crash-loops stops restarting for
+// all its users at once and leaves the pool; the next swap to the plugin starts a
+// fresh process, while a user that did not swap stays on its fallback.
+func TestPoolCrashLoopLeavesPool(t *testing.T) {
+	hosts, pool, _ := pooledHosts(t, 2)
+	for _, h := range hosts {
+		h.cfg.CrashLoopLimit = 3
+	}
+	flag := filepath.Join(t.TempDir(), "ready")
+	cmd := selfCommand("roundrobin")
+	script := filepath.Join(t.TempDir(), "flaky-plugin")
+	body := "#!/bin/sh\n[ -f '" + flag + "' ] && exec '" + cmd[0] + "' " + cmd[1] + " " + cmd[2] + "\nexit 3\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec{Name: "flaky", Plugin: script}
+	ctx := context.Background()
+	for i, h := range hosts {
+		if err := h.Start(ctx, spec); !errors.Is(err, ErrPluginDown) {
+			t.Fatalf("host %d: Start = %v, want ErrPluginDown", i, err)
+		}
+	}
+	waitFor(t, "both users in crash loop", 20*time.Second, func() bool {
+		return hosts[0].Status().Mode == ModeCrashLoop && hosts[1].Status().Mode == ModeCrashLoop
+	})
+	if procs := pool.Processes(); len(procs) != 0 {
+		t.Fatalf("a crash-looping process stays in the pool: %+v", procs)
+	}
+	// Each user counts the failures it saw: the first all three, the second those
+	// after it joined (Start returned after the first).
+	if c0, c1 := hosts[0].Status().Crashes, hosts[1].Status().Crashes; c0 != 3 || c1 < 1 || c1 > 2 {
+		t.Fatalf("crashes %d and %d, want 3 and 1..2", c0, c1)
+	}
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := hosts[0].SwapAndAwait(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if st := hosts[0].Status(); st.Mode != ModePlugin || st.PID == 0 || st.ProcessUsers != 1 {
+		t.Fatalf("after the swap: %+v, want a fresh running process", st)
+	}
+	if st := hosts[1].Status(); st.Mode != ModeCrashLoop {
+		t.Fatalf("the user that did not swap: mode %s, want crash-loop", st.Mode)
 	}
 }
