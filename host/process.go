@@ -245,7 +245,7 @@ func (p *proc) supervise() {
 				u.fails, u.retryAt = 0, time.Time{}
 			}
 			p.mu.Unlock()
-			if p.starts > 1 {
+			if p.starts > 1 || len(failures) > 0 {
 				p.log.Info("strategy plugin restarted", "pid", r.pid, "users", p.userCount())
 			}
 			up := time.Now()
