@@ -342,9 +342,10 @@ func (h *Host) closeGen(g *generation) {
 	h.totals.add(g.totals())
 }
 
-// Close shuts every plugin process down (gracefully, then by kill) and waits for the
-// host's goroutines. Strategy keeps deciding afterwards, in-process. Close is
-// idempotent.
+// Close retires every generation: it ends their sessions and shuts down each plugin
+// process this Host was the last user of (gracefully, then by kill; processes other
+// Hosts on the same Pool still use keep running), and waits for the host's goroutines.
+// Strategy keeps deciding afterwards, in-process. Close is idempotent.
 func (h *Host) Close() error {
 	h.cancel() // ends a Start or Swap in progress (its start, health check or drain)
 	h.mu.Lock()
