@@ -97,6 +97,9 @@ type Config struct {
 	StallRestart time.Duration
 	// Hooks are called on events, for metrics. Optional.
 	Hooks Hooks
+	// Pool runs the plugin processes: Hosts given the same Pool share one process per
+	// plugin (see Pool). Default: a Pool of the Host's own.
+	Pool *Pool
 }
 
 // Hooks are callbacks for metrics. They are called synchronously, OnFallback on the

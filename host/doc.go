@@ -10,12 +10,14 @@
 // pinned by SHA-256. Every plugin process is started with go-plugin (AutoMTLS on, the
 // strategywire.Handshake), its stderr log lines are re-logged through Config.Logger tagged with
 // the strategy name, and it dies with the daemon: Pdeathsig=SIGKILL on Linux plus the
-// plugin-side parent watchdog of sdk.Serve.
+// plugin-side parent watchdog of sdk.Serve. Hosts given one Pool (Config.Pool) share
+// one plugin process, and one loaded WebAssembly module, per distinct plugin (see Pool).
 //
 // # Cost of a decision across the process boundary
 //
-// One long-lived pluginclient.Session (a bidirectional gRPC stream) per plugin process carries
-// everything; there is no unary call per decision.
+// One long-lived pluginclient.Session (a bidirectional gRPC stream) per strategy
+// generation, on its possibly shared plugin process, carries everything; there is no
+// unary call per decision.
 //
 //   - Strategies whose Descriptor sets LocalApply (round-robin, latency-fault, the
 //     least-latency example, any strategy that publishes a policy) publish their broker

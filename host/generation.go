@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/producerd/producerd/host/internal/pluginclient"
-	"github.com/producerd/producerd/host/wasm"
 	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/plugins/roundrobin"
 	"github.com/producerd/producerd/plugins/sdk"
@@ -166,8 +165,7 @@ func (h *Host) newGeneration(ctx context.Context, spec Spec) (*generation, error
 				return nil, fmt.Errorf("host: strategy %q: %w", spec.Name, err)
 			}
 		}
-		st, err := wasm.Load(ctx, spec.Plugin, wasm.Options{CacheDir: h.cfg.WasmCacheDir, Settings: spec.Settings,
-			SHA256: spec.SHA256, CallTimeout: spec.DecisionTimeout, Logger: g.log, Name: spec.Name})
+		st, err := h.pool.loadWasm(ctx, spec, h.cfg.WasmCacheDir) // shared by the Pool's generations
 		if err != nil {
 			return nil, fmt.Errorf("host: strategy %q: %w", spec.Name, err)
 		}

@@ -20,6 +20,7 @@ type Host struct {
 	cfg   Config
 	log   hclog.Logger
 	strat *strategy
+	pool  *Pool // Config.Pool, or the Host's own
 
 	mu      sync.Mutex // serialises Start, Swap, rollback and Close
 	started bool
@@ -48,7 +49,10 @@ func New(cfg Config) (*Host, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	h := &Host{cfg: cfg, log: cfg.Logger, live: make(map[*generation]struct{})}
+	h := &Host{cfg: cfg, log: cfg.Logger, pool: cfg.Pool, live: make(map[*generation]struct{})}
+	if h.pool == nil {
+		h.pool = NewPool(cfg.Logger)
+	}
 	h.strat = &strategy{h: h}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	g := &generation{
@@ -227,18 +231,13 @@ func (h *Host) build(ctx context.Context, spec Spec, degradedOK bool) (*generati
 		return g, nil
 	}
 	g.supDone = make(chan struct{})
-	c, err := g.launch(ctx)
-	if err != nil {
+	if err := h.pool.join(ctx, g); err != nil {
 		if !degradedOK || errors.Is(err, sdk.ErrInvalidSettings) {
-			close(g.supDone)
-			h.closeGen(g)
+			h.closeGen(g) // g leaves the process, which stops if g was its only user
 			return nil, err
 		}
-		go g.supervise(nil, err)
 		return g, fmt.Errorf("%w: strategy %q: %w", ErrPluginDown, spec.Name, err)
 	}
-	g.install(c)
-	go g.supervise(c, nil)
 	return g, nil
 }
 
@@ -343,9 +342,10 @@ func (h *Host) closeGen(g *generation) {
 	h.totals.add(g.totals())
 }
 
-// Close shuts every plugin process down (gracefully, then by kill) and waits for the
-// host's goroutines. Strategy keeps deciding afterwards, in-process. Close is
-// idempotent.
+// Close retires every generation: it ends their sessions and shuts down each plugin
+// process this Host was the last user of (gracefully, then by kill; processes other
+// Hosts on the same Pool still use keep running), and waits for the host's goroutines.
+// Strategy keeps deciding afterwards, in-process. Close is idempotent.
 func (h *Host) Close() error {
 	h.cancel() // ends a Start or Swap in progress (its start, health check or drain)
 	h.mu.Lock()

@@ -13,8 +13,13 @@ type Status struct {
 	// in-process round-robin).
 	Generation uint64
 	Mode       Mode
-	// PID is the plugin's process id while it runs (ModePlugin), else 0.
+	// PID is the plugin's process id while it runs (ModePlugin), else 0. Generations
+	// sharing a process (see Pool) show the same PID.
 	PID int
+	// ProcessUsers is the number of generations, of every Host on the same Pool, using
+	// this generation's plugin process, this one included (0 for a strategy that runs
+	// in-process).
+	ProcessUsers int
 	// Descriptor is what the strategy declared.
 	Descriptor sdk.Descriptor
 	// LastError is the last plugin failure of this generation ("" if none); while
@@ -97,6 +102,9 @@ func (g *generation) status() Status {
 	}
 	g.stateMu.Unlock()
 	st.BreakerOpens = g.breakerOpens.Load()
+	if g.h != nil && g.h.pool != nil {
+		st.ProcessUsers = g.h.pool.users(g)
+	}
 	if b := g.breaker(); b != nil && (st.Mode == ModePlugin || st.Mode == ModeInProcess) {
 		if why := b.describe(); why != "" {
 			st.Mode, st.LastError = ModeBreakerOpen, why

@@ -1635,11 +1635,14 @@ func (x *BrokerHealth) GetLatencyUs() int64 {
 }
 
 type PluginProcess struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Pid           int64                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
-	Restarts      int64                  `protobuf:"varint,3,opt,name=restarts,proto3" json:"restarts,omitempty"`
-	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Pid      int64                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	Restarts int64                  `protobuf:"varint,3,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	State    string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	// users is the number of strategy generations, of every group, running in this
+	// process: groups on the same plugin (binary, settings, environment) share one.
+	Users         int64 `protobuf:"varint,5,opt,name=users,proto3" json:"users,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1700,6 +1703,13 @@ func (x *PluginProcess) GetState() string {
 		return x.State
 	}
 	return ""
+}
+
+func (x *PluginProcess) GetUsers() int64 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
 }
 
 type ListStrategiesRequest struct {
@@ -3184,12 +3194,13 @@ const file_producerd_proto_rawDesc = "" +
 	"\tavailable\x18\x02 \x01(\bR\tavailable\x12\"\n" +
 	"\runtil_unix_ms\x18\x03 \x01(\x03R\vuntilUnixMs\x12\x1d\n" +
 	"\n" +
-	"latency_us\x18\x04 \x01(\x03R\tlatencyUs\"g\n" +
+	"latency_us\x18\x04 \x01(\x03R\tlatencyUs\"}\n" +
 	"\rPluginProcess\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x03R\x03pid\x12\x1a\n" +
 	"\brestarts\x18\x03 \x01(\x03R\brestarts\x12\x14\n" +
-	"\x05state\x18\x04 \x01(\tR\x05state\"\x17\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x14\n" +
+	"\x05users\x18\x05 \x01(\x03R\x05users\"\x17\n" +
 	"\x15ListStrategiesRequest\"T\n" +
 	"\x16ListStrategiesResponse\x12:\n" +
 	"\n" +

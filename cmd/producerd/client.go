@@ -434,9 +434,9 @@ func printStatus(w io.Writer, st *producerdpb.StatusResponse) {
 		fmt.Fprintf(w, "\nGROUP %s\n", g.GetGroup())
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		if len(s.GetPlugins()) > 0 {
-			fmt.Fprintln(tw, "PLUGIN\tPID\tRESTARTS\tSTATE")
+			fmt.Fprintln(tw, "PLUGIN\tPID\tUSERS\tRESTARTS\tSTATE")
 			for _, p := range s.GetPlugins() {
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", p.GetName(), p.GetPid(), p.GetRestarts(), p.GetState())
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", p.GetName(), p.GetPid(), p.GetUsers(), p.GetRestarts(), p.GetState())
 			}
 			_ = tw.Flush()
 		}

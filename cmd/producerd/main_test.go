@@ -243,14 +243,14 @@ func TestStatusTable(t *testing.T) {
 			Routes: []*producerdpb.Route{{Topic: "TopicTest", Version: 3, Queues: []*producerdpb.Queue{
 				{Broker: "broker-b", Id: 0}, {Broker: "broker-a", Id: 0}, {Broker: "broker-a", Id: 1}}}}}},
 		Groups: []*producerdpb.GroupStatus{{Group: "g1", Strategy: &producerdpb.StrategyStatus{Name: "rr", Plugin: "roundrobin", Generation: 2, State: "running",
-			Plugins: []*producerdpb.PluginProcess{{Name: "roundrobin", Pid: 77, Restarts: 1, State: "running"}}}}}}
+			Plugins: []*producerdpb.PluginProcess{{Name: "roundrobin", Pid: 77, Users: 3, Restarts: 1, State: "running"}}}}}}
 	var b strings.Builder
 	printStatus(&b, st)
 	out := b.String()
 	for _, want := range []string{"version    v1.2.3\n", "in flight  3 of 1000 messages, 2.0 KiB of 64.0 MiB",
 		"ROUTE      VERSION  QUEUES\nTopicTest  3        broker-a:2 broker-b:1",
 		"GROUP  STRATEGY  PLUGIN      GENERATION  STATE\ng1     rr        roundrobin  2           running",
-		"PLUGIN      PID  RESTARTS  STATE\nroundrobin  77   1         running"} {
+		"PLUGIN      PID  USERS  RESTARTS  STATE\nroundrobin  77   3      1         running"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}

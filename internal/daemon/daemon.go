@@ -68,6 +68,7 @@ type Daemon struct {
 	started time.Time
 	failLog failLogLimiter // failed-send log lines (faillog.go)
 	trace   *tracing       // OpenTelemetry spans (tracing.go)
+	plugins *pluginPool    // plugin processes shared by the groups (strategy.go)
 
 	cfg    atomic.Pointer[config.Config]
 	cfgGen atomic.Int64
@@ -156,6 +157,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.ReloadConfig = func() (*config.Config, error) { return config.Load(file) }
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, stopping: make(chan struct{}), hardStop: make(chan struct{})}
+	d.plugins = newPluginPool(d.log)
 	d.limit = newLimiter(opts.Config.Daemon.MaxInflightMessages, opts.Config.Daemon.MaxInflightBytes)
 	d.met = newMetrics(d)
 	d.tx = newTxRouter(d)

@@ -64,7 +64,7 @@ func strategyToPB(st strategyState) *producerdpb.StrategyStatus {
 		out.FaultTable = append(out.FaultTable, row)
 	}
 	for _, p := range st.Plugins {
-		out.Plugins = append(out.Plugins, &producerdpb.PluginProcess{Name: p.Name, Pid: int64(p.PID), Restarts: p.Restarts, State: p.State})
+		out.Plugins = append(out.Plugins, &producerdpb.PluginProcess{Name: p.Name, Pid: int64(p.PID), Restarts: p.Restarts, State: p.State, Users: int64(p.Users)})
 	}
 	return out
 }

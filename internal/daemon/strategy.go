@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/producerd/producerd/host"
 	"github.com/producerd/producerd/internal/config"
 	"github.com/producerd/producerd/plugins/sdk"
@@ -40,6 +42,7 @@ type pluginProcess struct {
 	PID      int
 	Restarts int64
 	State    string
+	Users    int // generations of every group running in this process
 }
 
 // spec turns a configured strategy into a host spec.
@@ -54,10 +57,19 @@ func (d *Daemon) spec(s *config.Strategy) host.Spec {
 	return sp
 }
 
+// pluginPool runs the daemon's strategy plugin processes: one per plugin (binary,
+// settings, environment), shared by every group and strategy generation that uses it.
+type pluginPool = host.Pool
+
+func newPluginPool(log hclog.Logger) *pluginPool { return host.NewPool(log.Named("strategy")) }
+
 // newHost starts the strategy of one group.
 func (d *Daemon) newHost(ctx context.Context, group string, s *config.Strategy) (strategyHost, error) {
 	log := d.log.Named("strategy").With("group", group)
-	h, err := host.New(host.Config{Logger: log, Hooks: d.met.hostHooks(group)})
+	// Every group's host runs its plugin processes in the daemon's pool: groups on the
+	// same plugin (binary, settings, environment) share one process, each with its own
+	// session.
+	h, err := host.New(host.Config{Logger: log, Hooks: d.met.hostHooks(group), Pool: d.plugins})
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +117,7 @@ func (a *hostAdapter) Status() strategyState {
 	// Name and Plugin are the generation deciding now (after a rollback, the old one).
 	out := strategyState{Name: st.Name, Plugin: plugin, Generation: st.Generation, State: string(st.Mode), LastError: st.LastError,
 		Health: st.Health, Restarts: int64(st.Totals.Restarts)}
-	p := pluginProcess{Name: st.Name, PID: st.PID, Restarts: int64(st.Restarts), State: string(st.Mode)}
+	p := pluginProcess{Name: st.Name, PID: st.PID, Restarts: int64(st.Restarts), State: string(st.Mode), Users: st.ProcessUsers}
 	if st.Mode != host.ModeInProcess {
 		out.Plugins = append(out.Plugins, p)
 	}
