@@ -40,11 +40,15 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 		return nil, newStatus(pb.Code_ILLEGAL_TOPIC, "%v", err)
 	}
 	out := make([]*core.Message, len(in))
+	// A batch is one broker message: its bodies together are bounded by the body limit
+	// (core refuses a larger batch later), and counting them here stops a request of
+	// small gzip bodies from inflating each to the limit.
+	left := s.opts.MaxBodySize
 	for i, m := range in {
 		if m.GetTopic().GetName() != topic.GetName() || m.GetTopic().GetResourceNamespace() != topic.GetResourceNamespace() {
 			return nil, newStatus(pb.Code_MESSAGE_CORRUPTED, "message %d has topic %q, the first %q", i, m.GetTopic().GetName(), topic.GetName())
 		}
-		cm, st := s.message(ctx, m, now)
+		cm, st := s.message(ctx, m, now, left)
 		if st != nil {
 			if len(in) > 1 {
 				st.Message = "message " + strconv.Itoa(i) + ": " + st.Message
@@ -52,6 +56,7 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 			return nil, st
 		}
 		out[i] = cm
+		left -= len(cm.Body)
 	}
 	if len(out) > 1 {
 		for _, cm := range out {
@@ -66,15 +71,16 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 	return out, nil
 }
 
-// message converts one v2 message (spec §7.4).
-func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time) (*core.Message, *pb.Status) {
+// message converts one v2 message (spec §7.4); left is what the request's earlier bodies
+// left of the body limit.
+func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time, left int) (*core.Message, *pb.Status) {
 	sp := m.GetSystemProperties()
 	if sp == nil {
 		// Fields are read directly below for presence; a message without system
 		// properties then fails the message id check.
 		sp = &pb.SystemProperties{}
 	}
-	body, st := s.body(m.GetBody(), sp)
+	body, st := s.body(m.GetBody(), sp, left)
 	if st != nil {
 		return nil, st
 	}
@@ -201,8 +207,9 @@ func checkType(sp *pb.SystemProperties) *pb.Status {
 }
 
 // body decodes the body (GZIP is inflated: the Proxy would flag it compressed with the
-// ZLIB type, unreadable to remoting consumers) and checks its size and digest.
-func (s *Service) body(b []byte, sp *pb.SystemProperties) ([]byte, *pb.Status) {
+// ZLIB type, unreadable to remoting consumers, and never beyond left bytes) and checks
+// its size and digest. left is the body limit less the bodies before it in the request.
+func (s *Service) body(b []byte, sp *pb.SystemProperties, left int) ([]byte, *pb.Status) {
 	switch sp.GetBodyEncoding() {
 	case pb.Encoding_ENCODING_UNSPECIFIED, pb.Encoding_IDENTITY:
 	case pb.Encoding_GZIP:
@@ -210,7 +217,7 @@ func (s *Service) body(b []byte, sp *pb.SystemProperties) ([]byte, *pb.Status) {
 		if err != nil {
 			return nil, newStatus(pb.Code_MESSAGE_CORRUPTED, "gzip body: %v", err)
 		}
-		raw, err := io.ReadAll(io.LimitReader(zr, int64(s.opts.MaxBodySize)+1))
+		raw, err := io.ReadAll(io.LimitReader(zr, int64(left)+1))
 		if err != nil {
 			return nil, newStatus(pb.Code_MESSAGE_CORRUPTED, "gzip body: %v", err)
 		}
@@ -223,6 +230,8 @@ func (s *Service) body(b []byte, sp *pb.SystemProperties) ([]byte, *pb.Status) {
 		return nil, newStatus(pb.Code_MESSAGE_BODY_EMPTY, "the message body is empty")
 	case len(b) > s.opts.MaxBodySize:
 		return nil, newStatus(pb.Code_MESSAGE_BODY_TOO_LARGE, "the message body is larger than %d bytes", s.opts.MaxBodySize)
+	case len(b) > left:
+		return nil, newStatus(pb.Code_PAYLOAD_TOO_LARGE, "the bodies of the batch are larger than %d bytes in all (one broker message)", s.opts.MaxBodySize)
 	}
 	if d := sp.GetBodyDigest(); d != nil && d.GetType() != pb.DigestType_DIGEST_TYPE_UNSPECIFIED {
 		if !digestOK(d, b) {
