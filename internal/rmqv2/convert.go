@@ -36,8 +36,8 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 		return nil, newStatus(pb.Code_MESSAGE_CORRUPTED, "no message to send")
 	}
 	topic := in[0].GetTopic()
-	if err := core.ValidateTopic(topic.GetName()); err != nil {
-		return nil, newStatus(pb.Code_ILLEGAL_TOPIC, "%v", err)
+	if st := checkTopic(topic.GetName()); st != nil {
+		return nil, st
 	}
 	out := make([]*core.Message, len(in))
 	// A batch is one broker message: its bodies together are bounded by the body limit
@@ -69,6 +69,27 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 		}
 	}
 	return out, nil
+}
+
+// systemTopics are RocketMQ's TopicValidator.SYSTEM_TOPIC_SET; with the rmq_sys_ prefix
+// they are the topics the Proxy refuses to clients ("cannot access system topic").
+var systemTopics = map[string]bool{
+	"TBW102": true, "SCHEDULE_TOPIC_XXXX": true, "BenchmarkTest": true, "RMQ_SYS_TRANS_HALF_TOPIC": true,
+	"RMQ_SYS_TRACE_TOPIC": true, "RMQ_SYS_TRANS_OP_HALF_TOPIC": true, "TRANS_CHECK_MAX_TIME_TOPIC": true,
+	"SELF_TEST_TOPIC": true, "OFFSET_MOVED_EVENT": true,
+}
+
+// checkTopic checks a topic name as the Proxy does: core's rules, and no system topic.
+// The broker's own topics (revive log, timer wheel, TBW102) would otherwise take a
+// client's bytes, and, never namespaced, leave the listener's namespace.
+func checkTopic(name string) *pb.Status {
+	if err := core.ValidateTopic(name); err != nil {
+		return newStatus(pb.Code_ILLEGAL_TOPIC, "%v", err)
+	}
+	if systemTopics[name] || strings.HasPrefix(name, "rmq_sys_") {
+		return newStatus(pb.Code_ILLEGAL_TOPIC, "topic %q is a RocketMQ system topic; clients cannot send to it", name)
+	}
+	return nil
 }
 
 // message converts one v2 message (spec §7.4); left is what the request's earlier bodies

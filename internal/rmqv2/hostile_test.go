@@ -75,3 +75,42 @@ func TestHostileGzipBatchIsBounded(t *testing.T) {
 		t.Fatalf("one gzip body of the limit: %v %v", resp.GetStatus(), err)
 	}
 }
+
+// TestHostileSystemTopics: the Proxy refuses RocketMQ's system topics (TopicValidator:
+// the rmq_sys_ prefix and its system topic set) with ILLEGAL_TOPIC; writing to them
+// (the broker's revive log, timer wheel, trace topic, TBW102) would feed the broker's own
+// machinery with a client's bytes. A namespaced listener does not wrap them (system
+// resources are never namespaced), so they would also leave the namespace.
+func TestHostileSystemTopics(t *testing.T) {
+	t.Parallel()
+	sender := &countingSender{}
+	_, client := serve(t, Options{Sender: sender, Transactions: &fakeTx{}, Namespace: "ns1"})
+	for _, name := range []string{"rmq_sys_REVIVE_LOG_DefaultCluster", "rmq_sys_wheel_timer", "TBW102",
+		"RMQ_SYS_TRACE_TOPIC", "BenchmarkTest", "SCHEDULE_TOPIC_XXXX", "RMQ_SYS_TRANS_HALF_TOPIC"} {
+		m := msg("sys-" + name)
+		m.Topic.Name = name
+		resp, err := client.SendMessage(call(t), &pb.SendMessageRequest{Messages: []*pb.Message{m}})
+		if err != nil || resp.GetStatus().GetCode() != pb.Code_ILLEGAL_TOPIC {
+			t.Errorf("send to %s: %v %v, want ILLEGAL_TOPIC", name, resp.GetStatus(), err)
+		}
+		tx := txMsg("systx-" + name)
+		tx.Topic.Name = name
+		resp, err = client.SendMessage(call(t), &pb.SendMessageRequest{Messages: []*pb.Message{tx}})
+		if err != nil || resp.GetStatus().GetCode() != pb.Code_ILLEGAL_TOPIC {
+			t.Errorf("transactional send to %s: %v %v, want ILLEGAL_TOPIC", name, resp.GetStatus(), err)
+		}
+		r, err := client.QueryRoute(call(t), &pb.QueryRouteRequest{Topic: &pb.Resource{Name: name}})
+		if err != nil || r.GetStatus().GetCode() != pb.Code_ILLEGAL_TOPIC {
+			t.Errorf("route of %s: %v %v, want ILLEGAL_TOPIC", name, r.GetStatus(), err)
+		}
+	}
+	if n := sender.msgs.Load(); n != 0 {
+		t.Errorf("%d messages sent to system topics", n)
+	}
+	// Names that only look alike are ordinary topics.
+	m := msg("not-sys")
+	m.Topic.Name = "my_rmq_sys_topic"
+	if resp, err := client.SendMessage(call(t), &pb.SendMessageRequest{Messages: []*pb.Message{m}}); err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
+		t.Errorf("send to my_rmq_sys_topic: %v %v", resp.GetStatus(), err)
+	}
+}

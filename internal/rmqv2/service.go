@@ -188,8 +188,8 @@ func (s *Service) QueryRoute(ctx context.Context, req *pb.QueryRouteRequest) (*p
 		return &pb.QueryRouteResponse{Status: st}, nil
 	}
 	topic := req.GetTopic().GetName()
-	if err := core.ValidateTopic(topic); err != nil {
-		return &pb.QueryRouteResponse{Status: newStatus(pb.Code_ILLEGAL_TOPIC, "%v", err)}, nil
+	if st := checkTopic(topic); st != nil {
+		return &pb.QueryRouteResponse{Status: st}, nil
 	}
 	ep := req.GetEndpoints()
 	if ep.GetScheme() == pb.AddressScheme_ADDRESS_SCHEME_UNSPECIFIED || len(ep.GetAddresses()) == 0 {

@@ -210,8 +210,8 @@ func (s *Service) EndTransaction(ctx context.Context, req *pb.EndTransactionRequ
 		return answer(st)
 	}
 	topic := req.GetTopic().GetName()
-	if err := core.ValidateTopic(topic); err != nil {
-		return answer(newStatus(pb.Code_ILLEGAL_TOPIC, "%v", err))
+	if st := checkTopic(topic); st != nil {
+		return answer(st)
 	}
 	id := req.GetTransactionId()
 	if id == "" {
