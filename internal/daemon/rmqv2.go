@@ -50,7 +50,10 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 		MaxBodySize: maxBody, Logger: d.log.Named("rmqv2"),
 		OnInvalid:    func(pb.Code) { d.met.rejected.WithLabelValues(apiRMQv2, "invalid").Inc() },
 		Transactions: &rmqv2Tx{d: d, group: cfg.Ingress.RocketMQGRPCGroup},
-		Auth:         cfg.Ingress.RocketMQGRPCAuth, Namespace: namespace})
+		Auth:         cfg.Ingress.RocketMQGRPCAuth, Namespace: namespace,
+		// One Telemetry stream per connected client; Settings name no more topics than
+		// the daemon tracks.
+		MaxTelemetryStreams: cfg.Limits.MaxConnections, MaxTopics: cfg.Limits.MaxTopics})
 	if err != nil {
 		return err
 	}

@@ -4,12 +4,21 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/producerd/producerd/api/rmqv2"
 	"github.com/producerd/producerd/core"
+	"github.com/producerd/producerd/internal/testwait"
 )
 
 // Tests of a hostile client: requests the SDKs never send, each answered with a clear
@@ -112,5 +121,120 @@ func TestHostileSystemTopics(t *testing.T) {
 	m.Topic.Name = "my_rmq_sys_topic"
 	if resp, err := client.SendMessage(call(t), &pb.SendMessageRequest{Messages: []*pb.Message{m}}); err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
 		t.Errorf("send to my_rmq_sys_topic: %v %v", resp.GetStatus(), err)
+	}
+}
+
+// openTelemetry opens a Telemetry stream on conn, sends a producer's Settings and returns
+// the stream and the first command answered.
+func openTelemetry(t *testing.T, client pb.MessagingServiceClient, s *pb.Settings) (pb.MessagingService_TelemetryClient, *pb.TelemetryCommand, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(call(t))
+	t.Cleanup(cancel)
+	stream, err := client.Telemetry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pb.TelemetryCommand{Command: &pb.TelemetryCommand_Settings{Settings: s}}); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := stream.Recv()
+	return stream, cmd, err
+}
+
+func producerSettings(topics ...string) *pb.Settings {
+	producer := pb.ClientType_PRODUCER
+	var rs []*pb.Resource
+	for _, n := range topics {
+		rs = append(rs, &pb.Resource{Name: n})
+	}
+	return &pb.Settings{ClientType: &producer, PubSub: &pb.Settings_Publishing{Publishing: &pb.Publishing{Topics: rs}}}
+}
+
+// serveAt is serve that also returns the listener's address, for more connections.
+func serveAt(t *testing.T, opts Options) (pb.MessagingServiceClient, string) {
+	t.Helper()
+	svc, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(svc.ServerOptions()...)
+	svc.Register(gs)
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(func() { svc.Close(); gs.Stop() })
+	return newClient(t, ln.Addr().String()), ln.Addr().String()
+}
+
+func newClient(t *testing.T, addr string) pb.MessagingServiceClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return pb.NewMessagingServiceClient(conn)
+}
+
+// TestHostileTelemetryStreamsAreBounded: every Telemetry stream holds goroutines, its
+// session and, while its client does not read, the client's Settings and their answer
+// (measured: 20 streams that never read, with Settings of 30 000 topics, held 434 MiB).
+// Streams are bounded in all (Options.MaxTelemetryStreams) and per connection (an SDK
+// client opens one per endpoint), and Settings by size and topic count; a refused stream
+// gets TOO_MANY_REQUESTS as a status command, as a refused call gets its status.
+func TestHostileTelemetryStreamsAreBounded(t *testing.T) {
+	t.Parallel()
+	client, addr := serveAt(t, Options{Sender: &countingSender{}, MaxTelemetryStreams: 6, MaxTopics: 10})
+	var open []pb.MessagingService_TelemetryClient
+	for i := range maxStreamsPerConn {
+		st, cmd, err := openTelemetry(t, client, producerSettings(topic))
+		if err != nil || cmd.GetStatus().GetCode() != pb.Code_OK {
+			t.Fatalf("stream %d: %v %v", i, cmd.GetStatus(), err)
+		}
+		open = append(open, st)
+	}
+	_, cmd, err := openTelemetry(t, client, producerSettings(topic))
+	if err != nil || cmd.GetStatus().GetCode() != pb.Code_TOO_MANY_REQUESTS {
+		t.Fatalf("stream %d on one connection: %v %v, want TOO_MANY_REQUESTS", maxStreamsPerConn+1, cmd.GetStatus(), err)
+	}
+	other := newClient(t, addr)
+	for i := maxStreamsPerConn; i < 6; i++ {
+		if _, cmd, err := openTelemetry(t, other, producerSettings(topic)); err != nil || cmd.GetStatus().GetCode() != pb.Code_OK {
+			t.Fatalf("stream %d on a second connection: %v %v", i, cmd.GetStatus(), err)
+		}
+	}
+	if _, cmd, err := openTelemetry(t, newClient(t, addr), producerSettings(topic)); err != nil || cmd.GetStatus().GetCode() != pb.Code_TOO_MANY_REQUESTS {
+		t.Fatalf("stream 7 of at most 6: %v %v, want TOO_MANY_REQUESTS", cmd.GetStatus(), err)
+	}
+	// A stream that ends frees its place.
+	if err := open[0].CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open[0].Recv(); err == nil {
+		t.Fatal("the stream did not end")
+	}
+	testwait.For(t, 10*time.Second, "a freed Telemetry place", func() bool {
+		_, cmd, err := openTelemetry(t, newClient(t, addr), producerSettings(topic))
+		return err == nil && cmd.GetStatus().GetCode() == pb.Code_OK
+	})
+
+	// Settings: more topics than MaxTopics, or larger than maxCommandSize, end the stream.
+	_, client2 := serve(t, Options{Sender: &countingSender{}, MaxTopics: 10})
+	many := make([]string, 11)
+	for i := range many {
+		many[i] = "T" + strconv.Itoa(i)
+	}
+	if _, _, err := openTelemetry(t, client2, producerSettings(many...)); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("settings of 11 topics (limit 10): %v, want INVALID_ARGUMENT", err)
+	}
+	big := producerSettings(topic)
+	big.UserAgent = &pb.UA{Hostname: strings.Repeat("h", maxCommandSize)}
+	if _, _, err := openTelemetry(t, client2, big); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("settings of %d bytes: %v, want INVALID_ARGUMENT", maxCommandSize, err)
+	}
+	if _, cmd, err := openTelemetry(t, client2, producerSettings(many[:10]...)); err != nil || cmd.GetStatus().GetCode() != pb.Code_OK {
+		t.Errorf("settings of 10 topics: %v %v", cmd.GetStatus(), err)
 	}
 }

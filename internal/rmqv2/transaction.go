@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -76,6 +77,33 @@ type txState struct {
 	sessions map[string]*session     // client id -> its latest Telemetry stream
 	checks   map[string]*orphanCheck // check transaction id -> waiting check
 	rr       int
+	streams  int            // open Telemetry streams
+	perConn  map[string]int // client address -> its open Telemetry streams
+}
+
+// acquireStream counts a Telemetry stream of the connection from addr; it returns why
+// the stream is refused, "" when it may open.
+func (s *Service) acquireStream(addr string) string {
+	s.tx.mu.Lock()
+	defer s.tx.mu.Unlock()
+	switch {
+	case s.tx.streams >= s.opts.MaxTelemetryStreams:
+		return fmt.Sprintf("producerd serves at most %d telemetry streams; try again later", s.opts.MaxTelemetryStreams)
+	case s.tx.perConn[addr] >= maxStreamsPerConn:
+		return fmt.Sprintf("at most %d telemetry streams per connection", maxStreamsPerConn)
+	}
+	s.tx.streams++
+	s.tx.perConn[addr]++
+	return ""
+}
+
+func (s *Service) releaseStream(addr string) {
+	s.tx.mu.Lock()
+	defer s.tx.mu.Unlock()
+	s.tx.streams--
+	if s.tx.perConn[addr]--; s.tx.perConn[addr] <= 0 {
+		delete(s.tx.perConn, addr)
+	}
 }
 
 // openSession registers client's Telemetry stream; it replaces an older one of the client.
