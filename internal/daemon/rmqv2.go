@@ -131,12 +131,22 @@ func (s *rmqv2Sender) SendBatch(ctx context.Context, msgs []*core.Message) (*cor
 	return s.send(ctx, msgs[0].Topic, msgs)
 }
 
-// RecallMessage implements rmqv2.Recaller through the group's producer.
+// RecallMessage implements rmqv2.Recaller through the group's producer. It is admitted
+// as a send (limits.max_topics, the in-flight bound): core keeps a route for every topic
+// it is asked about, and the handle is the client's to forge.
 func (s *rmqv2Sender) RecallMessage(ctx context.Context, topic, handle string) (string, error) {
-	g, err := s.d.lookup(s.group)
+	d := s.d
+	g, err := d.lookup(s.group)
 	if err != nil {
-		return "", err
+		return "", rmqv2Refusal(d.reject(apiRMQv2, err))
 	}
+	if err := d.admitTopic(g, topic); err != nil {
+		return "", rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	if err := d.limit.acquire(1, 0); err != nil {
+		return "", rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	defer d.limit.release(1, 0)
 	return g.prod.RecallMessage(ctx, topic, handle)
 }
 
