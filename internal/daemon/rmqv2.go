@@ -53,7 +53,8 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 		Auth:         cfg.Ingress.RocketMQGRPCAuth, Namespace: namespace,
 		// One Telemetry stream per connected client; Settings name no more topics than
 		// the daemon tracks.
-		MaxTelemetryStreams: cfg.Limits.MaxConnections, MaxTopics: cfg.Limits.MaxTopics})
+		MaxTelemetryStreams: cfg.Limits.MaxConnections, MaxTopics: cfg.Limits.MaxTopics,
+		MaxBatch: cfg.Daemon.MaxInflightMessages})
 	if err != nil {
 		return err
 	}

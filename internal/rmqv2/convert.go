@@ -35,6 +35,9 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 	if len(in) == 0 {
 		return nil, newStatus(pb.Code_MESSAGE_CORRUPTED, "no message to send")
 	}
+	if len(in) > s.opts.MaxBatch {
+		return nil, newStatus(pb.Code_PAYLOAD_TOO_LARGE, "a batch of %d messages; this producerd endpoint takes at most %d in one request", len(in), s.opts.MaxBatch)
+	}
 	topic := in[0].GetTopic()
 	if st := checkTopic(topic.GetName()); st != nil {
 		return nil, st

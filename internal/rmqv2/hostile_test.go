@@ -238,3 +238,28 @@ func TestHostileTelemetryStreamsAreBounded(t *testing.T) {
 		t.Errorf("settings of 10 topics: %v %v", cmd.GetStatus(), err)
 	}
 }
+
+// TestHostileBatchCountIsBounded: a request of 100 000 one-byte messages (4 MiB on the
+// wire) cost 183 MiB of conversion before core refused the encoded batch; a batch of more
+// messages than Options.MaxBatch (the daemon's in-flight bound, which it could never pass)
+// is refused before any conversion, with a code the SDKs do not retry after a backoff.
+func TestHostileBatchCountIsBounded(t *testing.T) {
+	t.Parallel()
+	sender := &countingSender{}
+	_, client := serve(t, Options{Sender: sender, MaxBatch: 10})
+	var msgs []*pb.Message
+	for i := range 11 {
+		msgs = append(msgs, msg("n-"+strconv.Itoa(i)))
+	}
+	resp, err := client.SendMessage(call(t), &pb.SendMessageRequest{Messages: msgs})
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_PAYLOAD_TOO_LARGE {
+		t.Errorf("batch of 11 (limit 10): %v %v, want PAYLOAD_TOO_LARGE", resp.GetStatus(), err)
+	}
+	if n := sender.msgs.Load(); n != 0 {
+		t.Errorf("%d messages sent", n)
+	}
+	resp, err = client.SendMessage(call(t), &pb.SendMessageRequest{Messages: msgs[:10]})
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_OK || len(resp.GetEntries()) != 10 {
+		t.Errorf("batch of 10: %v %v", resp.GetStatus(), err)
+	}
+}

@@ -86,6 +86,10 @@ type Options struct {
 	// more per group: limits.max_topics); more end the stream with INVALID_ARGUMENT.
 	// Default DefaultMaxTopics.
 	MaxTopics int
+	// MaxBatch bounds the messages of one SendMessage (the daemon passes its in-flight
+	// bound, which a larger batch could never pass); more are PAYLOAD_TOO_LARGE before
+	// any conversion. Default DefaultMaxBatch.
+	MaxBatch int
 }
 
 // Defaults of Options.
@@ -95,6 +99,9 @@ const (
 	DefaultMaxTelemetryStreams = 1024
 	// DefaultMaxTopics is the default Options.MaxTopics (the daemon's limits.max_topics).
 	DefaultMaxTopics = 1000
+	// DefaultMaxBatch is the default Options.MaxBatch (the daemon's default
+	// max_inflight_messages).
+	DefaultMaxBatch = 10000
 )
 
 // Bounds of one Telemetry stream. Until a client reads, its stream holds one command it
@@ -138,6 +145,9 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.MaxTopics <= 0 {
 		opts.MaxTopics = DefaultMaxTopics
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
 	}
 	s := &Service{opts: opts, done: make(chan struct{})}
 	s.tx.sessions = map[string]*session{}
