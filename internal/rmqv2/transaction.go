@@ -36,11 +36,11 @@ type Transactions interface {
 	// keeps the transaction under a new handle, which is returned; it is the transaction
 	// id answered to the client.
 	Begin(ctx context.Context, client string, m *core.Message) (handle string, tx *core.Transaction, err error)
-	// End commits or rolls back the transaction under handle, of topic, and returns once
-	// the broker accepted the end. The handle is gone afterwards, also after an error (the
-	// decision is kept for the broker's check-back). An unknown handle wraps
-	// ErrUnknownTransaction.
-	End(ctx context.Context, handle, topic string, state core.TransactionState) error
+	// End commits or rolls back the transaction under handle, of topic, begun by client,
+	// and returns once the broker accepted the end. The handle is gone afterwards, also
+	// after an error (the decision is kept for the broker's check-back). An unknown handle,
+	// or one another client (or another API) began, wraps ErrUnknownTransaction.
+	End(ctx context.Context, client, handle, topic string, state core.TransactionState) error
 }
 
 // DefaultCheckTimeout is how long a check-back waits for a v2 client's EndTransaction after
@@ -275,7 +275,7 @@ func (s *Service) EndTransaction(ctx context.Context, req *pb.EndTransactionRequ
 	if state == core.TransactionUnknown {
 		return answer(newStatus(pb.Code_OK, "nothing ended: the broker checks the transaction back"))
 	}
-	if err := s.opts.Transactions.End(ctx, id, topic, state); err != nil {
+	if err := s.opts.Transactions.End(ctx, clientID(ctx), id, topic, state); err != nil {
 		return answer(endStatus(err))
 	}
 	return answer(okStatus())
