@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/md5" //nolint:gosec // the body digest the SDKs write
+	"encoding/hex"
 	"net"
 	"strconv"
 	"strings"
@@ -261,5 +263,38 @@ func TestHostileBatchCountIsBounded(t *testing.T) {
 	resp, err = client.SendMessage(call(t), &pb.SendMessageRequest{Messages: msgs[:10]})
 	if err != nil || resp.GetStatus().GetCode() != pb.Code_OK || len(resp.GetEntries()) != 10 {
 		t.Errorf("batch of 10: %v %v", resp.GetStatus(), err)
+	}
+}
+
+// TestGzipDigestIsOfTheCarriedBody: the protocol's body digest is of the body as carried
+// (the Java SDK's MessageViewImpl checks it before it inflates a GZIP body), so a GZIP
+// message whose digest covers the compressed bytes is intact; producerd checked only the
+// inflated body and refused it as corrupted, which every SDK retry repeated. A digest of
+// the inflated body is still accepted; one of neither is corrupted.
+func TestGzipDigestIsOfTheCarriedBody(t *testing.T) {
+	t.Parallel()
+	sender := &countingSender{}
+	_, client := serve(t, Options{Sender: sender})
+	raw := []byte("a body worth compressing, a body worth compressing")
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	_, _ = zw.Write(raw)
+	_ = zw.Close()
+	hexOf := func(p []byte) string { s := md5.Sum(p); return hex.EncodeToString(s[:]) }
+	for _, tc := range []struct {
+		name, sum string
+		want      pb.Code
+	}{
+		{"digest of the carried bytes", hexOf(b.Bytes()), pb.Code_OK},
+		{"digest of the inflated body", hexOf(raw), pb.Code_OK},
+		{"digest of neither", hexOf([]byte("other")), pb.Code_MESSAGE_CORRUPTED},
+	} {
+		m := msg("gz-" + strings.ReplaceAll(tc.name, " ", "-"))
+		m.Body, m.SystemProperties.BodyEncoding = b.Bytes(), pb.Encoding_GZIP
+		m.SystemProperties.BodyDigest = &pb.Digest{Type: pb.DigestType_MD5, Checksum: tc.sum}
+		resp, err := client.SendMessage(call(t), &pb.SendMessageRequest{Messages: []*pb.Message{m}})
+		if err != nil || resp.GetStatus().GetCode() != tc.want {
+			t.Errorf("%s: %v %v, want %v", tc.name, resp.GetStatus(), err, tc.want)
+		}
 	}
 }
