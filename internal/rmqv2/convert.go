@@ -176,6 +176,10 @@ func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time, lef
 	}
 	var recovery string
 	if sp.GetMessageType() == pb.MessageType_TRANSACTION {
+		if _, ok := m.GetUserProperties()[core.PropertyCheckImmunity]; ok {
+			// It would bypass the 3600 s cap below.
+			return nil, newStatus(pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY, "user property %q: set orphaned_transaction_recovery_duration instead", core.PropertyCheckImmunity)
+		}
 		if recovery, st = recoverySeconds(sp); st != nil {
 			return nil, st
 		}

@@ -298,3 +298,24 @@ func TestGzipDigestIsOfTheCarriedBody(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileCheckImmunityProperty: a TRANSACTION message's check immunity comes from
+// orphaned_transaction_recovery_duration, capped at 3600 s; the same broker property
+// given as a user property went through uncapped (a half message the broker would not
+// check back for years). It is refused on a TRANSACTION message.
+func TestHostileCheckImmunityProperty(t *testing.T) {
+	t.Parallel()
+	tx := &fakeTx{}
+	_, client := startTx(t, Options{Transactions: tx})
+	m := txMsg("immune")
+	m.UserProperties = map[string]string{core.PropertyCheckImmunity: "999999999"}
+	resp, err := client.SendMessage(call(t), &pb.SendMessageRequest{Messages: []*pb.Message{m}})
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY {
+		t.Errorf("user %s on a TRANSACTION message: %v %v, want ILLEGAL_MESSAGE_PROPERTY_KEY", core.PropertyCheckImmunity, resp.GetStatus(), err)
+	}
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if len(tx.begun) != 0 {
+		t.Errorf("%d transactions begun", len(tx.begun))
+	}
+}
