@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/producerd/producerd/api/rmqv2"
@@ -317,5 +318,20 @@ func TestHostileCheckImmunityProperty(t *testing.T) {
 	defer tx.mu.Unlock()
 	if len(tx.begun) != 0 {
 		t.Errorf("%d transactions begun", len(tx.begun))
+	}
+}
+
+// TestHostileHeadersAreBounded: grpc-go accepts 16 MiB of headers per call by default,
+// held for the call's life (a Telemetry stream's is its whole life). The SDKs send under
+// 1 KiB; the listener takes at most maxHeaderListSize.
+func TestHostileHeadersAreBounded(t *testing.T) {
+	t.Parallel()
+	_, client := serve(t, Options{Sender: &countingSender{}})
+	ctx := metadata.AppendToOutgoingContext(call(t), "x-mq-padding", strings.Repeat("p", 2*maxHeaderListSize))
+	if resp, err := client.SendMessage(ctx, &pb.SendMessageRequest{Messages: []*pb.Message{msg("hdr")}}); err == nil {
+		t.Errorf("a call with %d bytes of headers was served: %v", 2*maxHeaderListSize, resp.GetStatus())
+	}
+	if resp, err := client.SendMessage(call(t), &pb.SendMessageRequest{Messages: []*pb.Message{msg("hdr-ok")}}); err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
+		t.Errorf("a call with the SDK's headers: %v %v", resp.GetStatus(), err)
 	}
 }

@@ -113,6 +113,9 @@ const (
 	// maxCommandSize bounds a TelemetryCommand a client sends (Settings of 1000 topics
 	// of the longest names are about 200 KiB).
 	maxCommandSize = 1 << 20
+	// maxHeaderListSize bounds the headers of one call (grpc-go's default is 16 MiB,
+	// held for the call's life); the SDKs send under 1 KiB.
+	maxHeaderListSize = 64 << 10
 )
 
 // Service implements the producer methods of apache.rocketmq.v2.MessagingService. It is
@@ -157,8 +160,8 @@ func New(opts Options) (*Service, error) {
 }
 
 // ServerOptions are the options a gRPC server for the service needs: a receive limit
-// that fits a batch of largest bodies (at least 32 MiB, as the daemon's ingress) and the
-// UNIMPLEMENTED answer for every other method.
+// that fits a batch of largest bodies (at least 32 MiB, as the daemon's ingress), a
+// bound on each call's headers and the UNIMPLEMENTED answer for every other method.
 func (s *Service) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(max(32<<20, 2*s.opts.MaxBodySize+1<<20)),
@@ -168,6 +171,7 @@ func (s *Service) ServerOptions() []grpc.ServerOption {
 		// windows also bound what a connection can buffer in the daemon.
 		grpc.InitialWindowSize(256 << 10),
 		grpc.InitialConnWindowSize(4 << 20),
+		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
 	}
 }
