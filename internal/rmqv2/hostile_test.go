@@ -335,3 +335,36 @@ func TestHostileHeadersAreBounded(t *testing.T) {
 		t.Errorf("a call with the SDK's headers: %v %v", resp.GetStatus(), err)
 	}
 }
+
+// TestHostileClientIDIsBounded: the client id is kept with every open transaction (up to
+// 100 000 of them) and keys the Telemetry sessions; with headers of up to 64 KiB a client
+// could make each transaction hold 64 KiB. SDK ids are host@pid@index@time, under 300
+// bytes; longer ones are refused as no valid client id.
+func TestHostileClientIDIsBounded(t *testing.T) {
+	t.Parallel()
+	tx := &fakeTx{}
+	_, client := startTx(t, Options{Transactions: tx})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	long := metadata.AppendToOutgoingContext(ctx, "x-mq-client-id", strings.Repeat("c", maxClientIDLength+1))
+	resp, err := client.SendMessage(long, &pb.SendMessageRequest{Messages: []*pb.Message{txMsg("long-id")}})
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_CLIENT_ID_REQUIRED {
+		t.Errorf("send with a %d-byte client id: %v %v, want CLIENT_ID_REQUIRED", maxClientIDLength+1, resp.GetStatus(), err)
+	}
+	stream, err := client.Telemetry(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd, err := stream.Recv(); err != nil || cmd.GetStatus().GetCode() != pb.Code_CLIENT_ID_REQUIRED {
+		t.Errorf("telemetry with a long client id: %v %v, want CLIENT_ID_REQUIRED", cmd.GetStatus(), err)
+	}
+	ok := metadata.AppendToOutgoingContext(ctx, "x-mq-client-id", strings.Repeat("c", maxClientIDLength))
+	if resp, err := client.SendMessage(ok, &pb.SendMessageRequest{Messages: []*pb.Message{txMsg("max-id")}}); err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
+		t.Errorf("send with a %d-byte client id: %v %v", maxClientIDLength, resp.GetStatus(), err)
+	}
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if len(tx.begun) != 1 {
+		t.Errorf("%d transactions begun, want the one with a valid id", len(tx.begun))
+	}
+}

@@ -116,6 +116,9 @@ const (
 	// maxHeaderListSize bounds the headers of one call (grpc-go's default is 16 MiB,
 	// held for the call's life); the SDKs send under 1 KiB.
 	maxHeaderListSize = 64 << 10
+	// maxClientIDLength bounds x-mq-client-id, which every open transaction keeps: the
+	// SDKs' host@pid@index@time ids are under 300 bytes.
+	maxClientIDLength = 1024
 )
 
 // Service implements the producer methods of apache.rocketmq.v2.MessagingService. It is
