@@ -50,7 +50,11 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 		MaxBodySize: maxBody, Logger: d.log.Named("rmqv2"),
 		OnInvalid:    func(pb.Code) { d.met.rejected.WithLabelValues(apiRMQv2, "invalid").Inc() },
 		Transactions: &rmqv2Tx{d: d, group: cfg.Ingress.RocketMQGRPCGroup},
-		Auth:         cfg.Ingress.RocketMQGRPCAuth, Namespace: namespace})
+		Auth:         cfg.Ingress.RocketMQGRPCAuth, Namespace: namespace,
+		// One Telemetry stream per connected client; Settings name no more topics than
+		// the daemon tracks.
+		MaxTelemetryStreams: cfg.Limits.MaxConnections, MaxTopics: cfg.Limits.MaxTopics,
+		MaxBatch: cfg.Daemon.MaxInflightMessages})
 	if err != nil {
 		return err
 	}
@@ -128,12 +132,22 @@ func (s *rmqv2Sender) SendBatch(ctx context.Context, msgs []*core.Message) (*cor
 	return s.send(ctx, msgs[0].Topic, msgs)
 }
 
-// RecallMessage implements rmqv2.Recaller through the group's producer.
+// RecallMessage implements rmqv2.Recaller through the group's producer. It is admitted
+// as a send (limits.max_topics, the in-flight bound): core keeps a route for every topic
+// it is asked about, and the handle is the client's to forge.
 func (s *rmqv2Sender) RecallMessage(ctx context.Context, topic, handle string) (string, error) {
-	g, err := s.d.lookup(s.group)
+	d := s.d
+	g, err := d.lookup(s.group)
 	if err != nil {
-		return "", err
+		return "", rmqv2Refusal(d.reject(apiRMQv2, err))
 	}
+	if err := d.admitTopic(g, topic); err != nil {
+		return "", rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	if err := d.limit.acquire(1, 0); err != nil {
+		return "", rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	defer d.limit.release(1, 0)
 	return g.prod.RecallMessage(ctx, topic, handle)
 }
 

@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -147,4 +149,34 @@ func testutilCount(t *testing.T, d *Daemon, series string) string {
 		}
 	}
 	return ""
+}
+
+// TestRocketMQGRPCRecallIsAdmitted: RecallMessage names any topic; like a send it counts
+// against limits.max_topics (each topic costs core a route it keeps refreshing), so a
+// client cannot make the daemon track topics without bound with forged recall handles.
+func TestRocketMQGRPCRecallIsAdmitted(t *testing.T) {
+	c := startCluster(t)
+	text := strings.Replace(configText(c.NameServerAddr(), "rmqv2recall", "rr", 100), `http = "127.0.0.1:0"`,
+		`http = ""`+"\nrocketmq_grpc_listen = \"127.0.0.1:0\"", 1) + "\n[limits]\nmax_topics = 1\n"
+	d := startText(t, c, text).d
+	cc, err := grpc.NewClient(d.RocketMQGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := pb.NewMessagingServiceClient(cc)
+	cctx := metadata.AppendToOutgoingContext(callCtx(t), "x-mq-client-id", "recall-test@1")
+	resp, err := client.SendMessage(cctx, &pb.SendMessageRequest{Messages: []*pb.Message{{
+		Topic: &pb.Resource{Name: testTopic}, Body: []byte("x"), SystemProperties: &pb.SystemProperties{MessageId: "recall-admit"}}}})
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("send: %v %v", resp, err)
+	}
+	for i := range 3 {
+		other := "RecallTopic" + strconv.Itoa(i)
+		handle := base64.URLEncoding.EncodeToString([]byte("v1 " + other + " broker-a 1 01AA"))
+		r, err := client.RecallMessage(cctx, &pb.RecallMessageRequest{Topic: &pb.Resource{Name: other}, RecallHandle: handle})
+		if err != nil || r.GetStatus().GetCode() != pb.Code_TOO_MANY_REQUESTS {
+			t.Errorf("recall on a topic past max_topics: %v %v, want TOO_MANY_REQUESTS", r.GetStatus(), err)
+		}
+	}
 }

@@ -65,8 +65,10 @@ func (t *rmqv2Tx) Begin(ctx context.Context, client string, m *core.Message) (st
 }
 
 // End consumes the handle, remembers the decision for check-backs and sends
-// END_TRANSACTION as a request: it returns the broker's verdict.
-func (t *rmqv2Tx) End(ctx context.Context, handle, topic string, state core.TransactionState) error {
+// END_TRANSACTION as a request: it returns the broker's verdict. Only the v2 client that
+// began the transaction ends it: a handle of the daemon's own API, or one that leaked
+// to another client, is unknown here.
+func (t *rmqv2Tx) End(ctx context.Context, client, handle, topic string, state core.TransactionState) error {
 	r := t.d.tx
 	g, err := t.d.lookup(t.group)
 	if err != nil {
@@ -76,7 +78,7 @@ func (t *rmqv2Tx) End(ctx context.Context, handle, topic string, state core.Tran
 	r.mu.Lock()
 	r.sweepLocked(now)
 	e := r.pending[handle]
-	ok := e != nil && e.group == g.name && e.tx.Topic == topic
+	ok := e != nil && e.group == g.name && e.tx.Topic == topic && e.origin == rmqv2Origin+client
 	if ok {
 		delete(r.pending, handle)
 		delete(r.handles, e.tx.ID)
@@ -85,7 +87,7 @@ func (t *rmqv2Tx) End(ctx context.Context, handle, topic string, state core.Tran
 	r.mu.Unlock()
 	if !ok {
 		r.txs.WithLabelValues(g.name, "end_unknown").Inc()
-		return fmt.Errorf("%w of topic %s: not begun through this producerd, already ended, resolved by a check-back, "+
+		return fmt.Errorf("%w of topic %s: not begun by this client through this producerd, already ended, resolved by a check-back, "+
 			"or older than %v (a pending half message is resolved by the broker's check-back)", rmqv2.ErrUnknownTransaction, topic, txHandleTTL)
 	}
 	r.txs.WithLabelValues(g.name, stateLabel(state)).Inc()

@@ -68,7 +68,7 @@ func TestRMQv2TransactionsAndChecks(t *testing.T) {
 		t.Fatalf("check of a v2 transaction: %s, asked %+v; want COMMIT from cli-1", s, lastCall())
 	}
 	// Resolved by the check: the handle is gone, a second check is answered from memory.
-	if err := tx.End(ctx, h1, testTopic, core.TransactionRollback); !errors.Is(err, rmqv2.ErrUnknownTransaction) {
+	if err := tx.End(ctx, "cli-1", h1, testTopic, core.TransactionRollback); !errors.Is(err, rmqv2.ErrUnknownTransaction) {
 		t.Errorf("end after a check resolved it: %v, want ErrUnknownTransaction", err)
 	}
 	before := nCalls()
@@ -82,11 +82,11 @@ func TestRMQv2TransactionsAndChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.End(ctx, h2, "OtherTopic", core.TransactionCommit); !errors.Is(err, rmqv2.ErrUnknownTransaction) {
+	if err := tx.End(ctx, "cli-2", h2, "OtherTopic", core.TransactionCommit); !errors.Is(err, rmqv2.ErrUnknownTransaction) {
 		t.Errorf("end naming another topic: %v, want ErrUnknownTransaction", err)
 	}
 	var re *remoting.Error
-	if err := tx.End(ctx, h2, testTopic, core.TransactionRollback); !errors.As(err, &re) || re.Code != remoting.RequestCodeNotSupported {
+	if err := tx.End(ctx, "cli-2", h2, testTopic, core.TransactionRollback); !errors.As(err, &re) || re.Code != remoting.RequestCodeNotSupported {
 		t.Errorf("end refused by the broker: %v, want the broker's REQUEST_CODE_NOT_SUPPORTED", err)
 	}
 	before = nCalls()
@@ -102,6 +102,26 @@ func TestRMQv2TransactionsAndChecks(t *testing.T) {
 	before = nCalls()
 	if s := check(resp.GetResult().GetMsgId()); s != core.TransactionUnknown || nCalls() != before {
 		t.Errorf("check of a daemon API transaction without checkers: %s, %d v2 calls; want UNKNOWN, none", s, nCalls()-before)
+	}
+
+	// A handle ends only the transaction of the client that began it through this
+	// listener: not one of the daemon's own API, not another v2 client's (a handle that
+	// leaked, from an application log for example).
+	if err := tx.End(ctx, "cli-1", resp.GetTransactionId(), testTopic, core.TransactionRollback); !errors.Is(err, rmqv2.ErrUnknownTransaction) {
+		t.Errorf("v2 end of a daemon API transaction: %v, want ErrUnknownTransaction", err)
+	}
+	if err := r.end(ctx, "g1", resp.GetTransactionId(), producerdpb.TransactionResolution_TRANSACTION_RESOLUTION_ROLLBACK); err != nil {
+		t.Errorf("the daemon API's own end after the refused v2 one: %v", err)
+	}
+	h3, _, err := tx.Begin(ctx, "cli-3", &core.Message{Topic: testTopic, Body: []byte("half 3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.End(ctx, "cli-4", h3, testTopic, core.TransactionCommit); !errors.Is(err, rmqv2.ErrUnknownTransaction) {
+		t.Errorf("end by another client: %v, want ErrUnknownTransaction", err)
+	}
+	if err := tx.End(ctx, "cli-3", h3, testTopic, core.TransactionRollback); !errors.As(err, &re) {
+		t.Errorf("end by its client after the refused one: %v, want the broker's answer", err)
 	}
 
 	// Unknown origin and no checker of the group: the v2 clients; none takes it: UNKNOWN.

@@ -18,7 +18,8 @@ const signatureAlgorithm = "MQv2-HMAC-SHA1"
 
 // checkCall checks, in the Proxy's order, what every call must carry: the SDK's signature
 // when the listener has credentials (UNAUTHORIZED, 40100, as the Proxy answers every
-// authentication failure), the x-mq-client-id header (CLIENT_ID_REQUIRED), and a
+// authentication failure), the x-mq-client-id header (CLIENT_ID_REQUIRED; also when
+// longer than maxClientIDLength), and a
 // namespace this listener serves, in the x-mq-namespace header and in res (FORBIDDEN).
 func (s *Service) checkCall(ctx context.Context, res *pb.Resource) *pb.Status {
 	if s.opts.Auth != nil {
@@ -26,8 +27,11 @@ func (s *Service) checkCall(ctx context.Context, res *pb.Resource) *pb.Status {
 			return newStatus(pb.Code_UNAUTHORIZED, "authentication failed: %s", why)
 		}
 	}
-	if clientID(ctx) == "" {
+	switch id := clientID(ctx); {
+	case id == "":
 		return errNoClientID()
+	case len(id) > maxClientIDLength:
+		return newStatus(pb.Code_CLIENT_ID_REQUIRED, "the x-mq-client-id header is %d bytes; the limit is %d", len(id), maxClientIDLength)
 	}
 	if st := s.checkNamespace(header(ctx, "x-mq-namespace")); st != nil {
 		return st

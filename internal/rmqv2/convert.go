@@ -35,16 +35,23 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 	if len(in) == 0 {
 		return nil, newStatus(pb.Code_MESSAGE_CORRUPTED, "no message to send")
 	}
+	if len(in) > s.opts.MaxBatch {
+		return nil, newStatus(pb.Code_PAYLOAD_TOO_LARGE, "a batch of %d messages; this producerd endpoint takes at most %d in one request", len(in), s.opts.MaxBatch)
+	}
 	topic := in[0].GetTopic()
-	if err := core.ValidateTopic(topic.GetName()); err != nil {
-		return nil, newStatus(pb.Code_ILLEGAL_TOPIC, "%v", err)
+	if st := checkTopic(topic.GetName()); st != nil {
+		return nil, st
 	}
 	out := make([]*core.Message, len(in))
+	// A batch is one broker message: its bodies together are bounded by the body limit
+	// (core refuses a larger batch later), and counting them here stops a request of
+	// small gzip bodies from inflating each to the limit.
+	left := s.opts.MaxBodySize
 	for i, m := range in {
 		if m.GetTopic().GetName() != topic.GetName() || m.GetTopic().GetResourceNamespace() != topic.GetResourceNamespace() {
 			return nil, newStatus(pb.Code_MESSAGE_CORRUPTED, "message %d has topic %q, the first %q", i, m.GetTopic().GetName(), topic.GetName())
 		}
-		cm, st := s.message(ctx, m, now)
+		cm, st := s.message(ctx, m, now, left)
 		if st != nil {
 			if len(in) > 1 {
 				st.Message = "message " + strconv.Itoa(i) + ": " + st.Message
@@ -52,6 +59,7 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 			return nil, st
 		}
 		out[i] = cm
+		left -= len(cm.Body)
 	}
 	if len(out) > 1 {
 		for _, cm := range out {
@@ -66,15 +74,37 @@ func (s *Service) convert(ctx context.Context, in []*pb.Message, now time.Time) 
 	return out, nil
 }
 
-// message converts one v2 message (spec §7.4).
-func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time) (*core.Message, *pb.Status) {
+// systemTopics are RocketMQ's TopicValidator.SYSTEM_TOPIC_SET; with the rmq_sys_ prefix
+// they are the topics the Proxy refuses to clients ("cannot access system topic").
+var systemTopics = map[string]bool{
+	"TBW102": true, "SCHEDULE_TOPIC_XXXX": true, "BenchmarkTest": true, "RMQ_SYS_TRANS_HALF_TOPIC": true,
+	"RMQ_SYS_TRACE_TOPIC": true, "RMQ_SYS_TRANS_OP_HALF_TOPIC": true, "TRANS_CHECK_MAX_TIME_TOPIC": true,
+	"SELF_TEST_TOPIC": true, "OFFSET_MOVED_EVENT": true,
+}
+
+// checkTopic checks a topic name as the Proxy does: core's rules, and no system topic.
+// The broker's own topics (revive log, timer wheel, TBW102) would otherwise take a
+// client's bytes, and, never namespaced, leave the listener's namespace.
+func checkTopic(name string) *pb.Status {
+	if err := core.ValidateTopic(name); err != nil {
+		return newStatus(pb.Code_ILLEGAL_TOPIC, "%v", err)
+	}
+	if systemTopics[name] || strings.HasPrefix(name, "rmq_sys_") {
+		return newStatus(pb.Code_ILLEGAL_TOPIC, "topic %q is a RocketMQ system topic; clients cannot send to it", name)
+	}
+	return nil
+}
+
+// message converts one v2 message (spec §7.4); left is what the request's earlier bodies
+// left of the body limit.
+func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time, left int) (*core.Message, *pb.Status) {
 	sp := m.GetSystemProperties()
 	if sp == nil {
 		// Fields are read directly below for presence; a message without system
 		// properties then fails the message id check.
 		sp = &pb.SystemProperties{}
 	}
-	body, st := s.body(m.GetBody(), sp)
+	body, st := s.body(m.GetBody(), sp, left)
 	if st != nil {
 		return nil, st
 	}
@@ -146,6 +176,10 @@ func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time) (*c
 	}
 	var recovery string
 	if sp.GetMessageType() == pb.MessageType_TRANSACTION {
+		if _, ok := m.GetUserProperties()[core.PropertyCheckImmunity]; ok {
+			// It would bypass the 3600 s cap below.
+			return nil, newStatus(pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY, "user property %q: set orphaned_transaction_recovery_duration instead", core.PropertyCheckImmunity)
+		}
 		if recovery, st = recoverySeconds(sp); st != nil {
 			return nil, st
 		}
@@ -201,8 +235,10 @@ func checkType(sp *pb.SystemProperties) *pb.Status {
 }
 
 // body decodes the body (GZIP is inflated: the Proxy would flag it compressed with the
-// ZLIB type, unreadable to remoting consumers) and checks its size and digest.
-func (s *Service) body(b []byte, sp *pb.SystemProperties) ([]byte, *pb.Status) {
+// ZLIB type, unreadable to remoting consumers, and never beyond left bytes) and checks
+// its size and digest. left is the body limit less the bodies before it in the request.
+func (s *Service) body(b []byte, sp *pb.SystemProperties, left int) ([]byte, *pb.Status) {
+	carried := b
 	switch sp.GetBodyEncoding() {
 	case pb.Encoding_ENCODING_UNSPECIFIED, pb.Encoding_IDENTITY:
 	case pb.Encoding_GZIP:
@@ -210,7 +246,7 @@ func (s *Service) body(b []byte, sp *pb.SystemProperties) ([]byte, *pb.Status) {
 		if err != nil {
 			return nil, newStatus(pb.Code_MESSAGE_CORRUPTED, "gzip body: %v", err)
 		}
-		raw, err := io.ReadAll(io.LimitReader(zr, int64(s.opts.MaxBodySize)+1))
+		raw, err := io.ReadAll(io.LimitReader(zr, int64(left)+1))
 		if err != nil {
 			return nil, newStatus(pb.Code_MESSAGE_CORRUPTED, "gzip body: %v", err)
 		}
@@ -223,9 +259,17 @@ func (s *Service) body(b []byte, sp *pb.SystemProperties) ([]byte, *pb.Status) {
 		return nil, newStatus(pb.Code_MESSAGE_BODY_EMPTY, "the message body is empty")
 	case len(b) > s.opts.MaxBodySize:
 		return nil, newStatus(pb.Code_MESSAGE_BODY_TOO_LARGE, "the message body is larger than %d bytes", s.opts.MaxBodySize)
+	case len(b) > left:
+		return nil, newStatus(pb.Code_PAYLOAD_TOO_LARGE, "the bodies of the batch are larger than %d bytes in all (one broker message)", s.opts.MaxBodySize)
 	}
 	if d := sp.GetBodyDigest(); d != nil && d.GetType() != pb.DigestType_DIGEST_TYPE_UNSPECIFIED {
-		if !digestOK(d, b) {
+		// The digest is of the body as carried (the SDKs check it before they inflate a
+		// GZIP body); one of the inflated body is accepted too.
+		ok := digestOK(d, carried)
+		if !ok && sp.GetBodyEncoding() == pb.Encoding_GZIP {
+			ok = digestOK(d, b)
+		}
+		if !ok {
 			return nil, newStatus(pb.Code_MESSAGE_CORRUPTED, "the body does not match its %s digest", d.GetType())
 		}
 	}

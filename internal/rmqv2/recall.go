@@ -25,8 +25,8 @@ func (s *Service) RecallMessage(ctx context.Context, req *pb.RecallMessageReques
 		return answer(st, "")
 	}
 	topic := req.GetTopic().GetName()
-	if err := core.ValidateTopic(topic); err != nil {
-		return answer(newStatus(pb.Code_ILLEGAL_TOPIC, "%v", err), "")
+	if st := checkTopic(topic); st != nil {
+		return answer(st, "")
 	}
 	if req.GetRecallHandle() == "" {
 		return answer(newStatus(pb.Code_BAD_REQUEST, "the recall handle is empty"), "")

@@ -78,7 +78,48 @@ type Options struct {
 	// Namespace is the namespace served: that of the producer group the Sender sends
 	// through. Calls naming another namespace are refused (FORBIDDEN); "" is accepted.
 	Namespace string
+	// MaxTelemetryStreams bounds the open Telemetry streams (an SDK client opens one per
+	// endpoint); one more is answered TOO_MANY_REQUESTS and ends. Default
+	// DefaultMaxTelemetryStreams.
+	MaxTelemetryStreams int
+	// MaxTopics bounds the topics a client's Settings may name (the daemon sends to no
+	// more per group: limits.max_topics); more end the stream with INVALID_ARGUMENT.
+	// Default DefaultMaxTopics.
+	MaxTopics int
+	// MaxBatch bounds the messages of one SendMessage (the daemon passes its in-flight
+	// bound, which a larger batch could never pass); more are PAYLOAD_TOO_LARGE before
+	// any conversion. Default DefaultMaxBatch.
+	MaxBatch int
 }
+
+// Defaults of Options.
+const (
+	// DefaultMaxTelemetryStreams is the default Options.MaxTelemetryStreams, the
+	// daemon's default limits.max_connections: one stream per connected client.
+	DefaultMaxTelemetryStreams = 1024
+	// DefaultMaxTopics is the default Options.MaxTopics (the daemon's limits.max_topics).
+	DefaultMaxTopics = 1000
+	// DefaultMaxBatch is the default Options.MaxBatch (the daemon's default
+	// max_inflight_messages).
+	DefaultMaxBatch = 10000
+)
+
+// Bounds of one Telemetry stream. Until a client reads, its stream holds one command it
+// sent and the answer to the one before, so both are bounded.
+const (
+	// maxStreamsPerConn bounds the Telemetry streams of one connection: an SDK client
+	// has one (a new one after the old one ended).
+	maxStreamsPerConn = 4
+	// maxCommandSize bounds a TelemetryCommand a client sends (Settings of 1000 topics
+	// of the longest names are about 200 KiB).
+	maxCommandSize = 1 << 20
+	// maxHeaderListSize bounds the headers of one call (grpc-go's default is 16 MiB,
+	// held for the call's life); the SDKs send under 1 KiB.
+	maxHeaderListSize = 64 << 10
+	// maxClientIDLength bounds x-mq-client-id, which every open transaction keeps: the
+	// SDKs' host@pid@index@time ids are under 300 bytes.
+	maxClientIDLength = 1024
+)
 
 // Service implements the producer methods of apache.rocketmq.v2.MessagingService. It is
 // safe for concurrent use. Close ends the open Telemetry streams.
@@ -105,15 +146,25 @@ func New(opts Options) (*Service, error) {
 	if opts.CheckTimeout <= 0 {
 		opts.CheckTimeout = DefaultCheckTimeout
 	}
+	if opts.MaxTelemetryStreams <= 0 {
+		opts.MaxTelemetryStreams = DefaultMaxTelemetryStreams
+	}
+	if opts.MaxTopics <= 0 {
+		opts.MaxTopics = DefaultMaxTopics
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
 	s := &Service{opts: opts, done: make(chan struct{})}
 	s.tx.sessions = map[string]*session{}
 	s.tx.checks = map[string]*orphanCheck{}
+	s.tx.perConn = map[string]int{}
 	return s, nil
 }
 
 // ServerOptions are the options a gRPC server for the service needs: a receive limit
-// that fits a batch of largest bodies (at least 32 MiB, as the daemon's ingress) and the
-// UNIMPLEMENTED answer for every other method.
+// that fits a batch of largest bodies (at least 32 MiB, as the daemon's ingress), a
+// bound on each call's headers and the UNIMPLEMENTED answer for every other method.
 func (s *Service) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(max(32<<20, 2*s.opts.MaxBodySize+1<<20)),
@@ -123,6 +174,7 @@ func (s *Service) ServerOptions() []grpc.ServerOption {
 		// windows also bound what a connection can buffer in the daemon.
 		grpc.InitialWindowSize(256 << 10),
 		grpc.InitialConnWindowSize(4 << 20),
+		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
 	}
 }
@@ -188,8 +240,8 @@ func (s *Service) QueryRoute(ctx context.Context, req *pb.QueryRouteRequest) (*p
 		return &pb.QueryRouteResponse{Status: st}, nil
 	}
 	topic := req.GetTopic().GetName()
-	if err := core.ValidateTopic(topic); err != nil {
-		return &pb.QueryRouteResponse{Status: newStatus(pb.Code_ILLEGAL_TOPIC, "%v", err)}, nil
+	if st := checkTopic(topic); st != nil {
+		return &pb.QueryRouteResponse{Status: st}, nil
 	}
 	ep := req.GetEndpoints()
 	if ep.GetScheme() == pb.AddressScheme_ADDRESS_SCHEME_UNSPECIFIED || len(ep.GetAddresses()) == 0 {
@@ -254,9 +306,11 @@ func (s *Service) NotifyClientTermination(ctx context.Context, _ *pb.NotifyClien
 
 // Telemetry answers each Settings command with producerd's settings (the client's own,
 // with the backoff, body limit, type validation and metrics replaced, as the Proxy does)
-// and ignores the client's other commands. Settings without publishing (a consumer's)
-// end the stream with gRPC INVALID_ARGUMENT. The stream ends when the client closes its
-// side, or at Close.
+// and ignores the client's other commands. Settings without publishing (a consumer's),
+// naming more than Options.MaxTopics topics, or a command over maxCommandSize end the
+// stream with gRPC INVALID_ARGUMENT. A stream over Options.MaxTelemetryStreams, or over
+// maxStreamsPerConn on its connection, gets TOO_MANY_REQUESTS as a status command and
+// ends. The stream ends when the client closes its side, or at Close.
 func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 	ctx := stream.Context()
 	id := clientID(ctx)
@@ -264,6 +318,11 @@ func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 		// As the Proxy: the refusal as a command, then the stream ends.
 		return stream.Send(&pb.TelemetryCommand{Status: st})
 	}
+	conn := clientAddr(ctx)
+	if why := s.acquireStream(conn); why != "" {
+		return stream.Send(&pb.TelemetryCommand{Status: newStatus(pb.Code_TOO_MANY_REQUESTS, "%s", why)})
+	}
+	defer s.releaseStream(conn)
 	ss := s.openSession(id)
 	defer s.closeSession(ss)
 	in := make(chan *pb.TelemetryCommand)
@@ -274,6 +333,13 @@ func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 			if err != nil {
 				errc <- err
 				return
+			}
+			if n := proto.Size(cmd); n > maxCommandSize {
+				errc <- status.Errorf(codes.InvalidArgument, "a telemetry command of %d bytes; the limit is %d", n, maxCommandSize)
+				return
+			}
+			if cmd.GetSettings() == nil {
+				continue // thread_stack_trace, verify_message_result: nothing to do
 			}
 			select {
 			case in <- cmd:
@@ -288,7 +354,10 @@ func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-errc:
+		case err := <-errc:
+			if status.Code(err) == codes.InvalidArgument {
+				return err // a command refused above
+			}
 			// The client closed its side (io.EOF) or the stream broke: both end the call.
 			return nil
 		case cmd := <-ss.out:
@@ -297,9 +366,6 @@ func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 			}
 		case cmd := <-in:
 			settings := cmd.GetSettings()
-			if settings == nil {
-				continue // thread_stack_trace, verify_message_result: nothing to do
-			}
 			answer, err := s.settings(settings)
 			if err != nil {
 				return err
@@ -319,6 +385,9 @@ func (s *Service) settings(in *pb.Settings) (*pb.Settings, error) {
 	if pub == nil || (in.ClientType != nil && in.GetClientType() != pb.ClientType_PRODUCER) {
 		return nil, status.Error(codes.InvalidArgument,
 			"producerd is a producer endpoint: the settings carry no publishing; consumers need a RocketMQ Proxy")
+	}
+	if n := len(pub.GetTopics()); n > s.opts.MaxTopics {
+		return nil, status.Errorf(codes.InvalidArgument, "the settings name %d topics; this producerd endpoint sends to at most %d", n, s.opts.MaxTopics)
 	}
 	for _, t := range pub.GetTopics() {
 		if st := s.checkNamespace(t.GetResourceNamespace()); st != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -35,11 +36,11 @@ type Transactions interface {
 	// keeps the transaction under a new handle, which is returned; it is the transaction
 	// id answered to the client.
 	Begin(ctx context.Context, client string, m *core.Message) (handle string, tx *core.Transaction, err error)
-	// End commits or rolls back the transaction under handle, of topic, and returns once
-	// the broker accepted the end. The handle is gone afterwards, also after an error (the
-	// decision is kept for the broker's check-back). An unknown handle wraps
-	// ErrUnknownTransaction.
-	End(ctx context.Context, handle, topic string, state core.TransactionState) error
+	// End commits or rolls back the transaction under handle, of topic, begun by client,
+	// and returns once the broker accepted the end. The handle is gone afterwards, also
+	// after an error (the decision is kept for the broker's check-back). An unknown handle,
+	// or one another client (or another API) began, wraps ErrUnknownTransaction.
+	End(ctx context.Context, client, handle, topic string, state core.TransactionState) error
 }
 
 // DefaultCheckTimeout is how long a check-back waits for a v2 client's EndTransaction after
@@ -76,6 +77,33 @@ type txState struct {
 	sessions map[string]*session     // client id -> its latest Telemetry stream
 	checks   map[string]*orphanCheck // check transaction id -> waiting check
 	rr       int
+	streams  int            // open Telemetry streams
+	perConn  map[string]int // client address -> its open Telemetry streams
+}
+
+// acquireStream counts a Telemetry stream of the connection from addr; it returns why
+// the stream is refused, "" when it may open.
+func (s *Service) acquireStream(addr string) string {
+	s.tx.mu.Lock()
+	defer s.tx.mu.Unlock()
+	switch {
+	case s.tx.streams >= s.opts.MaxTelemetryStreams:
+		return fmt.Sprintf("producerd serves at most %d telemetry streams; try again later", s.opts.MaxTelemetryStreams)
+	case s.tx.perConn[addr] >= maxStreamsPerConn:
+		return fmt.Sprintf("at most %d telemetry streams per connection", maxStreamsPerConn)
+	}
+	s.tx.streams++
+	s.tx.perConn[addr]++
+	return ""
+}
+
+func (s *Service) releaseStream(addr string) {
+	s.tx.mu.Lock()
+	defer s.tx.mu.Unlock()
+	s.tx.streams--
+	if s.tx.perConn[addr]--; s.tx.perConn[addr] <= 0 {
+		delete(s.tx.perConn, addr)
+	}
 }
 
 // openSession registers client's Telemetry stream; it replaces an older one of the client.
@@ -210,8 +238,8 @@ func (s *Service) EndTransaction(ctx context.Context, req *pb.EndTransactionRequ
 		return answer(st)
 	}
 	topic := req.GetTopic().GetName()
-	if err := core.ValidateTopic(topic); err != nil {
-		return answer(newStatus(pb.Code_ILLEGAL_TOPIC, "%v", err))
+	if st := checkTopic(topic); st != nil {
+		return answer(st)
 	}
 	id := req.GetTransactionId()
 	if id == "" {
@@ -247,7 +275,7 @@ func (s *Service) EndTransaction(ctx context.Context, req *pb.EndTransactionRequ
 	if state == core.TransactionUnknown {
 		return answer(newStatus(pb.Code_OK, "nothing ended: the broker checks the transaction back"))
 	}
-	if err := s.opts.Transactions.End(ctx, id, topic, state); err != nil {
+	if err := s.opts.Transactions.End(ctx, clientID(ctx), id, topic, state); err != nil {
 		return answer(endStatus(err))
 	}
 	return answer(okStatus())

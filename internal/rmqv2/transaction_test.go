@@ -36,7 +36,7 @@ func (f *fakeTx) Begin(_ context.Context, client string, m *core.Message) (strin
 	return fmt.Sprintf("handle-%d", len(f.begun)), &core.Transaction{ID: m.UniqKey, MsgID: m.UniqKey, Topic: m.Topic, TranStateTableOffset: 42}, nil
 }
 
-func (f *fakeTx) End(_ context.Context, handle, topic string, state core.TransactionState) error {
+func (f *fakeTx) End(_ context.Context, _, handle, topic string, state core.TransactionState) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ends = append(f.ends, fmt.Sprintf("%s %s %s", handle, topic, state))
