@@ -17,7 +17,7 @@ func tuneRuntime(d config.Daemon, log hclog.Logger) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(d.GCPercent) // GCOff is -1, as for the runtime
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
+	if os.Getenv("GOMEMLIMIT") == "" && d.MemoryLimit != 0 { // 0: a Config not from Parse
 		limit := d.MemoryLimit
 		if limit == config.NoMemoryLimit {
 			limit = math.MaxInt64

@@ -88,8 +88,8 @@ compress_threshold = "8KiB"
 		t.Errorf("daemon = %+v", c.Daemon)
 	}
 	// The memory limit follows max_inflight_bytes unless set.
-	if c.Daemon.GCPercent != DefaultGCPercent || c.Daemon.MemoryLimit != 2<<20+64<<20 {
-		t.Errorf("gc_percent %d, memory_limit %d; want %d and 66 MiB", c.Daemon.GCPercent, c.Daemon.MemoryLimit, DefaultGCPercent)
+	if want := int64(2<<20 + 64<<20 + DefaultMaxTopics*BytesPerTopic); c.Daemon.GCPercent != DefaultGCPercent || c.Daemon.MemoryLimit != want {
+		t.Errorf("gc_percent %d, memory_limit %d; want %d and %d", c.Daemon.GCPercent, c.Daemon.MemoryLimit, DefaultGCPercent, want)
 	}
 	if got := string(c.Strategies["lf"].Settings); got != `{"max_isolated_share":1,"preset":"rocketmq5"}` {
 		t.Errorf("settings JSON = %s", got)
