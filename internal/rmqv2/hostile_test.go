@@ -6,16 +6,13 @@ import (
 	"context"
 	"crypto/md5" //nolint:gosec // the body digest the SDKs write
 	"encoding/hex"
-	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -156,29 +153,13 @@ func producerSettings(topics ...string) *pb.Settings {
 // serveAt is serve that also returns the listener's address, for more connections.
 func serveAt(t *testing.T, opts Options) (pb.MessagingServiceClient, string) {
 	t.Helper()
-	svc, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(svc.ServerOptions()...)
-	svc.Register(gs)
-	go func() { _ = gs.Serve(ln) }()
-	t.Cleanup(func() { svc.Close(); gs.Stop() })
-	return newClient(t, ln.Addr().String()), ln.Addr().String()
+	_, addr := listen(t, opts)
+	return newClient(t, addr), addr
 }
 
 func newClient(t *testing.T, addr string) pb.MessagingServiceClient {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return pb.NewMessagingServiceClient(conn)
+	return pb.NewMessagingServiceClient(dial(t, addr))
 }
 
 // TestHostileTelemetryStreamsAreBounded: every Telemetry stream holds goroutines, its

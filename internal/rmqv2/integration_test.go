@@ -23,12 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/builtin"
-	"github.com/producerd/producerd/internal/config"
-	"github.com/producerd/producerd/internal/daemon"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/internal/testwait"
@@ -136,7 +132,6 @@ func TestIntegrationJavaSDK(t *testing.T) {
 	// endpoint is set for producerd.
 	dir := t.TempDir()
 	selfSigned(t, dir)
-	cfgPath := filepath.Join(dir, "producer.toml")
 	text := fmt.Sprintf(`
 [ingress]
 grpc = "127.0.0.1:0"
@@ -162,22 +157,7 @@ plugin = "builtin:roundrobin"
 group = "it_rmqv2"
 strategy = "latency"
 `, c.NameServer)
-	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.New(daemon.Options{Config: cfg, Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
-		PluginCommand: []string{os.Args[0], "plugin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = d.Shutdown(context.Background()) }()
+	d := runDaemon(t, ctx, dir, text)
 
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	const n = 20

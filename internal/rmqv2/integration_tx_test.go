@@ -49,6 +49,13 @@ instance_name = "it-%s"
 group = %q
 %s
 `, ingress, c.NameServer, group, group, producer)
+	return runDaemon(t, ctx, dir, text)
+}
+
+// runDaemon starts an in-process daemon with the config text, written to
+// dir/producer.toml (relative paths in it are relative to dir), until the test ends.
+func runDaemon(t *testing.T, ctx context.Context, dir, text string) *daemon.Daemon {
+	t.Helper()
 	path := filepath.Join(dir, "producer.toml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

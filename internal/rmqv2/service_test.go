@@ -14,7 +14,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -52,24 +51,13 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	svc, err := New(Options{Sender: p})
+	_, addr := listen(t, Options{Sender: p})
+	conn := dial(t, addr)
+	tcp, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(svc.ServerOptions()...)
-	svc.Register(gs)
-	go func() { _ = gs.Serve(ln) }()
-	t.Cleanup(func() { svc.Close(); gs.Stop() })
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return &fixture{cluster: c, conn: conn, client: pb.NewMessagingServiceClient(conn), addr: ln.Addr().(*net.TCPAddr)}
+	return &fixture{cluster: c, conn: conn, client: pb.NewMessagingServiceClient(conn), addr: tcp}
 }
 
 // call returns a context with the headers the SDKs send and a deadline.

@@ -68,6 +68,14 @@ func startBench(b *testing.B) (*Service, pb.MessagingServiceClient) {
 // serve runs the service with opts on a loopback listener and returns a client of it.
 func serve(t testing.TB, opts Options) (*Service, pb.MessagingServiceClient) {
 	t.Helper()
+	svc, addr := listen(t, opts)
+	return svc, pb.NewMessagingServiceClient(dial(t, addr))
+}
+
+// listen runs the service with opts on a loopback listener until the test ends and
+// returns it with the listener's address.
+func listen(t testing.TB, opts Options) (*Service, string) {
+	t.Helper()
 	svc, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -80,12 +88,18 @@ func serve(t testing.TB, opts Options) (*Service, pb.MessagingServiceClient) {
 	svc.Register(gs)
 	go func() { _ = gs.Serve(ln) }()
 	t.Cleanup(func() { svc.Close(); gs.Stop() })
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return svc, ln.Addr().String()
+}
+
+// dial is a plaintext client connection to addr, closed at the end of the test.
+func dial(t testing.TB, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return svc, pb.NewMessagingServiceClient(conn)
+	return conn
 }
 
 func txMsg(id string) *pb.Message {
