@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// refreshRun runs a refresher over n topics for cycles periods of fake time; fetch takes
-// took. It returns the start time of every fetch and the most fetches in flight at once.
+// refreshRun runs a refresher over n topics until it started cycles rounds of fetches
+// (fake time); fetch takes took. It returns the start time of every fetch and the most fetches in flight at once.
 func refreshRun(t *testing.T, n int, period, took time.Duration, cycles int) (starts map[string][]time.Time, t0 time.Time, maxInflight int) {
 	t.Helper()
 	synctest.Test(t, func(t *testing.T) {
@@ -21,13 +21,17 @@ func refreshRun(t *testing.T, n int, period, took time.Duration, cycles int) (st
 		}
 		var mu sync.Mutex
 		starts = make(map[string][]time.Time)
-		inflight := 0
+		inflight, started := 0, 0
+		reached := make(chan struct{}) // closed at the start of fetch n × cycles
 		stop := make(chan struct{})
 		r := &refresher{initial: 10 * time.Millisecond, period: period, parallel: RouteRefreshParallel,
 			topics: func() []string { return names },
 			fetch: func(ctx context.Context, name string) {
 				mu.Lock()
 				starts[name] = append(starts[name], time.Now())
+				if started++; started == n*cycles {
+					close(reached)
+				}
 				inflight++
 				maxInflight = max(maxInflight, inflight)
 				mu.Unlock()
@@ -43,7 +47,7 @@ func refreshRun(t *testing.T, n int, period, took time.Duration, cycles int) (st
 		t0 = time.Now()
 		done := make(chan struct{})
 		go func() { r.run(); close(done) }()
-		time.Sleep(10*time.Millisecond + time.Duration(cycles)*period - time.Nanosecond)
+		<-reached // the bubble's clock runs while the refresher waits between fetches
 		close(stop)
 		<-done
 		if inflight != 0 {

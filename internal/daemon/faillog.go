@@ -21,6 +21,7 @@ const (
 
 // failLogLimiter rate-limits the failed-send log lines; the zero value is ready.
 type failLogLimiter struct {
+	now        func() time.Time // nil: time.Now
 	mu         sync.Mutex
 	start      time.Time
 	n          int
@@ -29,10 +30,14 @@ type failLogLimiter struct {
 
 // allow reports whether a line may be written now and how many were suppressed since
 // the last one written.
-func (l *failLogLimiter) allow(now time.Time) (bool, int) {
+func (l *failLogLimiter) allow() (bool, int) {
+	now := time.Now
+	if l.now != nil {
+		now = l.now
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.start) >= failLogWindow {
+	if now := now(); now.Sub(l.start) >= failLogWindow {
 		l.start, l.n = now, 0
 	}
 	if l.n >= failLogBurst {
@@ -48,7 +53,7 @@ func (l *failLogLimiter) allow(now time.Time) (bool, int) {
 // logFailedSend writes the line of a send that was accepted and failed: group, topic,
 // attempts, the last broker tried and the cause.
 func (d *Daemon) logFailedSend(log hclog.Logger, api, group, topic string, err error) {
-	ok, suppressed := d.failLog.allow(time.Now())
+	ok, suppressed := d.failLog.allow()
 	if !ok {
 		return
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/producerd/producerd/core"
@@ -17,36 +16,39 @@ import (
 // broker, code and cause; past the burst lines are suppressed and the next line after
 // the window counts them.
 func TestFailedSendLog(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var buf bytes.Buffer
-		log := NewLogger("info", "json", &buf)
-		d := &Daemon{}
-		sendErr := &core.SendError{Topic: "T", Attempts: 3, Brokers: []string{"broker-a", "broker-b", "broker-a"},
-			Last: fmt.Errorf("core: broker broker-a: %w", &remoting.Error{Code: remoting.SystemBusy, Remark: "busy"})}
-		for range failLogBurst + 5 {
-			d.logFailedSend(log, "grpc", "g1", "T", sendErr)
-		}
-		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-		if len(lines) != failLogBurst {
-			t.Fatalf("%d lines in the window, want %d", len(lines), failLogBurst)
-		}
-		var first map[string]any
-		if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
-			t.Fatal(err)
-		}
-		for k, want := range map[string]any{"group": "g1", "topic": "T", "attempts": float64(3), "last_broker": "broker-a", "code": "SYSTEM_BUSY"} {
-			if first[k] != want {
-				t.Errorf("%s = %#v, want %#v (%s)", k, first[k], want, lines[0])
-			}
-		}
-		if c, _ := first["cause"].(string); strings.HasPrefix(c, "core: ") || !strings.Contains(c, "busy") {
-			t.Errorf("cause %q", c)
-		}
-		time.Sleep(failLogWindow)
-		buf.Reset()
+	clock := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var buf bytes.Buffer
+	log := NewLogger("info", "json", &buf)
+	d := &Daemon{failLog: failLogLimiter{now: func() time.Time { return clock }}}
+	sendErr := &core.SendError{Topic: "T", Attempts: 3, Brokers: []string{"broker-a", "broker-b", "broker-a"},
+		Last: fmt.Errorf("core: broker broker-a: %w", &remoting.Error{Code: remoting.SystemBusy, Remark: "busy"})}
+	for range failLogBurst + 5 {
 		d.logFailedSend(log, "grpc", "g1", "T", sendErr)
-		if !strings.Contains(buf.String(), `"suppressed_before":5`) {
-			t.Fatalf("after the window: %s", buf.String())
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != failLogBurst {
+		t.Fatalf("%d lines in the window, want %d", len(lines), failLogBurst)
+	}
+	var first map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{"group": "g1", "topic": "T", "attempts": float64(3), "last_broker": "broker-a", "code": "SYSTEM_BUSY"} {
+		if first[k] != want {
+			t.Errorf("%s = %#v, want %#v (%s)", k, first[k], want, lines[0])
 		}
-	})
+	}
+	if c, _ := first["cause"].(string); strings.HasPrefix(c, "core: ") || !strings.Contains(c, "busy") {
+		t.Errorf("cause %q", c)
+	}
+	buf.Reset()
+	clock = clock.Add(failLogWindow - time.Nanosecond)
+	if d.logFailedSend(log, "grpc", "g1", "T", sendErr); buf.Len() != 0 {
+		t.Fatalf("a line before the window ended: %s", buf.String())
+	}
+	clock = clock.Add(time.Nanosecond)
+	d.logFailedSend(log, "grpc", "g1", "T", sendErr)
+	if !strings.Contains(buf.String(), `"suppressed_before":6`) {
+		t.Fatalf("after the window: %s", buf.String())
+	}
 }
