@@ -24,13 +24,12 @@ const latencySettings = `{"preset":"rocketmq5","max_isolated_share":0.5}`
 var benchStrategies = map[string]string{"rr": "roundrobin", "lf": "latencyfault", "ll": "leastlatency", "kh": "keyhash"}
 
 // benchBuiltins are the constructors the host knows them by, in process and in the
-// plugin process ("core-driver plugin NAME").
-var benchBuiltins = map[string]host.Builtin{
-	"roundrobin":   host.RoundRobin,
-	"latencyfault": host.LatencyFault,
-	"leastlatency": leastlatency.New,
-	"keyhash":      keyhash.Build,
-}
+// plugin process ("core-driver plugin NAME"): the daemon's built-ins and the two examples.
+var benchBuiltins = func() map[string]host.Builtin {
+	b := host.DefaultBuiltins()
+	b["leastlatency"], b["keyhash"] = leastlatency.New, keyhash.Build
+	return b
+}()
 
 // hostStrategy starts a host with one of benchStrategies on one path: in process
 // (NAME-inproc), as a plugin process (NAME-plugin: this executable, "plugin NAME") or as
