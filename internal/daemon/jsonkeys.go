@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/producerd/producerd/core"
 )
@@ -133,7 +134,7 @@ func (w *keyWalker) object(t reflect.Type, path string, wantKeys bool) ([]string
 	if t != nil {
 		switch t.Kind() {
 		case reflect.Struct:
-			fields = jsonFields(t)
+			fields = cachedJSONFields(t)
 		case reflect.Map:
 			elem = t.Elem()
 		}
@@ -199,6 +200,18 @@ func (w *keyWalker) object(t reflect.Type, path string, wantKeys bool) ([]string
 
 // jsonFields maps the JSON names of a struct's fields (embedded structs' promoted, the
 // outer ones winning) to their types.
+// jsonFieldCache holds jsonFields per type: the request types never change, and a batch
+// checks one object per message.
+var jsonFieldCache sync.Map // reflect.Type → map[string]reflect.Type (read-only)
+
+func cachedJSONFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := jsonFieldCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	f, _ := jsonFieldCache.LoadOrStore(t, jsonFields(t))
+	return f.(map[string]reflect.Type)
+}
+
 func jsonFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	var embedded []reflect.Type

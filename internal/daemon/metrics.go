@@ -109,7 +109,7 @@ var rejectReasons = []string{"resource_exhausted", "unavailable", "invalid", "un
 // zeroSeries creates the series of the label values known from the start at 0, so a
 // rate() or an alert on them works before their first event.
 func (m *metrics) zeroSeries() {
-	for _, api := range []string{apiGRPC, apiStream, apiBatch, apiHTTP} {
+	for _, api := range []string{apiGRPC, apiStream, apiBatch, apiHTTP, apiRMQv2} {
 		for _, r := range rejectReasons {
 			m.rejected.WithLabelValues(api, r)
 		}

@@ -38,9 +38,6 @@ func checkPlugins(cfg *config.Config) []error {
 func StartWarnings(cfg *config.Config) []string {
 	out := append([]string(nil), cfg.Warnings()...)
 	out = append(out, exposureWarnings(cfg)...)
-	if a := cfg.Ingress.RocketMQGRPC; a != "" && !config.IsLoopback(a) && !cfg.Ingress.TLS.Enabled() {
-		out = append(out, fmt.Sprintf("INSECURE: a listener on a non-loopback address without TLS (ingress.insecure = true): ingress rocketmq grpc on %s", a))
-	}
 	if fit, nofile, lowered := connectionFit(cfg.Limits.MaxConnections); lowered {
 		out = append(out, fmt.Sprintf("limits.max_connections lowered to fit the descriptor limit (ulimit -n %d): %d configured, %d used", nofile, cfg.Limits.MaxConnections, fit))
 	}
@@ -51,7 +48,8 @@ func StartWarnings(cfg *config.Config) []string {
 // root; warnExposure logs them at every start.
 func exposureWarnings(cfg *config.Config) []string {
 	var out []string
-	for _, l := range []struct{ name, addr string }{{"ingress grpc", cfg.Ingress.GRPC}, {"ingress http", cfg.Ingress.HTTP}} {
+	for _, l := range []struct{ name, addr string }{
+		{"ingress grpc", cfg.Ingress.GRPC}, {"ingress http", cfg.Ingress.HTTP}, {"ingress rocketmq grpc", cfg.Ingress.RocketMQGRPC}} {
 		if l.addr != "" && !config.IsLoopback(l.addr) && !cfg.Ingress.TLS.Enabled() {
 			out = append(out, fmt.Sprintf("INSECURE: a listener on a non-loopback address without TLS (ingress.insecure = true): %s on %s", l.name, l.addr))
 		}

@@ -79,11 +79,6 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 	d.rmq = &rmqv2Ingress{ln: ln, srv: srv, svc: svc}
 	d.log.Info("rocketmq grpc ingress", "addr", ln.Addr().String(), "group", cfg.Ingress.RocketMQGRPCGroup,
 		"namespace", namespace, "authentication", cfg.Ingress.RocketMQGRPCAuth != nil)
-	if !config.IsLoopback(addr) && tlsCfg == nil {
-		// config refuses this unless ingress.insecure = true
-		d.log.Warn("INSECURE: a listener on a non-loopback address without TLS (ingress.insecure = true)",
-			"listener", "ingress rocketmq grpc", "addr", addr)
-	}
 	d.serve("ingress rocketmq grpc", func() error { return srv.Serve(ln) })
 	return nil
 }
