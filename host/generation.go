@@ -492,7 +492,7 @@ func (g *generation) close() {
 			<-g.supDone
 		}
 		if c := g.conn.Swap(nil); c != nil {
-			c.kill(false)
+			c.kill()
 		}
 		for _, s := range []sdk.Selector{g.inproc, g.fallback} {
 			if cl, ok := s.(io.Closer); ok && s != nil {

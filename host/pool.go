@@ -113,7 +113,6 @@ type proc struct {
 	mode    Mode
 	lastErr error
 	starts  int
-	ended   bool // left the pool: crash loop, permanent failure, or no users
 }
 
 // user is one generation's membership in a proc.
@@ -204,7 +203,6 @@ func (pr *proc) leave(g *generation) {
 	}
 	last := len(pr.users) == 0
 	if last {
-		pr.ended = true
 		if p.procs[pr.key] == pr {
 			delete(p.procs, pr.key)
 		}
@@ -212,7 +210,7 @@ func (pr *proc) leave(g *generation) {
 	pr.mu.Unlock()
 	p.mu.Unlock()
 	if c != nil {
-		c.kill(false)
+		c.kill()
 	}
 	if last {
 		pr.cancel()

@@ -32,8 +32,7 @@ type conn struct {
 }
 
 // kill ends the session; the process it runs on is the pool's (proc) and stays.
-// hard is kept for the callers that end a failed session; both end it the same way.
-func (c *conn) kill(bool) {
+func (c *conn) kill() {
 	c.killOnce.Do(func() {
 		if c.sess != nil {
 			_ = c.sess.Close()
@@ -179,7 +178,7 @@ func (p *proc) attach(r *running, g *generation) (_ *conn, err error) {
 	}
 	defer func() {
 		if err != nil {
-			c.kill(true)
+			c.kill()
 		}
 	}()
 	if err := c.sess.Sync(ctx); err != nil {
@@ -420,7 +419,7 @@ func (p *proc) checkSessions(r *running) error {
 	}
 	p.mu.Unlock()
 	for _, c := range broken {
-		c.kill(true)
+		c.kill()
 	}
 	if len(broken) > 0 {
 		// A dying process breaks every session, the control one maybe last: only a
@@ -468,7 +467,7 @@ func (p *proc) attachPending(r *running) {
 		switch {
 		case u == nil: // it left meanwhile
 			if c != nil {
-				c.kill(true)
+				c.kill()
 			}
 		case err != nil:
 			u.fails++
@@ -505,7 +504,7 @@ func (p *proc) detachAll(r *running) {
 	}
 	p.mu.Unlock()
 	for _, c := range conns {
-		c.kill(true)
+		c.kill()
 	}
 }
 
@@ -532,7 +531,6 @@ func (p *proc) end(mode Mode, err error) {
 	defer p.pool.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.ended = true
 	if p.pool.procs[p.key] == p {
 		delete(p.pool.procs, p.key)
 	}
