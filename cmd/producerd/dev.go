@@ -216,6 +216,8 @@ func devUserConfig(path, level, grpcAddr, httpAddr, adminAddr, ns string) func()
 		}
 		cfg.Daemon.LogLevel = level
 		cfg.Ingress.GRPC, cfg.Ingress.HTTP, cfg.Ingress.TLS = grpcAddr, httpAddr, config.TLS{}
+		// The user's other listeners (Unix socket, RocketMQ 5 gRPC) are theirs, not dev's.
+		cfg.Ingress.Unix, cfg.Ingress.RocketMQGRPC, cfg.Ingress.RocketMQGRPCAuth = "", "", nil
 		cfg.Admin.Listen, cfg.Admin.TLS = adminAddr, config.TLS{}
 		cfg.Client.NameServers, cfg.Client.InstanceName = []string{ns}, "producerd-dev"
 		cfg.Client.TLS, cfg.Client.TLSCA, cfg.Client.ACL = false, "", nil

@@ -283,3 +283,41 @@ strategy = "ll"
 func groupRow(strategy string) *regexp.Regexp {
 	return regexp.MustCompile(`(?m)^g +` + regexp.QuoteMeta(strategy) + ` `)
 }
+
+// TestDevUserConfigListeners: `dev -c` keeps the user's groups and strategies but
+// listens only where dev does: the user's Unix socket and RocketMQ 5 gRPC listener (and
+// its credential) are not bound by the dev daemon.
+func TestDevUserConfigListeners(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "producer.toml")
+	text := `
+[ingress]
+grpc = "127.0.0.1:7380"
+unix = "` + filepath.Join(dir, "user.sock") + `"
+rocketmq_grpc_listen = "127.0.0.1:8081"
+
+[ingress.rocketmq_grpc_auth]
+access_key = "ak"
+secret_key = "sk"
+
+[client]
+name_servers = ["127.0.0.1:9876"]
+
+[[producer]]
+group = "user_group"
+`
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := devUserConfig(path, "info", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:4")()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := cfg.Ingress
+	if in.GRPC != "127.0.0.1:1" || in.HTTP != "127.0.0.1:2" || in.Unix != "" || in.RocketMQGRPC != "" || in.RocketMQGRPCAuth != nil {
+		t.Errorf("dev ingress: grpc %q http %q unix %q rocketmq grpc %q auth %v; want only dev's listeners", in.GRPC, in.HTTP, in.Unix, in.RocketMQGRPC, in.RocketMQGRPCAuth != nil)
+	}
+	if cfg.Producers[0].Group != "user_group" || cfg.Client.NameServers[0] != "127.0.0.1:4" {
+		t.Errorf("group %q, name servers %v", cfg.Producers[0].Group, cfg.Client.NameServers)
+	}
+}
