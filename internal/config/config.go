@@ -405,7 +405,7 @@ func ParseEnv(name string, data []byte, dir string, environ []string) (*Config, 
 	c.decodeStrategies(root.Sub("strategy"), d, dir)
 	c.decodeProducers(root, d)
 	c.decodeLimits(root.Sub("limits"))
-	if c.Daemon.MemoryLimit == 0 {
+	if c.Daemon.MemoryLimit == 0 { // not set: what the limits let the daemon hold
 		c.Daemon.MemoryLimit = DefaultMemoryLimit(c.Daemon.MaxInflightBytes, c.Limits.MaxTopics)
 	}
 	c.decodeReadiness(root.Sub("readiness"), d)
@@ -430,7 +430,6 @@ func (c *Config) decodeDaemon(t *tomlx.Table, d *tomlx.Decoder) {
 	t.Duration("shutdown_timeout", &c.Daemon.ShutdownTimeout, 0, tomlx.NoMax)
 	t.Int("max_inflight_messages", &c.Daemon.MaxInflightMessages, 1, 1<<24)
 	t.Size("max_inflight_bytes", &c.Daemon.MaxInflightBytes, 1<<10, 1<<40)
-	c.Daemon.GCPercent, c.Daemon.MemoryLimit = DefaultGCPercent, 0 // 0: DefaultMemoryLimit, once [limits] is read
 	if v, ok := t.Get("gc_percent"); ok && plain(v) == "off" {
 		c.Daemon.GCPercent = GCOff
 	} else {

@@ -27,9 +27,6 @@ const EnvPrefix = "PRODUCERD_"
 // sections are the top-level tables an override may name.
 var sections = []string{"daemon", "ingress", "admin", "client", "limits", "readiness", "tracing"}
 
-// secretKeys hold secrets: shown as hidden by Sources.
-var secretKeys = []string{"token", "secret_key", "security_token"}
-
 // exclusive are the keys that give one secret in different forms: a variable setting
 // one removes the others the file set.
 var exclusive = [][]string{{"token", "token_file"}, {"secret_key", "secret_key_file", "secret_key_env"}, {"security_token", "security_token_env"}}
@@ -170,8 +167,7 @@ func sources(d *tomlx.Decoder, overrides map[string]string) []Source {
 				s.From += ":" + strconv.Itoa(line)
 			}
 		}
-		key := v.Path[strings.LastIndexByte(v.Path, '.')+1:]
-		if slices.Contains(secretKeys, key) && v.Value != `""` {
+		if isSecretKey(v.Path) && v.Value != `""` { // shown as hidden
 			s.Value = "(hidden)"
 		}
 		out = append(out, s)

@@ -11,7 +11,7 @@ import (
 
 // secretNames are the keys whose values are secrets, in whatever table: admin token,
 // client secret_key and security_token. No error quotes their values: not a type error,
-// not a syntax error, not a range error.
+// not a syntax error, not a range error; Sources shows them hidden.
 var secretNames = map[string]bool{"token": true, "secret_key": true, "security_token": true}
 
 // isSecretKey reports whether the key path ("client.secret_key") names a secret.
