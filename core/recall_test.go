@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net"
 	"testing"
 
 	"github.com/producerd/producerd/core"
-	"github.com/producerd/producerd/devbroker"
 )
 
 // TestParseRecallHandle: the broker's v1 handle (Base64url, with or without padding) is
@@ -30,10 +30,21 @@ func TestParseRecallHandle(t *testing.T) {
 	}
 }
 
-// TestRecallMessageTopicMismatch: a handle of another topic is refused before any I/O.
+// TestRecallMessageTopicMismatch: a handle of another topic is refused before any I/O:
+// the producer's NameServer refuses every connection, so a route lookup first would
+// fail differently.
 func TestRecallMessageTopicMismatch(t *testing.T) {
-	dev := startDev(t, devbroker.Config{})
-	p := devProducer(t, dev, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	p, err := core.NewProducer(core.ProducerConfig{Group: "g_recall", Client: core.ClientConfig{NameServers: []string{closed}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	h := base64.URLEncoding.EncodeToString([]byte("v1 Other broker-a 1 id"))
 	if _, err := p.RecallMessage(context.Background(), "T", h); !errors.Is(err, core.ErrInvalidMessage) {
 		t.Fatalf("RecallMessage with another topic's handle: %v", err)

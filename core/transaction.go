@@ -439,17 +439,15 @@ func decodeCheck(addr string, req *remoting.Command) (*TransactionCheck, error) 
 	return chk, nil
 }
 
-// userProperties drops the system properties a stored message carries.
+// userProperties drops the system properties a stored message carries: the reserved
+// names and those a user may not set (userRefused: the broker's two on a half message,
+// the sharding key).
 func userProperties(all map[string]string) map[string]string {
 	out := make(map[string]string)
 	for k, v := range all {
-		if !reservedProperties[k] && !brokerProperties[k] {
+		if !reservedProperties[k] && !userRefused[k] {
 			out[k] = v
 		}
 	}
 	return out
 }
-
-// brokerProperties are system properties that are not reserved names (the broker sets the
-// first two on a stored half message), so they would otherwise look like user properties.
-var brokerProperties = map[string]bool{"__transactionId__": true, PropertyCheckTimes: true, PropertyShardingKey: true}
