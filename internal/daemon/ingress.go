@@ -55,8 +55,8 @@ func (d *Daemon) finished(api string, g *group, topic string, start time.Time, a
 	}
 }
 
-// admitMessage checks one message of a unary call (present, its group known, valid, its
-// topic within limits.max_topics) and returns its group; a refusal is counted.
+// admitMessage checks one message (present, its group known, valid, its topic within
+// limits.max_topics) and returns its group; a refusal is counted under api.
 func (d *Daemon) admitMessage(api string, m *producerdpb.Message) (*group, error) {
 	if m == nil {
 		return nil, d.reject(api, fmt.Errorf("%w: no message", core.ErrInvalidMessage))

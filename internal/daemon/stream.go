@@ -379,25 +379,10 @@ func (ss *streamSession) reader() error {
 func (ss *streamSession) start(req *producerdpb.StreamRequest, size int64) {
 	d := ss.d
 	id, m := req.GetId(), req.GetMessage()
-	refuse := func(err error) {
-		d.limit.release(1, size)
-		ss.refuse(id, d.reject(apiStream, err))
-	}
-	if m == nil {
-		refuse(fmt.Errorf("%w: no message", core.ErrInvalidMessage))
-		return
-	}
-	g, err := d.lookup(m.GetProducerGroup())
+	g, err := d.admitMessage(apiStream, m) // a refusal is counted there
 	if err != nil {
-		refuse(err)
-		return
-	}
-	if err := validatePB(m); err != nil {
-		refuse(err)
-		return
-	}
-	if err := d.admitTopic(g, m.GetTopic()); err != nil {
-		refuse(err)
+		d.limit.release(1, size)
+		ss.refuse(id, err)
 		return
 	}
 	seq, ok := ss.begin(id, size)
