@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -61,28 +60,14 @@ func (d *Daemon) tokenOK(authorization string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// authLimiter rate-limits the log of failed authentications.
-type authLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
 // authFailed counts a failed admin authentication and logs it, at most once per
 // authLogEvery (with the number of failures not logged since).
 func (d *Daemon) authFailed(api, remote, what string) {
 	d.met.authFailures.WithLabelValues(api).Inc()
-	l := &d.authLog
-	l.mu.Lock()
-	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < authLogEvery {
-		l.suppressed++
-		l.mu.Unlock()
+	ok, n := d.authLog.allow(authLogEvery, 1)
+	if !ok {
 		return
 	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	l.mu.Unlock()
 	d.log.Warn("admin authentication failed", "api", api, "remote", remote, "path", what, "failures_not_logged", n)
 }
 

@@ -66,9 +66,9 @@ type Daemon struct {
 	limit   *limiter
 	tx      *txRouter // transactions.go
 	started time.Time
-	failLog failLogLimiter // failed-send log lines (faillog.go)
-	trace   *tracing       // OpenTelemetry spans (tracing.go)
-	plugins *pluginPool    // plugin processes shared by the groups (strategy.go)
+	failLog logLimiter  // failed-send log lines (faillog.go)
+	trace   *tracing    // OpenTelemetry spans (tracing.go)
+	plugins *pluginPool // plugin processes shared by the groups (strategy.go)
 
 	cfg    atomic.Pointer[config.Config]
 	cfgGen atomic.Int64
@@ -98,7 +98,7 @@ type Daemon struct {
 	// reload that removes the configured one), written to genTokenPath (under opMu).
 	genToken     atomic.Pointer[string]
 	genTokenPath string
-	authLog      authLimiter
+	authLog      logLimiter
 
 	readiness readiness
 	serving   atomic.Bool // not draining

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,41 +18,10 @@ const (
 	failLogBurst  = 10
 )
 
-// failLogLimiter rate-limits the failed-send log lines; the zero value is ready.
-type failLogLimiter struct {
-	now        func() time.Time // nil: time.Now
-	mu         sync.Mutex
-	start      time.Time
-	n          int
-	suppressed int
-}
-
-// allow reports whether a line may be written now and how many were suppressed since
-// the last one written.
-func (l *failLogLimiter) allow() (bool, int) {
-	now := time.Now
-	if l.now != nil {
-		now = l.now
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := now(); now.Sub(l.start) >= failLogWindow {
-		l.start, l.n = now, 0
-	}
-	if l.n >= failLogBurst {
-		l.suppressed++
-		return false, 0
-	}
-	l.n++
-	s := l.suppressed
-	l.suppressed = 0
-	return true, s
-}
-
 // logFailedSend writes the line of a send that was accepted and failed: group, topic,
 // attempts, the last broker tried and the cause.
 func (d *Daemon) logFailedSend(log hclog.Logger, api, group, topic string, err error) {
-	ok, suppressed := d.failLog.allow()
+	ok, suppressed := d.failLog.allow(failLogWindow, failLogBurst)
 	if !ok {
 		return
 	}

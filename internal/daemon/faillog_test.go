@@ -19,7 +19,7 @@ func TestFailedSendLog(t *testing.T) {
 	clock := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	var buf bytes.Buffer
 	log := NewLogger("info", "json", &buf)
-	d := &Daemon{failLog: failLogLimiter{now: func() time.Time { return clock }}}
+	d := &Daemon{failLog: logLimiter{now: func() time.Time { return clock }}}
 	sendErr := &core.SendError{Topic: "T", Attempts: 3, Brokers: []string{"broker-a", "broker-b", "broker-a"},
 		Last: fmt.Errorf("core: broker broker-a: %w", &remoting.Error{Code: remoting.SystemBusy, Remark: "busy"})}
 	for range failLogBurst + 5 {
