@@ -83,23 +83,30 @@ func (d *Daemon) requireToken(h http.Handler) http.Handler {
 	})
 }
 
+// grpcTokenOK reports whether a gRPC call carries the admin token ("authorization:
+// Bearer TOKEN"); a call without it is counted and logged as a failed authentication of
+// method.
+func (d *Daemon) grpcTokenOK(ctx context.Context, method string) bool {
+	var auth string
+	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
+		auth = v[0]
+	}
+	if d.tokenOK(auth) {
+		return true
+	}
+	remote := ""
+	if p, ok := peer.FromContext(ctx); ok {
+		remote = p.Addr.String()
+	}
+	d.authFailed("grpc", remote, method)
+	return false
+}
+
 // adminAuth checks the bearer token on the Admin service (health and reflection stay
 // open).
 func (d *Daemon) adminAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if strings.HasPrefix(info.FullMethod, "/producerd.v1.Admin/") {
-		md, _ := metadata.FromIncomingContext(ctx)
-		var auth string
-		if v := md.Get("authorization"); len(v) > 0 {
-			auth = v[0]
-		}
-		if !d.tokenOK(auth) {
-			remote := ""
-			if p, ok := peer.FromContext(ctx); ok {
-				remote = p.Addr.String()
-			}
-			d.authFailed("grpc", remote, info.FullMethod)
-			return nil, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
-		}
+	if strings.HasPrefix(info.FullMethod, "/producerd.v1.Admin/") && !d.grpcTokenOK(ctx, info.FullMethod) {
+		return nil, status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
 	}
 	return handler(ctx, req)
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -17,19 +15,9 @@ import (
 // the one the daemon generates into a file only its user can read, so a checker run by
 // the same user finds it without configuration (docs/security.md).
 func (d *Daemon) checkerAuth(ctx context.Context) error {
-	md, _ := metadata.FromIncomingContext(ctx)
-	var auth string
-	if v := md.Get("authorization"); len(v) > 0 {
-		auth = v[0]
-	}
-	if d.tokenOK(auth) {
+	if d.grpcTokenOK(ctx, "/producerd.v1.Ingress/TransactionChecks") {
 		return nil
 	}
-	remote := ""
-	if p, ok := peer.FromContext(ctx); ok {
-		remote = p.Addr.String()
-	}
-	d.authFailed("grpc", remote, "/producerd.v1.Ingress/TransactionChecks")
 	if d.adminToken() == "" {
 		return status.Error(codes.Unauthenticated, "daemon: TransactionChecks needs the admin token, and this daemon has none: configure admin.listen (a token is generated) or admin.token")
 	}
