@@ -183,7 +183,7 @@ func (s *rmqv2Sender) send(ctx context.Context, topic string, msgs []*core.Messa
 // is INTERNAL_SERVER_ERROR; anything else stays as it is.
 func rmqv2Refusal(err error) error {
 	switch {
-	case errors.Is(err, errBusy):
+	case errors.Is(err, errBusy), errors.Is(err, errTooManyTx):
 		return fmt.Errorf("%w: %w", rmqv2.ErrTooManyRequests, err)
 	case errors.Is(err, errDraining):
 		return fmt.Errorf("%w: %w", rmqv2.ErrUnavailable, err)

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/rmqv2"
@@ -35,32 +34,10 @@ func (t *rmqv2Tx) Begin(ctx context.Context, client string, m *core.Message) (st
 	if err := d.admitTopic(g, m.Topic); err != nil {
 		return "", nil, rmqv2Refusal(d.reject(apiRMQv2, err))
 	}
-	r.mu.Lock()
-	full := len(r.pending) >= txMaxPending
-	r.mu.Unlock()
-	if full {
-		return "", nil, fmt.Errorf("%w: %w", rmqv2.ErrTooManyRequests, errTooManyTx)
-	}
-	size := int64(len(m.Body))
-	if err := d.limit.acquire(1, size); err != nil {
-		return "", nil, rmqv2Refusal(d.reject(apiRMQv2, err))
-	}
-	defer d.limit.release(1, size)
-	start := time.Now()
-	tx, err := g.prod.BeginTransaction(ctx, m)
-	d.finished(apiRMQv2, g, m.Topic, start, 1, err)
+	h, tx, err := r.start(ctx, apiRMQv2, g, m, int64(len(m.Body)), rmqv2Origin+client)
 	if err != nil {
-		r.txs.WithLabelValues(g.name, "begin_error").Inc()
-		return "", nil, err
+		return "", nil, rmqv2Refusal(err)
 	}
-	r.txs.WithLabelValues(g.name, "begin").Inc()
-	now := time.Now()
-	h := newHandle()
-	r.mu.Lock()
-	r.sweepLocked(now)
-	r.pending[h] = &txEntry{group: g.name, tx: tx, born: now, origin: rmqv2Origin + client}
-	r.handles[tx.ID] = h
-	r.mu.Unlock()
 	return h, tx, nil
 }
 
@@ -74,23 +51,11 @@ func (t *rmqv2Tx) End(ctx context.Context, client, handle, topic string, state c
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	r.mu.Lock()
-	r.sweepLocked(now)
-	e := r.pending[handle]
-	ok := e != nil && e.group == g.name && e.tx.Topic == topic && e.origin == rmqv2Origin+client
-	if ok {
-		delete(r.pending, handle)
-		delete(r.handles, e.tx.ID)
-		r.rememberLocked(e.tx.ID, state, now)
-	}
-	r.mu.Unlock()
+	e, ok := r.take(g, handle, state, func(e *txEntry) bool { return e.tx.Topic == topic && e.origin == rmqv2Origin+client })
 	if !ok {
-		r.txs.WithLabelValues(g.name, "end_unknown").Inc()
 		return fmt.Errorf("%w of topic %s: not begun by this client through this producerd, already ended, resolved by a check-back, "+
 			"or older than %v (a pending half message is resolved by the broker's check-back)", rmqv2.ErrUnknownTransaction, topic, txHandleTTL)
 	}
-	r.txs.WithLabelValues(g.name, stateLabel(state)).Inc()
 	if err := g.prod.EndTransactionAcked(ctx, e.tx, state); err != nil {
 		return fmt.Errorf("%w (the %s decision is kept: the broker's check-back of this transaction will apply it)", err, stateLabel(state))
 	}

@@ -206,33 +206,69 @@ func (r *txRouter) begin(ctx context.Context, api string, m *producerdpb.Message
 	if err != nil {
 		return nil, err
 	}
+	h, tx, err := r.start(ctx, api, g, toCore(m), max(0, int64(proto.Size(m))-prepaid), "")
+	if err != nil {
+		return nil, err
+	}
+	return &producerdpb.BeginTransactionResponse{TransactionId: h, Result: &producerdpb.SendResult{
+		MsgId: tx.MsgID, OffsetMsgId: tx.OffsetMsgID, Topic: tx.Topic, Broker: tx.Broker,
+		QueueId: tx.Queue.ID, QueueOffset: tx.TranStateTableOffset, Attempts: 1}}, nil
+}
+
+// start sends the half message m of g, charged size in-flight bytes, and keeps it under a
+// new handle with its origin ("" for the daemon's own API; see txEntry). The API's begin
+// has admitted m (message checks, limits.max_topics) before.
+func (r *txRouter) start(ctx context.Context, api string, g *group, m *core.Message, size int64, origin string) (string, *core.Transaction, error) {
+	d := r.d
 	r.mu.Lock()
 	full := len(r.pending) >= txMaxPending
 	r.mu.Unlock()
 	if full {
-		return nil, errTooManyTx
+		return "", nil, errTooManyTx
 	}
-	size := max(0, int64(proto.Size(m))-prepaid)
 	if err := d.limit.acquire(1, size); err != nil {
-		return nil, d.reject(api, err)
+		return "", nil, d.reject(api, err)
 	}
 	defer d.limit.release(1, size)
-	tx, err := g.prod.BeginTransaction(ctx, toCore(m))
+	begun := time.Now()
+	tx, err := g.prod.BeginTransaction(ctx, m)
+	d.finished(api, g, m.Topic, begun, 1, err)
 	if err != nil {
 		r.txs.WithLabelValues(g.name, "begin_error").Inc()
-		return nil, err
+		return "", nil, err
 	}
 	r.txs.WithLabelValues(g.name, "begin").Inc()
 	now := time.Now()
 	h := newHandle()
 	r.mu.Lock()
 	r.sweepLocked(now)
-	r.pending[h] = &txEntry{group: g.name, tx: tx, born: now}
+	r.pending[h] = &txEntry{group: g.name, tx: tx, born: now, origin: origin}
 	r.handles[tx.ID] = h
 	r.mu.Unlock()
-	return &producerdpb.BeginTransactionResponse{TransactionId: h, Result: &producerdpb.SendResult{
-		MsgId: tx.MsgID, OffsetMsgId: tx.OffsetMsgID, Topic: tx.Topic, Broker: tx.Broker,
-		QueueId: tx.Queue.ID, QueueOffset: tx.TranStateTableOffset, Attempts: 1}}, nil
+	return h, tx, nil
+}
+
+// take consumes the handle of a pending transaction of g that mine accepts, remembers
+// state for its check-backs and counts the decision; false (counted as end_unknown)
+// when there is no such transaction.
+func (r *txRouter) take(g *group, handle string, state core.TransactionState, mine func(*txEntry) bool) (*txEntry, bool) {
+	now := time.Now()
+	r.mu.Lock()
+	r.sweepLocked(now)
+	e := r.pending[handle]
+	ok := e != nil && e.group == g.name && mine(e)
+	if ok {
+		delete(r.pending, handle)
+		delete(r.handles, e.tx.ID)
+		r.rememberLocked(e.tx.ID, state, now)
+	}
+	r.mu.Unlock()
+	if !ok {
+		r.txs.WithLabelValues(g.name, "end_unknown").Inc()
+		return nil, false
+	}
+	r.txs.WithLabelValues(g.name, stateLabel(state)).Inc()
+	return e, true
 }
 
 // end commits or rolls back a begun transaction; the handle is gone afterwards.
@@ -250,23 +286,12 @@ func (r *txRouter) end(ctx context.Context, groupName, id string, res producerdp
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	r.mu.Lock()
-	r.sweepLocked(now)
-	e := r.pending[id]
-	if e != nil && e.group == g.name {
-		delete(r.pending, id)
-		delete(r.handles, e.tx.ID)
-		r.rememberLocked(e.tx.ID, state, now)
-	}
-	r.mu.Unlock()
-	if e == nil || e.group != g.name {
-		r.txs.WithLabelValues(g.name, "end_unknown").Inc()
+	e, ok := r.take(g, id, state, func(*txEntry) bool { return true })
+	if !ok {
 		// The handle is not echoed: it is a capability, and logs and proxies keep errors.
 		return fmt.Errorf("%w in group %s: not begun through this daemon, already ended, resolved by a check-back, "+
 			"or older than %v (a pending half message is resolved by the broker's check-back)", ErrUnknownTransaction, g.name, txHandleTTL)
 	}
-	r.txs.WithLabelValues(g.name, stateLabel(state)).Inc()
 	// The decision is remembered even if the oneway write fails: the check-back then gets
 	// it from memory, so the caller must not end the transaction again.
 	if err := g.prod.EndTransaction(ctx, e.tx, state); err != nil {
