@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -400,5 +401,31 @@ func TestPoolCrashLoopLeavesPool(t *testing.T) {
 	}
 	if st := hosts[1].Status(); st.Mode != ModeCrashLoop {
 		t.Fatalf("the user that did not swap: mode %s, want crash-loop", st.Mode)
+	}
+}
+
+// TestPoolHooksMayReadStatus: the crash and restart hooks run without the pool's locks,
+// so a hook that reads the host's status (as a metrics exporter may) does not deadlock.
+func TestPoolHooksMayReadStatus(t *testing.T) {
+	pool := NewPool(hclog.NewNullLogger())
+	var h *Host
+	var crashes, restarts atomic.Int64
+	h, _ = newHost(t, func(c *Config) {
+		c.Pool = pool
+		c.Hooks.OnCrash = func(string, error) { _ = h.Status(); crashes.Add(1) }
+		c.Hooks.OnRestart = func(string, int) { _ = h.Status(); restarts.Add(1) }
+	})
+	if err := h.Start(context.Background(), Spec{Plugin: "roundrobin", Command: selfCommand("roundrobin")}); err != nil {
+		t.Fatal(err)
+	}
+	pid := h.Status().PID
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the crash and the restart hooks", 20*time.Second, func() bool {
+		return crashes.Load() == 1 && restarts.Load() == 1
+	})
+	if st := h.Status(); st.Mode != ModePlugin || st.PID == pid {
+		t.Fatalf("after the restart: mode %s pid %d (killed %d)", st.Mode, st.PID, pid)
 	}
 }

@@ -312,8 +312,9 @@ func (p *proc) sleep(d time.Duration) bool {
 }
 
 // install makes c g's decider. restarted says that g saw the process fail since it
-// last decided through it (counted in Status.Restarts and Hooks.OnRestart).
-func (g *generation) install(c *conn, restarted bool) {
+// last decided through it (counted in Status.Restarts and Hooks.OnRestart). It returns
+// the hook call, for the caller to make once it released its locks.
+func (g *generation) install(c *conn, restarted bool) (hookCall func()) {
 	d := c.info.Descriptor
 	if d.Name == "" {
 		d.Name = g.spec.Name
@@ -324,12 +325,15 @@ func (g *generation) install(c *conn, restarted bool) {
 	g.stateMu.Unlock()
 	g.conn.Store(c)
 	g.setMode(ModePlugin, nil)
-	if restarted {
-		g.restarts.Add(1)
-		if hook := g.h.cfg.Hooks.OnRestart; hook != nil {
-			hook(g.spec.Name, c.pid)
-		}
+	if !restarted {
+		return func() {}
 	}
+	g.restarts.Add(1)
+	hook, name, pid := g.h.cfg.Hooks.OnRestart, g.spec.Name, c.pid
+	if hook == nil {
+		return func() {}
+	}
+	return func() { hook(name, pid) }
 }
 
 // uninstall hands decisions to the fallback, seeded with the plugin's last published
@@ -462,6 +466,7 @@ func (p *proc) attachPending(r *running) {
 		if err != nil && !r.alive() {
 			return // the process failed: watch counts that once, for every user
 		}
+		var hookCall func()
 		p.mu.Lock()
 		u := p.users[g]
 		switch {
@@ -472,18 +477,21 @@ func (p *proc) attachPending(r *running) {
 		case err != nil:
 			u.fails++
 			u.retryAt = time.Now().Add(min(p.cfg.RestartBackoff<<min(u.fails-1, 30), p.cfg.MaxRestartBackoff))
-			p.countCrash(g, err)
+			hookCall = p.countCrash(g, err)
 			g.setMode(ModeFallback, err)
 			u.down = true
 			u.report(err)
 			p.log.Error("strategy plugin session failed; that generation decides in-process", "strategy", g.spec.Name, "error", err, "retry_at", u.retryAt)
 		default:
 			u.conn, u.fails, u.retryAt = c, 0, time.Time{}
-			g.install(c, u.down)
+			hookCall = g.install(c, u.down)
 			u.down = false
 			u.report(nil)
 		}
 		p.mu.Unlock()
+		if hookCall != nil {
+			hookCall()
+		}
 	}
 }
 
@@ -512,46 +520,58 @@ func (p *proc) detachAll(r *running) {
 // kill) for every user: counted, its mode set to fallback, and a user waiting for its
 // first start told why.
 func (p *proc) failed(err error) {
+	var hookCalls []func()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.mode, p.lastErr = ModeFallback, err
 	for g, u := range p.users {
-		p.countCrash(g, err)
+		hookCalls = append(hookCalls, p.countCrash(g, err))
 		g.setMode(ModeFallback, err)
 		u.down = true
 		u.report(err)
 	}
+	p.mu.Unlock()
+	runHooks(hookCalls)
 }
 
 // end records a failure that stops the restarts (mode ModeFailed or ModeCrashLoop):
 // the process leaves the pool, so that the next generation that asks for this plugin
 // starts a fresh one; its current users decide in-process until their next swap.
 func (p *proc) end(mode Mode, err error) {
+	var hookCalls []func()
 	p.pool.mu.Lock()
-	defer p.pool.mu.Unlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.pool.procs[p.key] == p {
 		delete(p.pool.procs, p.key)
 	}
 	p.mode, p.lastErr = mode, err
 	for g, u := range p.users {
-		p.countCrash(g, err)
+		hookCalls = append(hookCalls, p.countCrash(g, err))
 		g.setMode(mode, err)
-		if mode == ModeCrashLoop {
-			if hook := g.h.cfg.Hooks.OnCrashLoop; hook != nil {
-				hook(g.spec.Name, err)
-			}
+		if hook, name := g.h.cfg.Hooks.OnCrashLoop, g.spec.Name; mode == ModeCrashLoop && hook != nil {
+			hookCalls = append(hookCalls, func() { hook(name, err) })
 		}
 		u.down = true
 		u.report(err)
 	}
+	p.mu.Unlock()
+	p.pool.mu.Unlock()
+	runHooks(hookCalls)
 }
 
-func (p *proc) countCrash(g *generation, err error) {
+// countCrash counts a failure of g's plugin and returns the OnCrash hook call, which
+// the caller makes once it released its locks: a hook may read Status, which takes them.
+func (p *proc) countCrash(g *generation, err error) (hookCall func()) {
 	g.crashes.Add(1)
-	if hook := g.h.cfg.Hooks.OnCrash; hook != nil {
-		hook(g.spec.Name, err)
+	hook, name := g.h.cfg.Hooks.OnCrash, g.spec.Name
+	if hook == nil {
+		return func() {}
+	}
+	return func() { hook(name, err) }
+}
+
+func runHooks(calls []func()) {
+	for _, call := range calls {
+		call()
 	}
 }
 
