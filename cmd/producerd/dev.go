@@ -133,6 +133,7 @@ free port (the ports chosen are printed).`,
 	if err != nil {
 		return fail(e, "dev: %v", err)
 	}
+	defer adaptProcs(cfg.Daemon, d.Requests, log)()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)

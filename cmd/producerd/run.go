@@ -56,6 +56,7 @@ Signals:
 	if err != nil {
 		return fail(e, "%v", err)
 	}
+	defer adaptProcs(cfg.Daemon, d.Requests, log)()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/producerd/producerd/internal/config"
+	"github.com/producerd/producerd/internal/procs"
 )
 
 // tuneRuntime applies daemon.gc_percent and daemon.memory_limit to the Go runtime, each
@@ -26,4 +29,23 @@ func tuneRuntime(d config.Daemon, log hclog.Logger) {
 	}
 	// SetMemoryLimit with a negative value reads the limit without changing it.
 	log.Debug("go runtime", "gc_percent", d.GCPercent, "GOGC", os.Getenv("GOGC"), "memory_limit", debug.SetMemoryLimit(-1))
+}
+
+// adaptProcs applies daemon.procs unless GOMAXPROCS is set: a number of Ps, or "auto",
+// a procs.Controller fed by the daemon's requests until stop, which gives the runtime
+// its default back. Read at start; a reload does not change it.
+func adaptProcs(d config.Daemon, requests func() (admitted, overlapped uint64), log hclog.Logger) (stop func()) {
+	if os.Getenv("GOMAXPROCS") != "" || d.Procs == 0 { // 0: a Config not from Parse
+		return func() {}
+	}
+	if d.Procs != config.ProcsAuto {
+		runtime.GOMAXPROCS(d.Procs)
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	c := &procs.Controller{Policy: procs.DefaultPolicy, Max: runtime.GOMAXPROCS(0), Requests: requests,
+		Changed: func(n int, cores float64) { log.Debug("go runtime: procs changed", "procs", n, "cores_used", cores) }}
+	go func() { defer close(done); c.Run(ctx) }()
+	return func() { cancel(); <-done }
 }

@@ -99,7 +99,15 @@ type Daemon struct {
 	// which the collector runs whatever GCPercent says; NoMemoryLimit for memory_limit =
 	// "off". GOMEMLIMIT, when set, wins.
 	MemoryLimit int64
+	// Procs is the daemon's GOMAXPROCS (procs, default ProcsAuto: one P while the
+	// process uses under a core, the runtime's default from 0.8 of one; package
+	// internal/procs). The GOMAXPROCS environment variable, when set, wins; 0 is a
+	// Config not from Parse, which leaves the runtime alone.
+	Procs int
 }
+
+// ProcsAuto is procs = "auto".
+const ProcsAuto = -1
 
 // BytesPerTopic is what one tracked topic may cost the daemon (route, picker counter,
 // tracker entry, metric series, with the collector's headroom), for DefaultMemoryLimit:
@@ -421,7 +429,7 @@ func ParseEnv(name string, data []byte, dir string, environ []string) (*Config, 
 func (c *Config) decodeDaemon(t *tomlx.Table, d *tomlx.Decoder) {
 	c.Daemon = Daemon{LogLevel: "info", LogFormat: "text", ShutdownTimeout: DefaultShutdownTimeout,
 		MaxInflightMessages: DefaultMaxInflightMessages, MaxInflightBytes: DefaultMaxInflightBytes,
-		GCPercent: DefaultGCPercent}
+		GCPercent: DefaultGCPercent, Procs: ProcsAuto}
 	if t == nil {
 		return
 	}
@@ -439,6 +447,9 @@ func (c *Config) decodeDaemon(t *tomlx.Table, d *tomlx.Decoder) {
 		c.Daemon.MemoryLimit = NoMemoryLimit
 	} else {
 		t.Size("memory_limit", &c.Daemon.MemoryLimit, 16<<20, 1<<50)
+	}
+	if v, ok := t.Get("procs"); !ok || plain(v) != "auto" {
+		t.Int("procs", &c.Daemon.Procs, 1, 1<<16)
 	}
 	t.Done()
 }

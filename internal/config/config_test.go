@@ -132,6 +132,35 @@ func TestGCSettings(t *testing.T) {
 	}
 }
 
+// TestProcsSetting: procs is "auto" unless set, takes a number of Ps, and refuses 0.
+func TestProcsSetting(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		lines     string
+		want      int
+		wantError string
+	}{
+		{``, ProcsAuto, ""},
+		{`procs = "auto"`, ProcsAuto, ""},
+		{`procs = 3`, 3, ""},
+		{`procs = 0`, 0, "daemon.procs"},
+		{`procs = "many"`, 0, "daemon.procs"},
+	} {
+		c, err := Parse("t.toml", []byte("[daemon]\n"+tc.lines+"\n[client]\nname_servers = [\"127.0.0.1:9876\"]\n[[producer]]\n"), t.TempDir())
+		if tc.wantError != "" {
+			if err == nil || !strings.Contains(err.Error(), "t.toml:2") || !strings.Contains(err.Error(), tc.wantError) {
+				t.Errorf("%q: err %v, want t.toml:2: %s", tc.lines, err, tc.wantError)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.lines, err)
+		} else if c.Daemon.Procs != tc.want {
+			t.Errorf("%q: procs %d, want %d", tc.lines, c.Daemon.Procs, tc.want)
+		}
+	}
+}
+
 func TestParseSize(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -267,6 +267,11 @@ func addrOf(ln net.Listener) string {
 	return ln.Addr().String()
 }
 
+// Requests returns how many sends (a message, a batch or a stream's message) the
+// daemon admitted so far and how many of them while others were in flight: the load
+// package internal/procs adapts the runtime's Ps to.
+func (d *Daemon) Requests() (admitted, overlapped uint64) { return d.limit.requests() }
+
 // Addrs returns the bound addresses ("" for a disabled listener).
 func (d *Daemon) Addrs() (ingressGRPC, ingressHTTP, admin string) {
 	return addrOf(d.grpcLn), addrOf(d.httpLn), addrOf(d.adminLn)

@@ -25,6 +25,9 @@ type limiter struct {
 	// started, if someone waits for it (waiters > 0).
 	changed chan struct{}
 	waiters int
+	// admitted counts the takes of messages and overlapped those made while other
+	// messages were in flight (Requests).
+	admitted, overlapped uint64
 }
 
 func newLimiter(maxMsgs int, maxBytes int64) *limiter {
@@ -49,6 +52,12 @@ func (l *limiter) admit(n int, b int64) error {
 
 // take records n messages of b bytes; l.mu is held.
 func (l *limiter) take(n int, b int64) {
+	if n > 0 {
+		l.admitted++
+		if l.msgs > 0 {
+			l.overlapped++
+		}
+	}
 	l.msgs += int64(n)
 	l.bytes += b
 }
@@ -136,6 +145,14 @@ func (l *limiter) load() (msgs, bytes int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.msgs, l.bytes
+}
+
+// requests returns the takes of messages so far and how many were made while others
+// were in flight.
+func (l *limiter) requests() (admitted, overlapped uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.admitted, l.overlapped
 }
 
 func (l *limiter) bounds() (msgs, bytes int64) {

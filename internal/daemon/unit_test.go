@@ -57,6 +57,32 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
+// TestLimiterRequests: a take counts as overlapped only while other messages are in
+// flight; a batch is one request, bytes reserved alone none.
+func TestLimiterRequests(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(100, 1<<20)
+	for range 3 { // one at a time
+		if err := l.acquire(1, 10); err != nil {
+			t.Fatal(err)
+		}
+		l.release(1, 10)
+	}
+	if err := l.reserve(10); err != nil { // a body being read: no request
+		t.Fatal(err)
+	}
+	l.release(0, 10)
+	if err := l.acquire(32, 10); err != nil { // a batch alone
+		t.Fatal(err)
+	}
+	if err := l.acquireWait(context.Background(), 1, 10); err != nil { // beside it
+		t.Fatal(err)
+	}
+	if adm, over := l.requests(); adm != 5 || over != 1 {
+		t.Fatalf("requests %d, overlapped %d; want 5 and 1", adm, over)
+	}
+}
+
 func TestErrorToPB(t *testing.T) {
 	t.Parallel()
 	brokerErr := &remoting.Error{Addr: "a", Code: remoting.TopicNotExist, Remark: "no topic"}
