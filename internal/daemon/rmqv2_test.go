@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -178,5 +179,58 @@ func TestRocketMQGRPCRecallIsAdmitted(t *testing.T) {
 		if err != nil || r.GetStatus().GetCode() != pb.Code_TOO_MANY_REQUESTS {
 			t.Errorf("recall on a topic past max_topics: %v %v, want TOO_MANY_REQUESTS", r.GetStatus(), err)
 		}
+	}
+}
+
+// TestRocketMQGRPCChargesWholeMessage: a v2 message is charged its whole size (body,
+// topic, tags, keys, properties) against max_inflight_bytes, as the daemon's own APIs
+// charge theirs: a one-byte body with 12 KiB of properties does not fit next to a send in
+// flight under an 8 KiB bound.
+func TestRocketMQGRPCChargesWholeMessage(t *testing.T) {
+	c := startCluster(t)
+	text := strings.Replace(configText(c.NameServerAddr(), "rmqv2bytes", "rr", 100), `http = "127.0.0.1:0"`,
+		`http = ""`+"\nrocketmq_grpc_listen = \"127.0.0.1:0\"", 1)
+	text = strings.Replace(text, "max_inflight_messages = 100", "max_inflight_messages = 100\nmax_inflight_bytes = \"8KiB\"", 1)
+	d := startText(t, c, text).d
+	ctx := callCtx(t)
+	cc, err := grpc.NewClient(d.RocketMQGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := pb.NewMessagingServiceClient(cc)
+	cctx := metadata.AppendToOutgoingContext(ctx, "x-mq-client-id", "bytes-test@1")
+	send := func(ctx context.Context, id string, props map[string]string) (*pb.SendMessageResponse, error) {
+		return client.SendMessage(ctx, &pb.SendMessageRequest{Messages: []*pb.Message{{
+			Topic: &pb.Resource{Name: testTopic}, Body: []byte("x"), UserProperties: props,
+			SystemProperties: &pb.SystemProperties{MessageId: id}}}})
+	}
+	if resp, err := send(cctx, "warm", nil); err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("warm-up send: %v %v", resp, err)
+	}
+	for _, b := range c.Brokers() {
+		if err := b.SetFault(devbroker.Fault{Hang: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := make(chan struct{})
+	go func() { defer close(held); _, _ = send(cctx, "held", nil) }()
+	waitFor(t, "the held send to take its slot", func() bool { n, _ := d.limit.load(); return n == 1 })
+	if _, b := d.limit.load(); b <= 1 {
+		t.Errorf("a send in flight charges %d bytes, want its whole message (> its 1-byte body)", b)
+	}
+	// Before: charged its 1-byte body, it passed and hung with the other.
+	short, cancel := context.WithTimeout(cctx, 5*time.Second)
+	defer cancel()
+	resp, err := send(short, "large-props", map[string]string{"big": strings.Repeat("p", 12<<10)})
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_TOO_MANY_REQUESTS {
+		t.Errorf("send with 12 KiB of properties over an 8 KiB bound: %v %v, want TOO_MANY_REQUESTS", resp.GetStatus(), err)
+	}
+	for _, b := range c.Brokers() {
+		_ = b.SetFault(devbroker.Fault{})
+	}
+	<-held
+	if n, b := d.limit.load(); n != 0 || b != 0 {
+		t.Errorf("in flight after the sends: %d messages, %d bytes; want 0, 0", n, b)
 	}
 }
