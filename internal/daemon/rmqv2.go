@@ -54,7 +54,10 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 		// One Telemetry stream per connected client; Settings name no more topics than
 		// the daemon tracks.
 		MaxTelemetryStreams: cfg.Limits.MaxConnections, MaxTopics: cfg.Limits.MaxTopics,
-		MaxBatch: cfg.Daemon.MaxInflightMessages})
+		MaxBatch: cfg.Daemon.MaxInflightMessages,
+		// As on the daemon's own gRPC ingress; more calls than the daemon takes in
+		// flight would only be refused.
+		MaxStreamsPerConn: min(maxStreamsPerConn, cfg.Daemon.MaxInflightMessages)})
 	if err != nil {
 		return err
 	}
