@@ -57,7 +57,10 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 		MaxBatch: cfg.Daemon.MaxInflightMessages,
 		// As on the daemon's own gRPC ingress; more calls than the daemon takes in
 		// flight would only be refused.
-		MaxStreamsPerConn: min(maxStreamsPerConn, cfg.Daemon.MaxInflightMessages)})
+		MaxStreamsPerConn: min(maxStreamsPerConn, cfg.Daemon.MaxInflightMessages),
+		// recvPerConn requests of a connection received at a time, as on the daemon's
+		// own gRPC ingress (grpcframes.go).
+		RecvGate: newRecvGate().turn})
 	if err != nil {
 		return err
 	}
@@ -211,4 +214,16 @@ func rmqv2Refusal(err error) error {
 		return fmt.Errorf("%w: %w", rmqv2.ErrUnavailable, err)
 	}
 	return err
+}
+
+// newRecvGate is an empty recvGate.
+func newRecvGate() *recvGate { return &recvGate{conns: map[any]*connGate{}} }
+
+// turn is the rmqv2.RecvGate of g: it waits for the turn of the call's connection.
+func (g *recvGate) turn(ctx context.Context) (func(), error) {
+	key, cg, err := g.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func() { g.leave(key, cg) }, nil
 }

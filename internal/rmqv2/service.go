@@ -97,6 +97,11 @@ type Options struct {
 	// (the receive limit) per open call before a handler sees it, so this bounds what
 	// one connection holds. Default DefaultMaxStreamsPerConn.
 	MaxStreamsPerConn int
+	// RecvGate, if set, is waited for before each unary call receives its request (see
+	// RecvGate), so that what gRPC buffers of a connection's requests is bounded by the
+	// gate, not by MaxStreamsPerConn requests. Nil: gRPC receives every call's request
+	// at once.
+	RecvGate RecvGate
 }
 
 // Defaults of Options.
@@ -206,8 +211,14 @@ func (s *Service) recoverUnary(ctx context.Context, req any, info *grpc.UnarySer
 	return handler(ctx, req)
 }
 
-// Register registers the service on gs.
-func (s *Service) Register(gs *grpc.Server) { pb.RegisterMessagingServiceServer(gs, s) }
+// Register registers the service on gs (behind Options.RecvGate when it is set).
+func (s *Service) Register(gs *grpc.Server) {
+	if s.opts.RecvGate != nil {
+		s.register(gs)
+		return
+	}
+	pb.RegisterMessagingServiceServer(gs, s)
+}
 
 // Close makes open Telemetry streams end; call it before stopping the gRPC server
 // gracefully. It may be called once.

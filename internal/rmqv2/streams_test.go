@@ -2,12 +2,16 @@ package rmqv2
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"io"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	pb "github.com/producerd/producerd/api/rmqv2"
 )
 
 // HTTP/2 frame types and codes the raw client below uses (RFC 9113).
@@ -106,5 +110,50 @@ func TestHostileStreamsPerConnectionAreBounded(t *testing.T) {
 	// bound all 200 were held.
 	if n := runtime.NumGoroutine() - before; n > limit+20 {
 		t.Errorf("%d more goroutines with %d calls opened on one connection; the bound is %d calls", n, opened, limit)
+	}
+}
+
+// TestRecvGateComesBeforeTheRequest: with Options.RecvGate every unary call receives its
+// request only in its turn (gRPC would otherwise buffer every open call's request at
+// once): a SendMessage waiting at a closed gate has not reached the Sender, and runs
+// once the gate opens; the turn ends when the request is received.
+func TestRecvGateComesBeforeTheRequest(t *testing.T) {
+	t.Parallel()
+	open := make(chan struct{})
+	entered := make(chan struct{}, 8)
+	var turns, released atomic.Int64
+	gate := func(ctx context.Context) (func(), error) {
+		entered <- struct{}{}
+		select {
+		case <-open:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		turns.Add(1)
+		return func() { released.Add(1) }, nil
+	}
+	sender := &countingSender{}
+	_, client := serve(t, Options{Sender: sender, RecvGate: gate})
+	done := make(chan *pb.SendMessageResponse, 1)
+	go func() {
+		resp, _ := client.SendMessage(call(t), &pb.SendMessageRequest{Messages: []*pb.Message{msg("gated")}})
+		done <- resp
+	}()
+	<-entered
+	if n := sender.msgs.Load(); n != 0 {
+		t.Fatalf("%d messages sent before the call's turn to receive", n)
+	}
+	close(open)
+	if resp := <-done; resp.GetStatus().GetCode() != pb.Code_OK || sender.msgs.Load() != 1 {
+		t.Fatalf("after the gate opened: %v, %d sent", resp.GetStatus(), sender.msgs.Load())
+	}
+	if r, err := client.Heartbeat(call(t), &pb.HeartbeatRequest{ClientType: pb.ClientType_PRODUCER}); err != nil || r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("heartbeat behind the gate: %v %v", r.GetStatus(), err)
+	}
+	if r, err := client.NotifyClientTermination(call(t), &pb.NotifyClientTerminationRequest{}); err != nil || r.GetStatus().GetCode() != pb.Code_OK {
+		t.Fatalf("termination behind the gate: %v %v", r.GetStatus(), err)
+	}
+	if turns.Load() != 3 || released.Load() != 3 {
+		t.Errorf("%d turns taken, %d released; want 3 and 3 (one per call)", turns.Load(), released.Load())
 	}
 }
