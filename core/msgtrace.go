@@ -30,8 +30,9 @@ const (
 
 // Java MessageType ordinals written in a Pub record.
 const (
-	TraceNormalMsg = 0
-	TraceDelayMsg  = 3
+	TraceNormalMsg    = 0
+	TraceTransHalfMsg = 1
+	TraceDelayMsg     = 3
 )
 
 // Trace dispatch limits (Java 5.3.x: a batch of 10 records, a message of at most
@@ -124,12 +125,21 @@ func DecodeTraceRecords(body []byte) ([]TraceRecord, error) {
 	return out, nil
 }
 
-// traceRecord builds the record of a stored attempt (Java SendMessageTraceHookImpl).
+// traceRecord builds the record of a stored attempt (Java SendMessageTraceHookImpl). Its
+// type is the one Java's sendKernelImpl gives (spec §3.1): a half message is
+// Trans_Msg_Half; a message with DELAY (a delay level) or __STARTDELIVERTIME is Delay_Msg
+// (checked last, so it wins); every other one is Normal_Msg, the 5.x timer messages
+// (TIMER_DELIVER_MS, TIMER_DELAY_MS, TIMER_DELAY_SEC: DeliverAt and Delay) included, as
+// the Java 5.3 producer records them, so the tools show the same type for the same
+// message whichever producer sent it.
 func (p *Producer) traceRecord(pr *prepared, res *SendResult, addr string, start time.Time, cost time.Duration) TraceRecord {
 	r := TraceRecord{Time: start, Region: res.RegionID, Group: p.Group(), Topic: WithoutNamespace(p.cfg.Namespace, pr.topic),
 		MsgID: res.MsgID, StoreHost: addr, BodyLength: len(pr.body), Cost: cost, MsgType: TraceNormalMsg,
 		OffsetMsgID: res.OffsetMsgID, Success: res.Status == SendOK}
 	r.Tags, r.Keys = pr.info.Tags, pr.info.Keys
+	if pr.half {
+		r.MsgType = TraceTransHalfMsg
+	}
 	if hasProperty(pr.props, PropertyDelay) || hasProperty(pr.props, "__STARTDELIVERTIME") {
 		r.MsgType = TraceDelayMsg
 	}

@@ -38,3 +38,40 @@ func TestHasProperty(t *testing.T) {
 		t.Fatal("hasProperty")
 	}
 }
+
+// TestTraceRecordMessageType: a Pub record's type is what the Java 5.3 producer writes
+// for the same message (sendKernelImpl, spec §3.1): Delay_Msg for a delay level or
+// __STARTDELIVERTIME, Trans_Msg_Half for a half message, Normal_Msg otherwise, the timer
+// messages (DeliverAt, Delay) included.
+func TestTraceRecordMessageType(t *testing.T) {
+	t.Parallel()
+	p := &Producer{cfg: ProducerConfig{Group: "g", MaxMessageSize: DefaultMaxMessageSize, MaxDelayLevel: MaxDelayLevel}}
+	tests := []struct {
+		name string
+		m    Message
+		half bool
+		want int
+	}{
+		{"normal", Message{}, false, TraceNormalMsg},
+		{"delay level", Message{DelayLevel: 3}, false, TraceDelayMsg},
+		{"__STARTDELIVERTIME", Message{Properties: map[string]string{"__STARTDELIVERTIME": "1700000000000"}}, false, TraceDelayMsg},
+		{"timer deliver-at", Message{DeliverAt: time.Now().Add(time.Minute)}, false, TraceNormalMsg},
+		{"timer delay", Message{Delay: 10 * time.Second}, false, TraceNormalMsg},
+		{"half message", Message{}, true, TraceTransHalfMsg},
+		{"ordered", Message{ShardingKey: "k"}, false, TraceNormalMsg},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := tt.m
+			m.Topic, m.Body = "T", []byte("b")
+			var pr prepared
+			if err := p.encodeInto(&pr, &m, tt.half); err != nil {
+				t.Fatal(err)
+			}
+			r := p.traceRecord(&pr, &SendResult{MsgID: pr.uniqKey, Status: SendOK}, "127.0.0.1:10911", time.Now(), time.Millisecond)
+			if r.MsgType != tt.want {
+				t.Errorf("MsgType %d, want %d", r.MsgType, tt.want)
+			}
+		})
+	}
+}

@@ -370,7 +370,12 @@ func (p *Producer) prepare(m *Message) (*prepared, error) {
 }
 
 // prepareInto validates m and encodes it into pr.
-func (p *Producer) prepareInto(pr *prepared, m *Message) error {
+func (p *Producer) prepareInto(pr *prepared, m *Message) error { return p.encodeInto(pr, m, false) }
+
+// encodeInto is prepareInto; half encodes m as a transaction's half message
+// (transaction.go): its properties TRAN_MSG and PGROUP in the one encoding, sysFlag
+// PREPARED.
+func (p *Producer) encodeInto(pr *prepared, m *Message, half bool) error {
 	if err := m.validate(p.cfg.MaxMessageSize, p.cfg.MaxDelayLevel); err != nil {
 		return err
 	}
@@ -379,6 +384,9 @@ func (p *Producer) prepareInto(pr *prepared, m *Message) error {
 	var stack [256]byte
 	buf, uniqAt := m.appendProperties(stack[:0], m.UniqKey, m.UniqKey == "")
 	buf = p.appendInstanceID(buf)
+	if half {
+		buf = appendProperty(appendProperty(buf, PropertyTranMsg, "true"), PropertyProducerGroup, p.cfg.Group)
+	}
 	if len(buf) > maxPropertiesLength {
 		return invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(buf), maxPropertiesLength)
 	}
@@ -388,8 +396,8 @@ func (p *Producer) prepareInto(pr *prepared, m *Message) error {
 		uniq = props[uniqAt : uniqAt+uniqIDs.size()]
 	}
 	*pr = prepared{topic: m.Topic, body: m.Body, props: props, uniqKey: uniq, flag: m.Flag,
-		reqCode: remoting.SendMessageV2,
-		info:    sdk.MessageInfo{Keys: m.Keys, Tags: m.Tags, ShardingKey: m.ShardingKey, Size: len(m.Body)}}
+		reqCode: remoting.SendMessageV2, half: half,
+		info: sdk.MessageInfo{Keys: m.Keys, Tags: m.Tags, ShardingKey: m.ShardingKey, Size: len(m.Body)}}
 	if p.cfg.UseV1Header {
 		pr.reqCode = remoting.SendMessage
 	}
@@ -398,6 +406,9 @@ func (p *Producer) prepareInto(pr *prepared, m *Message) error {
 			pr.body = z
 			pr.sysFlag |= sysFlagCompressed | sysFlagCompressionZip
 		}
+	}
+	if half {
+		pr.sysFlag |= sysFlagPrepared
 	}
 	return nil
 }

@@ -58,24 +58,11 @@ func (p *Producer) RecallMessage(ctx context.Context, topic, handle string) (str
 	if rh.Topic != wire {
 		return "", invalid("recall.topic", "the recall handle is for topic %q, not %q", rh.Topic, wire)
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
-	pi, err := p.route(ctx, topic)
-	if err != nil {
-		return "", err
-	}
-	addr, err := p.brokerAddr(ctx, pi, rh.Broker, deadline)
-	if err != nil {
-		return "", err
-	}
 	ext := map[string]string{"producerGroup": p.cfg.Group, "topic": wire, "recallHandle": handle, "bname": rh.Broker}
-	resp, err := p.client.rc.InvokeSync(ctx, addr, remoting.NewRequest(recallMessageCode, ext, nil))
-	if err == nil {
-		err = remoting.ResponseError(addr, resp)
-	}
+	resp, err := p.brokerCall(ctx, topic, rh.Broker, remoting.NewRequest(recallMessageCode, ext, nil), false,
+		fmt.Sprintf("recall %s of %s", rh.MsgID, topic))
 	if err != nil {
-		return "", fmt.Errorf("core: recall %s of %s on %s (%s): %w", rh.MsgID, topic, rh.Broker, addr, err)
+		return "", err
 	}
 	if id := resp.ExtFields["msgId"]; id != "" {
 		return id, nil

@@ -203,15 +203,10 @@ func (p *Producer) BeginTransaction(ctx context.Context, m *Message) (*Transacti
 	if m != nil && (m.DelayLevel > 0 || m.isTimer()) {
 		return nil, invalid("transaction.delay", "a transactional message cannot be delayed")
 	}
-	pr, err := p.prepare(m)
-	if err != nil {
+	pr := new(prepared)
+	if err := p.encodeInto(pr, m, true); err != nil {
 		return nil, err
 	}
-	props := appendProperty(appendProperty([]byte(pr.props), PropertyTranMsg, "true"), PropertyProducerGroup, p.cfg.Group)
-	if len(props) > maxPropertiesLength {
-		return nil, invalid("properties.size", "encoded properties are %d bytes, the limit is %d", len(props), maxPropertiesLength)
-	}
-	pr.props, pr.sysFlag, pr.half = string(props), pr.sysFlag|sysFlagPrepared, true
 	res, err := p.sendLoop(ctx, pr, 1+p.cfg.Retries)
 	if err != nil {
 		return nil, err
@@ -266,16 +261,6 @@ func (p *Producer) endTransaction(ctx context.Context, tx *Transaction, state Tr
 	if state != TransactionCommit && state != TransactionRollback && state != TransactionUnknown {
 		return fmt.Errorf("core: end transaction %s: invalid state %s", tx.ID, state)
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
-	defer cancel()
-	pi, err := p.route(ctx, tx.Topic)
-	if err != nil {
-		return err
-	}
-	addr, err := p.brokerAddr(ctx, pi, tx.Broker, time.Now().Add(p.cfg.SendTimeout))
-	if err != nil {
-		return err
-	}
 	ext := map[string]string{
 		"producerGroup":        p.cfg.Group,
 		"tranStateTableOffset": strconv.FormatInt(tx.TranStateTableOffset, 10),
@@ -289,21 +274,9 @@ func (p *Producer) endTransaction(ctx context.Context, tx *Transaction, state Tr
 	if tx.ID != "" {
 		ext["transactionId"] = tx.ID
 	}
-	req := remoting.NewRequest(remoting.EndTransaction, ext, nil)
-	if acked {
-		resp, err := p.client.rc.InvokeSync(ctx, addr, req)
-		if err == nil {
-			err = remoting.ResponseError(addr, resp)
-		}
-		if err != nil {
-			return fmt.Errorf("core: end transaction %s (%s) on %s (%s): %w", tx.ID, state, tx.Broker, addr, err)
-		}
-		return nil
-	}
-	if err := p.client.rc.InvokeOneway(ctx, addr, req); err != nil {
-		return fmt.Errorf("core: end transaction %s (%s) on %s (%s): %w", tx.ID, state, tx.Broker, addr, err)
-	}
-	return nil
+	_, err := p.brokerCall(ctx, tx.Topic, tx.Broker, remoting.NewRequest(remoting.EndTransaction, ext, nil), !acked,
+		fmt.Sprintf("end transaction %s (%s)", tx.ID, state))
+	return err
 }
 
 // onServerRequest receives the oneway requests brokers send on this client's connections
@@ -389,10 +362,7 @@ func (c *Client) answerCheck(addr string, req *remoting.Command) {
 	ectx, ecancel := context.WithTimeout(context.Background(), p.cfg.SendTimeout)
 	defer ecancel()
 	if chk.answered != nil && state != TransactionUnknown {
-		resp, err := c.rc.InvokeSync(ectx, addr, end)
-		if err == nil {
-			err = remoting.ResponseError(addr, resp)
-		}
+		_, err := c.invokeChecked(ectx, addr, end)
 		if err != nil {
 			c.log.Warn("transaction check answer not accepted; the broker asks again later", "addr", addr,
 				"transaction", chk.ID, "state", state, "error", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,5 +177,45 @@ func TestCheckBackAnswer(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("OnAnswered never called")
+	}
+}
+
+// TestEncodeHalfMessage: a half message is encoded once, with TRAN_MSG and PGROUP in the
+// properties and the PREPARED flag, and its properties limit counts them: a message
+// that fits as a normal send may not fit as a half message.
+func TestEncodeHalfMessage(t *testing.T) {
+	p := &Producer{cfg: ProducerConfig{Group: "txGroup", MaxMessageSize: DefaultMaxMessageSize, MaxDelayLevel: MaxDelayLevel}}
+	m := &Message{Topic: "T", Body: []byte("b"), Properties: map[string]string{"k": "v"}}
+	var pr prepared
+	if err := p.encodeInto(&pr, m, true); err != nil {
+		t.Fatal(err)
+	}
+	props := DecodeProperties(pr.props)
+	if props[PropertyTranMsg] != "true" || props[PropertyProducerGroup] != "txGroup" || props["k"] != "v" || props[PropertyUniqKey] != pr.uniqKey {
+		t.Errorf("half message properties %q", props)
+	}
+	if !pr.half || pr.sysFlag&sysFlagPrepared == 0 {
+		t.Errorf("half %v, sysFlag %#x: want a prepared half message", pr.half, pr.sysFlag)
+	}
+	if err := p.encodeInto(&pr, m, false); err != nil || pr.half || pr.sysFlag&sysFlagPrepared != 0 {
+		t.Errorf("a normal message after a half one: err %v, half %v, sysFlag %#x", err, pr.half, pr.sysFlag)
+	}
+	if _, ok := DecodeProperties(pr.props)[PropertyTranMsg]; ok {
+		t.Error("a normal message carries TRAN_MSG")
+	}
+
+	// Fill the properties to 10 bytes under the limit as a normal message.
+	var base prepared
+	m.Properties = map[string]string{"pad": "x"}
+	if err := p.encodeInto(&base, m, false); err != nil {
+		t.Fatal(err)
+	}
+	m.Properties["pad"] = strings.Repeat("x", maxPropertiesLength-len(base.props)-10+1)
+	if err := p.encodeInto(&base, m, false); err != nil {
+		t.Fatalf("normal message under the limit: %v", err)
+	}
+	var ve *ValidationError
+	if err := p.encodeInto(&pr, m, true); !errors.As(err, &ve) || ve.Rule != "properties.size" {
+		t.Errorf("half message over the limit with TRAN_MSG and PGROUP: %v, want properties.size", err)
 	}
 }

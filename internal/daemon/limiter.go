@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"sync"
+
+	"github.com/producerd/producerd/core"
 )
 
 // limiter bounds the messages (and their bytes) accepted and not yet answered, across
@@ -201,4 +203,23 @@ func (l *limiter) wait(ctx context.Context) int64 {
 	}
 	n, _ := l.load()
 	return n
+}
+
+// messageSize is what a message built as a core.Message (the v2 listener's) charges to
+// the in-flight bytes: the whole message, body, topic, tags, keys and properties (user
+// and system), as the daemon's own APIs charge the encoded producerd.v1 message (unary:
+// proto.Size, stream: the frame), so that small bodies with large properties cannot
+// pass the byte bound.
+func messageSize(m *core.Message) int64 {
+	n := len(m.Topic) + len(m.Body) + len(m.Tags) + len(m.ShardingKey) + len(m.UniqKey)
+	for _, k := range m.Keys {
+		n += len(k) + 1
+	}
+	for k, v := range m.Properties {
+		n += len(k) + len(v) + 2
+	}
+	for k, v := range m.SystemProperties {
+		n += len(k) + len(v) + 2
+	}
+	return int64(n)
 }

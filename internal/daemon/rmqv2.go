@@ -54,7 +54,13 @@ func (d *Daemon) listenRMQv2(cfg *config.Config, tlsCfg *tls.Config) error {
 		// One Telemetry stream per connected client; Settings name no more topics than
 		// the daemon tracks.
 		MaxTelemetryStreams: cfg.Limits.MaxConnections, MaxTopics: cfg.Limits.MaxTopics,
-		MaxBatch: cfg.Daemon.MaxInflightMessages})
+		MaxBatch: cfg.Daemon.MaxInflightMessages,
+		// As on the daemon's own gRPC ingress; more calls than the daemon takes in
+		// flight would only be refused.
+		MaxStreamsPerConn: min(maxStreamsPerConn, cfg.Daemon.MaxInflightMessages),
+		// recvPerConn requests of a connection received at a time, as on the daemon's
+		// own gRPC ingress (grpcframes.go).
+		RecvGate: newRecvGate().turn})
 	if err != nil {
 		return err
 	}
@@ -131,36 +137,30 @@ func (s *rmqv2Sender) SendBatch(ctx context.Context, msgs []*core.Message) (*cor
 // as a send (limits.max_topics, the in-flight bound): core keeps a route for every topic
 // it is asked about, and the handle is the client's to forge.
 func (s *rmqv2Sender) RecallMessage(ctx context.Context, topic, handle string) (string, error) {
-	d := s.d
-	g, err := d.lookup(s.group)
+	g, err := s.d.admitRMQv2(s.group, topic)
 	if err != nil {
-		return "", rmqv2Refusal(d.reject(apiRMQv2, err))
+		return "", err
 	}
-	if err := d.admitTopic(g, topic); err != nil {
-		return "", rmqv2Refusal(d.reject(apiRMQv2, err))
+	size := int64(len(topic) + len(handle))
+	if err := s.d.acquireRMQv2(1, size); err != nil {
+		return "", err
 	}
-	if err := d.limit.acquire(1, 0); err != nil {
-		return "", rmqv2Refusal(d.reject(apiRMQv2, err))
-	}
-	defer d.limit.release(1, 0)
+	defer s.d.limit.release(1, size)
 	return g.prod.RecallMessage(ctx, topic, handle)
 }
 
 func (s *rmqv2Sender) send(ctx context.Context, topic string, msgs []*core.Message) (*core.SendResult, error) {
 	d := s.d
-	g, err := d.lookup(s.group)
+	g, err := d.admitRMQv2(s.group, topic)
 	if err != nil {
-		return nil, rmqv2Refusal(d.reject(apiRMQv2, err))
-	}
-	if err := d.admitTopic(g, topic); err != nil {
-		return nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+		return nil, err
 	}
 	var size int64
 	for _, m := range msgs {
-		size += int64(len(m.Body))
+		size += messageSize(m)
 	}
-	if err := d.limit.acquire(len(msgs), size); err != nil {
-		return nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+	if err := d.acquireRMQv2(len(msgs), size); err != nil {
+		return nil, err
 	}
 	defer d.limit.release(len(msgs), size)
 	start := time.Now()
@@ -178,6 +178,31 @@ func (s *rmqv2Sender) send(ctx context.Context, topic string, msgs []*core.Messa
 	return res, err
 }
 
+// admitRMQv2 admits a v2 call (send, transaction begin, recall) on topic through group
+// as every API admits a send: the group known and the topic within limits.max_topics.
+// The caller then takes its in-flight slot with acquireRMQv2 (a begin with
+// txRouter.start), charged messageSize, the rule of every API. A refusal is counted and
+// marked for the v2 service (rmqv2Refusal).
+func (d *Daemon) admitRMQv2(group, topic string) (*group, error) {
+	g, err := d.lookup(group)
+	if err != nil {
+		return nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	if err := d.admitTopic(g, topic); err != nil {
+		return nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	return g, nil
+}
+
+// acquireRMQv2 takes n messages of size bytes from the in-flight limiter; a refusal is
+// counted and marked for the v2 service.
+func (d *Daemon) acquireRMQv2(n int, size int64) error {
+	if err := d.limit.acquire(n, size); err != nil {
+		return rmqv2Refusal(d.reject(apiRMQv2, err))
+	}
+	return nil
+}
+
 // rmqv2Refusal marks the daemon's refusals with the sentinels the v2 service answers as
 // codes the SDKs retry: over a bound (in flight, topics) is TOO_MANY_REQUESTS, draining
 // is INTERNAL_SERVER_ERROR; anything else stays as it is.
@@ -189,4 +214,16 @@ func rmqv2Refusal(err error) error {
 		return fmt.Errorf("%w: %w", rmqv2.ErrUnavailable, err)
 	}
 	return err
+}
+
+// newRecvGate is an empty recvGate.
+func newRecvGate() *recvGate { return &recvGate{conns: map[any]*connGate{}} }
+
+// turn is the rmqv2.RecvGate of g: it waits for the turn of the call's connection.
+func (g *recvGate) turn(ctx context.Context) (func(), error) {
+	key, cg, err := g.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func() { g.leave(key, cg) }, nil
 }

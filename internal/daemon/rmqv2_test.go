@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -26,17 +27,11 @@ func TestRocketMQGRPCIngress(t *testing.T) {
 		`http = "127.0.0.1:0"`+"\nrocketmq_grpc_listen = \"127.0.0.1:0\"", 1)
 	h := startText(t, c, text)
 	d := h.d
-	ctx := callCtx(t)
 	if d.RocketMQGRPCAddr() == "" {
 		t.Fatal("rocketmq_grpc_listen set but no listener")
 	}
-	cc, err := grpc.NewClient(d.RocketMQGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	client := pb.NewMessagingServiceClient(cc)
-	cctx := metadata.AppendToOutgoingContext(ctx, "x-mq-client-id", "daemon-test@1", "x-mq-language", "GO")
+	client, cctx := rmqv2Client(t, d, "daemon-test@1")
+	cctx = metadata.AppendToOutgoingContext(cctx, "x-mq-language", "GO")
 
 	// A telemetry stream stays open across the shutdown below, which must end it.
 	stream, err := client.Telemetry(cctx)
@@ -89,27 +84,39 @@ func TestRocketMQGRPCIngress(t *testing.T) {
 	}
 }
 
-// TestRocketMQGRPCIngressBusy: over the daemon's in-flight bound a v2 send is answered
-// TOO_MANY_REQUESTS, which the SDKs retry after their backoff, and counted as rejected.
-func TestRocketMQGRPCIngressBusy(t *testing.T) {
-	c := startCluster(t)
-	text := strings.Replace(configText(c.NameServerAddr(), "rmqv2busy", "rr", 1), `http = "127.0.0.1:0"`,
+// startRMQv2 starts a daemon on c whose ingress is the v2 listener alone (no HTTP),
+// with max_inflight_messages maxInflight and extra appended to the configuration.
+func startRMQv2(t *testing.T, c *devbroker.Cluster, instance string, maxInflight int, extra string) *Daemon {
+	t.Helper()
+	text := strings.Replace(configText(c.NameServerAddr(), instance, "rr", maxInflight), `http = "127.0.0.1:0"`,
 		`http = ""`+"\nrocketmq_grpc_listen = \"127.0.0.1:0\"", 1)
-	d := startText(t, c, text).d
-	ctx := callCtx(t)
+	return startText(t, c, text+extra).d
+}
+
+// rmqv2Client dials d's v2 listener for the test; calls with the returned context carry
+// clientID.
+func rmqv2Client(t *testing.T, d *Daemon, clientID string) (pb.MessagingServiceClient, context.Context) {
+	t.Helper()
 	cc, err := grpc.NewClient(d.RocketMQGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cc.Close()
-	client := pb.NewMessagingServiceClient(cc)
-	cctx := metadata.AppendToOutgoingContext(ctx, "x-mq-client-id", "busy-test@1")
-	send := func(id string) (*pb.SendMessageResponse, error) {
-		return client.SendMessage(cctx, &pb.SendMessageRequest{Messages: []*pb.Message{{
-			Topic: &pb.Resource{Name: testTopic}, Body: []byte("x"), SystemProperties: &pb.SystemProperties{MessageId: id}}}})
-	}
-	// Warm the route, then hold the only slot with a send to hung brokers.
-	if resp, err := send("warm"); err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
+	t.Cleanup(func() { cc.Close() })
+	return pb.NewMessagingServiceClient(cc), metadata.AppendToOutgoingContext(callCtx(t), "x-mq-client-id", clientID)
+}
+
+// v2Send sends one message with a one-byte body and props.
+func v2Send(ctx context.Context, client pb.MessagingServiceClient, id string, props map[string]string) (*pb.SendMessageResponse, error) {
+	return client.SendMessage(ctx, &pb.SendMessageRequest{Messages: []*pb.Message{{
+		Topic: &pb.Resource{Name: testTopic}, Body: []byte("x"), UserProperties: props,
+		SystemProperties: &pb.SystemProperties{MessageId: id}}}})
+}
+
+// holdOneSend warms the route, hangs c's brokers and leaves one v2 send in flight in d;
+// the returned function lets the brokers answer again and waits for that send.
+func holdOneSend(ctx context.Context, t *testing.T, c *devbroker.Cluster, d *Daemon, client pb.MessagingServiceClient) (release func()) {
+	t.Helper()
+	if resp, err := v2Send(ctx, client, "warm", nil); err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
 		t.Fatalf("warm-up send: %v %v", resp, err)
 	}
 	for _, b := range c.Brokers() {
@@ -118,16 +125,28 @@ func TestRocketMQGRPCIngressBusy(t *testing.T) {
 		}
 	}
 	held := make(chan struct{})
-	go func() { defer close(held); _, _ = send("held") }()
-	waitFor(t, "the held send to take the only slot", func() bool { n, _ := d.limit.load(); return n == 1 })
-	resp, err := send("refused")
+	go func() { defer close(held); _, _ = v2Send(ctx, client, "held", nil) }()
+	waitFor(t, "the held send to take its slot", func() bool { n, _ := d.limit.load(); return n == 1 })
+	return func() {
+		for _, b := range c.Brokers() {
+			_ = b.SetFault(devbroker.Fault{})
+		}
+		<-held
+	}
+}
+
+// TestRocketMQGRPCIngressBusy: over the daemon's in-flight bound a v2 send is answered
+// TOO_MANY_REQUESTS, which the SDKs retry after their backoff, and counted as rejected.
+func TestRocketMQGRPCIngressBusy(t *testing.T) {
+	c := startCluster(t)
+	d := startRMQv2(t, c, "rmqv2busy", 1, "")
+	client, cctx := rmqv2Client(t, d, "busy-test@1")
+	release := holdOneSend(cctx, t, c, d, client)
+	resp, err := v2Send(cctx, client, "refused", nil)
 	if err != nil || resp.GetStatus().GetCode() != pb.Code_TOO_MANY_REQUESTS {
 		t.Errorf("send over the bound: %v %v, want TOO_MANY_REQUESTS", resp, err)
 	}
-	for _, b := range c.Brokers() {
-		_ = b.SetFault(devbroker.Fault{})
-	}
-	<-held
+	release()
 	if got := testutilCount(t, d, `producerd_rejected_total{api="rocketmq_grpc",reason="resource_exhausted"}`); got != "1" {
 		t.Errorf("rejected resource_exhausted = %q, want 1", got)
 	}
@@ -156,19 +175,9 @@ func testutilCount(t *testing.T, d *Daemon, series string) string {
 // client cannot make the daemon track topics without bound with forged recall handles.
 func TestRocketMQGRPCRecallIsAdmitted(t *testing.T) {
 	c := startCluster(t)
-	text := strings.Replace(configText(c.NameServerAddr(), "rmqv2recall", "rr", 100), `http = "127.0.0.1:0"`,
-		`http = ""`+"\nrocketmq_grpc_listen = \"127.0.0.1:0\"", 1) + "\n[limits]\nmax_topics = 1\n"
-	d := startText(t, c, text).d
-	cc, err := grpc.NewClient(d.RocketMQGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	client := pb.NewMessagingServiceClient(cc)
-	cctx := metadata.AppendToOutgoingContext(callCtx(t), "x-mq-client-id", "recall-test@1")
-	resp, err := client.SendMessage(cctx, &pb.SendMessageRequest{Messages: []*pb.Message{{
-		Topic: &pb.Resource{Name: testTopic}, Body: []byte("x"), SystemProperties: &pb.SystemProperties{MessageId: "recall-admit"}}}})
-	if err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
+	d := startRMQv2(t, c, "rmqv2recall", 100, "\n[limits]\nmax_topics = 1\n")
+	client, cctx := rmqv2Client(t, d, "recall-test@1")
+	if resp, err := v2Send(cctx, client, "recall-admit", nil); err != nil || resp.GetStatus().GetCode() != pb.Code_OK {
 		t.Fatalf("send: %v %v", resp, err)
 	}
 	for i := range 3 {
@@ -178,5 +187,31 @@ func TestRocketMQGRPCRecallIsAdmitted(t *testing.T) {
 		if err != nil || r.GetStatus().GetCode() != pb.Code_TOO_MANY_REQUESTS {
 			t.Errorf("recall on a topic past max_topics: %v %v, want TOO_MANY_REQUESTS", r.GetStatus(), err)
 		}
+	}
+}
+
+// TestRocketMQGRPCChargesWholeMessage: a v2 message is charged its whole size (body,
+// topic, tags, keys, properties) against max_inflight_bytes, as the daemon's own APIs
+// charge theirs: a one-byte body with 12 KiB of properties does not fit next to a send in
+// flight under an 8 KiB bound.
+func TestRocketMQGRPCChargesWholeMessage(t *testing.T) {
+	c := startCluster(t)
+	d := startRMQv2(t, c, "rmqv2bytes", 100, "")
+	d.limit.setBounds(100, 8<<10) // max_inflight_bytes = "8KiB", as a reload sets it
+	client, cctx := rmqv2Client(t, d, "bytes-test@1")
+	release := holdOneSend(cctx, t, c, d, client)
+	if _, b := d.limit.load(); b <= 1 {
+		t.Errorf("a send in flight charges %d bytes, want its whole message (> its 1-byte body)", b)
+	}
+	// Before: charged its 1-byte body, it passed and hung with the other.
+	short, cancel := context.WithTimeout(cctx, 5*time.Second)
+	defer cancel()
+	resp, err := v2Send(short, client, "large-props", map[string]string{"big": strings.Repeat("p", 12<<10)})
+	if err != nil || resp.GetStatus().GetCode() != pb.Code_TOO_MANY_REQUESTS {
+		t.Errorf("send with 12 KiB of properties over an 8 KiB bound: %v %v, want TOO_MANY_REQUESTS", resp.GetStatus(), err)
+	}
+	release()
+	if n, b := d.limit.load(); n != 0 || b != 0 {
+		t.Errorf("in flight after the sends: %d messages, %d bytes; want 0, 0", n, b)
 	}
 }

@@ -26,15 +26,11 @@ const rmqv2Origin = "rmqv2:"
 // limits.max_topics and the in-flight limiter) and keeps it under a new handle, with the
 // client as its origin, so that its check-backs go to that client first.
 func (t *rmqv2Tx) Begin(ctx context.Context, client string, m *core.Message) (string, *core.Transaction, error) {
-	d, r := t.d, t.d.tx
-	g, err := d.lookup(t.group)
+	g, err := t.d.admitRMQv2(t.group, m.Topic)
 	if err != nil {
-		return "", nil, rmqv2Refusal(d.reject(apiRMQv2, err))
+		return "", nil, err
 	}
-	if err := d.admitTopic(g, m.Topic); err != nil {
-		return "", nil, rmqv2Refusal(d.reject(apiRMQv2, err))
-	}
-	h, tx, err := r.start(ctx, apiRMQv2, g, m, int64(len(m.Body)), rmqv2Origin+client)
+	h, tx, err := t.d.tx.start(ctx, apiRMQv2, g, m, messageSize(m), rmqv2Origin+client)
 	if err != nil {
 		return "", nil, rmqv2Refusal(err)
 	}

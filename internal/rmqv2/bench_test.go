@@ -28,9 +28,24 @@ func (okSender) SendBatch(_ context.Context, msgs []*core.Message) (*core.SendRe
 // headers, tag, keys, born time and host), over a loopback gRPC connection with many calls
 // in flight (b.SetParallelism), against a Sender that answers at once. ns/op is the
 // service's and gRPC's cost per message on both sides of the connection; allocs/op too.
+// "gated" serves it behind a receive gate of 2 calls at a time (Options.RecvGate), as the
+// daemon does.
 func BenchmarkSendMessage(b *testing.B) {
-	svc, client := startBench(b)
-	_ = svc
+	b.Run("ungated", func(b *testing.B) { benchSendMessage(b, Options{Sender: okSender{}}) })
+	sem := make(chan struct{}, 2) // one connection: one gate
+	gate := func(ctx context.Context) (func(), error) {
+		select {
+		case sem <- struct{}{}:
+			return func() { <-sem }, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	b.Run("gated", func(b *testing.B) { benchSendMessage(b, Options{Sender: okSender{}, RecvGate: gate}) })
+}
+
+func benchSendMessage(b *testing.B, opts Options) {
+	_, client := serve(b, opts)
 	body := make([]byte, 1024)
 	tag := "bench"
 	var seq atomic.Int64

@@ -111,13 +111,13 @@ func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time, lef
 	if len(m.GetUserProperties()) > maxUserProperties {
 		return nil, newStatus(pb.Code_MESSAGE_PROPERTIES_TOO_LARGE, "%d user properties, the limit is %d", len(m.GetUserProperties()), maxUserProperties)
 	}
+	// The Proxy's own limits (count, control characters, size) are checked here; what a
+	// message may be for RocketMQ (reserved and blank property names, keys without
+	// spaces) is core's check, called on the built message below.
 	size := 0
 	for k, v := range m.GetUserProperties() {
-		if core.IsReservedProperty(k) {
-			return nil, newStatus(pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY, "user property %q is a reserved system property name", k)
-		}
-		if strings.TrimSpace(k) == "" || hasControl(k) || hasControl(v) {
-			return nil, newStatus(pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY, "user property %q is blank or contains a control character", k)
+		if hasControl(k) || hasControl(v) {
+			return nil, newStatus(pb.Code_ILLEGAL_MESSAGE_PROPERTY_KEY, "user property %q contains a control character", k)
 		}
 		size += len(k) + len(v)
 	}
@@ -129,9 +129,8 @@ func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time, lef
 		size += len(tag)
 	}
 	for _, k := range sp.GetKeys() {
-		// RocketMQ joins keys with a space, so a key holding one would become two.
-		if strings.TrimSpace(k) == "" || hasControl(k) || strings.Contains(k, " ") {
-			return nil, newStatus(pb.Code_ILLEGAL_MESSAGE_KEY, "key %q is blank or contains a space or a control character", k)
+		if hasControl(k) {
+			return nil, newStatus(pb.Code_ILLEGAL_MESSAGE_KEY, "key %q contains a control character", k)
 		}
 		size += len(k)
 	}
@@ -198,6 +197,11 @@ func (s *Service) message(ctx context.Context, m *pb.Message, now time.Time, lef
 		}
 		props[core.PropertyCheckImmunity] = recovery
 		cm.Properties = props
+	}
+	// core's message rules, before the message takes a slot: its refusals map to the
+	// Proxy's codes (validationCode), as when core refuses it at the send.
+	if err := cm.Validate(s.opts.MaxBodySize); err != nil {
+		return nil, statusOf(err)
 	}
 	return cm, nil
 }

@@ -172,7 +172,7 @@ func TestHostileTelemetryStreamsAreBounded(t *testing.T) {
 	t.Parallel()
 	client, addr := serveAt(t, Options{Sender: &countingSender{}, MaxTelemetryStreams: 6, MaxTopics: 10})
 	var open []pb.MessagingService_TelemetryClient
-	for i := range maxStreamsPerConn {
+	for i := range maxTelemetryPerConn {
 		st, cmd, err := openTelemetry(t, client, producerSettings(topic))
 		if err != nil || cmd.GetStatus().GetCode() != pb.Code_OK {
 			t.Fatalf("stream %d: %v %v", i, cmd.GetStatus(), err)
@@ -181,10 +181,10 @@ func TestHostileTelemetryStreamsAreBounded(t *testing.T) {
 	}
 	_, cmd, err := openTelemetry(t, client, producerSettings(topic))
 	if err != nil || cmd.GetStatus().GetCode() != pb.Code_TOO_MANY_REQUESTS {
-		t.Fatalf("stream %d on one connection: %v %v, want TOO_MANY_REQUESTS", maxStreamsPerConn+1, cmd.GetStatus(), err)
+		t.Fatalf("stream %d on one connection: %v %v, want TOO_MANY_REQUESTS", maxTelemetryPerConn+1, cmd.GetStatus(), err)
 	}
 	other := newClient(t, addr)
-	for i := maxStreamsPerConn; i < 6; i++ {
+	for i := maxTelemetryPerConn; i < 6; i++ {
 		if _, cmd, err := openTelemetry(t, other, producerSettings(topic)); err != nil || cmd.GetStatus().GetCode() != pb.Code_OK {
 			t.Fatalf("stream %d on a second connection: %v %v", i, cmd.GetStatus(), err)
 		}

@@ -90,6 +90,18 @@ type Options struct {
 	// bound, which a larger batch could never pass); more are PAYLOAD_TOO_LARGE before
 	// any conversion. Default DefaultMaxBatch.
 	MaxBatch int
+	// MaxStreamsPerConn bounds the unary calls one connection has open at a time; its
+	// Telemetry streams (at most 4) come on top. The sum is gRPC's MaxConcurrentStreams,
+	// announced to the client in SETTINGS: the SDKs queue calls past it, and a stream
+	// opened past it anyway is reset with REFUSED_STREAM. gRPC buffers up to one request
+	// (the receive limit) per open call before a handler sees it, so this bounds what
+	// one connection holds. Default DefaultMaxStreamsPerConn.
+	MaxStreamsPerConn int
+	// RecvGate, if set, is waited for before each unary call receives its request (see
+	// RecvGate), so that what gRPC buffers of a connection's requests is bounded by the
+	// gate, not by MaxStreamsPerConn requests. Nil: gRPC receives every call's request
+	// at once.
+	RecvGate RecvGate
 }
 
 // Defaults of Options.
@@ -102,14 +114,17 @@ const (
 	// DefaultMaxBatch is the default Options.MaxBatch (the daemon's default
 	// max_inflight_messages).
 	DefaultMaxBatch = 10000
+	// DefaultMaxStreamsPerConn is the default Options.MaxStreamsPerConn, the bound of
+	// the daemon's own gRPC ingress.
+	DefaultMaxStreamsPerConn = 256
 )
 
 // Bounds of one Telemetry stream. Until a client reads, its stream holds one command it
 // sent and the answer to the one before, so both are bounded.
 const (
-	// maxStreamsPerConn bounds the Telemetry streams of one connection: an SDK client
+	// maxTelemetryPerConn bounds the Telemetry streams of one connection: an SDK client
 	// has one (a new one after the old one ended).
-	maxStreamsPerConn = 4
+	maxTelemetryPerConn = 4
 	// maxCommandSize bounds a TelemetryCommand a client sends (Settings of 1000 topics
 	// of the longest names are about 200 KiB).
 	maxCommandSize = 1 << 20
@@ -155,6 +170,9 @@ func New(opts Options) (*Service, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
+	if opts.MaxStreamsPerConn <= 0 {
+		opts.MaxStreamsPerConn = DefaultMaxStreamsPerConn
+	}
 	s := &Service{opts: opts, done: make(chan struct{})}
 	s.tx.sessions = map[string]*session{}
 	s.tx.checks = map[string]*orphanCheck{}
@@ -164,7 +182,8 @@ func New(opts Options) (*Service, error) {
 
 // ServerOptions are the options a gRPC server for the service needs: a receive limit
 // that fits a batch of largest bodies (at least 32 MiB, as the daemon's ingress), a
-// bound on each call's headers and the UNIMPLEMENTED answer for every other method.
+// bound on each call's headers and on the calls of one connection
+// (Options.MaxStreamsPerConn) and the UNIMPLEMENTED answer for every other method.
 func (s *Service) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(max(32<<20, 2*s.opts.MaxBodySize+1<<20)),
@@ -175,6 +194,7 @@ func (s *Service) ServerOptions() []grpc.ServerOption {
 		grpc.InitialWindowSize(256 << 10),
 		grpc.InitialConnWindowSize(4 << 20),
 		grpc.MaxHeaderListSize(maxHeaderListSize),
+		grpc.MaxConcurrentStreams(uint32(min(s.opts.MaxStreamsPerConn, 1<<30) + maxTelemetryPerConn)),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
 	}
 }
@@ -191,8 +211,14 @@ func (s *Service) recoverUnary(ctx context.Context, req any, info *grpc.UnarySer
 	return handler(ctx, req)
 }
 
-// Register registers the service on gs.
-func (s *Service) Register(gs *grpc.Server) { pb.RegisterMessagingServiceServer(gs, s) }
+// Register registers the service on gs (behind Options.RecvGate when it is set).
+func (s *Service) Register(gs *grpc.Server) {
+	if s.opts.RecvGate != nil {
+		s.register(gs)
+		return
+	}
+	pb.RegisterMessagingServiceServer(gs, s)
+}
 
 // Close makes open Telemetry streams end; call it before stopping the gRPC server
 // gracefully. It may be called once.
@@ -309,7 +335,7 @@ func (s *Service) NotifyClientTermination(ctx context.Context, _ *pb.NotifyClien
 // and ignores the client's other commands. Settings without publishing (a consumer's),
 // naming more than Options.MaxTopics topics, or a command over maxCommandSize end the
 // stream with gRPC INVALID_ARGUMENT. A stream over Options.MaxTelemetryStreams, or over
-// maxStreamsPerConn on its connection, gets TOO_MANY_REQUESTS as a status command and
+// maxTelemetryPerConn on its connection, gets TOO_MANY_REQUESTS as a status command and
 // ends. The stream ends when the client closes its side, or at Close.
 func (s *Service) Telemetry(stream pb.MessagingService_TelemetryServer) error {
 	ctx := stream.Context()

@@ -89,8 +89,8 @@ func (s *Service) acquireStream(addr string) string {
 	switch {
 	case s.tx.streams >= s.opts.MaxTelemetryStreams:
 		return fmt.Sprintf("producerd serves at most %d telemetry streams; try again later", s.opts.MaxTelemetryStreams)
-	case s.tx.perConn[addr] >= maxStreamsPerConn:
-		return fmt.Sprintf("at most %d telemetry streams per connection", maxStreamsPerConn)
+	case s.tx.perConn[addr] >= maxTelemetryPerConn:
+		return fmt.Sprintf("at most %d telemetry streams per connection", maxTelemetryPerConn)
 	}
 	s.tx.streams++
 	s.tx.perConn[addr]++

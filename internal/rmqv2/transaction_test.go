@@ -60,11 +60,6 @@ func startTx(t *testing.T, opts Options) (*Service, pb.MessagingServiceClient) {
 	return serve(t, opts)
 }
 
-func startBench(b *testing.B) (*Service, pb.MessagingServiceClient) {
-	b.Helper()
-	return serve(b, Options{Sender: okSender{}})
-}
-
 // serve runs the service with opts on a loopback listener and returns a client of it.
 func serve(t testing.TB, opts Options) (*Service, pb.MessagingServiceClient) {
 	t.Helper()
