@@ -448,8 +448,11 @@ func (c *Config) decodeDaemon(t *tomlx.Table, d *tomlx.Decoder) {
 	} else {
 		t.Size("memory_limit", &c.Daemon.MemoryLimit, 16<<20, 1<<50)
 	}
-	if v, ok := t.Get("procs"); !ok || plain(v) != "auto" {
+	if v, ok := t.Get("procs"); ok && plain(v) != "auto" {
 		t.Int("procs", &c.Daemon.Procs, 1, 1<<16)
+	} else {
+		auto := "auto"
+		t.Note("procs", &auto)
 	}
 	t.Done()
 }
