@@ -91,6 +91,9 @@ compress_threshold = "8KiB"
 	if want := int64(2<<20 + 64<<20 + DefaultMaxTopics*BytesPerTopic); c.Daemon.GCPercent != DefaultGCPercent || c.Daemon.MemoryLimit != want {
 		t.Errorf("gc_percent %d, memory_limit %d; want %d and %d", c.Daemon.GCPercent, c.Daemon.MemoryLimit, DefaultGCPercent, want)
 	}
+	if c.Daemon.Procs != ProcsAuto {
+		t.Errorf("procs %d, want ProcsAuto when not set", c.Daemon.Procs)
+	}
 	if got := string(c.Strategies["lf"].Settings); got != `{"max_isolated_share":1,"preset":"rocketmq5"}` {
 		t.Errorf("settings JSON = %s", got)
 	}
@@ -99,52 +102,24 @@ compress_threshold = "8KiB"
 	}
 }
 
-// TestGCSettings: gc_percent and memory_limit take a value or "off", and refuse what the
-// runtime would misread.
-func TestGCSettings(t *testing.T) {
+// TestRuntimeSettings: gc_percent and memory_limit take a value or "off", procs a number
+// or "auto" (its default), and each refuses what the runtime would misread, at its line.
+func TestRuntimeSettings(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		lines     string
 		gc        int
 		limit     int64
+		procs     int
 		wantError string
 	}{
-		{`gc_percent = 100` + "\n" + `memory_limit = "1GiB"`, 100, 1 << 30, ""},
-		{`gc_percent = "off"` + "\n" + `memory_limit = "off"`, GCOff, NoMemoryLimit, ""},
-		{`gc_percent = 0`, 0, 0, "daemon.gc_percent"},
-		{`memory_limit = "1MiB"`, 0, 0, "daemon.memory_limit"},
-		{`gc_percent = "sometimes"`, 0, 0, "daemon.gc_percent"},
-	} {
-		c, err := Parse("t.toml", []byte("[daemon]\n"+tc.lines+"\n[client]\nname_servers = [\"127.0.0.1:9876\"]\n[[producer]]\n"), t.TempDir())
-		if tc.wantError != "" {
-			if err == nil || !strings.Contains(err.Error(), "t.toml:") || !strings.Contains(err.Error(), tc.wantError) {
-				t.Errorf("%q: err %v, want t.toml:LINE: %s", tc.lines, err, tc.wantError)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("%q: %v", tc.lines, err)
-			continue
-		}
-		if c.Daemon.GCPercent != tc.gc || c.Daemon.MemoryLimit != tc.limit {
-			t.Errorf("%q: gc_percent %d, memory_limit %d; want %d, %d", tc.lines, c.Daemon.GCPercent, c.Daemon.MemoryLimit, tc.gc, tc.limit)
-		}
-	}
-}
-
-// TestProcsSetting: procs is "auto" unless set, takes a number of Ps, and refuses 0.
-func TestProcsSetting(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		lines     string
-		want      int
-		wantError string
-	}{
-		{``, ProcsAuto, ""},
-		{`procs = "auto"`, ProcsAuto, ""},
-		{`procs = 3`, 3, ""},
-		{`procs = 0`, 0, "daemon.procs"},
-		{`procs = "many"`, 0, "daemon.procs"},
+		{`gc_percent = 100` + "\n" + `memory_limit = "1GiB"` + "\n" + `procs = 3`, 100, 1 << 30, 3, ""},
+		{`gc_percent = "off"` + "\n" + `memory_limit = "off"` + "\n" + `procs = "auto"`, GCOff, NoMemoryLimit, ProcsAuto, ""},
+		{`gc_percent = 0`, 0, 0, 0, "daemon.gc_percent"},
+		{`memory_limit = "1MiB"`, 0, 0, 0, "daemon.memory_limit"},
+		{`gc_percent = "sometimes"`, 0, 0, 0, "daemon.gc_percent"},
+		{`procs = 0`, 0, 0, 0, "daemon.procs"},
+		{`procs = "many"`, 0, 0, 0, "daemon.procs"},
 	} {
 		c, err := Parse("t.toml", []byte("[daemon]\n"+tc.lines+"\n[client]\nname_servers = [\"127.0.0.1:9876\"]\n[[producer]]\n"), t.TempDir())
 		if tc.wantError != "" {
@@ -155,8 +130,10 @@ func TestProcsSetting(t *testing.T) {
 		}
 		if err != nil {
 			t.Errorf("%q: %v", tc.lines, err)
-		} else if c.Daemon.Procs != tc.want {
-			t.Errorf("%q: procs %d, want %d", tc.lines, c.Daemon.Procs, tc.want)
+			continue
+		}
+		if d := c.Daemon; d.GCPercent != tc.gc || d.MemoryLimit != tc.limit || d.Procs != tc.procs {
+			t.Errorf("%q: gc_percent %d, memory_limit %d, procs %d; want %d, %d, %d", tc.lines, d.GCPercent, d.MemoryLimit, d.Procs, tc.gc, tc.limit, tc.procs)
 		}
 	}
 }
