@@ -16,6 +16,12 @@ const RouteRefreshParallel = 8
 // (topic i at start + i·period/n), at most parallel at a time, so a NameServer sees
 // n/period requests a second instead of a burst of n every period; with 10,000 topics and
 // the default 30s, 334 a second.
+//
+// The fetches go out in small bunches (refreshBunch): with thousands of topics one
+// request every few hundred microseconds costs a write and a read system call and two
+// goroutine wake-ups each, while a bunch written back to back shares them (the
+// connection's writer coalesces the frames, the answers arrive together). parallel
+// workers live as long as run, so a fetch does not start a goroutine and grow its stack.
 type refresher struct {
 	initial, period time.Duration
 	parallel        int
@@ -24,13 +30,35 @@ type refresher struct {
 	stop            <-chan struct{}
 }
 
+// refreshBunchSpan bounds a bunch to the topics of this much of a cycle, so that no
+// one-second window sees more than a tenth above the cycle's mean rate.
+const refreshBunchSpan = 100 * time.Millisecond
+
+// refreshBunch is how many of n topics refreshed every period go out together: the
+// topics of refreshBunchSpan, at least 1 and at most parallel (as many as the workers).
+func refreshBunch(n int, period time.Duration, parallel int) int {
+	if period <= 0 {
+		return 1
+	}
+	return max(1, min(parallel, int(int64(n)*int64(refreshBunchSpan)/int64(period))))
+}
+
 // run refreshes until stop closes, then waits for the fetches in flight.
 func (r *refresher) run() {
-	sem := make(chan struct{}, max(1, r.parallel))
-	var inflight sync.WaitGroup
-	defer inflight.Wait()
+	parallel := max(1, r.parallel)
 	ctx, cancel := context.WithCancel(context.Background())
+	work := make(chan string)
+	var workers sync.WaitGroup
+	for range parallel {
+		workers.Go(func() {
+			for name := range work {
+				r.fetch(ctx, name)
+			}
+		})
+	}
+	defer workers.Wait()
 	defer cancel() // before the Wait above: fetches in flight end early
+	defer close(work)
 	t := time.NewTimer(r.initial)
 	defer t.Stop()
 	sleepUntil := func(at time.Time) bool {
@@ -48,20 +76,16 @@ func (r *refresher) run() {
 			return
 		}
 		names := r.topics()
+		bunch := refreshBunch(len(names), r.period, parallel)
 		for i, name := range names {
-			if i > 0 && !sleepUntil(start.Add(r.period*time.Duration(i)/time.Duration(len(names)))) {
+			if i > 0 && i%bunch == 0 && !sleepUntil(start.Add(r.period*time.Duration(i)/time.Duration(len(names)))) {
 				return
 			}
 			select {
-			case sem <- struct{}{}:
+			case work <- name: // blocks while every worker waits for an answer
 			case <-r.stop:
 				return
 			}
-			inflight.Add(1)
-			go func() {
-				defer func() { <-sem; inflight.Done() }()
-				r.fetch(ctx, name)
-			}()
 		}
 		start = start.Add(r.period)
 		if now := time.Now(); start.Before(now) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ const (
 )
 
 // growthScenarios are the two growth tables: topics at 1 group, groups at 1 topic.
-func growthScenarios(scale float64, conc int) []scenario {
+func growthScenarios(scale float64, conc int, profile bool, topics, groups []int) []scenario {
 	dur := time.Duration(float64(15*time.Second) * scale).Round(100 * time.Millisecond)
 	refresh := growthRefresh(scale)
 	warm := max(1, int(2000*scale))
@@ -38,16 +39,41 @@ func growthScenarios(scale float64, conc int) []scenario {
 				Warmup: topics*groups + warm, WarmupTime: max(10*time.Second, time.Duration(float64(growthWarmup)*scale)),
 				// A refresh cycle that knows every topic starts before the phase.
 				Pause: refresh + time.Second,
-				Topic: growthPrefix, Group: growthPrefix, Topics: topics, Groups: groups})
+				Topic: growthPrefix, Group: growthPrefix, Topics: topics, Groups: groups, Profile: profile})
 		}
 		return s
 	}
-	return []scenario{
-		mk("growth-topics", fmt.Sprintf("growth in topics: 1 producer group, sync, %d senders, 1 KiB, topics sent to in turn", conc),
-			[][2]int{{1, 1}, {100, 1}, {1000, 1}, {10_000, 1}, {100_000, 1}}),
-		mk("growth-groups", fmt.Sprintf("growth in producer groups on one plugin strategy: 1 topic, sync, %d senders, 1 KiB, groups used in turn", conc),
-			[][2]int{{1, 1}, {1, 5}, {1, 20}}),
+	var byTopics, byGroups [][2]int
+	for _, n := range topics {
+		byTopics = append(byTopics, [2]int{n, 1})
 	}
+	for _, n := range groups {
+		byGroups = append(byGroups, [2]int{1, n})
+	}
+	return []scenario{
+		mk("growth-topics", fmt.Sprintf("growth in topics: 1 producer group, sync, %d senders, 1 KiB, topics sent to in turn", conc), byTopics),
+		mk("growth-groups", fmt.Sprintf("growth in producer groups on one plugin strategy: 1 topic, sync, %d senders, 1 KiB, groups used in turn", conc), byGroups),
+	}
+}
+
+// Default growth points (flags -growth-topics and -growth-groups); the first point of
+// each table is the one the others are compared with.
+const (
+	defaultGrowthTopics = "1,100,1000,10000,100000"
+	defaultGrowthGroups = "1,5,20"
+)
+
+// parsePoints parses a comma-separated list of positive counts.
+func parsePoints(flagName, list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-%s: %q is not a positive count", flagName, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // growthRefresh is the daemons' route_refresh: the default, 30 s, scaled (at least

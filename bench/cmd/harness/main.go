@@ -90,6 +90,7 @@ type options struct {
 	hostMissing, invocation                                    string
 	growth                                                     bool
 	growthConc                                                 int
+	growthTopics, growthGroups                                 string
 }
 
 func main() {
@@ -114,6 +115,8 @@ func main() {
 	flag.BoolVar(&o.growth, "growth", false, "also run the growth table (scenarios growth-topics and growth-groups: the daemon on a dev broker "+
 		"at 1..100k topics and 1..20 producer groups, about 20 min at -scale 1 with 2 rounds); -scenarios growth-topics,growth-groups runs only them")
 	flag.IntVar(&o.growthConc, "growth-conc", 16, "sync senders of every growth point")
+	flag.StringVar(&o.growthTopics, "growth-topics", defaultGrowthTopics, "the growth-topics table's points (topic counts; the first is the base)")
+	flag.StringVar(&o.growthGroups, "growth-groups", defaultGrowthGroups, "the growth-groups table's points (producer group counts; the first is the base)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		logf("ERROR: %v", err)
@@ -128,7 +131,15 @@ func run(o options) error {
 			selected[s] = true
 		}
 	}
-	scen := append(scenarios(o.scale, o.profile, o.hostMissing == ""), growthScenarios(o.scale, o.growthConc)...)
+	gTopics, err := parsePoints("growth-topics", o.growthTopics)
+	if err != nil {
+		return err
+	}
+	gGroups, err := parsePoints("growth-groups", o.growthGroups)
+	if err != nil {
+		return err
+	}
+	scen := append(scenarios(o.scale, o.profile, o.hostMissing == ""), growthScenarios(o.scale, o.growthConc, o.profile == "all", gTopics, gGroups)...)
 	runs := func(s scenario) bool {
 		if len(selected) > 0 {
 			return selected[s.ID] || s.Growth && o.growth
