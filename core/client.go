@@ -171,6 +171,9 @@ type topicState struct {
 	info atomic.Pointer[publishInfo]
 
 	fetchMu sync.Mutex // one route fetch per topic in flight
+	// forgotten is set when forgetTopic dropped the topic: a refresh cycle that listed it
+	// before skips it.
+	forgotten atomic.Bool
 }
 
 // publishInfo is an immutable snapshot of a topic's publish queues (Java TopicPublishInfo).
@@ -263,8 +266,8 @@ func newClient(id string, cfg ClientConfig) (*Client, error) {
 		stop:        make(chan struct{}),
 	}
 	c.wg.Add(2)
-	r := &refresher{initial: 10 * time.Millisecond, period: cfg.RouteRefresh, parallel: RouteRefreshParallel,
-		topics: c.topicNames, fetch: c.refreshTopic, stop: c.stop}
+	r := &refresher[refreshEntry]{initial: 10 * time.Millisecond, period: cfg.RouteRefresh, parallel: RouteRefreshParallel,
+		topics: c.refreshEntries, fetch: c.refreshTopic, stop: c.stop}
 	go func() { defer c.wg.Done(); r.run() }()
 	go c.every(time.Second, cfg.Heartbeat, func() { c.cleanOfflineBrokers(); c.sendHeartbeats() })
 	return c, nil
@@ -329,7 +332,9 @@ func (c *Client) cancelOnStop(ctx context.Context, cancel context.CancelFunc) {
 // NameServer for it; its next send fetches the route again. Its round-robin counter
 // goes too.
 func (c *Client) forgetTopic(name string) {
-	c.topics.Delete(name)
+	if ts, ok := c.topics.LoadAndDelete(name); ok {
+		ts.(*topicState).forgotten.Store(true)
+	}
 	c.rr.Forget(name)
 	c.mu.Lock()
 	delete(c.routes, name) // else kept for ever, and walked by every offline-broker sweep

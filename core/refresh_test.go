@@ -24,7 +24,7 @@ func refreshRun(t *testing.T, n int, period, took time.Duration, cycles int) (st
 		inflight, started := 0, 0
 		reached := make(chan struct{}) // closed at the start of fetch n × cycles
 		stop := make(chan struct{})
-		r := &refresher{initial: 10 * time.Millisecond, period: period, parallel: RouteRefreshParallel,
+		r := &refresher[string]{initial: 10 * time.Millisecond, period: period, parallel: RouteRefreshParallel,
 			topics: func() []string { return names },
 			fetch: func(ctx context.Context, name string) {
 				mu.Lock()
