@@ -174,6 +174,11 @@ type topicState struct {
 	// forgotten is set when forgetTopic dropped the topic: a refresh cycle that listed it
 	// before skips it.
 	forgotten atomic.Bool
+	// route and ns are the topic's entries in Client.routes and Client.routeNS (c.mu):
+	// the refresh of an unchanged route compares them here, in the state it holds
+	// anyway, instead of looking up two maps of every topic.
+	route *TopicRoute
+	ns    string
 }
 
 // publishInfo is an immutable snapshot of a topic's publish queues (Java TopicPublishInfo).
@@ -501,13 +506,11 @@ func (c *Client) install(topic string, ts *topicState, pr *preparedRoute, fromDe
 	route, queues, ordered := pr.route, pr.queues, pr.ordered
 	changed := false
 	c.mu.Lock()
-	// A refresh mostly brings the shared route of the last one (prepareRoute): leave the
-	// entries of 100,000 topics alone then instead of writing each again.
-	if c.routes[topic] != route {
-		c.routes[topic] = route
-	}
-	if c.routeNS[topic] != ns {
-		c.routeNS[topic] = ns
+	// A refresh mostly brings the shared route of the last one (prepareRoute): the maps
+	// of every topic are left alone then.
+	if ts.route != route || ts.ns != ns {
+		c.routes[topic], c.routeNS[topic] = route, ns
+		ts.route, ts.ns = route, ns
 	}
 	for _, bd := range route.BrokerDatas {
 		// Every topic's refresh names the same brokers: replace a broker's table only
