@@ -20,13 +20,15 @@ import (
 // process-plugin strategy (builtin:roundrobin), and drives it with the same sync load.
 const (
 	growthPrefix = "growth"        // topics growth-0.. and groups growth-0..
-	growthWarmup = 2 * time.Minute // warm-up bound: every topic is sent to once first
+	growthWarmup = 2 * time.Minute // route warm-up bound: every topic is sent to once first
+	// growthPauseTopics: points with this many topics or more idle until a refresh cycle
+	// that knows every topic started (below it the refresh costs next to nothing).
+	growthPauseTopics = 1000
 )
 
 // growthScenarios are the two growth tables: topics at 1 group, groups at 1 topic.
 func growthScenarios(scale float64, conc int, profile bool, topics, groups []int) []scenario {
 	dur := time.Duration(float64(15*time.Second) * scale).Round(100 * time.Millisecond)
-	refresh := growthRefresh(scale)
 	warm := max(1, int(2000*scale))
 	mk := func(id, title string, points [][2]int) scenario {
 		s := scenario{ID: id, Title: title, Growth: true}
@@ -34,12 +36,10 @@ func growthScenarios(scale float64, conc int, profile bool, topics, groups []int
 			topics, groups := pt[0], pt[1]
 			s.Cells = append(s.Cells, cell{Scenario: id, Driver: "daemon", Variant: fmt.Sprintf("t%d-g%d", topics, groups),
 				Mode: "sync", Conc: conc, Size: 1024, Batch: 1, N: 100_000_000, Duration: dur,
-				// Every topic of every group once before the measured phase, so that it
-				// measures sends to known routes (and the refresh of all of them).
-				Warmup: topics*groups + warm, WarmupTime: max(10*time.Second, time.Duration(float64(growthWarmup)*scale)),
-				// A refresh cycle that knows every topic starts before the phase.
-				Pause: refresh + time.Second,
-				Topic: growthPrefix, Group: growthPrefix, Topics: topics, Groups: groups, Profile: profile})
+				// The route warm-up (every topic of every group once) and the pause for
+				// a refresh cycle that knows every topic run before this cell
+				// (runGrowthCell); the driver's own warm-up only opens its streams.
+				Warmup: warm, Topic: growthPrefix, Group: growthPrefix, Topics: topics, Groups: groups, Profile: profile})
 		}
 		return s
 	}
@@ -159,7 +159,11 @@ func (h *harness) startDev(scen []scenario) error {
 	return nil
 }
 
-// runGrowthCell runs one growth point with a daemon of its own.
+// runGrowthCell runs one growth point with a daemon of its own: the route warm-up (a
+// load run of its own, not measured, sending to every topic of every group once), then,
+// with growthPauseTopics topics or more, an idle wait until a refresh cycle that knows
+// every topic started, so that the phase sees the steady refresh of all of them; then
+// the measured cell, whose quiet gate thus sits right before its phase.
 func (h *harness) runGrowthCell(c cell, bin string) *cellResult {
 	if h.dry {
 		fmt.Printf("# daemon with %d topics and %d groups on the dev broker\n", c.Topics, c.Groups)
@@ -173,19 +177,41 @@ func (h *harness) runGrowthCell(c cell, bin string) *cellResult {
 		return &cellResult{Cell: c, Status: "missing", Note: "producerd binary not built: " + err.Error()}
 	}
 	ns := h.dev.NameServerAddr()
+	refresh := growthRefresh(h.scale)
 	d, err := h.startDaemon(bin, "producerd-"+c.name(), func(addr, _, admin string) string {
-		return growthConfig(ns, addr, admin, c.Topics, c.Groups, growthRefresh(h.scale))
+		return growthConfig(ns, addr, admin, c.Topics, c.Groups, refresh)
 	})
 	if err != nil {
 		logf("%-28s FAILED: producerd did not start: %v", c.name(), err)
 		return &cellResult{Cell: c, Status: "failed", Note: "producerd did not start: " + err.Error()}
 	}
+	// The daemon's client started its refresh cycles before it answered: they start at
+	// most this long after started, every refresh.
+	started := time.Now()
 	h.daemon = d
 	defer func() {
 		h.stopDaemon(d, h.daemonExited)
 		h.daemon, h.daemonExited = nil, nil
 	}()
 	c.addr = d.addr
+	if n := c.Topics * c.Groups; n > 1 {
+		w := c
+		w.Variant += "-warmup"
+		w.N, w.Warmup, w.Profile, w.noQuiet = n, 0, false, true
+		w.Duration = max(10*time.Second, time.Duration(float64(growthWarmup)*h.scale))
+		if wr := h.runCell(w, nil); !ok(wr) {
+			return &cellResult{Cell: c, Status: "failed", Note: "route warm-up: " + wr.Note}
+		}
+	}
+	if c.Topics >= growthPauseTopics {
+		// The first cycle start after the warm-up ended, with a margin for the time
+		// the daemon took to answer.
+		next := started
+		for next.Before(time.Now().Add(2 * time.Second)) {
+			next = next.Add(refresh)
+		}
+		time.Sleep(time.Until(next.Add(time.Second)))
+	}
 	stop := make(chan struct{})
 	rates := make(chan [2]float64, 1)
 	r := h.runCell(c, func(int) { rates <- sampleNameServer(h.dev, c.Duration, stop) })
@@ -235,8 +261,8 @@ func (r *report) growthSection() string {
 			scen = append(scen, s)
 		}
 	}
-	p("Generated on %s (%s, %d cores). Each point starts its own `producerd run` against a dev broker in the harness's process (`devbroker`: 2 brokers, every growth topic created with 4 queues on each) with `limits.max_topics` ≥ the topics and the producer groups on ONE strategy, `builtin:roundrobin` as a plugin process; the load client sends 1 KiB messages with the same sync load at every point, to the topics and through the groups in turn. Warm-up sends to every topic of every group once (route fetch) and is not measured; the daemon's `route_refresh` is %v (the default 30 s × scale) and the driver idles one refresh interval after the warm-up, so that the phase sees the steady refresh of every topic (a cycle spreads its topics evenly over the interval). **Daemon CPU** is utime+stime of `producerd run` and its plugin processes over the phase (`/proc/PID/stat`); **RSS** the daemon's peak in the phase; **plugins** the daemon's child processes at the end and the sum of their peak RSS; **NameServer** the dev NameServer's requests per second over the phase (mean, and the busiest second). Each row is the best of %d rounds by msgs/s.\n\n",
-		r.env.Date, r.env.CPU, r.env.Cores, growthRefresh(r.h.scale), r.rounds)
+	p("Generated on %s (%s, %d cores). Each point starts its own `producerd run` against a dev broker in the harness's process (`devbroker`: 2 brokers, every growth topic created with 4 queues on each) with `limits.max_topics` ≥ the topics and the producer groups on ONE strategy, `builtin:roundrobin` as a plugin process; the load client sends 1 KiB messages with the same sync load at every point, to the topics and through the groups in turn. A route warm-up (a load run of its own, not measured) sends to every topic of every group once; the daemon's `route_refresh` is %v (the default 30 s × scale) and points with %d topics or more then idle until a refresh cycle that knows every topic started, so that the phase sees the steady refresh of every topic (a cycle spreads its topics evenly over the interval). The quiet gate (other processes below %.1f cores) waits right before each measured run. A round runs every point of both tables, in reverse order every other round, so that drift in the machine's load hits all points alike; the 1-topic 1-group point is both tables' base and runs once a round. **Daemon CPU** is utime+stime of `producerd run` and its plugin processes over the phase (`/proc/PID/stat`); **RSS** the daemon's peak in the phase; **plugins** the daemon's child processes at the end and the sum of their peak RSS; **NameServer** the dev NameServer's requests per second over the phase (mean, and the busiest second). Each row is the best of %d rounds by msgs/s.\n\n",
+		r.env.Date, r.env.CPU, r.env.Cores, growthRefresh(r.h.scale), growthPauseTopics, quietCores, r.rounds)
 	p("| table | topics | groups | msgs/s | p50 ms | p99 ms | errors | daemon CPU µs/msg | CPU/msg vs first point | msgs/s vs first point | daemon peak RSS MiB | plugin processes | plugin RSS MiB | NameServer req/s mean / peak | notes |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	type check struct{ what, measured, verdict string }
