@@ -229,6 +229,28 @@ func (h *harness) runGrowthCell(c cell, bin string) *cellResult {
 	return r
 }
 
+// growthRoundsNote lists every round of a growth point: msgs/s, daemon CPU per message
+// and the other processes' load during the phase (cores), the chosen round in bold, so
+// that a reader sees how far other people's work moved the point.
+func (r *report) growthRoundsNote(best *cellResult) string {
+	all := r.all(best.Cell.Scenario, best.Cell.Driver, best.Cell.Variant)
+	if len(all) < 2 {
+		return ""
+	}
+	var parts []string
+	for _, c := range all {
+		v := "failed"
+		if ok(c) {
+			v = fmt.Sprintf("%.0f @ %.1f µs, others %.1f", c.Res.MsgsPerSec, c.Res.CPUPerMsg(), c.OtherCPU/max(c.Res.Sec, 1e-3))
+		}
+		if c == best {
+			v = "**" + v + "**"
+		}
+		parts = append(parts, v)
+	}
+	return "rounds (msgs/s @ CPU/msg, other load in cores): " + strings.Join(parts, " / ")
+}
+
 // sampleNameServer counts the dev NameServer's requests each second for d (or until
 // stop): the mean rate and the busiest second.
 func sampleNameServer(dev *devbroker.Cluster, d time.Duration, stop <-chan struct{}) [2]float64 {
@@ -281,7 +303,7 @@ func (r *report) growthSection() string {
 			g := cr.Growth
 			p("| %s | %d | %d | %.0f | %.3f | %.3f | %d | %.1f | %s | %s | %.0f | %d | %.0f | %.0f / %.0f | %s |\n", s.ID, g.Topics, g.Groups,
 				cr.Res.MsgsPerSec, cr.Res.P50, cr.Res.P99, cr.Res.Errors, cr.Res.CPUPerMsg(), ratio(cpuPer(cr), cpuPer(base)), ratio(thr(cr), thr(base)),
-				cr.Res.RSSMiB, g.Plugins, g.PluginRSSMiB, g.NameServerAvg, g.NameServerPeak, r.roundsNote(cr))
+				cr.Res.RSSMiB, g.Plugins, g.PluginRSSMiB, g.NameServerAvg, g.NameServerPeak, r.growthRoundsNote(cr))
 			last := i == len(s.Cells)-1
 			switch {
 			case s.ID == "growth-topics" && last:
