@@ -94,3 +94,29 @@ func TestTopicLimitIngress(t *testing.T) {
 		t.Fatalf("a tracked topic: %d", code)
 	}
 }
+
+// BenchmarkTopicTrackerAdmit: a message to one of 100,000 tracked topics in turn, the
+// tracker full (limits.max_topics = 100,000), 2 goroutines:
+// go test -run '^$' -bench TopicTrackerAdmit ./internal/daemon/
+func BenchmarkTopicTrackerAdmit(b *testing.B) {
+	const n = 100_000
+	names := make([]string, n)
+	tr := newTopicTracker(n, time.Hour, nil)
+	for i := range names {
+		names[i] = fmt.Sprint("growth-", i)
+		if err := tr.admit("g", names[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	b.SetParallelism(1)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := tr.admit("g", names[next.Add(7919)%n]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
