@@ -171,6 +171,14 @@ type topicState struct {
 	info atomic.Pointer[publishInfo]
 
 	fetchMu sync.Mutex // one route fetch per topic in flight
+	// forgotten is set when forgetTopic dropped the topic: a refresh cycle that listed it
+	// before skips it.
+	forgotten atomic.Bool
+	// route and ns are the topic's entries in Client.routes and Client.routeNS (c.mu):
+	// the refresh of an unchanged route compares them here, in the state it holds
+	// anyway, instead of looking up two maps of every topic.
+	route *TopicRoute
+	ns    string
 }
 
 // publishInfo is an immutable snapshot of a topic's publish queues (Java TopicPublishInfo).
@@ -263,8 +271,8 @@ func newClient(id string, cfg ClientConfig) (*Client, error) {
 		stop:        make(chan struct{}),
 	}
 	c.wg.Add(2)
-	r := &refresher{initial: 10 * time.Millisecond, period: cfg.RouteRefresh, parallel: RouteRefreshParallel,
-		topics: c.topicNames, fetch: c.refreshTopic, stop: c.stop}
+	r := &refresher[refreshEntry]{initial: 10 * time.Millisecond, period: cfg.RouteRefresh, parallel: RouteRefreshParallel,
+		topics: c.refreshEntries, fetch: c.refreshTopic, stop: c.stop}
 	go func() { defer c.wg.Done(); r.run() }()
 	go c.every(time.Second, cfg.Heartbeat, func() { c.cleanOfflineBrokers(); c.sendHeartbeats() })
 	return c, nil
@@ -329,7 +337,9 @@ func (c *Client) cancelOnStop(ctx context.Context, cancel context.CancelFunc) {
 // NameServer for it; its next send fetches the route again. Its round-robin counter
 // goes too.
 func (c *Client) forgetTopic(name string) {
-	c.topics.Delete(name)
+	if ts, ok := c.topics.LoadAndDelete(name); ok {
+		ts.(*topicState).forgotten.Store(true)
+	}
 	c.rr.Forget(name)
 	c.mu.Lock()
 	delete(c.routes, name) // else kept for ever, and walked by every offline-broker sweep
@@ -496,8 +506,12 @@ func (c *Client) install(topic string, ts *topicState, pr *preparedRoute, fromDe
 	route, queues, ordered := pr.route, pr.queues, pr.ordered
 	changed := false
 	c.mu.Lock()
-	c.routes[topic] = route
-	c.routeNS[topic] = ns
+	// A refresh mostly brings the shared route of the last one (prepareRoute): the maps
+	// of every topic are left alone then.
+	if ts.route != route || ts.ns != ns {
+		c.routes[topic], c.routeNS[topic] = route, ns
+		ts.route, ts.ns = route, ns
+	}
 	for _, bd := range route.BrokerDatas {
 		// Every topic's refresh names the same brokers: replace a broker's table only
 		// when it changed, not with a new map per route.

@@ -24,7 +24,7 @@ func refreshRun(t *testing.T, n int, period, took time.Duration, cycles int) (st
 		inflight, started := 0, 0
 		reached := make(chan struct{}) // closed at the start of fetch n × cycles
 		stop := make(chan struct{})
-		r := &refresher{initial: 10 * time.Millisecond, period: period, parallel: RouteRefreshParallel,
+		r := &refresher[string]{initial: 10 * time.Millisecond, period: period, parallel: RouteRefreshParallel,
 			topics: func() []string { return names },
 			fetch: func(ctx context.Context, name string) {
 				mu.Lock()
@@ -128,5 +128,33 @@ func TestRouteRefreshBoundedParallelism(t *testing.T) {
 	}
 	if got, limit := maxPerSecond(starts), int(100/10*1.2); got > limit {
 		t.Errorf("%d requests in one second, want at most %d", got, limit)
+	}
+}
+
+// With many topics a cycle sends them in bunches of RouteRefreshParallel that start
+// together (their frames share system calls); with few topics, one at a time.
+func TestRouteRefreshBunches(t *testing.T) {
+	for _, tc := range []struct {
+		topics    int
+		period    time.Duration
+		wantBunch int
+	}{
+		{10_000, 30 * time.Second, RouteRefreshParallel}, // 33 topics in 100ms, capped
+		{300, 10 * time.Second, 3},                       // 3 topics in 100ms
+		{50, 10 * time.Second, 1},
+	} {
+		t.Run(fmt.Sprintf("%d topics every %v", tc.topics, tc.period), func(t *testing.T) {
+			if got := refreshBunch(tc.topics, tc.period, RouteRefreshParallel); got != tc.wantBunch {
+				t.Fatalf("refreshBunch = %d, want %d", got, tc.wantBunch)
+			}
+			starts, _, _ := refreshRun(t, tc.topics, tc.period, time.Millisecond, 1)
+			at := func(i int) time.Time { return starts[fmt.Sprintf("T%05d", i)][0] }
+			for i := 1; i < tc.topics; i++ {
+				same := at(i).Equal(at(i - 1))
+				if want := i%tc.wantBunch != 0; same != want {
+					t.Fatalf("topic %d started %v after topic %d; want in the same bunch: %v", i, at(i).Sub(at(i-1)), i-1, want)
+				}
+			}
+		})
 	}
 }

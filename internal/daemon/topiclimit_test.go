@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -35,11 +37,11 @@ func TestTopicTracker(t *testing.T) {
 		}
 		// Refused without a scan: b cannot be idle before noIdleBefore.
 		before := tr.noIdleBefore
-		tr.last["b"] = time.Time{} // a scan now would forget b
+		tr.last["b"].at.Store(0) // a scan now would forget b
 		if err := tr.admit("g", "d"); err == nil || tr.noIdleBefore != before || len(forgotten) != 0 {
 			t.Fatalf("refusal before noIdleBefore scanned: %v, forgotten %v", err, forgotten)
 		}
-		tr.last["b"] = before.Add(-time.Minute)
+		tr.last["b"].at.Store(before.Add(-time.Minute).UnixNano())
 		time.Sleep(31 * time.Second)
 		if err := tr.admit("g", "c"); err != nil {
 			t.Fatalf("after b went idle: %v", err)
@@ -48,6 +50,26 @@ func TestTopicTracker(t *testing.T) {
 			t.Fatalf("forgotten %v, tracked %d", forgotten, tr.count())
 		}
 	})
+}
+
+// TestTopicTrackerConcurrent: admissions of tracked topics (read lock) race with new
+// topics and idle scans (write lock) without exceeding max_topics.
+func TestTopicTrackerConcurrent(t *testing.T) {
+	const limit = 50
+	var forgotten atomic.Int64
+	tr := newTopicTracker(limit, time.Millisecond, func(string) { forgotten.Add(1) })
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				_ = tr.admit("g", fmt.Sprint("t", (w*7+i)%(2*limit)))
+			}
+		})
+	}
+	wg.Wait()
+	if n := tr.count(); n > limit || n == 0 {
+		t.Fatalf("%d topics tracked, want 1..%d", n, limit)
+	}
 }
 
 // TestTopicLimitIngress: against the daemon, a client cannot make it track more topics
@@ -71,4 +93,30 @@ func TestTopicLimitIngress(t *testing.T) {
 	if code, _ := post(t, url, `{"topic":"Many0","body":"again"}`); code != 200 {
 		t.Fatalf("a tracked topic: %d", code)
 	}
+}
+
+// BenchmarkTopicTrackerAdmit: a message to one of 100,000 tracked topics in turn, the
+// tracker full (limits.max_topics = 100,000), 2 goroutines:
+// go test -run '^$' -bench TopicTrackerAdmit ./internal/daemon/
+func BenchmarkTopicTrackerAdmit(b *testing.B) {
+	const n = 100_000
+	names := make([]string, n)
+	tr := newTopicTracker(n, time.Hour, nil)
+	for i := range names {
+		names[i] = fmt.Sprint("growth-", i)
+		if err := tr.admit("g", names[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	b.SetParallelism(1)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := tr.admit("g", names[next.Add(7919)%n]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

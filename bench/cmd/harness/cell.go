@@ -43,6 +43,9 @@ type cell struct {
 	Profile           bool
 	// Round is 1, 2, ... when a scenario runs several rounds.
 	Round int
+	// noQuiet skips the quiet gate (a growth point's route warm-up, which is not
+	// measured: the gate comes before the measured run that follows).
+	noQuiet bool
 	// addr is the ingress of the daemon the cell drives when it is not the shared one.
 	addr string
 }
@@ -207,7 +210,7 @@ func (h *harness) runCell(c cell, onStart func(pid int)) *cellResult {
 		argv = append(argv, "-cpuprofile", r.Profile)
 	}
 	r.Command = shellJoin(argv)
-	if !h.dry {
+	if !h.dry && !c.noQuiet {
 		r.QuietWait, r.OthersBefore = h.waitQuiet()
 	}
 	if h.dry {

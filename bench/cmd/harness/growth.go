@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,13 +20,15 @@ import (
 // process-plugin strategy (builtin:roundrobin), and drives it with the same sync load.
 const (
 	growthPrefix = "growth"        // topics growth-0.. and groups growth-0..
-	growthWarmup = 2 * time.Minute // warm-up bound: every topic is sent to once first
+	growthWarmup = 2 * time.Minute // route warm-up bound: every topic is sent to once first
+	// growthPauseTopics: points with this many topics or more idle until a refresh cycle
+	// that knows every topic started (below it the refresh costs next to nothing).
+	growthPauseTopics = 1000
 )
 
 // growthScenarios are the two growth tables: topics at 1 group, groups at 1 topic.
-func growthScenarios(scale float64, conc int) []scenario {
+func growthScenarios(scale float64, conc int, profile bool, topics, groups []int) []scenario {
 	dur := time.Duration(float64(15*time.Second) * scale).Round(100 * time.Millisecond)
-	refresh := growthRefresh(scale)
 	warm := max(1, int(2000*scale))
 	mk := func(id, title string, points [][2]int) scenario {
 		s := scenario{ID: id, Title: title, Growth: true}
@@ -33,21 +36,44 @@ func growthScenarios(scale float64, conc int) []scenario {
 			topics, groups := pt[0], pt[1]
 			s.Cells = append(s.Cells, cell{Scenario: id, Driver: "daemon", Variant: fmt.Sprintf("t%d-g%d", topics, groups),
 				Mode: "sync", Conc: conc, Size: 1024, Batch: 1, N: 100_000_000, Duration: dur,
-				// Every topic of every group once before the measured phase, so that it
-				// measures sends to known routes (and the refresh of all of them).
-				Warmup: topics*groups + warm, WarmupTime: max(10*time.Second, time.Duration(float64(growthWarmup)*scale)),
-				// A refresh cycle that knows every topic starts before the phase.
-				Pause: refresh + time.Second,
-				Topic: growthPrefix, Group: growthPrefix, Topics: topics, Groups: groups})
+				// The route warm-up (every topic of every group once) and the pause for
+				// a refresh cycle that knows every topic run before this cell
+				// (runGrowthCell); the driver's own warm-up only opens its streams.
+				Warmup: warm, Topic: growthPrefix, Group: growthPrefix, Topics: topics, Groups: groups, Profile: profile})
 		}
 		return s
 	}
-	return []scenario{
-		mk("growth-topics", fmt.Sprintf("growth in topics: 1 producer group, sync, %d senders, 1 KiB, topics sent to in turn", conc),
-			[][2]int{{1, 1}, {100, 1}, {1000, 1}, {10_000, 1}, {100_000, 1}}),
-		mk("growth-groups", fmt.Sprintf("growth in producer groups on one plugin strategy: 1 topic, sync, %d senders, 1 KiB, groups used in turn", conc),
-			[][2]int{{1, 1}, {1, 5}, {1, 20}}),
+	var byTopics, byGroups [][2]int
+	for _, n := range topics {
+		byTopics = append(byTopics, [2]int{n, 1})
 	}
+	for _, n := range groups {
+		byGroups = append(byGroups, [2]int{1, n})
+	}
+	return []scenario{
+		mk("growth-topics", fmt.Sprintf("growth in topics: 1 producer group, sync, %d senders, 1 KiB, topics sent to in turn", conc), byTopics),
+		mk("growth-groups", fmt.Sprintf("growth in producer groups on one plugin strategy: 1 topic, sync, %d senders, 1 KiB, groups used in turn", conc), byGroups),
+	}
+}
+
+// Default growth points (flags -growth-topics and -growth-groups); the first point of
+// each table is the one the others are compared with.
+const (
+	defaultGrowthTopics = "1,100,1000,10000,100000"
+	defaultGrowthGroups = "1,5,20"
+)
+
+// parsePoints parses a comma-separated list of positive counts.
+func parsePoints(flagName, list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-%s: %q is not a positive count", flagName, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // growthRefresh is the daemons' route_refresh: the default, 30 s, scaled (at least
@@ -133,7 +159,11 @@ func (h *harness) startDev(scen []scenario) error {
 	return nil
 }
 
-// runGrowthCell runs one growth point with a daemon of its own.
+// runGrowthCell runs one growth point with a daemon of its own: the route warm-up (a
+// load run of its own, not measured, sending to every topic of every group once), then,
+// with growthPauseTopics topics or more, an idle wait until a refresh cycle that knows
+// every topic started, so that the phase sees the steady refresh of all of them; then
+// the measured cell, whose quiet gate thus sits right before its phase.
 func (h *harness) runGrowthCell(c cell, bin string) *cellResult {
 	if h.dry {
 		fmt.Printf("# daemon with %d topics and %d groups on the dev broker\n", c.Topics, c.Groups)
@@ -147,19 +177,41 @@ func (h *harness) runGrowthCell(c cell, bin string) *cellResult {
 		return &cellResult{Cell: c, Status: "missing", Note: "producerd binary not built: " + err.Error()}
 	}
 	ns := h.dev.NameServerAddr()
+	refresh := growthRefresh(h.scale)
 	d, err := h.startDaemon(bin, "producerd-"+c.name(), func(addr, _, admin string) string {
-		return growthConfig(ns, addr, admin, c.Topics, c.Groups, growthRefresh(h.scale))
+		return growthConfig(ns, addr, admin, c.Topics, c.Groups, refresh)
 	})
 	if err != nil {
 		logf("%-28s FAILED: producerd did not start: %v", c.name(), err)
 		return &cellResult{Cell: c, Status: "failed", Note: "producerd did not start: " + err.Error()}
 	}
+	// The daemon's client started its refresh cycles before it answered: they start at
+	// most this long after started, every refresh.
+	started := time.Now()
 	h.daemon = d
 	defer func() {
 		h.stopDaemon(d, h.daemonExited)
 		h.daemon, h.daemonExited = nil, nil
 	}()
 	c.addr = d.addr
+	if n := c.Topics * c.Groups; n > 1 {
+		w := c
+		w.Variant += "-warmup"
+		w.N, w.Warmup, w.Profile, w.noQuiet = n, 0, false, true
+		w.Duration = max(10*time.Second, time.Duration(float64(growthWarmup)*h.scale))
+		if wr := h.runCell(w, nil); !ok(wr) {
+			return &cellResult{Cell: c, Status: "failed", Note: "route warm-up: " + wr.Note}
+		}
+	}
+	if c.Topics >= growthPauseTopics {
+		// The first cycle start after the warm-up ended, with a margin for the time
+		// the daemon took to answer.
+		next := started
+		for next.Before(time.Now().Add(2 * time.Second)) {
+			next = next.Add(refresh)
+		}
+		time.Sleep(time.Until(next.Add(time.Second)))
+	}
 	stop := make(chan struct{})
 	rates := make(chan [2]float64, 1)
 	r := h.runCell(c, func(int) { rates <- sampleNameServer(h.dev, c.Duration, stop) })
@@ -175,6 +227,28 @@ func (h *harness) runGrowthCell(c cell, bin string) *cellResult {
 		logf("%-28s plugins %d (%.0f MiB), NameServer %.0f req/s (peak %.0f in 1 s)", c.name(), g.Plugins, g.PluginRSSMiB, g.NameServerAvg, g.NameServerPeak)
 	}
 	return r
+}
+
+// growthRoundsNote lists every round of a growth point: msgs/s, daemon CPU per message
+// and the other processes' load during the phase (cores), the chosen round in bold, so
+// that a reader sees how far other people's work moved the point.
+func (r *report) growthRoundsNote(best *cellResult) string {
+	all := r.all(best.Cell.Scenario, best.Cell.Driver, best.Cell.Variant)
+	if len(all) < 2 {
+		return ""
+	}
+	var parts []string
+	for _, c := range all {
+		v := "failed"
+		if ok(c) {
+			v = fmt.Sprintf("%.0f @ %.1f µs, others %.1f", c.Res.MsgsPerSec, c.Res.CPUPerMsg(), c.OtherCPU/max(c.Res.Sec, 1e-3))
+		}
+		if c == best {
+			v = "**" + v + "**"
+		}
+		parts = append(parts, v)
+	}
+	return "rounds (msgs/s @ CPU/msg, other load in cores): " + strings.Join(parts, " / ")
 }
 
 // sampleNameServer counts the dev NameServer's requests each second for d (or until
@@ -209,8 +283,8 @@ func (r *report) growthSection() string {
 			scen = append(scen, s)
 		}
 	}
-	p("Generated on %s (%s, %d cores). Each point starts its own `producerd run` against a dev broker in the harness's process (`devbroker`: 2 brokers, every growth topic created with 4 queues on each) with `limits.max_topics` ≥ the topics and the producer groups on ONE strategy, `builtin:roundrobin` as a plugin process; the load client sends 1 KiB messages with the same sync load at every point, to the topics and through the groups in turn. Warm-up sends to every topic of every group once (route fetch) and is not measured; the daemon's `route_refresh` is %v (the default 30 s × scale) and the driver idles one refresh interval after the warm-up, so that the phase sees the steady refresh of every topic (a cycle spreads its topics evenly over the interval). **Daemon CPU** is utime+stime of `producerd run` and its plugin processes over the phase (`/proc/PID/stat`); **RSS** the daemon's peak in the phase; **plugins** the daemon's child processes at the end and the sum of their peak RSS; **NameServer** the dev NameServer's requests per second over the phase (mean, and the busiest second). Each row is the best of %d rounds by msgs/s.\n\n",
-		r.env.Date, r.env.CPU, r.env.Cores, growthRefresh(r.h.scale), r.rounds)
+	p("Generated on %s (%s, %d cores). Each point starts its own `producerd run` against a dev broker in the harness's process (`devbroker`: 2 brokers, every growth topic created with 4 queues on each) with `limits.max_topics` ≥ the topics and the producer groups on ONE strategy, `builtin:roundrobin` as a plugin process; the load client sends 1 KiB messages with the same sync load at every point, to the topics and through the groups in turn. A route warm-up (a load run of its own, not measured) sends to every topic of every group once; the daemon's `route_refresh` is %v (the default 30 s × scale) and points with %d topics or more then idle until a refresh cycle that knows every topic started, so that the phase sees the steady refresh of every topic (a cycle spreads its topics evenly over the interval). The quiet gate (other processes below %.1f cores) waits right before each measured run. A round runs every point of both tables, in reverse order every other round, so that drift in the machine's load hits all points alike; the 1-topic 1-group point is both tables' base and runs once a round. **Daemon CPU** is utime+stime of `producerd run` and its plugin processes over the phase (`/proc/PID/stat`); **RSS** the daemon's peak in the phase; **plugins** the daemon's child processes at the end and the sum of their peak RSS; **NameServer** the dev NameServer's requests per second over the phase (mean, and the busiest second). Each row is the best of %d rounds by msgs/s.\n\n",
+		r.env.Date, r.env.CPU, r.env.Cores, growthRefresh(r.h.scale), growthPauseTopics, quietCores, r.rounds)
 	p("| table | topics | groups | msgs/s | p50 ms | p99 ms | errors | daemon CPU µs/msg | CPU/msg vs first point | msgs/s vs first point | daemon peak RSS MiB | plugin processes | plugin RSS MiB | NameServer req/s mean / peak | notes |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	type check struct{ what, measured, verdict string }
@@ -229,7 +303,7 @@ func (r *report) growthSection() string {
 			g := cr.Growth
 			p("| %s | %d | %d | %.0f | %.3f | %.3f | %d | %.1f | %s | %s | %.0f | %d | %.0f | %.0f / %.0f | %s |\n", s.ID, g.Topics, g.Groups,
 				cr.Res.MsgsPerSec, cr.Res.P50, cr.Res.P99, cr.Res.Errors, cr.Res.CPUPerMsg(), ratio(cpuPer(cr), cpuPer(base)), ratio(thr(cr), thr(base)),
-				cr.Res.RSSMiB, g.Plugins, g.PluginRSSMiB, g.NameServerAvg, g.NameServerPeak, r.roundsNote(cr))
+				cr.Res.RSSMiB, g.Plugins, g.PluginRSSMiB, g.NameServerAvg, g.NameServerPeak, r.growthRoundsNote(cr))
 			last := i == len(s.Cells)-1
 			switch {
 			case s.ID == "growth-topics" && last:

@@ -42,3 +42,33 @@ func TestSpliceGrowth(t *testing.T) {
 		t.Fatal("oldGrowth found a section in a document without one")
 	}
 }
+
+func TestGrowthPoints(t *testing.T) {
+	topics, err := parsePoints("growth-topics", defaultGrowthTopics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := parsePoints("growth-groups", " 1, 20 ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scen := growthScenarios(1, 16, false, topics, groups)
+	var got []string
+	for _, s := range scen {
+		for _, c := range s.Cells {
+			got = append(got, s.ID+"/"+c.Variant)
+			if c.Pause != 0 || c.WarmupTime != 0 {
+				t.Errorf("%s: the driver pauses %v and warms up for %v; the route warm-up and pause are the harness's", c.Variant, c.Pause, c.WarmupTime)
+			}
+		}
+	}
+	want := "growth-topics/t1-g1 growth-topics/t100-g1 growth-topics/t1000-g1 growth-topics/t10000-g1 growth-topics/t100000-g1 growth-groups/t1-g1 growth-groups/t1-g20"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("points %q, want %q", strings.Join(got, " "), want)
+	}
+	for _, bad := range []string{"", "1,,2", "0", "-5", "x"} {
+		if _, err := parsePoints("growth-topics", bad); err == nil {
+			t.Errorf("parsePoints(%q) accepted", bad)
+		}
+	}
+}
