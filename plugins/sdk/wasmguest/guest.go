@@ -144,7 +144,10 @@ type guest struct {
 	parsed    wasmabi.Select
 	selection sdk.Selection
 	msg       sdk.MessageInfo
-	outcomes  []sdk.Outcome
+	observed  wasmabi.Observe
+	// published is the health table the strategy last reported changed to the host
+	// (see policyChanged).
+	published []sdk.BrokerHealth
 }
 
 // route is one topic's queue list at one route version.
@@ -258,6 +261,7 @@ func (g *guest) configure(in []byte) (code int32) {
 		return wasmabi.CodeInvalidSettings
 	}
 	g.buildErr = nil
+	g.published = nil
 	g.install(sel)
 	return 0
 }
@@ -378,15 +382,47 @@ func (g *guest) observe(in []byte) (code int32) {
 	if g.obs == nil {
 		return g.fail(wasmabi.CodeUnsupported, "the strategy does not observe outcomes")
 	}
-	now, outcomes, err := wasmabi.DecodeObserve(in, g.outcomes, g.name)
-	if err != nil {
+	o := &g.observed
+	if err := o.Decode(in, g.name); err != nil {
 		return g.fail(wasmabi.CodeBadInput, "observe: %v", err)
 	}
-	g.now, g.outcomes = now, outcomes
-	defer clear(g.outcomes) // keep no names alive through the reused array
+	g.now = o.Now
+	defer clear(o.Outcomes) // keep no names alive through the reused array
 	defer g.recovered(&code, "Observe")
-	g.obs.Observe(context.Background(), outcomes)
+	g.obs.Observe(context.Background(), o.Outcomes)
+	if o.Flags&wasmabi.ObservePolicy != 0 && g.hr != nil && g.policyChanged() {
+		return wasmabi.ObservePolicyChanged
+	}
 	return 0
+}
+
+// policyChanged reports whether the strategy's health table differs, as a policy,
+// from the one it last reported changed: the host reads the table only then (most
+// batches of ordinary outcomes change nothing but latencies).
+func (g *guest) policyChanged() bool {
+	rows := g.hr.Health()
+	if samePolicy(rows, g.published) {
+		return false
+	}
+	g.published = rows
+	return true
+}
+
+// samePolicy reports whether two health tables give the same policy: the latency of an
+// available broker is not part of it (package pick makes a latency the cost of an
+// exclusion only). The host's check is the same.
+func samePolicy(a, b []sdk.BrokerHealth) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := &a[i], &b[i]
+		if x.Broker != y.Broker || x.Available != y.Available || x.Weight != y.Weight || !x.Until.Equal(y.Until) ||
+			!x.Available && x.Latency != y.Latency {
+			return false
+		}
+	}
+	return true
 }
 
 func (g *guest) health(in []byte) (out []byte, code int32) {
@@ -418,6 +454,7 @@ func (g *guest) seed(in []byte) (code int32) {
 		return g.fail(wasmabi.CodeBadInput, "seed: %v", err)
 	}
 	g.now = now
+	g.published = nil // the host reads the seeded table itself
 	defer g.recovered(&code, "Seed")
 	g.hs.Seed(rows)
 	return 0

@@ -235,3 +235,49 @@ func TestNameInterning(t *testing.T) {
 		}
 	}
 }
+
+// TestObservePolicyChanged: with ObservePolicy, observe answers ObservePolicyChanged
+// exactly when the health table differs from the one it last reported (the host reads
+// the table only then), and again after a seed, whose table the host reads itself.
+func TestObservePolicyChanged(t *testing.T) {
+	f := &fake{}
+	g := newGuest(t, f)
+	f.clock = func() time.Time { return time.Unix(0, g.now) } // the fake's Until moves with now
+	var enc wasmabi.ObserveEncoder
+	outcomes := []sdk.Outcome{sdktest.OK("broker-a", time.Millisecond)}
+	observe := func(now int64, flags uint32) int32 {
+		t.Helper()
+		code := g.observe(call(t, g, enc.Append(nil, now, flags, outcomes)))
+		if code < 0 {
+			t.Fatalf("observe: %d %s", code, g.lastErr)
+		}
+		return code
+	}
+	steps := []struct {
+		name  string
+		now   int64
+		flags uint32
+		seed  bool
+		want  int32
+	}{
+		{"first table", 1e18, wasmabi.ObservePolicy, false, wasmabi.ObservePolicyChanged},
+		{"same table", 1e18, wasmabi.ObservePolicy, false, 0},
+		{"until moved", 2e18, wasmabi.ObservePolicy, false, wasmabi.ObservePolicyChanged},
+		{"not asked", 3e18, 0, false, 0},
+		{"asked again", 3e18, wasmabi.ObservePolicy, false, wasmabi.ObservePolicyChanged},
+		{"after a seed", 3e18, wasmabi.ObservePolicy, true, wasmabi.ObservePolicyChanged},
+	}
+	for _, st := range steps {
+		if st.seed {
+			if code := g.seed(call(t, g, wasmabi.AppendSeed(nil, st.now, nil))); code != 0 {
+				t.Fatalf("seed: %d %s", code, g.lastErr)
+			}
+		}
+		if got := observe(st.now, st.flags); got != st.want {
+			t.Errorf("%s: observe = %d, want %d", st.name, got, st.want)
+		}
+	}
+	if len(f.outcomes) != len(steps) {
+		t.Errorf("the strategy observed %d outcomes, want %d", len(f.outcomes), len(steps))
+	}
+}
