@@ -287,15 +287,15 @@ func (g *guest) selectQueue(in []byte) (code int32) {
 	case r == nil || r.version != p.RouteVersion:
 		return g.fail(wasmabi.CodeRouteUnknown, "no queue list in route slot %d at version %d", p.Slot, p.RouteVersion)
 	}
+	// Field by field rather than a composite literal: a struct copy with pointers is a
+	// runtime call in a Go module, on every decision.
 	s := &g.selection
-	*s = sdk.Selection{
-		Topic:        r.topic,
-		RouteVersion: r.version,
-		Queues:       r.queues,
-		LastBroker:   r.intern(p.LastBroker, g),
-		Attempt:      int(p.Attempt),
-		Remaining:    p.Remaining,
+	s.Topic, s.RouteVersion, s.Queues = r.topic, r.version, r.queues
+	s.LastBroker = ""
+	if len(p.LastBroker) > 0 {
+		s.LastBroker = r.intern(p.LastBroker, g)
 	}
+	s.Attempt, s.Remaining, s.Message = int(p.Attempt), p.Remaining, nil
 	if p.HasMessage() {
 		// Filled here rather than by p.Message: a callback per string costs an
 		// indirect call each in a Go module, on every decision.
