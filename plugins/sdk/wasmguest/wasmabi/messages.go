@@ -217,23 +217,30 @@ func (o *Observe) Decode(b []byte, str func([]byte) string) error {
 	if uint64(n)*OutcomeRecordSize != uint64(len(b)-off) {
 		return ErrMalformed
 	}
+	if cap(o.Outcomes) < int(n) {
+		o.Outcomes = make([]sdk.Outcome, 0, n)
+	}
+	// Field by field into the slots rather than appending composite literals: a struct
+	// copy with pointers is a runtime call in a Go module, per outcome.
+	out := o.Outcomes[:n]
 	names := o.names
-	for rec := b[off:]; len(rec) >= OutcomeRecordSize; rec = rec[OutcomeRecordSize:] {
-		t, br := int(le.Uint16(rec)), int(le.Uint16(rec[2:]))
-		if t >= len(names) || br >= len(names) || rec[9] > 1 || rec[10]|rec[11] != 0 {
-			o.Outcomes = o.Outcomes[:0]
+	rec := b[off:]
+	for i := range out {
+		r := rec[i*OutcomeRecordSize : (i+1)*OutcomeRecordSize]
+		t, br := int(le.Uint16(r)), int(le.Uint16(r[2:]))
+		if t >= len(names) || br >= len(names) || r[9] > 1 || r[10]|r[11] != 0 {
+			clear(out[:i])
 			return ErrMalformed
 		}
-		o.Outcomes = append(o.Outcomes, sdk.Outcome{
-			Topic:     names[t],
-			Broker:    names[br],
-			Queue:     int32(le.Uint32(rec[4:])),
-			Kind:      sdk.OutcomeKind(rec[8]),
-			Isolation: rec[9] != 0,
-			Code:      int(int32(le.Uint32(rec[12:]))),
-			Latency:   time.Duration(le.Uint64(rec[16:])),
-		})
+		oc := &out[i]
+		oc.Topic, oc.Broker = names[t], names[br]
+		oc.Queue = int32(le.Uint32(r[4:]))
+		oc.Kind = sdk.OutcomeKind(r[8])
+		oc.Isolation = r[9] != 0
+		oc.Code = int(int32(le.Uint32(r[12:])))
+		oc.Latency = time.Duration(le.Uint64(r[16:]))
 	}
+	o.Outcomes = out
 	o.Now, o.Flags = now, flags
 	return nil
 }
