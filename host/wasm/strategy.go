@@ -369,28 +369,11 @@ func (s *strategy) publishPolicy() {
 		s.logLimited(logGuestError, "wasm strategy health failed", "error", err)
 		return
 	}
-	if sameHealth(rows, s.policy) {
+	if wasmabi.SamePolicy(rows, s.policy) {
 		return // most batches of ordinary outcomes change nothing the picker reads
 	}
 	s.policy = rows
 	s.local.SetPolicy(pick.FromHealth(rows))
-}
-
-// sameHealth reports whether two tables give the same policy: the latency of an
-// available broker is not part of it (pick.FromHealth makes it the cost of an
-// exclusion only).
-func sameHealth(a, b []sdk.BrokerHealth) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := &a[i], &b[i]
-		if x.Broker != y.Broker || x.Available != y.Available || x.Weight != y.Weight || !x.Until.Equal(y.Until) ||
-			!x.Available && x.Latency != y.Latency {
-			return false
-		}
-	}
-	return true
 }
 
 // Seed implements sdk.HealthSeeder: every live instance starts from rows (a

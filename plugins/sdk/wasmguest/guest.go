@@ -401,27 +401,10 @@ func (g *guest) observe(in []byte) (code int32) {
 // batches of ordinary outcomes change nothing but latencies).
 func (g *guest) policyChanged() bool {
 	rows := g.hr.Health()
-	if samePolicy(rows, g.published) {
+	if wasmabi.SamePolicy(rows, g.published) {
 		return false
 	}
 	g.published = rows
-	return true
-}
-
-// samePolicy reports whether two health tables give the same policy: the latency of an
-// available broker is not part of it (package pick makes a latency the cost of an
-// exclusion only). The host's check is the same.
-func samePolicy(a, b []sdk.BrokerHealth) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := &a[i], &b[i]
-		if x.Broker != y.Broker || x.Available != y.Available || x.Weight != y.Weight || !x.Until.Equal(y.Until) ||
-			!x.Available && x.Latency != y.Latency {
-			return false
-		}
-	}
 	return true
 }
 

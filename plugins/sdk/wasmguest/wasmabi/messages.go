@@ -75,6 +75,24 @@ const (
 	ObservePolicy uint32 = 1 << 0
 )
 
+// SamePolicy reports whether two health tables give the same policy: the latency of an
+// available broker is not part of it (package pick makes a latency the cost of an
+// exclusion only). A guest answers ObservePolicyChanged when it differs; the host
+// installs a table it reads only when it differs from the installed one.
+func SamePolicy(a, b []sdk.BrokerHealth) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := &a[i], &b[i]
+		if x.Broker != y.Broker || x.Available != y.Available || x.Weight != y.Weight || !x.Until.Equal(y.Until) ||
+			!x.Available && x.Latency != y.Latency {
+			return false
+		}
+	}
+	return true
+}
+
 // ObservePolicyChanged is producerd_observe's result when the input had ObservePolicy
 // and the module's health table changed since it last reported a change.
 const ObservePolicyChanged int32 = 1

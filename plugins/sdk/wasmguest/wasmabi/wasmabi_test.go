@@ -199,3 +199,34 @@ func TestObserveNameTable(t *testing.T) {
 		}
 	}
 }
+
+// TestSamePolicy: only what package pick reads counts: the latency of an available
+// broker does not, an unavailable one's (the cost of its exclusion) does.
+func TestSamePolicy(t *testing.T) {
+	base := []sdk.BrokerHealth{
+		{Broker: "a", Available: true, Latency: time.Millisecond, Weight: 3},
+		{Broker: "b", Until: time.Unix(100, 0), Latency: time.Second},
+	}
+	tests := []struct {
+		name   string
+		change func(rows []sdk.BrokerHealth) []sdk.BrokerHealth
+		same   bool
+	}{
+		{"identical", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { return r }, true},
+		{"available latency", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[0].Latency = time.Hour; return r }, true},
+		{"unavailable latency", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[1].Latency = time.Hour; return r }, false},
+		{"weight", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[0].Weight = 4; return r }, false},
+		{"until", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[1].Until = time.Unix(101, 0); return r }, false},
+		{"availability", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[1].Available = true; return r }, false},
+		{"broker", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[0].Broker = "c"; return r }, false},
+		{"fewer rows", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { return r[:1] }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rows := tc.change(append([]sdk.BrokerHealth(nil), base...))
+			if got := wasmabi.SamePolicy(base, rows); got != tc.same {
+				t.Errorf("SamePolicy = %v, want %v", got, tc.same)
+			}
+		})
+	}
+}
