@@ -272,7 +272,7 @@ func (g *guest) selectQueue(in []byte) (code int32) {
 	}
 	p := &g.parsed
 	if err := wasmabi.ParseSelect(in, p); err != nil {
-		return g.fail(wasmabi.CodeBadInput, "select: %v", err)
+		return g.selectFailed(wasmabi.CodeBadInput, err, 0)
 	}
 	if p.Now != 0 {
 		g.now = p.Now
@@ -285,7 +285,7 @@ func (g *guest) selectQueue(in []byte) (code int32) {
 	case p.HasQueues():
 		r = g.newRoute(p)
 	case r == nil || r.version != p.RouteVersion:
-		return g.fail(wasmabi.CodeRouteUnknown, "no queue list in route slot %d at version %d", p.Slot, p.RouteVersion)
+		return g.selectFailed(wasmabi.CodeRouteUnknown, nil, 0)
 	}
 	// Field by field rather than a composite literal: a struct copy with pointers is a
 	// runtime call in a Go module, on every decision.
@@ -315,13 +315,31 @@ func (g *guest) selectQueue(in []byte) (code int32) {
 	i, err := g.sel.Select(context.Background(), s)
 	switch {
 	case err != nil:
-		return g.fail(wasmabi.CodeFailed, "%v", err)
+		return g.selectFailed(wasmabi.CodeFailed, err, 0)
 	case i < 0:
-		return g.fail(wasmabi.CodeFailed, "Select returned index %d without an error", i)
+		return g.selectFailed(wasmabi.CodeFailed, nil, i)
 	case i > math.MaxInt32:
 		return math.MaxInt32 // out of range: the host reports it
 	}
 	return int32(i)
+}
+
+// selectFailed records why a select failed and returns code. It is a separate
+// function so that selectQueue's frame holds no formatting arguments: a Go module
+// zeroes and spills them on every decision.
+//
+//go:noinline
+func (g *guest) selectFailed(code int32, err error, index int) int32 {
+	switch {
+	case code == wasmabi.CodeBadInput:
+		return g.fail(code, "select: %v", err)
+	case code == wasmabi.CodeRouteUnknown:
+		p := &g.parsed
+		return g.fail(code, "no queue list in route slot %d at version %d", p.Slot, p.RouteVersion)
+	case err != nil:
+		return g.fail(code, "%v", err)
+	}
+	return g.fail(code, "Select returned index %d without an error", index)
 }
 
 func (g *guest) newRoute(p *wasmabi.Select) *route {
