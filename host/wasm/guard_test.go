@@ -1,14 +1,21 @@
 package wasm_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/producerd/producerd/host/wasm"
 	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/internal/wasmtest"
+	"github.com/producerd/producerd/plugins/sdk/wasmguest/wasmabi"
 )
 
 // pkgSDKBadGuest is a misbehaving strategy built with the Go SDK (wasmguest).
@@ -118,5 +125,31 @@ func TestStuckGuestDoesNotBlockGC(t *testing.T) {
 				t.Fatalf("stuck decision = %v, want ErrTimeout", err)
 			}
 		})
+	}
+}
+
+// TestLoadRefusesOtherABIVersion: a module built for another ABI version (version 1
+// encoded outcomes differently) is refused at Load with ErrABI naming both versions.
+func TestLoadRefusesOtherABIVersion(t *testing.T) {
+	t.Parallel()
+	m := wasmtest.Module(wasmtest.OK)
+	// producerd_abi_version's body: size 4, no locals, i32.const 2, end.
+	cur := []byte{4, 0, 0x41, byte(wasmabi.Version), 0x0b}
+	i := bytes.Index(m, cur)
+	if i < 0 || bytes.Count(m, cur) != 1 {
+		t.Fatalf("producerd_abi_version's body not found once in the hand-built module")
+	}
+	m[i+3] = 1
+	path := filepath.Join(t.TempDir(), "v1.wasm")
+	if err := os.WriteFile(path, m, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := wasm.Load(context.Background(), path, testOptions(t, nil))
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Load accepted a module of ABI version 1")
+	}
+	if !errors.Is(err, wasm.ErrABI) || !strings.Contains(err.Error(), fmt.Sprintf("ABI version 1, the host %d", wasmabi.Version)) {
+		t.Fatalf("Load: %v", err)
 	}
 }

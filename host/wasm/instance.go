@@ -139,7 +139,7 @@ func (s *strategy) initInstance(in *instance) error {
 		return fmt.Errorf("%s: %w", wasmabi.ExportABIVersion, err)
 	}
 	if v := int32(uint32(in.stack[0])); v != wasmabi.Version {
-		return fmt.Errorf("%w: the module speaks ABI version %d, the host %d", ErrABI, v, wasmabi.Version)
+		return fmt.Errorf("%w: the module speaks ABI version %d, the host %d (rebuild it against this producerd's plugins/sdk/wasmguest)", ErrABI, v, wasmabi.Version)
 	}
 	if err := s.grow(in, initialBuffer, s.opts.StartTimeout); err != nil {
 		return err

@@ -89,7 +89,8 @@ type strategy struct {
 	// that every instance applies the same outcomes in the same order.
 	obsMu  sync.Mutex
 	obsBuf []byte
-	taken  []sdk.Outcome // the batch being broadcast; obsMu
+	obsEnc wasmabi.ObserveEncoder // obsMu
+	taken  []sdk.Outcome          // the batch being broadcast; obsMu
 	// policy is the table the local picker decides from (the last one an instance
 	// published); it seeds a replacement that has no live sibling. obsMu.
 	policy []sdk.BrokerHealth
@@ -325,14 +326,27 @@ func (s *strategy) flushLocked() {
 		return
 	}
 	now := s.wall(s.nanos())
+	var flags uint32
+	if s.local != nil && s.features.HealthReporter {
+		flags = wasmabi.ObservePolicy
+	}
+	changed := false
 	for len(pend) > 0 {
 		chunk := pend[:min(len(pend), observeChunk)]
 		pend = pend[len(chunk):]
-		s.obsBuf = wasmabi.AppendObserve(s.obsBuf[:0], now, chunk)
-		s.broadcast(func(in *instance) { s.inputCall(in, in.fnObserve, s.obsBuf, "observe") })
+		s.obsBuf = s.obsEnc.Append(s.obsBuf[:0], now, flags, chunk)
+		s.broadcast(func(in *instance) {
+			if s.inputCall(in, in.fnObserve, s.obsBuf, "observe") == wasmabi.ObservePolicyChanged {
+				changed = true
+			}
+		})
 	}
 	clear(s.taken) // keep no outcome's strings alive
-	s.publishPolicy()
+	if changed {
+		// Only then: reading and decoding the table after every batch cost more than
+		// applying the batch.
+		s.publishPolicy()
+	}
 }
 
 // publishPolicy hands the local picker the policy one instance publishes now. It does
@@ -355,28 +369,11 @@ func (s *strategy) publishPolicy() {
 		s.logLimited(logGuestError, "wasm strategy health failed", "error", err)
 		return
 	}
-	if sameHealth(rows, s.policy) {
+	if wasmabi.SamePolicy(rows, s.policy) {
 		return // most batches of ordinary outcomes change nothing the picker reads
 	}
 	s.policy = rows
 	s.local.SetPolicy(pick.FromHealth(rows))
-}
-
-// sameHealth reports whether two tables give the same policy: the latency of an
-// available broker is not part of it (pick.FromHealth makes it the cost of an
-// exclusion only).
-func sameHealth(a, b []sdk.BrokerHealth) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := &a[i], &b[i]
-		if x.Broker != y.Broker || x.Available != y.Available || x.Weight != y.Weight || !x.Until.Equal(y.Until) ||
-			!x.Available && x.Latency != y.Latency {
-			return false
-		}
-	}
-	return true
 }
 
 // Seed implements sdk.HealthSeeder: every live instance starts from rows (a
@@ -411,14 +408,15 @@ func (s *strategy) broadcast(f func(in *instance)) {
 
 // inputCall calls fn with data and logs a guest error code. The caller handles a dead
 // instance.
-func (s *strategy) inputCall(in *instance, fn api.Function, data []byte, what string) {
+func (s *strategy) inputCall(in *instance, fn api.Function, data []byte, what string) int32 {
 	code, err := s.callInput(in, fn, data, s.opts.CallTimeout)
 	if err != nil || code >= 0 {
-		return
+		return code
 	}
 	s.guestErrors.Add(1)
 	text := s.guestText(in, code)
 	s.logLimited(logGuestError, "wasm strategy returned an error", "call", what, "error", text)
+	return code
 }
 
 // Health implements sdk.HealthReporter with the table of one live instance (they all

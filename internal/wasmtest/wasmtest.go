@@ -91,7 +91,7 @@ func Module(k Kind) []byte {
 			export("producerd_select", 0, 4),
 		)),
 		section(10, vec(
-			body(opI32Const, 1),
+			body(opI32Const, 2), // producerd_abi_version: wasmabi.Version
 			body(append([]byte{opI32Const}, sleb(bufferAt)...)...),
 			body(append([]byte{opI64Const}, sleb(describeAt<<32|int64(len(desc)))...)...),
 			body(append([]byte{opI64Const}, sleb(errorAt<<32|int64(len(errText)))...)...),

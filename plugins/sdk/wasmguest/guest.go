@@ -144,7 +144,10 @@ type guest struct {
 	parsed    wasmabi.Select
 	selection sdk.Selection
 	msg       sdk.MessageInfo
-	outcomes  []sdk.Outcome
+	observed  wasmabi.Observe
+	// published is the health table the strategy last reported changed to the host
+	// (see policyChanged).
+	published []sdk.BrokerHealth
 }
 
 // route is one topic's queue list at one route version.
@@ -258,6 +261,7 @@ func (g *guest) configure(in []byte) (code int32) {
 		return wasmabi.CodeInvalidSettings
 	}
 	g.buildErr = nil
+	g.published = nil
 	g.install(sel)
 	return 0
 }
@@ -268,7 +272,7 @@ func (g *guest) selectQueue(in []byte) (code int32) {
 	}
 	p := &g.parsed
 	if err := wasmabi.ParseSelect(in, p); err != nil {
-		return g.fail(wasmabi.CodeBadInput, "select: %v", err)
+		return g.selectFailed(wasmabi.CodeBadInput, err, 0)
 	}
 	if p.Now != 0 {
 		g.now = p.Now
@@ -281,31 +285,61 @@ func (g *guest) selectQueue(in []byte) (code int32) {
 	case p.HasQueues():
 		r = g.newRoute(p)
 	case r == nil || r.version != p.RouteVersion:
-		return g.fail(wasmabi.CodeRouteUnknown, "no queue list in route slot %d at version %d", p.Slot, p.RouteVersion)
+		return g.selectFailed(wasmabi.CodeRouteUnknown, nil, 0)
 	}
+	// Field by field rather than a composite literal: a struct copy with pointers is a
+	// runtime call in a Go module, on every decision.
 	s := &g.selection
-	*s = sdk.Selection{
-		Topic:        r.topic,
-		RouteVersion: r.version,
-		Queues:       r.queues,
-		LastBroker:   r.intern(p.LastBroker, g),
-		Attempt:      int(p.Attempt),
-		Remaining:    p.Remaining,
+	s.Topic, s.RouteVersion, s.Queues = r.topic, r.version, r.queues
+	s.LastBroker = ""
+	if len(p.LastBroker) > 0 {
+		s.LastBroker = r.intern(p.LastBroker, g)
 	}
-	if p.Message(&g.msg, alias) {
-		s.Message = &g.msg
+	s.Attempt, s.Remaining, s.Message = int(p.Attempt), p.Remaining, nil
+	if p.HasMessage() {
+		// Filled here rather than by p.Message: a callback per string costs an
+		// indirect call each in a Go module, on every decision.
+		m := &g.msg
+		m.Size = p.Size
+		m.ShardingKey, m.Tags = alias(p.ShardingKey), alias(p.Tags)
+		m.Keys = m.Keys[:0]
+		off := 0
+		for range p.NumKeys {
+			var k []byte
+			k, off = p.Key(off)
+			m.Keys = append(m.Keys, alias(k))
+		}
+		s.Message = m
 	}
 	defer g.recovered(&code, "Select")
 	i, err := g.sel.Select(context.Background(), s)
 	switch {
 	case err != nil:
-		return g.fail(wasmabi.CodeFailed, "%v", err)
+		return g.selectFailed(wasmabi.CodeFailed, err, 0)
 	case i < 0:
-		return g.fail(wasmabi.CodeFailed, "Select returned index %d without an error", i)
+		return g.selectFailed(wasmabi.CodeFailed, nil, i)
 	case i > math.MaxInt32:
 		return math.MaxInt32 // out of range: the host reports it
 	}
 	return int32(i)
+}
+
+// selectFailed records why a select failed and returns code. It is a separate
+// function so that selectQueue's frame holds no formatting arguments: a Go module
+// zeroes and spills them on every decision.
+//
+//go:noinline
+func (g *guest) selectFailed(code int32, err error, index int) int32 {
+	switch {
+	case code == wasmabi.CodeBadInput:
+		return g.fail(code, "select: %v", err)
+	case code == wasmabi.CodeRouteUnknown:
+		p := &g.parsed
+		return g.fail(code, "no queue list in route slot %d at version %d", p.Slot, p.RouteVersion)
+	case err != nil:
+		return g.fail(code, "%v", err)
+	}
+	return g.fail(code, "Select returned index %d without an error", index)
 }
 
 func (g *guest) newRoute(p *wasmabi.Select) *route {
@@ -366,15 +400,30 @@ func (g *guest) observe(in []byte) (code int32) {
 	if g.obs == nil {
 		return g.fail(wasmabi.CodeUnsupported, "the strategy does not observe outcomes")
 	}
-	now, outcomes, err := wasmabi.DecodeObserve(in, g.outcomes, g.name)
-	if err != nil {
+	o := &g.observed
+	if err := o.Decode(in, g.name); err != nil {
 		return g.fail(wasmabi.CodeBadInput, "observe: %v", err)
 	}
-	g.now, g.outcomes = now, outcomes
-	defer clear(g.outcomes) // keep no names alive through the reused array
+	g.now = o.Now
+	defer clear(o.Outcomes) // keep no names alive through the reused array
 	defer g.recovered(&code, "Observe")
-	g.obs.Observe(context.Background(), outcomes)
+	g.obs.Observe(context.Background(), o.Outcomes)
+	if o.Flags&wasmabi.ObservePolicy != 0 && g.hr != nil && g.policyChanged() {
+		return wasmabi.ObservePolicyChanged
+	}
 	return 0
+}
+
+// policyChanged reports whether the strategy's health table differs, as a policy,
+// from the one it last reported changed: the host reads the table only then (most
+// batches of ordinary outcomes change nothing but latencies).
+func (g *guest) policyChanged() bool {
+	rows := g.hr.Health()
+	if wasmabi.SamePolicy(rows, g.published) {
+		return false
+	}
+	g.published = rows
+	return true
 }
 
 func (g *guest) health(in []byte) (out []byte, code int32) {
@@ -406,6 +455,7 @@ func (g *guest) seed(in []byte) (code int32) {
 		return g.fail(wasmabi.CodeBadInput, "seed: %v", err)
 	}
 	g.now = now
+	g.published = nil // the host reads the seeded table itself
 	defer g.recovered(&code, "Seed")
 	g.hs.Seed(rows)
 	return 0

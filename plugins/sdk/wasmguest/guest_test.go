@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/producerd/producerd/plugins/examples/keyhash"
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/plugins/sdk/sdktest"
 	"github.com/producerd/producerd/plugins/sdk/wasmguest/wasmabi"
@@ -233,5 +234,90 @@ func TestNameInterning(t *testing.T) {
 				t.Fatalf("name(%q) changed with its input to %q", name, s)
 			}
 		}
+	}
+}
+
+// TestObservePolicyChanged: with ObservePolicy, observe answers ObservePolicyChanged
+// exactly when the health table differs from the one it last reported (the host reads
+// the table only then), and again after a seed, whose table the host reads itself.
+func TestObservePolicyChanged(t *testing.T) {
+	f := &fake{}
+	g := newGuest(t, f)
+	f.clock = func() time.Time { return time.Unix(0, g.now) } // the fake's Until moves with now
+	var enc wasmabi.ObserveEncoder
+	outcomes := []sdk.Outcome{sdktest.OK("broker-a", time.Millisecond)}
+	observe := func(now int64, flags uint32) int32 {
+		t.Helper()
+		code := g.observe(call(t, g, enc.Append(nil, now, flags, outcomes)))
+		if code < 0 {
+			t.Fatalf("observe: %d %s", code, g.lastErr)
+		}
+		return code
+	}
+	steps := []struct {
+		name  string
+		now   int64
+		flags uint32
+		seed  bool
+		want  int32
+	}{
+		{"first table", 1e18, wasmabi.ObservePolicy, false, wasmabi.ObservePolicyChanged},
+		{"same table", 1e18, wasmabi.ObservePolicy, false, 0},
+		{"until moved", 2e18, wasmabi.ObservePolicy, false, wasmabi.ObservePolicyChanged},
+		{"not asked", 3e18, 0, false, 0},
+		{"asked again", 3e18, wasmabi.ObservePolicy, false, wasmabi.ObservePolicyChanged},
+		{"after a seed", 3e18, wasmabi.ObservePolicy, true, wasmabi.ObservePolicyChanged},
+	}
+	for _, st := range steps {
+		if st.seed {
+			if code := g.seed(call(t, g, wasmabi.AppendSeed(nil, st.now, nil))); code != 0 {
+				t.Fatalf("seed: %d %s", code, g.lastErr)
+			}
+		}
+		if got := observe(st.now, st.flags); got != st.want {
+			t.Errorf("%s: observe = %d, want %d", st.name, got, st.want)
+		}
+	}
+	if len(f.outcomes) != len(steps) {
+		t.Errorf("the strategy observed %d outcomes, want %d", len(f.outcomes), len(steps))
+	}
+}
+
+// TestNoAllocationPerCall: in steady state a decision with a keyed message (keyhash)
+// and an observe batch with a policy check that finds no change allocate nothing in the
+// guest, whose garbage collector runs inside the call that triggers it.
+func TestNoAllocationPerCall(t *testing.T) {
+	g := newGuest(t, keyhash.New())
+	sel := sdktest.NewRoute("orders", sdktest.Queues(4, 8)).First()
+	sel.Message = &sdk.MessageInfo{ShardingKey: "order-42", Tags: "t", Keys: []string{"order-42", "k2"}, Size: 1024}
+	if code := g.selectQueue(call(t, g, wasmabi.AppendSelect(nil, sel, 0, 0, true))); code < 0 {
+		t.Fatalf("select: %d %s", code, g.lastErr)
+	}
+	in := call(t, g, wasmabi.AppendSelect(nil, sel, 0, 0, false))
+	if n := testing.AllocsPerRun(100, func() {
+		if code := g.selectQueue(in); code < 0 {
+			t.Fatalf("select: %d %s", code, g.lastErr)
+		}
+	}); n != 0 {
+		t.Errorf("select: %v allocations per decision", n)
+	}
+
+	f := &fake{clock: func() time.Time { return time.Unix(1, 0) }}
+	g = newGuest(t, f)
+	var enc wasmabi.ObserveEncoder
+	outcomes := []sdk.Outcome{sdktest.OK("broker-a", time.Millisecond), sdktest.OK("broker-b", 2*time.Millisecond)}
+	obs := enc.Append(nil, 1, 0, outcomes)
+	if code := g.observe(call(t, g, obs)); code != 0 {
+		t.Fatalf("observe: %d %s", code, g.lastErr)
+	}
+	in = call(t, g, obs)
+	f.outcomes = make([]sdk.Outcome, 0, 1024)
+	if n := testing.AllocsPerRun(100, func() {
+		f.outcomes = f.outcomes[:0]
+		if code := g.observe(in); code != 0 {
+			t.Fatalf("observe: %d %s", code, g.lastErr)
+		}
+	}); n != 0 {
+		t.Errorf("observe: %v allocations per batch", n)
 	}
 }

@@ -8,7 +8,7 @@ package main
 func main() {}
 
 //go:wasmexport producerd_abi_version
-func abiVersion() int32 { return 1 }
+func abiVersion() int32 { return 2 }
 
 //go:wasmexport producerd_select
 func selectQueue(topic int32) int64 { return 0 }

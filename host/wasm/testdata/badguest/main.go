@@ -31,7 +31,7 @@ var (
 func main() {}
 
 //go:wasmexport producerd_abi_version
-func abiVersion() int32 { return 1 }
+func abiVersion() int32 { return 2 }
 
 //go:wasmexport producerd_alloc
 func alloc(size uint32) unsafe.Pointer {

@@ -107,7 +107,14 @@ type Select struct {
 	brokers []byte // broker table: NumBrokers strings
 	nb      int
 	queues  []byte // NumQueues × 8 bytes
-	message []byte
+
+	// The message, when HasMessage: its fields, and keys, the key strings (NumKeys
+	// of them, each a u32 length and its bytes, validated).
+	Size        int
+	ShardingKey []byte
+	Tags        []byte
+	NumKeys     int
+	keys        []byte
 }
 
 // HasQueues reports whether the input carries the queue list.
@@ -117,8 +124,11 @@ func (s *Select) HasQueues() bool { return s.Flags&SelectHasQueues != 0 }
 func (s *Select) HasMessage() bool { return s.Flags&SelectHasMessage != 0 }
 
 // ParseSelect parses and fully validates a producerd_select input into s without
-// allocating. The common case (no queue list, no message) reads fixed offsets only:
-// in a Go module every call costs, and this runs once per decision.
+// allocating. It runs once per decision inside a Go module, where every function call
+// costs tens of nanoseconds (Go's WebAssembly calls are resumable and spill to the Go
+// stack): the header and the message are therefore read by offsets in this one
+// function, with inlined helpers only; the queue list, which crosses once per route
+// version, goes through parseQueues.
 func ParseSelect(b []byte, s *Select) error {
 	le := binary.LittleEndian
 	if len(b) < SelectHeaderSize+8 {
@@ -132,13 +142,12 @@ func ParseSelect(b []byte, s *Select) error {
 	if slot >= MaxRouteSlots {
 		return ErrMalformed
 	}
-	off := SelectHeaderSize
-	topic, off, ok := strAt(b, off)
-	if !ok || len(topic) > 0 && flags&SelectHasQueues == 0 {
+	ts, te := span(b, SelectHeaderSize)
+	if te < 0 || te > ts && flags&SelectHasQueues == 0 {
 		return ErrMalformed
 	}
-	last, off, ok := strAt(b, off)
-	if !ok {
+	ls, le2 := span(b, te)
+	if le2 < 0 {
 		return ErrMalformed
 	}
 	s.Flags = flags
@@ -147,64 +156,99 @@ func ParseSelect(b []byte, s *Select) error {
 	s.RouteVersion = le.Uint64(b[16:])
 	s.Remaining = time.Duration(le.Uint64(b[24:]))
 	s.Slot = slot
-	s.Topic = topic
-	s.LastBroker = last
-	s.NumQueues, s.nb, s.brokers, s.queues, s.message = 0, 0, nil, nil, nil
-	if off == len(b) && flags == 0 {
-		return nil
-	}
-	return s.parseTail(b[off:])
-}
-
-// strAt reads the string at off: a u32 length and its bytes.
-func strAt(b []byte, off int) ([]byte, int, bool) {
-	if len(b)-off < 4 {
-		return nil, off, false
-	}
-	n := binary.LittleEndian.Uint32(b[off:])
-	off += 4
-	if uint64(n) > uint64(len(b)-off) {
-		return nil, off, false
-	}
-	end := off + int(n)
-	return b[off:end:end], end, true
-}
-
-// parseTail parses the queue list and the message.
-func (s *Select) parseTail(b []byte) error {
-	r := reader{b: b}
-	if s.HasQueues() {
-		start := r.b
-		s.nb = r.count(4)
-		for range s.nb {
-			r.str()
-		}
-		if r.bad {
+	s.Topic = b[ts:te:te]
+	s.LastBroker = b[ls:le2:le2]
+	s.NumQueues, s.nb, s.brokers, s.queues = 0, 0, nil, nil
+	s.Size, s.ShardingKey, s.Tags, s.NumKeys, s.keys = 0, nil, nil, 0, nil
+	off := le2
+	if flags&SelectHasQueues != 0 {
+		if off = s.parseQueues(b, off); off < 0 {
 			return ErrMalformed
 		}
-		s.brokers = start[4 : len(start)-len(r.b)]
-		s.NumQueues = r.count(8)
-		s.queues = r.take(8 * s.NumQueues)
-		for i := 0; i+8 <= len(s.queues); i += 8 {
-			if uint64(binary.LittleEndian.Uint32(s.queues[i:])) >= uint64(s.nb) {
+	}
+	if flags&SelectHasMessage != 0 {
+		if len(b)-off < 4 {
+			return ErrMalformed
+		}
+		s.Size = int(min(uint64(le.Uint32(b[off:])), math.MaxInt32))
+		ks, ke := span(b, off+4)
+		if ke < 0 {
+			return ErrMalformed
+		}
+		gs, ge := span(b, ke)
+		if ge < 0 || len(b)-ge < 4 {
+			return ErrMalformed
+		}
+		n := le.Uint32(b[ge:])
+		off = ge + 4
+		if uint64(n)*4 > uint64(len(b)-off) {
+			return ErrMalformed
+		}
+		start := off
+		for range n {
+			if _, off = span(b, off); off < 0 {
 				return ErrMalformed
 			}
 		}
+		s.ShardingKey = b[ks:ke:ke]
+		s.Tags = b[gs:ge:ge]
+		s.NumKeys = int(n)
+		s.keys = b[start:off:off]
 	}
-	if s.HasMessage() {
-		start := r.b
-		r.u32()
-		r.str()
-		r.str()
-		for n := r.count(4); n > 0; n-- {
-			r.str()
-		}
-		if r.bad {
-			return ErrMalformed
-		}
-		s.message = start[:len(start)-len(r.b)]
+	if off != len(b) {
+		return ErrMalformed
 	}
-	return r.done()
+	return nil
+}
+
+// span returns the bounds of the string at off (a u32 length and its bytes): its
+// bytes are b[start:end], and end is where the next field starts. end is -1 when the
+// string does not fit in b (off itself may be -1, from a previous span).
+func span(b []byte, off int) (start, end int) {
+	if off < 0 || len(b)-off < 4 {
+		return 0, -1
+	}
+	n := uint64(binary.LittleEndian.Uint32(b[off:]))
+	if off += 4; n > uint64(len(b)-off) {
+		return 0, -1
+	}
+	return off, off + int(n)
+}
+
+// parseQueues parses the queue list at off and returns the offset after it, or -1.
+func (s *Select) parseQueues(b []byte, off int) int {
+	le := binary.LittleEndian
+	if len(b)-off < 4 {
+		return -1
+	}
+	nb := le.Uint32(b[off:])
+	off += 4
+	if uint64(nb)*4 > uint64(len(b)-off) {
+		return -1
+	}
+	start := off
+	for range nb {
+		if _, off = span(b, off); off < 0 {
+			return -1
+		}
+	}
+	brokers := b[start:off:off]
+	if len(b)-off < 4 {
+		return -1
+	}
+	nq := le.Uint32(b[off:])
+	off += 4
+	if uint64(nq)*8 > uint64(len(b)-off) {
+		return -1
+	}
+	queues := b[off : off+8*int(nq) : off+8*int(nq)]
+	for i := 0; i+8 <= len(queues); i += 8 {
+		if le.Uint32(queues[i:]) >= nb {
+			return -1
+		}
+	}
+	s.nb, s.brokers, s.NumQueues, s.queues = int(nb), brokers, int(nq), queues
+	return off + len(queues)
 }
 
 // Queues decodes the queue list into dst (reused when it has room), allocating one
@@ -214,9 +258,11 @@ func (s *Select) Queues(dst []sdk.Queue) []sdk.Queue {
 		return nil
 	}
 	names := make([]string, s.nb)
-	r := reader{b: s.brokers}
+	off := 0
 	for i := range names {
-		names[i] = string(r.str())
+		var start int
+		start, off = span(s.brokers, off)
+		names[i] = string(s.brokers[start:off])
 	}
 	dst = dst[:0]
 	for i := 0; i+8 <= len(s.queues); i += 8 {
@@ -224,6 +270,16 @@ func (s *Select) Queues(dst []sdk.Queue) []sdk.Queue {
 		dst = append(dst, sdk.Queue{Broker: names[idx], ID: int32(binary.LittleEndian.Uint32(s.queues[i+4:]))})
 	}
 	return dst
+}
+
+// Key returns the message's key k (0 ≤ k < NumKeys) and the offset of the next one;
+// start with off = 0. A guest walks the keys with it without a callback per key.
+func (s *Select) Key(off int) (key []byte, next int) {
+	start, end := span(s.keys, off)
+	if end < 0 {
+		return nil, len(s.keys)
+	}
+	return s.keys[start:end:end], end
 }
 
 // Message decodes the message into m, reusing m.Keys' array when it has room. str
@@ -237,18 +293,13 @@ func (s *Select) Message(m *sdk.MessageInfo, str func([]byte) string) bool {
 	if str == nil {
 		str = func(b []byte) string { return string(b) }
 	}
-	// ParseSelect validated the message: read it by offsets.
-	b := s.message
-	m.Size = int(min(uint64(binary.LittleEndian.Uint32(b)), math.MaxInt32))
-	key, off, _ := strAt(b, 4)
-	tags, off, _ := strAt(b, off)
-	m.ShardingKey, m.Tags = str(key), str(tags)
-	n := int(binary.LittleEndian.Uint32(b[off:]))
-	off += 4
+	m.Size = s.Size
+	m.ShardingKey, m.Tags = str(s.ShardingKey), str(s.Tags)
 	m.Keys = m.Keys[:0]
-	for range n {
+	off := 0
+	for range s.NumKeys {
 		var k []byte
-		k, off, _ = strAt(b, off)
+		k, off = s.Key(off)
 		m.Keys = append(m.Keys, str(k))
 	}
 	return true

@@ -20,7 +20,9 @@ import (
 )
 
 // Version is the ABI version this package speaks; producerd_abi_version returns it.
-const Version = 1
+// Version 2 changed the observe input (a name table and fixed-size outcome records,
+// ObserveEncoder) and added ObservePolicy; a host refuses a module of another version.
+const Version = 2
 
 // Export names. Required: Memory, ExportABIVersion, ExportAlloc, ExportDescribe,
 // ExportSelect, ExportLastError. The others are optional, but every one the module's

@@ -2,6 +2,7 @@ package wasmabi_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -157,4 +158,75 @@ func FuzzDecode(f *testing.F) {
 			_, _ = wasmabi.DecodeDescribe(b)
 		}
 	})
+}
+
+// TestObserveNameTable: an observe input carries each distinct name once, past the
+// encoder's linear scan too, and a decoder refuses records that break the layout.
+func TestObserveNameTable(t *testing.T) {
+	var outcomes []sdk.Outcome
+	for i := range 40 {
+		outcomes = append(outcomes, sdk.Outcome{Topic: fmt.Sprintf("t%d", i%3), Broker: fmt.Sprintf("b%d", i%25), Queue: int32(i), Kind: sdk.OutcomeOK})
+	}
+	var enc wasmabi.ObserveEncoder
+	for range 2 { // the encoder's table is reused
+		b := enc.Append(nil, 7, wasmabi.ObservePolicy, outcomes)
+		var o wasmabi.Observe
+		if err := o.Decode(b, nil); err != nil || o.Now != 7 || o.Flags != wasmabi.ObservePolicy || !reflect.DeepEqual(o.Outcomes, outcomes) {
+			t.Fatalf("round trip: %v %d %d %+v", err, o.Now, o.Flags, o.Outcomes)
+		}
+		if want := 16 + 28*(4+3) + 4 + 40*wasmabi.OutcomeRecordSize; len(b) > want {
+			t.Fatalf("%d bytes, want at most %d: names repeat", len(b), want)
+		}
+	}
+	good := wasmabi.AppendObserve(nil, 1, []sdk.Outcome{sdktest.OK("b", 1)})
+	rec := len(good) - wasmabi.OutcomeRecordSize
+	for name, mutate := range map[string]func(b []byte){
+		"topic index":  func(b []byte) { b[rec] = 9 },
+		"broker index": func(b []byte) { b[rec+2] = 9 },
+		"isolation":    func(b []byte) { b[rec+9] = 2 },
+		"padding":      func(b []byte) { b[rec+11] = 1 },
+		"extra byte":   nil,
+	} {
+		b := append([]byte(nil), good...)
+		if mutate == nil {
+			b = append(b, 0)
+		} else {
+			mutate(b)
+		}
+		var o wasmabi.Observe
+		if err := o.Decode(b, nil); !errors.Is(err, wasmabi.ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestSamePolicy: only what package pick reads counts: the latency of an available
+// broker does not, an unavailable one's (the cost of its exclusion) does.
+func TestSamePolicy(t *testing.T) {
+	base := []sdk.BrokerHealth{
+		{Broker: "a", Available: true, Latency: time.Millisecond, Weight: 3},
+		{Broker: "b", Until: time.Unix(100, 0), Latency: time.Second},
+	}
+	tests := []struct {
+		name   string
+		change func(rows []sdk.BrokerHealth) []sdk.BrokerHealth
+		same   bool
+	}{
+		{"identical", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { return r }, true},
+		{"available latency", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[0].Latency = time.Hour; return r }, true},
+		{"unavailable latency", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[1].Latency = time.Hour; return r }, false},
+		{"weight", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[0].Weight = 4; return r }, false},
+		{"until", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[1].Until = time.Unix(101, 0); return r }, false},
+		{"availability", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[1].Available = true; return r }, false},
+		{"broker", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { r[0].Broker = "c"; return r }, false},
+		{"fewer rows", func(r []sdk.BrokerHealth) []sdk.BrokerHealth { return r[:1] }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rows := tc.change(append([]sdk.BrokerHealth(nil), base...))
+			if got := wasmabi.SamePolicy(base, rows); got != tc.same {
+				t.Errorf("SamePolicy = %v, want %v", got, tc.same)
+			}
+		})
+	}
 }
