@@ -46,8 +46,14 @@ func (p *Pool) loadWasm(ctx context.Context, spec Spec, cacheDir string) (wasm.S
 			e = &wasmEntry{ready: make(chan struct{})}
 			p.wasm[key] = e
 			p.mu.Unlock()
+			// A guest call runs on the sender's goroutine and cannot be left behind like a
+			// late plugin answer: its limit only stops a stuck guest, so it is not the 10 ms
+			// decision timeout, which a descheduled thread or a collection inside the
+			// guest can outlast (a healthy keyhash module timed out once in 20,000
+			// decisions at 1024 in flight, and its instance was replaced).
+			callTimeout := max(spec.DecisionTimeout, wasm.DefaultCallTimeout)
 			st, err := wasm.Load(ctx, spec.Plugin, wasm.Options{CacheDir: cacheDir, Settings: spec.Settings,
-				SHA256: spec.SHA256, CallTimeout: spec.DecisionTimeout, Logger: p.log.With("strategy", spec.Name), Name: spec.Name})
+				SHA256: spec.SHA256, CallTimeout: callTimeout, Logger: p.log.With("strategy", spec.Name), Name: spec.Name})
 			p.mu.Lock()
 			e.st, e.err = st, err
 			if err != nil {
