@@ -337,11 +337,14 @@ func (c *Client) cancelOnStop(ctx context.Context, cancel context.CancelFunc) {
 // NameServer for it; its next send fetches the route again. Its round-robin counter
 // goes too.
 func (c *Client) forgetTopic(name string) {
-	if ts, ok := c.topics.LoadAndDelete(name); ok {
-		ts.(*topicState).forgotten.Store(true)
-	}
+	ts, ok := c.topics.LoadAndDelete(name)
 	c.rr.Forget(name)
 	c.mu.Lock()
+	if ok {
+		// Under c.mu: a fetch or send still holding the state installs nothing after
+		// this (install checks the mark under c.mu).
+		ts.(*topicState).forgotten.Store(true)
+	}
 	delete(c.routes, name) // else kept for ever, and walked by every offline-broker sweep
 	delete(c.routeNS, name)
 	c.mu.Unlock()
@@ -508,7 +511,7 @@ func (c *Client) install(topic string, ts *topicState, pr *preparedRoute, fromDe
 	c.mu.Lock()
 	// A refresh mostly brings the shared route of the last one (prepareRoute): the maps
 	// of every topic are left alone then.
-	if ts.route != route || ts.ns != ns {
+	if (ts.route != route || ts.ns != ns) && !ts.forgotten.Load() {
 		c.routes[topic], c.routeNS[topic] = route, ns
 		ts.route, ts.ns = route, ns
 	}

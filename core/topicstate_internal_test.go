@@ -61,6 +61,18 @@ func TestRouteStateGrowth(t *testing.T) {
 	}
 }
 
+// TestForgottenTopicInstallsNothing: a fetch that was in flight when its topic was
+// forgotten (it holds the old state) finishes without putting the route back.
+func TestForgottenTopicInstallsNothing(t *testing.T) {
+	c := bareClient()
+	ts := c.topic("gone") // a fetch took the state, then the topic was forgotten
+	c.forgetTopic("gone")
+	c.install("gone", ts, c.prepareRoute(testRoute()), false, "ns")
+	if len(c.routes) != 0 || len(c.routeNS) != 0 {
+		t.Fatalf("a forgotten topic's late fetch left %d routes and %d NameServers", len(c.routes), len(c.routeNS))
+	}
+}
+
 // TestRouteBytesPerTopic measures the route state of 100,000 topics on the same two
 // brokers (parsed route bodies installed as a refresh does) and holds it to a bound.
 func TestRouteBytesPerTopic(t *testing.T) {
