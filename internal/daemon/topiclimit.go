@@ -29,16 +29,23 @@ type topicTracker struct {
 	// grow, so no tracked topic is idle before it.
 	noIdleBefore time.Time
 	onForget     func(topic string)
+	// base is when the tracker was made: last-seen times are kept as durations since
+	// it, so they stay on the monotonic clock (a wall clock stepped by NTP would make
+	// every topic idle at once, or none for as long as the step).
+	base time.Time
 }
 
-// lastSeen is when a tracked topic was last sent to, in Unix nanoseconds: updated under
-// the read lock, read by the idle scan under the write lock.
+// lastSeen is when a tracked topic was last sent to, in nanoseconds since the
+// tracker's base: updated under the read lock, read by the idle scan under the write
+// lock.
 type lastSeen struct{ at atomic.Int64 }
 
-func (l *lastSeen) time() time.Time { return time.Unix(0, l.at.Load()) }
+func (t *topicTracker) store(l *lastSeen, now time.Time) { l.at.Store(int64(now.Sub(t.base))) }
+
+func (t *topicTracker) seen(l *lastSeen) time.Time { return t.base.Add(time.Duration(l.at.Load())) }
 
 func newTopicTracker(maxTopics int, idle time.Duration, onForget func(string)) *topicTracker {
-	return &topicTracker{max: maxTopics, idle: idle, last: make(map[string]*lastSeen), onForget: onForget}
+	return &topicTracker{max: maxTopics, idle: idle, last: make(map[string]*lastSeen), onForget: onForget, base: time.Now()}
 }
 
 // tooManyTopicsError refuses a message to a new topic; it is errBusy to callers (a
@@ -63,7 +70,7 @@ func (t *topicTracker) admit(group, topic string) error {
 	if e := t.last[topic]; e != nil {
 		// Under the read lock: the idle scan (write lock) cannot forget the topic
 		// between this lookup and the update.
-		e.at.Store(now.UnixNano())
+		t.store(e, now)
 		t.mu.RUnlock()
 		return nil
 	}
@@ -74,7 +81,7 @@ func (t *topicTracker) admit(group, topic string) error {
 			e = new(lastSeen)
 			t.last[topic] = e
 		}
-		e.at.Store(now.UnixNano())
+		t.store(e, now)
 		t.mu.Unlock()
 		return nil
 	}
@@ -82,7 +89,7 @@ func (t *topicTracker) admit(group, topic string) error {
 	if !now.Before(t.noIdleBefore) {
 		oldest := now
 		for name, e := range t.last {
-			if at := e.time(); now.Sub(at) >= t.idle {
+			if at := t.seen(e); now.Sub(at) >= t.idle {
 				delete(t.last, name)
 				forgotten = append(forgotten, name)
 			} else if at.Before(oldest) {
@@ -94,7 +101,7 @@ func (t *topicTracker) admit(group, topic string) error {
 	ok := len(t.last) < t.max
 	if ok {
 		e := new(lastSeen)
-		e.at.Store(now.UnixNano())
+		t.store(e, now)
 		t.last[topic] = e
 	}
 	t.mu.Unlock()

@@ -41,7 +41,7 @@ func TestTopicTracker(t *testing.T) {
 		if err := tr.admit("g", "d"); err == nil || tr.noIdleBefore != before || len(forgotten) != 0 {
 			t.Fatalf("refusal before noIdleBefore scanned: %v, forgotten %v", err, forgotten)
 		}
-		tr.last["b"].at.Store(before.Add(-time.Minute).UnixNano())
+		tr.store(tr.last["b"], before.Add(-time.Minute))
 		time.Sleep(31 * time.Second)
 		if err := tr.admit("g", "c"); err != nil {
 			t.Fatalf("after b went idle: %v", err)
@@ -96,7 +96,7 @@ func TestTopicLimitIngress(t *testing.T) {
 }
 
 // BenchmarkTopicTrackerAdmit: a message to one of 100,000 tracked topics in turn, the
-// tracker full (limits.max_topics = 100,000), 2 goroutines:
+// tracker full (limits.max_topics = 100,000), GOMAXPROCS goroutines:
 // go test -run '^$' -bench TopicTrackerAdmit ./internal/daemon/
 func BenchmarkTopicTrackerAdmit(b *testing.B) {
 	const n = 100_000
