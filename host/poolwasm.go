@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"sync"
+	"time"
 
 	"github.com/producerd/producerd/host/wasm"
 )
@@ -46,14 +47,8 @@ func (p *Pool) loadWasm(ctx context.Context, spec Spec, cacheDir string) (wasm.S
 			e = &wasmEntry{ready: make(chan struct{})}
 			p.wasm[key] = e
 			p.mu.Unlock()
-			// A guest call runs on the sender's goroutine and cannot be left behind like a
-			// late plugin answer: its limit only stops a stuck guest, so it is not the 10 ms
-			// decision timeout, which a descheduled thread or a collection inside the
-			// guest can outlast (a healthy keyhash module timed out once in 20,000
-			// decisions at 1024 in flight, and its instance was replaced).
-			callTimeout := max(spec.DecisionTimeout, wasm.DefaultCallTimeout)
 			st, err := wasm.Load(ctx, spec.Plugin, wasm.Options{CacheDir: cacheDir, Settings: spec.Settings,
-				SHA256: spec.SHA256, CallTimeout: callTimeout, Logger: p.log.With("strategy", spec.Name), Name: spec.Name})
+				SHA256: spec.SHA256, CallTimeout: wasmCallTimeout(spec), Logger: p.log.With("strategy", spec.Name), Name: spec.Name})
 			p.mu.Lock()
 			e.st, e.err = st, err
 			if err != nil {
@@ -113,5 +108,12 @@ func (p *Pool) wasmModules() int {
 // modification time), its pin, settings, call timeout and compilation cache.
 func wasmKey(s Spec, cacheDir string) string {
 	s.Command, s.Env = nil, nil
-	return poolKey(s) + "|" + cacheDir + "|" + string(binary.BigEndian.AppendUint64(nil, uint64(s.DecisionTimeout)))
+	return poolKey(s) + "|" + cacheDir + "|" + string(binary.BigEndian.AppendUint64(nil, uint64(wasmCallTimeout(s))))
 }
+
+// wasmCallTimeout bounds one call into a strategy's guest. A guest call runs on the
+// sender's goroutine and cannot be left behind like a late plugin answer: the limit only
+// stops a stuck guest, so it is not the 10 ms decision timeout, which a descheduled
+// thread or a collection inside the guest can outlast (a healthy keyhash module timed
+// out once in 20,000 decisions at 1024 in flight, and its instance was replaced).
+func wasmCallTimeout(s Spec) time.Duration { return max(s.DecisionTimeout, wasm.DefaultCallTimeout) }

@@ -44,10 +44,10 @@ type Options struct {
 	// second per 2 MB of WebAssembly; loading it from the cache, milliseconds.
 	CacheDir string
 	// Instances is the number of module instances in the pool: concurrent decisions
-	// up to this number run in parallel. Default runtime.GOMAXPROCS(0), or 1 for a
-	// module the host applies locally (LocalApply without NoLocalApply: its decisions
-	// never enter the guest, and every instance would apply every outcome); at most
-	// MaxInstances.
+	// up to this number run in parallel. Default the Ps the process started with
+	// (GOMAXPROCS at start), or 1 for a module the host applies locally (LocalApply
+	// without NoLocalApply: its decisions never enter the guest, and every instance
+	// would apply every outcome); at most MaxInstances.
 	Instances int
 	// MemoryLimitPages caps each instance's linear memory, in 64 KiB pages; a guest that
 	// grows past it fails the call (and the instance is replaced). A module whose
@@ -76,12 +76,17 @@ type Options struct {
 	SHA256 string
 }
 
+// defaultInstances is Options.Instances' default: the Ps the runtime starts with, read
+// before anything changes them (the daemon's procs controller runs on one P while it is
+// quiet; a module loaded then must still get an instance per P it may run on later).
+var defaultInstances = runtime.GOMAXPROCS(0)
+
 func (o Options) resolve() (Options, error) {
 	var errs []error
 	if o.Instances < 0 || o.Instances > MaxInstances {
 		errs = append(errs, fmt.Errorf("option Instances = %d, must be in [0, %d]", o.Instances, MaxInstances))
 	} else if o.Instances == 0 {
-		o.Instances = runtime.GOMAXPROCS(0)
+		o.Instances = defaultInstances
 	}
 	if o.MemoryLimitPages > 65536 {
 		errs = append(errs, fmt.Errorf("option MemoryLimitPages = %d, must be at most 65536 (4 GiB)", o.MemoryLimitPages))

@@ -91,6 +91,9 @@ type strategy struct {
 	obsBuf []byte
 	obsEnc wasmabi.ObserveEncoder // obsMu
 	taken  []sdk.Outcome          // the batch being broadcast; obsMu
+	// policyStale: an instance reported a policy change that is not installed yet (the
+	// health read failed); every flush retries it until one succeeds. obsMu.
+	policyStale bool
 	// policy is the table the local picker decides from (the last one an instance
 	// published); it seeds a replacement that has no live sibling. obsMu.
 	policy []sdk.BrokerHealth
@@ -342,9 +345,11 @@ func (s *strategy) flushLocked() {
 		})
 	}
 	clear(s.taken) // keep no outcome's strings alive
-	if changed {
+	if changed || s.policyStale {
 		// Only then: reading and decoding the table after every batch cost more than
-		// applying the batch.
+		// applying the batch. The guest reports a change once, so a read that failed
+		// is retried at every flush until it succeeds.
+		s.policyStale = true
 		s.publishPolicy()
 	}
 }
@@ -369,6 +374,7 @@ func (s *strategy) publishPolicy() {
 		s.logLimited(logGuestError, "wasm strategy health failed", "error", err)
 		return
 	}
+	s.policyStale = false
 	if wasmabi.SamePolicy(rows, s.policy) {
 		return // most batches of ordinary outcomes change nothing the picker reads
 	}
