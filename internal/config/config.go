@@ -100,9 +100,10 @@ type Daemon struct {
 	// "off". GOMEMLIMIT, when set, wins.
 	MemoryLimit int64
 	// Procs is the daemon's GOMAXPROCS (procs, default ProcsAuto: one P while the
-	// process uses under a core, the runtime's default from 0.8 of one; package
-	// internal/procs). The GOMAXPROCS environment variable, when set, wins; 0 is a
-	// Config not from Parse, which leaves the runtime alone.
+	// process uses under half a core with under a quarter of its requests overlapping,
+	// the runtime's default within 100 ms of half of them overlapping or of 80 % of a
+	// core used; package internal/procs). The GOMAXPROCS environment variable, when
+	// set, wins; 0 is a Config not from Parse, which leaves the runtime alone.
 	Procs int
 }
 

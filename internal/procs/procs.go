@@ -7,13 +7,14 @@
 // machine a thread's sleep and wake-up cost more than the work: profiles of the daemon
 // with one sync sender showed half its CPU in the kernel's context switch, and a bare
 // gRPC unary round trip between two processes took 83 µs at the default of 2 Ps and
-// 33 µs at 1. One P serves up to about a core of work with none of that; past it, the
-// daemon needs all of them. The Controller keeps one P while the process uses less than
-// a core and its requests come one at a time, and gives the runtime its default back as
-// soon as requests overlap or the process approaches a core: with many requests in
-// flight, one P serialises their system calls (each holds the P until the runtime's
-// monitor takes it back, 20 µs or more later), which measured 10-25 % fewer messages
-// per second with 64 senders.
+// 33 µs at 1. One P serves up to about a core of work with none of that; past it, or
+// with many requests in flight, the daemon needs all of them: one P serialises their
+// system calls (each holds the P until the runtime's monitor takes it back, 20 µs or
+// more later), which measured 10-25 % fewer messages per second with 64 senders. So the
+// Controller keeps one P while the process uses under half a core (Policy.Down) with
+// under a quarter of its requests admitted while another was in flight (DownOverlap),
+// and gives the runtime its default back within a tick (100 ms) of half of them
+// overlapping (UpOverlap) or of 80 % of a core used (Up).
 package procs
 
 import (
@@ -23,8 +24,7 @@ import (
 	"time"
 )
 
-// Policy is when the Controller switches. The zero value is not useful: use
-// DefaultPolicy.
+// Policy is when the Controller switches; a zero field means DefaultPolicy's.
 type Policy struct {
 	// Tick is how often the process's CPU time is read.
 	Tick time.Duration
@@ -49,6 +49,33 @@ type Policy struct {
 var DefaultPolicy = Policy{Tick: 100 * time.Millisecond, Up: 0.8, UpOverlap: 0.5, Down: 0.5, DownOverlap: 0.25,
 	Hold: 3 * time.Second, MaxHold: time.Minute}
 
+// withDefaults fills the zero fields of p from DefaultPolicy.
+func (p Policy) withDefaults() Policy {
+	d := DefaultPolicy
+	if p.Tick <= 0 {
+		p.Tick = d.Tick
+	}
+	if p.Up <= 0 {
+		p.Up = d.Up
+	}
+	if p.UpOverlap <= 0 {
+		p.UpOverlap = d.UpOverlap
+	}
+	if p.Down <= 0 {
+		p.Down = d.Down
+	}
+	if p.DownOverlap <= 0 {
+		p.DownOverlap = d.DownOverlap
+	}
+	if p.Hold <= 0 {
+		p.Hold = d.Hold
+	}
+	if p.MaxHold < p.Hold {
+		p.MaxHold = max(d.MaxHold, p.Hold)
+	}
+	return p
+}
+
 // Controller decides the number of Ps between 1 and Max from the CPU the process used.
 type Controller struct {
 	Policy Policy
@@ -72,14 +99,23 @@ type Controller struct {
 }
 
 // Run starts at one P and adapts every Policy.Tick until ctx ends, then leaves the
-// runtime at Max.
+// runtime at Max. A zero field of Policy takes DefaultPolicy's.
 func (c *Controller) Run(ctx context.Context) {
 	if c.CPU == nil {
 		c.CPU = ProcessCPU
 	}
 	if c.Set == nil {
-		c.Set = func(n int) { runtime.GOMAXPROCS(n) }
+		c.Set = func(n int) {
+			if n >= c.Max {
+				// The default, not a number: the runtime keeps following the
+				// container's CPU limit as it does when nobody sets GOMAXPROCS.
+				runtime.SetDefaultGOMAXPROCS()
+				return
+			}
+			runtime.GOMAXPROCS(n)
+		}
 	}
+	c.Policy = c.Policy.withDefaults()
 	if c.Requests == nil {
 		c.Requests = func() (uint64, uint64) { return 0, 0 }
 	}

@@ -172,3 +172,23 @@ func TestMaxOneDoesNothing(t *testing.T) {
 		t.Fatalf("set %v with Max 1", l.sets)
 	}
 }
+
+// TestZeroPolicyIsDefault: a Controller with a zero Policy runs on DefaultPolicy's
+// values instead of panicking on a zero tick.
+func TestZeroPolicyIsDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &load{}
+		l.set(0.9, 0)
+		c := &Controller{Max: 2, CPU: l.CPU, Requests: l.Requests, Set: l.Set}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(ctx) }()
+		time.Sleep(DefaultPolicy.Tick + time.Millisecond)
+		synctest.Wait()
+		if got := l.procs(); got != 2 {
+			t.Errorf("0.9 cores with a zero Policy: %d Ps, want 2", got)
+		}
+		cancel()
+		<-done
+	})
+}
