@@ -437,6 +437,11 @@ func (g *generation) Seed(rows []sdk.BrokerHealth) {
 // Describe implements sdk.Describer: the plugin's declaration once it is known.
 func (g *generation) Describe() sdk.Descriptor { return *g.desc.Load() }
 
+// DecidesInProcess reports whether Select runs in this process (a built-in or a
+// WebAssembly strategy) rather than waiting for a plugin process's answer: core then
+// decides an async send on the caller's goroutine.
+func (g *generation) DecidesInProcess() bool { return g.inproc != nil }
+
 func (g *generation) release() {
 	if g.refs.Add(-1) == 0 && g.retiring.Load() {
 		g.checkDrained()
