@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -485,6 +486,9 @@ func (cn *conn) serve(req *Command) {
 	cn.enqueueRaw(frame)
 }
 
+// yieldBelow is the queue size under which the writer yields once before it writes.
+const yieldBelow = 16 << 10
+
 func (cn *conn) writeLoop() {
 	defer cn.c.wg.Done()
 	defer close(cn.writerDone)
@@ -499,6 +503,14 @@ func (cn *conn) writeLoop() {
 			case <-cn.wsig:
 			case <-cn.done:
 			}
+			cn.mu.Lock()
+		}
+		if len(cn.wbuf) < yieldBelow && !cn.closing {
+			// Woken for a small queue: let the goroutines that are runnable now (the
+			// senders a plugin's batch of decisions or a burst of answers woke) add
+			// their frames first, so that one write carries them all.
+			cn.mu.Unlock()
+			runtime.Gosched()
 			cn.mu.Lock()
 		}
 		if cn.closing {
