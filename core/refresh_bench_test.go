@@ -3,12 +3,13 @@ package core_test
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/procs"
+	"github.com/producerd/producerd/internal/testwait"
 )
 
 // BenchmarkRouteRefreshCPU measures the process CPU per scheduled route fetch of an
@@ -37,18 +38,13 @@ func BenchmarkRouteRefreshCPU(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	time.Sleep(time.Second) // a cycle that knows every topic runs
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	// A cycle that knows every topic runs: n more fetches after the sends.
+	r := dev.NameServerStats().Requests
+	testwait.For(b, time.Minute, "a refresh cycle of every topic", func() bool { return dev.NameServerStats().Requests-r >= n })
 	b.ResetTimer()
-	c0, r0 := cpu(), dev.NameServerStats().Requests
-	for dev.NameServerStats().Requests-r0 < int64(b.N) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	c1, r1 := cpu(), dev.NameServerStats().Requests
+	c0, r0 := procs.ProcessCPU(), dev.NameServerStats().Requests
+	testwait.For(b, time.Minute, "b.N scheduled fetches", func() bool { return dev.NameServerStats().Requests-r0 >= int64(b.N) })
+	c1, r1 := procs.ProcessCPU(), dev.NameServerStats().Requests
 	b.StopTimer()
 	b.ReportMetric(float64((c1-c0).Microseconds())/float64(r1-r0), "cpu-µs/fetch")
 }
