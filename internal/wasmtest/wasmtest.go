@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/producerd/producerd/plugins/sdk/wasmguest/wasmabi"
 )
 
 // Kind is how a module's producerd_select behaves.
@@ -91,7 +93,7 @@ func Module(k Kind) []byte {
 			export("producerd_select", 0, 4),
 		)),
 		section(10, vec(
-			body(opI32Const, 2), // producerd_abi_version: wasmabi.Version
+			body(append([]byte{opI32Const}, sleb(wasmabi.Version)...)...), // producerd_abi_version
 			body(append([]byte{opI32Const}, sleb(bufferAt)...)...),
 			body(append([]byte{opI64Const}, sleb(describeAt<<32|int64(len(desc)))...)...),
 			body(append([]byte{opI64Const}, sleb(errorAt<<32|int64(len(errText)))...)...),

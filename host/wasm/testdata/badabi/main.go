@@ -5,10 +5,12 @@
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o badabi.wasm .
 package main
 
+import "github.com/producerd/producerd/plugins/sdk/wasmguest/wasmabi"
+
 func main() {}
 
 //go:wasmexport producerd_abi_version
-func abiVersion() int32 { return 2 }
+func abiVersion() int32 { return wasmabi.Version }
 
 //go:wasmexport producerd_select
 func selectQueue(topic int32) int64 { return 0 }

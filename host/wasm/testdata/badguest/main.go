@@ -17,6 +17,8 @@ import (
 	"encoding/binary"
 	"sync"
 	"unsafe"
+
+	"github.com/producerd/producerd/plugins/sdk/wasmguest/wasmabi"
 )
 
 var (
@@ -31,7 +33,7 @@ var (
 func main() {}
 
 //go:wasmexport producerd_abi_version
-func abiVersion() int32 { return 2 }
+func abiVersion() int32 { return wasmabi.Version }
 
 //go:wasmexport producerd_alloc
 func alloc(size uint32) unsafe.Pointer {
