@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -213,5 +215,39 @@ func TestRocketMQGRPCChargesWholeMessage(t *testing.T) {
 	release()
 	if n, b := d.limit.load(); n != 0 || b != 0 {
 		t.Errorf("in flight after the sends: %d messages, %d bytes; want 0, 0", n, b)
+	}
+}
+
+// TestRocketMQGRPCStreamLimitAnnounced: the daemon gives its v2 listener the stream
+// bound of its own ingress (min(256, max_inflight_messages) calls + 4 Telemetry
+// streams), which a client reads in the server's SETTINGS.
+func TestRocketMQGRPCStreamLimitAnnounced(t *testing.T) {
+	c := startCluster(t)
+	d := startRMQv2(t, c, "rmqv2-streams", 7, "")
+	nc, err := net.DialTimeout("tcp", d.RocketMQGRPCAddr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(nc, nc)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no SETTINGS from the server: %v", err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			got, ok := sf.Value(http2.SettingMaxConcurrentStreams)
+			if !ok || got != 7+4 {
+				t.Fatalf("MAX_CONCURRENT_STREAMS %d (set: %v), want 11 (max_inflight_messages 7 + 4)", got, ok)
+			}
+			return
+		}
 	}
 }
