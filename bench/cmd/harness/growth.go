@@ -233,22 +233,9 @@ func (h *harness) runGrowthCell(c cell, bin string) *cellResult {
 // and the other processes' load during the phase (cores), the chosen round in bold, so
 // that a reader sees how far other people's work moved the point.
 func (r *report) growthRoundsNote(best *cellResult) string {
-	all := r.all(best.Cell.Scenario, best.Cell.Driver, best.Cell.Variant)
-	if len(all) < 2 {
-		return ""
-	}
-	var parts []string
-	for _, c := range all {
-		v := "failed"
-		if ok(c) {
-			v = fmt.Sprintf("%.0f @ %.1f µs, others %.1f", c.Res.MsgsPerSec, c.Res.CPUPerMsg(), c.OtherCPU/max(c.Res.Sec, 1e-3))
-		}
-		if c == best {
-			v = "**" + v + "**"
-		}
-		parts = append(parts, v)
-	}
-	return "rounds (msgs/s @ CPU/msg, other load in cores): " + strings.Join(parts, " / ")
+	return r.roundsNoteOf(best, "rounds (msgs/s @ CPU/msg, other load in cores): ", func(c *cellResult) string {
+		return fmt.Sprintf("%.0f @ %.1f µs, others %.1f", c.Res.MsgsPerSec, c.Res.CPUPerMsg(), c.OtherCPU/max(c.Res.Sec, 1e-3))
+	})
 }
 
 // sampleNameServer counts the dev NameServer's requests each second for d (or until

@@ -106,6 +106,12 @@ func (r *report) find(scenario, driver, variant string) *cellResult {
 
 // roundsNote lists the msgs/s of every round of a cell, the chosen one in bold.
 func (r *report) roundsNote(best *cellResult) string {
+	return r.roundsNoteOf(best, "rounds: ", func(c *cellResult) string { return fmt.Sprintf("%.0f", c.Res.MsgsPerSec) })
+}
+
+// roundsNoteOf lists every round of best's cell as what it returns (for a round that
+// ran), the chosen one in bold, after title; "" for a cell of one round.
+func (r *report) roundsNoteOf(best *cellResult, title string, what func(*cellResult) string) string {
 	all := r.all(best.Cell.Scenario, best.Cell.Driver, best.Cell.Variant)
 	if len(all) < 2 {
 		return ""
@@ -114,14 +120,14 @@ func (r *report) roundsNote(best *cellResult) string {
 	for _, c := range all {
 		v := "failed"
 		if ok(c) {
-			v = fmt.Sprintf("%.0f", c.Res.MsgsPerSec)
+			v = what(c)
 		}
 		if c == best {
 			v = "**" + v + "**"
 		}
 		parts = append(parts, v)
 	}
-	return "rounds: " + strings.Join(parts, " / ")
+	return title + strings.Join(parts, " / ")
 }
 
 func ok(c *cellResult) bool { return c != nil && c.Status == "ok" && c.Res != nil }
