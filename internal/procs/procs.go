@@ -96,6 +96,8 @@ type Controller struct {
 	low      time.Duration // how long the load has been below Down
 	hold     time.Duration // the current Hold
 	wentDown time.Time     // when it last went down to one P
+
+	ticks <-chan time.Time // tests drive the ticks; nil: a Ticker of Policy.Tick
 }
 
 // Run starts at one P and adapts every Policy.Tick until ctx ends, then leaves the
@@ -125,8 +127,12 @@ func (c *Controller) Run(ctx context.Context) {
 	c.hold = c.Policy.Hold
 	c.cur = 1
 	c.Set(1)
-	t := time.NewTicker(c.Policy.Tick)
-	defer t.Stop()
+	ticks := c.ticks
+	if ticks == nil {
+		t := time.NewTicker(c.Policy.Tick)
+		defer t.Stop()
+		ticks = t.C
+	}
 	last, lastCPU := time.Now(), c.CPU()
 	lastAdm, lastOver := c.Requests()
 	for {
@@ -134,7 +140,7 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-ctx.Done():
 			c.Set(c.Max)
 			return
-		case now := <-t.C:
+		case now := <-ticks:
 			cpu := c.CPU()
 			adm, over := c.Requests()
 			if d := now.Sub(last); d > 0 {
