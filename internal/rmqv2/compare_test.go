@@ -17,10 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/producerd/producerd/core"
 	"github.com/producerd/producerd/internal/rmqtest"
 	"github.com/producerd/producerd/internal/testwait"
-	"github.com/producerd/producerd/remoting"
 )
 
 // benchResult is the RESULT line of testinfra/rmqv2-java's Bench.
@@ -57,16 +55,8 @@ func TestCompareWithProxy(t *testing.T) {
 	cp := javaClasspath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	rc, err := remoting.NewClient(remoting.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	for _, b := range c.Brokers {
-		if err := core.CreateTopic(ctx, rc, b.Addr, core.TopicConfig{Topic: itTopic}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rc := adminClient(t)
+	createTopic(t, ctx, c, rc, itTopic)
 	px := startProxy(t, ctx, c.NameServer)
 
 	type row struct {

@@ -114,19 +114,10 @@ func javaClasspath(t *testing.T) string {
 func TestIntegrationJavaSDK(t *testing.T) {
 	c := rmqtest.Require(t)
 	java := javaDriver(t)
-	rc, err := remoting.NewClient(remoting.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
+	rc := adminClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	for _, b := range c.Brokers {
-		if err := core.CreateTopic(ctx, rc, b.Addr, core.TopicConfig{Topic: itTopic}); err != nil {
-			t.Fatalf("create %s on %s: %v", itTopic, b.Name, err)
-		}
-	}
-	from := readback.Mark(t, rc, c, itTopic, 4)
+	from := createTopic(t, ctx, c, rc, itTopic)
 
 	// The ingress speaks TLS and the SDK keeps its default (TLS on): nothing but the
 	// endpoint is set for producerd.
