@@ -21,6 +21,19 @@ func TestGrowthConfigParses(t *testing.T) {
 	}
 }
 
+// TestDaemonConfigParses: the side-by-side daemon's TOML (ingress on TCP and the Unix
+// socket, two groups) is a valid config.
+func TestDaemonConfigParses(t *testing.T) {
+	text := daemonConfig("127.0.0.1:9876", "127.0.0.1:1", "/tmp/p.sock", "127.0.0.1:2")
+	cfg, err := config.Parse("daemon.toml", []byte(text), ".")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	if cfg.Ingress.Unix != "/tmp/p.sock" || cfg.Ingress.GRPC != "127.0.0.1:1" || len(cfg.Producers) != 2 {
+		t.Fatalf("unix %q, grpc %q, %d producers", cfg.Ingress.Unix, cfg.Ingress.GRPC, len(cfg.Producers))
+	}
+}
+
 func TestSpliceGrowth(t *testing.T) {
 	section := growthBegin + "\nnew\n" + growthEnd + "\n"
 	tests := []struct{ name, doc, want string }{
