@@ -296,20 +296,8 @@ func (g *guest) selectQueue(in []byte) (code int32) {
 		s.LastBroker = r.intern(p.LastBroker, g)
 	}
 	s.Attempt, s.Remaining, s.Message = int(p.Attempt), p.Remaining, nil
-	if p.HasMessage() {
-		// Filled here rather than by p.Message: a callback per string costs an
-		// indirect call each in a Go module, on every decision.
-		m := &g.msg
-		m.Size = p.Size
-		m.ShardingKey, m.Tags = alias(p.ShardingKey), alias(p.Tags)
-		m.Keys = m.Keys[:0]
-		off := 0
-		for range p.NumKeys {
-			var k []byte
-			k, off = p.Key(off)
-			m.Keys = append(m.Keys, alias(k))
-		}
-		s.Message = m
+	if p.Message(&g.msg, true) {
+		s.Message = &g.msg
 	}
 	defer g.recovered(&code, "Select")
 	i, err := g.sel.Select(context.Background(), s)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/producerd/producerd/plugins/sdk"
 )
@@ -282,16 +283,19 @@ func (s *Select) Key(off int) (key []byte, next int) {
 	return s.keys[start:end:end], end
 }
 
-// Message decodes the message into m, reusing m.Keys' array when it has room. str
-// turns each string's bytes into a string: nil copies them; a guest may alias the
-// input buffer instead (see wasmguest). It reports false when the input has no
-// message.
-func (s *Select) Message(m *sdk.MessageInfo, str func([]byte) string) bool {
+// Message decodes the message into m, reusing m.Keys' array when it has room. With
+// alias its strings alias the input instead of copying it: for a guest, whose input
+// buffer is not written again while the decision uses them. It reports false when the
+// input has no message.
+func (s *Select) Message(m *sdk.MessageInfo, alias bool) bool {
 	if !s.HasMessage() {
 		return false
 	}
-	if str == nil {
-		str = func(b []byte) string { return string(b) }
+	str := func(b []byte) string {
+		if alias && len(b) > 0 {
+			return unsafe.String(unsafe.SliceData(b), len(b))
+		}
+		return string(b)
 	}
 	m.Size = s.Size
 	m.ShardingKey, m.Tags = str(s.ShardingKey), str(s.Tags)

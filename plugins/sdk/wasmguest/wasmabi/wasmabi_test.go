@@ -50,7 +50,7 @@ func TestSelectRoundTrip(t *testing.T) {
 				t.Fatalf("topic %q sent without the queue list", p.Topic)
 			}
 			var m sdk.MessageInfo
-			if p.Message(&m, nil) != tc.msg || tc.msg && !reflect.DeepEqual(m, *s.Message) {
+			if p.Message(&m, false) != tc.msg || tc.msg && !reflect.DeepEqual(m, *s.Message) {
 				t.Fatalf("message %+v", m)
 			}
 		})
@@ -134,7 +134,7 @@ func FuzzParseSelect(f *testing.F) {
 			return
 		}
 		var m sdk.MessageInfo
-		p.Message(&m, nil)
+		p.Message(&m, false)
 		for _, q := range p.Queues(nil) {
 			_ = q.Broker
 		}
