@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/producerd/producerd/api/producerdpb"
+	"github.com/producerd/producerd/internal/grpcunary"
 )
 
 // chargedFrame is a unary request as gRPC received it: the ingress codec charges its
@@ -66,19 +67,14 @@ const recvPerConn = 2
 // decoding and is returned once the request is decoded (the method then charges the
 // decoded message as usual).
 func (d *Daemon) ingressDesc() *grpc.ServiceDesc {
-	gate := &recvGate{conns: map[any]*connGate{}}
-	orig := producerdpb.Ingress_ServiceDesc
-	desc := orig
-	desc.Methods = nil
-	desc.Streams = append([]grpc.StreamDesc(nil), orig.Streams...)
-	for _, md := range orig.Methods {
+	gate := newRecvGate()
+	return grpcunary.AsStreams(producerdpb.Ingress_ServiceDesc, func(md grpc.MethodDesc) grpc.StreamHandler {
 		api := apiGRPC
 		if md.MethodName == "SendBatch" {
 			api = apiBatch
 		}
-		desc.Streams = append(desc.Streams, grpc.StreamDesc{StreamName: md.MethodName, Handler: d.chargedHandler(gate, api, md.Handler)})
-	}
-	return &desc
+		return d.chargedHandler(gate, api, md.Handler)
+	})
 }
 
 // chargedHandler serves the unary method h as a stream handler (the wire protocol is
@@ -146,6 +142,18 @@ func connKey(ctx context.Context) any {
 		return a // unnamed Unix peers: one per connection (a nil one is shared)
 	}
 	return p.Addr.String()
+}
+
+// newRecvGate is an empty recvGate.
+func newRecvGate() *recvGate { return &recvGate{conns: map[any]*connGate{}} }
+
+// turn is the rmqv2.RecvGate of g: it waits for the turn of the call's connection.
+func (g *recvGate) turn(ctx context.Context) (func(), error) {
+	key, cg, err := g.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func() { g.leave(key, cg) }, nil
 }
 
 // enter waits for the connection's turn to receive; leave(key, cg) gives it back.

@@ -215,15 +215,3 @@ func rmqv2Refusal(err error) error {
 	}
 	return err
 }
-
-// newRecvGate is an empty recvGate.
-func newRecvGate() *recvGate { return &recvGate{conns: map[any]*connGate{}} }
-
-// turn is the rmqv2.RecvGate of g: it waits for the turn of the call's connection.
-func (g *recvGate) turn(ctx context.Context) (func(), error) {
-	key, cg, err := g.enter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return func() { g.leave(key, cg) }, nil
-}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/producerd/producerd/api/rmqv2"
+	"github.com/producerd/producerd/internal/grpcunary"
 )
 
 // RecvGate is Options.RecvGate: it waits until the call whose context is ctx may receive
@@ -23,14 +24,8 @@ type RecvGate func(ctx context.Context) (release func(), err error)
 // behind the gate a call waiting for its turn holds only what its stream's flow-control
 // window let in (256 KiB). The wire protocol is the same.
 func (s *Service) register(gs *grpc.Server) {
-	orig := pb.MessagingService_ServiceDesc
-	desc := orig
-	desc.Methods = nil
-	desc.Streams = append([]grpc.StreamDesc(nil), orig.Streams...)
-	for _, md := range orig.Methods {
-		desc.Streams = append(desc.Streams, grpc.StreamDesc{StreamName: md.MethodName, Handler: s.gated(md.Handler)})
-	}
-	gs.RegisterService(&desc, s)
+	gs.RegisterService(grpcunary.AsStreams(pb.MessagingService_ServiceDesc,
+		func(md grpc.MethodDesc) grpc.StreamHandler { return s.gated(md.Handler) }), s)
 }
 
 // gated serves the unary method h as a stream handler: its request is received in its
