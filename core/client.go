@@ -171,8 +171,8 @@ type topicState struct {
 	info atomic.Pointer[publishInfo]
 
 	fetchMu sync.Mutex // one route fetch per topic in flight
-	// forgotten is set when forgetTopic dropped the topic: a refresh cycle that listed it
-	// before skips it.
+	// forgotten is set (under c.mu) when forgetTopic dropped the topic: a refresh cycle
+	// that listed it before skips it, and a fetch in flight then installs nothing.
 	forgotten atomic.Bool
 	// route and ns are the topic's entries in Client.routes and Client.routeNS (c.mu):
 	// the refresh of an unchanged route compares them here, in the state it holds
