@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/internal/rmqtest"
+	"github.com/producerd/producerd/internal/rmqtest/readback"
 	"github.com/producerd/producerd/internal/testwait"
 )
 
@@ -55,7 +56,7 @@ func TestCompareWithProxy(t *testing.T) {
 	cp := javaClasspath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	rc := adminClient(t)
+	rc := readback.Client(t)
 	createTopic(t, ctx, c, rc, itTopic)
 	px := startProxy(t, ctx, c.NameServer)
 

@@ -114,7 +114,7 @@ func javaClasspath(t *testing.T) string {
 func TestIntegrationJavaSDK(t *testing.T) {
 	c := rmqtest.Require(t)
 	java := javaDriver(t)
-	rc := adminClient(t)
+	rc := readback.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	from := createTopic(t, ctx, c, rc, itTopic)

@@ -76,17 +76,6 @@ func runDaemon(t *testing.T, ctx context.Context, dir, text string) *daemon.Daem
 	return d
 }
 
-// adminClient is a remoting client for the test's own broker calls, closed with the test.
-func adminClient(t *testing.T) *remoting.Client {
-	t.Helper()
-	rc, err := remoting.NewClient(remoting.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rc.Close() })
-	return rc
-}
-
 // createTopic creates topic on every broker of c and returns read-back marks for it.
 func createTopic(t *testing.T, ctx context.Context, c *rmqtest.Cluster, rc *remoting.Client, topic string) readback.Marks {
 	t.Helper()
@@ -107,7 +96,7 @@ func createTopic(t *testing.T, ctx context.Context, c *rmqtest.Cluster, rc *remo
 func TestIntegrationJavaSDKTransactions(t *testing.T) {
 	c := rmqtest.Require(t)
 	java := javaDriver(t)
-	rc := adminClient(t)
+	rc := readback.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const topic = "IT_RMQv2_TX"
@@ -198,7 +187,7 @@ func TestIntegrationJavaSDKTransactions(t *testing.T) {
 func TestIntegrationJavaSDKAuthNamespace(t *testing.T) {
 	c := rmqtest.Require(t)
 	java := javaDriver(t)
-	rc := adminClient(t)
+	rc := readback.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const topic, ns = "IT_RMQv2_NS", "itns"

@@ -449,17 +449,6 @@ func (g *guest) seed(in []byte) (code int32) {
 	return 0
 }
 
-// alias returns b as a string without copying: message strings point into the input
-// buffer and are valid only during the call (see the package documentation). Copying
-// them would allocate on every decision, and a Go module collects garbage inside the
-// call that triggers it, which costs milliseconds.
-func alias(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(unsafe.SliceData(b), len(b))
-}
-
 // bufAddr returns the address of b's first element: in a WebAssembly module, its
 // offset in linear memory. Go's collector does not move heap objects, so it stays valid
 // while b is referenced.
