@@ -257,8 +257,8 @@ func (r *report) growthSection() string {
 			scen = append(scen, s)
 		}
 	}
-	p("Generated on %s (%s, %d cores). Each point starts its own `producerd run` against a dev broker in the harness's process (`devbroker`: 2 brokers, every growth topic created with 4 queues on each) with `limits.max_topics` ≥ the topics and the producer groups on ONE strategy, `builtin:roundrobin` as a plugin process; the load client sends 1 KiB messages with the same sync load at every point, to the topics and through the groups in turn. A route warm-up (a load run of its own, not measured) sends to every topic of every group once; the daemon's `route_refresh` is %v (the default 30 s × scale) and points with %d topics or more then idle until a refresh cycle that knows every topic started, so that the phase sees the steady refresh of every topic (a cycle spreads its topics evenly over the interval). The quiet gate (other processes below %.1f cores) waits right before each measured run. A round runs every point of both tables, in reverse order every other round, so that drift in the machine's load hits all points alike; the 1-topic 1-group point is both tables' base and runs once a round. **Daemon CPU** is utime+stime of `producerd run` and its plugin processes over the phase (`/proc/PID/stat`); **RSS** the daemon's peak in the phase; **plugins** the daemon's child processes at the end and the sum of their peak RSS; **NameServer** the dev NameServer's requests per second over the phase (mean, and the busiest second). Each row is the best of %d rounds by msgs/s.\n\n",
-		r.env.Date, r.env.CPU, r.env.Cores, growthRefresh(r.h.scale), growthPauseTopics, quietCores, r.rounds)
+	p("Generated on %s (%s, %d cores). Each point starts its own `producerd run` against a dev broker in the harness's process (`devbroker`: 2 brokers, every growth topic created with 4 queues on each) with `limits.max_topics` ≥ the topics and the producer groups on ONE strategy, `builtin:roundrobin` as a plugin process; the load client sends 1 KiB messages with the same sync load at every point, to the topics and through the groups in turn. A route warm-up (a load run of its own, not measured) sends to every topic of every group once; the daemon's `route_refresh` is %v (the default 30 s × scale) and points with %d topics or more then idle until a refresh cycle that knows every topic started, so that the phase sees the steady refresh of every topic (a cycle spreads its topics evenly over the interval). The quiet gate (other processes below %.1f cores) waits right before each measured run. A round runs every point of both tables, in reverse order every other round, so that drift in the machine's load hits all points alike; the 1-topic 1-group point is both tables' base and runs once a round. **Daemon CPU** is utime+stime of `producerd run` and its plugin processes over the phase (`/proc/PID/stat`); **RSS** the daemon's peak in the phase; **plugins** the daemon's child processes at the end and the sum of their peak RSS; **NameServer** the dev NameServer's requests per second over the phase (mean, and the busiest second). Each row is the best of %d rounds by msgs/s; the two columns *vs first point* are medians of per-round ratios (each round's point against the same round's first point, listed in the notes), which cancels most of the drift between rounds.\n\n",
+		r.env.Date, r.env.CPU, r.env.Cores, growthRefresh(r.h.scale), growthPauseTopics, quietCores, r.growthRounds)
 	p("| table | topics | groups | msgs/s | p50 ms | p99 ms | errors | daemon CPU µs/msg | CPU/msg vs first point | msgs/s vs first point | daemon peak RSS MiB | plugin processes | plugin RSS MiB | NameServer req/s mean / peak | notes |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	type check struct{ what, measured, verdict string }
@@ -275,18 +275,24 @@ func (r *report) growthSection() string {
 				continue
 			}
 			g := cr.Growth
+			relCPU, eachCPU := r.paired(cr, base, cpuPer)
+			relThr, _ := r.paired(cr, base, thr)
+			note := r.growthRoundsNote(cr)
+			if q := ratiosNote(eachCPU); q != "" && i > 0 {
+				note += "; CPU/msg vs first point per round: " + q
+			}
 			p("| %s | %d | %d | %.0f | %.3f | %.3f | %d | %.1f | %s | %s | %.0f | %d | %.0f | %.0f / %.0f | %s |\n", s.ID, g.Topics, g.Groups,
-				cr.Res.MsgsPerSec, cr.Res.P50, cr.Res.P99, cr.Res.Errors, cr.Res.CPUPerMsg(), ratio(cpuPer(cr), cpuPer(base)), ratio(thr(cr), thr(base)),
-				cr.Res.RSSMiB, g.Plugins, g.PluginRSSMiB, g.NameServerAvg, g.NameServerPeak, r.growthRoundsNote(cr))
+				cr.Res.MsgsPerSec, cr.Res.P50, cr.Res.P99, cr.Res.Errors, cr.Res.CPUPerMsg(), fmtRatio(relCPU), fmtRatio(relThr),
+				cr.Res.RSSMiB, g.Plugins, g.PluginRSSMiB, g.NameServerAvg, g.NameServerPeak, note)
 			last := i == len(s.Cells)-1
 			switch {
 			case s.ID == "growth-topics" && last:
 				checks = append(checks, check{"daemon CPU per message at " + fmt.Sprint(g.Topics) + " topics ≤ 1.2× of 1 topic",
-					ratio(cpuPer(cr), cpuPer(base)), verdict(cpuPer(cr) <= 1.2*cpuPer(base), !math.IsNaN(cpuPer(base)))})
+					fmtRatio(relCPU), verdict(relCPU <= 1.2, !math.IsNaN(relCPU))})
 			case s.ID == "growth-groups" && last:
 				checks = append(checks, check{fmt.Sprintf("%d groups on one strategy: one plugin process, ≥ 0.9× one group's msgs/s", g.Groups),
-					fmt.Sprintf("%d plugin processes, %s", g.Plugins, ratio(thr(cr), thr(base))),
-					verdict(g.Plugins == 1 && thr(cr) >= 0.9*thr(base), !math.IsNaN(thr(base)))})
+					fmt.Sprintf("%d plugin processes, %s", g.Plugins, fmtRatio(relThr)),
+					verdict(g.Plugins == 1 && relThr >= 0.9, !math.IsNaN(relThr))})
 			}
 			if s.ID == "growth-topics" && g.Topics >= 1000 {
 				interval := growthRefresh(r.h.scale)

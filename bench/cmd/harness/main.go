@@ -86,7 +86,7 @@ type options struct {
 	only, drivers                                              string
 	dry                                                        bool
 	profile                                                    string
-	rounds                                                     int
+	rounds, pathsRounds, growthRounds                          int
 	hostMissing, invocation                                    string
 	growth                                                     bool
 	growthConc                                                 int
@@ -108,12 +108,16 @@ func main() {
 	flag.BoolVar(&o.dry, "dry", false, "print the commands only")
 	flag.StringVar(&o.profile, "profile", "plugin", "CPU profiles into OUT/raw: plugin (core in the plugin-overhead scenarios), "+
 		"all (also core and the daemon, through its admin /debug/pprof, in the headline scenarios: this adds profiling cost to their numbers), none")
-	flag.IntVar(&o.rounds, "rounds", 2, "rounds of every scenario but failover (driver order reversed every other round); "+
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds of every scenario but failover, the strategy paths and growth (driver order reversed every other round); "+
 		"the report shows each cell's best round, since other people's load on the machine only ever slows a cell down")
+	flag.IntVar(&o.pathsRounds, "paths-rounds", 5, "rounds of the strategy-paths scenario (cells rotated every round); "+
+		"its ratios are medians of per-round ratios, each path against the in-process cell of the same round")
 	flag.StringVar(&o.hostMissing, "host-missing", "", "reason the host strategies are unavailable (set by run.sh when package host does not compile)")
 	flag.StringVar(&o.invocation, "invocation", "", "how the harness was invoked, for RESULTS.md")
 	flag.BoolVar(&o.growth, "growth", false, "also run the growth table (scenarios growth-topics and growth-groups: the daemon on a dev broker "+
-		"at 1..100k topics and 1..20 producer groups, about 8 min at -scale 1 with 2 rounds); -scenarios growth-topics,growth-groups runs only them")
+		"at 1..100k topics and 1..20 producer groups, about 4 min a round at -scale 1); -scenarios growth-topics,growth-groups runs only them")
+	flag.IntVar(&o.growthRounds, "growth-rounds", 3, "rounds of the growth tables (points in reverse order every other round); "+
+		"their ratios to the first point are medians of per-round ratios")
 	flag.IntVar(&o.growthConc, "growth-conc", 16, "sync senders of every growth point")
 	flag.StringVar(&o.growthTopics, "growth-topics", defaultGrowthTopics, "the growth-topics table's points (topic counts; the first is the base)")
 	flag.StringVar(&o.growthGroups, "growth-groups", defaultGrowthGroups, "the growth-groups table's points (producer group counts; the first is the base)")
@@ -226,17 +230,17 @@ func run(o options) error {
 			continue
 		}
 		skip := map[string]bool{}
-		for round := 1; round <= max(1, o.rounds); round++ {
-			cells := slices.Clone(s.Cells)
-			if round%2 == 0 {
-				slices.Reverse(cells)
-			}
-			for _, c := range cells {
+		rounds := o.rounds
+		if s.Paths {
+			rounds = o.pathsRounds
+		}
+		for round := 1; round <= max(1, rounds); round++ {
+			for _, c := range roundOrder(s, round) {
 				if !want[c.Driver] || skip[c.name()] {
 					continue
 				}
 				key := c.name()
-				if o.rounds > 1 {
+				if rounds > 1 {
 					c.Round = round
 				}
 				r := h.runCell(c, nil)
@@ -269,12 +273,48 @@ func run(o options) error {
 			ran = append(ran, s)
 		}
 	}
-	rep := &report{h: h, env: env, scen: ran, results: results, rounds: max(1, o.rounds)}
+	rep := &report{h: h, env: env, scen: ran, results: results, rounds: max(1, o.rounds), growthRounds: max(1, o.growthRounds)}
 	if err := rep.write(); err != nil {
 		return err
 	}
 	logf("wrote %s in %v", filepath.Join(h.outDir, "RESULTS.md"), env.Elapsed.Round(time.Second))
 	return nil
+}
+
+// roundOrder is the order of a scenario's cells in a round. Most scenarios reverse it
+// every other round. The strategy paths rotate it: the strategies, and the paths within
+// each strategy, start one later every round, so that each path runs first, in the middle
+// and last in turn, always next to the in-process cell it is compared with.
+func roundOrder(s scenario, round int) []cell {
+	cells := slices.Clone(s.Cells)
+	if !s.Paths {
+		if round%2 == 0 {
+			slices.Reverse(cells)
+		}
+		return cells
+	}
+	var blocks [][]cell // one per strategy, in s.Cells's order
+	for i, c := range cells {
+		if i == 0 || strategyOf(c) != strategyOf(cells[i-1]) {
+			blocks = append(blocks, nil)
+		}
+		blocks[len(blocks)-1] = append(blocks[len(blocks)-1], c)
+	}
+	rotate := func(n int) int { return (round - 1) % n }
+	out := make([]cell, 0, len(cells))
+	for i := range blocks {
+		b := blocks[(i+rotate(len(blocks)))%len(blocks)]
+		for j := range b {
+			out = append(out, b[(j+rotate(len(b)))%len(b)])
+		}
+	}
+	return out
+}
+
+// strategyOf is a strategy-paths cell's strategy: "rr" of "rr-plugin".
+func strategyOf(c cell) string {
+	st, _, _ := strings.Cut(c.Strategy, "-")
+	return st
 }
 
 // runGrowth runs the selected growth scenarios, each point in every round, on a dev
@@ -301,7 +341,7 @@ func (h *harness) runGrowth(o options, scen []scenario, runs func(scenario) bool
 	// that drift in the machine's load hits all points alike; a point two tables share
 	// (1 topic, 1 group: both tables' base) runs once a round and counts for both.
 	var results []*cellResult
-	for round := 1; round <= max(1, o.rounds); round++ {
+	for round := 1; round <= max(1, o.growthRounds); round++ {
 		var cells []cell
 		for _, s := range todo {
 			cells = append(cells, s.Cells...)
@@ -309,10 +349,10 @@ func (h *harness) runGrowth(o options, scen []scenario, runs func(scenario) bool
 		if round%2 == 0 {
 			slices.Reverse(cells)
 		}
-		logf("=== growth round %d of %d: %d points", round, max(1, o.rounds), len(cells))
+		logf("=== growth round %d of %d: %d points", round, max(1, o.growthRounds), len(cells))
 		done := map[[2]int]*cellResult{}
 		for _, c := range cells {
-			if o.rounds > 1 {
+			if o.growthRounds > 1 {
 				c.Round = round
 			}
 			pt := [2]int{c.Topics, c.Groups}
