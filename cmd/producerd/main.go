@@ -40,6 +40,10 @@ func versionString() string {
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// reexec replaces the process with this executable, its arguments and environ
+	// (same PID); it returns only on failure. Nil (tests running commands in process)
+	// never re-executes.
+	reexec func(environ []string) error
 }
 
 type command struct {
@@ -103,7 +107,7 @@ func usage(w io.Writer) {
 }
 
 func main() {
-	os.Exit(run(&env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
+	os.Exit(run(&env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, reexec: reexec}, os.Args[1:]))
 }
 
 func run(e *env, args []string) int {

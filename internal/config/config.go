@@ -105,10 +105,23 @@ type Daemon struct {
 	// core used; package internal/procs). The GOMAXPROCS environment variable, when
 	// set, wins; 0 is a Config not from Parse, which leaves the runtime alone.
 	Procs int
+	// Sysmon is how the Go runtime's system monitor runs (sysmon): SysmonSteady
+	// (default) keeps it on its steady tick (10 ms while there is nothing to retake)
+	// instead of parking it whenever every P is idle, to be woken by the next system
+	// call (with one sender that wake-up was 4 of the daemon's 7 context switches per
+	// message); SysmonRuntime leaves Go's default. GODEBUG's schedtrace, when set,
+	// wins. Read at start only.
+	Sysmon string
 }
 
 // ProcsAuto is procs = "auto".
 const ProcsAuto = -1
+
+// The values of daemon.sysmon.
+const (
+	SysmonSteady  = "steady"
+	SysmonRuntime = "runtime"
+)
 
 // BytesPerTopic is what one tracked topic may cost the daemon (route, picker counter,
 // tracker entry, metric series, with the collector's headroom), for DefaultMemoryLimit:
@@ -430,7 +443,7 @@ func ParseEnv(name string, data []byte, dir string, environ []string) (*Config, 
 func (c *Config) decodeDaemon(t *tomlx.Table, d *tomlx.Decoder) {
 	c.Daemon = Daemon{LogLevel: "info", LogFormat: "text", ShutdownTimeout: DefaultShutdownTimeout,
 		MaxInflightMessages: DefaultMaxInflightMessages, MaxInflightBytes: DefaultMaxInflightBytes,
-		GCPercent: DefaultGCPercent, Procs: ProcsAuto}
+		GCPercent: DefaultGCPercent, Procs: ProcsAuto, Sysmon: SysmonSteady}
 	if t == nil {
 		return
 	}
@@ -455,6 +468,7 @@ func (c *Config) decodeDaemon(t *tomlx.Table, d *tomlx.Decoder) {
 		auto := "auto"
 		t.Note("procs", &auto)
 	}
+	t.OneOf("sysmon", &c.Daemon.Sysmon, SysmonSteady, SysmonRuntime)
 	t.Done()
 }
 

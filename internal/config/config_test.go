@@ -103,7 +103,8 @@ compress_threshold = "8KiB"
 }
 
 // TestRuntimeSettings: gc_percent and memory_limit take a value or "off", procs a number
-// or "auto" (its default), and each refuses what the runtime would misread, at its line.
+// or "auto" (its default), sysmon "steady" (its default) or "runtime", and each refuses
+// what the runtime would misread, at its line.
 func TestRuntimeSettings(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -111,15 +112,17 @@ func TestRuntimeSettings(t *testing.T) {
 		gc        int
 		limit     int64
 		procs     int
+		sysmon    string
 		wantError string
 	}{
-		{`gc_percent = 100` + "\n" + `memory_limit = "1GiB"` + "\n" + `procs = 3`, 100, 1 << 30, 3, ""},
-		{`gc_percent = "off"` + "\n" + `memory_limit = "off"` + "\n" + `procs = "auto"`, GCOff, NoMemoryLimit, ProcsAuto, ""},
-		{`gc_percent = 0`, 0, 0, 0, "daemon.gc_percent"},
-		{`memory_limit = "1MiB"`, 0, 0, 0, "daemon.memory_limit"},
-		{`gc_percent = "sometimes"`, 0, 0, 0, "daemon.gc_percent"},
-		{`procs = 0`, 0, 0, 0, "daemon.procs"},
-		{`procs = "many"`, 0, 0, 0, "daemon.procs"},
+		{`gc_percent = 100` + "\n" + `memory_limit = "1GiB"` + "\n" + `procs = 3` + "\n" + `sysmon = "runtime"`, 100, 1 << 30, 3, SysmonRuntime, ""},
+		{`gc_percent = "off"` + "\n" + `memory_limit = "off"` + "\n" + `procs = "auto"`, GCOff, NoMemoryLimit, ProcsAuto, SysmonSteady, ""},
+		{`gc_percent = 0`, 0, 0, 0, "", "daemon.gc_percent"},
+		{`memory_limit = "1MiB"`, 0, 0, 0, "", "daemon.memory_limit"},
+		{`gc_percent = "sometimes"`, 0, 0, 0, "", "daemon.gc_percent"},
+		{`procs = 0`, 0, 0, 0, "", "daemon.procs"},
+		{`procs = "many"`, 0, 0, 0, "", "daemon.procs"},
+		{`sysmon = "off"`, 0, 0, 0, "", "daemon.sysmon"},
 	} {
 		c, err := Parse("t.toml", []byte("[daemon]\n"+tc.lines+"\n[client]\nname_servers = [\"127.0.0.1:9876\"]\n[[producer]]\n"), t.TempDir())
 		if tc.wantError != "" {
@@ -132,8 +135,9 @@ func TestRuntimeSettings(t *testing.T) {
 			t.Errorf("%q: %v", tc.lines, err)
 			continue
 		}
-		if d := c.Daemon; d.GCPercent != tc.gc || d.MemoryLimit != tc.limit || d.Procs != tc.procs {
-			t.Errorf("%q: gc_percent %d, memory_limit %d, procs %d; want %d, %d, %d", tc.lines, d.GCPercent, d.MemoryLimit, d.Procs, tc.gc, tc.limit, tc.procs)
+		if d := c.Daemon; d.GCPercent != tc.gc || d.MemoryLimit != tc.limit || d.Procs != tc.procs || d.Sysmon != tc.sysmon {
+			t.Errorf("%q: gc_percent %d, memory_limit %d, procs %d, sysmon %q; want %d, %d, %d, %q", tc.lines, d.GCPercent, d.MemoryLimit, d.Procs, d.Sysmon,
+				tc.gc, tc.limit, tc.procs, tc.sysmon)
 		}
 	}
 }

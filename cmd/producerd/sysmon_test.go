@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/testwait"
+)
+
+// TestRunSteadySysmon runs `producerd run` with each daemon.sysmon and a few GODEBUG
+// values: "steady" (the default) re-executes the daemon in place (same PID) with
+// schedtrace added to GODEBUG, keeping what GODEBUG held; "runtime", or a GODEBUG that
+// sets schedtrace already, leaves the environment alone. Each daemon then stores a
+// message.
+func TestRunSteadySysmon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	dev, err := devbroker.Start(context.Background(), devbroker.Config{Brokers: []string{"broker-a"}, Topics: map[string]int{"TopicTest": 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	bin := buildBinary(t)
+	for _, tt := range []struct {
+		name, sysmon, godebug string
+		want                  string // GODEBUG of the running daemon, "" for none
+	}{
+		{"default", "", "", sysmonGODEBUG},
+		{"steady keeps GODEBUG", `sysmon = "steady"`, "gctrace=0", "gctrace=0," + sysmonGODEBUG},
+		{"runtime", `sysmon = "runtime"`, "", ""},
+		{"GODEBUG wins", "", "schedtrace=2147483646", "schedtrace=2147483646"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			grpcAddr := freeAddr(t)
+			cfgPath := filepath.Join(t.TempDir(), "producer.toml")
+			cfg := fmt.Sprintf("[daemon]\n%s\n[ingress]\ngrpc = %q\nhttp = \"\"\n[client]\nname_servers = [%q]\n[[producer]]\ngroup = \"sysmon\"\n",
+				tt.sysmon, grpcAddr, dev.NameServerAddr())
+			if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			run := exec.Command(bin, "run", "-c", cfgPath)
+			run.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
+			if tt.godebug != "" {
+				run.Env = append(run.Env, "GODEBUG="+tt.godebug)
+			}
+			var stderr lockedBuffer
+			run.Stderr = &stderr
+			if err := run.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- run.Wait() }()
+			t.Cleanup(func() {
+				_ = syscall.Kill(run.Process.Pid, syscall.SIGTERM)
+				select {
+				case <-exited:
+				case <-time.After(30 * time.Second):
+					_ = syscall.Kill(run.Process.Pid, syscall.SIGKILL)
+					<-exited
+				}
+				if t.Failed() {
+					t.Logf("producerd run stderr:\n%s", stderr.String())
+				}
+			})
+			var out []byte
+			if !testwait.Until(30*time.Second, func() bool {
+				out, err = exec.Command(bin, "send", "-addr", grpcAddr, "TopicTest", "hello").CombinedOutput()
+				return err == nil && strings.Contains(string(out), "SEND_OK")
+			}) {
+				t.Fatalf("the daemon stored nothing: %v\n%s", err, out)
+			}
+			// The process that answers is the one started (a re-exec keeps the PID).
+			environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", run.Process.Pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for kv := range strings.SplitSeq(string(environ), "\x00") {
+				if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+					got = append(got, v)
+				}
+			}
+			switch {
+			case tt.want == "" && len(got) != 0:
+				t.Fatalf("GODEBUG %q, want none", got)
+			case tt.want != "" && (len(got) != 1 || got[0] != tt.want):
+				t.Fatalf("GODEBUG %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestGodebugSets(t *testing.T) {
+	for _, tt := range []struct {
+		godebug string
+		want    bool
+	}{
+		{"", false},
+		{"schedtrace=1", true},
+		{"gctrace=1,schedtrace=0", true},
+		{"gctrace=1, schedtrace=5", true},
+		{"schedtraceX=1", false},
+		{"schedtrace", false},
+		{"gctrace=1", false},
+	} {
+		if got := godebugSets(tt.godebug, "schedtrace"); got != tt.want {
+			t.Errorf("godebugSets(%q) = %v, want %v", tt.godebug, got, tt.want)
+		}
+	}
+}
