@@ -84,6 +84,10 @@ for w in roundrobin:plugins/roundrobin/wasm latencyfault:plugins/latencyfault/wa
   fi
 done
 
+if ! build_go ingress-echo ./cmd/ingress-echo; then
+  log "ingress-echo (the gRPC hop floor) does not build: sync-1's floor rows will be reported missing"
+  rm -f bin/ingress-echo
+fi
 if ! build_go daemon-driver ./cmd/daemon-driver; then
   log "daemon-driver (gRPC load client) does not build: driver 1 will be reported missing"
   rm -f bin/daemon-driver

@@ -14,8 +14,19 @@ import (
 	"github.com/producerd/producerd/bench/internal/load"
 )
 
-// variantUnix is the daemon driver over the ingress Unix socket instead of TCP.
-const variantUnix = "unix"
+// Variants of the daemon driver: over the ingress Unix socket instead of TCP, and
+// against ingress-echo (the gRPC hop alone, no daemon behind it) over TCP and the socket.
+const (
+	variantUnix      = "unix"
+	variantFloor     = "floor"
+	variantFloorUnix = "floor-unix"
+)
+
+// floor reports whether c runs against ingress-echo instead of the daemon.
+func (c *cell) floor() bool { return c.Variant == variantFloor || c.Variant == variantFloorUnix }
+
+// overUnix reports whether c's load client dials the server's Unix socket.
+func (c *cell) overUnix() bool { return c.Variant == variantUnix || c.Variant == variantFloorUnix }
 
 // cell is one driver run of one scenario.
 type cell struct {
@@ -163,7 +174,7 @@ func (h *harness) command(c *cell) ([]string, string) {
 		addr := c.addr
 		if addr == "" && h.daemon == nil {
 			return nil, h.daemonMissing
-		} else if addr == "" && c.Variant == variantUnix {
+		} else if addr == "" && c.overUnix() {
 			addr = "unix://" + h.daemon.unix
 		} else if addr == "" {
 			addr = h.daemon.addr
@@ -188,6 +199,18 @@ func (h *harness) command(c *cell) ([]string, string) {
 // runs in its own goroutine once the measured phase started.
 func (h *harness) runCell(c cell, onStart func(pid int)) *cellResult {
 	r := &cellResult{Cell: c, LoadAvg: loadAvg(), Decisions: -1, Fallbacks: -1}
+	if c.floor() {
+		// The echo server stands in for the daemon: the load client dials it, and its
+		// CPU is read where the daemon's would be.
+		if h.floor == nil {
+			r.Status, r.Note = "missing", h.floorMissing
+			logf("%-28s MISSING: %s", c.name(), h.floorMissing)
+			return r
+		}
+		daemon := h.daemon
+		h.daemon = h.floor
+		defer func() { h.daemon = daemon }()
+	}
 	argv, missing := h.command(&c)
 	if missing != "" {
 		r.Status, r.Note = "missing", missing

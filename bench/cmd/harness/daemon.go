@@ -95,38 +95,68 @@ pprof = true
 // directory) and starts `producerd run`, then waits (at most 30 s) until its ingress
 // answers the gRPC health check.
 func (h *harness) startDaemon(bin, name string, config func(addr, unix, admin string) string) (*daemonProc, error) {
-	addr, err := freeAddr()
+	d, exited, err := h.startServer(name, func(addr, unix, admin string) ([]string, string, error) {
+		cfg := filepath.Join(h.rawDir, name+".toml")
+		if err := os.WriteFile(cfg, []byte(config(addr, unix, admin)), 0o644); err != nil {
+			return nil, "", err
+		}
+		return []string{bin, "run", "-c", cfg}, cfg, nil
+	})
 	if err != nil {
 		return nil, err
 	}
+	h.daemonExited = exited
+	return d, nil
+}
+
+// startFloor starts bin/ingress-echo, the gRPC hop without a daemon behind it
+// (sync-1's floor rows), on a TCP port and a Unix socket of its own.
+func (h *harness) startFloor() (*daemonProc, <-chan error, error) {
+	bin := filepath.Join(h.binDir, "ingress-echo")
+	if _, err := os.Stat(bin); err != nil {
+		return nil, nil, fmt.Errorf("ingress-echo not built: %w", err)
+	}
+	return h.startServer("ingress-echo", func(addr, unix, _ string) ([]string, string, error) {
+		return []string{bin, "-addr", addr, "-unix", unix}, "", nil
+	})
+}
+
+// startServer starts a server of the Ingress API (the daemon, or the echo floor) with
+// argv(ingress, unix socket, admin), logging to name.log in the raw directory, and waits
+// (at most 30 s) until its ingress answers the gRPC health check. The channel receives
+// the process's exit.
+func (h *harness) startServer(name string, argv func(addr, unix, admin string) (_ []string, config string, _ error)) (*daemonProc, <-chan error, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, nil, err
+	}
 	admin, err := freeAddr()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// A socket path must fit sun_path (108 bytes): a short one under the temp dir.
 	sockDir, err := os.MkdirTemp("", "producerd-bench-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	unix := filepath.Join(sockDir, "ingress.sock")
-	cfg := filepath.Join(h.rawDir, name+".toml")
-	if err := os.WriteFile(cfg, []byte(config(addr, unix, admin)), 0o644); err != nil {
-		return nil, err
+	args, cfg, err := argv(addr, unix, admin)
+	if err != nil {
+		return nil, nil, err
 	}
 	logPath := filepath.Join(h.rawDir, name+".log")
 	lf, err := os.Create(logPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer lf.Close()
-	argv := []string{bin, "run", "-c", cfg}
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Dir = h.rawDir
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	d := &daemonProc{pid: cmd.Process.Pid, addr: addr, unix: unix, admin: admin, cmd: cmd, config: cfg, command: shellJoin(argv), log: logPath}
+	d := &daemonProc{pid: cmd.Process.Pid, addr: addr, unix: unix, admin: admin, cmd: cmd, config: cfg, command: shellJoin(args), log: logPath}
 	h.track(d.pid)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -134,7 +164,7 @@ func (h *harness) startDaemon(bin, name string, config func(addr, unix, admin st
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		h.stopDaemon(d, exited)
-		return nil, err
+		return nil, nil, err
 	}
 	defer cc.Close()
 	hc := healthpb.NewHealthClient(cc)
@@ -143,7 +173,7 @@ func (h *harness) startDaemon(bin, name string, config func(addr, unix, admin st
 		select {
 		case err := <-exited:
 			h.untrack(d.pid)
-			return nil, fmt.Errorf("producerd exited during start-up (%v): %s", err, tailFile(logPath, 5))
+			return nil, nil, fmt.Errorf("%s exited during start-up (%v): %s", name, err, tailFile(logPath, 5))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -154,16 +184,15 @@ func (h *harness) startDaemon(bin, name string, config func(addr, unix, admin st
 		}
 		if time.Now().After(deadline) {
 			h.stopDaemon(d, exited)
-			return nil, fmt.Errorf("producerd not serving on %s after 30 s (%v): %s", addr, err, tailFile(logPath, 5))
+			return nil, nil, fmt.Errorf("%s not serving on %s after 30 s (%v): %s", name, addr, err, tailFile(logPath, 5))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	h.daemonExited = exited
-	logf("producerd running: pid %d, ingress %s and unix://%s, config %s", d.pid, addr, unix, cfg)
-	return d, nil
+	logf("%s running: pid %d, ingress %s and unix://%s", name, d.pid, addr, unix)
+	return d, exited, nil
 }
 
-// stopDaemon sends SIGTERM to the daemon's PID and SIGKILL after 20 s.
+// stopDaemon sends SIGTERM to the daemon's (or the echo floor's) PID and SIGKILL after 20 s.
 func (h *harness) stopDaemon(d *daemonProc, exited <-chan error) {
 	if d == nil || d.pid <= 0 { // never kill(0): that is our process group
 		return
@@ -172,7 +201,7 @@ func (h *harness) stopDaemon(d *daemonProc, exited <-chan error) {
 	select {
 	case <-exited:
 	case <-time.After(20 * time.Second):
-		logf("producerd pid %d still running 20 s after SIGTERM: SIGKILL", d.pid)
+		logf("pid %d (%s) still running 20 s after SIGTERM: SIGKILL", d.pid, d.command)
 		_ = syscall.Kill(d.pid, syscall.SIGKILL)
 		<-exited
 	}

@@ -43,6 +43,10 @@ type harness struct {
 	daemon        *daemonProc
 	daemonExited  <-chan error
 	daemonMissing string
+	// floor is ingress-echo, the gRPC hop without a daemon (sync-1's floor rows).
+	floor         *daemonProc
+	floorExited   <-chan error
+	floorMissing  string
 	hostMissing   string
 	profileDaemon bool
 	quietSpent    time.Duration // total quiet-gate wait so far
@@ -212,6 +216,13 @@ func run(o options) error {
 		}
 	} else if want["daemon"] && o.dry && sideBySide {
 		h.daemon = &daemonProc{addr: "127.0.0.1:PORT"}
+		h.floor = &daemonProc{addr: "127.0.0.1:PORT"}
+	}
+	if want["daemon"] && !o.dry && sideBySide && slices.ContainsFunc(scen, func(s scenario) bool { return runs(s) && s.ID == "sync-1" }) {
+		if h.floor, h.floorExited, err = h.startFloor(); err != nil {
+			h.floorMissing = err.Error()
+			logf("the gRPC hop floor (ingress-echo) is unavailable: %v", err)
+		}
 	}
 	hostMissing, dry := o.hostMissing, o.dry
 
@@ -259,6 +270,10 @@ func run(o options) error {
 		h.stopDaemon(h.daemon, h.daemonExited)
 	}
 	h.daemon, h.daemonExited = nil, nil
+	if h.floor != nil {
+		h.stopDaemon(h.floor, h.floorExited)
+		h.floor, h.floorExited = nil, nil
+	}
 	results = append(results, h.runGrowth(o, scen, runs)...)
 	if dry {
 		return nil
@@ -450,6 +465,13 @@ func scenarios(scale float64, profile string, host bool) []scenario {
 	unix := sync1.Cells[len(sync1.Cells)-1]
 	unix.Variant = variantUnix
 	sync1.Cells = append(sync1.Cells, unix)
+	// The same load client against ingress-echo, over TCP and the Unix socket: the gRPC
+	// hop alone, the floor under the daemon's single-sender round trip.
+	for _, v := range []string{variantFloor, variantFloorUnix} {
+		f := unix
+		f.Variant, f.Profile = v, false
+		sync1.Cells = append(sync1.Cells, f)
+	}
 	out := []scenario{
 		sync1,
 		headline("sync-64", "sync send, 64 senders, 1 KiB", "sync", 64, 1024, 1, 150000, 10*time.Second),

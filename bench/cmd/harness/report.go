@@ -336,6 +336,7 @@ func (r *report) write() error {
 		p("| daemon CPU/msg ≤ 1.0× Java (daemon process) | sync-1%s | %s vs %s µs/msg (%s) | %s |\n", map[string]string{"": "", variantUnix: " (Unix socket)"}[v],
 			fmtNum(cd), fmtNum(cj), ratio(cd, cj), verdict(cd <= cj, !math.IsNaN(cd) && !math.IsNaN(cj)))
 	}
+	hop := r.hopNote()
 	jf := r.find("failover", "java", "*")
 	for _, drv := range []string{"core", "daemon"} {
 		f := r.find("failover", drv, "*")
@@ -347,7 +348,7 @@ func (r *report) write() error {
 		p("| failover: 0 failed, slow ≤ Java | failover (%s) | %d failed, %d slower than 1 s (Java: %d failed, %d slow) | %s |\n",
 			drv, f.Failover.Failed, f.Failover.Slow, jf.Failover.Failed, jf.Failover.Slow, verdict(pass, true))
 	}
-	p("\n")
+	p("\n%s", hop)
 
 	// Plugin overhead.
 	p("## Plugin overhead (producerd core as a library)\n\n")
@@ -437,7 +438,7 @@ func (r *report) write() error {
 	p("## Exact commands\n\n")
 	p("```sh\n%s\n```\n\n", orDefault(e.Invocation))
 	p("Builds (done by `bench/run.sh`):\n\n```sh\n")
-	p("cd bench && go build -o bin/ ./cmd/core-driver ./cmd/clientgo-driver ./cmd/daemon-driver ./cmd/harness\n")
+	p("cd bench && go build -o bin/ ./cmd/core-driver ./cmd/clientgo-driver ./cmd/daemon-driver ./cmd/ingress-echo ./cmd/harness\n")
 	p("cd bench && go build -o bin/producerd github.com/producerd/producerd/cmd/producerd   # driver 1, from ../cmd/producerd\n")
 	p("cd bench/java && mvn -B -q package                                                        # target/java-driver.jar + target/lib/\n```\n\n")
 	if d := r.h.daemon; d != nil {
@@ -476,10 +477,38 @@ func (r *report) write() error {
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
+// hopNote is the paragraph under the targets on the single sender's hop: what the
+// daemon's sync-1 targets leave for the hop between the load client and core, what the
+// hop took, and what the gRPC hop alone (ingress-echo) takes on this machine. With one
+// sender, msgs/s is one over the round trip. "" when a cell is missing.
+func (r *report) hopNote() string {
+	us := func(c *cellResult) float64 { return 1e6 / thr(c) }
+	j, c := r.find("sync-1", "java", ""), r.find("sync-1", "core", "")
+	d, du := r.find("sync-1", "daemon", ""), r.find("sync-1", "daemon", variantUnix)
+	f, fu := r.find("sync-1", "daemon", variantFloor), r.find("sync-1", "daemon", variantFloorUnix)
+	for _, x := range []*cellResult{j, c, d, du, f, fu} {
+		if !ok(x) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("**The single sender's hop.** With one sender, msgs/s is one over the round trip. Java's round trip took %.0f µs and core's %.0f µs, "+
+		"so the daemon's targets leave the hop between the load client and core (the daemon's round trip less core's) %.0f µs over TCP (0.85×) and %.0f µs over the Unix socket (0.95×). "+
+		"The daemon's hop took %.0f µs and %.0f µs. The same load client against `ingress-echo` (bench/cmd/ingress-echo: the daemon's gRPC settings on one P, answering at once with no broker behind it) "+
+		"took %.0f µs and %.0f µs a call: the gRPC hop alone, with nothing in it.\n\n",
+		us(j), us(c), us(j)/0.85-us(c), us(j)/0.95-us(c), us(d)-us(c), us(du)-us(c), us(f), us(fu))
+}
+
+// daemonVariantName names the daemon driver's variants in the results table.
+var daemonVariantName = map[string]string{
+	variantUnix:      "producerd daemon (gRPC, Unix socket)",
+	variantFloor:     "gRPC hop alone (ingress-echo, no daemon)",
+	variantFloorUnix: "gRPC hop alone (ingress-echo, Unix socket)",
+}
+
 func (r *report) row(b *strings.Builder, scen string, cr *cellResult, c cell) {
 	name := driverName[c.Driver]
-	if c.Variant == variantUnix {
-		name = "producerd daemon (gRPC, Unix socket)"
+	if n, ok := daemonVariantName[c.Variant]; ok && c.Driver == "daemon" {
+		name = n
 	}
 	if !ok(cr) {
 		fmt.Fprintf(b, "| %s | %s | | | | | | | | | | | %s |\n", scen, name, missingNote(cr))
@@ -487,7 +516,10 @@ func (r *report) row(b *strings.Builder, scen string, cr *cellResult, c cell) {
 	}
 	res := cr.Res
 	note := r.roundsNote(cr)
-	if c.Driver == "daemon" {
+	switch {
+	case c.floor():
+		note = strings.TrimPrefix(note+fmt.Sprintf("; producer = ingress-echo; load client: %.2f s CPU, %.0f MiB", cr.ClientCPU, cr.ClientRSS), "; ")
+	case c.Driver == "daemon":
 		note = strings.TrimPrefix(note+fmt.Sprintf("; producer = daemon + plugin (plugin %.2f s); load client: %.2f s CPU, %.0f MiB", cr.PluginCPU, cr.ClientCPU, cr.ClientRSS), "; ")
 	}
 	if res.Errors > 0 {
