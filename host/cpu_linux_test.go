@@ -7,12 +7,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/producerd/producerd/internal/procs"
 )
 
 // procCPU returns the CPU time (user and system) process pid has used: for this
-// process from getrusage (microseconds), for another the sum of its threads' run time
+// process procs.ProcessCPU (getrusage, microseconds), for another the sum of its threads' run time
 // from /proc/PID/task/*/schedstat (nanoseconds; a thread that exited is not counted,
 // and Go rarely ends one), else /proc/PID/stat (10 ms ticks).
 func procCPU(pid int) time.Duration {
@@ -20,10 +21,7 @@ func procCPU(pid int) time.Duration {
 		return 0
 	}
 	if pid == os.Getpid() {
-		var ru syscall.Rusage
-		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-			return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		}
+		return procs.ProcessCPU()
 	}
 	if tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/schedstat"); len(tasks) > 0 {
 		var sum time.Duration

@@ -8,9 +8,10 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/producerd/producerd/internal/procs"
 )
 
 // go test -run '^$' -bench . -benchmem ./remoting/
@@ -130,7 +131,7 @@ func BenchmarkInvoke(b *testing.B) {
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
-				cpu0 := processCPU()
+				cpu0 := procs.ProcessCPU()
 				if g == 1 {
 					for range b.N {
 						one()
@@ -146,17 +147,8 @@ func BenchmarkInvoke(b *testing.B) {
 				wg.Wait()
 				// CPU time of the whole process (client and fake broker) per request: steadier
 				// than ns/op on a shared machine.
-				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(procs.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}
-}
-
-// processCPU is the user+system CPU time used by this process so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +138,36 @@ func TestOnlyInstanceReplacedKeepsPolicy(t *testing.T) {
 		if q := sdktest.MustSelect(t, s, rt.First()); q.Broker == "broker-a" {
 			t.Fatalf("picked isolated broker-a")
 		}
+	}
+}
+
+// TestFailedPolicyReadRetried: a policy change whose read failed is read again at the
+// next flush, though the guest reports each change once. The flakyhealth module's first
+// read after a change fails: the host keeps deciding from the old policy (broker-a is
+// still picked); the next broadcast, which changes nothing in the guest, installs the
+// table, and broker-a is not picked any more.
+func TestFailedPolicyReadRetried(t *testing.T) {
+	logs := &logSink{}
+	s := load(t, buildModule(t, pkgFlakyHealth), testOptions(t, logs))
+	rt := sdktest.NewRoute("t", sdktest.Queues(2, 2))
+	picks := func() map[string]int {
+		got := map[string]int{}
+		for range 40 {
+			got[sdktest.MustSelect(t, s, rt.First()).Broker]++
+		}
+		return got
+	}
+	ctx := context.Background()
+	// Failures are urgent: each Observe broadcasts and reads the policy before it returns.
+	s.Observe(ctx, []sdk.Outcome{sdktest.Failure("broker-a", sdk.OutcomeConnectFailure, time.Second)})
+	if !strings.Contains(logs.String(), "deliberate health failure") {
+		t.Fatalf("the policy read after broker-a's failure did not fail; logs:\n%s", logs)
+	}
+	if got := picks(); got["broker-a"] == 0 {
+		t.Fatalf("after a failed policy read, picks %v: the policy was installed anyway", got)
+	}
+	s.Observe(ctx, []sdk.Outcome{sdktest.Failure("broker-a", sdk.OutcomeConnectFailure, time.Second)})
+	if got := picks(); got["broker-a"] != 0 || got["broker-b"] != 40 {
+		t.Fatalf("after the next flush, picks %v: want all 40 on broker-b (broker-a unavailable)", got)
 	}
 }

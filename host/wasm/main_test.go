@@ -24,6 +24,7 @@ const (
 	pkgLeastLatency = "github.com/producerd/producerd/plugins/examples/leastlatency/wasm"
 	pkgBadGuest     = "./testdata/badguest"
 	pkgBadABI       = "./testdata/badabi"
+	pkgFlakyHealth  = "./testdata/flakyhealth"
 )
 
 // scratch holds the built modules and the shared compilation cache of this test

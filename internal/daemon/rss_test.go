@@ -8,11 +8,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/producerd/producerd/api/producerdpb"
+	"github.com/producerd/producerd/internal/procs"
 )
 
 // TestPluginProcessRSS measures (does not assert) the plugin processes of 20 groups
@@ -40,7 +40,7 @@ func TestPluginProcessRSS(t *testing.T) {
 	h := startText(t, c, b.String())
 	const window = 5 * time.Second
 	var sent, failed atomic.Int64
-	self0 := selfCPU()
+	self0 := procs.ProcessCPU()
 	end := time.Now().Add(window)
 	var wg sync.WaitGroup
 	for i := range senders {
@@ -59,7 +59,7 @@ func TestPluginProcessRSS(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	self := selfCPU() - self0
+	self := procs.ProcessCPU() - self0
 	children := pluginChildren()
 	var rss int64
 	var cpu time.Duration
@@ -109,13 +109,4 @@ func cpuTime(pid int) time.Duration {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	const ticks = 100 // USER_HZ on Linux
 	return time.Duration(ut+st) * time.Second / ticks
-}
-
-// selfCPU returns this process's user and system CPU time so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -33,6 +33,8 @@ type topicTracker struct {
 	// it, so they stay on the monotonic clock (a wall clock stepped by NTP would make
 	// every topic idle at once, or none for as long as the step).
 	base time.Time
+	// now is time.Now; a test steps its wall-clock reading.
+	now func() time.Time
 }
 
 // lastSeen is when a tracked topic was last sent to, in nanoseconds since the
@@ -45,7 +47,8 @@ func (t *topicTracker) store(l *lastSeen, now time.Time) { l.at.Store(int64(now.
 func (t *topicTracker) seen(l *lastSeen) time.Time { return t.base.Add(time.Duration(l.at.Load())) }
 
 func newTopicTracker(maxTopics int, idle time.Duration, onForget func(string)) *topicTracker {
-	return &topicTracker{max: maxTopics, idle: idle, last: make(map[string]*lastSeen), onForget: onForget, base: time.Now()}
+	return &topicTracker{max: maxTopics, idle: idle, last: make(map[string]*lastSeen), onForget: onForget,
+		base: time.Now(), now: time.Now}
 }
 
 // tooManyTopicsError refuses a message to a new topic; it is errBusy to callers (a
@@ -65,7 +68,7 @@ func (e *tooManyTopicsError) Unwrap() error { return errBusy }
 
 // admit records a message to topic, or refuses it.
 func (t *topicTracker) admit(group, topic string) error {
-	now := time.Now()
+	now := t.now()
 	t.mu.RLock()
 	if e := t.last[topic]; e != nil {
 		// Under the read lock: the idle scan (write lock) cannot forget the topic

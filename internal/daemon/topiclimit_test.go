@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 )
 
 // TestTopicTracker: past max_topics a new topic is refused as errBusy; a topic idle for
@@ -50,6 +52,67 @@ func TestTopicTracker(t *testing.T) {
 			t.Fatalf("forgotten %v, tracked %d", forgotten, tr.count())
 		}
 	})
+}
+
+// TestTopicTrackerWallClockStep: idleness follows the time elapsed on the monotonic
+// clock, not the wall clock's reading. The tracker's clock returns what time.Now does
+// after the system clock was stepped (by NTP, or by hand): an hour forward 10 s after
+// two topics were sent to makes neither idle (limits.topic_idle is a minute), so a
+// third is refused; an hour back 2 minutes after makes both idle, so they are forgotten
+// to make room. On wall-clock readings the first forgot both and the second forgot
+// neither for the next hour.
+func TestTopicTrackerWallClockStep(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name          string
+		elapsed, step time.Duration
+		admitted      bool   // the third topic
+		forgotten     string // to make room for it
+	}{
+		{"forward", 10 * time.Second, time.Hour, false, "[]"},
+		{"back", 2 * time.Minute, -time.Hour, true, "[a b]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var forgotten []string
+			tr := newTopicTracker(2, time.Minute, func(topic string) { forgotten = append(forgotten, topic) })
+			t0 := time.Now()
+			now := t0
+			tr.now = func() time.Time { return now }
+			for _, topic := range []string{"a", "b"} {
+				if err := tr.admit("g", topic); err != nil {
+					t.Fatalf("%s: %v", topic, err)
+				}
+			}
+			now = stepped(t, t0.Add(tc.elapsed), tc.step)
+			err := tr.admit("g", "c")
+			slices.Sort(forgotten)
+			if got := fmt.Sprint(forgotten); (err == nil) != tc.admitted || got != tc.forgotten {
+				t.Fatalf("%v elapsed, wall clock stepped %v: topic c admitted %v (%v), forgotten %s; want admitted %v, forgotten %s",
+					tc.elapsed, tc.step, err == nil, err, got, tc.admitted, tc.forgotten)
+			}
+		})
+	}
+}
+
+// stepped returns t, a time with a monotonic clock reading, with its wall-clock reading
+// moved by step and its monotonic reading kept: what time.Now returns after the system
+// clock was stepped. The time package has no way to make one, so the monotonic reading
+// is copied over t.Add(step)'s (time.Time is {wall uint64; ext int64; loc}; with a
+// monotonic reading, ext is that reading); the result is checked to fail loudly if that
+// layout changes.
+func stepped(tb testing.TB, t time.Time, step time.Duration) time.Time {
+	tb.Helper()
+	type timeFields struct {
+		wall uint64
+		ext  int64
+	}
+	s := t.Add(step)
+	(*timeFields)(unsafe.Pointer(&s)).ext = (*timeFields)(unsafe.Pointer(&t)).ext
+	if !s.Equal(t) || s.Round(0).Sub(t.Round(0)) != step {
+		tb.Fatalf("stepped %v by %v: %v, equal on the monotonic clock %v, wall %v apart", t, step, s, s.Equal(t), s.Round(0).Sub(t.Round(0)))
+	}
+	return s
 }
 
 // TestTopicTrackerConcurrent: admissions of tracked topics (read lock) race with new

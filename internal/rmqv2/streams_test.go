@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	pb "github.com/producerd/producerd/api/rmqv2"
+	"github.com/producerd/producerd/internal/testwait"
 )
 
 // HTTP/2 frame types and codes the raw client below uses (RFC 9113).
@@ -113,12 +116,43 @@ func TestHostileStreamsPerConnectionAreBounded(t *testing.T) {
 	}
 }
 
+// readCounter is a listener whose connections count the bytes the server has read off
+// them: what a client got past the server's flow-control windows.
+type readCounter struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l readCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countedConn{c, l.n}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
 // TestRecvGateComesBeforeTheRequest: with Options.RecvGate every unary call receives its
 // request only in its turn (gRPC would otherwise buffer every open call's request at
-// once): a SendMessage waiting at a closed gate has not reached the Sender, and runs
-// once the gate opens; the turn ends when the request is received.
+// once). A SendMessage of a 1 MiB request waiting at a closed gate has got no more of it
+// to the server than its stream's flow-control window (256 KiB): the server has not
+// read the request, so it has returned none of the window and the client is held by
+// HTTP/2 flow control. Were the request received before the gate, the whole 1 MiB would
+// have been read by the time the gate was waited for. Once the gate opens the rest
+// arrives and the call is sent; the turn ends when the request is received.
 func TestRecvGateComesBeforeTheRequest(t *testing.T) {
 	t.Parallel()
+	const window, body = 256 << 10, 1 << 20 // the stream window of ServerOptions; the request's body
 	open := make(chan struct{})
 	entered := make(chan struct{}, 8)
 	var turns, released atomic.Int64
@@ -133,19 +167,47 @@ func TestRecvGateComesBeforeTheRequest(t *testing.T) {
 		return func() { released.Add(1) }, nil
 	}
 	sender := &countingSender{}
-	_, client := serve(t, Options{Sender: sender, RecvGate: gate})
+	svc, err := New(Options{Sender: sender, RecvGate: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read atomic.Int64
+	gs := grpc.NewServer(svc.ServerOptions()...)
+	svc.Register(gs)
+	go func() { _ = gs.Serve(readCounter{ln, &read}) }()
+	t.Cleanup(func() { svc.Close(); gs.Stop() })
+	client := pb.NewMessagingServiceClient(dial(t, ln.Addr().String()))
+
+	m := msg("gated")
+	m.Body = make([]byte, body)
 	done := make(chan *pb.SendMessageResponse, 1)
 	go func() {
-		resp, _ := client.SendMessage(call(t), &pb.SendMessageRequest{Messages: []*pb.Message{msg("gated")}})
+		resp, _ := client.SendMessage(call(t), &pb.SendMessageRequest{Messages: []*pb.Message{m}})
 		done <- resp
 	}()
 	<-entered
+	if n := read.Load(); n >= body {
+		t.Fatalf("%d bytes read off the connection when the call waited for its turn; the request was received before the gate", n)
+	}
+	// The client sends what the window lets it; the server returns none of it until the
+	// request is read, so the client stops there.
+	testwait.For(t, 10*time.Second, "the client to fill the stream's window", func() bool { return read.Load() >= window })
+	if n := read.Load(); n >= body {
+		t.Fatalf("%d bytes read off the connection while the call waits for its turn, past the %d-byte window", n, window)
+	}
 	if n := sender.msgs.Load(); n != 0 {
 		t.Fatalf("%d messages sent before the call's turn to receive", n)
 	}
 	close(open)
 	if resp := <-done; resp.GetStatus().GetCode() != pb.Code_OK || sender.msgs.Load() != 1 {
 		t.Fatalf("after the gate opened: %v, %d sent", resp.GetStatus(), sender.msgs.Load())
+	}
+	if n := read.Load(); n < body {
+		t.Fatalf("the call was answered with %d bytes read off the connection, less than its %d-byte body", n, body)
 	}
 	if r, err := client.Heartbeat(call(t), &pb.HeartbeatRequest{ClientType: pb.ClientType_PRODUCER}); err != nil || r.GetStatus().GetCode() != pb.Code_OK {
 		t.Fatalf("heartbeat behind the gate: %v %v", r.GetStatus(), err)
