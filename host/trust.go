@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/producerd/producerd/internal/procs"
 	"github.com/producerd/producerd/internal/strategywire"
 )
 
@@ -68,21 +69,27 @@ func trustedOwner(uid uint32) bool { return uid == 0 || int64(uid) == int64(os.G
 var pluginEnvBase = []string{strategywire.EnvLogLevel, "TMPDIR"}
 
 // pluginEnv returns the environment of a plugin process: the daemon's values of
-// pluginEnvBase and of the allowlisted names (those set), nothing else. go-plugin adds
-// its handshake variables.
+// pluginEnvBase and of the allowlisted names (those set), and GODEBUG with
+// procs.SteadySysmon added (to the daemon's GODEBUG when the allowlist names it): a
+// plugin idles between the host's batches, and a parked runtime monitor woken by every
+// batch was a quarter of latency-fault's plugin CPU. Nothing else; go-plugin adds its
+// handshake variables.
 func pluginEnv(allow []string) []string {
 	env := []string{}
 	seen := map[string]bool{}
+	godebug := ""
 	for _, name := range append(pluginEnvBase[:len(pluginEnvBase):len(pluginEnvBase)], allow...) {
 		if seen[name] {
 			continue
 		}
 		seen[name] = true
-		if v, ok := os.LookupEnv(name); ok {
+		if v, ok := os.LookupEnv(name); ok && name == "GODEBUG" {
+			godebug = v
+		} else if ok {
 			env = append(env, name+"="+v)
 		}
 	}
-	return env
+	return append(env, "GODEBUG="+procs.WithSteadySysmon(godebug))
 }
 
 // checkEnvNames reports names that cannot be environment variable names.

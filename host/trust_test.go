@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/producerd/producerd/internal/procs"
 	"github.com/producerd/producerd/internal/strategywire"
 	"github.com/producerd/producerd/internal/wasmtest"
 	"github.com/producerd/producerd/plugins/sdk"
@@ -112,7 +114,7 @@ func TestPluginEnvironmentAndDescriptors(t *testing.T) {
 // allowedInPlugin: the variables a plugin may see in TestPluginEnvironmentAndDescriptors.
 func allowedInPlugin(k string) bool {
 	switch k {
-	case envDumpVar, "PRODUCERD_TEST_ALLOWED", "TMPDIR", strategywire.EnvLogLevel, strategywire.Handshake.MagicCookieKey:
+	case envDumpVar, "PRODUCERD_TEST_ALLOWED", "TMPDIR", "GODEBUG", strategywire.EnvLogLevel, strategywire.Handshake.MagicCookieKey:
 		return true
 	}
 	// go-plugin's handshake, and what /bin/sh (the test's script plugin) sets itself.
@@ -252,5 +254,30 @@ func TestUntrustedWasmRefused(t *testing.T) {
 	}
 	if err := h.Start(context.Background(), Spec{Plugin: path, AllowInsecurePath: true}); err != nil {
 		t.Fatalf("Start with AllowInsecurePath = %v", err)
+	}
+}
+
+// TestPluginEnvGODEBUG: a plugin process gets the steady runtime monitor, added to the
+// daemon's GODEBUG only when the allowlist names GODEBUG, and a schedtrace there wins.
+func TestPluginEnvGODEBUG(t *testing.T) {
+	t.Setenv("GODEBUG", "gctrace=0")
+	godebug := func(env []string) []string {
+		var out []string
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	if got := godebug(pluginEnv(nil)); !slices.Equal(got, []string{procs.SteadySysmon}) {
+		t.Errorf("not allowlisted: GODEBUG %q", got)
+	}
+	if got := godebug(pluginEnv([]string{"GODEBUG"})); !slices.Equal(got, []string{"gctrace=0," + procs.SteadySysmon}) {
+		t.Errorf("allowlisted: GODEBUG %q", got)
+	}
+	t.Setenv("GODEBUG", "schedtrace=1000")
+	if got := godebug(pluginEnv([]string{"GODEBUG"})); !slices.Equal(got, []string{"schedtrace=1000"}) {
+		t.Errorf("allowlisted schedtrace: GODEBUG %q", got)
 	}
 }

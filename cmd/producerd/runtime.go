@@ -33,44 +33,18 @@ func tuneRuntime(d config.Daemon, log hclog.Logger) {
 	log.Debug("go runtime", "gc_percent", d.GCPercent, "GOGC", os.Getenv("GOGC"), "memory_limit", debug.SetMemoryLimit(-1), "GODEBUG", os.Getenv("GODEBUG"))
 }
 
-// sysmonGODEBUG keeps the Go runtime's system monitor (sysmon) out of its deep sleep.
-// Without it, sysmon parks whenever every P is idle and the first system call after
-// that wakes it, to poll every 20 µs until the Ps are idle again: with one sender the
-// daemon goes idle twice per message (waiting for the client, then for the broker), and
-// those wake-ups and polls were 4 of its 7 context switches per message and a quarter of
-// its CPU on the 2-vCPU benchmark VM. With schedtrace set, sysmon never parks (runtime
-// proc.go, sysmon): it backs off from 20 µs to its 10 ms tick while it has no P to
-// retake, about 100 wake-ups a second however busy the daemon is. The value is the
-// largest the runtime accepts (int32 milliseconds, 24.8 days); the scheduler trace it
-// enables writes one line to stderr each time the machine's uptime passes a multiple of
-// it, and nothing before.
-const sysmonGODEBUG = "schedtrace=2147483647"
-
-// steadySysmon re-executes the daemon (same PID and arguments, the environment plus
-// sysmonGODEBUG) when daemon.sysmon is "steady" and GODEBUG does not set schedtrace
-// already. It returns when it did not re-execute, or could not (logged). It runs before
-// the daemon starts anything.
+// steadySysmon re-executes the daemon (same PID and arguments, the environment with
+// procs.SteadySysmon added to GODEBUG) when daemon.sysmon is "steady" and GODEBUG does
+// not set schedtrace already. It returns when it did not re-execute, or could not
+// (logged). It runs before the daemon starts anything.
 func steadySysmon(e *env, d config.Daemon, log hclog.Logger) {
 	godebug := os.Getenv("GODEBUG")
-	if d.Sysmon != config.SysmonSteady || e.reexec == nil || godebugSets(godebug, "schedtrace") {
+	if d.Sysmon != config.SysmonSteady || e.reexec == nil || procs.GODEBUGSets(godebug, "schedtrace") {
 		return
 	}
-	if godebug != "" {
-		godebug += ","
-	}
 	environ := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
-	err := e.reexec(append(environ, "GODEBUG="+godebug+sysmonGODEBUG))
+	err := e.reexec(append(environ, "GODEBUG="+procs.WithSteadySysmon(godebug)))
 	log.Warn("go runtime: could not re-execute with a steady sysmon; running with Go's default", "error", err)
-}
-
-// godebugSets reports whether the GODEBUG value godebug sets key.
-func godebugSets(godebug, key string) bool {
-	for kv := range strings.SplitSeq(godebug, ",") {
-		if k, _, ok := strings.Cut(kv, "="); ok && strings.TrimSpace(k) == key {
-			return true
-		}
-	}
-	return false
 }
 
 // adaptProcs applies daemon.procs unless GOMAXPROCS is set: a number of Ps, or "auto",

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/procs"
 	"github.com/producerd/producerd/internal/testwait"
 )
 
@@ -39,8 +40,8 @@ func TestRunSteadySysmon(t *testing.T) {
 		name, sysmon, godebug string
 		want                  string // GODEBUG of the running daemon, "" for none
 	}{
-		{"default", "", "", sysmonGODEBUG},
-		{"steady keeps GODEBUG", `sysmon = "steady"`, "gctrace=0", "gctrace=0," + sysmonGODEBUG},
+		{"default", "", "", procs.SteadySysmon},
+		{"steady keeps GODEBUG", `sysmon = "steady"`, "gctrace=0", "gctrace=0," + procs.SteadySysmon},
 		{"runtime", `sysmon = "runtime"`, "", ""},
 		{"GODEBUG wins", "", "schedtrace=2147483646", "schedtrace=2147483646"},
 	} {
@@ -101,24 +102,5 @@ func TestRunSteadySysmon(t *testing.T) {
 				t.Fatalf("GODEBUG %q, want %q", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestGodebugSets(t *testing.T) {
-	for _, tt := range []struct {
-		godebug string
-		want    bool
-	}{
-		{"", false},
-		{"schedtrace=1", true},
-		{"gctrace=1,schedtrace=0", true},
-		{"gctrace=1, schedtrace=5", true},
-		{"schedtraceX=1", false},
-		{"schedtrace", false},
-		{"gctrace=1", false},
-	} {
-		if got := godebugSets(tt.godebug, "schedtrace"); got != tt.want {
-			t.Errorf("godebugSets(%q) = %v, want %v", tt.godebug, got, tt.want)
-		}
 	}
 }
