@@ -133,7 +133,8 @@ type Descriptor struct {
 	// UrgentLatency: an OK outcome slower than this is delivered at once rather than
 	// batched, because it may change the strategy's decisions (latency-fault sets it to
 	// its lowest isolating latency). Failed outcomes are always urgent. Zero means only
-	// failures are urgent.
+	// failures are urgent. Batched outcomes reach a plugin process within 20 ms (or 256
+	// outcomes), a WebAssembly module within 2 ms (or 64).
 	UrgentLatency time.Duration
 	// LocalApply declares that Select is fully determined by the strategy's published
 	// broker health (HealthReporter): round-robin from a random start over the queues of

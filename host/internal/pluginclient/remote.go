@@ -92,7 +92,7 @@ const (
 	// DefaultSyncTimeout bounds Session.Seed.
 	DefaultSyncTimeout = time.Second
 	// DefaultFlushInterval is the longest an ordinary outcome waits before it is sent.
-	DefaultFlushInterval = 2 * time.Millisecond
+	DefaultFlushInterval = 20 * time.Millisecond
 	// DefaultFlushOutcomes is the batch size that sends outcomes at once.
 	DefaultFlushOutcomes = 256
 	// DefaultMaxPending bounds the decisions waiting for the plugin.
