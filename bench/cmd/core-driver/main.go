@@ -43,7 +43,12 @@ func main() {
 		return
 	}
 	p := load.Register(flag.CommandLine)
+	slice := flag.Duration("interleave", 0, "with -strategy A,B,...: hand the measured phase to one producer per strategy in turn, this long each, and print a PATH line per strategy (interleave.go)")
 	flag.Parse()
+	if *slice > 0 {
+		load.Exit(driver, runInterleaved(p, *slice))
+		return
+	}
 	load.Exit(driver, run(p))
 }
 

@@ -33,16 +33,19 @@ type cell struct {
 	Scenario string
 	Driver   string // core, java, clientgo, daemon
 	Variant  string // e.g. the strategy, shown next to the driver
-	Mode     string
-	Conc     int
-	Size     int
-	Batch    int
-	N        int
-	Duration time.Duration
-	Warmup   int
-	Rate     float64
-	Strategy string
-	Group    string // daemon: producer group
+	// Interleave, for the core driver with a comma list of strategies: the slice each
+	// strategy's producer gets in turn (core-driver -interleave; its PATH lines).
+	Interleave time.Duration
+	Mode       string
+	Conc       int
+	Size       int
+	Batch      int
+	N          int
+	Duration   time.Duration
+	Warmup     int
+	Rate       float64
+	Strategy   string
+	Group      string // daemon: producer group
 	// Topic overrides the harness's topic; Topics and Groups (daemon, growth points)
 	// send to Topics numbered topics through Groups numbered groups (load.Name).
 	Topic          string
@@ -111,7 +114,10 @@ type cellResult struct {
 	// Decisions and Fallbacks: the host's counts over the driver's life (warm-up
 	// included) for the host strategies (the driver's STRATEGY line); -1 when not told.
 	Decisions, Fallbacks int64
-	Growth               *growthStats
+	// Paths are an interleaved cell's per-strategy figures (core-driver PATH lines), in
+	// the order of its -strategy list, with each strategy's STRATEGY line.
+	Paths  []pathResult
+	Growth *growthStats
 	// daemonChildren and daemonChildRSS: the daemon's child processes at the end mark
 	// and the sum of their peak RSS (MiB).
 	daemonChildren int
@@ -156,6 +162,9 @@ func (c *cell) args(h *harness) []string {
 	}
 	if c.Pause > 0 {
 		a = append(a, "-pause", c.Pause.String())
+	}
+	if c.Interleave > 0 {
+		a = append(a, "-interleave", c.Interleave.String())
 	}
 	return a
 }
@@ -285,6 +294,7 @@ func (h *harness) runCell(c cell, onStart func(pid int)) *cellResult {
 		profDone chan error
 	)
 	sc := bufio.NewScanner(stdout)
+	strategyLines := 0 // the driver prints its PATH lines, then one STRATEGY line per path
 	for sc.Scan() {
 		text := sc.Text()
 		switch {
@@ -307,6 +317,18 @@ func (h *harness) runCell(c cell, onStart func(pid int)) *cellResult {
 			if _, err := fmt.Sscanf(text, "STRATEGY decisions=%d fallbacks=%d", &r.Decisions, &r.Fallbacks); err != nil {
 				logf("%s: unreadable %q: %v", c.name(), text, err)
 			}
+			if k := strategyLines; k < len(r.Paths) {
+				r.Paths[k].Decisions, r.Paths[k].Fallbacks = r.Decisions, r.Fallbacks
+			}
+			strategyLines++
+		case strings.HasPrefix(text, "PATH "):
+			var pr pathResult
+			if _, err := fmt.Sscanf(text, "PATH name=%s msgs=%d sec=%g msgs_per_s=%g errors=%d cpu_s=%g", &pr.Name, &pr.Msgs, &pr.Sec, &pr.MsgsPerSec, &pr.Errors, &pr.CPU); err != nil {
+				logf("%s: unreadable %q: %v", c.name(), text, err)
+				continue
+			}
+			pr.Decisions, pr.Fallbacks = -1, -1
+			r.Paths = append(r.Paths, pr)
 		}
 	}
 	stdin.Close()
@@ -515,4 +537,33 @@ func (h *harness) waitQuiet() (time.Duration, float64) {
 			return waited, others
 		}
 	}
+}
+
+// pathResult is one strategy's share of an interleaved cell (core-driver PATH line).
+type pathResult struct {
+	Name                 string
+	Msgs, Errors         int
+	Sec, MsgsPerSec, CPU float64
+	Decisions, Fallbacks int64
+}
+
+// splitPaths turns an interleaved cell's result into one result per strategy, as if
+// each had been a cell of its own with that strategy as its variant: its msgs/s and CPU
+// from its slices, the latency of the whole cell.
+func splitPaths(r *cellResult) []*cellResult {
+	if len(r.Paths) == 0 || !ok(r) {
+		return []*cellResult{r}
+	}
+	out := make([]*cellResult, 0, len(r.Paths))
+	for _, p := range r.Paths {
+		pr := *r
+		pr.Cell.Variant, pr.Cell.Strategy = p.Name, p.Name
+		res := *r.Res
+		res.Msgs, res.Errors, res.Sec, res.MsgsPerSec, res.CPU = p.Msgs, p.Errors, p.Sec, p.MsgsPerSec, p.CPU
+		pr.Res, pr.Paths = &res, nil
+		pr.Decisions, pr.Fallbacks = p.Decisions, p.Fallbacks
+		pr.PluginCPU = 0
+		out = append(out, &pr)
+	}
+	return out
 }

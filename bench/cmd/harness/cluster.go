@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -26,6 +27,7 @@ type cluster struct {
 	} `json:"brokers"`
 	Topics []string `json:"topics"`
 	Dir    string   `json:"dir"`
+	Script string   `json:"script"`
 }
 
 func loadCluster(path string) (*cluster, error) {
@@ -137,4 +139,52 @@ func waitBrokerHealthy(namesrv, topic, broker string, limit time.Duration) error
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("broker %s not healthy after %v: %v", broker, limit, last)
+}
+
+// storeRestartShare is the share of the store's file system past which freshStore
+// restarts the cluster. The cluster's store lives on /dev/shm, that is in memory: a full
+// run stores some 15 GiB, more than the machine can spare beside its processes.
+const storeRestartShare = 0.35
+
+// freshStore restarts the cluster (cluster.sh stop, then start: an empty store, the same
+// addresses and topics) when its store's file system is more than storeRestartShare
+// full, and reloads the state file. The harness holds the cluster's exclusive lock, so
+// no test uses the cluster meanwhile (stop is told not to wait for the lock). It runs
+// between scenarios, and between the strategy paths' cells, which compare their paths
+// within themselves; a failure is logged and the run goes on.
+func (h *harness) freshStore(statePath string) {
+	if h.cl == nil || h.cl.Dir == "" || h.cl.Script == "" {
+		return
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(h.cl.Dir, &st); err != nil || st.Blocks == 0 {
+		return
+	}
+	used := 1 - float64(st.Bavail)/float64(st.Blocks)
+	if used <= storeRestartShare {
+		return
+	}
+	logf("the cluster's store file system is %.0f%% full: restarting the cluster for an empty store", used*100)
+	for _, verb := range []string{"stop", "start"} {
+		cmd := exec.Command("bash", h.cl.Script, verb)
+		cmd.Env = append(os.Environ(), "RMQ_STATE="+statePath, "RMQ_STOP_LOCK_WAIT=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			logf("cluster %s failed: %v: %s", verb, err, lastLines(string(out), 5))
+			return
+		}
+	}
+	cl, err := loadCluster(statePath)
+	if err != nil {
+		logf("after the restart: %v", err)
+		return
+	}
+	h.cl = cl
+	h.restarts++
+	logf("cluster restarted: NameServer pid %d", cl.NameServerPID)
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

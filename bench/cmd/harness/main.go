@@ -50,6 +50,7 @@ type harness struct {
 	hostMissing   string
 	profileDaemon bool
 	quietSpent    time.Duration // total quiet-gate wait so far
+	restarts      int           // cluster restarts for an empty store (freshStore)
 
 	stopper stopper
 
@@ -114,8 +115,8 @@ func main() {
 		"all (also core and the daemon, through its admin /debug/pprof, in the headline scenarios: this adds profiling cost to their numbers), none")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of every scenario but failover, the strategy paths and growth (driver order reversed every other round); "+
 		"the report shows each cell's best round, since other people's load on the machine only ever slows a cell down")
-	flag.IntVar(&o.pathsRounds, "paths-rounds", 5, "rounds of the strategy-paths scenario (cells rotated every round); "+
-		"its ratios are medians of per-round ratios, each path against the in-process cell of the same round")
+	flag.IntVar(&o.pathsRounds, "paths-rounds", 3, "rounds of the strategy-paths scenario (each strategy's paths interleaved in one driver run, "+
+		"the first slice to another path every round); its ratios are medians of per-round ratios")
 	flag.StringVar(&o.hostMissing, "host-missing", "", "reason the host strategies are unavailable (set by run.sh when package host does not compile)")
 	flag.StringVar(&o.invocation, "invocation", "", "how the harness was invoked, for RESULTS.md")
 	flag.BoolVar(&o.growth, "growth", false, "also run the growth table (scenarios growth-topics and growth-groups: the daemon on a dev broker "+
@@ -232,6 +233,9 @@ func run(o options) error {
 			continue
 		}
 		logf("=== scenario %s: %s", s.ID, s.Title)
+		if !dry {
+			h.freshStore(o.state)
+		}
 		if s.Failover != nil {
 			for _, c := range s.Cells {
 				if want[c.Driver] {
@@ -254,12 +258,15 @@ func run(o options) error {
 				if rounds > 1 {
 					c.Round = round
 				}
+				if s.Paths && !dry {
+					h.freshStore(o.state)
+				}
 				r := h.runCell(c, nil)
-				hostCell := strings.HasSuffix(c.Strategy, "-inproc") || strings.HasSuffix(c.Strategy, "-plugin")
+				hostCell := strings.Contains(c.Strategy, "-inproc") || strings.Contains(c.Strategy, "-plugin")
 				if hostCell && hostMissing != "" && r.Status != "ok" {
 					r.Status, r.Note = "missing", "host package: "+hostMissing
 				}
-				results = append(results, r)
+				results = append(results, splitPaths(r)...)
 				if r.Status == "missing" {
 					skip[key] = true // the same in every round
 				}
@@ -298,8 +305,8 @@ func run(o options) error {
 
 // roundOrder is the order of a scenario's cells in a round. Most scenarios reverse it
 // every other round. The strategy paths rotate it: the strategies, and the paths within
-// each strategy, start one later every round, so that each path runs first, in the middle
-// and last in turn, always next to the in-process cell it is compared with.
+// each strategy's interleaved cell, start one later every round, so that each path has
+// the first slice (right after the warm-up) in turn.
 func roundOrder(s scenario, round int) []cell {
 	cells := slices.Clone(s.Cells)
 	if !s.Paths {
@@ -308,28 +315,14 @@ func roundOrder(s scenario, round int) []cell {
 		}
 		return cells
 	}
-	var blocks [][]cell // one per strategy, in s.Cells's order
-	for i, c := range cells {
-		if i == 0 || strategyOf(c) != strategyOf(cells[i-1]) {
-			blocks = append(blocks, nil)
-		}
-		blocks[len(blocks)-1] = append(blocks[len(blocks)-1], c)
-	}
-	rotate := func(n int) int { return (round - 1) % n }
 	out := make([]cell, 0, len(cells))
-	for i := range blocks {
-		b := blocks[(i+rotate(len(blocks)))%len(blocks)]
-		for j := range b {
-			out = append(out, b[(j+rotate(len(b)))%len(b)])
-		}
+	for i := range cells {
+		c := cells[(i+round-1)%len(cells)]
+		paths := strings.Split(c.Strategy, ",")
+		c.Strategy = strings.Join(append(paths[(round-1)%len(paths):], paths[:(round-1)%len(paths)]...), ",")
+		out = append(out, c)
 	}
 	return out
-}
-
-// strategyOf is a strategy-paths cell's strategy: "rr" of "rr-plugin".
-func strategyOf(c cell) string {
-	st, _, _ := strings.Cut(c.Strategy, "-")
-	return st
 }
 
 // runGrowth runs the selected growth scenarios, each point in every round, on a dev
@@ -494,13 +487,13 @@ func scenarios(scale float64, profile string, host bool) []scenario {
 	}
 	// Strategy paths (issue 15): each strategy in-process, as a plugin process and as a
 	// wasm module, async 1 KiB at saturation (1024 in flight).
+	// One driver per strategy runs its three paths interleaved (core-driver -interleave):
+	// 600 ms each in turn, so that what drifts during the run falls on every path alike.
 	sp := scenario{ID: "strategy-paths", Title: "strategy paths: core, async, 1024 in flight, 1 KiB", Paths: true}
 	for _, st := range []string{"rr", "lf", "ll", "kh"} {
-		for _, path := range []string{"inproc", "plugin", "wasm"} {
-			v := st + "-" + path
-			sp.Cells = append(sp.Cells, cell{Scenario: sp.ID, Driver: "core", Variant: v, Strategy: v, Mode: "async", Conc: 1024,
-				Size: 1024, Batch: 1, N: sc(100000), Duration: dur(8 * time.Second), Warmup: sc(warm)})
-		}
+		sp.Cells = append(sp.Cells, cell{Scenario: sp.ID, Driver: "core", Variant: st, Strategy: st + "-inproc," + st + "-plugin," + st + "-wasm",
+			Mode: "async", Conc: 1024, Size: 1024, Batch: 1, N: sc(5_000_000), Duration: dur(15 * time.Second), Warmup: sc(3 * warm),
+			Interleave: 600 * time.Millisecond})
 	}
 	out = append(out, sp)
 	// Failover: 30 s of paced sync load (8 senders, 2000 msgs/s in total); broker-b is

@@ -242,6 +242,9 @@ func (r *report) write() error {
 	p("| RocketMQ | Apache RocketMQ 5.3.3 (testinfra/rocketmq/cluster.sh): %s; every process on this one machine, loopback only |\n", e.Brokers)
 	p("| clients | Java `DefaultMQProducer` (rocketmq-client 5.3.3, `java -Xms256m -Xmx512m`), rocketmq-client-go %s, producerd core and daemon at commit %s |\n", e.ClientGo, e.Commit)
 	p("| topic | %s, 8 queues on each broker (16 in all), tag `bench` and a unique key per message (so the broker indexes every message) |\n", r.h.topic)
+	if r.h.restarts > 0 {
+		p("| cluster restarts | %d: before a scenario (or a strategy-paths cell) the harness restarts the cluster once its store, in memory on /dev/shm, is over %.0f%% of that file system |\n", r.h.restarts, storeRestartShare*100)
+	}
 	p("| load average at start | %s (other engineers' builds and tests share the 2 cores: the column *others' CPU s* is the machine's busy CPU during each cell that neither the producer, its load client nor the RocketMQ servers used) |\n\n", e.LoadAvg)
 	p("Each driver is its own process, run one at a time. **Producer CPU** is utime+stime from `/proc/PID/stat` over the measured phase (between the driver's `MARK start` and `MARK end`), including plugin child processes; **peak RSS** is `VmHWM`. For the daemon the producer is the `producerd run` process (plus its strategy plugin processes); the gRPC load client's own CPU is listed separately. Warm-up (5000 messages in the same mode, 1000 in the failover runs) is not measured. The machine is shared with other engineers' builds and tests, whose load only ever slows a cell down: before each cell the harness waits (at most 15 s) for a second in which other processes used under 0.3 cores; every scenario but failover ran %d rounds (driver order reversed in every other round) and each row shows its best round by msgs/s (all rounds are in the notes). The column *others' CPU s* shows how much other load remained during the chosen round. Latency is per operation (a send, or a batch of 32), from the call to its result; async latency includes the wait in the client's window. Headers are JSON for every client (their default); bodies of 16 KiB are zlib-compressed at level 5 by every client (their default threshold, 4 KiB).\n\n", r.rounds)
 
@@ -555,16 +558,16 @@ func (r *report) strategyPaths(b *strings.Builder, s scenario) {
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	rounds := len(r.all(s.ID, "core", "rr-inproc"))
 	p("## Strategy paths (in process, plugin process, wasm)\n\n")
-	p("%s. Every strategy runs through the host package in the core driver: *inproc* in the driver's process, *plugin* as a go-plugin process (the driver re-run as `core-driver plugin NAME`), *wasm* as a WebAssembly module under wazero. rr = round-robin, lf = latency-fault (preset rocketmq5), ll = the least-latency example, kh = keyhash (it needs each message, so every decision crosses to the plugin or the module; the others publish a policy the host applies). CPU is the driver's plus its plugin process's. *Fell back* counts the host's fallback decisions over the driver's life, warm-up included.\n\n", s.Title)
-	p("The scenario ran %d rounds; every round runs the strategies, and the paths within each, one position later than the round before, so that a path and its in-process base always run next to each other. Each row shows the cell's median round by msgs/s. **vs inproc** is the median over the rounds of the cell's msgs/s divided by the in-process cell's msgs/s in the same round (the notes list each round's ratio); the targets are checked on it. A cell's msgs/s moves from round to round with the brokers' state on the two shared cores (the in-process rows' notes show how far); that moves neighbouring cells alike, and the paired ratio cancels most of it.\n\n", rounds)
-	p("| strategy | path | msgs/s | vs inproc | target | p50 ms | p99 ms | errors | CPU µs/msg | CPU/msg vs inproc | plugin CPU s | decisions | fell back | notes |\n")
-	p("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	p("%s. Every strategy runs through the host package in the core driver: *inproc* in the driver's process, *plugin* as a go-plugin process (the driver re-run as `core-driver plugin NAME`), *wasm* as a WebAssembly module under wazero. rr = round-robin, lf = latency-fault (preset rocketmq5), ll = the least-latency example, kh = keyhash (it needs each message, so every decision crosses to the plugin or the module; the others publish a policy the host applies). *Decisions* and *fell back* count the host's decisions and fallback decisions over the driver's life, warm-up included.\n\n", s.Title)
+	p("Each strategy's three paths run in one driver process, interleaved (`core-driver -interleave 600ms`): one producer per path on the same client and connections, and the measured phase handed to them in turn, 600 ms each, so that what drifts while the run goes on (the brokers' store and collector, other processes) falls on every path alike; the first 30 %% of every slice, when the window of sends in flight still holds the previous path's messages, is left out. A path's msgs/s is the sends it started in its slices over their time, its CPU the driver's and its children's (plugin processes) in those slices. On the two shared cores a 600 ms slice's throughput moves by a third or more from one slice to the next with the brokers, so the scenario ran %d rounds, each handing the first slice to another path; each row is the path's median round by msgs/s, and **vs inproc** is the median over the rounds of the path's msgs/s over the in-process path's in the same run (each round's ratio in the notes). The targets are checked on it. p50 and p99 are the whole run's.\n\n", rounds)
+	p("| strategy | path | msgs/s | vs inproc | target | p50 ms | p99 ms | errors | CPU µs/msg | CPU/msg vs inproc | decisions | fell back | notes |\n")
+	p("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, st := range []string{"rr", "lf", "ll", "kh"} {
 		base := r.median(s.ID, "core", st+"-inproc")
 		for _, path := range []string{"inproc", "plugin", "wasm"} {
 			cr := r.median(s.ID, "core", st+"-"+path)
 			if !ok(cr) {
-				p("| %s | %s | | | | | | | | | | | | %s |\n", st, path, missingNote(cr))
+				p("| %s | %s | | | | | | | | | | | %s |\n", st, path, missingNote(cr))
 				continue
 			}
 			var least float64 // share of in-process throughput the path must reach
@@ -592,8 +595,8 @@ func (r *report) strategyPaths(b *strings.Builder, s scenario) {
 					note += "; vs inproc per round: " + q
 				}
 			}
-			p("| %s | %s | %.0f | %s | %s | %.3f | %.3f | %d | %.1f | %s | %.2f | %s | %s | %s |\n", st, path, cr.Res.MsgsPerSec, fmtRatio(rel), target,
-				cr.Res.P50, cr.Res.P99, cr.Res.Errors, cr.Res.CPUPerMsg(), fmtRatio(relCPU), cr.PluginCPU, dec, fb, note)
+			p("| %s | %s | %.0f | %s | %s | %.3f | %.3f | %d | %.1f | %s | %s | %s | %s |\n", st, path, cr.Res.MsgsPerSec, fmtRatio(rel), target,
+				cr.Res.P50, cr.Res.P99, cr.Res.Errors, cr.Res.CPUPerMsg(), fmtRatio(relCPU), dec, fb, note)
 		}
 	}
 	p("\n")

@@ -3,50 +3,71 @@ package main
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/producerd/producerd/bench/internal/load"
 )
 
-// TestRoundOrderRotatesPaths: over three rounds each strategy-paths cell runs in every
-// position of its strategy's block, the blocks rotate, and no cell is lost or repeated.
+// TestRoundOrderRotatesPaths: over three rounds each strategy's interleaved cell runs
+// every path first once, the strategies rotate, and no cell is lost or repeated.
 func TestRoundOrderRotatesPaths(t *testing.T) {
 	s := scenarios(1, "none", true)
 	i := slices.IndexFunc(s, func(s scenario) bool { return s.Paths })
 	paths := s[i]
-	seen := map[string]map[int]bool{} // cell -> positions within its block
+	first := map[string]map[string]bool{} // strategy -> paths that ran first
 	for round := 1; round <= 3; round++ {
 		order := roundOrder(paths, round)
 		if len(order) != len(paths.Cells) {
 			t.Fatalf("round %d: %d cells, want %d", round, len(order), len(paths.Cells))
 		}
-		names := map[string]bool{}
-		for k, c := range order {
-			names[c.Strategy] = true
-			if seen[c.Strategy] == nil {
-				seen[c.Strategy] = map[int]bool{}
+		seen := map[string]bool{}
+		for _, c := range order {
+			seen[c.Variant] = true
+			list := strings.Split(c.Strategy, ",")
+			if len(list) != 3 {
+				t.Fatalf("round %d: %s runs %q, want three paths", round, c.Variant, c.Strategy)
 			}
-			seen[c.Strategy][k%3] = true
-			if strategyOf(c) != strategyOf(order[k-k%3]) {
-				t.Fatalf("round %d: %s is outside its strategy's block: %v", round, c.Strategy, order)
+			if first[c.Variant] == nil {
+				first[c.Variant] = map[string]bool{}
 			}
+			first[c.Variant][list[0]] = true
 		}
-		if len(names) != len(paths.Cells) {
+		if len(seen) != len(paths.Cells) {
 			t.Fatalf("round %d repeats a cell: %v", round, order)
 		}
-		if round == 2 && strategyOf(order[0]) == strategyOf(roundOrder(paths, 1)[0]) {
+		if round == 2 && order[0].Variant == roundOrder(paths, 1)[0].Variant {
 			t.Fatalf("round 2 starts with the same strategy as round 1")
 		}
 	}
-	for name, pos := range seen {
-		if len(pos) != 3 {
-			t.Errorf("%s ran at positions %v of its block in three rounds, want all three", name, pos)
+	for st, f := range first {
+		if len(f) != 3 {
+			t.Errorf("%s: paths %v ran first in three rounds, want all three", st, f)
 		}
 	}
 	// The other scenarios keep reversing every other round.
 	h := s[0]
 	if got := roundOrder(h, 2); got[0].Driver != h.Cells[len(h.Cells)-1].Driver {
 		t.Fatalf("round 2 of %s does not start with its last cell", h.ID)
+	}
+}
+
+// TestSplitPaths: an interleaved cell becomes one result per path, with the path's
+// figures and STRATEGY counts.
+func TestSplitPaths(t *testing.T) {
+	r := &cellResult{Cell: cell{Scenario: "strategy-paths", Driver: "core", Variant: "rr", Round: 2}, Status: "ok",
+		Res: &load.Result{Msgs: 300, MsgsPerSec: 100, P50: 7},
+		Paths: []pathResult{{Name: "rr-plugin", Msgs: 90, Sec: 1, MsgsPerSec: 90, CPU: 0.5, Decisions: 5, Fallbacks: 1},
+			{Name: "rr-inproc", Msgs: 110, Sec: 1, MsgsPerSec: 110, CPU: 0.4, Decisions: 6}}}
+	out := splitPaths(r)
+	if len(out) != 2 || out[0].Cell.Variant != "rr-plugin" || out[1].Cell.Variant != "rr-inproc" {
+		t.Fatalf("split into %d: %+v", len(out), out)
+	}
+	if p := out[0]; p.Res.MsgsPerSec != 90 || p.Res.CPU != 0.5 || p.Res.P50 != 7 || p.Cell.Round != 2 || p.Decisions != 5 || p.Fallbacks != 1 || p.Paths != nil {
+		t.Fatalf("plugin path: %+v %+v", p, p.Res)
+	}
+	if r.Res.MsgsPerSec != 100 {
+		t.Fatal("splitPaths changed the cell's own result")
 	}
 }
 
