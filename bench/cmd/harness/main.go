@@ -115,7 +115,7 @@ func main() {
 		"all (also core and the daemon, through its admin /debug/pprof, in the headline scenarios: this adds profiling cost to their numbers), none")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of every scenario but failover, the strategy paths and growth (driver order reversed every other round); "+
 		"the report shows each cell's best round, since other people's load on the machine only ever slows a cell down")
-	flag.IntVar(&o.pathsRounds, "paths-rounds", 3, "rounds of the strategy-paths scenario (each strategy's paths interleaved in one driver run, "+
+	flag.IntVar(&o.pathsRounds, "paths-rounds", 5, "rounds of the strategy-paths scenario (each strategy's paths interleaved in one driver run, "+
 		"the first slice to another path every round); its ratios are medians of per-round ratios")
 	flag.StringVar(&o.hostMissing, "host-missing", "", "reason the host strategies are unavailable (set by run.sh when package host does not compile)")
 	flag.StringVar(&o.invocation, "invocation", "", "how the harness was invoked, for RESULTS.md")
