@@ -13,7 +13,8 @@ import "strings"
 // to retake, about 100 wake-ups a second however busy the process is. The value is the
 // largest the runtime accepts (int32 milliseconds, 24.8 days); the scheduler trace it
 // enables writes one line to stderr each time the machine's uptime passes a multiple of
-// it, and nothing before. The runtime reads it only at process start.
+// it, and nothing before; a fatal panic also prints the scheduler's state. The runtime
+// reads it only at process start.
 const SteadySysmon = "schedtrace=2147483647"
 
 // GODEBUGSets reports whether the GODEBUG value godebug sets key.
