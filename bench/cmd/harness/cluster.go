@@ -141,19 +141,16 @@ func waitBrokerHealthy(namesrv, topic, broker string, limit time.Duration) error
 	return fmt.Errorf("broker %s not healthy after %v: %v", broker, limit, last)
 }
 
-// storeRestartShare is the share of the store's file system past which freshStore
-// restarts the cluster. The cluster's store lives on /dev/shm, that is in memory: a full
-// run stores some 15 GiB, more than the machine can spare beside its processes.
-const storeRestartShare = 0.35
-
 // freshStore restarts the cluster (cluster.sh stop, then start: an empty store, the same
-// addresses and topics) when its store's file system is more than storeRestartShare
-// full, and reloads the state file. The harness holds the cluster's exclusive lock, so
+// addresses and topics) when its store's file system is more than -store-restart full
+// (the store lives on /dev/shm, that is in memory: a full run stores some 15 GiB, more
+// than the machine can spare beside its processes), reloads the state file and warms
+// the brokers up. The harness holds the cluster's exclusive lock, so
 // no test uses the cluster meanwhile (stop is told not to wait for the lock). It runs
 // between scenarios, and between the strategy paths' cells, which compare their paths
 // within themselves; a failure is logged and the run goes on.
 func (h *harness) freshStore(statePath string) {
-	if h.cl == nil || h.cl.Dir == "" || h.cl.Script == "" {
+	if h.cl == nil || h.cl.Dir == "" || h.cl.Script == "" || h.storeShare <= 0 {
 		return
 	}
 	var st syscall.Statfs_t
@@ -161,7 +158,7 @@ func (h *harness) freshStore(statePath string) {
 		return
 	}
 	used := 1 - float64(st.Bavail)/float64(st.Blocks)
-	if used <= storeRestartShare {
+	if used <= h.storeShare {
 		return
 	}
 	logf("the cluster's store file system is %.0f%% full: restarting the cluster for an empty store", used*100)
@@ -180,7 +177,21 @@ func (h *harness) freshStore(statePath string) {
 	}
 	h.cl = cl
 	h.restarts++
-	logf("cluster restarted: NameServer pid %d", cl.NameServerPID)
+	logf("cluster restarted: NameServer pid %d; warming the brokers up", cl.NameServerPID)
+	h.warmBrokers()
+}
+
+// warmBrokers runs the core driver's async load against a freshly started cluster for
+// 20 s (not measured), so that the brokers' JIT has compiled the send path before the
+// next cell: without it the first cell after a restart ran at half its rate.
+func (h *harness) warmBrokers() {
+	bin := filepath.Join(h.binDir, "core-driver")
+	cmd := exec.Command(bin, "-namesrv", h.cl.NameServer, "-topic", h.topic, "-mode", "async", "-n", "2000000",
+		"-duration", "20s", "-size", "1024", "-concurrency", "256", "-warmup", "1000", "-timeout", "3s", "-label", "broker-warm-up")
+	cmd.Dir = h.rawDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		logf("broker warm-up failed: %v: %s", err, lastLines(string(out), 3))
+	}
 }
 
 // lastLines returns the last n lines of s.

@@ -51,6 +51,7 @@ type harness struct {
 	profileDaemon bool
 	quietSpent    time.Duration // total quiet-gate wait so far
 	restarts      int           // cluster restarts for an empty store (freshStore)
+	storeShare    float64       // -store-restart
 
 	stopper stopper
 
@@ -92,6 +93,7 @@ type options struct {
 	dry                                                        bool
 	profile                                                    string
 	rounds, pathsRounds, growthRounds                          int
+	storeShare                                                 float64
 	hostMissing, invocation                                    string
 	growth                                                     bool
 	growthConc                                                 int
@@ -117,6 +119,8 @@ func main() {
 		"the report shows each cell's best round, since other people's load on the machine only ever slows a cell down")
 	flag.IntVar(&o.pathsRounds, "paths-rounds", 5, "rounds of the strategy-paths scenario (each strategy's paths interleaved in one driver run, "+
 		"the first slice to another path every round); its ratios are medians of per-round ratios")
+	flag.Float64Var(&o.storeShare, "store-restart", 0.35, "restart the cluster (an empty store, then a 20 s broker warm-up) before a scenario "+
+		"or a strategy-paths cell once the store's file system is more than this share full (0: never)")
 	flag.StringVar(&o.hostMissing, "host-missing", "", "reason the host strategies are unavailable (set by run.sh when package host does not compile)")
 	flag.StringVar(&o.invocation, "invocation", "", "how the harness was invoked, for RESULTS.md")
 	flag.BoolVar(&o.growth, "growth", false, "also run the growth table (scenarios growth-topics and growth-groups: the daemon on a dev broker "+
@@ -166,7 +170,7 @@ func run(o options) error {
 	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 	h := &harness{cl: cl, topic: o.topic, binDir: abs(o.binDir), javaJar: abs(o.javaJar), outDir: abs(o.outDir),
 		rawDir: abs(filepath.Join(o.outDir, "raw")), dry: o.dry, scale: o.scale, pids: map[int]bool{}, hostMissing: o.hostMissing,
-		profileDaemon: o.profile == "all"}
+		profileDaemon: o.profile == "all", storeShare: o.storeShare}
 	if err := os.MkdirAll(h.rawDir, 0o755); err != nil {
 		return err
 	}
