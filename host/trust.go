@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/producerd/producerd/internal/procs"
@@ -69,27 +70,33 @@ func trustedOwner(uid uint32) bool { return uid == 0 || int64(uid) == int64(os.G
 var pluginEnvBase = []string{strategywire.EnvLogLevel, "TMPDIR"}
 
 // pluginEnv returns the environment of a plugin process: the daemon's values of
-// pluginEnvBase and of the allowlisted names (those set), and GODEBUG with
-// procs.SteadySysmon added (to the daemon's GODEBUG when the allowlist names it): a
-// plugin idles between the host's batches, and a parked runtime monitor woken by every
-// batch was a quarter of latency-fault's plugin CPU. Nothing else; go-plugin adds its
-// handshake variables.
+// pluginEnvBase and of the allowlisted names (those set), nothing else; go-plugin adds
+// its handshake variables. When the daemon runs with the steady runtime monitor
+// (daemon.sysmon = "steady": procs.SteadySysmon in its GODEBUG), the plugin does too
+// (added to the allowlisted GODEBUG, if any): a plugin idles between the host's batches,
+// and a parked monitor woken by every batch was a quarter of latency-fault's plugin CPU.
 func pluginEnv(allow []string) []string {
 	env := []string{}
 	seen := map[string]bool{}
-	godebug := ""
+	godebug, hasGODEBUG := "", false
 	for _, name := range append(pluginEnvBase[:len(pluginEnvBase):len(pluginEnvBase)], allow...) {
 		if seen[name] {
 			continue
 		}
 		seen[name] = true
 		if v, ok := os.LookupEnv(name); ok && name == "GODEBUG" {
-			godebug = v
+			godebug, hasGODEBUG = v, true
 		} else if ok {
 			env = append(env, name+"="+v)
 		}
 	}
-	return append(env, "GODEBUG="+procs.WithSteadySysmon(godebug))
+	if slices.Contains(strings.Split(os.Getenv("GODEBUG"), ","), procs.SteadySysmon) {
+		godebug, hasGODEBUG = procs.WithSteadySysmon(godebug), true
+	}
+	if hasGODEBUG {
+		env = append(env, "GODEBUG="+godebug)
+	}
+	return env
 }
 
 // checkEnvNames reports names that cannot be environment variable names.

@@ -257,10 +257,9 @@ func TestUntrustedWasmRefused(t *testing.T) {
 	}
 }
 
-// TestPluginEnvGODEBUG: a plugin process gets the steady runtime monitor, added to the
-// daemon's GODEBUG only when the allowlist names GODEBUG, and a schedtrace there wins.
+// TestPluginEnvGODEBUG: a plugin process gets the daemon's GODEBUG only when the
+// allowlist names it, and the steady runtime monitor when the daemon runs with it.
 func TestPluginEnvGODEBUG(t *testing.T) {
-	t.Setenv("GODEBUG", "gctrace=0")
 	godebug := func(env []string) []string {
 		var out []string
 		for _, kv := range env {
@@ -270,14 +269,20 @@ func TestPluginEnvGODEBUG(t *testing.T) {
 		}
 		return out
 	}
-	if got := godebug(pluginEnv(nil)); !slices.Equal(got, []string{procs.SteadySysmon}) {
-		t.Errorf("not allowlisted: GODEBUG %q", got)
-	}
-	if got := godebug(pluginEnv([]string{"GODEBUG"})); !slices.Equal(got, []string{"gctrace=0," + procs.SteadySysmon}) {
-		t.Errorf("allowlisted: GODEBUG %q", got)
-	}
-	t.Setenv("GODEBUG", "schedtrace=1000")
-	if got := godebug(pluginEnv([]string{"GODEBUG"})); !slices.Equal(got, []string{"schedtrace=1000"}) {
-		t.Errorf("allowlisted schedtrace: GODEBUG %q", got)
+	for _, tt := range []struct {
+		daemon string
+		allow  []string
+		want   []string
+	}{
+		{"gctrace=0", nil, nil},
+		{"gctrace=0", []string{"GODEBUG"}, []string{"gctrace=0"}},
+		{"gctrace=0," + procs.SteadySysmon, nil, []string{procs.SteadySysmon}},
+		{"gctrace=0," + procs.SteadySysmon, []string{"GODEBUG"}, []string{"gctrace=0," + procs.SteadySysmon}},
+		{"schedtrace=1000", []string{"GODEBUG"}, []string{"schedtrace=1000"}},
+	} {
+		t.Setenv("GODEBUG", tt.daemon)
+		if got := godebug(pluginEnv(tt.allow)); !slices.Equal(got, tt.want) {
+			t.Errorf("daemon GODEBUG %q, allow %q: plugin GODEBUG %q, want %q", tt.daemon, tt.allow, got, tt.want)
+		}
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/devbroker"
-	"github.com/producerd/producerd/internal/procs"
 	"github.com/producerd/producerd/internal/testwait"
 )
 
@@ -108,15 +107,11 @@ strategy = "lf"
 	for _, kv := range strings.Split(string(environ), "\x00") {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
-		case k == "" || k == "PRODUCERD_TEST_REGION" || k == "TMPDIR" || k == "PRODUCERD_PLUGIN_LOG_LEVEL" || k == "GODEBUG":
+		case k == "" || k == "PRODUCERD_TEST_REGION" || k == "TMPDIR" || k == "PRODUCERD_PLUGIN_LOG_LEVEL":
 		case strings.HasPrefix(k, "PLUGIN_") || k == "PRODUCERD_STRATEGY_PLUGIN": // go-plugin's handshake
 		default:
 			t.Errorf("unexpected variable in the plugin's environment: %s", k)
 		}
-	}
-	// A plugin's runtime monitor stays on its steady tick (host pluginEnv).
-	if !strings.Contains(string(environ), "GODEBUG="+procs.SteadySysmon+"\x00") {
-		t.Errorf("the plugin's GODEBUG is not %q: %q", procs.SteadySysmon, environ)
 	}
 	if !strings.Contains(string(environ), "PRODUCERD_TEST_REGION=eu-test-1") {
 		t.Errorf("the allowlisted variable is missing: %q", environ)

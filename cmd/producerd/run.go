@@ -51,7 +51,7 @@ Signals:
 		cfg.Daemon.LogFormat = *format
 	}
 	log := daemon.NewLogger(cfg.Daemon.LogLevel, cfg.Daemon.LogFormat, e.stderr)
-	steadySysmon(e, cfg.Daemon, log)
+	steadySysmon(e, *file, cfg.Daemon, log)
 	tuneRuntime(cfg.Daemon, log)
 	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: versionString()})
 	if err != nil {

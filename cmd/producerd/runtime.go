@@ -34,12 +34,17 @@ func tuneRuntime(d config.Daemon, log hclog.Logger) {
 }
 
 // steadySysmon re-executes the daemon (same PID and arguments, the environment with
-// procs.SteadySysmon added to GODEBUG) when daemon.sysmon is "steady" and GODEBUG does
-// not set schedtrace already. It returns when it did not re-execute, or could not
-// (logged). It runs before the daemon starts anything.
-func steadySysmon(e *env, d config.Daemon, log hclog.Logger) {
+// procs.SteadySysmon added to GODEBUG) when daemon.sysmon is "steady", GODEBUG does not
+// set schedtrace already and the config is a regular file (one from a pipe could not be
+// read again). It returns when it did not re-execute, or could not (logged). It runs
+// before the daemon starts anything.
+func steadySysmon(e *env, file string, d config.Daemon, log hclog.Logger) {
 	godebug := os.Getenv("GODEBUG")
 	if d.Sysmon != config.SysmonSteady || e.reexec == nil || procs.GODEBUGSets(godebug, "schedtrace") {
+		return
+	}
+	if st, err := os.Stat(file); err != nil || !st.Mode().IsRegular() {
+		log.Warn("go runtime: daemon.sysmon = \"steady\" re-reads the config, which is not a regular file; running with Go's default", "config", file)
 		return
 	}
 	environ := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })

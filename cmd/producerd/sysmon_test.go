@@ -19,10 +19,11 @@ import (
 )
 
 // TestRunSteadySysmon runs `producerd run` with each daemon.sysmon and a few GODEBUG
-// values: "steady" (the default) re-executes the daemon in place (same PID) with
-// schedtrace added to GODEBUG, keeping what GODEBUG held; "runtime", or a GODEBUG that
-// sets schedtrace already, leaves the environment alone. Each daemon then stores a
-// message.
+// values: "steady" re-executes the daemon in place (same PID) with schedtrace added to
+// GODEBUG, keeping what GODEBUG held; "runtime" (the default), a GODEBUG that sets
+// schedtrace already, or a config that is not a regular file (read from a pipe, which
+// the new process could not read again) leave the environment alone. Each daemon then
+// stores a message.
 func TestRunSteadySysmon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -38,12 +39,15 @@ func TestRunSteadySysmon(t *testing.T) {
 	bin := buildBinary(t)
 	for _, tt := range []struct {
 		name, sysmon, godebug string
+		pipe                  bool   // the config comes from stdin
 		want                  string // GODEBUG of the running daemon, "" for none
 	}{
-		{"default", "", "", procs.SteadySysmon},
-		{"steady keeps GODEBUG", `sysmon = "steady"`, "gctrace=0", "gctrace=0," + procs.SteadySysmon},
-		{"runtime", `sysmon = "runtime"`, "", ""},
-		{"GODEBUG wins", "", "schedtrace=2147483646", "schedtrace=2147483646"},
+		{"default", "", "", false, ""},
+		{"steady", `sysmon = "steady"`, "", false, procs.SteadySysmon},
+		{"steady keeps GODEBUG", `sysmon = "steady"`, "gctrace=0", false, "gctrace=0," + procs.SteadySysmon},
+		{"runtime", `sysmon = "runtime"`, "", false, ""},
+		{"GODEBUG wins", `sysmon = "steady"`, "schedtrace=2147483646", false, "schedtrace=2147483646"},
+		{"config from a pipe", `sysmon = "steady"`, "", true, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			grpcAddr := freeAddr(t)
@@ -54,6 +58,10 @@ func TestRunSteadySysmon(t *testing.T) {
 				t.Fatal(err)
 			}
 			run := exec.Command(bin, "run", "-c", cfgPath)
+			if tt.pipe {
+				run = exec.Command(bin, "run", "-c", "/dev/stdin")
+				run.Stdin = strings.NewReader(cfg)
+			}
 			run.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
 			if tt.godebug != "" {
 				run.Env = append(run.Env, "GODEBUG="+tt.godebug)

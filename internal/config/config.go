@@ -105,12 +105,13 @@ type Daemon struct {
 	// core used; package internal/procs). The GOMAXPROCS environment variable, when
 	// set, wins; 0 is a Config not from Parse, which leaves the runtime alone.
 	Procs int
-	// Sysmon is how the Go runtime's system monitor runs (sysmon): SysmonSteady
-	// (default) keeps it on its steady tick (10 ms while there is nothing to retake)
-	// instead of parking it whenever every P is idle, to be woken by the next system
-	// call (with one sender that wake-up was 4 of the daemon's 7 context switches per
-	// message); SysmonRuntime leaves Go's default. GODEBUG's schedtrace, when set,
-	// wins. Read at start only.
+	// Sysmon is how the Go runtime's system monitor runs (sysmon): SysmonRuntime
+	// (default) leaves Go's default; SysmonSteady keeps it on its steady tick (10 ms
+	// while there is nothing to retake) instead of parking it whenever every P is idle,
+	// to be woken by the next system call (with one sender that wake-up was 4 of the
+	// daemon's 7 context switches per message), at the price of the side effects
+	// internal/procs.SteadySysmon lists. GODEBUG's schedtrace, when set, wins. Read at
+	// start only.
 	Sysmon string
 }
 
@@ -443,7 +444,7 @@ func ParseEnv(name string, data []byte, dir string, environ []string) (*Config, 
 func (c *Config) decodeDaemon(t *tomlx.Table, d *tomlx.Decoder) {
 	c.Daemon = Daemon{LogLevel: "info", LogFormat: "text", ShutdownTimeout: DefaultShutdownTimeout,
 		MaxInflightMessages: DefaultMaxInflightMessages, MaxInflightBytes: DefaultMaxInflightBytes,
-		GCPercent: DefaultGCPercent, Procs: ProcsAuto, Sysmon: SysmonSteady}
+		GCPercent: DefaultGCPercent, Procs: ProcsAuto, Sysmon: SysmonRuntime}
 	if t == nil {
 		return
 	}

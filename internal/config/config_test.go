@@ -103,7 +103,7 @@ compress_threshold = "8KiB"
 }
 
 // TestRuntimeSettings: gc_percent and memory_limit take a value or "off", procs a number
-// or "auto" (its default), sysmon "steady" (its default) or "runtime", and each refuses
+// or "auto" (its default), sysmon "runtime" (its default) or "steady", and each refuses
 // what the runtime would misread, at its line.
 func TestRuntimeSettings(t *testing.T) {
 	t.Parallel()
@@ -115,8 +115,8 @@ func TestRuntimeSettings(t *testing.T) {
 		sysmon    string
 		wantError string
 	}{
-		{`gc_percent = 100` + "\n" + `memory_limit = "1GiB"` + "\n" + `procs = 3` + "\n" + `sysmon = "runtime"`, 100, 1 << 30, 3, SysmonRuntime, ""},
-		{`gc_percent = "off"` + "\n" + `memory_limit = "off"` + "\n" + `procs = "auto"`, GCOff, NoMemoryLimit, ProcsAuto, SysmonSteady, ""},
+		{`gc_percent = 100` + "\n" + `memory_limit = "1GiB"` + "\n" + `procs = 3` + "\n" + `sysmon = "steady"`, 100, 1 << 30, 3, SysmonSteady, ""},
+		{`gc_percent = "off"` + "\n" + `memory_limit = "off"` + "\n" + `procs = "auto"`, GCOff, NoMemoryLimit, ProcsAuto, SysmonRuntime, ""},
 		{`gc_percent = 0`, 0, 0, 0, "", "daemon.gc_percent"},
 		{`memory_limit = "1MiB"`, 0, 0, 0, "", "daemon.memory_limit"},
 		{`gc_percent = "sometimes"`, 0, 0, 0, "", "daemon.gc_percent"},

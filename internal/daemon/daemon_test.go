@@ -625,13 +625,15 @@ func TestReload(t *testing.T) {
 	changed := strings.Replace(good, `strategy = "latency"`, `strategy = "rr"`, 1)
 	changed = strings.Replace(changed, `log_level = "debug"`, `log_level = "info"`, 1)
 	changed = strings.Replace(changed, `http = "127.0.0.1:0"`, `http = "127.0.0.1:1"`, 1)
+	// The runtime's settings are read at start too.
+	changed = strings.Replace(changed, `log_level = "info"`, "log_level = \"info\"\nsysmon = \"steady\"", 1)
 	h.write(changed)
 	resp, err := h.admin.Reload(actx, &producerdpb.ReloadRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(strings.Join(resp.GetChanges(), ";"), "strategy latency -> rr") ||
-		!strings.Contains(strings.Join(resp.GetRestartNeeded(), ";"), "[ingress]") {
+	if restart := strings.Join(resp.GetRestartNeeded(), ";"); !strings.Contains(strings.Join(resp.GetChanges(), ";"), "strategy latency -> rr") ||
+		!strings.Contains(restart, "[ingress]") || !strings.Contains(restart, "daemon.sysmon") {
 		t.Fatalf("reload = %v", resp)
 	}
 	st, err := h.admin.Status(actx, &producerdpb.StatusRequest{})

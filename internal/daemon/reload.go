@@ -70,6 +70,20 @@ func (d *Daemon) apply(ctx context.Context, next *config.Config) (changes, resta
 	if cur.Daemon.LogFormat != next.Daemon.LogFormat {
 		restartNeeded = append(restartNeeded, "daemon.log_format")
 	}
+	// The Go runtime's settings are read at start.
+	for _, k := range []struct {
+		key     string
+		changed bool
+	}{
+		{"daemon.gc_percent", cur.Daemon.GCPercent != next.Daemon.GCPercent},
+		{"daemon.memory_limit", cur.Daemon.MemoryLimit != next.Daemon.MemoryLimit},
+		{"daemon.procs", cur.Daemon.Procs != next.Daemon.Procs},
+		{"daemon.sysmon", cur.Daemon.Sysmon != next.Daemon.Sysmon},
+	} {
+		if k.changed {
+			restartNeeded = append(restartNeeded, k.key)
+		}
+	}
 	if cur.Tracing != next.Tracing {
 		restartNeeded = append(restartNeeded, "[tracing]")
 	}

@@ -1,6 +1,9 @@
 package procs
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // SteadySysmon is the GODEBUG setting that keeps the Go runtime's system monitor
 // (sysmon) out of its deep sleep. Without it, sysmon parks whenever every P is idle, and
@@ -10,18 +13,24 @@ import "strings"
 // polls per request, which on the 2-vCPU benchmark VM were 4 of the daemon's 7 context
 // switches per message and a quarter of its CPU. With schedtrace set, sysmon never parks
 // (runtime proc.go, sysmon): it backs off from 20 µs to its 10 ms tick while it has no P
-// to retake, about 100 wake-ups a second however busy the process is. The value is the
-// largest the runtime accepts (int32 milliseconds, 24.8 days); the scheduler trace it
-// enables writes one line to stderr each time the machine's uptime passes a multiple of
-// it, and nothing before; a fatal panic also prints the scheduler's state. The runtime
-// reads it only at process start.
+// to retake, about 100 wake-ups a second however busy the process is. The runtime reads
+// it only at process start.
+//
+// Its side effects, the reason it is not the default: the scheduler trace it enables
+// prints a "SCHED" line on stderr at start when the machine has been up longer than the
+// value (2147483647 ms, 24.8 days, the largest the runtime accepts), and again every
+// 24.8 days of the process's life; and a fatal panic prints the scheduler's state (a
+// line per thread and per goroutine) before the panic message.
 const SteadySysmon = "schedtrace=2147483647"
 
-// GODEBUGSets reports whether the GODEBUG value godebug sets key.
+// GODEBUGSets reports whether the GODEBUG value godebug sets the runtime's integer
+// setting key, parsed as the runtime parses it: a field key=N, no spaces, N an int32.
 func GODEBUGSets(godebug, key string) bool {
 	for kv := range strings.SplitSeq(godebug, ",") {
-		if k, _, ok := strings.Cut(kv, "="); ok && strings.TrimSpace(k) == key {
-			return true
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			if _, err := strconv.ParseInt(v, 10, 32); err == nil {
+				return true
+			}
 		}
 	}
 	return false

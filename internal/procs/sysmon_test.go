@@ -10,7 +10,8 @@ func TestGODEBUGSets(t *testing.T) {
 		{"", false},
 		{"schedtrace=1", true},
 		{"gctrace=1,schedtrace=0", true},
-		{"gctrace=1, schedtrace=5", true},
+		{"gctrace=1, schedtrace=5", false}, // the runtime does not trim
+		{"schedtrace=abc", false},          // nor take a non-number
 		{"schedtraceX=1", false},
 		{"schedtrace", false},
 		{"gctrace=1", false},
