@@ -180,6 +180,9 @@ starts this itself; it is not meant to be run by hand.`, "")
 	return 0
 }
 
+// checkStrategyTimeout bounds building and trying one strategy in validate.
+const checkStrategyTimeout = 2 * time.Minute
+
 // checkStrategies builds every strategy of cfg given by path off to the side
 // (host.Check) and reports each failure as FILE: strategy NAME: error, or, when the
 // strategy's own settings parser rejected its settings naming the keys, each as
@@ -191,7 +194,8 @@ func checkStrategies(file string, cfg *config.Config) error {
 		if s.Path == "" {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// A wasm module is compiled here: on a loaded 2-core machine that took over 30 s.
+		ctx, cancel := context.WithTimeout(context.Background(), checkStrategyTimeout)
 		spec := host.Spec{Name: s.Name, Plugin: s.Path, Settings: s.Settings, SHA256: s.SHA256, AllowInsecurePath: s.AllowInsecurePath, Env: s.Env}
 		if err := host.Check(ctx, host.Config{Logger: hclog.NewNullLogger()}, spec); err != nil {
 			var se *builtin.SettingError

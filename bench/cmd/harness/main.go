@@ -117,7 +117,7 @@ func main() {
 		"all (also core and the daemon, through its admin /debug/pprof, in the headline scenarios: this adds profiling cost to their numbers), none")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of every scenario but failover, the strategy paths and growth (driver order reversed every other round); "+
 		"the report shows each cell's best round, since other people's load on the machine only ever slows a cell down")
-	flag.IntVar(&o.pathsRounds, "paths-rounds", 5, "rounds of the strategy-paths scenario (each strategy's paths interleaved in one driver run, "+
+	flag.IntVar(&o.pathsRounds, "paths-rounds", 6, "rounds of the strategy-paths scenario (each strategy's paths interleaved in one driver run, "+
 		"the first slice to another path every round); its ratios are medians of per-round ratios")
 	flag.Float64Var(&o.storeShare, "store-restart", 0.35, "restart the cluster (an empty store, then a 20 s broker warm-up) before a scenario "+
 		"or a strategy-paths cell once the store's file system is more than this share full (0: never)")
@@ -309,8 +309,9 @@ func run(o options) error {
 
 // roundOrder is the order of a scenario's cells in a round. Most scenarios reverse it
 // every other round. The strategy paths rotate it: the strategies, and the paths within
-// each strategy's interleaved cell, start one later every round, so that each path has
-// the first slice (right after the warm-up) in turn.
+// each strategy's interleaved cell, start one later every round, and after as many
+// rounds as paths the paths go the other way round, so that over six rounds each path
+// starts twice and follows each of the others.
 func roundOrder(s scenario, round int) []cell {
 	cells := slices.Clone(s.Cells)
 	if !s.Paths {
@@ -323,7 +324,11 @@ func roundOrder(s scenario, round int) []cell {
 	for i := range cells {
 		c := cells[(i+round-1)%len(cells)]
 		paths := strings.Split(c.Strategy, ",")
-		c.Strategy = strings.Join(append(paths[(round-1)%len(paths):], paths[:(round-1)%len(paths)]...), ",")
+		if (round-1)/len(paths)%2 == 1 {
+			slices.Reverse(paths) // the other direction: each path follows the other one
+		}
+		k := (round - 1) % len(paths)
+		c.Strategy = strings.Join(append(paths[k:], paths[:k]...), ",")
 		out = append(out, c)
 	}
 	return out

@@ -45,6 +45,18 @@ func TestRoundOrderRotatesPaths(t *testing.T) {
 			t.Errorf("%s: paths %v ran first in three rounds, want all three", st, f)
 		}
 	}
+	// Over six rounds each path follows each of the others.
+	follows := map[string]bool{} // "a>b": b ran right after a
+	for round := 1; round <= 6; round++ {
+		order := roundOrder(paths, round)
+		list := strings.Split(order[slices.IndexFunc(order, func(c cell) bool { return c.Variant == "rr" })].Strategy, ",")
+		for k := range list {
+			follows[list[k]+">"+list[(k+1)%len(list)]] = true
+		}
+	}
+	if len(follows) != 6 {
+		t.Errorf("in six rounds the paths followed each other as %v, want all six pairs", follows)
+	}
 	// The other scenarios keep reversing every other round.
 	h := s[0]
 	if got := roundOrder(h, 2); got[0].Driver != h.Cells[len(h.Cells)-1].Driver {
