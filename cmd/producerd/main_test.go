@@ -347,3 +347,29 @@ func TestPrintProtoDialect(t *testing.T) {
 		t.Errorf("oneway: %q", b.String())
 	}
 }
+
+// startRun starts run (a `producerd run` command; the caller sets its Env and Stdin) and
+// stops it when the test ends: SIGTERM, SIGKILL after 30 s. Its stderr is logged when
+// the test failed.
+func startRun(t *testing.T, run *exec.Cmd) {
+	t.Helper()
+	var stderr lockedBuffer
+	run.Stderr = &stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- run.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(run.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(run.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("producerd run stderr:\n%s", stderr.String())
+		}
+	})
+}

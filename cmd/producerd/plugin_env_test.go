@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,25 +61,7 @@ strategy = "lf"
 	run := exec.Command(bin, "run", "-c", cfgPath)
 	run.Env = append(os.Environ(), "PRODUCERD_ADMIN_TOKEN="+token, "AWS_SECRET_ACCESS_KEY="+secrets[1],
 		"DB_PASSWORD="+secrets[2], "PRODUCERD_TEST_REGION=eu-test-1")
-	var stderr lockedBuffer
-	run.Stderr = &stderr
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- run.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(run.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(run.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("producerd run stderr:\n%s", stderr.String())
-		}
-	})
+	startRun(t, run)
 	pidRE := regexp.MustCompile(`(?m)^lf +(\d+) +\d+ `) // a row of the PLUGIN table
 	var pid int
 	var out []byte

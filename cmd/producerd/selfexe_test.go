@@ -64,25 +64,7 @@ strategy = "rr"
 		t.Fatal(err)
 	}
 	run := exec.Command(bin, "run", "-c", cfgPath)
-	var stderr lockedBuffer
-	run.Stderr = &stderr
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- run.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(run.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(run.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("producerd run stderr:\n%s", stderr.String())
-		}
-	})
+	startRun(t, run)
 	pidRE := regexp.MustCompile(`(?m)^rr +(\d+) +\d+ `) // a row of the PLUGIN table
 	pluginPID := func(not int, marker string) int {
 		t.Helper()

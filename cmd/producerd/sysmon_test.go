@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -66,25 +65,7 @@ func TestRunSteadySysmon(t *testing.T) {
 			if tt.godebug != "" {
 				run.Env = append(run.Env, "GODEBUG="+tt.godebug)
 			}
-			var stderr lockedBuffer
-			run.Stderr = &stderr
-			if err := run.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- run.Wait() }()
-			t.Cleanup(func() {
-				_ = syscall.Kill(run.Process.Pid, syscall.SIGTERM)
-				select {
-				case <-exited:
-				case <-time.After(30 * time.Second):
-					_ = syscall.Kill(run.Process.Pid, syscall.SIGKILL)
-					<-exited
-				}
-				if t.Failed() {
-					t.Logf("producerd run stderr:\n%s", stderr.String())
-				}
-			})
+			startRun(t, run)
 			var out []byte
 			if !testwait.Until(30*time.Second, func() bool {
 				out, err = exec.Command(bin, "send", "-addr", grpcAddr, "TopicTest", "hello").CombinedOutput()
