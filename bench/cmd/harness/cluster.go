@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,44 +142,91 @@ func waitBrokerHealthy(namesrv, topic, broker string, limit time.Duration) error
 	return fmt.Errorf("broker %s not healthy after %v: %v", broker, limit, last)
 }
 
-// freshStore restarts the cluster (cluster.sh stop, then start: an empty store, the same
-// addresses and topics) when its store's file system is more than -store-restart full
-// (the store lives on /dev/shm, that is in memory: a full run stores some 15 GiB, more
-// than the machine can spare beside its processes), reloads the state file and warms
-// the brokers up. The harness holds the cluster's exclusive lock, so
-// no test uses the cluster meanwhile (stop is told not to wait for the lock). It runs
-// between scenarios, and between the strategy paths' cells, which compare their paths
-// within themselves; a failure is logged and the run goes on.
-func (h *harness) freshStore(statePath string) {
+// freshStore restarts the cluster (cluster.sh stop, then start: an empty store, the
+// same run dir, ports and topics) when its store takes more than -store-restart of the
+// file system it lives on (the store lives on /dev/shm, that is in memory: a full run
+// stores some 15 GiB, more than the machine can spare beside its processes), reloads the
+// state file and warms the brokers up. It restarts only the two-broker cluster
+// cluster.sh starts by default (broker-a and broker-b, no extra profile). The harness
+// holds the cluster's exclusive lock, so no test uses the cluster meanwhile (stop is told
+// not to wait for the lock). It runs between scenarios, and between the strategy paths'
+// cells, which compare their paths within themselves. A failed restart is an error: the
+// run must not go on against a stopped cluster.
+func (h *harness) freshStore(statePath string) error {
 	if h.cl == nil || h.cl.Dir == "" || h.cl.Script == "" || h.storeShare <= 0 {
-		return
+		return nil
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(h.cl.Dir, &st); err != nil || st.Blocks == 0 {
-		return
+		return nil
 	}
-	used := 1 - float64(st.Bavail)/float64(st.Blocks)
+	used := float64(diskUsage(h.cl.Dir)) / float64(st.Blocks*uint64(st.Bsize))
 	if used <= h.storeShare {
-		return
+		return nil
 	}
-	logf("the cluster's store file system is %.0f%% full: restarting the cluster for an empty store", used*100)
+	env, ok := h.cl.restartEnv()
+	if !ok {
+		logf("the cluster's store takes %.0f%% of its file system, but it is not cluster.sh's default two-broker cluster: not restarting it", used*100)
+		return nil
+	}
+	logf("the cluster's store takes %.0f%% of its file system: restarting the cluster for an empty store", used*100)
 	for _, verb := range []string{"stop", "start"} {
 		cmd := exec.Command("bash", h.cl.Script, verb)
-		cmd.Env = append(os.Environ(), "RMQ_STATE="+statePath, "RMQ_STOP_LOCK_WAIT=0")
+		cmd.Env = append(append(os.Environ(), "RMQ_STATE="+statePath, "RMQ_STOP_LOCK_WAIT=0"), env...)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			logf("cluster %s failed: %v: %s", verb, err, lastLines(string(out), 5))
-			return
+			return fmt.Errorf("cluster %s for an empty store: %v: %s", verb, err, lastLines(string(out), 5))
 		}
 	}
 	cl, err := loadCluster(statePath)
 	if err != nil {
-		logf("after the restart: %v", err)
-		return
+		return fmt.Errorf("after the cluster's restart: %w", err)
 	}
 	h.cl = cl
 	h.restarts++
 	logf("cluster restarted: NameServer pid %d; warming the brokers up", cl.NameServerPID)
 	h.warmBrokers()
+	return nil
+}
+
+// restartEnv is the cluster.sh environment that starts this cluster again where it ran:
+// its run dir and ports. ok is false for anything but the default two-broker cluster.
+func (c *cluster) restartEnv() ([]string, bool) {
+	env := []string{"RMQ_RUN_DIR=" + c.Dir}
+	port := func(addr string) string {
+		_, p, _ := strings.Cut(addr, ":")
+		return p
+	}
+	env = append(env, "RMQ_NAMESRV_PORT="+port(c.NameServer))
+	names := map[string]string{"broker-a": "RMQ_BROKER_A_PORT", "broker-b": "RMQ_BROKER_B_PORT"}
+	if len(c.Brokers) != len(names) {
+		return nil, false
+	}
+	for _, b := range c.Brokers {
+		k, ok := names[b.Name]
+		if !ok {
+			return nil, false
+		}
+		env = append(env, k+"="+port(b.Addr))
+	}
+	return env, true
+}
+
+// diskUsage is the space the files under dir take (their blocks: a store's mapped files
+// are sparse until written).
+func diskUsage(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				n += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // warmBrokers runs the core driver's async load against a freshly started cluster for

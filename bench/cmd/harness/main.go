@@ -238,7 +238,9 @@ func run(o options) error {
 		}
 		logf("=== scenario %s: %s", s.ID, s.Title)
 		if !dry {
-			h.freshStore(o.state)
+			if err := h.freshStore(o.state); err != nil {
+				return err
+			}
 		}
 		if s.Failover != nil {
 			for _, c := range s.Cells {
@@ -263,7 +265,9 @@ func run(o options) error {
 					c.Round = round
 				}
 				if s.Paths && !dry {
-					h.freshStore(o.state)
+					if err := h.freshStore(o.state); err != nil {
+						return err
+					}
 				}
 				r := h.runCell(c, nil)
 				hostCell := strings.Contains(c.Strategy, "-inproc") || strings.Contains(c.Strategy, "-plugin")

@@ -112,3 +112,27 @@ func TestPairedRatio(t *testing.T) {
 		t.Fatalf("medianOf even = %v, want 2.5", got)
 	}
 }
+
+// TestRestartEnv: a restart starts the default two-broker cluster where it ran; any
+// other cluster is not restarted.
+func TestRestartEnv(t *testing.T) {
+	c := &cluster{NameServer: "127.0.0.1:19876", Dir: "/dev/shm/x"}
+	c.Brokers = append(c.Brokers, struct {
+		Name string `json:"name"`
+		Addr string `json:"addr"`
+		PID  int    `json:"pid"`
+	}{"broker-a", "127.0.0.1:20911", 1}, struct {
+		Name string `json:"name"`
+		Addr string `json:"addr"`
+		PID  int    `json:"pid"`
+	}{"broker-b", "127.0.0.1:20921", 2})
+	env, ok := c.restartEnv()
+	want := []string{"RMQ_RUN_DIR=/dev/shm/x", "RMQ_NAMESRV_PORT=19876", "RMQ_BROKER_A_PORT=20911", "RMQ_BROKER_B_PORT=20921"}
+	if !ok || !slices.Equal(env, want) {
+		t.Fatalf("restartEnv = %q, %v; want %q", env, ok, want)
+	}
+	c.Brokers[1].Name = "broker-acl"
+	if _, ok := c.restartEnv(); ok {
+		t.Fatal("a cluster with another broker would be restarted")
+	}
+}
