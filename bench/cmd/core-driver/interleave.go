@@ -65,10 +65,6 @@ func (il *interleaver) msg(i int) *core.Message {
 	return &core.Message{Topic: il.topic, Body: il.body, Tags: load.Tag, Keys: []string{load.Key(i)}}
 }
 
-// warmup reports whether message i belongs to the warm-up (load.Execute numbers the
-// warm-up's messages from 1e9).
-func warmup(i int) bool { return i >= 1_000_000_000 }
-
 func (il *interleaver) Send(ctx context.Context, i int) (string, error) {
 	return "", fmt.Errorf("-interleave runs only -mode async")
 }
@@ -79,7 +75,7 @@ func (il *interleaver) SendBatch(ctx context.Context, first, n int) (string, err
 
 func (il *interleaver) SendAsync(ctx context.Context, i int, done func(string, error)) error {
 	path, slice, counted := i%len(il.prods), -1, false
-	if !warmup(i) {
+	if i < load.WarmupBase { // the measured phase
 		now := time.Now()
 		il.once.Do(func() { il.t0.Store(now.UnixNano()); close(il.started) })
 		var in bool

@@ -25,6 +25,10 @@ type Sender interface {
 	SendBatch(ctx context.Context, first, n int) (broker string, err error)
 }
 
+// WarmupBase is the number of the warm-up's first message: a Sender tells the warm-up's
+// messages (i ≥ WarmupBase) from the measured phase's (0 up).
+const WarmupBase = 1_000_000_000
+
 // warmupLimit is the default bound of the warm-up phase.
 const warmupLimit = 30 * time.Second
 
@@ -43,7 +47,7 @@ func Execute(driver string, p *Params, s Sender) (*Result, error) {
 		if p.WarmupTime > 0 {
 			limit = p.WarmupTime
 		}
-		runPhase(p, s, rec, ops, 1_000_000_000, limit, 0)
+		runPhase(p, s, rec, ops, WarmupBase, limit, 0)
 		var w Result
 		rec.Fill(&w, time.Second)
 		if w.Msgs == 0 {
