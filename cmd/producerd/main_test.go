@@ -12,12 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/producerd/producerd/api/producerdpb"
+	"github.com/producerd/producerd/devbroker"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -372,4 +374,23 @@ func startRun(t *testing.T, run *exec.Cmd) {
 			t.Logf("producerd run stderr:\n%s", stderr.String())
 		}
 	})
+}
+
+// linuxDaemonTest skips a test that builds the binary in -short mode and one that reads
+// /proc off Linux, and starts a dev broker (broker-a, TopicTest with 2 queues) that
+// closes when the test ends.
+func linuxDaemonTest(t *testing.T) *devbroker.Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	dev, err := devbroker.Start(context.Background(), devbroker.Config{Brokers: []string{"broker-a"}, Topics: map[string]int{"TopicTest": 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	return dev
 }

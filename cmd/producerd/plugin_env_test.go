@@ -1,19 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/producerd/producerd/devbroker"
 	"github.com/producerd/producerd/internal/testwait"
 )
 
@@ -23,17 +20,7 @@ import (
 // strategy's env allowlist names, and the plugin holds none of the daemon's files
 // open.
 func TestPluginGetsNoSecrets(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	if runtime.GOOS != "linux" {
-		t.Skip("reads /proc")
-	}
-	dev, err := devbroker.Start(context.Background(), devbroker.Config{Brokers: []string{"broker-a"}, Topics: map[string]int{"TopicTest": 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
+	dev := linuxDaemonTest(t)
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	const token = "admin-token-3c1f9e7d"

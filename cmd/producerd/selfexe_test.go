@@ -1,19 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/producerd/producerd/devbroker"
 	"github.com/producerd/producerd/internal/testwait"
 )
 
@@ -22,17 +19,7 @@ import (
 // its directory could), then SIGKILLs the plugin: the restarted plugin is the image the
 // daemon runs (/proc/self/exe), the script never runs (review defect 6).
 func TestBuiltinPluginRestartRunsOwnImage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	if runtime.GOOS != "linux" {
-		t.Skip("reads /proc")
-	}
-	dev, err := devbroker.Start(context.Background(), devbroker.Config{Brokers: []string{"broker-a"}, Topics: map[string]int{"TopicTest": 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
+	dev := linuxDaemonTest(t)
 	cli := buildBinary(t) // stays in place: the CLI reads the status with it
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "producerd")

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/producerd/producerd/devbroker"
 	"github.com/producerd/producerd/internal/procs"
 	"github.com/producerd/producerd/internal/testwait"
 )
@@ -24,17 +21,7 @@ import (
 // the new process could not read again) leave the environment alone. Each daemon then
 // stores a message.
 func TestRunSteadySysmon(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	if runtime.GOOS != "linux" {
-		t.Skip("reads /proc")
-	}
-	dev, err := devbroker.Start(context.Background(), devbroker.Config{Brokers: []string{"broker-a"}, Topics: map[string]int{"TopicTest": 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
+	dev := linuxDaemonTest(t)
 	bin := buildBinary(t)
 	for _, tt := range []struct {
 		name, sysmon, godebug string
@@ -67,6 +54,7 @@ func TestRunSteadySysmon(t *testing.T) {
 			}
 			startRun(t, run)
 			var out []byte
+			var err error
 			if !testwait.Until(30*time.Second, func() bool {
 				out, err = exec.Command(bin, "send", "-addr", grpcAddr, "TopicTest", "hello").CombinedOutput()
 				return err == nil && strings.Contains(string(out), "SEND_OK")
