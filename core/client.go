@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/producerd/producerd/internal/strmap"
 	"github.com/producerd/producerd/plugins/sdk"
 	"github.com/producerd/producerd/plugins/sdk/pick"
 	"github.com/producerd/producerd/remoting"
@@ -156,7 +157,7 @@ type Client struct {
 	checks         int                      // transaction check-backs being answered
 	closed         bool
 
-	topics   sync.Map // topic -> *topicState
+	topics   strmap.Map[*topicState] // topic -> state; a sync.Map's node per topic was a third of the collector's work at 100,000 topics
 	routeSeq atomic.Uint64
 
 	// hbMu serializes heartbeat rounds with unregistration, so that a round that saw a
@@ -343,7 +344,7 @@ func (c *Client) forgetTopic(name string) {
 	if ok {
 		// Under c.mu: a fetch or send still holding the state installs nothing after
 		// this (install checks the mark under c.mu).
-		ts.(*topicState).forgotten.Store(true)
+		ts.forgotten.Store(true)
 	}
 	delete(c.routes, name) // else kept for ever, and walked by every offline-broker sweep
 	delete(c.routeNS, name)
@@ -352,10 +353,11 @@ func (c *Client) forgetTopic(name string) {
 
 func (c *Client) topic(name string) *topicState {
 	if ts, ok := c.topics.Load(name); ok {
-		return ts.(*topicState)
+		return ts
 	}
-	ts, _ := c.topics.LoadOrStore(name, &topicState{})
-	return ts.(*topicState)
+	// A clone: name may be a slice of a larger buffer (a request body) the map would keep.
+	ts, _ := c.topics.LoadOrStore(strings.Clone(name), &topicState{})
+	return ts
 }
 
 // publishInfo returns a usable publish info for topic, fetching the route on first use. Only
@@ -769,8 +771,8 @@ type RouteInfo struct {
 // Routes returns the cached publish routes, sorted by topic.
 func (c *Client) Routes() []RouteInfo {
 	var out []RouteInfo
-	c.topics.Range(func(k, v any) bool {
-		if pi := v.(*topicState).info.Load(); pi != nil {
+	c.topics.Range(func(_ string, ts *topicState) bool {
+		if pi := ts.info.Load(); pi != nil {
 			// A copy: topics with equal routes share one queue list (shareRoute).
 			out = append(out, RouteInfo{Topic: pi.topic, Version: pi.version, Queues: slices.Clone(pi.queues), FromDefault: pi.fromDefault})
 		}

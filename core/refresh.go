@@ -105,9 +105,9 @@ type refreshEntry struct {
 
 // refreshEntries returns every known topic.
 func (c *Client) refreshEntries() []refreshEntry {
-	var out []refreshEntry
-	c.topics.Range(func(k, v any) bool {
-		out = append(out, refreshEntry{k.(string), v.(*topicState)})
+	out := make([]refreshEntry, 0, c.topics.Len())
+	c.topics.Range(func(name string, ts *topicState) bool {
+		out = append(out, refreshEntry{name, ts})
 		return true
 	})
 	return out

@@ -30,15 +30,15 @@
 // # Per-topic state
 //
 // A decision does the same work at 1 and at 100,000 topics (only cache misses grow
-// once the counters outgrow the CPU caches): the counters live in a
-// concurrent hash trie (sync.Map: a lookup takes no lock, a new topic adds one entry
-// and copies nothing), at most Options.MaxTopics of them, spread over up to 64 shards.
-// A shard that is full forgets one topic to make room, chosen by CLOCK (the hand
-// passes over at most 16 counters, skipping those used since its last pass), so a
-// new topic never clears the others and never costs more than a bounded number of
-// steps. A counter is 64 bytes on its own cache line; with its trie entry, its key
-// and its ring slot a topic costs about 185 bytes (TestBytesPerTopic), so the default
-// bound of 131,072 topics is about 24 MiB at the most.
+// once the counters outgrow the CPU caches): the counters live in a sharded
+// concurrent map (internal/strmap: a lookup takes one shard's read lock, a new topic
+// adds one entry and copies nothing), at most Options.MaxTopics of them, spread over
+// up to 64 shards. A shard that is full forgets one topic to make room, chosen by CLOCK
+// (the hand passes over at most 16 counters, skipping those used since its last pass),
+// so a new topic never clears the others and never costs more than a bounded number of
+// steps. A counter is 64 bytes on its own cache line; with its map slot, its key and
+// its ring slot a topic costs about 95 bytes (TestBytesPerTopic), so the default
+// bound of 131,072 topics is about 12 MiB at the most.
 package pick
 
 import (
@@ -52,6 +52,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/producerd/producerd/internal/strmap"
 	"github.com/producerd/producerd/plugins/sdk"
 )
 
@@ -123,7 +124,7 @@ type Picker struct {
 	rand     func() uint64
 	randMu   *sync.Mutex // serialises calls to a caller's Rand; nil for math/rand/v2
 	snap     atomic.Pointer[snapshot]
-	topics   sync.Map // topic → *position; changed only under its shard's lock
+	topics   strmap.Map[*position] // changed only under the topic's shard's lock
 	seed     maphash.Seed
 	shards   []shard
 	perShard int
@@ -202,12 +203,10 @@ func (p *Picker) Forget(topic string) {
 	s := p.shard(topic)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := p.topics.Load(topic)
+	t, ok := p.topics.LoadAndDelete(topic)
 	if !ok {
 		return
 	}
-	t := v.(*position)
-	p.topics.Delete(topic)
 	last := len(s.ring) - 1
 	moved := s.ring[last]
 	s.ring[t.slot], moved.slot = moved, t.slot
@@ -458,8 +457,8 @@ func nthOn(qs []sdk.Queue, broker string, pos int) int {
 // steady state it is one lookup and no write but the counter's; a new topic, route
 // version or weight set builds one under its shard's lock.
 func (p *Picker) position(sel *sdk.Selection, sn *snapshot) *position {
-	if v, ok := p.topics.Load(sel.Topic); ok {
-		if t := v.(*position); t.fits(sel, sn) {
+	if t, ok := p.topics.Load(sel.Topic); ok {
+		if t.fits(sel, sn) {
 			if t.used.Load() == 0 {
 				t.used.Store(1)
 			}
@@ -477,12 +476,9 @@ func (p *Picker) build(sel *sdk.Selection, sn *snapshot) *position {
 	s := p.shard(sel.Topic)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, existed := p.topics.Load(sel.Topic)
-	var old *position
-	if existed {
-		if old = v.(*position); old.fits(sel, sn) {
-			return old
-		}
+	old, existed := p.topics.Load(sel.Topic)
+	if existed && old.fits(sel, sn) {
+		return old
 	}
 	t := &position{version: sel.RouteVersion, n: int32(len(sel.Queues)), wgen: sn.wgen}
 	if sn.weights != nil {
@@ -508,7 +504,7 @@ func (p *Picker) build(sel *sdk.Selection, sn *snapshot) *position {
 // evict frees one slot of a full ring by CLOCK and returns it: the hand clears the
 // reference bits of the counters it passes until one was not used since its last
 // pass, and takes the clockScan-th when all were.
-func (s *shard) evict(topics *sync.Map) int32 {
+func (s *shard) evict(topics *strmap.Map[*position]) int32 {
 	for k := 1; ; k++ {
 		t := s.ring[s.hand]
 		if s.hand++; s.hand == len(s.ring) {
