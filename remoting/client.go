@@ -90,6 +90,10 @@ type call struct {
 	deadline time.Time
 	reqBytes int
 
+	// coalesce queues a sync request behind the connection's pending ones instead of
+	// writing it on the caller's goroutine (NameServer requests: see conn.enqueue).
+	coalesce bool
+
 	cn     *conn
 	sentAt int64 // conn clock (ns since it opened) when queued
 	seq    int64 // stream offset just past this frame; > conn.written means not fully written
@@ -129,8 +133,13 @@ func (c *Client) InvokeSync(ctx context.Context, addr string, req *Command) (*Co
 // receive from abort (nil: never) gives the request up as a cancellation of ctx would:
 // the error wraps context.Canceled.
 func (c *Client) InvokeSyncUntil(ctx context.Context, addr string, req *Command, deadline time.Time, abort <-chan struct{}) (*Command, error) {
+	return c.invokeSyncUntil(ctx, addr, req, deadline, abort, false)
+}
+
+func (c *Client) invokeSyncUntil(ctx context.Context, addr string, req *Command, deadline time.Time, abort <-chan struct{}, coalesce bool) (*Command, error) {
 	cl := syncCalls.Get().(*call)
 	c.prepare(ctx, cl, kindSync, addr, req)
+	cl.coalesce = coalesce
 	if !deadline.IsZero() && deadline.Before(cl.deadline) {
 		cl.deadline = deadline
 	}

@@ -179,11 +179,14 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, hdr, body []byte) error {
 	wasEmpty := len(cn.wbuf) == 0
 	cn.queued += int64(n)
 	cl.seq = cn.queued
-	if wasEmpty && !cn.writing && cl.kind == kindSync && !cn.tls {
+	if wasEmpty && !cn.writing && cl.kind == kindSync && !cn.tls && (!cl.coalesce || len(cn.pending) == 1) {
 		// Nothing queued and nothing being written: the caller writes its frame itself,
 		// from hdr and body as they are, instead of copying it into wbuf and waking the
 		// writer goroutine, which would then wake the reader's peer a scheduler hand-off
 		// later. Frames queued meanwhile wait for the writer, which this write wakes.
+		// A coalesced request (the route refresh's bunches to a NameServer) does so only
+		// when it is the connection's one request in flight: the others of its bunch
+		// queue behind it, and the writer sends them with one system call.
 		cn.writing = true
 		cn.mu.Unlock()
 		cn.writeDirect(cl.deadline, hdr, body)

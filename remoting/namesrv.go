@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // nameServers is the NameServer list and the sticky choice among it (spec §9.2).
@@ -102,7 +103,9 @@ func (c *Client) InvokeNameServer(ctx context.Context, req *Command) (resp *Comm
 		if n == 0 {
 			return nil, "", ErrNoNameServer
 		}
-		resp, err = c.InvokeSync(ctx, addr, req)
+		// Coalesced: the route refresh sends its bunches from several goroutines at
+		// once, and their frames then share a write.
+		resp, err = c.invokeSyncUntil(ctx, addr, req, time.Time{}, nil, true)
 		switch {
 		case err == nil:
 			return resp, addr, nil
