@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -23,14 +24,18 @@ import (
 // limits.max_grpc_message_size per call being received).
 type chargedFrame struct {
 	d        *Daemon
-	b        []byte
+	buf      mem.Buffer // the request's bytes, from gRPC's pool; nil once decoded
 	charged  int64
 	released bool  // the charge was returned
-	err      error // the charge was refused; b is empty
+	err      error // the charge was refused; buf is nil
 }
 
-// release returns the frame's charge, once.
+// release returns the frame's charge and buffer, once.
 func (f *chargedFrame) release() {
+	if f.buf != nil {
+		f.buf.Free()
+		f.buf = nil
+	}
 	if !f.released {
 		f.released = true
 		f.d.limit.release(0, f.charged)
@@ -45,8 +50,8 @@ func (f *chargedFrame) decode(v any) error {
 	if !ok {
 		return status.Errorf(codes.Internal, "daemon: cannot decode into %T", v)
 	}
-	err := proto.Unmarshal(f.b, m)
-	f.b = nil
+	// The decoded message copies what it keeps: the buffer goes back to the pool.
+	err := proto.Unmarshal(f.buf.ReadOnlyData(), m)
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "daemon: the request does not decode: %v", err)
 	}

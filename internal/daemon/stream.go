@@ -476,7 +476,7 @@ func (ingressCodec) Unmarshal(data mem.BufferSlice, v any) error {
 			return nil
 		}
 		m.charged = n
-		m.b = data.Materialize()
+		m.buf = data.MaterializeToBuffer(mem.DefaultBufferPool())
 		return nil
 	case proto.Message:
 		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
