@@ -97,6 +97,11 @@ func (s *sender) SendBatch(ctx context.Context, first, n int) (string, error) {
 	msgs := make([]*primitive.Message, n)
 	for k := range msgs {
 		msgs[k] = s.msg(first + k)
+		// client-go gives a batch's messages no client message id (producer.go sets
+		// UNIQ_KEY only when !msg.Batch); Java's MessageBatch.generateFromList and
+		// producerd do, and the broker indexes it next to the key. Set here as they do,
+		// so that the broker does the same work for every client's batch.
+		msgs[k].WithProperty(primitive.PropertyUniqueClientMessageIdKeyIndex, primitive.CreateUniqID())
 	}
 	return outcome(s.p.SendSync(ctx, msgs...))
 }

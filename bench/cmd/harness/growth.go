@@ -27,7 +27,7 @@ const (
 )
 
 // growthScenarios are the two growth tables: topics at 1 group, groups at 1 topic.
-func growthScenarios(scale float64, conc int, profile bool, topics, groups []int) []scenario {
+func growthScenarios(scale float64, conc int, rate float64, profile bool, topics, groups []int) []scenario {
 	dur := time.Duration(float64(15*time.Second) * scale).Round(100 * time.Millisecond)
 	warm := max(1, int(2000*scale))
 	mk := func(id, title string, points [][2]int) scenario {
@@ -39,7 +39,7 @@ func growthScenarios(scale float64, conc int, profile bool, topics, groups []int
 				// The route warm-up (every topic of every group once) and the pause for
 				// a refresh cycle that knows every topic run before this cell
 				// (runGrowthCell); the driver's own warm-up only opens its streams.
-				Warmup: warm, Topic: growthPrefix, Group: growthPrefix, Topics: topics, Groups: groups, Profile: profile})
+				Warmup: warm, Topic: growthPrefix, Group: growthPrefix, Topics: topics, Groups: groups, Profile: profile, Rate: rate})
 		}
 		return s
 	}

@@ -65,7 +65,7 @@ func TestGrowthPoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scen := growthScenarios(1, 16, false, topics, groups)
+	scen := growthScenarios(1, 16, 0, false, topics, groups)
 	var got []string
 	for _, s := range scen {
 		for _, c := range s.Cells {

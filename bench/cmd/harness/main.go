@@ -97,6 +97,7 @@ type options struct {
 	hostMissing, invocation                                    string
 	growth                                                     bool
 	growthConc                                                 int
+	growthRate                                                 float64
 	growthTopics, growthGroups                                 string
 }
 
@@ -128,6 +129,7 @@ func main() {
 	flag.IntVar(&o.growthRounds, "growth-rounds", 3, "rounds of the growth tables (points in reverse order every other round); "+
 		"their ratios to the first point are medians of per-round ratios")
 	flag.IntVar(&o.growthConc, "growth-conc", 16, "sync senders of every growth point")
+	flag.Float64Var(&o.growthRate, "growth-rate", 0, "messages per second of every growth point (0: as fast as the senders go)")
 	flag.StringVar(&o.growthTopics, "growth-topics", defaultGrowthTopics, "the growth-topics table's points (topic counts; the first is the base)")
 	flag.StringVar(&o.growthGroups, "growth-groups", defaultGrowthGroups, "the growth-groups table's points (producer group counts; the first is the base)")
 	flag.Parse()
@@ -152,7 +154,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	scen := append(scenarios(o.scale, o.profile, o.hostMissing == ""), growthScenarios(o.scale, o.growthConc, o.profile == "all", gTopics, gGroups)...)
+	scen := append(scenarios(o.scale, o.profile, o.hostMissing == ""), growthScenarios(o.scale, o.growthConc, o.growthRate, o.profile == "all", gTopics, gGroups)...)
 	runs := func(s scenario) bool {
 		if len(selected) > 0 {
 			return selected[s.ID] || s.Growth && o.growth
