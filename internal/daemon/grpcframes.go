@@ -92,6 +92,9 @@ func (d *Daemon) chargedHandler(gate *recvGate, api string, h grpc.MethodHandler
 			return status.FromContextError(err).Err()
 		}
 		f := &chargedFrame{d: d}
+		// Released on every path: RecvMsg can fail after the codec charged the frame
+		// (gRPC reads on after a unary request to check that no second one follows).
+		defer f.release()
 		err = stream.RecvMsg(f)
 		gate.leave(key, cg)
 		if errors.Is(err, io.EOF) {
@@ -100,7 +103,6 @@ func (d *Daemon) chargedHandler(gate *recvGate, api string, h grpc.MethodHandler
 		if err != nil {
 			return err
 		}
-		defer f.release()
 		if f.err != nil {
 			return grpcError(d.reject(api, f.err))
 		}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -181,4 +183,40 @@ func TestStreamAckTimeout(t *testing.T) {
 		acks++
 	}
 	t.Logf("%d messages sent, %d acks read before the end", sent.Load(), acks)
+}
+
+// TestUnaryExtraMessagesReleased: a client that sends a unary call two or three request
+// messages gets an error (gRPC reads on after the first to check that none follows),
+// and the first message's in-flight charge and buffer go back: repeated, such
+// calls would otherwise hold the bound until every request was refused.
+func TestUnaryExtraMessagesReleased(t *testing.T) {
+	c := startCluster(t)
+	h := start(t, c, "rr", 100)
+	ctx := callCtx(t)
+	cc := h.dial(h.grpcAddr)
+	req := &producerdpb.SendRequest{Message: &producerdpb.Message{Topic: testTopic, Body: bytes.Repeat([]byte("x"), 4096)}}
+	for _, extra := range []int{1, 2} {
+		for i := range 20 {
+			cs, err := cc.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, "/producerd.v1.Ingress/Send", grpc.ForceCodec(rawCodec{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 1 + extra {
+				if err := cs.SendMsg(req); err != nil && !errors.Is(err, io.EOF) {
+					t.Fatal(err)
+				}
+			}
+			if err := cs.CloseSend(); err != nil {
+				t.Fatal(err)
+			}
+			err = cs.RecvMsg(&producerdpb.SendResponse{})
+			if c := status.Code(err); c != codes.InvalidArgument && c != codes.Internal {
+				t.Fatalf("call %d with %d extra messages: %v, want INVALID_ARGUMENT (or gRPC's INTERNAL cardinality violation)", i, extra, err)
+			}
+		}
+	}
+	waitFor(t, "the extra messages' charges released", func() bool { m, b := h.d.limit.load(); return m == 0 && b == 0 })
+	if _, err := h.ingress.Send(ctx, req); err != nil {
+		t.Fatalf("a good send after the bad calls: %v", err)
+	}
 }

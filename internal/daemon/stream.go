@@ -470,6 +470,11 @@ func (ingressCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		m.b = data.Materialize()
 		return nil
 	case *chargedFrame:
+		if m.buf != nil || m.err != nil {
+			// gRPC decodes into the same frame while it checks that a unary call
+			// carries one message: a second one is refused, never charged.
+			return status.Error(codes.InvalidArgument, "daemon: a unary call carries more than one request message")
+		}
 		n := int64(data.Len())
 		if err := m.d.limit.reserve(n); err != nil {
 			m.err = err
