@@ -157,7 +157,7 @@ type Client struct {
 	checks         int                      // transaction check-backs being answered
 	closed         bool
 
-	topics   strmap.Map[*topicState] // topic -> state; a sync.Map's node per topic was a third of the collector's work at 100,000 topics
+	topics   strmap.Map[*topicState] // topic -> state (not a sync.Map: see package strmap)
 	routeSeq atomic.Uint64
 
 	// hbMu serializes heartbeat rounds with unregistration, so that a round that saw a
@@ -355,8 +355,7 @@ func (c *Client) topic(name string) *topicState {
 	if ts, ok := c.topics.Load(name); ok {
 		return ts
 	}
-	// A clone: name may be a slice of a larger buffer (a request body) the map would keep.
-	ts, _ := c.topics.LoadOrStore(strings.Clone(name), &topicState{})
+	ts, _ := c.topics.LoadOrStore(name, &topicState{})
 	return ts
 }
 
@@ -374,7 +373,7 @@ func (c *Client) publishInfo(ctx context.Context, topic, defaultTopic string, de
 	if pi := ts.info.Load(); pi.ok() { // fetched while we waited
 		return pi, nil
 	}
-	pi, err := c.updateRoute(ctx, topic, ts)
+	pi, err := c.updateRoute(ctx, topic, ts, false)
 	switch {
 	case pi.ok():
 		return pi, nil
@@ -385,7 +384,7 @@ func (c *Client) publishInfo(ctx context.Context, topic, defaultTopic string, de
 	case defaultTopic == "":
 		return nil, &RouteError{Topic: topic, Kind: ErrTopicNotExist, NameServer: nsOf(err), Detail: "auto-create is off", Cause: err}
 	}
-	fr, ns, derr := c.fetchRoute(ctx, defaultTopic)
+	fr, ns, derr := c.fetchRoute(ctx, defaultTopic, false)
 	if derr != nil {
 		if isTopicNotExist(derr) {
 			return nil, &RouteError{Topic: topic, Kind: ErrTopicNotExist, NameServer: ns,
@@ -432,8 +431,8 @@ func (c *Client) lastRouteNS(topic string) string {
 }
 
 // updateRoute fetches topic's route and installs it; on any failure the cached info stays.
-func (c *Client) updateRoute(ctx context.Context, topic string, ts *topicState) (*publishInfo, error) {
-	fr, ns, err := c.fetchRoute(ctx, topic)
+func (c *Client) updateRoute(ctx context.Context, topic string, ts *topicState, bunched bool) (*publishInfo, error) {
+	fr, ns, err := c.fetchRoute(ctx, topic, bunched)
 	if err != nil {
 		return ts.info.Load(), err
 	}
@@ -466,12 +465,17 @@ func (c *Client) prepareRoute(route *TopicRoute) *preparedRoute {
 
 // fetchRoute asks a NameServer for topic's route and checks it against the sanity bounds.
 // Errors are *RouteError, except a NameServer's answer other than TOPIC_NOT_EXIST, which is
-// returned as the *remoting.Error it is.
-func (c *Client) fetchRoute(ctx context.Context, topic string) (*preparedRoute, string, error) {
+// returned as the *remoting.Error it is. bunched says the request goes out together with
+// others (the scheduled refresh: remoting.Client.InvokeNameServerBunched).
+func (c *Client) fetchRoute(ctx context.Context, topic string, bunched bool) (*preparedRoute, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.APITimeout)
 	defer cancel()
 	req := remoting.NewRequest(remoting.GetRouteInfoByTopic, map[string]string{"topic": topic}, nil)
-	resp, addr, err := c.rc.InvokeNameServer(ctx, req)
+	invoke := c.rc.InvokeNameServer
+	if bunched {
+		invoke = c.rc.InvokeNameServerBunched
+	}
+	resp, addr, err := invoke(ctx, req)
 	if err != nil {
 		if addr == "" {
 			addr = strings.Join(c.rc.NameServers(), ";")

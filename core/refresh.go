@@ -124,7 +124,8 @@ func (c *Client) refreshTopic(ctx context.Context, e refreshEntry) {
 		return // a fetch is in flight already
 	}
 	defer ts.fetchMu.Unlock()
-	_, err := c.updateRoute(ctx, e.name, ts)
+	// Bunched: the refresh's workers fetch several topics at once (refreshBunch).
+	_, err := c.updateRoute(ctx, e.name, ts, true)
 	if err != nil && !isTopicNotExist(err) && ctx.Err() == nil {
 		c.log.Warn("route refresh failed; keeping the cached route", "topic", e.name, "error", err)
 	}

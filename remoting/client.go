@@ -91,7 +91,7 @@ type call struct {
 	reqBytes int
 
 	// coalesce queues a sync request behind the connection's pending ones instead of
-	// writing it on the caller's goroutine (NameServer requests: see conn.enqueue).
+	// writing it on the caller's goroutine (InvokeNameServerBunched; see conn.enqueue).
 	coalesce bool
 
 	cn     *conn

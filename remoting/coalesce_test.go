@@ -24,18 +24,19 @@ func (w writeCounter) Write(b []byte) (int, error) {
 	return w.Conn.Write(b)
 }
 
-// TestNameServerRequestsCoalesce: a NameServer request alone on its connection is
-// written by its caller; one sent while another is in flight is queued for the writer
-// (the route refresh's bunches share a write), and both are answered. A plain sync
-// request in the same position is written by its caller.
+// TestNameServerRequestsCoalesce: a bunched NameServer request alone on its connection
+// is written by its caller; one sent while another is in flight is queued for the
+// writer (so that a bunch's frames can share a write), and both are answered. A plain
+// NameServer request in the same position is written by its caller.
 func TestNameServerRequestsCoalesce(t *testing.T) {
 	t.Parallel()
-	for _, coalesce := range []bool{true, false} {
-		t.Run("coalesce="+strconv.FormatBool(coalesce), func(t *testing.T) {
+	for _, bunched := range []bool{true, false} {
+		t.Run("bunched="+strconv.FormatBool(bunched), func(t *testing.T) {
 			t.Parallel()
 			var mu sync.Mutex
 			var held []*Command
 			answer := make(chan struct{})
+			var once sync.Once
 			srv := startServer(t, func(fc *fakeConn) {
 				for {
 					req, err := fc.read()
@@ -56,6 +57,9 @@ func TestNameServerRequestsCoalesce(t *testing.T) {
 					}
 				}
 			})
+			// Registered after the server's cleanup, so run before it (which waits for
+			// the handler): a failed check must not leave the handler waiting above.
+			t.Cleanup(func() { once.Do(func() { close(answer) }) })
 			var writes atomic.Int32
 			c := newClient(t, Config{Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -66,12 +70,15 @@ func TestNameServerRequestsCoalesce(t *testing.T) {
 			}})
 			c.SetNameServers([]string{srv.addr})
 			invoke := func(n string) (*Command, error) {
-				req := NewRequest(GetRouteInfoByTopic, map[string]string{"topic": n}, nil)
-				if coalesce {
-					resp, _, err := c.InvokeNameServer(ctxTimeout(t, 10*time.Second), req)
-					return resp, err
+				// A body: the server has a frame only after both of a direct write's
+				// calls (header, body) were counted.
+				req := NewRequest(GetRouteInfoByTopic, map[string]string{"topic": n}, []byte("body"))
+				call := c.InvokeNameServer
+				if bunched {
+					call = c.InvokeNameServerBunched
 				}
-				return c.InvokeSync(ctxTimeout(t, 10*time.Second), srv.addr, req)
+				resp, _, err := call(ctxTimeout(t, 10*time.Second), req)
+				return resp, err
 			}
 			errs := make(chan error, 2)
 			check := func(n string) {
@@ -90,6 +97,21 @@ func TestNameServerRequestsCoalesce(t *testing.T) {
 			if got := writes.Load(); got != 2 {
 				t.Fatalf("the first request took %d writes, want 2 (its caller's header and body)", got)
 			}
+			// The caller's direct write is over only once it cleared the connection's
+			// writing mark; before that the second request queues whatever its kind.
+			eventually(t, "the first request's write to end", func() bool {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				for _, sl := range c.slots {
+					if cn := sl.conn; cn != nil {
+						cn.mu.Lock()
+						writing := cn.writing
+						cn.mu.Unlock()
+						return !writing
+					}
+				}
+				return false
+			})
 			go check("b")
 			eventually(t, "the second request at the server", func() bool {
 				mu.Lock()
@@ -97,13 +119,13 @@ func TestNameServerRequestsCoalesce(t *testing.T) {
 				return len(held) == 2
 			})
 			want := int32(3) // the writer's one write of its queue
-			if !coalesce {
+			if !bunched {
 				want = 4 // the caller's own
 			}
 			if got := writes.Load(); got != want {
 				t.Fatalf("%d writes after the second request, want %d", got, want)
 			}
-			close(answer)
+			once.Do(func() { close(answer) })
 			for range 2 {
 				if err := <-errs; err != nil {
 					t.Fatal(err)

@@ -184,9 +184,9 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, hdr, body []byte) error {
 		// from hdr and body as they are, instead of copying it into wbuf and waking the
 		// writer goroutine, which would then wake the reader's peer a scheduler hand-off
 		// later. Frames queued meanwhile wait for the writer, which this write wakes.
-		// A coalesced request (the route refresh's bunches to a NameServer) does so only
-		// when it is the connection's one request in flight: the others of its bunch
-		// queue behind it, and the writer sends them with one system call.
+		// A coalesced request (InvokeNameServerBunched) does so only when it is the
+		// connection's one request in flight: the others of its bunch queue behind it
+		// for the writer, which can send those queued by then with one system call.
 		cn.writing = true
 		cn.mu.Unlock()
 		cn.writeDirect(cl.deadline, hdr, body)

@@ -97,15 +97,25 @@ func (ns *nameServers) drop(addr string) {
 // one attempt per listed address within ctx. A timeout or broken connection on the chosen
 // NameServer is returned, and the next call moves on to the next one.
 func (c *Client) InvokeNameServer(ctx context.Context, req *Command) (resp *Command, addr string, err error) {
+	return c.invokeNameServer(ctx, req, false)
+}
+
+// InvokeNameServerBunched is InvokeNameServer for a request sent together with others
+// from several goroutines (the route refresh's bunches): while another request of the
+// connection is in flight its frame queues for the connection's writer instead of being
+// written by the caller, so that the bunch's frames can share a write.
+func (c *Client) InvokeNameServerBunched(ctx context.Context, req *Command) (resp *Command, addr string, err error) {
+	return c.invokeNameServer(ctx, req, true)
+}
+
+func (c *Client) invokeNameServer(ctx context.Context, req *Command, bunched bool) (resp *Command, addr string, err error) {
 	for attempt := 0; ; attempt++ {
 		var n int
 		addr, n = c.ns.pick()
 		if n == 0 {
 			return nil, "", ErrNoNameServer
 		}
-		// Coalesced: the route refresh sends its bunches from several goroutines at
-		// once, and their frames then share a write.
-		resp, err = c.invokeSyncUntil(ctx, addr, req, time.Time{}, nil, true)
+		resp, err = c.invokeSyncUntil(ctx, addr, req, time.Time{}, nil, bunched)
 		switch {
 		case err == nil:
 			return resp, addr, nil

@@ -8,6 +8,7 @@ import (
 )
 
 func TestMap(t *testing.T) {
+	t.Parallel()
 	var m Map[int]
 	if _, ok := m.Load("a"); ok {
 		t.Fatal("the zero Map has an entry")
@@ -39,6 +40,7 @@ func TestMap(t *testing.T) {
 }
 
 func TestRange(t *testing.T) {
+	t.Parallel()
 	var m Map[int]
 	const n = 1000
 	for i := range n {
@@ -80,6 +82,7 @@ func TestRange(t *testing.T) {
 // every key ends with the value its only writer stored last, and LoadOrStore hands all
 // racing callers one value.
 func TestConcurrent(t *testing.T) {
+	t.Parallel()
 	var m Map[int]
 	const keys, writers = 500, 4
 	var wg sync.WaitGroup

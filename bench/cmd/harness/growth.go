@@ -50,9 +50,13 @@ func growthScenarios(scale float64, conc int, rate float64, profile bool, topics
 	for _, n := range groups {
 		byGroups = append(byGroups, [2]int{1, n})
 	}
+	pace := ""
+	if rate > 0 {
+		pace = fmt.Sprintf(", paced at %.0f msgs/s", rate)
+	}
 	return []scenario{
-		mk("growth-topics", fmt.Sprintf("growth in topics: 1 producer group, sync, %d senders, 1 KiB, topics sent to in turn", conc), byTopics),
-		mk("growth-groups", fmt.Sprintf("growth in producer groups on one plugin strategy: 1 topic, sync, %d senders, 1 KiB, groups used in turn", conc), byGroups),
+		mk("growth-topics", fmt.Sprintf("growth in topics: 1 producer group, sync, %d senders%s, 1 KiB, topics sent to in turn", conc, pace), byTopics),
+		mk("growth-groups", fmt.Sprintf("growth in producer groups on one plugin strategy: 1 topic, sync, %d senders%s, 1 KiB, groups used in turn", conc, pace), byGroups),
 	}
 }
 
@@ -246,6 +250,18 @@ func sampleNameServer(dev *devbroker.Cluster, d time.Duration, stop <-chan struc
 	return [2]float64{float64(prev-first) / time.Since(t0).Seconds(), peak}
 }
 
+// growthPaceNote says at what rate the growth points ran when -growth-rate paced them.
+func growthPaceNote(scen []scenario) string {
+	for _, s := range scen {
+		for _, c := range s.Cells {
+			if c.Rate > 0 {
+				return fmt.Sprintf(" Every point was paced at %.0f msgs/s in total (`-growth-rate`), not run as fast as the senders go.", c.Rate)
+			}
+		}
+	}
+	return ""
+}
+
 // growthSection is the Growth part of RESULTS.md, between growthBegin and growthEnd.
 func (r *report) growthSection() string {
 	var b strings.Builder
@@ -257,8 +273,8 @@ func (r *report) growthSection() string {
 			scen = append(scen, s)
 		}
 	}
-	p("Generated on %s (%s, %d cores). Each point starts its own `producerd run` against a dev broker in the harness's process (`devbroker`: 2 brokers, every growth topic created with 4 queues on each) with `limits.max_topics` ≥ the topics and the producer groups on ONE strategy, `builtin:roundrobin` as a plugin process; the load client sends 1 KiB messages with the same sync load at every point, to the topics and through the groups in turn. A route warm-up (a load run of its own, not measured) sends to every topic of every group once; the daemon's `route_refresh` is %v (the default 30 s × scale) and points with %d topics or more then idle until a refresh cycle that knows every topic started, so that the phase sees the steady refresh of every topic (a cycle spreads its topics evenly over the interval). The quiet gate (other processes below %.1f cores) waits right before each measured run. A round runs every point of both tables, in reverse order every other round, so that drift in the machine's load hits all points alike; the 1-topic 1-group point is both tables' base and runs once a round. **Daemon CPU** is utime+stime of `producerd run` and its plugin processes over the phase (`/proc/PID/stat`); **RSS** the daemon's peak in the phase; **plugins** the daemon's child processes at the end and the sum of their peak RSS; **NameServer** the dev NameServer's requests per second over the phase (mean, and the busiest second). Each row is the best of %d rounds by msgs/s; the two columns *vs first point* are medians of per-round ratios (each round's point against the same round's first point, listed in the notes), which cancels most of the drift between rounds.\n\n",
-		r.env.Date, r.env.CPU, r.env.Cores, growthRefresh(r.h.scale), growthPauseTopics, quietCores, r.growthRounds)
+	p("Generated on %s (%s, %d cores). Each point starts its own `producerd run` against a dev broker in the harness's process (`devbroker`: 2 brokers, every growth topic created with 4 queues on each) with `limits.max_topics` ≥ the topics and the producer groups on ONE strategy, `builtin:roundrobin` as a plugin process; the load client sends 1 KiB messages with the same sync load at every point, to the topics and through the groups in turn. A route warm-up (a load run of its own, not measured) sends to every topic of every group once; the daemon's `route_refresh` is %v (the default 30 s × scale) and points with %d topics or more then idle until a refresh cycle that knows every topic started, so that the phase sees the steady refresh of every topic (a cycle spreads its topics evenly over the interval). The quiet gate (other processes below %.1f cores) waits right before each measured run. A round runs every point of both tables, in reverse order every other round, so that drift in the machine's load hits all points alike; the 1-topic 1-group point is both tables' base and runs once a round. **Daemon CPU** is utime+stime of `producerd run` and its plugin processes over the phase (`/proc/PID/stat`); **RSS** the daemon's peak in the phase; **plugins** the daemon's child processes at the end and the sum of their peak RSS; **NameServer** the dev NameServer's requests per second over the phase (mean, and the busiest second). Each row is the best of %d rounds by msgs/s; the two columns *vs first point* are medians of per-round ratios (each round's point against the same round's first point, listed in the notes), which cancels most of the drift between rounds.%s\n\n",
+		r.env.Date, r.env.CPU, r.env.Cores, growthRefresh(r.h.scale), growthPauseTopics, quietCores, r.growthRounds, growthPaceNote(scen))
 	p("| table | topics | groups | msgs/s | p50 ms | p99 ms | errors | daemon CPU µs/msg | CPU/msg vs first point | msgs/s vs first point | daemon peak RSS MiB | plugin processes | plugin RSS MiB | NameServer req/s mean / peak | notes |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	type check struct{ what, measured, verdict string }

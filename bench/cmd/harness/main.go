@@ -146,6 +146,9 @@ func run(o options) error {
 			selected[s] = true
 		}
 	}
+	if o.growthRate < 0 {
+		return fmt.Errorf("-growth-rate: %v is not a rate (0 for as fast as the senders go)", o.growthRate)
+	}
 	gTopics, err := parsePoints("growth-topics", o.growthTopics)
 	if err != nil {
 		return err
