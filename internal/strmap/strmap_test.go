@@ -128,36 +128,31 @@ func BenchmarkLoad(b *testing.B) {
 		for i := range keys {
 			keys[i] = "topic-" + strconv.Itoa(i)
 		}
-		b.Run("strmap/"+strconv.Itoa(n), func(b *testing.B) {
-			var m Map[*int]
-			for _, k := range keys {
-				m.Store(k, new(int))
-			}
-			i := 0
-			for b.Loop() {
-				if _, ok := m.Load(keys[i]); !ok {
-					b.Fatal("missing")
+		var m Map[*int]
+		var sm sync.Map
+		for _, k := range keys {
+			m.Store(k, new(int))
+			sm.Store(k, new(int))
+		}
+		for _, c := range []struct {
+			name string
+			load func(string) bool
+		}{
+			{"strmap", func(k string) bool { _, ok := m.Load(k); return ok }},
+			{"sync.Map", func(k string) bool { _, ok := sm.Load(k); return ok }},
+		} {
+			b.Run(c.name+"/"+strconv.Itoa(n), func(b *testing.B) {
+				i := 0
+				for b.Loop() {
+					if !c.load(keys[i]) {
+						b.Fatal("missing")
+					}
+					if i++; i == n {
+						i = 0
+					}
 				}
-				if i++; i == n {
-					i = 0
-				}
-			}
-		})
-		b.Run("sync.Map/"+strconv.Itoa(n), func(b *testing.B) {
-			var m sync.Map
-			for _, k := range keys {
-				m.Store(k, new(int))
-			}
-			i := 0
-			for b.Loop() {
-				if _, ok := m.Load(keys[i]); !ok {
-					b.Fatal("missing")
-				}
-				if i++; i == n {
-					i = 0
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
