@@ -304,10 +304,10 @@ func (r *report) growthSection() string {
 			switch {
 			case s.ID == "growth-topics" && last:
 				checks = append(checks, check{"daemon CPU per message at " + fmt.Sprint(g.Topics) + " topics ≤ 1.2× of 1 topic",
-					fmtRatio(relCPU), verdict(relCPU <= 1.2, !math.IsNaN(relCPU))})
+					fmtRatioNear(relCPU, 1.2), verdict(relCPU <= 1.2, !math.IsNaN(relCPU))})
 			case s.ID == "growth-groups" && last:
 				checks = append(checks, check{fmt.Sprintf("%d groups on one strategy: one plugin process, ≥ 0.9× one group's msgs/s", g.Groups),
-					fmt.Sprintf("%d plugin processes, %s", g.Plugins, fmtRatio(relThr)),
+					fmt.Sprintf("%d plugin processes, %s", g.Plugins, fmtRatioNear(relThr, 0.9)),
 					verdict(g.Plugins == 1 && relThr >= 0.9, !math.IsNaN(relThr))})
 			}
 			if s.ID == "growth-topics" && g.Topics >= 1000 {

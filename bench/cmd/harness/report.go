@@ -610,6 +610,15 @@ func fmtRatio(q float64) string {
 	return fmt.Sprintf("%.2f×", q)
 }
 
+// fmtRatioNear is fmtRatio with three decimals when two would show q equal to the
+// target's limit it is judged against ("1.20×, missed" read as a contradiction).
+func fmtRatioNear(q, limit float64) string {
+	if !math.IsNaN(q) && q != limit && fmt.Sprintf("%.2f", q) == fmt.Sprintf("%.2f", limit) {
+		return fmt.Sprintf("%.3f×", q)
+	}
+	return fmtRatio(q)
+}
+
 // verdict renders a target's outcome: n/a when a side was not measured.
 func verdict(pass, known bool) string {
 	if !known {

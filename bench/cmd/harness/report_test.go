@@ -136,3 +136,24 @@ func TestRestartEnv(t *testing.T) {
 		t.Fatal("a cluster with another broker would be restarted")
 	}
 }
+
+// TestFmtRatioNear: a ratio that two decimals would show equal to its limit gets a
+// third, so that "missed" never stands next to the limit itself.
+func TestFmtRatioNear(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		q, limit float64
+		want     string
+	}{
+		{1.2037, 1.2, "1.204×"},
+		{1.198, 1.2, "1.198×"},
+		{1.2, 1.2, "1.20×"},
+		{1.31, 1.2, "1.31×"},
+		{0.8951, 0.9, "0.895×"},
+		{math.NaN(), 1.2, "n/a"},
+	} {
+		if got := fmtRatioNear(c.q, c.limit); got != c.want {
+			t.Errorf("fmtRatioNear(%v, %v) = %q, want %q", c.q, c.limit, got, c.want)
+		}
+	}
+}
