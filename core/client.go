@@ -351,6 +351,8 @@ func (c *Client) forgetTopic(name string) {
 	c.mu.Unlock()
 }
 
+// topic returns name's state, made on first use. name becomes the map key as it is: a
+// caller that slices topic names out of a large buffer should pass a copy.
 func (c *Client) topic(name string) *topicState {
 	if ts, ok := c.topics.Load(name); ok {
 		return ts

@@ -50,6 +50,9 @@ func (f *chargedFrame) decode(v any) error {
 	if !ok {
 		return status.Errorf(codes.Internal, "daemon: cannot decode into %T", v)
 	}
+	if f.buf == nil {
+		return status.Error(codes.Internal, "daemon: the request was decoded already")
+	}
 	// The decoded message copies what it keeps: the buffer goes back to the pool.
 	err := proto.Unmarshal(f.buf.ReadOnlyData(), m)
 	if err != nil {

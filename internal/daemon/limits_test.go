@@ -186,8 +186,9 @@ func TestStreamAckTimeout(t *testing.T) {
 }
 
 // TestUnaryExtraMessagesReleased: a client that sends a unary call two or three request
-// messages gets an error (gRPC reads on after the first to check that none follows),
-// and the first message's in-flight charge and buffer go back: repeated, such
+// messages gets INTERNAL (gRPC reads on after the first to check that none follows), as
+// does one that sends one and cancels without half-closing, and the first message's
+// in-flight charge and buffer go back: repeated, such
 // calls would otherwise hold the bound until every request was refused.
 func TestUnaryExtraMessagesReleased(t *testing.T) {
 	c := startCluster(t)
@@ -210,12 +211,29 @@ func TestUnaryExtraMessagesReleased(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = cs.RecvMsg(&producerdpb.SendResponse{})
-			if c := status.Code(err); c != codes.InvalidArgument && c != codes.Internal {
-				t.Fatalf("call %d with %d extra messages: %v, want INVALID_ARGUMENT (or gRPC's INTERNAL cardinality violation)", i, extra, err)
+			if c := status.Code(err); c != codes.Internal {
+				t.Fatalf("call %d with %d extra messages: %v, want INTERNAL", i, extra, err)
 			}
 		}
 	}
 	waitFor(t, "the extra messages' charges released", func() bool { m, b := h.d.limit.load(); return m == 0 && b == 0 })
+	for i := range 20 {
+		cctx, cancel := context.WithCancel(ctx)
+		cs, err := cc.NewStream(cctx, &grpc.StreamDesc{ClientStreams: true}, "/producerd.v1.Ingress/Send", grpc.ForceCodec(rawCodec{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.SendMsg(req); err != nil {
+			t.Fatal(err)
+		}
+		// The daemon charged the message and waits to see whether another follows.
+		waitFor(t, "the message charged", func() bool { _, b := h.d.limit.load(); return b > 0 })
+		cancel()
+		if err := cs.RecvMsg(&producerdpb.SendResponse{}); status.Code(err) != codes.Canceled {
+			t.Fatalf("cancelled call %d: %v, want CANCELED", i, err)
+		}
+		waitFor(t, "the cancelled call's charge released", func() bool { m, b := h.d.limit.load(); return m == 0 && b == 0 })
+	}
 	if _, err := h.ingress.Send(ctx, req); err != nil {
 		t.Fatalf("a good send after the bad calls: %v", err)
 	}

@@ -473,7 +473,8 @@ func (ingressCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		if m.buf != nil || m.err != nil {
 			// gRPC decodes into the same frame while it checks that a unary call
 			// carries one message: a second one is refused, never charged.
-			return status.Error(codes.InvalidArgument, "daemon: a unary call carries more than one request message")
+			// (gRPC reports a codec error as INTERNAL, as a unary server does.)
+			return errors.New("daemon: a unary call carries more than one request message")
 		}
 		n := int64(data.Len())
 		if err := m.d.limit.reserve(n); err != nil {

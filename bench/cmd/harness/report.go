@@ -610,13 +610,19 @@ func fmtRatio(q float64) string {
 	return fmt.Sprintf("%.2f×", q)
 }
 
-// fmtRatioNear is fmtRatio with three decimals when two would show q equal to the
-// target's limit it is judged against ("1.20×, missed" read as a contradiction).
+// fmtRatioNear is fmtRatio with as many more decimals (up to six) as it takes to show q
+// different from the target's limit it is judged against ("1.20×, missed" read as a
+// contradiction).
 func fmtRatioNear(q, limit float64) string {
-	if !math.IsNaN(q) && q != limit && fmt.Sprintf("%.2f", q) == fmt.Sprintf("%.2f", limit) {
-		return fmt.Sprintf("%.3f×", q)
+	if math.IsNaN(q) || q == limit {
+		return fmtRatio(q)
 	}
-	return fmtRatio(q)
+	for d := 2; d < 6; d++ {
+		if fmt.Sprintf("%.*f", d, q) != fmt.Sprintf("%.*f", d, limit) {
+			return fmt.Sprintf("%.*f×", d, q)
+		}
+	}
+	return fmt.Sprintf("%.6f×", q)
 }
 
 // verdict renders a target's outcome: n/a when a side was not measured.

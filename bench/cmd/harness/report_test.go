@@ -137,8 +137,8 @@ func TestRestartEnv(t *testing.T) {
 	}
 }
 
-// TestFmtRatioNear: a ratio that two decimals would show equal to its limit gets a
-// third, so that "missed" never stands next to the limit itself.
+// TestFmtRatioNear: a ratio that two decimals would show equal to its limit gets more,
+// so that "missed" never stands next to the limit itself.
 func TestFmtRatioNear(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -150,6 +150,9 @@ func TestFmtRatioNear(t *testing.T) {
 		{1.2, 1.2, "1.20×"},
 		{1.31, 1.2, "1.31×"},
 		{0.8951, 0.9, "0.895×"},
+		{1.2003, 1.2, "1.2003×"},
+		{0.89996, 0.9, "0.89996×"},
+		{1.2000001, 1.2, "1.200000×"},
 		{math.NaN(), 1.2, "n/a"},
 	} {
 		if got := fmtRatioNear(c.q, c.limit); got != c.want {
