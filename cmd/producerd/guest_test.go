@@ -79,24 +79,7 @@ func TestMisbehavingGuests(t *testing.T) {
 	}
 
 	run := exec.Command(bin, "run", "-c", cfgPath)
-	var stderr lockedBuffer
-	run.Stderr = &stderr
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- run.Wait() }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = syscall.Kill(run.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("producerd run stderr:\n%s", stderr.String())
-		}
-	})
+	_, exited := startRun(t, run)
 	client := &http.Client{Timeout: 10 * time.Second}
 	healthy := func(addr string) error {
 		resp, err := client.Get("http://" + addr + "/healthz")

@@ -351,29 +351,36 @@ func TestPrintProtoDialect(t *testing.T) {
 }
 
 // startRun starts run (a `producerd run` command; the caller sets its Env and Stdin) and
-// stops it when the test ends: SIGTERM, SIGKILL after 30 s. Its stderr is logged when
-// the test failed.
-func startRun(t *testing.T, run *exec.Cmd) {
+// returns its stderr and a channel that yields its exit status once: a test that
+// receives it puts it back, so that the cleanup sees the daemon gone. The cleanup stops
+// a daemon still running (SIGTERM, SIGKILL after 30 s) and logs its stderr when the test
+// failed.
+func startRun(t *testing.T, run *exec.Cmd) (stderr *lockedBuffer, exited chan error) {
 	t.Helper()
-	var stderr lockedBuffer
-	run.Stderr = &stderr
+	stderr = new(lockedBuffer)
+	run.Stderr = stderr
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
+	exited = make(chan error, 1)
 	go func() { exited <- run.Wait() }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(run.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(run.Process.Pid, syscall.SIGKILL)
-			<-exited
+		default:
+			_ = syscall.Kill(run.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(30 * time.Second):
+				_ = syscall.Kill(run.Process.Pid, syscall.SIGKILL)
+				<-exited
+			}
 		}
 		if t.Failed() {
 			t.Logf("producerd run stderr:\n%s", stderr.String())
 		}
 	})
+	return stderr, exited
 }
 
 // linuxDaemonTest skips a test that builds the binary in -short mode and one that reads

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/producerd/producerd/devbroker"
+	"github.com/producerd/producerd/internal/testwait"
 )
 
 // lockedBuffer collects a child's stderr while the test reads it.
@@ -87,24 +88,7 @@ strategy = %q
 	write(config("rr", ""))
 
 	run := exec.Command(bin, "run", "-c", cfgPath)
-	var stderr lockedBuffer
-	run.Stderr = &stderr
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- run.Wait() }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = syscall.Kill(run.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("producerd run stderr:\n%s", stderr.String())
-		}
-	})
+	stderr, exited := startRun(t, run)
 	cli := func(args ...string) (string, error) {
 		out, err := exec.Command(bin, args...).CombinedOutput()
 		return string(out), err
@@ -115,12 +99,8 @@ strategy = %q
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s; status:\n%s", what, status())
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !testwait.Until(30*time.Second, cond) {
+			t.Fatalf("timed out waiting for %s; status:\n%s", what, status())
 		}
 	}
 	send := func() {
