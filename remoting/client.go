@@ -90,9 +90,9 @@ type call struct {
 	deadline time.Time
 	reqBytes int
 
-	// coalesce queues a sync request behind the connection's pending ones instead of
+	// bunched queues a sync request behind the connection's pending ones instead of
 	// writing it on the caller's goroutine (InvokeNameServerBunched; see conn.enqueue).
-	coalesce bool
+	bunched bool
 
 	cn     *conn
 	sentAt int64 // conn clock (ns since it opened) when queued
@@ -136,10 +136,10 @@ func (c *Client) InvokeSyncUntil(ctx context.Context, addr string, req *Command,
 	return c.invokeSyncUntil(ctx, addr, req, deadline, abort, false)
 }
 
-func (c *Client) invokeSyncUntil(ctx context.Context, addr string, req *Command, deadline time.Time, abort <-chan struct{}, coalesce bool) (*Command, error) {
+func (c *Client) invokeSyncUntil(ctx context.Context, addr string, req *Command, deadline time.Time, abort <-chan struct{}, bunched bool) (*Command, error) {
 	cl := syncCalls.Get().(*call)
 	c.prepare(ctx, cl, kindSync, addr, req)
-	cl.coalesce = coalesce
+	cl.bunched = bunched
 	if !deadline.IsZero() && deadline.Before(cl.deadline) {
 		cl.deadline = deadline
 	}

@@ -24,11 +24,11 @@ func (w writeCounter) Write(b []byte) (int, error) {
 	return w.Conn.Write(b)
 }
 
-// TestNameServerRequestsCoalesce: a bunched NameServer request alone on its connection
+// TestBunchedNameServerRequests: a bunched NameServer request alone on its connection
 // is written by its caller; one sent while another is in flight is queued for the
 // writer (so that a bunch's frames can share a write), and both are answered. A plain
 // NameServer request in the same position is written by its caller.
-func TestNameServerRequestsCoalesce(t *testing.T) {
+func TestBunchedNameServerRequests(t *testing.T) {
 	t.Parallel()
 	for _, bunched := range []bool{true, false} {
 		t.Run("bunched="+strconv.FormatBool(bunched), func(t *testing.T) {
