@@ -149,8 +149,13 @@ func TestMisbehavingPlugins(t *testing.T) {
 				t.Fatalf("Start = %v, want %v", err, tc.startErr)
 			}
 			l := startLoad(t, h.Strategy(), 4, false)
+			// The reason must be counted, and the load must keep being served by
+			// fallbacks. Not 50 of the one reason: a hung plugin times out only until
+			// its breaker opens, then once per probe until the crash loop stops it,
+			// and on a loaded machine that can be fewer than 50 (CI, 2026-12-07).
 			waitFor(t, "fallback decisions with reason "+tc.reason, 20*time.Second, func() bool {
-				return h.Status().FallbacksByReason[tc.reason] >= 50
+				st := h.Status()
+				return st.FallbacksByReason[tc.reason] >= 1 && st.Fallbacks >= 50
 			})
 			waitFor(t, "mode "+string(tc.wantMode), 30*time.Second, func() bool { return h.Status().Mode == tc.wantMode })
 			if tc.restarted {
