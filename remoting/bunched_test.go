@@ -73,11 +73,11 @@ func TestBunchedNameServerRequests(t *testing.T) {
 				// A body: the server has a frame only after both of a direct write's
 				// calls (header, body) were counted.
 				req := NewRequest(GetRouteInfoByTopic, map[string]string{"topic": n}, []byte("body"))
-				call := c.InvokeNameServer
+				call := c.InvokeNameServerUntil
 				if bunched {
 					call = c.InvokeNameServerBunched
 				}
-				resp, _, err := call(ctxTimeout(t, 10*time.Second), req)
+				resp, _, err := call(context.Background(), req, time.Now().Add(10*time.Second))
 				return resp, err
 			}
 			errs := make(chan error, 2)

@@ -97,31 +97,38 @@ func (ns *nameServers) drop(addr string) {
 // one attempt per listed address within ctx. A timeout or broken connection on the chosen
 // NameServer is returned, and the next call moves on to the next one.
 func (c *Client) InvokeNameServer(ctx context.Context, req *Command) (resp *Command, addr string, err error) {
-	return c.invokeNameServer(ctx, req, false)
+	return c.invokeNameServer(ctx, req, time.Time{}, false)
 }
 
-// InvokeNameServerBunched is InvokeNameServer for a request sent together with others
+// InvokeNameServerUntil is InvokeNameServer ending at deadline as well as with ctx (the
+// zero time: ctx's deadline, else DefaultTimeout), which spares a caller a derived
+// context and its timer per request.
+func (c *Client) InvokeNameServerUntil(ctx context.Context, req *Command, deadline time.Time) (resp *Command, addr string, err error) {
+	return c.invokeNameServer(ctx, req, deadline, false)
+}
+
+// InvokeNameServerBunched is InvokeNameServerUntil for a request sent together with others
 // from several goroutines (the route refresh's bunches): while another request of the
 // connection is in flight its frame queues for the connection's writer instead of being
 // written by the caller, so that the bunch's frames can share a write.
-func (c *Client) InvokeNameServerBunched(ctx context.Context, req *Command) (resp *Command, addr string, err error) {
-	return c.invokeNameServer(ctx, req, true)
+func (c *Client) InvokeNameServerBunched(ctx context.Context, req *Command, deadline time.Time) (resp *Command, addr string, err error) {
+	return c.invokeNameServer(ctx, req, deadline, true)
 }
 
-func (c *Client) invokeNameServer(ctx context.Context, req *Command, bunched bool) (resp *Command, addr string, err error) {
+func (c *Client) invokeNameServer(ctx context.Context, req *Command, deadline time.Time, bunched bool) (resp *Command, addr string, err error) {
 	for attempt := 0; ; attempt++ {
 		var n int
 		addr, n = c.ns.pick()
 		if n == 0 {
 			return nil, "", ErrNoNameServer
 		}
-		resp, err = c.invokeSyncUntil(ctx, addr, req, time.Time{}, nil, bunched)
+		resp, err = c.invokeSyncUntil(ctx, addr, req, deadline, nil, bunched)
 		switch {
 		case err == nil:
 			return resp, addr, nil
 		case errors.Is(err, ErrConnect):
 			c.ns.drop(addr)
-			if tried := attempt + 1; tried >= n || ctx.Err() != nil {
+			if tried := attempt + 1; tried >= n || ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline) {
 				return nil, addr, fmt.Errorf("%w: no name server reachable (%d tried), last: %w", ErrConnect, tried, err)
 			}
 		case errors.Is(err, ErrTimeout), errors.Is(err, ErrConnClosed), errors.Is(err, ErrSend):

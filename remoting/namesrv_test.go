@@ -1,6 +1,7 @@
 package remoting
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync/atomic"
@@ -159,6 +160,32 @@ func TestInvokeNameServerMovesOnAfterTimeout(t *testing.T) {
 	}
 	if next == chosen {
 		t.Fatalf("stayed on the timed-out %s", chosen)
+	}
+}
+
+// TestInvokeNameServerUntil: the deadline value ends a call to a silent NameServer as a
+// context's would, bunched or not, and a context ended first still ends it.
+func TestInvokeNameServerUntil(t *testing.T) {
+	t.Parallel()
+	ns := startNameServer(t)
+	c := newClient(t, Config{})
+	c.SetNameServers([]string{ns.addr})
+	ns.silent.Store(true)
+	for name, call := range map[string]func(context.Context, *Command, time.Time) (*Command, string, error){
+		"until": c.InvokeNameServerUntil, "bunched": c.InvokeNameServerBunched,
+	} {
+		if _, _, err := call(context.Background(), routeReq(), time.Now().Add(100*time.Millisecond)); !errors.Is(err, ErrTimeout) {
+			t.Errorf("%s: past the deadline: got %v, want ErrTimeout", name, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, _, err := call(ctx, routeReq(), time.Now().Add(time.Minute)); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: cancelled context: got %v, want context.Canceled", name, err)
+		}
+	}
+	ns.silent.Store(false)
+	if resp, _, err := c.InvokeNameServerUntil(context.Background(), routeReq(), time.Now().Add(10*time.Second)); err != nil || resp.ExtFields["topic"] != "T" {
+		t.Fatalf("answered: %v, %v", resp, err)
 	}
 }
 
