@@ -138,11 +138,8 @@ func (c *Client) InvokeSyncUntil(ctx context.Context, addr string, req *Command,
 
 func (c *Client) invokeSyncUntil(ctx context.Context, addr string, req *Command, deadline time.Time, abort <-chan struct{}, bunched bool) (*Command, error) {
 	cl := syncCalls.Get().(*call)
-	c.prepare(ctx, cl, kindSync, addr, req)
+	c.prepare(ctx, cl, kindSync, addr, req, deadline)
 	cl.bunched = bunched
-	if !deadline.IsZero() && deadline.Before(cl.deadline) {
-		cl.deadline = deadline
-	}
 	resp, err := c.invokeSync(ctx, cl, req, abort)
 	c.report(cl, resp, cl.respBytes, err)
 	done, wait := cl.done, cl.wait
@@ -151,14 +148,20 @@ func (c *Client) invokeSyncUntil(ctx context.Context, addr string, req *Command,
 	return resp, err
 }
 
-func (c *Client) prepare(ctx context.Context, cl *call, kind callKind, addr string, req *Command) {
+// prepare starts cl. Its deadline is the earlier of deadline (the zero time: none) and
+// ctx's; DefaultTimeout applies only when there is neither.
+func (c *Client) prepare(ctx context.Context, cl *call, kind callKind, addr string, req *Command, deadline time.Time) {
 	cl.kind, cl.addr, cl.start = kind, addr, time.Now()
 	if req != nil {
 		cl.code = RequestCode(req.Code)
 	}
-	if d, ok := ctx.Deadline(); ok {
+	d, ok := ctx.Deadline()
+	switch {
+	case ok && (deadline.IsZero() || d.Before(deadline)):
 		cl.deadline = d
-	} else {
+	case !deadline.IsZero():
+		cl.deadline = deadline
+	default:
 		cl.deadline = cl.start.Add(c.cfg.DefaultTimeout)
 	}
 }
@@ -230,10 +233,7 @@ func (c *Client) InvokeAsyncUntil(ctx context.Context, addr string, req *Command
 		return errors.New("remoting: InvokeAsync needs a callback")
 	}
 	cl := &call{cb: cb, permit: c.asyncSem}
-	c.prepare(ctx, cl, kindAsync, addr, req)
-	if !deadline.IsZero() && deadline.Before(cl.deadline) {
-		cl.deadline = deadline
-	}
+	c.prepare(ctx, cl, kindAsync, addr, req, deadline)
 	err := c.startAsync(ctx, cl, req, c.asyncSem)
 	if err != nil {
 		c.report(cl, nil, 0, err)
@@ -243,12 +243,12 @@ func (c *Client) InvokeAsyncUntil(ctx context.Context, addr string, req *Command
 
 // InvokeOneway sends req to addr with FlagOneway set and returns once it is queued for
 // writing; no response is awaited and no pending entry is kept. ctx bounds the wait for a
-// oneway permit (see Config.MaxOnewayInFlight) and the dial; its deadline (or
-// DefaultTimeout) also bounds the write. A write failure after InvokeOneway returned is
+// oneway permit (see Config.MaxOnewayInFlight); its deadline (or DefaultTimeout) bounds
+// the wait for the dial and the write. A write failure after InvokeOneway returned is
 // reported only to Hooks.OnRequest (like Java, which only logs it).
 func (c *Client) InvokeOneway(ctx context.Context, addr string, req *Command) error {
 	cl := &call{permit: c.onewaySem}
-	c.prepare(ctx, cl, kindOneway, addr, req)
+	c.prepare(ctx, cl, kindOneway, addr, req, time.Time{})
 	err := c.startAsync(ctx, cl, req, c.onewaySem)
 	if err != nil {
 		c.report(cl, nil, 0, err)
@@ -380,7 +380,7 @@ func (c *Client) submit(ctx context.Context, cl *call, req *Command) (*conn, err
 			ErrFrameTooLarge, cl.addr, cl.code, cl.reqBytes, c.cfg.MaxFrameSize)
 	}
 	for attempt := 0; ; attempt++ {
-		cn, err := c.getConn(ctx, cl.addr)
+		cn, err := c.getConn(ctx, cl.addr, cl.deadline)
 		if err != nil {
 			return nil, err
 		}
@@ -421,7 +421,7 @@ func (c *Client) report(cl *call, resp *Command, respBytes int, err error) {
 
 // getConn returns addr's live connection, dialling it if needed. Concurrent callers share one
 // dial per address; dials to different addresses proceed independently.
-func (c *Client) getConn(ctx context.Context, addr string) (*conn, error) {
+func (c *Client) getConn(ctx context.Context, addr string, deadline time.Time) (*conn, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -445,11 +445,22 @@ func (c *Client) getConn(ctx context.Context, addr string) (*conn, error) {
 	}
 	c.mu.Unlock()
 
+	// The request's deadline bounds the wait as its context does (a dial runs until
+	// ConnectTimeout, which may be later); the timer is made only here, off the
+	// connected path.
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case <-d.done:
 		return d.conn, d.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %s: gave up waiting for the connection: %w", ErrConnect, addr, ctx.Err())
+	case <-expired:
+		return nil, fmt.Errorf("%w: %s: gave up waiting for the connection: %w", ErrConnect, addr, context.DeadlineExceeded)
 	case <-c.ctx.Done():
 		return nil, c.closedError(addr)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 )
@@ -88,4 +89,67 @@ func TestInvokeSyncUntil(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A deadline later than DefaultTimeout is the request's deadline: DefaultTimeout applies
+// only when neither the context nor the caller gives one (an api_timeout or send
+// timeout above it was cut to it).
+func TestUntilDeadlineReplacesDefaultTimeout(t *testing.T) {
+	t.Parallel()
+	const def = 20 * time.Millisecond
+	srv := startServer(t, func(fc *fakeConn) {
+		for {
+			req, err := fc.read()
+			if err != nil {
+				return
+			}
+			<-time.After(5 * def) // an answer slower than DefaultTimeout, by design
+			if fc.send(echoResponse(req), req.Serialize) != nil {
+				return
+			}
+		}
+	})
+	c := newClient(t, Config{DefaultTimeout: def})
+	c.SetNameServers([]string{srv.addr})
+	req := NewRequest(GetRouteInfoByTopic, map[string]string{"topic": "T"}, nil)
+	later := func() time.Time { return time.Now().Add(time.Minute) }
+	if _, err := c.InvokeSyncUntil(context.Background(), srv.addr, req, later(), nil); err != nil {
+		t.Errorf("sync: %v", err)
+	}
+	if _, _, err := c.InvokeNameServerUntil(context.Background(), req, later()); err != nil {
+		t.Errorf("name server: %v", err)
+	}
+	done := make(chan error, 1)
+	if err := c.InvokeAsyncUntil(context.Background(), srv.addr, req, later(), func(_ *Command, err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, done, "async answer"); err != nil {
+		t.Errorf("async: %v", err)
+	}
+	// Neither: DefaultTimeout.
+	if _, err := c.InvokeSyncUntil(context.Background(), srv.addr, req, time.Time{}, nil); !errors.Is(err, ErrTimeout) {
+		t.Errorf("without a deadline: %v, want ErrTimeout after DefaultTimeout", err)
+	}
+}
+
+// The request's deadline ends the wait for a dial in progress, as a context's does.
+func TestUntilDeadlineEndsDialWait(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	c := newClient(t, Config{ConnectTimeout: time.Hour, Dialer: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		select { // a dial that never completes
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, errors.New("dial released")
+	}})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.InvokeSyncUntil(context.Background(), "127.0.0.1:1", NewRequest(SendMessageV2, nil, nil), time.Now().Add(50*time.Millisecond), nil)
+		done <- err
+	}()
+	if err := recv(t, done, "the call past its deadline"); !errors.Is(err, ErrConnect) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want ErrConnect wrapping context.DeadlineExceeded", err)
+	}
 }
