@@ -88,17 +88,26 @@ func (d *jsonDecoder) object(field func(key string) error) error {
 		if err := field(key); err != nil {
 			return err
 		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return nil
-		case 0:
-			return errJSONEnd
-		default:
-			return errJSONSyntax
+		if end, err := d.next('}'); end || err != nil {
+			return err
 		}
+	}
+}
+
+// next consumes what follows a member of an object or array: a comma before the next
+// one, or close, which ends it (end).
+func (d *jsonDecoder) next(close byte) (end bool, err error) {
+	switch d.peek() {
+	case ',':
+		d.i++
+		return false, nil
+	case close:
+		d.i++
+		return true, nil
+	case 0:
+		return false, errJSONEnd
+	default:
+		return false, errJSONSyntax
 	}
 }
 
@@ -289,16 +298,8 @@ func (d *jsonDecoder) skip(depth int) error {
 			if err := d.skip(depth + 1); err != nil {
 				return err
 			}
-			switch d.peek() {
-			case ',':
-				d.i++
-			case ']':
-				d.i++
-				return nil
-			case 0:
-				return errJSONEnd
-			default:
-				return errJSONSyntax
+			if end, err := d.next(']'); end || err != nil {
+				return err
 			}
 		}
 	case b == 't':
