@@ -294,15 +294,22 @@ func kindName(k callKind) string {
 	return "async"
 }
 
-// waitFor runs wait with ctx's done channel and, when ctx has no deadline, a timer firing at
-// deadline. It returns nil when wait reports success, else the reason it gave up.
-func waitFor(ctx context.Context, deadline time.Time, wait func(stop <-chan struct{}, expired <-chan time.Time) bool) error {
-	var expired <-chan time.Time
-	if _, ok := ctx.Deadline(); !ok {
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
-		expired = t.C
+// expiry returns a channel that receives at deadline when deadline is set and comes
+// before ctx's (ctx's done channel covers the rest), and the function that stops its
+// timer. For the slow paths only: it makes a timer.
+func expiry(ctx context.Context, deadline time.Time) (<-chan time.Time, func()) {
+	if d, ok := ctx.Deadline(); deadline.IsZero() || ok && !deadline.Before(d) {
+		return nil, func() {}
 	}
+	t := time.NewTimer(time.Until(deadline))
+	return t.C, func() { t.Stop() }
+}
+
+// waitFor runs wait with ctx's done channel and a channel receiving at deadline when that
+// comes first. It returns nil when wait reports success, else the reason it gave up.
+func waitFor(ctx context.Context, deadline time.Time, wait func(stop <-chan struct{}, expired <-chan time.Time) bool) error {
+	expired, stop := expiry(ctx, deadline)
+	defer stop()
 	if wait(ctx.Done(), expired) {
 		return nil
 	}
@@ -446,14 +453,10 @@ func (c *Client) getConn(ctx context.Context, addr string, deadline time.Time) (
 	c.mu.Unlock()
 
 	// The request's deadline bounds the wait as its context does (a dial runs until
-	// ConnectTimeout, which may be later); the timer is made only here, off the
-	// connected path.
-	var expired <-chan time.Time
-	if !deadline.IsZero() {
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
-		expired = t.C
-	}
+	// ConnectTimeout, which may be later); a timer only when the deadline comes before
+	// ctx's, so that ctx's own end is reported as ctx's.
+	expired, stop := expiry(ctx, deadline)
+	defer stop()
 	select {
 	case <-d.done:
 		return d.conn, d.err

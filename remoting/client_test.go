@@ -722,6 +722,13 @@ func TestAsyncInFlightBound(t *testing.T) {
 	if !errors.Is(err, ErrTooManyRequests) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want ErrTooManyRequests", err)
 	}
+	// So does a deadline passed by value before a later context's.
+	err = c.InvokeAsyncUntil(ctxTimeout(t, time.Minute), srv.addr, NewRequest(HeartBeat, nil, nil), time.Now().Add(50*time.Millisecond), func(*Command, error) {
+		t.Error("callback of a rejected request")
+	})
+	if !errors.Is(err, ErrTooManyRequests) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("with an earlier deadline than ctx's: got %v, want ErrTooManyRequests", err)
+	}
 	// A caller with time to spare waits for the permit.
 	second := make(chan error, 1)
 	go func() {

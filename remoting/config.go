@@ -42,7 +42,8 @@ type Config struct {
 	// IdleTimeout closes a connection that carried no traffic either way and has no pending
 	// request for this long; the next request re-dials. Default 120s.
 	IdleTimeout time.Duration
-	// DefaultTimeout is the request deadline when ctx has none; default 3s.
+	// DefaultTimeout is the request deadline when neither ctx nor the caller (the
+	// Invoke...Until methods) gives one; default 3s.
 	DefaultTimeout time.Duration
 	// TLS, when set, wraps every connection in TLS with this configuration. Certificates are
 	// verified unless the caller sets InsecureSkipVerify; an empty ServerName is taken from
@@ -58,7 +59,7 @@ type Config struct {
 	// default 409 (V4_9_8). Must fit an int16 (the ROCKETMQ header field).
 	Version int32
 	// MaxAsyncInFlight bounds InvokeAsync requests awaiting completion; default 65535.
-	// InvokeAsync waits for a permit until ctx's deadline (or DefaultTimeout), then fails
+	// InvokeAsync waits for a permit until the request's deadline, then fails
 	// with ErrTooManyRequests.
 	MaxAsyncInFlight int
 	// MaxOnewayInFlight bounds InvokeOneway requests not yet written; default 65535, same

@@ -41,8 +41,9 @@
 //
 // # Timeouts
 //
-// A request's deadline is its ctx's deadline, or DefaultTimeout (3s) from the call when ctx
-// has none. A timed-out request is removed from the pending map at once (sync: by the
+// A request's deadline is the earlier of its ctx's deadline and the one the caller passes
+// (InvokeSyncUntil, InvokeAsyncUntil, InvokeNameServerUntil), or DefaultTimeout (3s) from
+// the call when there is neither. A timed-out request is removed from the pending map at once (sync: by the
 // caller; async: by a per-request timer) and fails with ErrTimeout.
 //
 // Java closes the connection on every sync timeout; on a multiplexed connection that fails
