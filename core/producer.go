@@ -625,8 +625,9 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 		deadline = d
 	}
 	// No context is derived per send or per attempt: the deadline goes to remoting as a
-	// value, and the first route lookup and a strategy get a derived context only when
-	// they need one (a route to fetch, a strategy that may cross a process).
+	// value, and only a route to fetch gets a derived context. A strategy gets the
+	// caller's context and the budget left in Selection.Remaining, as in SendAsync (one
+	// that waits for another process bounds its decision by it: the host does).
 	caller := ctx
 	pi := p.cachedRoute(pr.topic)
 	if pi == nil {
@@ -640,11 +641,6 @@ func (p *Producer) sendLoop(ctx context.Context, pr *prepared, attempts int) (*S
 	}
 	sel, release := p.strategy()
 	defer release()
-	if d, ok := ctx.Deadline(); sel != nil && (!ok || deadline.Before(d)) {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
-	}
 	var (
 		lastBroker string
 		lastResult *SendResult

@@ -53,7 +53,9 @@ type Selection struct {
 	LastBroker string
 	// Attempt is 0 for the first attempt of a send, 1 for the first retry, and so on.
 	Attempt int
-	// Remaining is what is left of the send's timeout budget.
+	// Remaining is what is left of the send's timeout budget. Select's ctx is the
+	// caller's and may have no deadline: a strategy that waits (for another process,
+	// say) bounds its decision by Remaining.
 	Remaining time.Duration
 	// Message is nil unless the strategy's Descriptor sets NeedsMessage.
 	Message *MessageInfo

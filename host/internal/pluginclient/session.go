@@ -206,14 +206,30 @@ func (s *Session) Select(ctx context.Context, sel *sdk.Selection) (int, error) {
 	s.mu.Unlock()
 	s.notify(s.wake)
 
-	// The sweeper delivers strategywire.ErrDecisionTimeout; only cancellation is handled here.
+	// The sweeper delivers strategywire.ErrDecisionTimeout; only cancellation, and the
+	// end of the send's budget (sel.Remaining: ctx need not carry it), are handled here.
+	// The sweeper may answer as late as the decision timeout plus its transit grace, so
+	// only a send with less left than that needs a timer of its own (rarely: a retry
+	// near the end of its budget).
+	var budget <-chan time.Time
+	if sel.Remaining > 0 && sel.Remaining < s.opts.DecisionTimeout+maxLagGrace+s.sweepTick() {
+		t := time.NewTimer(sel.Remaining)
+		defer t.Stop()
+		budget = t.C
+	}
 	var r callResult
-	if done := ctx.Done(); done == nil {
+	if done := ctx.Done(); done == nil && budget == nil {
 		r = <-c.ch
 	} else {
+		var err error
 		select {
 		case r = <-c.ch:
 		case <-done:
+			err = ctx.Err()
+		case <-budget:
+			err = context.DeadlineExceeded
+		}
+		if err != nil {
 			s.mu.Lock()
 			_, mine := s.calls[id]
 			delete(s.calls, id)
@@ -222,7 +238,7 @@ func (s *Session) Select(ctx context.Context, sel *sdk.Selection) (int, error) {
 				<-c.ch // an answer raced the cancellation: drain it before reuse
 			}
 			callPool.Put(c)
-			return -1, ctx.Err()
+			return -1, err
 		}
 	}
 	callPool.Put(c)
@@ -237,7 +253,7 @@ func (s *Session) Select(ctx context.Context, sel *sdk.Selection) (int, error) {
 // least every millisecond).
 func (s *Session) sweeper() {
 	defer s.wg.Done()
-	tick := max(s.opts.DecisionTimeout/10, time.Millisecond)
+	tick := s.sweepTick()
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	var due int64 // when t should fire
@@ -289,6 +305,9 @@ func (s *Session) sweeper() {
 		}
 	}
 }
+
+// sweepTick is the sweeper's period while decisions are pending.
+func (s *Session) sweepTick() time.Duration { return max(s.opts.DecisionTimeout/10, time.Millisecond) }
 
 // lagGrace is how long past its deadline a request without an answer is kept: twice
 // the largest transit between the processes in the last one to two seconds, at least

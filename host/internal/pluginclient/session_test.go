@@ -205,6 +205,21 @@ func TestSessionErrors(t *testing.T) {
 			t.Fatalf("Timeouts = %d, want 1", st.Timeouts)
 		}
 	})
+	t.Run("budget", func(t *testing.T) {
+		// The send's budget ends the wait though ctx has no deadline and the decision
+		// timeout (5 s here) is far off: core passes the budget as Selection.Remaining.
+		b := blocking{release: make(chan struct{})}
+		s := connect(t, b, pluginclient.SessionOptions{})
+		sel := rt.First()
+		sel.Remaining = 20 * time.Millisecond
+		if _, err := s.Select(context.Background(), sel); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+		}
+		close(b.release)
+		if st := s.Stats(); st.Timeouts != 0 {
+			t.Fatalf("Timeouts = %d, want 0: the send ran out, not the plugin", st.Timeouts)
+		}
+	})
 	t.Run("cancelled", func(t *testing.T) {
 		s := connect(t, roundrobin.New(), pluginclient.SessionOptions{})
 		ctx, cancel := context.WithCancel(context.Background())
