@@ -218,6 +218,15 @@ func ratio(a, b float64) string {
 	return fmtRatio(a / b)
 }
 
+// judged is ratio for a target row: a / b judged against limit, shown with the decimals
+// it takes to tell it from the limit (fmtRatioNear).
+func judged(a, b, limit float64) string {
+	if math.IsNaN(a) || math.IsNaN(b) || b == 0 {
+		return "n/a"
+	}
+	return fmtRatioNear(a/b, limit)
+}
+
 func (r *report) write() error {
 	path := filepath.Join(r.h.outDir, "RESULTS.md")
 	old, _ := os.ReadFile(path)
@@ -299,10 +308,10 @@ func (r *report) write() error {
 		j, c := r.find(s.ID, "java", ""), r.find(s.ID, "core", "")
 		tc, tj := thr(c), thr(j)
 		known := !math.IsNaN(tc) && !math.IsNaN(tj)
-		p("| core throughput ≥ Java | %s | %s vs %s msgs/s (%s) | %s |\n", s.ID, fmtNum(tc), fmtNum(tj), ratio(tc, tj), verdict(tc >= tj, known))
+		p("| core throughput ≥ Java | %s | %s vs %s msgs/s (%s) | %s |\n", s.ID, fmtNum(tc), fmtNum(tj), judged(tc, tj, 1), verdict(tc >= tj, known))
 		cc, cj := cpuPer(c), cpuPer(j)
 		known = !math.IsNaN(cc) && !math.IsNaN(cj)
-		p("| core CPU/msg ≤ 0.5× Java | %s | %s vs %s µs/msg (%s) | %s |\n", s.ID, fmtNum(cc), fmtNum(cj), ratio(cc, cj), verdict(cc <= 0.5*cj, known))
+		p("| core CPU/msg ≤ 0.5× Java | %s | %s vs %s µs/msg (%s) | %s |\n", s.ID, fmtNum(cc), fmtNum(cj), judged(cc, cj, 0.5), verdict(cc <= 0.5*cj, known))
 	}
 	for _, s := range heads {
 		if s.Cells[0].Mode != "async" {
@@ -311,7 +320,7 @@ func (r *report) write() error {
 		j, d := r.find(s.ID, "java", ""), r.find(s.ID, "daemon", "")
 		td, tj := thr(d), thr(j)
 		known := !math.IsNaN(td) && !math.IsNaN(tj)
-		p("| daemon stream ≥ 0.8× Java | %s | %s vs %s msgs/s (%s) | %s |\n", s.ID, fmtNum(td), fmtNum(tj), ratio(td, tj), verdict(td >= 0.8*tj, known))
+		p("| daemon stream ≥ 0.8× Java | %s | %s vs %s msgs/s (%s) | %s |\n", s.ID, fmtNum(td), fmtNum(tj), judged(td, tj, 0.8), verdict(td >= 0.8*tj, known))
 	}
 	// The single-sender and many-sender targets of the daemon and core against the
 	// other clients (issue 19).
@@ -326,18 +335,18 @@ func (r *report) write() error {
 	} {
 		d, j := r.find(t.scen, t.drv, t.variant), r.find(t.scen, t.peer, "")
 		td, tj := thr(d), thr(j)
-		p("| %s | %s | %s vs %s msgs/s (%s) | %s |\n", t.what, t.scen, fmtNum(td), fmtNum(tj), ratio(td, tj), verdict(td >= t.min*tj, !math.IsNaN(td) && !math.IsNaN(tj)))
+		p("| %s | %s | %s vs %s msgs/s (%s) | %s |\n", t.what, t.scen, fmtNum(td), fmtNum(tj), judged(td, tj, t.min), verdict(td >= t.min*tj, !math.IsNaN(td) && !math.IsNaN(tj)))
 	}
 	for _, s := range heads {
 		c, g := r.find(s.ID, "core", ""), r.find(s.ID, "clientgo", "")
 		tc, tg := thr(c), thr(g)
-		p("| core ≥ 1.0× client-go | %s | %s vs %s msgs/s (%s) | %s |\n", s.ID, fmtNum(tc), fmtNum(tg), ratio(tc, tg), verdict(tc >= tg, !math.IsNaN(tc) && !math.IsNaN(tg)))
+		p("| core ≥ 1.0× client-go | %s | %s vs %s msgs/s (%s) | %s |\n", s.ID, fmtNum(tc), fmtNum(tg), judged(tc, tg, 1), verdict(tc >= tg, !math.IsNaN(tc) && !math.IsNaN(tg)))
 	}
 	for _, v := range []string{"", variantUnix} {
 		d, j := r.find("sync-1", "daemon", v), r.find("sync-1", "java", "")
 		cd, cj := cpuPer(d), cpuPer(j)
 		p("| daemon CPU/msg ≤ 1.0× Java (daemon process) | sync-1%s | %s vs %s µs/msg (%s) | %s |\n", map[string]string{"": "", variantUnix: " (Unix socket)"}[v],
-			fmtNum(cd), fmtNum(cj), ratio(cd, cj), verdict(cd <= cj, !math.IsNaN(cd) && !math.IsNaN(cj)))
+			fmtNum(cd), fmtNum(cj), judged(cd, cj, 1), verdict(cd <= cj, !math.IsNaN(cd) && !math.IsNaN(cj)))
 	}
 	hop := r.hopNote()
 	jf := r.find("failover", "java", "*")
@@ -581,9 +590,10 @@ func (r *report) strategyPaths(b *strings.Builder, s scenario) {
 			}
 			rel, each := r.paired(cr, base, thr)
 			relCPU, _ := r.paired(cr, base, cpuPer)
-			target := ""
+			target, shown := "", fmtRatio(rel)
 			if least > 0 {
 				target = fmt.Sprintf("≥ %.2f× %s", least, verdict(rel >= least, !math.IsNaN(rel)))
+				shown = fmtRatioNear(rel, least)
 			}
 			dec, fb := "", ""
 			if cr.Decisions >= 0 {
@@ -595,7 +605,7 @@ func (r *report) strategyPaths(b *strings.Builder, s scenario) {
 					note += "; vs inproc per round: " + q
 				}
 			}
-			p("| %s | %s | %.0f | %s | %s | %.3f | %.3f | %d | %.1f | %s | %s | %s | %s |\n", st, path, cr.Res.MsgsPerSec, fmtRatio(rel), target,
+			p("| %s | %s | %.0f | %s | %s | %.3f | %.3f | %d | %.1f | %s | %s | %s | %s |\n", st, path, cr.Res.MsgsPerSec, shown, target,
 				cr.Res.P50, cr.Res.P99, cr.Res.Errors, cr.Res.CPUPerMsg(), fmtRatio(relCPU), dec, fb, note)
 		}
 	}

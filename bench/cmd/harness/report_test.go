@@ -159,4 +159,11 @@ func TestFmtRatioNear(t *testing.T) {
 			t.Errorf("fmtRatioNear(%v, %v) = %q, want %q", c.q, c.limit, got, c.want)
 		}
 	}
+	// Every target row goes through judged (throughput against Java, strategy paths…).
+	if got := judged(949, 1000, 0.95); got != "0.949×" {
+		t.Errorf("judged(949, 1000, 0.95) = %q, want 0.949×", got)
+	}
+	if got := judged(1, 0, 1); got != "n/a" {
+		t.Errorf("judged(1, 0, 1) = %q, want n/a", got)
+	}
 }
