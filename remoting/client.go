@@ -173,7 +173,8 @@ func (c *Client) invokeSync(ctx context.Context, cl *call, req *Command, abort <
 	}
 	var expired <-chan time.Time
 	if d, ok := ctx.Deadline(); !ok || cl.deadline.Before(d) {
-		// The call's own timer, kept with the pooled call: no allocation per request.
+		// expiry's rule, with the call's own timer kept with the pooled call: no
+		// allocation per request.
 		if cl.wait == nil {
 			cl.wait = time.NewTimer(time.Until(cl.deadline))
 		} else {
