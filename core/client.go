@@ -272,8 +272,8 @@ func newClient(id string, cfg ClientConfig) (*Client, error) {
 		stop:        make(chan struct{}),
 	}
 	c.wg.Add(2)
-	r := &refresher[refreshEntry]{initial: 10 * time.Millisecond, period: cfg.RouteRefresh, parallel: RouteRefreshParallel,
-		topics: c.refreshEntries, fetch: c.refreshTopic, stop: c.stop}
+	r := &refresher[refreshEntry]{initial: 10 * time.Millisecond, period: cfg.RouteRefresh,
+		workers: routeRefreshWorkers, batch: RouteRefreshBatch, topics: c.refreshEntries, fetch: c.refreshTopics, stop: c.stop}
 	go func() { defer c.wg.Done(); r.run() }()
 	go c.every(time.Second, cfg.Heartbeat, func() { c.cleanOfflineBrokers(); c.sendHeartbeats() })
 	return c, nil
@@ -375,7 +375,7 @@ func (c *Client) publishInfo(ctx context.Context, topic, defaultTopic string, de
 	if pi := ts.info.Load(); pi.ok() { // fetched while we waited
 		return pi, nil
 	}
-	pi, err := c.updateRoute(ctx, topic, ts, false)
+	pi, err := c.updateRoute(ctx, topic, ts)
 	switch {
 	case pi.ok():
 		return pi, nil
@@ -386,7 +386,7 @@ func (c *Client) publishInfo(ctx context.Context, topic, defaultTopic string, de
 	case defaultTopic == "":
 		return nil, &RouteError{Topic: topic, Kind: ErrTopicNotExist, NameServer: nsOf(err), Detail: "auto-create is off", Cause: err}
 	}
-	fr, ns, derr := c.fetchRoute(ctx, defaultTopic, false)
+	fr, ns, derr := c.fetchRoute(ctx, defaultTopic)
 	if derr != nil {
 		if isTopicNotExist(derr) {
 			return nil, &RouteError{Topic: topic, Kind: ErrTopicNotExist, NameServer: ns,
@@ -433,8 +433,8 @@ func (c *Client) lastRouteNS(topic string) string {
 }
 
 // updateRoute fetches topic's route and installs it; on any failure the cached info stays.
-func (c *Client) updateRoute(ctx context.Context, topic string, ts *topicState, bunched bool) (*publishInfo, error) {
-	fr, ns, err := c.fetchRoute(ctx, topic, bunched)
+func (c *Client) updateRoute(ctx context.Context, topic string, ts *topicState) (*publishInfo, error) {
+	fr, ns, err := c.fetchRoute(ctx, topic)
 	if err != nil {
 		return ts.info.Load(), err
 	}
@@ -465,52 +465,57 @@ func (c *Client) prepareRoute(route *TopicRoute) *preparedRoute {
 	return &preparedRoute{route: route, queues: queues, ordered: ordered}
 }
 
-// fetchRoute asks a NameServer for topic's route and checks it against the sanity bounds.
-// Errors are *RouteError, except a NameServer's answer other than TOPIC_NOT_EXIST, which is
-// returned as the *remoting.Error it is. bunched says the request goes out together with
-// others (the scheduled refresh: remoting.Client.InvokeNameServerBunched).
-func (c *Client) fetchRoute(ctx context.Context, topic string, bunched bool) (*preparedRoute, string, error) {
-	// The deadline travels as a value and the header as one field: a derived context
-	// (a timer, and a child registered with the refresh's context under its lock) and an
-	// ext map per fetch were a third of the refresh's CPU at 100,000 topics.
-	deadline := time.Now().Add(c.cfg.APITimeout)
-	req := &remoting.Command{Code: int32(remoting.GetRouteInfoByTopic), Fields: []remoting.Field{{Key: "topic", Value: topic}}}
-	invoke := c.rc.InvokeNameServerUntil
-	if bunched {
-		invoke = c.rc.InvokeNameServerBunched
-	}
-	resp, addr, err := invoke(ctx, req, deadline)
+// fetchRoute asks a NameServer for topic's route and checks it (routeAnswer).
+func (c *Client) fetchRoute(ctx context.Context, topic string) (*preparedRoute, string, error) {
+	// The deadline travels as a value: a derived context (a timer, and a child
+	// registered with the caller's context under its lock) per fetch was a third of
+	// the refresh's CPU at 100,000 topics.
+	resp, addr, err := c.rc.InvokeNameServerUntil(ctx, routeRequest(topic), time.Now().Add(c.cfg.APITimeout))
+	pr, err := c.routeAnswer(topic, resp, addr, err)
+	return pr, addr, err
+}
+
+// routeRequest is GET_ROUTEINFO_BY_TOPIC for topic, its header as one field (no ext map).
+func routeRequest(topic string) *remoting.Command {
+	return &remoting.Command{Code: int32(remoting.GetRouteInfoByTopic), Fields: []remoting.Field{{Key: "topic", Value: topic}}}
+}
+
+// routeAnswer turns a NameServer's answer to routeRequest(topic) (resp from addr, or
+// the request's error err) into a checked route, held against the sanity bounds.
+// Errors are *RouteError, except a NameServer's answer other than TOPIC_NOT_EXIST, which
+// is returned as the *remoting.Error it is.
+func (c *Client) routeAnswer(topic string, resp *remoting.Command, addr string, err error) (*preparedRoute, error) {
 	if err != nil {
 		if addr == "" {
 			addr = strings.Join(c.rc.NameServers(), ";")
 		}
 		if errors.Is(err, context.Canceled) {
-			return nil, addr, err
+			return nil, err
 		}
-		return nil, addr, &RouteError{Topic: topic, Kind: ErrNameServerUnreachable, NameServer: addr, Cause: err}
+		return nil, &RouteError{Topic: topic, Kind: ErrNameServerUnreachable, NameServer: addr, Cause: err}
 	}
 	if err := remoting.ResponseError(addr, resp); err != nil {
-		return nil, addr, err
+		return nil, err
 	}
 	if len(resp.Body) == 0 {
-		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Detail: "empty route body"}
+		return nil, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Detail: "empty route body"}
 	}
 	// A route body names no topic: the refresh of topics on the same brokers gets the
 	// same bytes again and again, parsed and checked once (the body of a frame is never
 	// written again once read, so it can be kept).
 	if lb := c.lastBody.Load(); lb != nil && bytes.Equal(lb.body, resp.Body) {
-		return lb.pr, addr, nil
+		return lb.pr, nil
 	}
 	route, err := ParseTopicRoute(resp.Body)
 	if err != nil {
-		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Cause: err}
+		return nil, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Cause: err}
 	}
 	if why := route.check(c.cfg.MaxQueuesPerBroker, c.cfg.MaxBrokersPerRoute, c.cfg.MaxQueuesPerRoute); why != "" {
-		return nil, addr, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Detail: why}
+		return nil, &RouteError{Topic: topic, Kind: ErrBadRoute, NameServer: addr, Detail: why}
 	}
 	pr := c.prepareRoute(route)
 	c.lastBody.Store(&lastBody{body: resp.Body, pr: pr})
-	return pr, addr, nil
+	return pr, nil
 }
 
 // install records a fetched route and publishes a new publish info when the queue set

@@ -776,7 +776,7 @@ func (p *Producer) brokerAddr(ctx context.Context, pi *publishInfo, broker strin
 	defer cancel()
 	ts := p.client.topic(pi.topic)
 	ts.fetchMu.Lock()
-	_, err := p.client.updateRoute(ctx, pi.topic, ts, false)
+	_, err := p.client.updateRoute(ctx, pi.topic, ts)
 	ts.fetchMu.Unlock()
 	if a := p.client.masterAddr(broker); a != "" {
 		return a, nil

@@ -4,29 +4,37 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/producerd/producerd/remoting"
 )
 
-// RouteRefreshParallel bounds the route fetches one client has in flight during its
-// scheduled refresh.
-const RouteRefreshParallel = 8
+// The scheduled refresh asks the NameServer for at most RouteRefreshBatch routes in one
+// batch (remoting.Client.InvokeNameServerBatch) and has at most routeRefreshWorkers
+// batches in flight: at most RouteRefreshParallel fetches.
+const (
+	RouteRefreshBatch    = 16
+	routeRefreshWorkers  = 8
+	RouteRefreshParallel = routeRefreshWorkers * RouteRefreshBatch
+)
 
 // refresher runs the scheduled route refresh at a fixed rate, as Java's
 // scheduleAtFixedRate does: a cycle starts every period whatever the previous one took.
 // Within a cycle the topics known at its start are fetched evenly spread over the period
-// (topic i at start + i·period/n), at most parallel at a time, so a NameServer sees
-// n/period requests a second instead of a burst of n every period; with 10,000 topics and
-// the default 30s, 334 a second.
+// (topic i at start + i·period/n), so a NameServer sees n/period requests a second
+// instead of a burst of n every period; with 10,000 topics and the default 30s, 334 a
+// second.
 //
-// The fetches go out in small bunches (refreshBunch): with thousands of topics one
-// request every few hundred microseconds costs a write and a read system call and two
-// goroutine wake-ups each, while a bunch written back to back shares them (the
-// connection's writer coalesces the frames, the answers arrive together). parallel
-// workers live as long as run, so a fetch does not start a goroutine and grow its stack.
+// The fetches go out in bunches (refreshBunch): with thousands of topics one request
+// every few hundred microseconds costs a write and a read system call and two goroutine
+// wake-ups each, while a bunch sent as one batch shares them (one write carries its
+// frames, the answers arrive together, one goroutine waits for them all). workers
+// goroutines, each with one bunch at a time, live as long as run, so a bunch does not
+// start a goroutine and grow its stack.
 type refresher[T any] struct {
 	initial, period time.Duration
-	parallel        int
-	topics          func() []T                         // the topics to refresh, read at each cycle start
-	fetch           func(ctx context.Context, topic T) // one topic's refresh; ctx ends with stop
+	workers, batch  int                                  // bunches in flight, topics in a bunch at most
+	topics          func() []T                           // the topics to refresh, read at each cycle start
+	fetch           func(ctx context.Context, bunch []T) // a bunch's refresh; ctx ends with stop
 	stop            <-chan struct{}
 }
 
@@ -35,24 +43,23 @@ type refresher[T any] struct {
 const refreshBunchSpan = 100 * time.Millisecond
 
 // refreshBunch is how many of n topics refreshed every period go out together: the
-// topics of refreshBunchSpan, at least 1 and at most parallel (as many as the workers).
-func refreshBunch(n int, period time.Duration, parallel int) int {
+// topics of refreshBunchSpan, at least 1 and at most batch.
+func refreshBunch(n int, period time.Duration, batch int) int {
 	if period <= 0 {
 		return 1
 	}
-	return max(1, min(parallel, int(int64(n)*int64(refreshBunchSpan)/int64(period))))
+	return max(1, min(batch, int(int64(n)*int64(refreshBunchSpan)/int64(period))))
 }
 
 // run refreshes until stop closes, then waits for the fetches in flight.
 func (r *refresher[T]) run() {
-	parallel := max(1, r.parallel)
 	ctx, cancel := context.WithCancel(context.Background())
-	work := make(chan T)
+	work := make(chan []T)
 	var workers sync.WaitGroup
-	for range parallel {
+	for range max(1, r.workers) {
 		workers.Go(func() {
-			for topic := range work {
-				r.fetch(ctx, topic)
+			for bunch := range work {
+				r.fetch(ctx, bunch)
 			}
 		})
 	}
@@ -76,13 +83,13 @@ func (r *refresher[T]) run() {
 			return
 		}
 		names := r.topics()
-		bunch := refreshBunch(len(names), r.period, parallel)
-		for i, topic := range names {
-			if i > 0 && i%bunch == 0 && !sleepUntil(start.Add(r.period*time.Duration(i)/time.Duration(len(names)))) {
+		bunch := refreshBunch(len(names), r.period, max(1, r.batch))
+		for i := 0; i < len(names); i += bunch {
+			if i > 0 && !sleepUntil(start.Add(r.period*time.Duration(i)/time.Duration(len(names)))) {
 				return
 			}
 			select {
-			case work <- topic: // blocks while every worker waits for an answer
+			case work <- names[i:min(i+bunch, len(names))]: // blocks while every worker waits for answers
 			case <-r.stop:
 				return
 			}
@@ -113,20 +120,48 @@ func (c *Client) refreshEntries() []refreshEntry {
 	return out
 }
 
-// refreshTopic fetches one topic's route again, unless a fetch of it is in flight
-// already or the topic was forgotten since the cycle started.
-func (c *Client) refreshTopic(ctx context.Context, e refreshEntry) {
-	ts := e.ts
-	if ts.forgotten.Load() {
+// refreshTopics fetches the routes of a bunch of topics again in one NameServer batch,
+// skipping those forgotten since the cycle started and those with a fetch in flight
+// already. A failed fetch keeps the topic's cached route.
+func (c *Client) refreshTopics(ctx context.Context, bunch []refreshEntry) {
+	todo := make([]refreshEntry, 0, len(bunch))
+	for _, e := range bunch {
+		if !e.ts.forgotten.Load() && e.ts.fetchMu.TryLock() {
+			todo = append(todo, e)
+		}
+	}
+	if len(todo) == 0 {
 		return
 	}
-	if !ts.fetchMu.TryLock() {
-		return // a fetch is in flight already
+	defer func() {
+		for _, e := range todo {
+			e.ts.fetchMu.Unlock()
+		}
+	}()
+	// The bunch's requests in two arrays, not two allocations each.
+	cmds, fields, reqs := make([]remoting.Command, len(todo)), make([]remoting.Field, len(todo)), make([]*remoting.Command, len(todo))
+	for i, e := range todo {
+		fields[i] = remoting.Field{Key: "topic", Value: e.name}
+		cmds[i] = remoting.Command{Code: int32(remoting.GetRouteInfoByTopic), Fields: fields[i : i+1 : i+1]}
+		reqs[i] = &cmds[i]
 	}
-	defer ts.fetchMu.Unlock()
-	// Bunched: the refresh's workers fetch several topics at once (refreshBunch).
-	_, err := c.updateRoute(ctx, e.name, ts, true)
-	if err != nil && !isTopicNotExist(err) && ctx.Err() == nil {
-		c.log.Warn("route refresh failed; keeping the cached route", "topic", e.name, "error", err)
+	resps, errs := make([]*remoting.Command, len(todo)), make([]error, len(todo))
+	addr := c.rc.InvokeNameServerBatch(ctx, reqs, time.Now().Add(c.cfg.APITimeout), resps, errs)
+	failed, first := 0, -1
+	for i, e := range todo {
+		pr, err := c.routeAnswer(e.name, resps[i], addr, errs[i])
+		if err == nil {
+			c.install(e.name, e.ts, pr, false, addr)
+			continue
+		}
+		if !isTopicNotExist(err) && ctx.Err() == nil {
+			if failed++; first < 0 {
+				first, errs[i] = i, err
+			}
+		}
+	}
+	if failed > 0 {
+		// One line for the bunch: a NameServer that is down fails all of it alike.
+		c.log.Warn("route refresh failed; keeping the cached routes", "topic", todo[first].name, "error", errs[first], "failed", failed, "of", len(todo))
 	}
 }

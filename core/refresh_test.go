@@ -24,15 +24,18 @@ func refreshRun(t *testing.T, n int, period, took time.Duration, cycles int) (st
 		inflight, started := 0, 0
 		reached := make(chan struct{}) // closed at the start of fetch n × cycles
 		stop := make(chan struct{})
-		r := &refresher[string]{initial: 10 * time.Millisecond, period: period, parallel: RouteRefreshParallel,
+		r := &refresher[string]{initial: 10 * time.Millisecond, period: period,
+			workers: routeRefreshWorkers, batch: RouteRefreshBatch,
 			topics: func() []string { return names },
-			fetch: func(ctx context.Context, name string) {
+			fetch: func(ctx context.Context, bunch []string) {
 				mu.Lock()
-				starts[name] = append(starts[name], time.Now())
-				if started++; started == n*cycles {
-					close(reached)
+				for _, name := range bunch {
+					starts[name] = append(starts[name], time.Now())
+					if started++; started == n*cycles {
+						close(reached)
+					}
 				}
-				inflight++
+				inflight += len(bunch)
 				maxInflight = max(maxInflight, inflight)
 				mu.Unlock()
 				select {
@@ -40,7 +43,7 @@ func refreshRun(t *testing.T, n int, period, took time.Duration, cycles int) (st
 				case <-ctx.Done():
 				}
 				mu.Lock()
-				inflight--
+				inflight -= len(bunch)
 				mu.Unlock()
 			},
 			stop: stop}
@@ -117,34 +120,46 @@ func TestRouteRefreshFixedRate(t *testing.T) {
 	}
 }
 
-// At most RouteRefreshParallel fetches are in flight; a NameServer slower than the
-// schedule delays the refresh instead of piling requests on it, and an overrun cycle
-// is not followed by a catch-up burst.
+// At most RouteRefreshParallel fetches are in flight (routeRefreshWorkers bunches);
+// a NameServer slower than the schedule delays the refresh instead of piling requests
+// on it, and an overrun cycle is not followed by a catch-up burst.
 func TestRouteRefreshBoundedParallelism(t *testing.T) {
-	// 100 topics 100ms apart, each answered after 2s: 20 would be in flight unbounded.
-	starts, _, maxInflight := refreshRun(t, 100, 10*time.Second, 2*time.Second, 3)
-	if maxInflight != RouteRefreshParallel {
-		t.Errorf("%d fetches in flight at most, want the bound %d", maxInflight, RouteRefreshParallel)
-	}
-	if got, limit := maxPerSecond(starts), int(100/10*1.2); got > limit {
-		t.Errorf("%d requests in one second, want at most %d", got, limit)
+	for _, tc := range []struct {
+		topics       int
+		wantInflight int
+	}{
+		// 10,000 topics in bunches of 16 every 16ms, each answered after 2s: 2,000 would
+		// be in flight unbounded.
+		{10_000, RouteRefreshParallel},
+		// 100 topics 100ms apart, one at a time: 20 would be in flight unbounded.
+		{100, routeRefreshWorkers},
+	} {
+		t.Run(fmt.Sprint(tc.topics, " topics"), func(t *testing.T) {
+			starts, _, maxInflight := refreshRun(t, tc.topics, 10*time.Second, 2*time.Second, 3)
+			if maxInflight != tc.wantInflight {
+				t.Errorf("%d fetches in flight at most, want the bound %d", maxInflight, tc.wantInflight)
+			}
+			if got, limit := maxPerSecond(starts), int(float64(tc.topics)/10*1.2); got > limit {
+				t.Errorf("%d requests in one second, want at most %d", got, limit)
+			}
+		})
 	}
 }
 
-// With many topics a cycle sends them in bunches of RouteRefreshParallel that start
-// together (their frames share system calls); with few topics, one at a time.
+// With many topics a cycle sends them in bunches of up to RouteRefreshBatch that start
+// together (one NameServer batch); with few topics, one at a time.
 func TestRouteRefreshBunches(t *testing.T) {
 	for _, tc := range []struct {
 		topics    int
 		period    time.Duration
 		wantBunch int
 	}{
-		{10_000, 30 * time.Second, RouteRefreshParallel}, // 33 topics in 100ms, capped
+		{10_000, 30 * time.Second, RouteRefreshBatch}, // 33 topics in 100ms, capped at 16
 		{300, 10 * time.Second, 3},                       // 3 topics in 100ms
 		{50, 10 * time.Second, 1},
 	} {
 		t.Run(fmt.Sprintf("%d topics every %v", tc.topics, tc.period), func(t *testing.T) {
-			if got := refreshBunch(tc.topics, tc.period, RouteRefreshParallel); got != tc.wantBunch {
+			if got := refreshBunch(tc.topics, tc.period, RouteRefreshBatch); got != tc.wantBunch {
 				t.Fatalf("refreshBunch = %d, want %d", got, tc.wantBunch)
 			}
 			starts, _, _ := refreshRun(t, tc.topics, tc.period, time.Millisecond, 1)

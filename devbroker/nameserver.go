@@ -45,6 +45,7 @@ func newNameServer(c *Cluster) *nameServer {
 	ns.ep = &endpoint{
 		name: "namesrv", log: c.log.Named("namesrv"), maxFrame: c.cfg.MaxFrameSize,
 		enc: c.cfg.ResponseEncoding, version: c.cfg.Version, wg: &c.wg, serve: ns.serve,
+		coalesce: true,
 	}
 	return ns
 }

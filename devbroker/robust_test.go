@@ -143,3 +143,56 @@ func TestOnewayFlagGetsNoAnswer(t *testing.T) {
 		t.Errorf("stored %d messages, want 2", got)
 	}
 }
+
+// TestNameServerAnswersRequestsThatCameTogether: route requests that arrive in one
+// write are all answered, in order (the NameServer writes their answers together), a
+// oneway among them included; a request followed by part of the next frame is answered
+// at once, not held until the rest of that frame arrives.
+func TestNameServerAnswersRequestsThatCameTogether(t *testing.T) {
+	t.Parallel()
+	c := start(t, devbroker.Config{Topics: map[string]int{"TopicTest": 1}})
+	nc := rawConn(t, c.NameServerAddr())
+	br := bufio.NewReader(nc)
+	route := func(opaque int32, flag int32) []byte {
+		req := remoting.NewRequest(remoting.GetRouteInfoByTopic, map[string]string{"topic": "TopicTest"}, nil)
+		req.Opaque, req.Flag = opaque, flag
+		b, err := remoting.AppendFrame(nil, req, remoting.JSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	expect := func(opaque int32) {
+		t.Helper()
+		resp, err := remoting.ReadCommand(br, 0)
+		if err != nil {
+			t.Fatalf("waiting for the answer to %d: %v", opaque, err)
+		}
+		if resp.Opaque != opaque || resp.Code != 0 || len(resp.Body) == 0 {
+			t.Fatalf("got opaque %d code %d (%d body bytes), want the route for %d", resp.Opaque, resp.Code, len(resp.Body), opaque)
+		}
+	}
+	var together []byte
+	for i := range int32(8) {
+		flag := int32(0)
+		if i == 7 {
+			flag = remoting.FlagOneway // the last one: the others must not wait for an answer
+		}
+		together = append(together, route(i+1, flag)...)
+	}
+	if _, err := nc.Write(together); err != nil {
+		t.Fatal(err)
+	}
+	for i := range int32(7) {
+		expect(i + 1)
+	}
+	next := route(20, 0)
+	if _, err := nc.Write(append(route(10, 0), next[:len(next)/2]...)); err != nil {
+		t.Fatal(err)
+	}
+	expect(10)
+	if _, err := nc.Write(next[len(next)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	expect(20)
+}

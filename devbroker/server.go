@@ -3,6 +3,7 @@ package devbroker
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,12 @@ type endpoint struct {
 	// serve handles one request on the connection's read goroutine; false closes the
 	// connection.
 	serve func(cn *conn, req *remoting.Command) bool
+	// coalesce holds the answers to requests that arrived together (the next request's
+	// frame is buffered already) and writes them with the last one: one write and one
+	// wake-up of the client's reader per batch of requests, as a client's route refresh
+	// sends them. Only for handlers that answer on the read goroutine without blocking
+	// (the NameServer's): a held answer waits for the next request to be served.
+	coalesce bool
 
 	accepted atomic.Int64
 
@@ -145,8 +152,15 @@ func (e *endpoint) readLoop(cn *conn) {
 		if req.IsResponse() {
 			continue // the fixture sends no requests, so no response is expected
 		}
+		held := e.coalesce && cn.nextFrameBuffered()
+		if e.coalesce {
+			cn.hold(held) // not holding: this request's answer takes those held with it
+		}
 		if !e.safeServe(cn, req) {
 			return
+		}
+		if e.coalesce && !held {
+			cn.flushHeld() // in case it had no answer
 		}
 	}
 }
@@ -171,7 +185,35 @@ type conn struct {
 	once sync.Once
 
 	wmu  sync.Mutex
-	wbuf []byte
+	wbuf []byte // answers held (endpoint.coalesce), then the next frame's buffer
+	held bool
+}
+
+// nextFrameBuffered says whether a whole request frame is buffered after the one just read.
+func (cn *conn) nextFrameBuffered() bool {
+	n := cn.br.Buffered()
+	if n < 4 {
+		return false
+	}
+	p, _ := cn.br.Peek(4)
+	return n-4 >= int(binary.BigEndian.Uint32(p))
+}
+
+// hold starts or ends holding answers: the next answer written while not holding
+// takes those held with it.
+func (cn *conn) hold(on bool) {
+	cn.wmu.Lock()
+	cn.held = on
+	cn.wmu.Unlock()
+}
+
+// flushHeld writes the answers held, if any.
+func (cn *conn) flushHeld() {
+	cn.wmu.Lock()
+	defer cn.wmu.Unlock()
+	if len(cn.wbuf) > 0 {
+		cn.flush()
+	}
 }
 
 func (cn *conn) close() {
@@ -202,17 +244,25 @@ func (cn *conn) write(resp *remoting.Command) {
 	resp.Version = cn.ep.version
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
-	buf, err := remoting.AppendFrame(cn.wbuf[:0], resp, st)
+	buf, err := remoting.AppendFrame(cn.wbuf, resp, st)
 	if err != nil {
 		cn.ep.log.Error("cannot encode response; closing the connection", "code", resp.Code, "error", err)
 		cn.close()
 		return
 	}
-	if _, err := cn.nc.Write(buf); err != nil {
+	cn.wbuf = buf
+	if !cn.held {
+		cn.flush()
+	}
+}
+
+// flush writes the answers in wbuf (cn.wmu is held).
+func (cn *conn) flush() {
+	if _, err := cn.nc.Write(cn.wbuf); err != nil {
 		cn.close()
 	}
-	if cap(buf) <= 1<<20 {
-		cn.wbuf = buf[:0]
+	if cap(cn.wbuf) <= 1<<20 {
+		cn.wbuf = cn.wbuf[:0]
 	} else {
 		cn.wbuf = nil
 	}

@@ -90,9 +90,10 @@ type call struct {
 	deadline time.Time
 	reqBytes int
 
-	// bunched queues a sync request behind the connection's pending ones instead of
-	// writing it on the caller's goroutine (InvokeNameServerBunched; see conn.enqueue).
-	bunched bool
+	// held queues a sync request's frame without writing it on the caller's goroutine
+	// or waking the connection's writer: the batch it belongs to wakes the writer once
+	// its last frame is queued (InvokeNameServerBatch; see conn.enqueue).
+	held bool
 
 	cn     *conn
 	sentAt int64 // conn clock (ns since it opened) when queued
@@ -133,19 +134,23 @@ func (c *Client) InvokeSync(ctx context.Context, addr string, req *Command) (*Co
 // receive from abort (nil: never) gives the request up as a cancellation of ctx would:
 // the error wraps context.Canceled.
 func (c *Client) InvokeSyncUntil(ctx context.Context, addr string, req *Command, deadline time.Time, abort <-chan struct{}) (*Command, error) {
-	return c.invokeSyncUntil(ctx, addr, req, deadline, abort, false)
+	return c.invokeSyncUntil(ctx, addr, req, deadline, abort)
 }
 
-func (c *Client) invokeSyncUntil(ctx context.Context, addr string, req *Command, deadline time.Time, abort <-chan struct{}, bunched bool) (*Command, error) {
+func (c *Client) invokeSyncUntil(ctx context.Context, addr string, req *Command, deadline time.Time, abort <-chan struct{}) (*Command, error) {
 	cl := syncCalls.Get().(*call)
 	c.prepare(ctx, cl, kindSync, addr, req, deadline)
-	cl.bunched = bunched
 	resp, err := c.invokeSync(ctx, cl, req, abort)
+	c.finish(cl, resp, err)
+	return resp, err
+}
+
+// finish reports a sync call's outcome and returns cl to its pool.
+func (c *Client) finish(cl *call, resp *Command, err error) {
 	c.report(cl, resp, cl.respBytes, err)
 	done, wait := cl.done, cl.wait
 	*cl = call{done: done, wait: wait}
 	syncCalls.Put(cl)
-	return resp, err
 }
 
 // prepare starts cl. Its deadline is the earlier of deadline (the zero time: none) and
@@ -192,6 +197,12 @@ func (c *Client) invokeSync(ctx context.Context, cl *call, req *Command, abort <
 	case <-abort:
 		aborted = true
 	}
+	return c.giveUp(ctx, cn, cl, aborted)
+}
+
+// giveUp ends a sync call whose wait ended without its answer: cancelled (aborted, or
+// ctx cancelled) or timed out. The answer wins when the reader took the call first.
+func (c *Client) giveUp(ctx context.Context, cn *conn, cl *call, aborted bool) (*Command, error) {
 	if !cn.forget(cl) {
 		// The reader or the connection's teardown took it first: its result is on the way.
 		<-cl.done

@@ -179,14 +179,13 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, hdr, body []byte) error {
 	wasEmpty := len(cn.wbuf) == 0
 	cn.queued += int64(n)
 	cl.seq = cn.queued
-	if wasEmpty && !cn.writing && cl.kind == kindSync && !cn.tls && (!cl.bunched || len(cn.pending) == 1) {
+	if wasEmpty && !cn.writing && cl.kind == kindSync && !cn.tls && !cl.held {
 		// Nothing queued and nothing being written: the caller writes its frame itself,
 		// from hdr and body as they are, instead of copying it into wbuf and waking the
 		// writer goroutine, which would then wake the reader's peer a scheduler hand-off
 		// later. Frames queued meanwhile wait for the writer, which this write wakes.
-		// A bunched request (InvokeNameServerBunched) does so only when it is the
-		// connection's one request in flight: the others of its bunch queue behind it
-		// for the writer, which can send those queued by then with one system call.
+		// A held request (a batch's: InvokeNameServerBatch) only queues: its batch wakes
+		// the writer once after its last frame, and one write carries them all.
 		cn.writing = true
 		cn.mu.Unlock()
 		cn.writeDirect(cl.deadline, hdr, body)
@@ -198,7 +197,7 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, hdr, body []byte) error {
 		cn.wdeadline = cl.deadline
 	}
 	cn.mu.Unlock()
-	if wasEmpty {
+	if wasEmpty && !cl.held {
 		cn.wake(cn.wsig)
 	}
 	return nil

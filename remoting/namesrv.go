@@ -97,45 +97,48 @@ func (ns *nameServers) drop(addr string) {
 // one attempt per listed address within ctx. A timeout or broken connection on the chosen
 // NameServer is returned, and the next call moves on to the next one.
 func (c *Client) InvokeNameServer(ctx context.Context, req *Command) (resp *Command, addr string, err error) {
-	return c.invokeNameServer(ctx, req, time.Time{}, false)
+	return c.invokeNameServer(ctx, req, time.Time{})
 }
 
 // InvokeNameServerUntil is InvokeNameServer ending at deadline as well as with ctx (the
 // zero time: ctx's deadline, else DefaultTimeout), which spares a caller a derived
 // context and its timer per request.
 func (c *Client) InvokeNameServerUntil(ctx context.Context, req *Command, deadline time.Time) (resp *Command, addr string, err error) {
-	return c.invokeNameServer(ctx, req, deadline, false)
+	return c.invokeNameServer(ctx, req, deadline)
 }
 
-// InvokeNameServerBunched is InvokeNameServerUntil for a request sent together with others
-// from several goroutines (the route refresh's bunches): while another request of the
-// connection is in flight its frame queues for the connection's writer instead of being
-// written by the caller, so that the bunch's frames can share a write.
-func (c *Client) InvokeNameServerBunched(ctx context.Context, req *Command, deadline time.Time) (resp *Command, addr string, err error) {
-	return c.invokeNameServer(ctx, req, deadline, true)
-}
-
-func (c *Client) invokeNameServer(ctx context.Context, req *Command, deadline time.Time, bunched bool) (resp *Command, addr string, err error) {
+func (c *Client) invokeNameServer(ctx context.Context, req *Command, deadline time.Time) (resp *Command, addr string, err error) {
 	for attempt := 0; ; attempt++ {
 		var n int
 		addr, n = c.ns.pick()
 		if n == 0 {
 			return nil, "", ErrNoNameServer
 		}
-		resp, err = c.invokeSyncUntil(ctx, addr, req, deadline, nil, bunched)
-		switch {
-		case err == nil:
-			return resp, addr, nil
-		case errors.Is(err, ErrConnect):
-			c.ns.drop(addr)
-			if tried := attempt + 1; tried >= n || ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline) {
-				return nil, addr, fmt.Errorf("%w: no name server reachable (%d tried), last: %w", ErrConnect, tried, err)
-			}
-		case errors.Is(err, ErrTimeout), errors.Is(err, ErrConnClosed), errors.Is(err, ErrSend):
-			c.ns.drop(addr)
-			return nil, addr, err
-		default:
-			return nil, addr, err
+		resp, err = c.invokeSyncUntil(ctx, addr, req, deadline, nil)
+		var retry bool
+		if retry, err = c.nameServerOutcome(ctx, addr, err, deadline, attempt, n); !retry {
+			return resp, addr, err
 		}
 	}
+}
+
+// nameServerOutcome applies the NameServer rotation to the outcome err of a request
+// to addr, the attempt-th (from 0) of n NameServers. A connection that cannot be opened
+// drops addr and asks for the next NameServer (retry) while untried ones remain and time
+// is left; after the last the error says how many were tried. A timeout or a broken
+// connection drops addr for the next request.
+func (c *Client) nameServerOutcome(ctx context.Context, addr string, err error, deadline time.Time, attempt, n int) (retry bool, _ error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrConnect):
+		c.ns.drop(addr)
+		tried := attempt + 1
+		if tried < n && ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
+			return true, err
+		}
+		return false, fmt.Errorf("%w: no name server reachable (%d tried), last: %w", ErrConnect, tried, err)
+	case errors.Is(err, ErrTimeout), errors.Is(err, ErrConnClosed), errors.Is(err, ErrSend):
+		c.ns.drop(addr)
+	}
+	return false, err
 }

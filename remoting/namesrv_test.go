@@ -164,7 +164,7 @@ func TestInvokeNameServerMovesOnAfterTimeout(t *testing.T) {
 }
 
 // TestInvokeNameServerUntil: the deadline value ends a call to a silent NameServer as a
-// context's would, bunched or not, and a context ended first still ends it.
+// context's would, alone or in a batch, and a context ended first still ends it.
 func TestInvokeNameServerUntil(t *testing.T) {
 	t.Parallel()
 	ns := startNameServer(t)
@@ -172,7 +172,7 @@ func TestInvokeNameServerUntil(t *testing.T) {
 	c.SetNameServers([]string{ns.addr})
 	ns.silent.Store(true)
 	for name, call := range map[string]func(context.Context, *Command, time.Time) (*Command, string, error){
-		"until": c.InvokeNameServerUntil, "bunched": c.InvokeNameServerBunched,
+		"until": c.InvokeNameServerUntil, "batch": batchOfOne(c),
 	} {
 		if _, _, err := call(context.Background(), routeReq(), time.Now().Add(100*time.Millisecond)); !errors.Is(err, ErrTimeout) {
 			t.Errorf("%s: past the deadline: got %v, want ErrTimeout", name, err)
