@@ -155,7 +155,7 @@ func TestRouteRefreshBunches(t *testing.T) {
 		wantBunch int
 	}{
 		{10_000, 30 * time.Second, RouteRefreshBatch}, // 33 topics in 100ms, capped at 16
-		{300, 10 * time.Second, 3},                       // 3 topics in 100ms
+		{300, 10 * time.Second, 3},                    // 3 topics in 100ms
 		{50, 10 * time.Second, 1},
 	} {
 		t.Run(fmt.Sprintf("%d topics every %v", tc.topics, tc.period), func(t *testing.T) {

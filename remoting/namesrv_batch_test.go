@@ -44,8 +44,11 @@ func topicReqs(n int) []*Command {
 	return reqs
 }
 
-// TestNameServerBatchOneWrite: a batch's frames go out in one write of the connection's
-// writer, and every request gets its own answer.
+// TestNameServerBatchOneWrite: a batch's frames go out together, in one write of the
+// connection's writer as a rule, and every request gets its own answer. The writer can
+// catch part of a batch when it is still running from the batch before (or starting,
+// on a new connection), so the count allows a few extra writes over ten batches: one by
+// one the 16 requests would take 32 (a caller's direct write is two counted calls).
 func TestNameServerBatchOneWrite(t *testing.T) {
 	t.Parallel()
 	ns := startNameServer(t)
@@ -58,8 +61,12 @@ func TestNameServerBatchOneWrite(t *testing.T) {
 		return writeCounter{nc, &writes}, nil
 	}})
 	c.SetNameServers([]string{ns.addr})
-	for round := range 3 {
-		before := writes.Load()
+	const rounds = 10
+	var before int32
+	for round := range rounds + 1 {
+		if round == 1 {
+			before = writes.Load() // round 0 opened the connection
+		}
 		reqs := topicReqs(16)
 		resps, errs := make([]*Command, len(reqs)), make([]error, len(reqs))
 		if addr := c.InvokeNameServerBatch(context.Background(), reqs, time.Now().Add(10*time.Second), resps, errs); addr != ns.addr {
@@ -73,9 +80,9 @@ func TestNameServerBatchOneWrite(t *testing.T) {
 				t.Fatalf("round %d: request for %s got the answer for %s", round, want, got)
 			}
 		}
-		if got := writes.Load() - before; got != 1 {
-			t.Errorf("round %d: %d writes for a batch of %d, want 1", round, got, len(reqs))
-		}
+	}
+	if got := writes.Load() - before; got > rounds+rounds/2 {
+		t.Errorf("%d writes for %d batches of 16, want about one each", got, rounds)
 	}
 }
 
