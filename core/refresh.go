@@ -122,7 +122,9 @@ func (c *Client) refreshEntries() []refreshEntry {
 
 // refreshTopics fetches the routes of a bunch of topics again in one NameServer batch,
 // skipping those forgotten since the cycle started and those with a fetch in flight
-// already. A failed fetch keeps the topic's cached route.
+// already. A failed fetch keeps the topic's cached route. Each topic's fetchMu is held
+// until the batch is answered, as one topic's was until its answer: a send that needs
+// the topic fetched waits for the batch (at most APITimeout) instead of asking again.
 func (c *Client) refreshTopics(ctx context.Context, bunch []refreshEntry) {
 	todo := make([]refreshEntry, 0, len(bunch))
 	for _, e := range bunch {
@@ -133,11 +135,6 @@ func (c *Client) refreshTopics(ctx context.Context, bunch []refreshEntry) {
 	if len(todo) == 0 {
 		return
 	}
-	defer func() {
-		for _, e := range todo {
-			e.ts.fetchMu.Unlock()
-		}
-	}()
 	// The bunch's requests in two arrays, not two allocations each.
 	cmds, fields, reqs := make([]remoting.Command, len(todo)), make([]remoting.Field, len(todo)), make([]*remoting.Command, len(todo))
 	for i, e := range todo {
@@ -152,9 +149,9 @@ func (c *Client) refreshTopics(ctx context.Context, bunch []refreshEntry) {
 		pr, err := c.routeAnswer(e.name, resps[i], addr, errs[i])
 		if err == nil {
 			c.install(e.name, e.ts, pr, false, addr)
-			continue
 		}
-		if !isTopicNotExist(err) && ctx.Err() == nil {
+		e.ts.fetchMu.Unlock()
+		if err != nil && !isTopicNotExist(err) && ctx.Err() == nil {
 			if failed++; first < 0 {
 				first, errs[i] = i, err
 			}

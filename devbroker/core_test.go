@@ -1,6 +1,7 @@
 package devbroker_test
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -140,5 +141,56 @@ func TestCoreRouteRefreshFollowsDownAndUp(t *testing.T) {
 	}
 	if !brokers["broker-a"] {
 		t.Errorf("no send reached broker-a after it came back")
+	}
+}
+
+// TestCoreRouteRefreshBatchesKeepTopicsApart: the scheduled refresh of many topics goes
+// to the NameServer in batches (core.RouteRefreshBatch topics at a time), and every
+// topic gets its own answer: half of the topics lose broker-a's write permission, and
+// exactly those stop listing broker-a's queues.
+func TestCoreRouteRefreshBatchesKeepTopicsApart(t *testing.T) {
+	t.Parallel()
+	const n = 4 * core.RouteRefreshBatch
+	cfg := devbroker.Config{Brokers: []string{"broker-a", "broker-b"}, Topics: map[string]int{}}
+	name := func(i int) string { return fmt.Sprintf("RB%03d", i) }
+	for i := range n {
+		cfg.Topics[name(i)] = 2
+	}
+	c := start(t, cfg)
+	// n topics every 100ms: a bunch is the topics of 100ms of the cycle, so full batches.
+	p := newProducer(t, c, func(pc *core.ProducerConfig) { pc.Client.RouteRefresh = 100 * time.Millisecond })
+	for i := range n {
+		if _, err := p.Send(ctxT(t), &core.Message{Topic: name(i), Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i < n; i += 2 {
+		if err := c.Broker("broker-a").SetTopicPerm(name(i), 4); err != nil { // read only
+			t.Fatal(err)
+		}
+	}
+	wrong := func() []string {
+		var out []string
+		for _, r := range p.Client().Routes() {
+			onA := 0
+			for _, q := range r.Queues {
+				if q.Broker == "broker-a" {
+					onA++
+				}
+			}
+			var i int
+			fmt.Sscanf(r.Topic, "RB%03d", &i)
+			if want := 2 * ((i + 1) % 2); onA != want {
+				out = append(out, fmt.Sprintf("%s: %d queues on broker-a, want %d", r.Topic, onA, want))
+			}
+		}
+		return out
+	}
+	waitFor(t, "every topic's own route", func() bool { return len(wrong()) == 0 })
+	// A few more cycles: the routes stay each topic's own.
+	r := c.NameServerStats().Requests
+	waitFor(t, "three more refresh cycles", func() bool { return c.NameServerStats().Requests-r >= 3*n })
+	if w := wrong(); len(w) > 0 {
+		t.Fatalf("after more cycles: %v", w)
 	}
 }

@@ -195,4 +195,22 @@ func TestNameServerAnswersRequestsThatCameTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(20)
+
+	// A request followed by a frame flagged as a response (skipped), then by garbage
+	// (the connection closes): its answer still comes, first.
+	resp := remoting.NewRequest(remoting.GetRouteInfoByTopic, nil, nil)
+	resp.Opaque, resp.Flag = 31, remoting.FlagResponse
+	respFrame, err := remoting.AppendFrame(nil, resp, remoting.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Write(append(route(30, 0), respFrame...)); err != nil {
+		t.Fatal(err)
+	}
+	expect(30)
+	if _, err := nc.Write(append(route(32, 0), frame(8, []byte{0, 0, 0, 0xff, 0, 0, 0, 0})...)); err != nil {
+		t.Fatal(err)
+	}
+	expect(32)
+	expectClosed(t, nc)
 }

@@ -145,6 +145,9 @@ func (cn *conn) enqueue(ctx context.Context, cl *call, hdr, body []byte) error {
 		}
 		space := cn.space
 		cn.mu.Unlock()
+		// Only the writer makes room; frames held by a batch (call.held) may be all
+		// that fills the queue, and they have not woken it.
+		cn.wake(cn.wsig)
 		err := waitFor(ctx, cl.deadline, func(stop <-chan struct{}, expired <-chan time.Time) bool {
 			select {
 			case <-space:

@@ -137,8 +137,13 @@ func (c *Client) nameServerOutcome(ctx context.Context, addr string, err error, 
 			return true, err
 		}
 		return false, fmt.Errorf("%w: no name server reachable (%d tried), last: %w", ErrConnect, tried, err)
-	case errors.Is(err, ErrTimeout), errors.Is(err, ErrConnClosed), errors.Is(err, ErrSend):
+	case nameServerAtFault(err):
 		c.ns.drop(addr)
 	}
 	return false, err
+}
+
+// nameServerAtFault says whether a request's error drops its NameServer (nameServerOutcome).
+func nameServerAtFault(err error) bool {
+	return errors.Is(err, ErrTimeout) || errors.Is(err, ErrConnClosed) || errors.Is(err, ErrSend)
 }

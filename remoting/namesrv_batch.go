@@ -34,11 +34,12 @@ func (c *Client) InvokeNameServerBatch(ctx context.Context, reqs []*Command, dea
 		}
 		c.invokeBatch(ctx, addr, reqs, deadline, resps, errs)
 		// The batch's outcome: when no request could be sent (every error ErrConnect)
-		// that error, else the first other failure, which tells on the NameServer.
+		// that error; else the first failure that tells on the NameServer (a timeout,
+		// a broken connection), which drops it; else none.
 		var failed error
 		if !slices.ContainsFunc(errs, func(err error) bool { return !errors.Is(err, ErrConnect) }) {
 			failed = errs[0]
-		} else if i := slices.IndexFunc(errs, func(err error) bool { return err != nil && !errors.Is(err, ErrConnect) }); i >= 0 {
+		} else if i := slices.IndexFunc(errs, nameServerAtFault); i >= 0 {
 			failed = errs[i]
 		}
 		retry, err := c.nameServerOutcome(ctx, addr, failed, deadline, attempt, n)

@@ -217,3 +217,24 @@ func TestNameServerBatchEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestNameServerBatchFillsTheQueue: a batch whose held frames fill the connection's
+// write queue wakes the writer to make room rather than waiting for it until the
+// deadline (only the writer frees queue space, and held frames do not wake it).
+func TestNameServerBatchFillsTheQueue(t *testing.T) {
+	t.Parallel()
+	ns := startNameServer(t)
+	c := newClient(t, Config{})
+	c.SetNameServers([]string{ns.addr})
+	reqs := make([]*Command, 3)
+	for i := range reqs {
+		reqs[i] = NewRequest(GetRouteInfoByTopic, map[string]string{"topic": fmt.Sprint("T", i)}, make([]byte, maxQueuedBytes*6/10))
+	}
+	resps, errs := make([]*Command, len(reqs)), make([]error, len(reqs))
+	c.InvokeNameServerBatch(context.Background(), reqs, time.Now().Add(time.Minute), resps, errs)
+	for i := range reqs {
+		if errs[i] != nil || resps[i].ExtFields["topic"] != reqs[i].ExtFields["topic"] {
+			t.Errorf("request %d of %d KiB: %v, %v", i, len(reqs[i].Body)>>10, resps[i], errs[i])
+		}
+	}
+}
