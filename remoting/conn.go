@@ -342,6 +342,12 @@ func (cn *conn) timedOut(cl *call) {
 	if waited < minSilentWait || cn.lastRead.Load() >= cl.sentAt {
 		return
 	}
+	cn.mu.Lock()
+	closing := cn.closing
+	cn.mu.Unlock()
+	if closing {
+		return // another timed-out call of the same silence (a batch's) closed it
+	}
 	cn.c.cfg.Logger.Warn("closing silent connection after a timeout", "addr", cn.addr, "waited", waited)
 	cn.shutdown(fmt.Errorf("nothing received for %v after sending %s (opaque %d)", waited.Round(time.Millisecond), cl.code, cl.opaque))
 }
