@@ -227,16 +227,16 @@ func freeAddr() (string, error) {
 // what the GC scans (at 100,000 topics most of it is per-topic state).
 func (h *harness) fetchDaemonProfile(path string, d time.Duration) error {
 	secs := max(1, int(d.Seconds()))
-	if err := h.fetchDaemonPprof(path, fmt.Sprintf("profile?seconds=%d", secs), d+30*time.Second); err != nil {
+	if err := h.fetchDaemon(path, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), d+30*time.Second); err != nil {
 		return err
 	}
-	return h.fetchDaemonPprof(strings.TrimSuffix(path, ".cpu.pprof")+".heap.pprof", "heap?gc=1", 30*time.Second)
+	return h.fetchDaemon(strings.TrimSuffix(path, ".cpu.pprof")+".heap.pprof", "/debug/pprof/heap?gc=1", 30*time.Second)
 }
 
-// fetchDaemonPprof saves the daemon's /debug/pprof/<query> to path.
-func (h *harness) fetchDaemonPprof(path, query string, timeout time.Duration) error {
+// fetchDaemon saves the answer to GET query (a path on the daemon's admin listener) to path.
+func (h *harness) fetchDaemon(path, query string, timeout time.Duration) error {
 	c := &http.Client{Timeout: timeout}
-	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/%s", h.daemon.admin, query), nil)
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s%s", h.daemon.admin, query), nil)
 	if err != nil {
 		return err
 	}
@@ -247,7 +247,7 @@ func (h *harness) fetchDaemonPprof(path, query string, timeout time.Duration) er
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("daemon profile %s: %s", query, resp.Status)
+		return fmt.Errorf("daemon %s: %s", query, resp.Status)
 	}
 	f, err := os.Create(path)
 	if err != nil {

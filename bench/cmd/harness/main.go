@@ -401,7 +401,23 @@ func (h *harness) runGrowth(o options, scen []scenario, runs func(scenario) bool
 func (h *harness) runFailover(c cell, f *failoverSpec) *cellResult {
 	fr := &failoverResult{}
 	done := make(chan error, 1)
+	// The daemon's status (each group's strategy state and fault table) and metrics
+	// (fallback decisions by reason) before and after the fault, next to the trace:
+	// what to read when it did not avoid the stopped broker.
+	strategies := func(when string) {
+		if c.Driver != "daemon" || h.daemon == nil || h.dry {
+			return
+		}
+		for _, q := range [][2]string{{"/v1/admin/status", "status"}, {"/metrics", "metrics"}} {
+			path := filepath.Join(h.rawDir, c.name()+"."+q[1]+"-"+when+".txt")
+			if err := h.fetchDaemon(path, q[0], 10*time.Second); err != nil {
+				logf("%s: daemon %s %s: %v", c.name(), q[1], when, err)
+			}
+		}
+	}
+	strategies("before")
 	r := h.runCell(c, h.failoverSchedule(f.Broker, f.Before, f.Hold, fr, done))
+	strategies("after")
 	h.stopper.cont()
 	if r.Status == "ok" || r.Status == "failed" {
 		select {
