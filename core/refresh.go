@@ -138,13 +138,12 @@ func (c *Client) refreshTopics(ctx context.Context, bunch []refreshEntry) {
 	// The bunch's requests in two arrays, not two allocations each.
 	cmds, fields, reqs := make([]remoting.Command, len(todo)), make([]remoting.Field, len(todo)), make([]*remoting.Command, len(todo))
 	for i, e := range todo {
-		fields[i] = remoting.Field{Key: "topic", Value: e.name}
-		cmds[i] = remoting.Command{Code: int32(remoting.GetRouteInfoByTopic), Fields: fields[i : i+1 : i+1]}
+		routeRequest(&cmds[i], fields[i:], e.name)
 		reqs[i] = &cmds[i]
 	}
 	resps, errs := make([]*remoting.Command, len(todo)), make([]error, len(todo))
 	addr := c.rc.InvokeNameServerBatch(ctx, reqs, time.Now().Add(c.cfg.APITimeout), resps, errs)
-	failed, first := 0, -1
+	failed, firstTopic, firstErr := 0, "", error(nil)
 	for i, e := range todo {
 		pr, err := c.routeAnswer(e.name, resps[i], addr, errs[i])
 		if err == nil {
@@ -152,13 +151,13 @@ func (c *Client) refreshTopics(ctx context.Context, bunch []refreshEntry) {
 		}
 		e.ts.fetchMu.Unlock()
 		if err != nil && !isTopicNotExist(err) && ctx.Err() == nil {
-			if failed++; first < 0 {
-				first, errs[i] = i, err
+			if failed++; failed == 1 {
+				firstTopic, firstErr = e.name, err
 			}
 		}
 	}
 	if failed > 0 {
 		// One line for the bunch: a NameServer that is down fails all of it alike.
-		c.log.Warn("route refresh failed; keeping the cached routes", "topic", todo[first].name, "error", errs[first], "failed", failed, "of", len(todo))
+		c.log.Warn("route refresh failed; keeping the cached routes", "topic", firstTopic, "error", firstErr, "failed", failed, "of", len(todo))
 	}
 }

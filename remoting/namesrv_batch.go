@@ -94,21 +94,17 @@ func (c *Client) invokeBatch(ctx context.Context, addr string, reqs []*Command, 
 		cn.wake(cn.wsig)
 	}
 
-	// One timer for the batch, by expiry's rule: only when the calls' deadline (the
-	// same rule for all of them, so the latest is within microseconds of the others)
-	// comes before ctx's.
+	// One timer for the batch (expiry: only when the calls' deadline comes before
+	// ctx's); the calls share the deadline rule, so the latest is within microseconds
+	// of the others.
 	var last time.Time
 	for _, cl := range calls {
 		if cl != nil && cl.deadline.After(last) {
 			last = cl.deadline
 		}
 	}
-	var expired <-chan time.Time
-	if d, ok := ctx.Deadline(); !last.IsZero() && (!ok || last.Before(d)) {
-		t := time.NewTimer(time.Until(last))
-		defer t.Stop()
-		expired = t.C
-	}
+	expired, stop := expiry(ctx, last)
+	defer stop()
 	over := false // the wait ended: what is not in now is given up
 	for i, cl := range calls {
 		if cl == nil {

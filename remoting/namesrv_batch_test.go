@@ -206,18 +206,6 @@ func TestNameServerBatchCancelled(t *testing.T) {
 	}
 }
 
-func TestNameServerBatchEmpty(t *testing.T) {
-	t.Parallel()
-	c := newClient(t, Config{})
-	errs := make([]error, 2)
-	c.InvokeNameServerBatch(context.Background(), topicReqs(2), time.Time{}, make([]*Command, 2), errs)
-	for _, err := range errs {
-		if !errors.Is(err, ErrNoNameServer) {
-			t.Fatalf("got %v, want ErrNoNameServer", err)
-		}
-	}
-}
-
 // TestNameServerBatchFillsTheQueue: a batch whose held frames fill the connection's
 // write queue wakes the writer to make room rather than waiting for it until the
 // deadline (only the writer frees queue space, and held frames do not wake it).

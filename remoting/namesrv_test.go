@@ -189,10 +189,19 @@ func TestInvokeNameServerUntil(t *testing.T) {
 	}
 }
 
+// TestInvokeNameServerEmpty: with no NameServer set a request, and every request of a
+// batch, fails with ErrNoNameServer.
 func TestInvokeNameServerEmpty(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, Config{})
 	if _, _, err := c.InvokeNameServer(ctxTimeout(t, time.Second), routeReq()); !errors.Is(err, ErrNoNameServer) {
 		t.Fatalf("got %v", err)
+	}
+	errs := make([]error, 2)
+	c.InvokeNameServerBatch(context.Background(), []*Command{routeReq(), routeReq()}, time.Time{}, make([]*Command, 2), errs)
+	for i, err := range errs {
+		if !errors.Is(err, ErrNoNameServer) {
+			t.Fatalf("batch request %d: got %v, want ErrNoNameServer", i, err)
+		}
 	}
 }
